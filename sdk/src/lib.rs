@@ -1,0 +1,2 @@
+//! SDK placeholder.
+#![no_std]

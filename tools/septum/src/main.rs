@@ -1,0 +1,2 @@
+//! The septum command-line tool.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Build orchestration.
+fn main() {}
