@@ -1,1 +1,73 @@
-//! Placeholder, filled in by its owner.
+//! The Septum composer: from a validated policy and the subjects' ELF files
+//! to every table the kernel needs, placed in physical memory, plus the
+//! kernel's system spec as Rust source, a report, and the packed boot image.
+//!
+//! The pipeline, one module per step:
+//!
+//! - [`from_policy`]: the policy model (already validated) and the ELF files
+//!   become a [`input::SystemInput`], the composer's own resolved view;
+//! - [`system`]: allocation ([`alloc`]) and the offline builders: page tables
+//!   and EPT ([`paging`]), I/O and MSR bitmaps ([`bitmaps`]), VMX controls
+//!   and guest state ([`vmx`]), info pages ([`info`]);
+//! - [`specgen`]: the kernel's `spec.rs`; [`report`]: text and JSON report;
+//!   [`output`]: writing the composed directory (spec, regions, report);
+//! - [`pack`]: the multiboot2 ELF (kernel segments + composed regions) and
+//!   the GRUB ISO.
+//!
+//! Everything except file and process I/O in [`output`], [`pack`] and
+//! [`from_policy`] is a pure function, unit-tested on the host; the same
+//! inputs always give the same bytes.
+#![forbid(unsafe_code)]
+
+pub mod alloc;
+pub mod bitmaps;
+pub mod elf;
+pub mod from_policy;
+pub mod info;
+pub mod input;
+pub mod output;
+pub mod pack;
+pub mod paging;
+pub mod report;
+pub mod specgen;
+pub mod system;
+pub mod testgen;
+pub mod vmx;
+
+/// Size of a small page; every region and mapping is a multiple of it.
+pub const PAGE_SIZE: u64 = 0x1000;
+
+/// Everything `septum compose` produces, in memory.
+pub struct Composed {
+    /// Placed regions, built tables, resolved subjects and plan.
+    pub composition: system::Composition,
+    /// The kernel's `spec.rs`.
+    pub spec: String,
+}
+
+/// Why a validated policy did not compose.
+#[derive(Debug)]
+pub enum Failure {
+    /// Located problems with files the policy names (binaries, region
+    /// files); render them with the policy crate.
+    Policy(Vec<septum_policy::Diagnostic>),
+    /// A composition limit (memory, layout, info page, schedule).
+    Compose(String),
+}
+
+/// Compose a policy that passed validation: convert, allocate, build every
+/// table, generate the spec.
+pub fn compose_policy(
+    policy: &septum_policy::Policy,
+    binaries: &dyn from_policy::Binaries,
+) -> Result<Composed, Failure> {
+    let input = from_policy::system_input(policy, binaries).map_err(Failure::Policy)?;
+    compose_input(&input)
+}
+
+/// Compose a system input directly (tests, generators).
+pub fn compose_input(input: &input::SystemInput) -> Result<Composed, Failure> {
+    let composition = system::compose(input).map_err(|e| Failure::Compose(e.0))?;
+    let spec = specgen::spec_source(&composition).map_err(|e| Failure::Compose(e.0))?;
+    Ok(Composed { composition, spec })
+}

@@ -1,2 +1,172 @@
 //! The septum command-line tool.
-fn main() {}
+//!
+//! - `septum validate FILE... [--format text|json]`: check policies
+//!   (implemented in [`validate`]).
+//! - `septum compose POLICY --binaries DIR --out DIR`: validate, then
+//!   allocate, build every table and write the kernel spec, the image
+//!   regions and the report (see docs/compose.md).
+//! - `septum pack --composed DIR --kernel KERNEL --out system.elf [--iso
+//!   system.iso]`: the bootable multiboot2 ELF and, optionally, its GRUB ISO.
+//!
+//! Policy problems are rendered by the policy crate's diagnostics layer
+//! (`file:line:col: error[rule]: message`, the source line and a caret);
+//! everything else (I/O, composition limits, packing checks) is one
+//! `error: ...` line with its context chain. Exit status: 0 on success,
+//! 1 on any error; nothing panics on bad input.
+
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use septum_compose::from_policy::BinaryDir;
+use septum_compose::{Failure, output, pack};
+use septum_policy::diag::{render_json, render_text};
+
+#[derive(Parser)]
+#[command(name = "septum", version, about = "The Septum separation kernel toolchain")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check system policies; prints one line per valid file.
+    Validate {
+        /// Policy files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Diagnostics format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Validate a policy and compose it: spec.rs, regions, report.
+    Compose {
+        /// The system policy.
+        policy: PathBuf,
+        /// Directory holding the subjects' ELF files (named by `binary`).
+        #[arg(long)]
+        binaries: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Diagnostics format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Pack the kernel and a composed directory into one multiboot2 ELF.
+    Pack {
+        /// Directory written by `septum compose`.
+        #[arg(long)]
+        composed: PathBuf,
+        /// The kernel ELF built with that directory's spec.rs.
+        #[arg(long)]
+        kernel: PathBuf,
+        /// The system ELF to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write a GRUB ISO here (needs grub-mkrescue and xorriso).
+        #[arg(long)]
+        iso: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { files, format } => {
+            return validate::run(&files, matches!(format, Format::Json));
+        }
+        Command::Compose { policy, binaries, out, format } => {
+            compose(&policy, &binaries, &out, matches!(format, Format::Json))
+        }
+        Command::Pack { composed, kernel, out, iso } => {
+            pack_cmd(&composed, &kernel, &out, iso.as_deref())
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_diagnostics(
+    diagnostics: &[septum_policy::Diagnostic],
+    sources: &septum_policy::SourceMap,
+    json: bool,
+) {
+    if json {
+        eprintln!("{}", render_json(diagnostics, sources));
+    } else {
+        for d in diagnostics {
+            eprint!("{}", render_text(d, sources));
+        }
+    }
+}
+
+fn compose(policy: &Path, binaries: &Path, out: &Path, json: bool) -> Result<ExitCode> {
+    let loaded = septum_policy::check(policy);
+    let diagnostics = loaded.diagnostics.as_slice();
+    let errors = loaded.diagnostics.error_count();
+    if !diagnostics.is_empty() {
+        print_diagnostics(diagnostics, &loaded.sources, json);
+    }
+    let Some(model) = loaded.valid_policy() else {
+        eprintln!("error: {errors} errors, {} warnings", loaded.diagnostics.warning_count());
+        return Ok(ExitCode::FAILURE);
+    };
+    if !binaries.is_dir() {
+        bail!("binaries directory {} does not exist", binaries.display());
+    }
+    let composed = match septum_compose::compose_policy(model, &BinaryDir(binaries)) {
+        Ok(c) => c,
+        Err(Failure::Policy(diagnostics)) => {
+            print_diagnostics(&diagnostics, &loaded.sources, json);
+            eprintln!("error: {} errors, 0 warnings", diagnostics.len());
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(Failure::Compose(message)) => {
+            bail!("cannot compose {}: {message}", policy.display())
+        }
+    };
+    output::write_dir(out, &composed.composition, &composed.spec)
+        .with_context(|| format!("cannot write the composed system to {}", out.display()))?;
+    let c = &composed.composition;
+    let bytes: u64 = c.regions.iter().map(|r| r.size).sum();
+    println!(
+        "composed \"{}\": {} subjects, {} regions ({} KiB) -> {}",
+        c.name,
+        c.subjects.len(),
+        c.regions.len(),
+        bytes / 1024,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pack_cmd(composed: &Path, kernel: &Path, out: &Path, iso: Option<&Path>) -> Result<ExitCode> {
+    let (regions, blob) = output::read_regions(composed)?;
+    let kernel_bytes =
+        std::fs::read(kernel).with_context(|| format!("cannot read kernel {}", kernel.display()))?;
+    let elf = pack::pack(&kernel.display().to_string(), &kernel_bytes, &regions, &blob)?;
+    std::fs::write(out, &elf).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("packed {} ({} bytes)", out.display(), elf.len());
+    if let Some(iso) = iso {
+        let work = iso.with_extension("isodir");
+        pack::make_iso(out, iso, &work)?;
+        println!("wrote {}", iso.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,179 @@
+//! The 32-bit entry, the switch to long mode, and the boot-time memory the
+//! assembly owns (GDT, stacks, the copy of the boot information).
+//!
+//! GRUB enters `septum_start32` (the ELF entry point; `septum pack` writes
+//! the multiboot2 header) in 32-bit protected mode with paging off,
+//! EAX = the multiboot2 magic and EBX = the physical address of the boot
+//! information. The trampoline:
+//!
+//! 1. checks the magic (halts on a mismatch: there is no console yet);
+//! 2. copies the boot information into a kernel buffer, because the
+//!    composer's page tables map only the kernel's own windows;
+//! 3. loads CR3 with the composer-built kernel page tables
+//!    (`SPEC.kernel.pml4`, read from the static `septum_kernel_pml4`),
+//!    sets CR4.PAE, EFER.LME and EFER.NXE (the tables use NX bits), then
+//!    CR0.PG|WP|PE: the kernel's windows are identity-mapped, so execution
+//!    continues at the next instruction;
+//! 4. loads the kernel GDT and far-jumps to 64-bit code, which loads the
+//!    data segments, switches to the boot stack (in KERNEL_DATA) and calls
+//!    `kernel_main(mbi_phys)`.
+//!
+//! The GDT lives in `.data` because the CPU writes to it (the TSS busy bit)
+//! and the TSS descriptor is filled in at run time.
+
+use core::arch::global_asm;
+
+use crate::system::SPEC;
+
+/// Bytes of boot information the kernel keeps (GRUB's is about 1-2 KiB).
+pub const MBI_COPY_SIZE: usize = 16 * 1024;
+
+/// Root of the kernel page tables, for the 32-bit trampoline.
+#[used]
+#[unsafe(export_name = "septum_kernel_pml4")]
+static KERNEL_PML4: u64 = SPEC.kernel.pml4.get();
+
+global_asm!(
+    r#"
+    .section .text.boot, "ax"
+    .code32
+    .global septum_start32
+septum_start32:
+    cli
+    cld
+    cmpl $0x36d76289, %eax
+    jne 9f
+    movl %ebx, septum_mbi_phys
+    movl (%ebx), %ecx
+    cmpl ${mbi_copy_size}, %ecx
+    jbe 1f
+    movl ${mbi_copy_size}, %ecx
+1:
+    movl %ecx, septum_mbi_len
+    movl %ebx, %esi
+    movl $septum_mbi_copy, %edi
+    rep movsb
+    movl septum_kernel_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl $0x20, %eax
+    movl %eax, %cr4
+    movl $0xc0000080, %ecx
+    rdmsr
+    orl $0x900, %eax
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80010001, %eax
+    movl %eax, %cr0
+    lgdt septum_gdt_pointer
+    ljmp $0x08, $septum_start64
+9:
+    hlt
+    jmp 9b
+
+    .code64
+septum_start64:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    xorl %eax, %eax
+    movw %ax, %fs
+    movw %ax, %gs
+    movq $septum_boot_stack_top, %rsp
+    movl septum_mbi_phys, %edi
+    call kernel_main
+    ud2
+
+    .section .data.septum_gdt, "aw"
+    .balign 16
+    .global septum_gdt
+septum_gdt:
+    .quad 0
+    .quad 0x00af9b000000ffff
+    .quad 0x00cf93000000ffff
+    .quad 0
+    .quad 0
+septum_gdt_end:
+    .balign 8
+    .global septum_gdt_pointer
+septum_gdt_pointer:
+    .word septum_gdt_end - septum_gdt - 1
+    .quad septum_gdt
+
+    .section .bss.septum_boot, "aw", @nobits
+    .balign 4096
+    .skip {boot_stack_size}
+    .global septum_boot_stack_top
+septum_boot_stack_top:
+    .skip {exit_stack_size}
+    .global septum_exit_stack_top
+septum_exit_stack_top:
+    .skip {ist_stack_size}
+    .global septum_ist_double_fault_top
+septum_ist_double_fault_top:
+    .skip {ist_stack_size}
+    .global septum_ist_nmi_top
+septum_ist_nmi_top:
+    .skip {ist_stack_size}
+    .global septum_ist_machine_check_top
+septum_ist_machine_check_top:
+    .balign 8
+    .global septum_mbi_copy
+septum_mbi_copy:
+    .skip {mbi_copy_size}
+    .global septum_mbi_len
+septum_mbi_len:
+    .skip 4
+    .global septum_mbi_phys
+septum_mbi_phys:
+    .skip 4
+    .text
+"#,
+    mbi_copy_size = const MBI_COPY_SIZE,
+    boot_stack_size = const 0x8000,
+    exit_stack_size = const 0x8000,
+    ist_stack_size = const 0x2000,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static septum_mbi_copy: [u8; MBI_COPY_SIZE];
+    static septum_mbi_len: u32;
+    static septum_gdt: u8;
+    static septum_exit_stack_top: u8;
+    static septum_ist_double_fault_top: u8;
+    static septum_ist_nmi_top: u8;
+    static septum_ist_machine_check_top: u8;
+}
+
+/// The kernel's copy of the boot information (at most [`MBI_COPY_SIZE`]
+/// bytes; shorter than the structure's own size if that was larger).
+pub fn boot_info_bytes() -> &'static [u8] {
+    // Safety: the trampoline wrote both statics before paging was enabled
+    // and nothing writes them afterwards, so shared references are sound.
+    let (copy, len) = unsafe { (&septum_mbi_copy, septum_mbi_len) };
+    let len = usize::try_from(len)
+        .unwrap_or(MBI_COPY_SIZE)
+        .min(MBI_COPY_SIZE);
+    copy.get(..len).unwrap_or(&[])
+}
+
+/// Address of the GDT.
+pub fn gdt_address() -> u64 {
+    (&raw const septum_gdt) as u64
+}
+
+/// Top of the stack the CPU switches to on every VM exit (host RSP).
+pub fn exit_stack_top() -> u64 {
+    (&raw const septum_exit_stack_top) as u64
+}
+
+/// Tops of the IST stacks: double fault, NMI, machine check.
+pub fn ist_stack_tops() -> [u64; 3] {
+    [
+        (&raw const septum_ist_double_fault_top) as u64,
+        (&raw const septum_ist_nmi_top) as u64,
+        (&raw const septum_ist_machine_check_top) as u64,
+    ]
+}

@@ -1,0 +1,164 @@
+//! Single x86-64 instructions: port I/O, MSRs, control registers, CPUID,
+//! the TSC, and stopping or resetting the machine.
+//!
+//! Each wrapper is one instruction. The ones that can break memory safety or
+//! the kernel's invariants (writing MSRs and control registers) are `unsafe
+//! fn` with their conditions written down; reads and port I/O on the
+//! kernel's own devices are safe wrappers whose blocks argue why.
+
+use core::arch::asm;
+
+use septum_abi::TscCycles;
+
+/// IA32_FEATURE_CONTROL.
+pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
+/// IA32_EFER.
+pub const IA32_EFER: u32 = 0xc000_0080;
+/// IA32_PAT.
+pub const IA32_PAT: u32 = 0x277;
+
+/// Write a byte to an I/O port.
+pub fn outb(port: u16, value: u8) {
+    // Safety: port output has no effect on memory the kernel uses; callers
+    // only name the kernel's own devices (debug UART, PIC, PIT, reset and
+    // shutdown ports).
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    }
+}
+
+/// Read a byte from an I/O port.
+pub fn inb(port: u16) -> u8 {
+    let value: u8;
+    // Safety: as for `outb`; reading the kernel's own devices' ports.
+    unsafe {
+        asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags))
+    }
+    value
+}
+
+/// Read a model-specific register.
+pub fn rdmsr(msr: u32) -> u64 {
+    let (low, high): (u32, u32);
+    // Safety: reading an MSR does not touch memory. The kernel only reads
+    // architectural MSRs whose presence it checked (CPUID.1:ECX.VMX for the
+    // VMX ones); a missing one raises #GP, which the root-mode exception
+    // handler reports before resetting.
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack, preserves_flags))
+    }
+    (u64::from(high) << 32) | u64::from(low)
+}
+
+/// Write a model-specific register.
+///
+/// # Safety
+/// The write must keep the kernel's execution environment valid (e.g.
+/// never clear EFER.LME/NXE while paging is on).
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // Safety: the caller guarantees the value keeps the environment valid.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nostack, preserves_flags));
+    }
+}
+
+/// Read the time-stamp counter.
+pub fn rdtsc() -> TscCycles {
+    let (low, high): (u32, u32);
+    // Safety: RDTSC only reads the counter.
+    unsafe {
+        asm!("rdtsc", out("eax") low, out("edx") high, options(nomem, nostack, preserves_flags))
+    }
+    TscCycles((u64::from(high) << 32) | u64::from(low))
+}
+
+/// CPUID leaf/subleaf: (EAX, EBX, ECX, EDX).
+pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+    let result = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    (result.eax, result.ebx, result.ecx, result.edx)
+}
+
+macro_rules! control_register {
+    ($read:ident, $write:ident, $reg:literal) => {
+        #[doc = concat!("Read ", $reg, ".")]
+        pub fn $read() -> u64 {
+            let value: u64;
+            // Safety: reading a control register has no side effect.
+            unsafe { asm!(concat!("mov {}, ", $reg), out(reg) value, options(nomem, nostack, preserves_flags)) }
+            value
+        }
+
+        #[doc = concat!("Write ", $reg, ".")]
+        ///
+        /// # Safety
+        /// The value must keep paging, protection and the kernel's mappings
+        /// valid.
+        #[allow(dead_code, reason = "not every control register is written")]
+        pub unsafe fn $write(value: u64) {
+            // Safety: the caller guarantees the value is valid.
+            unsafe { asm!(concat!("mov ", $reg, ", {}"), in(reg) value, options(nostack, preserves_flags)) }
+        }
+    };
+}
+
+control_register!(read_cr0, write_cr0, "cr0");
+control_register!(read_cr2, write_cr2, "cr2");
+control_register!(read_cr3, write_cr3, "cr3");
+control_register!(read_cr4, write_cr4, "cr4");
+
+/// Let the kernel save and restore FPU state: CR0.EM and CR0.TS clear
+/// (FXSAVE/FXRSTOR fault otherwise), MP and NE set; then FNINIT.
+pub fn fpu_reset() {
+    const MP: u64 = 1 << 1;
+    const EM: u64 = 1 << 2;
+    const TS: u64 = 1 << 3;
+    const NE: u64 = 1 << 5;
+    let cr0 = (read_cr0() & !(EM | TS)) | MP | NE;
+    // Safety: changing only the FPU-related CR0 bits leaves paging and
+    // protection as they are; the kernel itself never uses the FPU.
+    unsafe {
+        write_cr0(cr0);
+        asm!("fninit", options(nomem, nostack));
+    }
+}
+
+/// Spin-loop hint.
+pub fn pause() {
+    core::hint::spin_loop();
+}
+
+/// Stop this CPU for good: interrupts off, HLT forever (an NMI or SMI would
+/// only resume the loop).
+pub fn halt_forever() -> ! {
+    loop {
+        // Safety: CLI and HLT touch no memory; the loop never returns.
+        unsafe { asm!("cli", "hlt", options(nomem, nostack)) }
+    }
+}
+
+/// Mask both 8259 PICs: root mode never takes interrupts, and an unmasked
+/// legacy timer would only cause "external interrupt" exits in subjects.
+pub fn mask_legacy_pic() {
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
+}
+
+/// Ask Bochs to power off (its shutdown port), then halt. On hardware
+/// without that port this simply halts.
+pub fn power_off() -> ! {
+    for byte in b"Shutdown" {
+        outb(0x8900, *byte);
+    }
+    halt_forever()
+}
+
+/// Reset the machine through the PCI reset control register 0xCF9
+/// (system reset, then full reset with power cycle), then halt should the
+/// reset not happen.
+pub fn reset() -> ! {
+    outb(0xcf9, 0x02);
+    outb(0xcf9, 0x06);
+    outb(0xcf9, 0x0e);
+    halt_forever()
+}

@@ -1,0 +1,271 @@
+//! GDT, TSS and IDT for VMX root mode, and the root-mode exception handler.
+//!
+//! The GDT (defined in `boot.rs`) holds a 64-bit code segment (0x08), a data
+//! segment (0x10) and the TSS (0x18). The TSS exists only for its interrupt
+//! stack table: double fault, NMI and machine check run on their own stacks,
+//! so they are reported even when the kernel stack is the problem.
+//!
+//! Root mode runs with interrupts off, so the IDT has only the 32 exception
+//! vectors. Any exception in root mode is a kernel bug or a hardware fault:
+//! the handler prints vector, error code, RIP, CS, RFLAGS, RSP, CR2 and CR3
+//! on the debug console and resets the machine through port 0xCF9 (fail
+//! closed; there is nothing to return to).
+
+use core::arch::{asm, global_asm};
+
+use super::boot;
+use super::cpu;
+use crate::kprintln;
+
+/// Kernel code selector.
+pub const KERNEL_CS: u16 = 0x08;
+/// Kernel data selector.
+pub const KERNEL_DS: u16 = 0x10;
+/// TSS selector.
+pub const KERNEL_TSS: u16 = 0x18;
+
+/// The 64-bit TSS as 26 little-endian words (SDM Vol. 3A, 8.7): IST1-3 at
+/// bytes 0x24-0x3b, the I/O map base (= size: no bitmap) at 0x66.
+#[repr(C, align(16))]
+struct Tss([u32; 26]);
+
+const TSS_SIZE: u16 = 104;
+
+static mut TSS: Tss = Tss([0; 26]);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IdtEntry {
+    low: u64,
+    high: u64,
+}
+
+#[repr(C, align(16))]
+struct Idt([IdtEntry; 32]);
+
+static mut IDT: Idt = Idt([IdtEntry { low: 0, high: 0 }; 32]);
+
+/// Pseudo-descriptor for LGDT/LIDT.
+#[repr(C, packed)]
+struct TablePointer {
+    limit: u16,
+    base: u64,
+}
+
+macro_rules! exception_stub {
+    ($vector:literal) => {
+        concat!(
+            ".balign 16\n",
+            "push $0\n",
+            "push $",
+            stringify!($vector),
+            "\n",
+            "jmp septum_exception_common\n"
+        )
+    };
+    ($vector:literal, error_code) => {
+        concat!(
+            ".balign 16\n",
+            "push $",
+            stringify!($vector),
+            "\n",
+            "jmp septum_exception_common\n"
+        )
+    };
+}
+
+// One 16-byte stub per vector (stub N at septum_exception_stubs + 16 * N)
+// pushes a dummy error code where the CPU pushes none, then the vector.
+global_asm!(
+    ".text",
+    ".balign 16",
+    ".global septum_exception_stubs",
+    "septum_exception_stubs:",
+    exception_stub!(0),
+    exception_stub!(1),
+    exception_stub!(2),
+    exception_stub!(3),
+    exception_stub!(4),
+    exception_stub!(5),
+    exception_stub!(6),
+    exception_stub!(7),
+    exception_stub!(8, error_code),
+    exception_stub!(9),
+    exception_stub!(10, error_code),
+    exception_stub!(11, error_code),
+    exception_stub!(12, error_code),
+    exception_stub!(13, error_code),
+    exception_stub!(14, error_code),
+    exception_stub!(15),
+    exception_stub!(16),
+    exception_stub!(17, error_code),
+    exception_stub!(18),
+    exception_stub!(19),
+    exception_stub!(20),
+    exception_stub!(21, error_code),
+    exception_stub!(22),
+    exception_stub!(23),
+    exception_stub!(24),
+    exception_stub!(25),
+    exception_stub!(26),
+    exception_stub!(27),
+    exception_stub!(28),
+    exception_stub!(29, error_code),
+    exception_stub!(30, error_code),
+    exception_stub!(31),
+    "septum_exception_common:",
+    "mov %rsp, %rdi",
+    "and $-16, %rsp",
+    "call septum_root_exception",
+    "ud2",
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static septum_exception_stubs: u8;
+}
+
+/// What the CPU and the stub leave on the stack.
+#[repr(C)]
+struct ExceptionFrame {
+    vector: u64,
+    error: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn septum_root_exception(frame: *const ExceptionFrame) -> ! {
+    // Safety: the common stub passes the address of the frame it and the CPU
+    // just pushed on the current stack; it stays valid as this never returns.
+    let frame = unsafe { &*frame };
+    kprintln!(
+        "septum: root-mode exception {} error={:#x} rip={:#x} cs={:#x} rflags={:#x} rsp={:#x} \
+         cr2={:#x} cr3={:#x}",
+        frame.vector,
+        frame.error,
+        frame.rip,
+        frame.cs,
+        frame.rflags,
+        frame.rsp,
+        cpu::read_cr2(),
+        cpu::read_cr3()
+    );
+    kprintln!("septum: resetting the machine");
+    crate::console::drain();
+    cpu::reset()
+}
+
+/// The address of an IDT interrupt gate's handler, split (SDM Vol. 3A, 6.14.1).
+fn gate(handler: u64, ist: u8) -> IdtEntry {
+    let low = (handler & 0xffff)
+        | (u64::from(KERNEL_CS) << 16)
+        | (u64::from(ist & 7) << 32)
+        | (0x8e << 40)
+        | (((handler >> 16) & 0xffff) << 48);
+    IdtEntry {
+        low,
+        high: handler >> 32,
+    }
+}
+
+/// Fill the TSS descriptor, load GDT, TR and IDT.
+pub fn init() {
+    let [double_fault, nmi, machine_check] = boot::ist_stack_tops();
+    let low = |v: u64| v as u32;
+    let high = |v: u64| (v >> 32) as u32;
+    let tss_words = [
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        low(double_fault),
+        high(double_fault),
+        low(nmi),
+        high(nmi),
+        low(machine_check),
+        high(machine_check),
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        u32::from(TSS_SIZE) << 16,
+    ];
+    let tss_address = (&raw const TSS) as u64;
+    // Safety: boot runs on one CPU with interrupts off and nothing else
+    // refers to the TSS yet; it is written before TR points at it.
+    unsafe { (&raw mut TSS).write_volatile(Tss(tss_words)) };
+
+    let stubs = (&raw const septum_exception_stubs) as u64;
+    let mut idt = [IdtEntry { low: 0, high: 0 }; 32];
+    for (vector, entry) in (0u64..).zip(idt.iter_mut()) {
+        let ist = match vector {
+            8 => 1,
+            2 => 2,
+            18 => 3,
+            _ => 0,
+        };
+        *entry = gate(stubs.wrapping_add(vector.wrapping_mul(16)), ist);
+    }
+    // Safety: as above; the IDT is written before IDTR points at it.
+    unsafe { (&raw mut IDT).write_volatile(Idt(idt)) };
+
+    let limit = u64::from(TSS_SIZE).wrapping_sub(1);
+    let descriptor_low = (limit & 0xffff)
+        | ((tss_address & 0xff_ffff) << 16)
+        | (0x89 << 40)
+        | (((tss_address >> 24) & 0xff) << 56);
+    let descriptor_high = tss_address >> 32;
+    let gdt = boot::gdt_address() as *mut u64;
+    // Safety: the GDT in boot.rs has five 8-byte slots; slots 3 and 4 are
+    // the TSS descriptor, unused until LTR below. One CPU, interrupts off.
+    unsafe {
+        gdt.wrapping_add(3).write_volatile(descriptor_low);
+        gdt.wrapping_add(4).write_volatile(descriptor_high);
+    }
+    let gdt_pointer = TablePointer {
+        limit: 5 * 8 - 1,
+        base: boot::gdt_address(),
+    };
+    let idt_pointer = TablePointer {
+        limit: 32 * 16 - 1,
+        base: idt_address(),
+    };
+    // Safety: both tables are fully initialised static data that live for
+    // the whole run; the selectors match the GDT's layout.
+    unsafe {
+        asm!(
+            "lgdt [{gdt}]",
+            "lidt [{idt}]",
+            "ltr {tss:x}",
+            gdt = in(reg) &gdt_pointer,
+            idt = in(reg) &idt_pointer,
+            tss = in(reg) KERNEL_TSS,
+            options(readonly, nostack, preserves_flags)
+        );
+    }
+}
+
+/// Address of the TSS (host TR base).
+pub fn tss_address() -> u64 {
+    (&raw const TSS) as u64
+}
+
+/// Address of the IDT (host IDTR base).
+pub fn idt_address() -> u64 {
+    (&raw const IDT) as u64
+}

@@ -1,0 +1,472 @@
+//! The VM-exit path (the hot path) and the execution of scheduler decisions.
+//!
+//! Host RIP is `septum_vmexit_stub` and host RSP the top of the exit stack.
+//! The stub pushes the guest's general-purpose registers there, forming the
+//! per-CPU [`GuestRegs`] frame at a fixed place, and calls
+//! [`septum_vmexit`] with its address. Rust classifies the exit into the
+//! vendor-neutral events kerncore understands (hypercall, end of minor
+//! frame, external interrupt, fault), lets the [`Scheduler`] decide, and
+//! executes the decision: resume, switch subject (VMPTRLD of the other
+//! subject's VMCS and an exchange of the register frame with its save slot),
+//! idle in root mode until the frame deadline, or stop the machine. It
+//! returns 1 for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the
+//! stub restores the frame and enters. Before every entry the VMX-preemption
+//! timer is set to `(deadline - rdtsc) >> IA32_VMX_MISC[4:0]`.
+//!
+//! A VMCALL exit costs 5 VMCS accesses: exit reason, instruction length,
+//! guest RIP (read and write back, advanced past VMCALL) and the
+//! preemption-timer value. With the `count-vmcs` feature the accesses of
+//! every exit are counted and the largest count of any VMCALL exit is printed
+//! at poweroff.
+//!
+//! If VMLAUNCH/VMRESUME itself fails, execution continues after it in the
+//! stub, which calls [`septum_vmentry_failed`]: it prints the VM-instruction
+//! error and stops the system.
+
+use core::arch::global_asm;
+#[cfg(feature = "count-vmcs")]
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use septum_abi::{SubjectId, TscCycles};
+use septum_kerncore::sched::{Decision, FaultDecision, MAX_SUBJECTS, Scheduler};
+use septum_kerncore::spec::SubjectSpec;
+use septum_kerncore::vmx::{
+    EXIT_EXCEPTION_OR_NMI, EXIT_EXTERNAL_INTERRUPT, EXIT_IO_INSTRUCTION, EXIT_PREEMPTION_TIMER,
+    EXIT_VMCALL, exit_reason_text,
+};
+
+use super::boot;
+use super::cpu::{self, rdtsc};
+use super::vmx::{self, VmxError, field, vmread, vmwrite};
+use crate::system::SPEC;
+use crate::{kprintln, stop};
+
+/// Guest general-purpose registers, in the order the stub pushes them
+/// (lowest address first). RSP and RIP live in the VMCS.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GuestRegs {
+    /// RAX (the hypercall's event number).
+    pub rax: u64,
+    /// RCX.
+    pub rcx: u64,
+    /// RDX.
+    pub rdx: u64,
+    /// RBX.
+    pub rbx: u64,
+    /// RBP.
+    pub rbp: u64,
+    /// RSI.
+    pub rsi: u64,
+    /// RDI.
+    pub rdi: u64,
+    /// R8.
+    pub r8: u64,
+    /// R9.
+    pub r9: u64,
+    /// R10.
+    pub r10: u64,
+    /// R11.
+    pub r11: u64,
+    /// R12.
+    pub r12: u64,
+    /// R13.
+    pub r13: u64,
+    /// R14.
+    pub r14: u64,
+    /// R15.
+    pub r15: u64,
+    /// Keeps the frame a multiple of 16 bytes (stack alignment for calls).
+    pub padding: u64,
+}
+
+const FRAME_SIZE: u64 = core::mem::size_of::<GuestRegs>() as u64;
+
+global_asm!(
+    ".text",
+    ".balign 16",
+    ".global septum_vmexit_stub",
+    "septum_vmexit_stub:",
+    "sub $8, %rsp",
+    "push %r15",
+    "push %r14",
+    "push %r13",
+    "push %r12",
+    "push %r11",
+    "push %r10",
+    "push %r9",
+    "push %r8",
+    "push %rdi",
+    "push %rsi",
+    "push %rbp",
+    "push %rbx",
+    "push %rdx",
+    "push %rcx",
+    "push %rax",
+    "mov %rsp, %rdi",
+    "call septum_vmexit",
+    "mov %rax, %rsi",
+    "mov %rsp, %rdi",
+    // septum_vmx_enter(frame, launch): the frame sits at the top of the exit
+    // stack; POP and LEA leave the flags of the TEST intact.
+    ".global septum_vmx_enter",
+    "septum_vmx_enter:",
+    "mov %rdi, %rsp",
+    "test %rsi, %rsi",
+    "pop %rax",
+    "pop %rcx",
+    "pop %rdx",
+    "pop %rbx",
+    "pop %rbp",
+    "pop %rsi",
+    "pop %rdi",
+    "pop %r8",
+    "pop %r9",
+    "pop %r10",
+    "pop %r11",
+    "pop %r12",
+    "pop %r13",
+    "pop %r14",
+    "pop %r15",
+    "lea 8(%rsp), %rsp",
+    "jnz 1f",
+    "vmresume",
+    "jmp 2f",
+    "1:",
+    "vmlaunch",
+    "2:",
+    "call septum_vmentry_failed",
+    "ud2",
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    fn septum_vmx_enter(frame: *mut GuestRegs, launch: u64) -> !;
+}
+
+/// One FXSAVE area (SDM Vol. 1, 10.5.1): x87, MMX and (with CR4.OSFXSR)
+/// SSE state.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+struct FpuState([u8; 512]);
+
+/// Kernel state of the (only) CPU.
+struct CpuState {
+    scheduler: Option<Scheduler>,
+    /// Registers of subjects that are not in the frame.
+    saved: [GuestRegs; MAX_SUBJECTS],
+    /// x87/MMX/SSE state of every subject (FXSAVE format).
+    fpu: [FpuState; MAX_SUBJECTS],
+    /// Whether a subject's VMCS has been launched.
+    launched: [bool; MAX_SUBJECTS],
+    /// Subject whose VMCS is current and whose registers are in the frame.
+    loaded: Option<SubjectId>,
+    /// IA32_VMX_MISC[4:0].
+    timer_shift: u32,
+}
+
+static mut CPU0: CpuState = CpuState {
+    scheduler: None,
+    saved: [GuestRegs {
+        rax: 0,
+        rcx: 0,
+        rdx: 0,
+        rbx: 0,
+        rbp: 0,
+        rsi: 0,
+        rdi: 0,
+        r8: 0,
+        r9: 0,
+        r10: 0,
+        r11: 0,
+        r12: 0,
+        r13: 0,
+        r14: 0,
+        r15: 0,
+        padding: 0,
+    }; MAX_SUBJECTS],
+    fpu: [FpuState([0; 512]); MAX_SUBJECTS],
+    launched: [false; MAX_SUBJECTS],
+    loaded: None,
+    timer_shift: 0,
+};
+
+/// Largest number of VMCS accesses of any VMCALL exit so far.
+#[cfg(feature = "count-vmcs")]
+static MAX_VMCALL_ACCESSES: AtomicU32 = AtomicU32::new(0);
+
+/// The CPU state.
+///
+/// # Safety
+/// Only one CPU runs, always with interrupts off, and root mode has exactly
+/// two entry points (boot, VM exit) that never nest; each calls this once
+/// and passes the reference down, so no two references are ever live.
+unsafe fn cpu_state() -> &'static mut CpuState {
+    let state = &raw mut CPU0;
+    // Safety: see the function's contract.
+    unsafe { &mut *state }
+}
+
+fn frame_address() -> u64 {
+    boot::exit_stack_top().wrapping_sub(FRAME_SIZE)
+}
+
+fn subject_spec(id: SubjectId) -> Option<&'static SubjectSpec> {
+    SPEC.subjects.get(id.index())
+}
+
+fn subject_name(id: SubjectId) -> &'static str {
+    subject_spec(id).map_or("?", |s| s.name)
+}
+
+/// Stop after a failed VMX instruction.
+fn vmx_failed(error: VmxError) -> ! {
+    kprintln!("septum: VMX instruction failed: {error}");
+    kprintln!("septum: system stopped (fail-closed)");
+    stop()
+}
+
+/// Unwrap a VMX result or stop.
+fn or_stop<T>(result: Result<T, VmxError>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => vmx_failed(error),
+    }
+}
+
+/// Boot: prepare the scheduler and each subject's saved registers, start the
+/// plan and enter the first subject. Never returns.
+pub fn start(scheduler: Scheduler, timer_shift: u32) -> ! {
+    // Safety: the boot path calls this once; no exit can happen before the
+    // first entry below, so this is the only reference.
+    let cpu = unsafe { cpu_state() };
+    for (slot, subject) in cpu.saved.iter_mut().zip(SPEC.subjects) {
+        *slot = GuestRegs {
+            rdi: subject.guest.rdi,
+            ..GuestRegs::default()
+        };
+    }
+    cpu.timer_shift = timer_shift;
+    cpu.loaded = None;
+    let scheduler = cpu.scheduler.insert(scheduler);
+    let decision = scheduler.start(rdtsc());
+    let frame_pointer = frame_address() as *mut GuestRegs;
+    // Safety: the frame lies at the top of the exit stack, which nothing else
+    // uses before the first entry (this code runs on the boot stack).
+    let frame = unsafe { &mut *frame_pointer };
+    let launch = execute(cpu, frame, decision);
+    // Safety: the frame holds the subject's registers, its VMCS is current
+    // and fully initialised; the stub enters it and never returns here.
+    unsafe { septum_vmx_enter(frame_pointer, launch) }
+}
+
+/// Called by the exit stub with the guest's register frame.
+#[unsafe(no_mangle)]
+extern "C" fn septum_vmexit(frame: *mut GuestRegs) -> u64 {
+    // Safety: the stub passes the frame it just pushed at the top of the
+    // exit stack; it is not aliased while this function runs.
+    let frame = unsafe { &mut *frame };
+    // Safety: the exit path is one of the two root-mode entry points.
+    let cpu = unsafe { cpu_state() };
+    #[cfg(feature = "count-vmcs")]
+    vmx::VMCS_ACCESSES.store(0, Ordering::Relaxed);
+
+    let reason = or_stop(vmread(field::EXIT_REASON));
+    let basic = reason as u16;
+    let entry_failure = reason & (1 << 31) != 0;
+    let decision = match basic {
+        EXIT_VMCALL if !entry_failure => {
+            let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
+            let rip = or_stop(vmread(field::GUEST_RIP));
+            or_stop(vmwrite(field::GUEST_RIP, rip.wrapping_add(length)));
+            with_scheduler(cpu, |s| s.on_hypercall(frame.rax))
+        }
+        EXIT_PREEMPTION_TIMER if !entry_failure => with_scheduler(cpu, |s| s.on_frame_end(rdtsc())),
+        EXIT_EXTERNAL_INTERRUPT if !entry_failure => with_scheduler(cpu, Scheduler::on_interrupt),
+        _ => fault(cpu, reason),
+    };
+    let launch = execute(cpu, frame, decision);
+    #[cfg(feature = "count-vmcs")]
+    if basic == EXIT_VMCALL {
+        MAX_VMCALL_ACCESSES.fetch_max(
+            vmx::VMCS_ACCESSES.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+    launch
+}
+
+/// Called by the stub when VMLAUNCH or VMRESUME fails.
+#[unsafe(no_mangle)]
+extern "C" fn septum_vmentry_failed() -> ! {
+    kprintln!(
+        "septum: VMX instruction failed: VM entry failed: VM-instruction error {}",
+        vmx::instruction_error()
+    );
+    kprintln!("septum: system stopped (fail-closed)");
+    stop()
+}
+
+fn with_scheduler(cpu: &mut CpuState, decide: impl FnOnce(&mut Scheduler) -> Decision) -> Decision {
+    match cpu.scheduler.as_mut() {
+        Some(scheduler) => decide(scheduler),
+        None => {
+            kprintln!("septum: VM exit before the scheduler started");
+            kprintln!("septum: system stopped (fail-closed)");
+            stop()
+        }
+    }
+}
+
+/// Report a subject fault and apply the subject's fault action.
+fn fault(cpu: &mut CpuState, reason: u64) -> Decision {
+    let basic = reason as u16;
+    let qualification = vmread(field::EXIT_QUALIFICATION).unwrap_or(0);
+    let guest_physical = vmread(field::GUEST_PHYSICAL_ADDRESS).unwrap_or(0);
+    let rip = vmread(field::GUEST_RIP).unwrap_or(0);
+    let name = cpu.loaded.map_or("?", subject_name);
+    let text = exit_reason_text(basic);
+    match basic {
+        EXIT_IO_INSTRUCTION => kprintln!(
+            "septum: subject \"{name}\" fault: {text} (exit reason {basic}) \
+             qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x} \
+             port={:#x}",
+            (qualification >> 16) & 0xffff
+        ),
+        EXIT_EXCEPTION_OR_NMI => kprintln!(
+            "septum: subject \"{name}\" fault: {text} (exit reason {basic}) \
+             qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x} \
+             vector={}",
+            vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0) & 0xff
+        ),
+        _ => kprintln!(
+            "septum: subject \"{name}\" fault: {text} (exit reason {basic}) \
+             qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x}"
+        ),
+    }
+    let outcome = cpu.scheduler.as_mut().and_then(Scheduler::on_fault);
+    match outcome {
+        Some(FaultDecision::SubjectStopped { by, next }) => {
+            kprintln!(
+                "septum: subject \"{}\" stopped; system continues",
+                subject_name(by)
+            );
+            next
+        }
+        Some(FaultDecision::StopSystem { .. }) | None => {
+            kprintln!("septum: system stopped (fail-closed)");
+            stop()
+        }
+    }
+}
+
+/// Carry out a decision up to the next VM entry; returns 1 to VMLAUNCH, 0
+/// to VMRESUME. Idles (interrupts off, in root mode) as long as nothing may
+/// run.
+fn execute(cpu: &mut CpuState, frame: &mut GuestRegs, mut decision: Decision) -> u64 {
+    loop {
+        let launch = match decision {
+            Decision::Resume => 0,
+            Decision::Run(subject) => switch_to(cpu, frame, subject),
+            Decision::Idle => {
+                let deadline = with_scheduler(cpu, |s| {
+                    let deadline = s.deadline();
+                    while rdtsc() < deadline {
+                        cpu::pause();
+                    }
+                    s.on_frame_end(rdtsc())
+                });
+                decision = deadline;
+                continue;
+            }
+            Decision::Poweroff { by } => {
+                kprintln!("septum: poweroff requested by \"{}\"", subject_name(by));
+                #[cfg(feature = "count-vmcs")]
+                kprintln!(
+                    "septum: vmcs accesses per VMCALL exit: {}",
+                    MAX_VMCALL_ACCESSES.load(Ordering::Relaxed)
+                );
+                stop()
+            }
+            Decision::Reboot { by } => {
+                kprintln!("septum: reboot requested by \"{}\"", subject_name(by));
+                crate::console::drain();
+                cpu::reset()
+            }
+            Decision::Panic { by } => {
+                kprintln!("septum: panic requested by \"{}\"", subject_name(by));
+                kprintln!("septum: system stopped (fail-closed)");
+                stop()
+            }
+        };
+        arm_timer(cpu);
+        return launch;
+    }
+}
+
+/// Make `subject` the loaded one: save the frame of the previous one, load
+/// its VMCS and registers. Returns whether its VMCS still needs VMLAUNCH.
+fn switch_to(cpu: &mut CpuState, frame: &mut GuestRegs, subject: SubjectId) -> u64 {
+    if cpu.loaded != Some(subject) {
+        let Some(spec) = subject_spec(subject) else {
+            kprintln!("septum: scheduler chose unknown subject {}", subject.0);
+            kprintln!("septum: system stopped (fail-closed)");
+            stop()
+        };
+        if let Some(previous) = cpu.loaded {
+            if let Some(slot) = cpu.saved.get_mut(previous.index()) {
+                *slot = *frame;
+            }
+            if let Some(area) = cpu.fpu.get_mut(previous.index()) {
+                fxsave(area);
+            }
+        }
+        or_stop(vmx::vmptrld(spec.vmcs));
+        *frame = cpu.saved.get(subject.index()).copied().unwrap_or_default();
+        // The FPU registers are not part of the VMCS: without this a subject
+        // could read what the previous one left in them.
+        match cpu.fpu.get(subject.index()) {
+            Some(area) => fxrstor(area),
+            None => cpu::fpu_reset(),
+        }
+        cpu.loaded = Some(subject);
+    }
+    if let Some(scheduler) = cpu.scheduler.as_mut() {
+        // Target events are delivered by entering the subject.
+        scheduler.take_pending(subject);
+    }
+    match cpu.launched.get_mut(subject.index()) {
+        Some(launched) if *launched => 0,
+        Some(launched) => {
+            *launched = true;
+            1
+        }
+        None => 0,
+    }
+}
+
+fn fxsave(area: &mut FpuState) {
+    // Safety: FXSAVE writes exactly 512 bytes to a 16-byte aligned area the
+    // kernel owns; CR0.EM and CR0.TS are clear (cpu::fpu_reset at boot).
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack)) }
+}
+
+fn fxrstor(area: &FpuState) {
+    // Safety: the area was written by FXSAVE (at boot or at the subject's
+    // last switch-out), so it holds a valid state; reserved MXCSR bits are
+    // zero because FXSAVE produced them.
+    unsafe {
+        core::arch::asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack, readonly))
+    }
+}
+
+/// Program the VMX-preemption timer for the current deadline.
+fn arm_timer(cpu: &CpuState) {
+    let deadline = cpu
+        .scheduler
+        .as_ref()
+        .map_or(TscCycles(0), Scheduler::deadline);
+    let remaining = deadline.get().saturating_sub(rdtsc().get()) >> cpu.timer_shift;
+    let value = u32::try_from(remaining).unwrap_or(u32::MAX);
+    or_stop(vmwrite(field::PREEMPTION_TIMER_VALUE, u64::from(value)));
+}

@@ -1,0 +1,23 @@
+//! The x86-64 / VT-x arch layer: everything that touches hardware.
+//!
+//! This is the only place with `unsafe`; each block says why it is sound.
+//! The layer executes what kerncore decides: it never chooses a subject,
+//! routes an event or interprets the policy itself.
+//!
+//! - `boot`: 32-bit entry, long mode, boot-time memory (GDT, stacks).
+//! - `descriptors`: TSS/IDT, root-mode exception reporting.
+//! - `cpu`: single instructions (ports, MSRs, CRs, TSC, reset, poweroff).
+//! - `serial`: the debug UART.
+//! - `pit`: TSC-rate measurement against the PIT.
+//! - `vmx`: VMX instructions, field encodings, bring-up.
+//! - `vmcs`: one-time VMCS initialisation per subject.
+//! - `exit`: the VM-exit path and the execution of scheduler decisions.
+
+pub mod boot;
+pub mod cpu;
+pub mod descriptors;
+pub mod exit;
+pub mod pit;
+pub mod serial;
+pub mod vmcs;
+pub mod vmx;

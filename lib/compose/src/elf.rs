@@ -1,0 +1,309 @@
+//! Reading a subject's ELF program.
+//!
+//! A native subject is a static x86-64 ELF executable linked at
+//! [`septum_abi::layout::SUBJECT_IMAGE_BASE`] whose `PT_LOAD` segments are
+//! page aligned (the SDK's linker script makes them so). The composer gives
+//! every loadable segment its own physical region and maps it at its link
+//! address with the rights of its `p_flags`, so the subject's text is never
+//! writable and its data never executable. Anything else (a 32-bit or
+//! big-endian file, another machine, a relocatable object, a truncated file,
+//! unaligned or overlapping segments) is refused with a message naming the
+//! file; the parser is the `object` crate's, which bounds-checks every read.
+
+use object::Endian;
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader};
+use septum_abi::VirtAddr;
+
+use crate::PAGE_SIZE;
+
+/// A loadable segment of a subject program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Link (virtual) address, page aligned.
+    pub virtual_address: VirtAddr,
+    /// Size in memory, rounded up to whole pages.
+    pub mem_size: u64,
+    /// File content (the rest of `mem_size` is zero).
+    pub data: Vec<u8>,
+    /// Writable (`PF_W`).
+    pub writable: bool,
+    /// Executable (`PF_X`).
+    pub executable: bool,
+}
+
+impl Segment {
+    /// Region-name suffix from the rights: `text`, `rodata` or `data`.
+    pub fn kind_name(&self) -> &'static str {
+        match (self.writable, self.executable) {
+            (false, true) => "text",
+            (false, false) => "rodata",
+            (true, false) => "data",
+            (true, true) => "data_exec",
+        }
+    }
+}
+
+/// A subject program: entry point and loadable segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectImage {
+    /// Entry point (`e_entry`).
+    pub entry: VirtAddr,
+    /// `PT_LOAD` segments in file order.
+    pub segments: Vec<Segment>,
+}
+
+/// Why an ELF file was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ElfError {
+    /// The file, as named to the user.
+    pub file: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn refuse(file: &str, message: impl Into<String>) -> ElfError {
+    ElfError { file: file.to_owned(), message: message.into() }
+}
+
+/// Parse a subject program. `file` only names it in errors.
+pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> {
+    let header = elf::FileHeader64::<object::Endianness>::parse(data)
+        .map_err(|e| refuse(file, format!("not a 64-bit ELF file ({e})")))?;
+    let endian = header
+        .endian()
+        .map_err(|e| refuse(file, format!("unsupported ELF byte order ({e})")))?;
+    if !endian.is_little_endian() {
+        return Err(refuse(file, "ELF file is big-endian; subjects must be x86-64 (little-endian)"));
+    }
+    if header.e_machine(endian) != elf::EM_X86_64 {
+        return Err(refuse(
+            file,
+            format!("ELF machine is {}, expected x86-64 (62)", header.e_machine(endian)),
+        ));
+    }
+    if header.e_type(endian) != elf::ET_EXEC {
+        return Err(refuse(
+            file,
+            format!(
+                "ELF type is {}, expected a static executable (ET_EXEC = 2)",
+                header.e_type(endian)
+            ),
+        ));
+    }
+    let program_headers = header
+        .program_headers(endian, data)
+        .map_err(|e| refuse(file, format!("bad program header table ({e})")))?;
+    let mut segments: Vec<Segment> = Vec::new();
+    for (index, ph) in program_headers.iter().enumerate() {
+        if ph.p_type(endian) != elf::PT_LOAD {
+            continue;
+        }
+        let vaddr = ph.p_vaddr(endian);
+        let memsz = ph.p_memsz(endian);
+        let filesz = ph.p_filesz(endian);
+        if memsz == 0 {
+            continue;
+        }
+        if vaddr % PAGE_SIZE != 0 {
+            return Err(refuse(
+                file,
+                format!(
+                    "segment {index} at {vaddr:#x} is not page aligned (link subjects with \
+                     the SDK's linker script)"
+                ),
+            ));
+        }
+        if filesz > memsz {
+            return Err(refuse(
+                file,
+                format!("segment {index}: file size {filesz:#x} exceeds memory size {memsz:#x}"),
+            ));
+        }
+        let bytes = ph
+            .data(endian, data)
+            .map_err(|()| refuse(file, format!("segment {index}: data lies outside the file")))?;
+        let mem_size = round_up(memsz, PAGE_SIZE)
+            .ok_or_else(|| refuse(file, format!("segment {index}: size overflows")))?;
+        let end = vaddr
+            .checked_add(mem_size)
+            .ok_or_else(|| refuse(file, format!("segment {index}: address range overflows")))?;
+        let flags = ph.p_flags(endian).0;
+        if flags & elf::PF_R.0 == 0 {
+            return Err(refuse(file, format!("segment {index} at {vaddr:#x} is not readable")));
+        }
+        if let Some(other) = segments.iter().find(|s| {
+            s.virtual_address.get() < end && vaddr < s.virtual_address.get() + s.mem_size
+        }) {
+            return Err(refuse(
+                file,
+                format!(
+                    "segment {index} at {vaddr:#x} overlaps the segment at {}",
+                    other.virtual_address
+                ),
+            ));
+        }
+        segments.push(Segment {
+            virtual_address: VirtAddr(vaddr),
+            mem_size,
+            data: bytes.to_vec(),
+            writable: flags & elf::PF_W.0 != 0,
+            executable: flags & elf::PF_X.0 != 0,
+        });
+    }
+    if segments.is_empty() {
+        return Err(refuse(file, "ELF file has no loadable segment"));
+    }
+    Ok(SubjectImage { entry: VirtAddr(header.e_entry(endian)), segments })
+}
+
+/// `value` rounded up to a multiple of `align` (a power of two).
+pub(crate) fn round_up(value: u64, align: u64) -> Option<u64> {
+    Some(value.checked_add(align - 1)? & !(align - 1))
+}
+
+/// Building minimal ELF executables, for tests, benchmarks and the policy
+/// generator (no toolchain needed to compose a synthetic system).
+pub mod build {
+    /// One segment to emit: virtual address, bytes, memory size, `p_flags`.
+    pub struct SegmentSpec<'a> {
+        /// Link address.
+        pub vaddr: u64,
+        /// File content.
+        pub data: &'a [u8],
+        /// Size in memory (>= data length).
+        pub mem_size: u64,
+        /// `PF_*` flags.
+        pub flags: u32,
+    }
+
+    /// A static little-endian x86-64 ELF executable with the given segments
+    /// (each at a page-aligned file offset) and entry point.
+    pub fn executable(entry: u64, segments: &[SegmentSpec<'_>]) -> Vec<u8> {
+        const EHDR: usize = 64;
+        const PHDR: usize = 56;
+        let mut out = vec![0u8; EHDR + PHDR * segments.len()];
+        let mut offsets = Vec::new();
+        for seg in segments {
+            let offset = out.len().next_multiple_of(4096);
+            out.resize(offset, 0);
+            out.extend_from_slice(seg.data);
+            offsets.push(offset as u64);
+        }
+        let mut header = Vec::with_capacity(EHDR);
+        header.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+        header.extend_from_slice(&[0; 8]);
+        header.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        header.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        header.extend_from_slice(&1u32.to_le_bytes());
+        header.extend_from_slice(&entry.to_le_bytes());
+        header.extend_from_slice(&(EHDR as u64).to_le_bytes()); // e_phoff
+        header.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&(EHDR as u16).to_le_bytes());
+        header.extend_from_slice(&(PHDR as u16).to_le_bytes());
+        header.extend_from_slice(&(segments.len() as u16).to_le_bytes());
+        header.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
+        header.extend_from_slice(&0u16.to_le_bytes());
+        header.extend_from_slice(&0u16.to_le_bytes());
+        out[..EHDR].copy_from_slice(&header);
+        for (i, (seg, offset)) in segments.iter().zip(&offsets).enumerate() {
+            let mut ph = Vec::with_capacity(PHDR);
+            ph.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+            ph.extend_from_slice(&seg.flags.to_le_bytes());
+            ph.extend_from_slice(&offset.to_le_bytes());
+            ph.extend_from_slice(&seg.vaddr.to_le_bytes());
+            ph.extend_from_slice(&seg.vaddr.to_le_bytes());
+            ph.extend_from_slice(&(seg.data.len() as u64).to_le_bytes());
+            ph.extend_from_slice(&seg.mem_size.to_le_bytes());
+            ph.extend_from_slice(&4096u64.to_le_bytes());
+            let at = EHDR + i * PHDR;
+            out[at..at + PHDR].copy_from_slice(&ph);
+        }
+        out
+    }
+
+    /// A small subject program at the SDK's link address: text (r-x),
+    /// rodata (r--), data+bss (rw-). Used wherever a real subject build is
+    /// not needed.
+    pub fn sample_subject() -> Vec<u8> {
+        let base = septum_abi::layout::SUBJECT_IMAGE_BASE.get();
+        // `hlt; jmp $-1` is enough for a subject that never runs.
+        let text = [0xf4u8, 0xeb, 0xfd];
+        let rodata = b"septum sample subject";
+        let data = [1u8, 2, 3, 4];
+        executable(
+            base,
+            &[
+                SegmentSpec { vaddr: base, data: &text, mem_size: 3, flags: 5 },
+                SegmentSpec { vaddr: base + 0x1000, data: rodata, mem_size: 21, flags: 4 },
+                SegmentSpec { vaddr: base + 0x2000, data: &data, mem_size: 0x2000, flags: 6 },
+            ],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_parses_with_rights_and_sizes() {
+        let image = parse_subject("sample", &build::sample_subject()).unwrap();
+        assert_eq!(image.entry, VirtAddr(0x20_0000));
+        let kinds: Vec<_> = image.segments.iter().map(Segment::kind_name).collect();
+        assert_eq!(kinds, ["text", "rodata", "data"]);
+        assert_eq!(image.segments[2].mem_size, 0x2000);
+        assert_eq!(image.segments[2].data, [1, 2, 3, 4]);
+        assert_eq!(image.segments[0].data, [0xf4, 0xeb, 0xfd]);
+    }
+
+    #[test]
+    fn refuses_garbage_and_truncation_naming_the_file() {
+        let err = parse_subject("bin/x", b"hello").unwrap_err();
+        assert!(err.to_string().starts_with("bin/x: not a 64-bit ELF file"), "{err}");
+        let full = build::sample_subject();
+        let err = parse_subject("bin/x", &full[..200]).unwrap_err();
+        assert!(err.to_string().contains("bin/x"), "{err}");
+    }
+
+    #[test]
+    fn refuses_other_machines_and_unaligned_segments() {
+        let mut elf = build::sample_subject();
+        elf[18] = 3; // EM_386
+        let err = parse_subject("f", &elf).unwrap_err().to_string();
+        assert!(err.contains("expected x86-64"), "{err}");
+        let bad = build::executable(
+            0x20_0010,
+            &[build::SegmentSpec { vaddr: 0x20_0010, data: &[0], mem_size: 1, flags: 5 }],
+        );
+        let err = parse_subject("f", &bad).unwrap_err().to_string();
+        assert!(err.contains("not page aligned"), "{err}");
+    }
+
+    #[test]
+    fn refuses_overlapping_segments() {
+        let bad = build::executable(
+            0x20_0000,
+            &[
+                build::SegmentSpec { vaddr: 0x20_0000, data: &[0], mem_size: 0x2000, flags: 5 },
+                build::SegmentSpec { vaddr: 0x20_1000, data: &[0], mem_size: 1, flags: 6 },
+            ],
+        );
+        let err = parse_subject("f", &bad).unwrap_err().to_string();
+        assert!(err.contains("overlaps"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn never_panics_on_corrupted_files(pos in 0usize..400, byte in 0u8..=255, cut in 0usize..9000) {
+            let mut elf = build::sample_subject();
+            let pos = pos % elf.len();
+            elf[pos] = byte;
+            elf.truncate(cut.max(1));
+            let _ = parse_subject("f", &elf);
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! From the validated policy model to the composer's input.
+//!
+//! The policy crate has already resolved every name and assigned every
+//! value the integrator left out; this step only changes representation and
+//! reads the files the policy names: each subject's ELF (from the binaries
+//! directory, parsed once per distinct file) and each region's `<file>`.
+//! Problems with those files are reported as located diagnostics (the
+//! subject's `binary` attribute, the region's `<file>` element), rendered by
+//! the policy crate like every other policy error.
+//!
+//! One thing is decided here, not in the policy: a channel's event needs a
+//! target event number on its reader. It gets the lowest number the reader
+//! does not use for any of its own `<target>` events, in document order, so
+//! it is deterministic and shown in the report and the info page.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use septum_policy::model::{self, ChannelRole, Policy};
+use septum_policy::{Diagnostic, Span};
+
+use crate::elf::{SubjectImage, parse_subject};
+use crate::input::{
+    Caching, ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput,
+    EventInput, EventMode, HardwareInput, IoPortRange, KernelActionKind, MapInput,
+    MemoryBlockInput, MinorFrameInput, OnFault, PartitionInput, RegionInput, SchedulingInput,
+    SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
+};
+
+/// Rule id of an unreadable or invalid subject binary.
+pub const RULE_BINARY: &str = "compose-binary";
+/// Rule id of an unreadable or oversized region file.
+pub const RULE_REGION_FILE: &str = "compose-region-file";
+/// Rule id of a reference the validator should have rejected.
+pub const RULE_INTERNAL: &str = "compose-unresolved";
+
+/// Where subject binaries come from: a directory, or memory (tests,
+/// benchmarks).
+pub trait Binaries {
+    /// The bytes of the ELF file called `name`, and how to name it to the
+    /// user.
+    fn read(&self, name: &str) -> Result<(String, Vec<u8>), String>;
+}
+
+/// Binaries in a directory.
+pub struct BinaryDir<'a>(pub &'a Path);
+
+impl Binaries for BinaryDir<'_> {
+    fn read(&self, name: &str) -> Result<(String, Vec<u8>), String> {
+        let path = self.0.join(name);
+        let shown = path.display().to_string();
+        std::fs::read(&path).map(|b| (shown.clone(), b)).map_err(|e| format!("{shown}: {e}"))
+    }
+}
+
+/// Binaries in memory, by name.
+impl Binaries for HashMap<String, Vec<u8>> {
+    fn read(&self, name: &str) -> Result<(String, Vec<u8>), String> {
+        self.get(name)
+            .map(|b| (name.to_owned(), b.clone()))
+            .ok_or_else(|| format!("{name}: no such binary"))
+    }
+}
+
+fn unresolved(what: &str, name: &model::Spanned<String>) -> Diagnostic {
+    Diagnostic::error(
+        RULE_INTERNAL,
+        name.span,
+        format!("{what} \"{}\" is not resolved (the policy did not pass validation?)", name.value),
+    )
+}
+
+fn get<I: Copy>(what: &str, r: &model::Ref<I>, errors: &mut Vec<Diagnostic>) -> Option<I> {
+    if r.target.is_none() {
+        errors.push(unresolved(what, &r.name));
+    }
+    r.target
+}
+
+fn caching(c: model::Caching) -> Caching {
+    match c {
+        model::Caching::Uc => Caching::UC,
+        model::Caching::Wc => Caching::WC,
+        model::Caching::Wt => Caching::WT,
+        model::Caching::Wp => Caching::WP,
+        model::Caching::Wb => Caching::WB,
+    }
+}
+
+fn mode(m: model::EventMode) -> EventMode {
+    match m {
+        model::EventMode::Async => EventMode::Async,
+        model::EventMode::Ipi => EventMode::Ipi,
+        model::EventMode::Switch => EventMode::Switch,
+        model::EventMode::SelfEvent => EventMode::SelfEvent,
+        model::EventMode::Kernel => EventMode::Kernel,
+    }
+}
+
+fn action(a: model::KernelAction) -> KernelActionKind {
+    match a {
+        model::KernelAction::Yield => KernelActionKind::Yield,
+        model::KernelAction::Sleep => KernelActionKind::Sleep,
+        model::KernelAction::Poweroff => KernelActionKind::Poweroff,
+        model::KernelAction::Reboot => KernelActionKind::Reboot,
+        model::KernelAction::Panic => KernelActionKind::Panic,
+        model::KernelAction::UnmaskIrq => KernelActionKind::UnmaskIrq,
+    }
+}
+
+fn port_range(p: &model::IoPortRange) -> IoPortRange {
+    IoPortRange { name: p.name.value.clone(), start: p.start.value, end: p.end.value }
+}
+
+fn region_content(r: &model::Region, errors: &mut Vec<Diagnostic>) -> Vec<u8> {
+    let Some(file) = &r.file else { return Vec::new() };
+    let bytes = match std::fs::read(&file.path) {
+        Ok(b) => b,
+        Err(e) => {
+            errors.push(Diagnostic::error(
+                RULE_REGION_FILE,
+                file.href.span,
+                format!("cannot read \"{}\": {e}", file.path.display()),
+            ));
+            return Vec::new();
+        }
+    };
+    let offset = file.offset.value;
+    let fits = offset.checked_add(bytes.len() as u64).is_some_and(|end| end <= r.size.value);
+    if !fits {
+        errors.push(Diagnostic::error(
+            RULE_REGION_FILE,
+            file.span,
+            format!(
+                "file \"{}\" ({} bytes at offset {offset:#x}) does not fit in region \"{}\" of \
+                 {:#x} bytes",
+                file.href.value,
+                bytes.len(),
+                r.name.value,
+                r.size.value
+            ),
+        ));
+        return Vec::new();
+    }
+    let mut content = vec![0u8; offset as usize];
+    content.extend_from_slice(&bytes);
+    content
+}
+
+/// Convert a validated policy, reading its files. All problems are returned
+/// at once, located.
+pub fn system_input(policy: &Policy, binaries: &dyn Binaries) -> Result<SystemInput, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let hw = &policy.hardware;
+    let hardware = HardwareInput {
+        speed_khz: hw.processor.speed_khz.value,
+        cpu_cores: hw.processor.cpu_cores.value,
+        memory_blocks: hw
+            .memory_blocks
+            .iter()
+            .map(|b| MemoryBlockInput {
+                name: b.name.value.clone(),
+                start: b.physical_address.value,
+                size: b.size.value,
+                allocatable: b.allocatable.value,
+            })
+            .collect(),
+        devices: hw
+            .devices
+            .iter()
+            .map(|d| DeviceInput {
+                name: d.name.value.clone(),
+                io_ports: d.io_ports.iter().map(port_range).collect(),
+            })
+            .collect(),
+    };
+    let debug_console = get("debug console device", &policy.kernel.debug_console, &mut errors)
+        .map_or(0, |d| d.index());
+    let regions = policy
+        .regions
+        .iter()
+        .map(|r| RegionInput {
+            name: r.name.value.clone(),
+            size: r.size.value,
+            caching: caching(r.caching.value),
+            physical: r.physical_address.as_ref().map(|p| p.value),
+            fill: r.fill.value,
+            content: region_content(r, &mut errors),
+        })
+        .collect();
+    let events = policy
+        .events
+        .iter()
+        .map(|e| EventInput {
+            name: e.name.value.clone(),
+            mode: mode(e.mode.value),
+            action: e.action.as_ref().map(|a| action(a.value)),
+        })
+        .collect();
+    let channels = policy
+        .channels
+        .iter()
+        .map(|c| ChannelInput {
+            name: c.name.value.clone(),
+            size: c.size.value,
+            element_size: c.element_size.value,
+            protocol: c.protocol.value,
+            has_event: c.has_event.as_ref().map(|m| mode(m.value)),
+        })
+        .collect();
+
+    let mut images: HashMap<&str, Option<SubjectImage>> = HashMap::new();
+    let mut subjects = Vec::with_capacity(policy.subjects.len());
+    for s in &policy.subjects {
+        let image = images
+            .entry(s.binary.value.as_str())
+            .or_insert_with(|| load_binary(binaries, &s.binary.value, s.binary.span, &mut errors))
+            .clone();
+        let subject = subject_input(policy, s, image, &mut errors);
+        subjects.push(subject);
+    }
+    let scheduling = scheduling(policy, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(SystemInput {
+        name: policy.name.value.clone(),
+        hardware,
+        debug_console,
+        regions,
+        events,
+        channels,
+        subjects,
+        scheduling,
+    })
+}
+
+fn load_binary(
+    binaries: &dyn Binaries,
+    name: &str,
+    span: Span,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<SubjectImage> {
+    let result = binaries.read(name).and_then(|(shown, bytes)| {
+        parse_subject(&shown, &bytes).map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(image) => Some(image),
+        Err(message) => {
+            errors.push(Diagnostic::error(RULE_BINARY, span, format!("subject binary: {message}")));
+            None
+        }
+    }
+}
+
+fn subject_input(
+    policy: &Policy,
+    s: &model::Subject,
+    image: Option<SubjectImage>,
+    errors: &mut Vec<Diagnostic>,
+) -> SubjectInput {
+    let maps = s
+        .maps
+        .iter()
+        .filter_map(|m| {
+            Some(MapInput {
+                logical: m.logical.value.clone(),
+                region: get("memory region", &m.physical, errors)?.index(),
+                virtual_address: m.virtual_address.value,
+                writable: m.writable.value,
+                executable: m.executable.value,
+            })
+        })
+        .collect();
+    let mut devices = Vec::new();
+    for d in &s.devices {
+        let Some(idx) = get("device", &d.physical, errors) else { continue };
+        let device = policy.device(idx);
+        let io_ports = if d.is_whole_device() {
+            device
+                .io_ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let logical = if i == 0 {
+                        d.logical.value.clone()
+                    } else {
+                        format!("{}|{}", d.logical.value, p.name.value)
+                    };
+                    (logical, port_range(p))
+                })
+                .collect()
+        } else {
+            d.io_ports
+                .iter()
+                .filter_map(|g| {
+                    let p = get("I/O port range", &g.physical, errors)?;
+                    let range = device.io_ports.get(p.index())?;
+                    Some((g.logical.value.clone(), port_range(range)))
+                })
+                .collect()
+        };
+        devices.push(DeviceGrantInput { logical: d.logical.value.clone(), device: idx.index(), io_ports });
+    }
+    let source_events = s
+        .source_events()
+        .filter_map(|e| {
+            Some(SourceEventInput {
+                id: e.id.value.0,
+                logical: e.logical.value.clone(),
+                event: get("event", &e.physical, errors)?.index(),
+            })
+        })
+        .collect();
+    let target_events: Vec<TargetEventInput> = s
+        .targets
+        .iter()
+        .filter_map(|t| {
+            Some(TargetEventInput {
+                id: t.id.value.0,
+                logical: t.logical.value.clone(),
+                event: get("event", &t.physical, errors)?.index(),
+                vector: t.inject.as_ref().map(|i| i.vector.value.0),
+            })
+        })
+        .collect();
+    let mut used_targets: Vec<u8> = target_events.iter().map(|t| t.id).collect();
+    let mut channels = Vec::new();
+    for c in &s.channels {
+        let Some(idx) = get("channel", &c.physical, errors) else { continue };
+        let has_event = policy.channel(idx).has_event.is_some();
+        let writer = c.role == ChannelRole::Writer;
+        let event = if writer {
+            c.event.map(|e| e.value.0)
+        } else if has_event {
+            let free = (0u8..64).find(|id| !used_targets.contains(id));
+            if let Some(id) = free {
+                used_targets.push(id);
+            }
+            free
+        } else {
+            None
+        };
+        channels.push(ChannelEndInput {
+            logical: c.logical.value.clone(),
+            channel: idx.index(),
+            writer,
+            virtual_address: c.virtual_address.value,
+            event,
+            vector: c.vector.map(|v| v.value.0),
+        });
+    }
+    SubjectInput {
+        name: s.name.value.clone(),
+        binary: s.binary.value.clone(),
+        image: image.unwrap_or(SubjectImage { entry: Default::default(), segments: Vec::new() }),
+        cpu: s.cpu.value.0,
+        on_fault: match s.on_fault.value {
+            model::OnFault::StopSystem => OnFault::StopSystem,
+            model::OnFault::StopSubject => OnFault::StopSubject,
+        },
+        stack_size: s.stack_size.value,
+        maps,
+        devices,
+        source_events,
+        target_events,
+        channels,
+    }
+}
+
+fn scheduling(policy: &Policy, errors: &mut Vec<Diagnostic>) -> SchedulingInput {
+    let sched = &policy.scheduling;
+    let partitions = sched
+        .partitions
+        .iter()
+        .map(|p| PartitionInput {
+            name: p.name.value.clone(),
+            cpu: p.cpu.map_or(0, |c| c.value.0),
+            groups: p
+                .groups
+                .iter()
+                .map(|g| {
+                    g.subjects
+                        .iter()
+                        .filter_map(|s| get("subject", s, errors).map(|i| i.index()))
+                        .collect()
+                })
+                .collect(),
+        })
+        .collect();
+    let major_frames = sched
+        .major_frames
+        .iter()
+        .map(|m| {
+            m.cpus
+                .iter()
+                .map(|c| CpuFramesInput {
+                    cpu: c.id.value.0,
+                    frames: c
+                        .minor_frames
+                        .iter()
+                        .filter_map(|f| {
+                            Some(MinorFrameInput {
+                                partition: get("partition", &f.partition, errors)?.index(),
+                                ticks: f.ticks.value.0,
+                            })
+                        })
+                        .collect(),
+                })
+                .collect()
+        })
+        .collect();
+    SchedulingInput { tick_rate: sched.tick_rate.value, partitions, major_frames }
+}

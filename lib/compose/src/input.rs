@@ -1,0 +1,383 @@
+//! What the composer consumes: a resolved, validated system, in the
+//! composer's own terms.
+//!
+//! The policy crate owns parsing, name resolution and validation; this module
+//! is the narrow waist between the two. Every reference is already an index
+//! into a vector here, every optional value (virtual address, event id,
+//! vector) is already assigned, and every subject's ELF is already read. The
+//! builders only ever see this shape, which keeps them pure and lets tests and
+//! benchmarks construct systems directly without XML.
+//!
+//! Collections keep policy (document) order: the composer's allocation order
+//! and every output depend on it, so the same policy gives the same bytes.
+
+use septum_abi::{PhysAddr, VirtAddr};
+
+use crate::elf::SubjectImage;
+
+/// Memory type of a region (hardware caching attribute).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Caching {
+    /// Write-back.
+    WB,
+    /// Uncacheable.
+    UC,
+    /// Write-combining.
+    WC,
+    /// Write-through.
+    WT,
+    /// Write-protected.
+    WP,
+}
+
+impl Caching {
+    /// Memory type encoding shared by EPT leaf entries and MTRRs (SDM Vol. 3A
+    /// 12.3, Table 12-2; EPT bits 5:3 use the same numbers, SDM 29.3.7).
+    pub const fn memory_type(self) -> u64 {
+        match self {
+            Caching::UC => 0,
+            Caching::WC => 1,
+            Caching::WT => 4,
+            Caching::WP => 5,
+            Caching::WB => 6,
+        }
+    }
+
+    /// The policy spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Caching::WB => "WB",
+            Caching::UC => "UC",
+            Caching::WC => "WC",
+            Caching::WT => "WT",
+            Caching::WP => "WP",
+        }
+    }
+}
+
+/// Mode of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventMode {
+    /// Mark pending on the target.
+    Async,
+    /// Mark pending and interrupt the target's CPU.
+    Ipi,
+    /// Hand the CPU to the target (same scheduling group).
+    Switch,
+    /// Mark pending on the source subject itself.
+    #[serde(rename = "self")]
+    SelfEvent,
+    /// A kernel action (no target subject).
+    Kernel,
+}
+
+impl EventMode {
+    /// The policy spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventMode::Async => "async",
+            EventMode::Ipi => "ipi",
+            EventMode::Switch => "switch",
+            EventMode::SelfEvent => "self",
+            EventMode::Kernel => "kernel",
+        }
+    }
+}
+
+/// Action of a `kernel`-mode event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelActionKind {
+    /// Give up the rest of the minor frame.
+    Yield,
+    /// Sleep until the frame ends or an event is pending.
+    Sleep,
+    /// Power off.
+    Poweroff,
+    /// Reset the machine.
+    Reboot,
+    /// Stop the system with a subject-requested panic.
+    Panic,
+    /// Unmask an interrupt line (not supported by this kernel version).
+    UnmaskIrq,
+}
+
+impl KernelActionKind {
+    /// The policy spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            KernelActionKind::Yield => "yield",
+            KernelActionKind::Sleep => "sleep",
+            KernelActionKind::Poweroff => "poweroff",
+            KernelActionKind::Reboot => "reboot",
+            KernelActionKind::Panic => "panic",
+            KernelActionKind::UnmaskIrq => "unmask_irq",
+        }
+    }
+}
+
+/// What the kernel does on an unrouted subject exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnFault {
+    /// Stop the whole system.
+    StopSystem,
+    /// Stop only this subject.
+    StopSubject,
+}
+
+impl OnFault {
+    /// The policy spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OnFault::StopSystem => "stopSystem",
+            OnFault::StopSubject => "stopSubject",
+        }
+    }
+}
+
+/// The whole system to compose.
+#[derive(Clone, Debug)]
+pub struct SystemInput {
+    /// System name (diagnostics, report).
+    pub name: String,
+    /// Hardware facts.
+    pub hardware: HardwareInput,
+    /// Index into `hardware.devices` of the kernel's debug console.
+    pub debug_console: usize,
+    /// `<memory>` regions.
+    pub regions: Vec<RegionInput>,
+    /// Global events.
+    pub events: Vec<EventInput>,
+    /// Channels.
+    pub channels: Vec<ChannelInput>,
+    /// Subjects; the index is the [`septum_abi::SubjectId`].
+    pub subjects: Vec<SubjectInput>,
+    /// The scheduling plan.
+    pub scheduling: SchedulingInput,
+}
+
+/// Hardware facts the composer needs.
+#[derive(Clone, Debug)]
+pub struct HardwareInput {
+    /// Processor speed (= TSC rate) in kHz.
+    pub speed_khz: u64,
+    /// Number of CPU cores in the machine.
+    pub cpu_cores: u32,
+    /// Physical memory blocks.
+    pub memory_blocks: Vec<MemoryBlockInput>,
+    /// Devices.
+    pub devices: Vec<DeviceInput>,
+}
+
+/// A block of physical memory.
+#[derive(Clone, Debug)]
+pub struct MemoryBlockInput {
+    /// Name.
+    pub name: String,
+    /// First byte.
+    pub start: PhysAddr,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether the composer may place regions in it.
+    pub allocatable: bool,
+}
+
+/// A hardware device.
+#[derive(Clone, Debug)]
+pub struct DeviceInput {
+    /// Name.
+    pub name: String,
+    /// I/O port ranges.
+    pub io_ports: Vec<IoPortRange>,
+}
+
+/// An inclusive range of I/O ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoPortRange {
+    /// Name of the range within its device.
+    pub name: String,
+    /// First port.
+    pub start: u16,
+    /// Last port (inclusive).
+    pub end: u16,
+}
+
+/// A `<memory>` region of the policy.
+#[derive(Clone, Debug)]
+pub struct RegionInput {
+    /// Name.
+    pub name: String,
+    /// Size in bytes (a multiple of 4 KiB).
+    pub size: u64,
+    /// Memory type.
+    pub caching: Caching,
+    /// Fixed placement, if the policy gives one.
+    pub physical: Option<PhysAddr>,
+    /// Fill byte for the bytes the content does not cover.
+    pub fill: u8,
+    /// Initial content (from a file), placed at offset 0.
+    pub content: Vec<u8>,
+}
+
+/// A global event.
+#[derive(Clone, Debug)]
+pub struct EventInput {
+    /// Name.
+    pub name: String,
+    /// Mode.
+    pub mode: EventMode,
+    /// Action of a kernel event.
+    pub action: Option<KernelActionKind>,
+}
+
+/// A channel.
+#[derive(Clone, Debug)]
+pub struct ChannelInput {
+    /// Name.
+    pub name: String,
+    /// Size of the whole region (header and ring), a multiple of 4 KiB.
+    pub size: u64,
+    /// Element size in bytes.
+    pub element_size: u64,
+    /// Protocol id.
+    pub protocol: u64,
+    /// Mode of the channel's notification event, if it has one.
+    pub has_event: Option<EventMode>,
+}
+
+/// A subject.
+#[derive(Clone, Debug)]
+pub struct SubjectInput {
+    /// Name.
+    pub name: String,
+    /// ELF file name (in the binaries directory).
+    pub binary: String,
+    /// The subject's program, already read.
+    pub image: SubjectImage,
+    /// CPU it runs on.
+    pub cpu: u32,
+    /// Fault action.
+    pub on_fault: OnFault,
+    /// Stack size in bytes (a multiple of 4 KiB).
+    pub stack_size: u64,
+    /// Memory maps.
+    pub maps: Vec<MapInput>,
+    /// Device grants.
+    pub devices: Vec<DeviceGrantInput>,
+    /// Source events.
+    pub source_events: Vec<SourceEventInput>,
+    /// Target events.
+    pub target_events: Vec<TargetEventInput>,
+    /// Channel ends.
+    pub channels: Vec<ChannelEndInput>,
+}
+
+/// A mapping of a `<memory>` region into a subject.
+#[derive(Clone, Debug)]
+pub struct MapInput {
+    /// Logical name.
+    pub logical: String,
+    /// Index into [`SystemInput::regions`].
+    pub region: usize,
+    /// Virtual (= guest-physical) address.
+    pub virtual_address: VirtAddr,
+    /// Writable.
+    pub writable: bool,
+    /// Executable.
+    pub executable: bool,
+}
+
+/// A device grant.
+#[derive(Clone, Debug)]
+pub struct DeviceGrantInput {
+    /// Logical name.
+    pub logical: String,
+    /// Index into [`HardwareInput::devices`].
+    pub device: usize,
+    /// Granted I/O port ranges, each with the logical name the subject sees.
+    pub io_ports: Vec<(String, IoPortRange)>,
+}
+
+/// A source event of a subject.
+#[derive(Clone, Debug)]
+pub struct SourceEventInput {
+    /// Event number (0..63).
+    pub id: u8,
+    /// Logical name.
+    pub logical: String,
+    /// Index into [`SystemInput::events`].
+    pub event: usize,
+}
+
+/// A target event of a subject.
+#[derive(Clone, Debug)]
+pub struct TargetEventInput {
+    /// Event number (0..63).
+    pub id: u8,
+    /// Logical name.
+    pub logical: String,
+    /// Index into [`SystemInput::events`].
+    pub event: usize,
+    /// Interrupt vector injected on delivery, if any.
+    pub vector: Option<u8>,
+}
+
+/// One end of a channel in a subject.
+#[derive(Clone, Debug)]
+pub struct ChannelEndInput {
+    /// Logical name.
+    pub logical: String,
+    /// Index into [`SystemInput::channels`].
+    pub channel: usize,
+    /// Writer (else reader).
+    pub writer: bool,
+    /// Virtual (= guest-physical) address.
+    pub virtual_address: VirtAddr,
+    /// Writer: the source event it raises; reader: the target event it
+    /// receives.
+    pub event: Option<u8>,
+    /// Reader: the vector injected on notification.
+    pub vector: Option<u8>,
+}
+
+/// The scheduling plan.
+#[derive(Clone, Debug)]
+pub struct SchedulingInput {
+    /// Ticks per second.
+    pub tick_rate: u64,
+    /// Partitions.
+    pub partitions: Vec<PartitionInput>,
+    /// Major frames; each lists per-CPU minor frame sequences.
+    pub major_frames: Vec<Vec<CpuFramesInput>>,
+}
+
+/// A partition.
+#[derive(Clone, Debug)]
+pub struct PartitionInput {
+    /// Name.
+    pub name: String,
+    /// CPU.
+    pub cpu: u32,
+    /// Groups; each a list of subject indices, the first active at boot.
+    pub groups: Vec<Vec<usize>>,
+}
+
+/// Minor frames of one CPU in one major frame.
+#[derive(Clone, Debug)]
+pub struct CpuFramesInput {
+    /// CPU number.
+    pub cpu: u32,
+    /// Minor frames in order.
+    pub frames: Vec<MinorFrameInput>,
+}
+
+/// One minor frame.
+#[derive(Clone, Debug)]
+pub struct MinorFrameInput {
+    /// Index into [`SchedulingInput::partitions`].
+    pub partition: usize,
+    /// Length in ticks.
+    pub ticks: u64,
+}

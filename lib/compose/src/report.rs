@@ -1,0 +1,315 @@
+//! The composition report: what went where, for humans (text) and tools
+//! (JSON).
+//!
+//! It lists every physical region (name, address, size, caching, kind),
+//! every mapping of every subject (virtual, guest-physical, physical, size,
+//! rights), every event (source subject and number, target subject and
+//! number, vector, mode), every device and its owner, and the schedule as a
+//! per-CPU timeline in ticks and TSC cycles. Values the policy left out and
+//! the composer or loader assigned show up here resolved, so the report is
+//! the place to look them up. Both forms are deterministic.
+
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use crate::system::{Composition, MappingKind, SourceAction};
+
+fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}
+
+fn rights(readable: bool, writable: bool, executable: bool) -> String {
+    format!(
+        "{}{}{}",
+        if readable { 'r' } else { '-' },
+        if writable { 'w' } else { '-' },
+        if executable { 'x' } else { '-' }
+    )
+}
+
+fn target_of(c: &Composition, action: SourceAction) -> (String, Option<u8>) {
+    match action {
+        SourceAction::Async { target, target_event } | SourceAction::Switch { target, target_event } => {
+            (c.subjects[target.index()].name.clone(), Some(target_event))
+        }
+        SourceAction::SelfEvent { target_event } => ("(self)".into(), Some(target_event)),
+        SourceAction::Kernel(a) => (format!("kernel:{}", a.name()), None),
+    }
+}
+
+/// Every image region with its caching and kind: the kernel windows, then
+/// the composed regions by address.
+fn all_regions(c: &Composition) -> Vec<(String, u64, u64, &'static str, String)> {
+    let mut out: Vec<_> = crate::alloc::KERNEL_WINDOWS
+        .iter()
+        .map(|(name, w)| ((*name).to_owned(), w.start.get(), w.size, "WB", "kernel_window".to_owned()))
+        .collect();
+    let mut sorted: Vec<&crate::system::Region> = c.regions.iter().collect();
+    sorted.sort_by_key(|r| r.start);
+    for r in sorted {
+        let kind = serde_json::to_value(r.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        out.push((r.name.clone(), r.start.get(), r.size, r.caching.name(), kind));
+    }
+    out
+}
+
+fn kind_name(kind: MappingKind) -> &'static str {
+    match kind {
+        MappingKind::Program => "program",
+        MappingKind::InfoPage => "info_page",
+        MappingKind::Stack => "stack",
+        MappingKind::Memory => "memory",
+        MappingKind::ChannelWriter => "channel_writer",
+        MappingKind::ChannelReader => "channel_reader",
+        MappingKind::PageTables => "page_tables",
+    }
+}
+
+/// The JSON report.
+pub fn json_report(c: &Composition) -> Value {
+    let regions: Vec<Value> = all_regions(c)
+        .into_iter()
+        .map(|(name, start, size, caching, kind)| {
+            json!({
+                "name": name,
+                "start": hex(start),
+                "end": hex(start + size),
+                "size": size,
+                "caching": caching,
+                "kind": kind,
+            })
+        })
+        .collect();
+    let subjects: Vec<Value> = c
+        .subjects
+        .iter()
+        .enumerate()
+        .map(|(id, s)| {
+            let mappings: Vec<Value> = s
+                .mappings
+                .iter()
+                .map(|m| {
+                    json!({
+                        "name": m.name,
+                        "kind": kind_name(m.kind),
+                        "region": c.regions[m.region].name,
+                        "virtual": m.virtual_address.map(|v| hex(v.get())),
+                        "guest_physical": hex(m.guest_physical.get()),
+                        "physical": hex(m.physical.get()),
+                        "size": m.size,
+                        "rights": rights(true, m.writable, m.executable),
+                        "caching": c.regions[m.region].caching.name(),
+                    })
+                })
+                .collect();
+            json!({
+                "id": id,
+                "name": s.name,
+                "cpu": s.cpu,
+                "vpid": s.vpid,
+                "on_fault": s.on_fault,
+                "entry": hex(s.entry.get()),
+                "cr3": hex(s.cr3.get()),
+                "eptp": hex(s.eptp),
+                "vmcs": hex(s.vmcs.get()),
+                "io_bitmap_a": hex(s.io_bitmap_a.get()),
+                "msr_bitmap": hex(s.msr_bitmap.get()),
+                "mappings": mappings,
+            })
+        })
+        .collect();
+    let events: Vec<Value> = c
+        .subjects
+        .iter()
+        .flat_map(|s| {
+            s.source_events.iter().map(move |e| {
+                let (target, target_id) = target_of(c, e.action);
+                json!({
+                    "source": s.name,
+                    "source_id": e.id,
+                    "logical": e.logical,
+                    "event": e.event,
+                    "mode": e.mode,
+                    "target": target,
+                    "target_id": target_id,
+                    "vector": e.vector,
+                })
+            })
+        })
+        .collect();
+    let devices: Vec<Value> = c
+        .device_owners
+        .iter()
+        .map(|(device, owner, logical)| json!({"device": device, "owner": owner, "logical": logical}))
+        .collect();
+    let majors: Vec<Value> = c
+        .schedule
+        .major_frames
+        .iter()
+        .map(|m| {
+            let cpus: Vec<Value> = m
+                .cpus
+                .iter()
+                .enumerate()
+                .map(|(cpu, frames)| {
+                    let frames: Vec<Value> = frames
+                        .iter()
+                        .map(|f| {
+                            let p = &c.schedule.partitions[f.partition];
+                            json!({
+                                "partition": p.name,
+                                "start_ticks": f.start_ticks,
+                                "end_ticks": f.end_ticks,
+                                "start_cycles": f.start.get(),
+                                "end_cycles": f.end.get(),
+                            })
+                        })
+                        .collect();
+                    json!({"cpu": cpu, "minor_frames": frames})
+                })
+                .collect();
+            json!({"length_ticks": m.length_ticks, "length_cycles": m.length.get(), "cpus": cpus})
+        })
+        .collect();
+    let partitions: Vec<Value> = c
+        .schedule
+        .partitions
+        .iter()
+        .map(|p| {
+            let groups: Vec<Vec<&str>> = p
+                .groups
+                .iter()
+                .map(|&g| {
+                    c.schedule.groups[g].iter().map(|s| c.subjects[s.index()].name.as_str()).collect()
+                })
+                .collect();
+            json!({"name": p.name, "cpu": p.cpu, "groups": groups})
+        })
+        .collect();
+    json!({
+        "system": c.name,
+        "tsc_khz": c.tsc_khz,
+        "cpu_count": c.cpu_count,
+        "kernel": {
+            "pml4": hex(c.kernel_pml4.get()),
+            "debug_console": c.debug_console,
+            "debug_uart_port": hex(c.debug_uart_port.into()),
+            "vmxon_regions": c.vmxon.iter().map(|a| hex(a.get())).collect::<Vec<_>>(),
+        },
+        "regions": regions,
+        "subjects": subjects,
+        "events": events,
+        "devices": devices,
+        "scheduling": {
+            "tick_rate": c.schedule.tick_rate,
+            "partitions": partitions,
+            "major_frames": majors,
+        },
+    })
+}
+
+/// The text report.
+pub fn text_report(c: &Composition) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Septum system \"{}\"", c.name);
+    let _ = writeln!(
+        o,
+        "TSC {} kHz, {} CPU(s), kernel PML4 {:#x}, debug console {} (port {:#x})",
+        c.tsc_khz, c.cpu_count, c.kernel_pml4.get(), c.debug_console, c.debug_uart_port
+    );
+    let regions = all_regions(c);
+    let _ = writeln!(o, "\nPhysical regions ({})", regions.len());
+    let _ = writeln!(o, "  {:<18} {:<18} {:>12}  {:<7} {:<18} name", "start", "end", "size", "caching", "kind");
+    for (name, start, size, caching, kind) in regions {
+        let _ = writeln!(
+            o,
+            "  {start:#018x} {:#018x} {size:>#12x}  {caching:<7} {kind:<18} {name}",
+            start + size
+        );
+    }
+    let _ = writeln!(o, "\nSubjects ({})", c.subjects.len());
+    for (id, s) in c.subjects.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "  {} (id {id}, cpu {}, vpid {}, entry {:#x}, cr3 {:#x}, eptp {:#x}, on fault {})",
+            s.name, s.cpu, s.vpid, s.entry.get(), s.cr3.get(), s.eptp, s.on_fault.name()
+        );
+        let _ = writeln!(
+            o,
+            "    {:<18} {:<18} {:<18} {:>10} rights caching kind            name",
+            "virtual", "guest-physical", "physical", "size"
+        );
+        for m in &s.mappings {
+            let virt = m.virtual_address.map_or("-".to_owned(), |v| format!("{:#018x}", v.get()));
+            let _ = writeln!(
+                o,
+                "    {:<18} {:#018x} {:#018x} {:>#10x} {}    {:<7} {:<15} {}",
+                virt,
+                m.guest_physical.get(),
+                m.physical.get(),
+                m.size,
+                rights(true, m.writable, m.executable),
+                c.regions[m.region].caching.name(),
+                kind_name(m.kind),
+                m.name
+            );
+        }
+    }
+    let _ = writeln!(o, "\nEvents");
+    let _ = writeln!(o, "  {:<20} {:>3}  {:<24} {:<7} {:<20} {:>3} {:>6}", "source", "id", "event", "mode", "target", "id", "vector");
+    for s in &c.subjects {
+        for e in &s.source_events {
+            let (target, tid) = target_of(c, e.action);
+            let _ = writeln!(
+                o,
+                "  {:<20} {:>3}  {:<24} {:<7} {:<20} {:>3} {:>6}",
+                s.name,
+                e.id,
+                e.event,
+                e.mode.name(),
+                target,
+                tid.map_or("-".into(), |t| t.to_string()),
+                e.vector.map_or("-".into(), |v| v.to_string())
+            );
+        }
+    }
+    let _ = writeln!(o, "\nDevices");
+    for (device, owner, logical) in &c.device_owners {
+        let _ = writeln!(o, "  {device:<20} owner {owner:<20} as {logical}");
+    }
+    let _ = writeln!(o, "\nSchedule (tickRate {} Hz)", c.schedule.tick_rate);
+    for p in &c.schedule.partitions {
+        let groups: Vec<String> = p
+            .groups
+            .iter()
+            .map(|&g| {
+                let names: Vec<&str> =
+                    c.schedule.groups[g].iter().map(|s| c.subjects[s.index()].name.as_str()).collect();
+                format!("[{}]", names.join(", "))
+            })
+            .collect();
+        let _ = writeln!(o, "  partition {} on cpu {}: groups {}", p.name, p.cpu, groups.join(" "));
+    }
+    for (i, m) in c.schedule.major_frames.iter().enumerate() {
+        let _ = writeln!(o, "  major frame {i}: {} ticks = {} TSC cycles", m.length_ticks, m.length.get());
+        for (cpu, frames) in m.cpus.iter().enumerate() {
+            let _ = writeln!(o, "    cpu {cpu}:");
+            for f in frames {
+                let _ = writeln!(
+                    o,
+                    "      ticks {:>8} - {:<8} cycles {:>12} - {:<12} {}",
+                    f.start_ticks,
+                    f.end_ticks,
+                    f.start.get(),
+                    f.end.get(),
+                    c.schedule.partitions[f.partition].name
+                );
+            }
+        }
+    }
+    o
+}

@@ -1,0 +1,870 @@
+//! The parsed and resolved system policy.
+//!
+//! This is the contract between the loader and its two clients, the
+//! validation rules and the composer. Its shape follows the XML closely so a
+//! rule can point at exactly what the integrator wrote:
+//!
+//! - every name, number and reference keeps its [`Span`] ([`Spanned`]); an
+//!   attribute left out that has a default gets the default with the span of
+//!   its element's start tag;
+//! - collections are in document order (includes spliced in place), so
+//!   everything derived from the model is deterministic;
+//! - references are resolved to typed indices ([`Ref`]); an unresolved one
+//!   keeps `target: None` with its name and span, and the loader does NOT
+//!   report it: that is the rules' job (so all reference errors come from one
+//!   place with one wording). Duplicate definitions resolve to the first one;
+//!   the rules report duplicates too;
+//! - values the integrator may leave out and the loader assigns (virtual
+//!   addresses, event ids, vectors, partition CPUs) are [`Assigned`], which
+//!   records whether the value was written or assigned so reports can say
+//!   "auto". Assignment never picks a value written explicitly elsewhere in
+//!   the same space; range and uniqueness of explicit values are checked by
+//!   the rules.
+//!
+//! The model is only meaningful when loading reported no error: after a
+//! parse error, missing required values hold placeholders (empty names,
+//! zeros) and rules are not run.
+
+use std::path::PathBuf;
+
+use septum_abi::units::{PhysAddr, VirtAddr};
+
+use crate::source::{FileId, Span};
+
+/// A value and where it was written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Spanned<T> {
+    /// The value.
+    pub value: T,
+    /// The attribute value (or element) it came from.
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    /// Pairs `value` with `span`.
+    pub const fn new(value: T, span: Span) -> Self {
+        Self { value, span }
+    }
+}
+
+impl Spanned<String> {
+    /// The string value.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+}
+
+/// A value that was either written in the policy or assigned by the loader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Assigned<T> {
+    /// The value (written or assigned).
+    pub value: T,
+    /// Where it was written, or for an assigned value the element it was
+    /// assigned for.
+    pub span: Span,
+    /// `true` if the loader assigned it ("auto" in reports).
+    pub auto: bool,
+}
+
+impl<T> Assigned<T> {
+    /// An explicitly written value.
+    pub const fn explicit(value: T, span: Span) -> Self {
+        Self {
+            value,
+            span,
+            auto: false,
+        }
+    }
+
+    /// A value assigned by the loader for the element at `span`.
+    pub const fn auto(value: T, span: Span) -> Self {
+        Self {
+            value,
+            span,
+            auto: true,
+        }
+    }
+}
+
+/// A reference by name to something defined elsewhere in the policy.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ref<I> {
+    /// The name as written, with its span.
+    pub name: Spanned<String>,
+    /// What it resolved to; `None` if nothing of that kind has that name.
+    pub target: Option<I>,
+}
+
+impl<I: Copy> Ref<I> {
+    /// The resolved index, if any.
+    pub fn get(&self) -> Option<I> {
+        self.target
+    }
+}
+
+macro_rules! index_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub u32);
+
+        impl $name {
+            /// The index as `usize`.
+            pub const fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+
+index_type!(
+    /// Index into [`Policy::subjects`].
+    SubjectIdx
+);
+index_type!(
+    /// Index into [`Policy::regions`].
+    RegionIdx
+);
+index_type!(
+    /// Index into [`Policy::channels`].
+    ChannelIdx
+);
+index_type!(
+    /// Index into [`Policy::events`].
+    EventIdx
+);
+index_type!(
+    /// Index into [`Hardware::devices`].
+    DeviceIdx
+);
+index_type!(
+    /// Index into [`Scheduling::partitions`].
+    PartitionIdx
+);
+index_type!(
+    /// Index into a device's [`Device::io_ports`].
+    IoPortIdx
+);
+index_type!(
+    /// Index into a device's [`Device::irqs`].
+    IrqIdx
+);
+index_type!(
+    /// Index into a device's [`Device::memory`].
+    DeviceMemoryIdx
+);
+
+/// A subject-local event number (source ids and target ids are separate
+/// spaces per subject; valid numbers are 0..=63, checked by the rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(pub u8);
+
+/// An interrupt vector injected into a subject (valid: 32..=255, checked by
+/// the rules; auto-assignment starts at 32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Vector(pub u8);
+
+/// A logical CPU number (index into [`Processor::cpus`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CpuId(pub u32);
+
+/// A duration in scheduler ticks ([`Scheduling::tick_rate`] per second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticks(pub u64);
+
+/// Memory type of a region or device memory (the anchor's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Caching {
+    /// Uncacheable.
+    Uc,
+    /// Write-combining.
+    Wc,
+    /// Write-through.
+    Wt,
+    /// Write-protected.
+    Wp,
+    /// Write-back.
+    Wb,
+}
+
+impl Caching {
+    /// The spelling in the policy.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Caching::Uc => "UC",
+            Caching::Wc => "WC",
+            Caching::Wt => "WT",
+            Caching::Wp => "WP",
+            Caching::Wb => "WB",
+        }
+    }
+}
+
+/// How an event is delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventMode {
+    /// Mark pending at the target; it sees it when it next runs.
+    Async,
+    /// Like async, and interrupt the target's CPU if it is another one.
+    Ipi,
+    /// Mark pending and hand the CPU to the target (same scheduling group).
+    Switch,
+    /// Mark pending on the sender itself (`self` in the policy).
+    SelfEvent,
+    /// Ask the kernel for an action; no target subject.
+    Kernel,
+}
+
+impl EventMode {
+    /// The spelling in the policy.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventMode::Async => "async",
+            EventMode::Ipi => "ipi",
+            EventMode::Switch => "switch",
+            EventMode::SelfEvent => "self",
+            EventMode::Kernel => "kernel",
+        }
+    }
+}
+
+/// What a `kernel`-mode event asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KernelAction {
+    /// Give up the rest of the minor frame.
+    Yield,
+    /// Sleep until the end of the minor frame or a pending event.
+    Sleep,
+    /// Power the machine off.
+    Poweroff,
+    /// Reset the machine.
+    Reboot,
+    /// Stop the system reporting a panic.
+    Panic,
+    /// Unmask the subject's device IRQ after handling it.
+    UnmaskIrq,
+}
+
+impl KernelAction {
+    /// The spelling in the policy.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KernelAction::Yield => "yield",
+            KernelAction::Sleep => "sleep",
+            KernelAction::Poweroff => "poweroff",
+            KernelAction::Reboot => "reboot",
+            KernelAction::Panic => "panic",
+            KernelAction::UnmaskIrq => "unmask_irq",
+        }
+    }
+}
+
+/// What kind of program a subject is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Profile {
+    /// A native 64-bit program built with the SDK. (`vm` is rejected by the
+    /// loader for now.)
+    Native,
+}
+
+/// What the kernel does when a subject faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OnFault {
+    /// Stop the whole system (default).
+    StopSystem,
+    /// Stop only the faulting subject.
+    StopSubject,
+}
+
+/// The kind of a subject's source event group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceGroupKind {
+    /// Events the subject raises with the `vmcall` hypercall.
+    Vmcall,
+}
+
+/// The whole policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The file the policy was loaded from (file 0).
+    pub root_file: FileId,
+    /// The `<system>` element's start tag.
+    pub span: Span,
+    /// `name` attribute, or the root file's stem (span: the `<system>` tag).
+    pub name: Spanned<String>,
+    /// The machine.
+    pub hardware: Hardware,
+    /// Kernel settings.
+    pub kernel: Kernel,
+    /// Memory regions, `<memory><memory .../></memory>`.
+    pub regions: Vec<Region>,
+    /// Events.
+    pub events: Vec<Event>,
+    /// Channels.
+    pub channels: Vec<Channel>,
+    /// Subjects.
+    pub subjects: Vec<Subject>,
+    /// The scheduling plan.
+    pub scheduling: Scheduling,
+}
+
+impl Policy {
+    /// Subject `idx`.
+    pub fn subject(&self, idx: SubjectIdx) -> &Subject {
+        &self.subjects[idx.index()]
+    }
+    /// Region `idx`.
+    pub fn region(&self, idx: RegionIdx) -> &Region {
+        &self.regions[idx.index()]
+    }
+    /// Channel `idx`.
+    pub fn channel(&self, idx: ChannelIdx) -> &Channel {
+        &self.channels[idx.index()]
+    }
+    /// Event `idx`.
+    pub fn event(&self, idx: EventIdx) -> &Event {
+        &self.events[idx.index()]
+    }
+    /// Device `idx`.
+    pub fn device(&self, idx: DeviceIdx) -> &Device {
+        &self.hardware.devices[idx.index()]
+    }
+    /// Partition `idx`.
+    pub fn partition(&self, idx: PartitionIdx) -> &Partition {
+        &self.scheduling.partitions[idx.index()]
+    }
+}
+
+// ---------------------------------------------------------------- hardware
+
+/// The machine: from `<hardware href>` or inline `<hardware>`, in the
+/// anchor's format. Elements of that format the model does not need
+/// (cpuid, msr, identification, ...) are accepted and not kept.
+#[derive(Clone, Debug, Default)]
+pub struct Hardware {
+    /// The `<hardware>` element (in the hardware file when included by href).
+    pub span: Span,
+    /// The `href` attribute value, when the hardware is in its own file.
+    pub href: Option<Spanned<String>>,
+    /// Processor.
+    pub processor: Processor,
+    /// Physical memory blocks (names need not be unique in this format).
+    pub memory_blocks: Vec<MemoryBlock>,
+    /// Reserved memory regions (RMRRs).
+    pub reserved_memory: Vec<ReservedMemory>,
+    /// `<devices pciConfigAddress>`.
+    pub pci_config_address: Option<Spanned<PhysAddr>>,
+    /// `<devices pciConfigSize>`.
+    pub pci_config_size: Option<Spanned<u64>>,
+    /// Devices.
+    pub devices: Vec<Device>,
+}
+
+/// `<processor>`.
+#[derive(Clone, Debug, Default)]
+pub struct Processor {
+    /// The element.
+    pub span: Span,
+    /// `cpuCores`.
+    pub cpu_cores: Spanned<u32>,
+    /// `speed`: TSC rate in kHz.
+    pub speed_khz: Spanned<u64>,
+    /// `vmxTimerRate`: the VMX preemption timer counts once every
+    /// 2^rate TSC cycles.
+    pub vmx_timer_rate: Spanned<u8>,
+    /// `<cpu>` children in order; the position is the logical CPU number.
+    pub cpus: Vec<Cpu>,
+}
+
+/// `<cpu apicId>`.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    /// The element.
+    pub span: Span,
+    /// Local APIC id.
+    pub apic_id: Spanned<u32>,
+}
+
+/// `<memoryBlock>`.
+#[derive(Clone, Debug)]
+pub struct MemoryBlock {
+    /// The element.
+    pub span: Span,
+    /// Name (free text in this format, e.g. `System RAM`).
+    pub name: Spanned<String>,
+    /// Start.
+    pub physical_address: Spanned<PhysAddr>,
+    /// Size in bytes.
+    pub size: Spanned<u64>,
+    /// Whether the composer may allocate from it.
+    pub allocatable: Spanned<bool>,
+}
+
+/// `<reservedMemory name physicalAddress size>` under `<memory>`.
+#[derive(Clone, Debug)]
+pub struct ReservedMemory {
+    /// The element.
+    pub span: Span,
+    /// Name.
+    pub name: Spanned<String>,
+    /// Start.
+    pub physical_address: Spanned<PhysAddr>,
+    /// Size in bytes.
+    pub size: Spanned<u64>,
+}
+
+/// `<device>`.
+#[derive(Clone, Debug)]
+pub struct Device {
+    /// The element.
+    pub span: Span,
+    /// Name (what subjects' `physical` attributes refer to).
+    pub name: Spanned<String>,
+    /// `<description>` text.
+    pub description: Option<Spanned<String>>,
+    /// `<pci>`.
+    pub pci: Option<Pci>,
+    /// `<irq>` children.
+    pub irqs: Vec<Irq>,
+    /// `<memory>` children (MMIO).
+    pub memory: Vec<DeviceMemory>,
+    /// `<ioPort>` children.
+    pub io_ports: Vec<IoPortRange>,
+    /// `<capabilities><capability>` children.
+    pub capabilities: Vec<Capability>,
+    /// `<reservedMemory ref>` children (names of RMRRs the device uses).
+    pub reserved_memory_refs: Vec<Spanned<String>>,
+}
+
+impl Device {
+    /// The capability called `name`, if present.
+    pub fn capability(&self, name: &str) -> Option<&Capability> {
+        self.capabilities.iter().find(|c| c.name.value == name)
+    }
+}
+
+/// `<pci bus device function>`.
+#[derive(Clone, Debug)]
+pub struct Pci {
+    /// The element.
+    pub span: Span,
+    /// Bus.
+    pub bus: Spanned<u8>,
+    /// Device (0..=31).
+    pub device: Spanned<u8>,
+    /// Function (0..=7).
+    pub function: Spanned<u8>,
+    /// `<iommuGroup id>`.
+    pub iommu_group: Option<Spanned<u32>>,
+}
+
+/// `<irq name number>`.
+#[derive(Clone, Debug)]
+pub struct Irq {
+    /// The element.
+    pub span: Span,
+    /// Name within the device.
+    pub name: Spanned<String>,
+    /// Legacy IRQ (GSI) number.
+    pub number: Spanned<u32>,
+    /// `<msi name>` children.
+    pub msis: Vec<Spanned<String>>,
+}
+
+/// `<memory name physicalAddress size caching>` of a device.
+#[derive(Clone, Debug)]
+pub struct DeviceMemory {
+    /// The element.
+    pub span: Span,
+    /// Name within the device.
+    pub name: Spanned<String>,
+    /// Start.
+    pub physical_address: Spanned<PhysAddr>,
+    /// Size in bytes.
+    pub size: Spanned<u64>,
+    /// Memory type.
+    pub caching: Spanned<Caching>,
+}
+
+/// `<ioPort name start end>` (inclusive range).
+#[derive(Clone, Debug)]
+pub struct IoPortRange {
+    /// The element.
+    pub span: Span,
+    /// Name within the device.
+    pub name: Spanned<String>,
+    /// First port.
+    pub start: Spanned<u16>,
+    /// Last port (inclusive).
+    pub end: Spanned<u16>,
+}
+
+/// `<capability name>value</capability>`.
+#[derive(Clone, Debug)]
+pub struct Capability {
+    /// The element.
+    pub span: Span,
+    /// Name.
+    pub name: Spanned<String>,
+    /// Text content, trimmed, if any (often a number in this format).
+    pub value: Option<Spanned<String>>,
+}
+
+// ------------------------------------------------------------------ system
+
+/// `<kernel>`.
+#[derive(Clone, Debug, Default)]
+pub struct Kernel {
+    /// The element.
+    pub span: Span,
+    /// `debugConsole`: the device whose first I/O port range is the kernel's
+    /// UART.
+    pub debug_console: Ref<DeviceIdx>,
+}
+
+impl<I> Default for Ref<I> {
+    fn default() -> Self {
+        Self {
+            name: Spanned::new(String::new(), Span::default()),
+            target: None,
+        }
+    }
+}
+
+/// A memory region, `<memory>` inside the top-level `<memory>`.
+#[derive(Clone, Debug)]
+pub struct Region {
+    /// The element.
+    pub span: Span,
+    /// Name.
+    pub name: Spanned<String>,
+    /// Size in bytes.
+    pub size: Spanned<u64>,
+    /// Memory type (required).
+    pub caching: Spanned<Caching>,
+    /// Fixed placement, if given; otherwise the composer allocates.
+    pub physical_address: Option<Spanned<PhysAddr>>,
+    /// Byte every byte of the region starts as (default 0).
+    pub fill: Spanned<u8>,
+    /// Initial content from a file.
+    pub file: Option<RegionFile>,
+}
+
+/// `<file href offset>` inside a region.
+#[derive(Clone, Debug)]
+pub struct RegionFile {
+    /// The element.
+    pub span: Span,
+    /// `href` as written.
+    pub href: Spanned<String>,
+    /// `href` resolved against the directory of the file that holds it
+    /// (not checked for existence by the loader).
+    pub path: PathBuf,
+    /// Where in the region the file's bytes go (default 0).
+    pub offset: Spanned<u64>,
+}
+
+/// `<event name mode action>`.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// The element.
+    pub span: Span,
+    /// Name.
+    pub name: Spanned<String>,
+    /// Mode.
+    pub mode: Spanned<EventMode>,
+    /// `action`; meaningful only for `kernel` mode (the rules check that it
+    /// is present exactly then).
+    pub action: Option<Spanned<KernelAction>>,
+}
+
+/// `<channel name size elementSize protocol hasEvent>`.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    /// The element.
+    pub span: Span,
+    /// Name.
+    pub name: Spanned<String>,
+    /// Bytes of the whole region (header + ring).
+    pub size: Spanned<u64>,
+    /// Element size (default 64).
+    pub element_size: Spanned<u64>,
+    /// Protocol number (default 1).
+    pub protocol: Spanned<u64>,
+    /// Event raised by the writer for the reader (only async, ipi or
+    /// switch; the loader rejects other modes).
+    pub has_event: Option<Spanned<EventMode>>,
+}
+
+/// `<subject>`.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    /// The element.
+    pub span: Span,
+    /// Name.
+    pub name: Spanned<String>,
+    /// Profile (required).
+    pub profile: Spanned<Profile>,
+    /// ELF file name in the composer's binaries directory (required).
+    pub binary: Spanned<String>,
+    /// Logical CPU (default 0).
+    pub cpu: Spanned<CpuId>,
+    /// Fault policy (default stopSystem).
+    pub on_fault: Spanned<OnFault>,
+    /// Stack size in bytes (default `septum_abi::layout::SUBJECT_STACK_SIZE`).
+    pub stack_size: Spanned<u64>,
+    /// `<memory><map>` children.
+    pub maps: Vec<Map>,
+    /// `<devices><device>` children.
+    pub devices: Vec<DeviceGrant>,
+    /// `<events><source><group>` children.
+    pub source_groups: Vec<SourceGroup>,
+    /// `<events><target><event>` children.
+    pub targets: Vec<TargetEvent>,
+    /// `<channels>` `<reader>`/`<writer>` children, in document order.
+    pub channels: Vec<ChannelEnd>,
+}
+
+impl Subject {
+    /// Every source event of every group, in document order.
+    pub fn source_events(&self) -> impl Iterator<Item = &SourceEvent> {
+        self.source_groups.iter().flat_map(|g| g.events.iter())
+    }
+}
+
+/// `<map logical physical virtualAddress writable executable>`.
+#[derive(Clone, Debug)]
+pub struct Map {
+    /// The element.
+    pub span: Span,
+    /// Name inside the subject.
+    pub logical: Spanned<String>,
+    /// The region.
+    pub physical: Ref<RegionIdx>,
+    /// Where it appears in the subject (auto: see the module docs).
+    pub virtual_address: Assigned<VirtAddr>,
+    /// Default false.
+    pub writable: Spanned<bool>,
+    /// Default false.
+    pub executable: Spanned<bool>,
+}
+
+/// `<device logical physical>` inside a subject: without children it
+/// grants the whole device; with children only those parts.
+#[derive(Clone, Debug)]
+pub struct DeviceGrant {
+    /// The element.
+    pub span: Span,
+    /// Name inside the subject.
+    pub logical: Spanned<String>,
+    /// The hardware device.
+    pub physical: Ref<DeviceIdx>,
+    /// `<ioPort>` children.
+    pub io_ports: Vec<IoPortGrant>,
+    /// `<irq>` children.
+    pub irqs: Vec<IrqGrant>,
+    /// `<memory>` children.
+    pub memory: Vec<DeviceMemoryGrant>,
+}
+
+impl DeviceGrant {
+    /// Whether the whole device is granted (no child elements).
+    pub fn is_whole_device(&self) -> bool {
+        self.io_ports.is_empty() && self.irqs.is_empty() && self.memory.is_empty()
+    }
+}
+
+/// `<ioPort logical physical>` inside a device grant.
+#[derive(Clone, Debug)]
+pub struct IoPortGrant {
+    /// The element.
+    pub span: Span,
+    /// Name inside the subject.
+    pub logical: Spanned<String>,
+    /// The device's port range (resolved only if the device resolved).
+    pub physical: Ref<IoPortIdx>,
+}
+
+/// `<irq logical physical vector>` inside a device grant.
+#[derive(Clone, Debug)]
+pub struct IrqGrant {
+    /// The element.
+    pub span: Span,
+    /// Name inside the subject.
+    pub logical: Spanned<String>,
+    /// The device's IRQ.
+    pub physical: Ref<IrqIdx>,
+    /// Vector injected into the subject (auto from the subject's vector
+    /// space).
+    pub vector: Assigned<Vector>,
+}
+
+/// `<memory logical physical virtualAddress writable executable>` inside a
+/// device grant.
+#[derive(Clone, Debug)]
+pub struct DeviceMemoryGrant {
+    /// The element.
+    pub span: Span,
+    /// Name inside the subject.
+    pub logical: Spanned<String>,
+    /// The device's memory.
+    pub physical: Ref<DeviceMemoryIdx>,
+    /// Where it appears in the subject (auto).
+    pub virtual_address: Assigned<VirtAddr>,
+    /// Default false.
+    pub writable: Spanned<bool>,
+    /// Default false.
+    pub executable: Spanned<bool>,
+}
+
+/// `<group name>` of source events.
+#[derive(Clone, Debug)]
+pub struct SourceGroup {
+    /// The element.
+    pub span: Span,
+    /// Kind.
+    pub kind: Spanned<SourceGroupKind>,
+    /// `<event>` children.
+    pub events: Vec<SourceEvent>,
+}
+
+/// `<event id logical physical>` in a source group.
+#[derive(Clone, Debug)]
+pub struct SourceEvent {
+    /// The element.
+    pub span: Span,
+    /// Number the subject raises it with (auto: lowest free in 0..=63 of
+    /// the subject's source space, shared with channel writers' `event`).
+    pub id: Assigned<EventId>,
+    /// Name inside the subject.
+    pub logical: Spanned<String>,
+    /// The event.
+    pub physical: Ref<EventIdx>,
+}
+
+/// `<event id logical physical>` under `<target>`.
+#[derive(Clone, Debug)]
+pub struct TargetEvent {
+    /// The element.
+    pub span: Span,
+    /// Number in the subject's pending-event set (auto: lowest free in
+    /// 0..=63 of the subject's target space).
+    pub id: Assigned<EventId>,
+    /// Name inside the subject.
+    pub logical: Spanned<String>,
+    /// The event.
+    pub physical: Ref<EventIdx>,
+    /// `<inject_interrupt vector>`.
+    pub inject: Option<InjectInterrupt>,
+}
+
+/// `<inject_interrupt vector>`.
+#[derive(Clone, Debug)]
+pub struct InjectInterrupt {
+    /// The element.
+    pub span: Span,
+    /// Vector (auto from the subject's vector space).
+    pub vector: Assigned<Vector>,
+}
+
+/// Which end of a channel a subject holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChannelRole {
+    /// Maps the channel writable; raises the channel's event.
+    Writer,
+    /// Maps the channel read-only; receives the channel's event.
+    Reader,
+}
+
+/// `<writer>` or `<reader>` inside a subject's `<channels>`.
+#[derive(Clone, Debug)]
+pub struct ChannelEnd {
+    /// The element.
+    pub span: Span,
+    /// Writer or reader.
+    pub role: ChannelRole,
+    /// Name inside the subject.
+    pub logical: Spanned<String>,
+    /// The channel.
+    pub physical: Ref<ChannelIdx>,
+    /// Where it appears in the subject (auto).
+    pub virtual_address: Assigned<VirtAddr>,
+    /// Writer only: source event id the writer raises the channel's event
+    /// with. Auto-assigned (source space) when the channel has an event and
+    /// none was written; `None` otherwise.
+    pub event: Option<Assigned<EventId>>,
+    /// Reader only: vector injected when the channel's event arrives.
+    /// Auto-assigned (vector space) when the channel has an event and none
+    /// was written; `None` otherwise.
+    pub vector: Option<Assigned<Vector>>,
+}
+
+// -------------------------------------------------------------- scheduling
+
+/// `<scheduling tickRate>`.
+#[derive(Clone, Debug, Default)]
+pub struct Scheduling {
+    /// The element.
+    pub span: Span,
+    /// Ticks per second.
+    pub tick_rate: Spanned<u64>,
+    /// `<partitions><partition>`.
+    pub partitions: Vec<Partition>,
+    /// `<majorFrame>` children; the first runs at boot.
+    pub major_frames: Vec<MajorFrame>,
+}
+
+/// `<partition name cpu>`.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    /// The element.
+    pub span: Span,
+    /// Name.
+    pub name: Spanned<String>,
+    /// CPU: written, or derived from the plan when every minor frame of the
+    /// partition is on one CPU (`auto`); `None` if not written and not
+    /// derivable (the rules report it).
+    pub cpu: Option<Assigned<CpuId>>,
+    /// `<group>` children.
+    pub groups: Vec<SchedGroup>,
+}
+
+/// `<group>` of subjects in a partition.
+#[derive(Clone, Debug)]
+pub struct SchedGroup {
+    /// The element.
+    pub span: Span,
+    /// `<subject name>` children, in order (the first runs at boot).
+    pub subjects: Vec<Ref<SubjectIdx>>,
+}
+
+/// `<majorFrame>`.
+#[derive(Clone, Debug)]
+pub struct MajorFrame {
+    /// The element.
+    pub span: Span,
+    /// `<cpu id>` children.
+    pub cpus: Vec<FrameCpu>,
+}
+
+/// `<cpu id>` inside a major frame.
+#[derive(Clone, Debug)]
+pub struct FrameCpu {
+    /// The element.
+    pub span: Span,
+    /// Logical CPU.
+    pub id: Spanned<CpuId>,
+    /// `<minorFrame>` children in order.
+    pub minor_frames: Vec<MinorFrame>,
+}
+
+/// `<minorFrame partition ticks>`.
+#[derive(Clone, Debug)]
+pub struct MinorFrame {
+    /// The element.
+    pub span: Span,
+    /// The partition that runs.
+    pub partition: Ref<PartitionIdx>,
+    /// Length.
+    pub ticks: Spanned<Ticks>,
+}

@@ -1,0 +1,746 @@
+//! The loader: XML text to [`Policy`](crate::model::Policy).
+//!
+//! roxmltree gives a read-only tree with byte positions for every element
+//! and attribute, which is what located errors need. On top of it this
+//! module keeps a small context ([`Ctx`]) with the files read so far, the
+//! diagnostics and the chain of files being included, and offers helpers
+//! that read one attribute each and report anything wrong with it right
+//! there. Element handlers (`system.rs`, `hardware.rs`) are written as
+//! "check the attribute set, read each attribute, walk the children"; they
+//! never stop at the first error, and missing values become placeholders so
+//! the walk continues and every problem is reported in one run.
+//!
+//! Limits keep hostile input cheap: files over [`MAX_INPUT_BYTES`] are not
+//! read, a file nesting deeper than [`MAX_NESTING`] is rejected before any
+//! handler recurses into it, and include chains stop at
+//! [`MAX_INCLUDE_DEPTH`]. Includes are spliced where they stand, so the
+//! model sees one document in document order.
+
+mod hardware;
+pub(crate) mod number;
+mod resolve;
+mod system;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use roxmltree::{Document, Node, ParsingOptions};
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::files::{FileSource, ReadError, normalize};
+use crate::model::Spanned;
+use crate::parse_rules as ids;
+use crate::source::{FileId, LineCol, SourceMap, Span};
+use crate::{Loaded, MAX_INCLUDE_DEPTH, MAX_INPUT_BYTES, MAX_NESTING};
+
+use number::{NumberError, is_valid_name, parse_bool, parse_u64};
+
+/// Loads the policy at `path`.
+pub(crate) fn load(path: &Path, files: &dyn FileSource) -> Loaded {
+    let mut ctx = Ctx {
+        files,
+        sources: SourceMap::new(),
+        diags: Diagnostics::new(),
+        include_stack: vec![files.identity(path)],
+    };
+    let shown = path.display().to_string();
+    let policy = ctx
+        .open(path, &shown, None, ids::FILE_UNREADABLE)
+        .and_then(|(file, text)| {
+            let doc = ctx.parse_doc(file, &text)?;
+            let root = El {
+                node: doc.root_element(),
+                file,
+            };
+            if root.name() != "system" {
+                ctx.diags.error(
+                    ids::INVALID_ROOT,
+                    root.span(),
+                    format!(
+                        "the root element of a policy must be <system>, not <{}>",
+                        root.name()
+                    ),
+                );
+                return None;
+            }
+            let mut policy = system::system(&mut ctx, root, path);
+            resolve::resolve(&mut policy, &mut ctx.diags);
+            Some(policy)
+        });
+    Loaded {
+        sources: ctx.sources,
+        policy,
+        diagnostics: ctx.diags,
+    }
+}
+
+/// An element and the file it is in.
+#[derive(Clone, Copy)]
+pub(crate) struct El<'a, 'input> {
+    node: Node<'a, 'input>,
+    file: FileId,
+}
+
+impl<'a, 'input> El<'a, 'input> {
+    /// Local tag name.
+    fn name(&self) -> &'a str {
+        self.node.tag_name().name()
+    }
+
+    /// The start tag's `<name`: where errors about the element point.
+    fn span(&self) -> Span {
+        let start = self.node.range().start;
+        let text = self.node.document().input_text();
+        let len = text
+            .get(start + 1..)
+            .and_then(|rest| rest.find(|c: char| c.is_whitespace() || c == '/' || c == '>'))
+            .unwrap_or(0);
+        Span::new(self.file, start..start + 1 + len)
+    }
+
+    /// A span inside this element's file.
+    fn span_of(&self, range: std::ops::Range<usize>) -> Span {
+        Span::new(self.file, range)
+    }
+
+    /// Trimmed text content and its span, if there is any non-blank text.
+    fn text(&self) -> Option<Spanned<String>> {
+        let node = self.node.children().find(|c| c.is_text())?;
+        let raw = node.text()?;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return None;
+        }
+        let range = node.range();
+        // Entity references make the text differ from the source; then the
+        // whole text node is the span.
+        let source = self
+            .node
+            .document()
+            .input_text()
+            .get(range.clone())
+            .unwrap_or("");
+        let span = match source.find(trimmed) {
+            Some(at) => self.span_of(range.start + at..range.start + at + trimmed.len()),
+            None => self.span_of(range),
+        };
+        Some(Spanned::new(trimmed.to_owned(), span))
+    }
+}
+
+/// Integer types attributes are read into, with their maximum for messages.
+pub(crate) trait Bounded: TryFrom<u64> + Copy {
+    /// Largest value.
+    const MAX: u64;
+}
+
+impl Bounded for u8 {
+    const MAX: u64 = u8::MAX as u64;
+}
+impl Bounded for u16 {
+    const MAX: u64 = u16::MAX as u64;
+}
+impl Bounded for u32 {
+    const MAX: u64 = u32::MAX as u64;
+}
+impl Bounded for u64 {
+    const MAX: u64 = u64::MAX;
+}
+
+/// A child handler: called for every child element, with includes already
+/// spliced in.
+pub(crate) type ChildFn<'h, 'f> = dyn FnMut(&mut Ctx<'f>, El<'_, '_>) + 'h;
+
+/// Loader state.
+pub(crate) struct Ctx<'f> {
+    files: &'f dyn FileSource,
+    sources: SourceMap,
+    diags: Diagnostics,
+    /// Identities of the files being read, outermost first.
+    include_stack: Vec<PathBuf>,
+}
+
+impl<'f> Ctx<'f> {
+    // ------------------------------------------------------------- files
+
+    /// Reads `display`; on failure reports with `rule` at `site` (or at the
+    /// start of the file for the root) and returns `None`.
+    /// Messages name the file as `shown` (the `href` as written, or the
+    /// root path as given).
+    fn open(
+        &mut self,
+        display: &Path,
+        shown: &str,
+        site: Option<Span>,
+        rule: &'static str,
+    ) -> Option<(FileId, Arc<str>)> {
+        match self.files.read(display, MAX_INPUT_BYTES) {
+            Ok(text) => {
+                let file = self.sources.add(display, text);
+                Some((file, self.sources.file(file).shared_text()))
+            }
+            Err(error) => {
+                let (rule, message, at) = match error {
+                    ReadError::NotFound => {
+                        (rule, format!("cannot read `{shown}`: file not found"), None)
+                    }
+                    ReadError::Other(why) => (rule, format!("cannot read `{shown}`: {why}"), None),
+                    ReadError::TooLarge(size) => (
+                        ids::INPUT_TOO_LARGE,
+                        format!(
+                            "`{shown}` is {size} bytes, more than the limit of {MAX_INPUT_BYTES} \
+                             bytes"
+                        ),
+                        None,
+                    ),
+                    ReadError::NotUtf8(offset, lossy) => {
+                        let file = self.sources.add(display, lossy);
+                        let text = self.sources.file(file).text();
+                        // Offsets shift where invalid bytes became U+FFFD;
+                        // the first invalid byte is still at `offset`.
+                        let offset = offset.min(text.len());
+                        (
+                            ids::XML_SYNTAX,
+                            format!("`{shown}` is not valid UTF-8"),
+                            Some(Span::new(file, offset..offset)),
+                        )
+                    }
+                };
+                let span = at.or(site).unwrap_or_else(|| {
+                    let file = self.sources.add(display, "");
+                    Span::file_start(file)
+                });
+                self.diags.error(rule, span, message);
+                None
+            }
+        }
+    }
+
+    /// Parses `text` (file `file`) and checks nesting depth.
+    fn parse_doc<'t>(&mut self, file: FileId, text: &'t str) -> Option<Document<'t>> {
+        // roxmltree recurses per nesting level and overflows the stack on
+        // very deep input, so depth is bounded by a lexical scan first.
+        if let Some(offset) = too_deep_at(text) {
+            let end = text
+                .get(offset + 1..)
+                .and_then(|rest| rest.find(|c: char| c.is_whitespace() || c == '/' || c == '>'))
+                .map_or(offset + 1, |len| offset + 1 + len);
+            self.diags.error(
+                ids::NESTING_TOO_DEEP,
+                Span::new(file, offset..end),
+                format!("elements are nested more than {MAX_NESTING} levels deep"),
+            );
+            return None;
+        }
+        let options = ParsingOptions {
+            allow_dtd: false,
+            ..ParsingOptions::default()
+        };
+        let doc = match Document::parse_with_options(text, options) {
+            Ok(doc) => doc,
+            Err(error) => {
+                let source = self.sources.file(file);
+                let offset = match error {
+                    roxmltree::Error::UnclosedRootNode => text.len() as u32,
+                    _ => {
+                        let pos = error.pos();
+                        source.offset_of(LineCol {
+                            line: pos.row,
+                            column: pos.col,
+                        })
+                    }
+                };
+                let mut message = error.to_string();
+                if let Some(at) = message.rfind(" at ")
+                    && message[at + 4..]
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b == b':')
+                {
+                    message.truncate(at);
+                }
+                self.diags.error(
+                    ids::XML_SYNTAX,
+                    Span::new(file, offset as usize..offset as usize),
+                    format!("malformed XML: {message}"),
+                );
+                return None;
+            }
+        };
+        // The handlers recurse along the tree, so depth is bounded before
+        // any of them runs (computed iteratively, parents come first).
+        let mut depths = vec![0usize; doc.descendants().count() + 1];
+        for node in doc.descendants().filter(|n| n.is_element()) {
+            let parent = node
+                .parent()
+                .map_or(0, |p| depths.get(p.id().get_usize()).copied().unwrap_or(0));
+            let depth = parent + 1;
+            if let Some(slot) = depths.get_mut(node.id().get_usize()) {
+                *slot = depth;
+            }
+            if depth > MAX_NESTING {
+                let el = El { node, file };
+                self.diags.error(
+                    ids::NESTING_TOO_DEEP,
+                    el.span(),
+                    format!("elements are nested more than {MAX_NESTING} levels deep"),
+                );
+                return None;
+            }
+        }
+        Some(doc)
+    }
+
+    /// Directory holding file `file`, for resolving `href`s.
+    fn base_dir(&self, file: FileId) -> PathBuf {
+        self.sources
+            .path(file)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// Resolves `href` against the directory of the file holding it.
+    fn resolve_href(&self, file: FileId, href: &str) -> PathBuf {
+        normalize(&self.base_dir(file).join(href))
+    }
+
+    // ---------------------------------------------------------- children
+
+    /// Calls `handle` for every child element of `el`, splicing in the
+    /// children of included files where `<include>` stands (when
+    /// `allow_include`), and reports non-blank text.
+    fn each_child(&mut self, el: El<'_, '_>, allow_include: bool, handle: &mut ChildFn<'_, 'f>) {
+        for node in el.node.children() {
+            if node.is_text() {
+                let text = node.text().unwrap_or("");
+                let trimmed = text.trim_start();
+                if !trimmed.is_empty() {
+                    let start = node.range().start + (text.len() - trimmed.len());
+                    let len = trimmed.trim_end().len().max(1);
+                    self.diags.error(
+                        ids::UNEXPECTED_TEXT,
+                        el.span_of(start..start + len),
+                        format!("unexpected text in <{}>", el.name()),
+                    );
+                }
+                continue;
+            }
+            if !node.is_element() {
+                continue;
+            }
+            let child = El {
+                node,
+                file: el.file,
+            };
+            if allow_include && child.name() == "include" && node.tag_name().namespace().is_none() {
+                self.include(child, el.name(), handle);
+            } else {
+                handle(self, child);
+            }
+        }
+    }
+
+    /// Handles `<include href>` inside an element called `container`.
+    fn include(&mut self, inc: El<'_, '_>, container: &str, handle: &mut ChildFn<'_, 'f>) {
+        self.attributes(inc, &["href"]);
+        self.no_children(inc);
+        let Some(href) = self.required(inc, "href") else {
+            return;
+        };
+        let display = self.resolve_href(inc.file, &href.value);
+        let identity = self.files.identity(&display);
+        if self.include_stack.contains(&identity) {
+            self.diags.push(
+                Diagnostic::error(
+                    ids::INCLUDE_CYCLE,
+                    href.span,
+                    format!("include cycle: `{}` is already being included", href.value),
+                )
+                .with_help("an included file must not include itself, directly or indirectly"),
+            );
+            return;
+        }
+        if self.include_stack.len() > MAX_INCLUDE_DEPTH {
+            self.diags.error(
+                ids::INCLUDE_TOO_DEEP,
+                href.span,
+                format!("includes are nested more than {MAX_INCLUDE_DEPTH} files deep"),
+            );
+            return;
+        }
+        let Some((file, text)) =
+            self.open(&display, &href.value, Some(href.span), ids::INCLUDE_MISSING)
+        else {
+            return;
+        };
+        let Some(doc) = self.parse_doc(file, &text) else {
+            return;
+        };
+        let root = El {
+            node: doc.root_element(),
+            file,
+        };
+        if root.name() != container {
+            self.diags.push(
+                Diagnostic::error(
+                    ids::INCLUDE_ROOT_MISMATCH,
+                    href.span,
+                    format!(
+                        "`{}` has root element <{}>, but is included in <{container}>",
+                        href.value,
+                        root.name()
+                    ),
+                )
+                .with_label(root.span(), "root element")
+                .with_help(format!(
+                    "an included file's root element must be <{container}>"
+                )),
+            );
+            return;
+        }
+        self.attributes(root, &[]);
+        self.include_stack.push(identity);
+        self.each_child(root, true, handle);
+        self.include_stack.pop();
+    }
+
+    /// Reports every child element of `el` (it has none in the language).
+    fn no_children(&mut self, el: El<'_, '_>) {
+        self.each_child(el, false, &mut |ctx, child| {
+            ctx.unknown_element(child, el.name(), &[])
+        });
+    }
+
+    /// Reports every child element of `el`, which holds only text.
+    fn text_only(&mut self, el: El<'_, '_>) {
+        for node in el.node.children().filter(|n| n.is_element()) {
+            let child = El {
+                node,
+                file: el.file,
+            };
+            self.unknown_element(child, el.name(), &[]);
+        }
+    }
+
+    /// Reports `child` as not allowed inside `parent`.
+    fn unknown_element(&mut self, child: El<'_, '_>, parent: &str, allowed: &[&str]) {
+        let help = if allowed.is_empty() {
+            format!("<{parent}> has no child elements")
+        } else {
+            format!(
+                "<{parent}> may contain: {}",
+                list(allowed, |a| format!("<{a}>"))
+            )
+        };
+        self.diags.push(
+            Diagnostic::error(
+                ids::UNKNOWN_ELEMENT,
+                child.span(),
+                format!("unknown element <{}> in <{parent}>", child.name()),
+            )
+            .with_help(help),
+        );
+    }
+
+    /// Reports a second occurrence of an element that may appear once;
+    /// returns whether `el` is the first.
+    fn first_time(&mut self, seen: &mut Option<Span>, el: El<'_, '_>, parent: &str) -> bool {
+        match *seen {
+            None => {
+                *seen = Some(el.span());
+                true
+            }
+            Some(first) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        ids::DUPLICATE_ELEMENT,
+                        el.span(),
+                        format!("<{parent}> has more than one <{}>", el.name()),
+                    )
+                    .with_label(first, "first one here"),
+                );
+                false
+            }
+        }
+    }
+
+    /// Reports a missing required child element.
+    fn missing_element(&mut self, parent: El<'_, '_>, name: &str) {
+        self.diags.error(
+            ids::MISSING_ELEMENT,
+            parent.span(),
+            format!("<{}> needs a <{name}> element", parent.name()),
+        );
+    }
+
+    // -------------------------------------------------------- attributes
+
+    /// Reports attributes of `el` not in `allowed`. Attributes in a
+    /// namespace (`xsi:...`, for editors) are ignored.
+    fn attributes(&mut self, el: El<'_, '_>, allowed: &[&str]) {
+        for attr in el.node.attributes() {
+            if attr.namespace().is_some() || allowed.contains(&attr.name()) {
+                continue;
+            }
+            let help = if allowed.is_empty() {
+                format!("<{}> has no attributes", el.name())
+            } else {
+                format!(
+                    "<{}> takes: {}",
+                    el.name(),
+                    list(allowed, |a| a.to_string())
+                )
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    ids::UNKNOWN_ATTRIBUTE,
+                    el.span_of(attr.range_qname()),
+                    format!("unknown attribute `{}` on <{}>", attr.name(), el.name()),
+                )
+                .with_help(help),
+            );
+        }
+    }
+
+    /// The attribute's value, if present.
+    fn optional(&self, el: El<'_, '_>, name: &str) -> Option<Spanned<String>> {
+        el.node
+            .attributes()
+            .find(|a| a.name() == name && a.namespace().is_none())
+            .map(|a| Spanned::new(a.value().to_owned(), el.span_of(a.range_value())))
+    }
+
+    /// The attribute's value; reports it missing if absent.
+    fn required(&mut self, el: El<'_, '_>, name: &str) -> Option<Spanned<String>> {
+        let value = self.optional(el, name);
+        if value.is_none() {
+            self.diags.error(
+                ids::MISSING_ATTRIBUTE,
+                el.span(),
+                format!("<{}> needs the attribute `{name}`", el.name()),
+            );
+        }
+        value
+    }
+
+    /// A required string; placeholder (empty, element span) if missing.
+    fn string(&mut self, el: El<'_, '_>, name: &str) -> Spanned<String> {
+        self.required(el, name)
+            .unwrap_or_else(|| Spanned::new(String::new(), el.span()))
+    }
+
+    /// Checks a name's syntax.
+    fn check_name(&mut self, value: &Spanned<String>) {
+        if !is_valid_name(&value.value) {
+            self.diags.push(
+                Diagnostic::error(
+                    ids::INVALID_NAME,
+                    value.span,
+                    format!("`{}` is not a valid name", value.value),
+                )
+                .with_help(
+                    "names start with a letter or `_`, continue with letters, digits, `_`, `-` \
+                     or `|`, and are at most 63 bytes",
+                ),
+            );
+        }
+    }
+
+    /// A required name attribute (syntax-checked).
+    fn name(&mut self, el: El<'_, '_>, attr: &str) -> Spanned<String> {
+        match self.required(el, attr) {
+            Some(value) => {
+                self.check_name(&value);
+                value
+            }
+            None => Spanned::new(String::new(), el.span()),
+        }
+    }
+
+    /// Parses a number attribute value into `T`.
+    fn convert<T: Bounded>(&mut self, raw: Spanned<String>, attr: &str) -> Option<Spanned<T>> {
+        let parsed = parse_u64(&raw.value);
+        let value = match parsed {
+            Ok(v) => T::try_from(v).ok(),
+            Err(NumberError::Overflow) => None,
+            Err(NumberError::Invalid) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        ids::INVALID_NUMBER,
+                        raw.span,
+                        format!("`{}` is not a number", raw.value),
+                    )
+                    .with_help("write decimal (4096), hex (0x1000) or Ada (16#1000#); `_` may separate digits"),
+                );
+                return None;
+            }
+        };
+        if value.is_none() {
+            self.diags.error(
+                ids::NUMBER_OVERFLOW,
+                raw.span,
+                format!(
+                    "`{}` is too large for `{attr}` (at most {})",
+                    raw.value,
+                    T::MAX
+                ),
+            );
+        }
+        value.map(|v| Spanned::new(v, raw.span))
+    }
+
+    /// An optional number attribute.
+    fn opt_number<T: Bounded>(&mut self, el: El<'_, '_>, attr: &str) -> Option<Spanned<T>> {
+        let raw = self.optional(el, attr)?;
+        self.convert(raw, attr)
+    }
+
+    /// A number attribute with a default (the default's span is the
+    /// element's).
+    fn number_or<T: Bounded>(&mut self, el: El<'_, '_>, attr: &str, default: T) -> Spanned<T> {
+        self.opt_number(el, attr)
+            .unwrap_or_else(|| Spanned::new(default, el.span()))
+    }
+
+    /// A required number attribute (placeholder zero if missing or bad).
+    fn number<T: Bounded + Default>(&mut self, el: El<'_, '_>, attr: &str) -> Spanned<T> {
+        match self.required(el, attr) {
+            Some(raw) => {
+                let span = raw.span;
+                self.convert(raw, attr)
+                    .unwrap_or_else(|| Spanned::new(T::default(), span))
+            }
+            None => Spanned::new(T::default(), el.span()),
+        }
+    }
+
+    /// A boolean attribute with a default.
+    fn boolean_or(&mut self, el: El<'_, '_>, attr: &str, default: bool) -> Spanned<bool> {
+        let Some(raw) = self.optional(el, attr) else {
+            return Spanned::new(default, el.span());
+        };
+        match parse_bool(&raw.value) {
+            Some(value) => Spanned::new(value, raw.span),
+            None => {
+                self.diags.error(
+                    ids::INVALID_BOOLEAN,
+                    raw.span,
+                    format!(
+                        "`{}` is not a valid `{attr}`; expected `true` or `false`",
+                        raw.value
+                    ),
+                );
+                Spanned::new(default, raw.span)
+            }
+        }
+    }
+
+    /// An optional enumerated attribute.
+    fn opt_enum<T: Copy>(
+        &mut self,
+        el: El<'_, '_>,
+        attr: &str,
+        options: &[(&str, T)],
+    ) -> Option<Spanned<T>> {
+        let raw = self.optional(el, attr)?;
+        self.enum_value(raw, attr, options)
+    }
+
+    /// Maps an enumerated value, reporting one not in `options`.
+    fn enum_value<T: Copy>(
+        &mut self,
+        raw: Spanned<String>,
+        attr: &str,
+        options: &[(&str, T)],
+    ) -> Option<Spanned<T>> {
+        if let Some((_, value)) = options.iter().find(|(name, _)| *name == raw.value) {
+            return Some(Spanned::new(*value, raw.span));
+        }
+        self.diags.error(
+            ids::INVALID_ENUM,
+            raw.span,
+            format!(
+                "`{}` is not a valid `{attr}`; expected one of: {}",
+                raw.value,
+                list(options, |(name, _)| (*name).to_owned())
+            ),
+        );
+        None
+    }
+
+    /// A required enumerated attribute (placeholder `fallback` if missing or
+    /// bad; the error is reported either way).
+    fn enumeration<T: Copy>(
+        &mut self,
+        el: El<'_, '_>,
+        attr: &str,
+        options: &[(&str, T)],
+        fallback: T,
+    ) -> Spanned<T> {
+        match self.required(el, attr) {
+            Some(raw) => {
+                let span = raw.span;
+                self.enum_value(raw, attr, options)
+                    .unwrap_or(Spanned::new(fallback, span))
+            }
+            None => Spanned::new(fallback, el.span()),
+        }
+    }
+}
+
+/// Offset of the first start tag nested deeper than [`MAX_NESTING`], by a
+/// lexical scan that skips comments, CDATA, processing instructions and
+/// quoted attribute values. Stops (returning `None`) at anything it does not
+/// understand; the XML parser then reports that before nesting matters.
+fn too_deep_at(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let find = |from: usize, pattern: &str| {
+        text.get(from..).and_then(|rest| rest.find(pattern)).map(|at| from + at + pattern.len())
+    };
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(at) = text.get(i..).and_then(|rest| rest.find('<')).map(|at| i + at) {
+        let rest = &bytes[at..];
+        if rest.starts_with(b"<!--") {
+            i = find(at + 4, "-->")?;
+        } else if rest.starts_with(b"<![CDATA[") {
+            i = find(at + 9, "]]>")?;
+        } else if rest.starts_with(b"<?") {
+            i = find(at + 2, "?>")?;
+        } else if rest.starts_with(b"<!") {
+            return None;
+        } else if rest.starts_with(b"</") {
+            depth = depth.saturating_sub(1);
+            i = find(at + 2, ">")?;
+        } else {
+            // A start tag: find its end outside quoted values.
+            let mut j = at + 1;
+            let mut quote = None;
+            while let Some(&b) = bytes.get(j) {
+                match (quote, b) {
+                    (None, b'"' | b'\'') => quote = Some(b),
+                    (Some(q), _) if b == q => quote = None,
+                    (None, b'>') => break,
+                    _ => {}
+                }
+                j += 1;
+            }
+            if j >= bytes.len() {
+                return None;
+            }
+            if bytes[j - 1] != b'/' {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(at);
+                }
+            }
+            i = j + 1;
+        }
+    }
+    None
+}
+
+/// `a, b, c` from items.
+fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
+    items.iter().map(show).collect::<Vec<_>>().join(", ")
+}

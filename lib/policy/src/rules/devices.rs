@@ -1,0 +1,668 @@
+//! Devices: the resources of the hardware's devices are consistent and
+//! unambiguous, and each device belongs to at most one subject.
+//!
+//! A device's I/O ports, IRQ lines, PCI function and memory are what the
+//! composer grants through the I/O bitmap, the interrupt routing table and
+//! EPT. If two devices claimed the same port or the same memory, granting
+//! one would silently grant part of the other; so resources are unique
+//! across devices, and a device (or an IRQ line shared by devices) has one
+//! owner.
+
+use std::collections::HashMap;
+
+use super::common::{DiagnosticExt, PAGE, Range, hex, owned_irqs, subjects};
+use crate::diag::Diagnostics;
+use crate::model::{Caching, Policy, SubjectIdx};
+use crate::rule::{Category, Rule};
+use crate::source::Span;
+
+/// IRQ lines 0..=15 are ISA lines, wired to one device each.
+const LEGACY_IRQS: u32 = 16;
+/// The kernel routes IRQ n to host vector 32 + n, which must stay below the
+/// reserved vectors 253 and 254.
+const MAX_IRQ: u32 = 220;
+/// ECAM maps 1 MiB of configuration space per PCI bus.
+const PCI_BUS_CONFIG: u64 = 0x10_0000;
+/// 256 buses at most.
+const PCI_CONFIG_MAX: u64 = 256 * PCI_BUS_CONFIG;
+
+/// The allocatable memory blocks as ranges, with their names.
+fn allocatable(policy: &Policy) -> Vec<(Range, &str)> {
+    policy
+        .hardware
+        .memory_blocks
+        .iter()
+        .filter(|b| b.allocatable.value)
+        .filter_map(|b| {
+            Range::new(b.physical_address.value.0, b.size.value).map(|r| (r, b.name.as_str()))
+        })
+        .collect()
+}
+
+rule! {
+    /// A device is owned by at most one subject: two owners of one device can
+    /// talk through it and each can disturb the other's use of it.
+    OWNED_TWICE = "devices-owned-twice" in Devices;
+    fn owned_twice(policy, out) {
+        let mut owner: HashMap<u32, (SubjectIdx, Span)> = HashMap::new();
+        for (s, subject) in subjects(policy) {
+            for grant in &subject.devices {
+                let Some(device) = grant.physical.get() else {
+                    continue;
+                };
+                match owner.get(&device.0) {
+                    Some(&(first, span)) if first != s => {
+                        out.error(
+                            OWNED_TWICE.id,
+                            grant.physical.name.span,
+                            format!(
+                                "device \"{}\" is owned by subject \"{}\" and by subject \"{}\"",
+                                grant.physical.name.as_str(),
+                                policy.subject(first).name.as_str(),
+                                subject.name.as_str()
+                            ),
+                        )
+                        .label(span, "first granted here")
+                        .help(
+                            "a device belongs to one subject; pass its data on through a channel",
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        owner.insert(device.0, (s, grant.physical.name.span));
+                    }
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// A subject is granted each device once.
+    GRANTED_TWICE = "devices-granted-twice" in Devices;
+    fn granted_twice(policy, out) {
+        for subject in &policy.subjects {
+            let mut first: HashMap<u32, Span> = HashMap::new();
+            for grant in &subject.devices {
+                let Some(device) = grant.physical.get() else {
+                    continue;
+                };
+                if let Some(&span) = first.get(&device.0) {
+                    out.error(
+                        GRANTED_TWICE.id,
+                        grant.physical.name.span,
+                        format!(
+                            "device \"{}\" is granted twice to subject \"{}\"",
+                            grant.physical.name.as_str(),
+                            subject.name.as_str()
+                        ),
+                    )
+                    .label(span, "first granted here")
+                    .help("grant it once, listing every part it needs inside one <device>");
+                } else {
+                    first.insert(device.0, grant.physical.name.span);
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Inside one device grant, each I/O port range, IRQ and memory of the
+    /// device is granted once.
+    RESOURCE_GRANTED_TWICE = "devices-resource-granted-twice" in Devices;
+    fn resource_granted_twice(policy, out) {
+        for subject in &policy.subjects {
+            for grant in &subject.devices {
+                let Some(device) = grant.physical.get() else {
+                    continue;
+                };
+                let device = policy.device(device);
+                let mut seen: HashMap<(u8, u32), Span> = HashMap::new();
+                let parts = grant
+                    .io_ports
+                    .iter()
+                    .map(|p| (0u8, p.physical.get().map(|i| i.0), &p.physical.name))
+                    .chain(
+                        grant
+                            .irqs
+                            .iter()
+                            .map(|i| (1, i.physical.get().map(|x| x.0), &i.physical.name)),
+                    )
+                    .chain(
+                        grant
+                            .memory
+                            .iter()
+                            .map(|m| (2, m.physical.get().map(|x| x.0), &m.physical.name)),
+                    );
+                for (kind, index, name) in parts {
+                    let Some(index) = index else { continue };
+                    if let Some(&span) = seen.get(&(kind, index)) {
+                        out.error(
+                            RESOURCE_GRANTED_TWICE.id,
+                            name.span,
+                            format!(
+                                "resource \"{}\" of device \"{}\" is granted twice to \
+                                 subject \"{}\"",
+                                name.as_str(),
+                                device.name.as_str(),
+                                subject.name.as_str()
+                            ),
+                        )
+                        .label(span, "first granted here");
+                    } else {
+                        seen.insert((kind, index), name.span);
+                    }
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Warning: a device granted to a subject gives it something: I/O ports, IRQs or
+    /// memory.
+    GRANT_NOTHING = "devices-grant-nothing" in Devices;
+    fn grant_nothing(policy, out) {
+        for subject in &policy.subjects {
+            for grant in subject.devices.iter().filter(|g| g.is_whole_device()) {
+                let Some(device) = grant.physical.get() else {
+                    continue;
+                };
+                let device = policy.device(device);
+                if device.io_ports.is_empty() && device.irqs.is_empty() && device.memory.is_empty()
+                {
+                    out.warning(
+                        GRANT_NOTHING.id,
+                        grant.physical.name.span,
+                        format!(
+                            "device \"{}\" granted to subject \"{}\" has no I/O ports, IRQs \
+                             or memory",
+                            device.name.as_str(),
+                            subject.name.as_str()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// An I/O port range starts at or before its end.
+    IOPORT_INVERTED = "devices-ioport-inverted" in Devices;
+    fn ioport_inverted(policy, out) {
+        for device in &policy.hardware.devices {
+            for range in device
+                .io_ports
+                .iter()
+                .filter(|p| p.start.value > p.end.value)
+            {
+                out.error(
+                    IOPORT_INVERTED.id,
+                    range.start.span,
+                    format!(
+                        "I/O port range \"{}\" of device \"{}\" starts at {}, after its end {}",
+                        range.name.as_str(),
+                        device.name.as_str(),
+                        hex(u64::from(range.start.value)),
+                        hex(u64::from(range.end.value))
+                    ),
+                );
+            }
+        }
+    }
+}
+
+rule! {
+    /// No I/O port belongs to two devices, so granting one device never
+    /// grants part of another.
+    IOPORT_OVERLAP = "devices-ioport-overlap" in Devices;
+    fn ioport_overlap(policy, out) {
+        // Ports are 16 bits: an owner table is simpler than sorting.
+        let mut owner: HashMap<u16, (usize, Span)> = HashMap::new();
+        for (d, device) in policy.hardware.devices.iter().enumerate() {
+            for range in device
+                .io_ports
+                .iter()
+                .filter(|p| p.start.value <= p.end.value)
+            {
+                let mut reported = false;
+                for port in range.start.value..=range.end.value {
+                    match owner.get(&port) {
+                        Some(&(other, span)) if other != d && !reported => {
+                            reported = true;
+                            let Some(other) = policy.hardware.devices.get(other) else {
+                                continue;
+                            };
+                            out.error(
+                                IOPORT_OVERLAP.id,
+                                range.start.span,
+                                format!(
+                                    "I/O ports {}..={} of device \"{}\" overlap I/O ports of \
+                                     device \"{}\"",
+                                    hex(u64::from(range.start.value)),
+                                    hex(u64::from(range.end.value)),
+                                    device.name.as_str(),
+                                    other.name.as_str()
+                                ),
+                            )
+                            .label(span, "the other device's ports");
+                        }
+                        Some(_) => {}
+                        None => {
+                            owner.insert(port, (d, range.start.span));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// IRQ numbers are at most 220, so the host vector 32 + IRQ stays below
+    /// the reserved vectors 253 and 254.
+    IRQ_OUT_OF_RANGE = "devices-irq-out-of-range" in Devices;
+    fn irq_out_of_range(policy, out) {
+        for device in &policy.hardware.devices {
+            for irq in device.irqs.iter().filter(|i| i.number.value > MAX_IRQ) {
+                out.error(
+                    IRQ_OUT_OF_RANGE.id,
+                    irq.number.span,
+                    format!(
+                        "IRQ \"{}\" of device \"{}\" has number {}; the highest usable IRQ \
+                         is {MAX_IRQ}",
+                        irq.name.as_str(),
+                        device.name.as_str(),
+                        irq.number.value
+                    ),
+                );
+            }
+        }
+    }
+}
+
+rule! {
+    /// An ISA IRQ line (0..=15) belongs to one device; unlike PCI lines they
+    /// cannot be shared.
+    LEGACY_IRQ_DUPLICATE = "devices-legacy-irq-duplicate" in Devices;
+    fn legacy_irq_duplicate(policy, out) {
+        let mut owner: HashMap<u32, (usize, Span)> = HashMap::new();
+        for (d, device) in policy.hardware.devices.iter().enumerate() {
+            for irq in device.irqs.iter().filter(|i| i.number.value < LEGACY_IRQS) {
+                match owner.get(&irq.number.value) {
+                    Some(&(other, span)) if other != d => {
+                        let Some(other) = policy.hardware.devices.get(other) else {
+                            continue;
+                        };
+                        out.error(
+                            LEGACY_IRQ_DUPLICATE.id,
+                            irq.number.span,
+                            format!(
+                                "IRQ {} of device \"{}\" is also used by device \"{}\"",
+                                irq.number.value,
+                                device.name.as_str(),
+                                other.name.as_str()
+                            ),
+                        )
+                        .label(span, "used here");
+                    }
+                    Some(_) => {}
+                    None => {
+                        owner.insert(irq.number.value, (d, irq.number.span));
+                    }
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// An IRQ line shared by several devices is owned by one subject, since
+    /// the kernel routes a line to one subject.
+    IRQ_SHARED = "devices-irq-shared" in Devices;
+    fn irq_shared(policy, out) {
+        let mut owner: HashMap<u32, (SubjectIdx, usize)> = HashMap::new();
+        for (s, subject) in subjects(policy) {
+            for (number, device, span) in owned_irqs(policy, subject) {
+                match owner.get(&number) {
+                    Some(&(first, first_device)) if first != s && first_device != device => {
+                        let (Some(this), Some(that)) = (
+                            policy.hardware.devices.get(device),
+                            policy.hardware.devices.get(first_device),
+                        ) else {
+                            continue;
+                        };
+                        out.error(
+                            IRQ_SHARED.id,
+                            span,
+                            format!(
+                                "IRQ {number} of device \"{}\" is also owned by subject \"{}\" \
+                                 through device \"{}\"",
+                                this.name.as_str(),
+                                policy.subject(first).name.as_str(),
+                                that.name.as_str()
+                            ),
+                        )
+                        .help("grant devices that share an IRQ line to one subject");
+                    }
+                    Some(_) => {}
+                    None => {
+                        owner.insert(number, (s, device));
+                    }
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// No two devices have the same PCI bus, device and function.
+    PCI_DUPLICATE = "devices-pci-duplicate" in Devices;
+    fn pci_duplicate(policy, out) {
+        let mut owner: HashMap<(u8, u8, u8), (usize, Span)> = HashMap::new();
+        for (d, device) in policy.hardware.devices.iter().enumerate() {
+            let Some(pci) = &device.pci else { continue };
+            let key = (pci.bus.value, pci.device.value, pci.function.value);
+            if let Some(&(other, span)) = owner.get(&key) {
+                let Some(other) = policy.hardware.devices.get(other) else {
+                    continue;
+                };
+                out.error(
+                    PCI_DUPLICATE.id,
+                    pci.bus.span,
+                    format!(
+                        "PCI address {:02x}:{:02x}.{:x} of device \"{}\" is also used by \
+                         device \"{}\"",
+                        key.0,
+                        key.1,
+                        key.2,
+                        device.name.as_str(),
+                        other.name.as_str()
+                    ),
+                )
+                .label(span, "used here");
+            } else {
+                owner.insert(key, (d, pci.bus.span));
+            }
+        }
+    }
+}
+
+rule! {
+    /// PCI device numbers are at most 31 and function numbers at most 7.
+    PCI_RANGE = "devices-pci-range" in Devices;
+    fn pci_range(policy, out) {
+        for device in &policy.hardware.devices {
+            let Some(pci) = &device.pci else { continue };
+            for (what, value, max) in [
+                ("device", &pci.device, 31u8),
+                ("function", &pci.function, 7u8),
+            ] {
+                if value.value > max {
+                    out.error(
+                        PCI_RANGE.id,
+                        value.span,
+                        format!(
+                            "PCI {what} number {} of device \"{}\" is out of range 0..={max}",
+                            value.value,
+                            device.name.as_str()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Devices with a PCI address come with the PCI configuration space
+    /// (`pciConfigAddress` of `<devices>`).
+    PCI_NO_CONFIG_SPACE = "devices-pci-no-config-space" in Devices;
+    fn pci_no_config_space(policy, out) {
+        if policy.hardware.pci_config_address.is_some() {
+            return;
+        }
+        for device in &policy.hardware.devices {
+            let Some(pci) = &device.pci else { continue };
+            out.error(
+                PCI_NO_CONFIG_SPACE.id,
+                pci.span,
+                format!(
+                    "device \"{}\" has a PCI address but the hardware description gives no \
+                     pciConfigAddress",
+                    device.name.as_str()
+                ),
+            );
+        }
+    }
+}
+
+rule! {
+    /// The PCI configuration space starts on a 1 MiB boundary, as ECAM needs.
+    PCI_CONFIG_UNALIGNED = "devices-pci-config-unaligned" in Devices;
+    fn pci_config_unaligned(policy, out) {
+        let Some(address) = &policy.hardware.pci_config_address else {
+            return;
+        };
+        if !address.value.is_aligned(PCI_BUS_CONFIG) {
+            out.error(
+                PCI_CONFIG_UNALIGNED.id,
+                address.span,
+                format!("pciConfigAddress {} is not 1 MiB aligned", address.value),
+            );
+        }
+    }
+}
+
+rule! {
+    /// The PCI configuration space is 1 MiB per bus: a non-zero multiple of
+    /// 1 MiB, at most 256 MiB.
+    PCI_CONFIG_SIZE = "devices-pci-config-size" in Devices;
+    fn pci_config_size(policy, out) {
+        let Some(size) = &policy.hardware.pci_config_size else {
+            return;
+        };
+        let v = size.value;
+        if v == 0 || !v.is_multiple_of(PCI_BUS_CONFIG) || v > PCI_CONFIG_MAX {
+            out.error(
+                PCI_CONFIG_SIZE.id,
+                size.span,
+                format!(
+                    "pciConfigSize {} is not a multiple of 1 MiB between 1 MiB and 256 MiB",
+                    hex(v)
+                ),
+            );
+        }
+    }
+}
+
+rule! {
+    /// The PCI configuration space does not overlap allocatable RAM.
+    PCI_CONFIG_IN_RAM = "devices-pci-config-in-ram" in Devices;
+    fn pci_config_in_ram(policy, out) {
+        let (Some(address), Some(size)) = (
+            &policy.hardware.pci_config_address,
+            &policy.hardware.pci_config_size,
+        ) else {
+            return;
+        };
+        let Some(config) = Range::new(address.value.0, size.value) else {
+            return;
+        };
+        for (block, name) in allocatable(policy) {
+            if block.overlaps(&config) {
+                out.error(
+                    PCI_CONFIG_IN_RAM.id,
+                    address.span,
+                    format!(
+                        "PCI configuration space {config} overlaps allocatable memory block \
+                         \"{name}\""
+                    ),
+                );
+            }
+        }
+    }
+}
+
+rule! {
+    /// Device memory starts on a 4 KiB boundary, so EPT can grant it alone.
+    MEMORY_UNALIGNED = "devices-memory-unaligned" in Devices;
+    fn memory_unaligned(policy, out) {
+        for device in &policy.hardware.devices {
+            for memory in device
+                .memory
+                .iter()
+                .filter(|m| !m.physical_address.value.is_aligned(PAGE))
+            {
+                out.error(
+                    MEMORY_UNALIGNED.id,
+                    memory.physical_address.span,
+                    format!(
+                        "memory \"{}\" of device \"{}\" at {} is not 4 KiB aligned",
+                        memory.name.as_str(),
+                        device.name.as_str(),
+                        memory.physical_address.value
+                    ),
+                );
+            }
+        }
+    }
+}
+
+rule! {
+    /// Device memory sizes are non-zero multiples of 4 KiB.
+    MEMORY_SIZE = "devices-memory-size" in Devices;
+    fn memory_size(policy, out) {
+        for device in &policy.hardware.devices {
+            for memory in &device.memory {
+                let size = memory.size.value;
+                if size == 0 || !size.is_multiple_of(PAGE) {
+                    out.error(
+                        MEMORY_SIZE.id,
+                        memory.size.span,
+                        format!(
+                            "memory \"{}\" of device \"{}\" has size {}, which is not a non-zero \
+                             multiple of 4 KiB",
+                            memory.name.as_str(),
+                            device.name.as_str(),
+                            hex(size)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Memory of different devices does not overlap.
+    MEMORY_OVERLAP = "devices-memory-overlap" in Devices;
+    fn memory_overlap(policy, out) {
+        let mut all: Vec<(Range, usize, usize)> = Vec::new();
+        for (d, device) in policy.hardware.devices.iter().enumerate() {
+            for (m, memory) in device.memory.iter().enumerate() {
+                let range = Range::new(memory.physical_address.value.0, memory.size.value);
+                if let Some(range) = range.filter(|r| r.start < r.end) {
+                    all.push((range, d, m));
+                }
+            }
+        }
+        all.sort_by_key(|&(r, d, m)| (r.start, d, m));
+        let mut open: Vec<(Range, usize, usize)> = Vec::new();
+        let mut pairs = Vec::new();
+        for (range, d, m) in all {
+            open.retain(|(r, _, _)| r.end > range.start);
+            for &(_, od, om) in &open {
+                if od != d {
+                    pairs.push(((d, m).max((od, om)), (d, m).min((od, om))));
+                }
+            }
+            open.push((range, d, m));
+        }
+        pairs.sort_unstable();
+        for ((d, m), (od, om)) in pairs {
+            let devices = &policy.hardware.devices;
+            let (Some(device), Some(other)) = (devices.get(d), devices.get(od)) else {
+                continue;
+            };
+            let (Some(memory), Some(other_memory)) = (device.memory.get(m), other.memory.get(om))
+            else {
+                continue;
+            };
+            out.error(
+                MEMORY_OVERLAP.id,
+                memory.physical_address.span,
+                format!(
+                    "memory \"{}\" of device \"{}\" overlaps memory \"{}\" of device \"{}\"",
+                    memory.name.as_str(),
+                    device.name.as_str(),
+                    other_memory.name.as_str(),
+                    other.name.as_str()
+                ),
+            )
+            .label(
+                other_memory.physical_address.span,
+                "the other device memory",
+            );
+        }
+    }
+}
+
+rule! {
+    /// Device memory does not overlap allocatable RAM, which the composer
+    /// hands out to subjects.
+    MEMORY_IN_RAM = "devices-memory-in-ram" in Devices;
+    fn memory_in_ram(policy, out) {
+        let blocks = allocatable(policy);
+        for device in &policy.hardware.devices {
+            for memory in &device.memory {
+                let Some(range) = Range::new(memory.physical_address.value.0, memory.size.value)
+                else {
+                    continue;
+                };
+                for (block, name) in &blocks {
+                    if block.overlaps(&range) {
+                        out.error(
+                            MEMORY_IN_RAM.id,
+                            memory.physical_address.span,
+                            format!(
+                                "memory \"{}\" of device \"{}\" overlaps allocatable memory block \
+                                 \"{name}\"",
+                                memory.name.as_str(),
+                                device.name.as_str()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Warning: device memory is not write-back cached: caching MMIO reorders and
+    /// drops device accesses.
+    MEMORY_WRITE_BACK = "devices-memory-write-back" in Devices;
+    fn memory_write_back(policy, out) {
+        for device in &policy.hardware.devices {
+            for memory in device
+                .memory
+                .iter()
+                .filter(|m| m.caching.value == Caching::Wb)
+            {
+                out.warning(
+                    MEMORY_WRITE_BACK.id,
+                    memory.caching.span,
+                    format!(
+                        "memory \"{}\" of device \"{}\" is write-back cached",
+                        memory.name.as_str(),
+                        device.name.as_str()
+                    ),
+                )
+                .help("device memory is normally UC (registers) or WC (frame buffers)");
+            }
+        }
+    }
+}

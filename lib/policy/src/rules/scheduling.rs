@@ -1,0 +1,475 @@
+//! Scheduling: the plan is a fixed cyclic schedule the kernel can follow
+//! without deciding anything.
+//!
+//! Every partition runs on exactly one CPU and appears in the plan; every
+//! CPU the plan uses appears in every major frame, and within a major frame
+//! all CPUs take equally long, so they meet at the major frame boundary.
+//! Ticks are converted to TSC cycles offline as `ticks * speed_kHz * 1000 /
+//! tickRate`; the conversion must be exact and fit 64 bits, so deadlines do
+//! not drift and never wrap.
+
+use std::collections::{HashMap, HashSet};
+
+use super::common::{DiagnosticExt, core_count, first_definitions, partition_cpus, plan_cpus};
+use crate::diag::Diagnostics;
+use crate::model::{ChannelRole, EventMode, FrameCpu, Policy, SubjectIdx};
+use crate::rule::{Category, Rule};
+use crate::source::Span;
+
+/// Total ticks of each `<cpu>` of a major frame (u128: sums of u64 values
+/// cannot overflow it in any policy that fits in memory).
+fn cpu_ticks(cpu: &FrameCpu) -> u128 {
+    cpu.minor_frames
+        .iter()
+        .map(|m| u128::from(m.ticks.value.0))
+        .sum()
+}
+
+/// TSC cycles per second times ticks, before dividing by the tick rate.
+fn cycles_numerator(policy: &Policy, ticks: u128) -> u128 {
+    ticks.saturating_mul(u128::from(policy.hardware.processor.speed_khz.value).saturating_mul(1000))
+}
+
+rule! {
+    /// The tick rate is not zero: ticks are converted to TSC cycles with it.
+    TICK_RATE_ZERO = "scheduling-tick-rate-zero" in Scheduling;
+    fn tick_rate_zero(policy, out) {
+        let rate = &policy.scheduling.tick_rate;
+        if rate.value == 0 {
+            out.error(TICK_RATE_ZERO.id, rate.span, "tickRate is 0")
+                .help("give the number of ticks per second, e.g. tickRate=\"1000\"");
+        }
+    }
+}
+
+rule! {
+    /// The plan has at least one major frame.
+    NO_MAJOR_FRAME = "scheduling-no-major-frame" in Scheduling;
+    fn no_major_frame(policy, out) {
+        // Without subjects there is nothing to schedule (subjects-none).
+        if policy.scheduling.major_frames.is_empty() && !policy.subjects.is_empty() {
+            out.error(
+                NO_MAJOR_FRAME.id,
+                policy.scheduling.span,
+                "the plan has no major frame",
+            );
+        }
+    }
+}
+
+rule! {
+    /// Every partition has at least one group and every group at least one
+    /// subject.
+    PARTITION_EMPTY = "scheduling-partition-empty" in Scheduling;
+    fn partition_empty(policy, out) {
+        for partition in &policy.scheduling.partitions {
+            if partition.groups.is_empty() {
+                out.error(
+                    PARTITION_EMPTY.id,
+                    partition.name.span,
+                    format!("partition \"{}\" has no group", partition.name.as_str()),
+                );
+            }
+            for group in partition.groups.iter().filter(|g| g.subjects.is_empty()) {
+                out.error(
+                    PARTITION_EMPTY.id,
+                    group.span,
+                    format!(
+                        "a group of partition \"{}\" has no subject",
+                        partition.name.as_str()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+rule! {
+    /// Every partition is in at least one minor frame, or its subjects never
+    /// run.
+    PARTITION_UNUSED = "scheduling-partition-unused" in Scheduling;
+    fn partition_unused(policy, out) {
+        if policy.scheduling.major_frames.is_empty() {
+            return; // scheduling-no-major-frame
+        }
+        let cpus = partition_cpus(policy);
+        let first = first_definitions(policy.scheduling.partitions.iter().map(|p| p.name.as_str()));
+        for ((partition, cpus), first) in policy.scheduling.partitions.iter().zip(&cpus).zip(first)
+        {
+            if first && cpus.is_empty() {
+                out.error(
+                    PARTITION_UNUSED.id,
+                    partition.name.span,
+                    format!(
+                        "partition \"{}\" is not in any minor frame",
+                        partition.name.as_str()
+                    ),
+                )
+                .help("give it a <minorFrame> in the plan, or remove it");
+            }
+        }
+    }
+}
+
+rule! {
+    /// A partition runs on one CPU only: its subjects' state lives on that
+    /// CPU.
+    PARTITION_MULTI_CPU = "scheduling-partition-multi-cpu" in Scheduling;
+    fn partition_multi_cpu(policy, out) {
+        let cpus = partition_cpus(policy);
+        for (partition, cpus) in policy.scheduling.partitions.iter().zip(&cpus) {
+            let Some(&(first_cpu, first_span)) = cpus.first() else {
+                continue;
+            };
+            for &(cpu, span) in cpus.iter().skip(1) {
+                out.error(
+                    PARTITION_MULTI_CPU.id,
+                    span,
+                    format!(
+                        "partition \"{}\" runs on CPU {} and on CPU {}",
+                        partition.name.as_str(),
+                        first_cpu.0,
+                        cpu.0
+                    ),
+                )
+                .label(first_span, "first scheduled here");
+            }
+        }
+    }
+}
+
+rule! {
+    /// A partition's written `cpu` is the CPU its minor frames are on.
+    PARTITION_CPU = "scheduling-partition-cpu" in Scheduling;
+    fn partition_cpu(policy, out) {
+        let cpus = partition_cpus(policy);
+        for (partition, cpus) in policy.scheduling.partitions.iter().zip(&cpus) {
+            let Some(written) = partition.cpu.as_ref().filter(|c| !c.auto) else {
+                continue;
+            };
+            let Some(&(cpu, span)) = cpus.iter().find(|(c, _)| *c != written.value) else {
+                continue;
+            };
+            out.error(
+                PARTITION_CPU.id,
+                written.span,
+                format!(
+                    "partition \"{}\" is declared on CPU {} but its minor frames are on CPU {}",
+                    partition.name.as_str(),
+                    written.value.0,
+                    cpu.0
+                ),
+            )
+            .label(span, "scheduled here");
+        }
+    }
+}
+
+rule! {
+    /// The plan uses only CPUs the processor has.
+    CPU_RANGE = "scheduling-cpu-range" in Scheduling;
+    fn cpu_range(policy, out) {
+        let Some(cores) = core_count(policy) else {
+            return;
+        };
+        for major in &policy.scheduling.major_frames {
+            for cpu in major.cpus.iter().filter(|c| c.id.value.0 >= cores) {
+                out.error(
+                    CPU_RANGE.id,
+                    cpu.id.span,
+                    format!(
+                        "CPU {} is beyond the {cores} cores of the processor",
+                        cpu.id.value.0
+                    ),
+                );
+            }
+        }
+    }
+}
+
+rule! {
+    /// A CPU appears once per major frame.
+    CPU_TWICE = "scheduling-cpu-twice" in Scheduling;
+    fn cpu_twice(policy, out) {
+        for major in &policy.scheduling.major_frames {
+            let mut first: HashMap<u32, Span> = HashMap::new();
+            for cpu in &major.cpus {
+                if let Some(&span) = first.get(&cpu.id.value.0) {
+                    out.error(
+                        CPU_TWICE.id,
+                        cpu.id.span,
+                        format!(
+                            "CPU {} appears more than once in this major frame",
+                            cpu.id.value.0
+                        ),
+                    )
+                    .label(span, "first here");
+                } else {
+                    first.insert(cpu.id.value.0, cpu.id.span);
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Every CPU the plan uses has minor frames in every major frame, so all
+    /// CPUs switch major frames together.
+    CPU_MISSING = "scheduling-cpu-missing" in Scheduling;
+    fn cpu_missing(policy, out) {
+        let used = plan_cpus(policy);
+        for (n, major) in policy.scheduling.major_frames.iter().enumerate() {
+            for cpu in &used {
+                if !major.cpus.iter().any(|c| c.id.value.0 == *cpu) {
+                    out.error(
+                        CPU_MISSING.id,
+                        major.span,
+                        format!(
+                            "major frame {} has no minor frames for CPU {cpu}, which the plan uses",
+                            n + 1
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Within a major frame every CPU's minor frames add up to the same
+    /// length, so the CPUs meet at the major frame boundary.
+    FRAME_LENGTH = "scheduling-frame-length" in Scheduling;
+    fn frame_length(policy, out) {
+        for (n, major) in policy.scheduling.major_frames.iter().enumerate() {
+            let Some(first) = major.cpus.first() else {
+                continue;
+            };
+            let length = cpu_ticks(first);
+            for cpu in major.cpus.iter().skip(1) {
+                let other = cpu_ticks(cpu);
+                if other != length {
+                    out.error(
+                        FRAME_LENGTH.id,
+                        cpu.id.span,
+                        format!(
+                            "major frame {} lasts {other} ticks on CPU {} but {length} ticks on \
+                             CPU {}",
+                            n + 1,
+                            cpu.id.value.0,
+                            first.id.value.0
+                        ),
+                    )
+                    .label(first.id.span, "the first CPU of this major frame");
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Minor frames last at least one tick.
+    TICKS_ZERO = "scheduling-ticks-zero" in Scheduling;
+    fn ticks_zero(policy, out) {
+        let cpus = policy.scheduling.major_frames.iter().flat_map(|m| &m.cpus);
+        for minor in cpus
+            .flat_map(|c| &c.minor_frames)
+            .filter(|m| m.ticks.value.0 == 0)
+        {
+            out.error(
+                TICKS_ZERO.id,
+                minor.ticks.span,
+                format!(
+                    "minor frame of partition \"{}\" has 0 ticks",
+                    minor.partition.name.as_str()
+                ),
+            );
+        }
+    }
+}
+
+rule! {
+    /// Every minor frame is a whole number of TSC cycles (`ticks * speed_kHz *
+    /// 1000` divisible by `tickRate`), so deadlines do not drift.
+    INEXACT_TICKS = "scheduling-inexact-ticks" in Scheduling;
+    fn inexact_ticks(policy, out) {
+        let rate = policy.scheduling.tick_rate.value;
+        let speed = policy.hardware.processor.speed_khz.value;
+        if rate == 0 || speed == 0 {
+            return;
+        }
+        let cpus = policy.scheduling.major_frames.iter().flat_map(|m| &m.cpus);
+        for minor in cpus.flat_map(|c| &c.minor_frames) {
+            let ticks = minor.ticks.value.0;
+            if !cycles_numerator(policy, u128::from(ticks)).is_multiple_of(u128::from(rate)) {
+                out.error(
+                    INEXACT_TICKS.id,
+                    minor.ticks.span,
+                    format!(
+                        "{ticks} ticks at tickRate {rate} and {speed} kHz is not a whole number of \
+                         TSC cycles"
+                    ),
+                )
+                .help("choose a tickRate that divides the TSC rate (speed * 1000)");
+            }
+        }
+    }
+}
+
+rule! {
+    /// Warning: a minor frame lasts at least 10 µs; shorter frames are mostly spent
+    /// switching subjects.
+    MINOR_FRAME_SHORT = "scheduling-minor-frame-short" in Scheduling;
+    fn minor_frame_short(policy, out) {
+        let rate = u128::from(policy.scheduling.tick_rate.value);
+        let speed = u128::from(policy.hardware.processor.speed_khz.value);
+        if rate == 0 || speed == 0 {
+            return;
+        }
+        // 10 µs in TSC cycles: speed (kHz) cycles per ms, over 100.
+        let shortest = speed.div_ceil(100);
+        let cpus = policy.scheduling.major_frames.iter().flat_map(|m| &m.cpus);
+        for minor in cpus.flat_map(|c| &c.minor_frames) {
+            let ticks = minor.ticks.value.0;
+            let cycles = cycles_numerator(policy, u128::from(ticks)) / rate;
+            if ticks > 0 && cycles < shortest {
+                out.warning(
+                    MINOR_FRAME_SHORT.id,
+                    minor.ticks.span,
+                    format!(
+                        "minor frame of partition \"{}\" lasts {cycles} TSC cycles, less than \
+                         10 µs",
+                        minor.partition.name.as_str()
+                    ),
+                )
+                .help("switching subjects alone takes about a microsecond; use longer frames");
+            }
+        }
+    }
+}
+
+rule! {
+    /// A major frame is shorter than 2^64 TSC cycles, so deadlines never wrap.
+    MAJOR_OVERFLOW = "scheduling-major-overflow" in Scheduling;
+    fn major_overflow(policy, out) {
+        let rate = u128::from(policy.scheduling.tick_rate.value);
+        if rate == 0 {
+            return;
+        }
+        for (n, major) in policy.scheduling.major_frames.iter().enumerate() {
+            for cpu in &major.cpus {
+                let cycles = cycles_numerator(policy, cpu_ticks(cpu)) / rate;
+                if cycles > u128::from(u64::MAX) {
+                    out.error(
+                        MAJOR_OVERFLOW.id,
+                        cpu.id.span,
+                        format!(
+                            "major frame {} lasts more than 2^64 TSC cycles on CPU {}",
+                            n + 1,
+                            cpu.id.value.0
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// The plan schedules CPU 0, the boot CPU, which starts the others.
+    BOOT_CPU_MISSING = "scheduling-boot-cpu-missing" in Scheduling;
+    fn boot_cpu_missing(policy, out) {
+        let used = plan_cpus(policy);
+        if !used.is_empty() && !used.contains(&0) {
+            let span = policy
+                .scheduling
+                .major_frames
+                .first()
+                .map_or(policy.scheduling.span, |m| m.span);
+            out.error(
+                BOOT_CPU_MISSING.id,
+                span,
+                "the plan never schedules CPU 0, the boot CPU",
+            );
+        }
+    }
+}
+
+rule! {
+    /// Every CPU of the plan has a `<cpu>` element (its APIC id) in the
+    /// hardware description, so the kernel can start it.
+    CPU_NO_APIC = "scheduling-cpu-no-apic" in Scheduling;
+    fn cpu_no_apic(policy, out) {
+        let Some(cores) = core_count(policy) else {
+            return;
+        };
+        let listed = policy.hardware.processor.cpus.len();
+        let mut reported: Vec<u32> = Vec::new();
+        for major in &policy.scheduling.major_frames {
+            for cpu in &major.cpus {
+                let id = cpu.id.value.0;
+                if id < cores && id as usize >= listed && !reported.contains(&id) {
+                    reported.push(id);
+                    out.error(
+                        CPU_NO_APIC.id,
+                        cpu.id.span,
+                        format!(
+                            "CPU {id} of the plan has no cpu element (APIC id) in the hardware \
+                             description"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Warning: every subject of a scheduling group after the first is handed the CPU
+    /// by some switch event or switch channel, or it never runs.
+    GROUP_UNREACHABLE = "scheduling-group-unreachable" in Scheduling;
+    fn group_unreachable(policy, out) {
+        // Subjects some switch event or switch channel hands the CPU to.
+        let mut switched_to: HashSet<SubjectIdx> = HashSet::new();
+        for (i, subject) in policy.subjects.iter().enumerate() {
+            let by_event = subject.targets.iter().any(|target| {
+                target.physical.get().map(|e| policy.event(e).mode.value) == Some(EventMode::Switch)
+            });
+            let by_channel = subject.channels.iter().any(|end| {
+                end.role == ChannelRole::Reader
+                    && end.physical.get().is_some_and(|c| {
+                        let mode = policy.channel(c).has_event.as_ref().map(|e| e.value);
+                        mode == Some(EventMode::Switch)
+                    })
+            });
+            if by_event || by_channel {
+                switched_to.insert(SubjectIdx(i as u32));
+            }
+        }
+        for partition in &policy.scheduling.partitions {
+            for group in partition.groups.iter().filter(|g| g.subjects.len() > 1) {
+                let Some(first) = group.subjects.first() else {
+                    continue;
+                };
+                for reference in group.subjects.iter().skip(1) {
+                    let Some(s) = reference.get() else { continue };
+                    if !switched_to.contains(&s) {
+                        out.warning(
+                            GROUP_UNREACHABLE.id,
+                            reference.name.span,
+                            format!(
+                                "subject \"{}\" shares a scheduling group with \"{}\" but no \
+                                 switch event hands it the CPU",
+                                reference.name.as_str(),
+                                first.name.as_str()
+                            ),
+                        )
+                        .help(
+                            "only the first subject of a group runs until a switch event hands \
+                             over",
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

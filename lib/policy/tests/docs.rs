@@ -1,0 +1,62 @@
+//! docs/policy.md lists every check (loader and rules) with its doc line,
+//! generated from the code: this test renders the list and compares it with
+//! the section between the markers. `UPDATE_DOCS=1` rewrites the section.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use septum_policy::all_rule_docs;
+
+const BEGIN: &str = "<!-- BEGIN GENERATED RULE LIST -->\n";
+const END: &str = "<!-- END GENERATED RULE LIST -->";
+
+fn rendered() -> String {
+    let mut out =
+        String::from("| Rule | Category | Requirement |\n|------|----------|-------------|\n");
+    for (id, category, doc) in all_rule_docs() {
+        out.push_str(&format!(
+            "| `{id}` | {} | {} |\n",
+            category.title(),
+            doc.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[test]
+fn rule_ids_are_unique_kebab_case_and_documented() {
+    let mut seen = BTreeSet::new();
+    for (id, _, doc) in all_rule_docs() {
+        assert!(seen.insert(id), "duplicate rule id {id}");
+        assert!(
+            !id.is_empty()
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "rule id {id:?} is not kebab-case"
+        );
+        assert!(
+            !doc.trim().is_empty() && !doc.contains('\n'),
+            "rule {id} needs a one-line doc"
+        );
+    }
+}
+
+#[test]
+fn the_manual_lists_every_rule() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/policy.md");
+    let text = std::fs::read_to_string(&path).expect("docs/policy.md");
+    let start = text.find(BEGIN).expect("begin marker") + BEGIN.len();
+    let end = text.find(END).expect("end marker");
+    let want = rendered();
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        let updated = format!("{}{want}{}", &text[..start], &text[end..]);
+        std::fs::write(&path, updated).expect("writable");
+        return;
+    }
+    assert_eq!(
+        &text[start..end],
+        want,
+        "docs/policy.md's rule list is stale; run UPDATE_DOCS=1 cargo test -p septum-policy --test docs"
+    );
+}

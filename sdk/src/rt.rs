@@ -1,0 +1,110 @@
+//! Start-up and the resources that need the real info page.
+//!
+//! [`startup`] runs before the subject's `main` (see [`crate::entry!`]): it
+//! checks that the kernel passed the agreed info page address, makes the
+//! one `unsafe` slice over that fixed read-only page, parses it, and marks
+//! the result as describing real mappings. Only such an [`Info`] hands out
+//! [`Region`]s, channel ends and probes, because only then do the addresses
+//! on it name memory the composer mapped for this subject. A page parsed
+//! from arbitrary bytes ([`Info::parse`]) can be inspected but never turns
+//! into memory access.
+//!
+//! The panic handler lives here too: it executes `ud2`, so the kernel sees
+//! an invalid-opcode exit and applies the subject's `onFault` policy. There
+//! is nothing useful a subject could print that the kernel does not report.
+#![allow(unsafe_code)]
+
+use core::num::NonZeroU64;
+
+use septum_abi::info::INFO_PAGE_SIZE;
+use septum_abi::layout::SUBJECT_INFO;
+
+use crate::channel::{Format, Reader, Writer};
+use crate::info::{ChannelRole, Info};
+use crate::region::Region;
+
+/// Checks and parses the info page; ends the subject with `ud2` if the
+/// kernel passed another address or the page is malformed (a composer or
+/// kernel bug that no subject code could work around).
+pub fn startup(info_address: u64) -> Info<'static> {
+    if info_address != SUBJECT_INFO.get() {
+        crate::arch::invalid_opcode();
+    }
+    let address = usize::try_from(SUBJECT_INFO.get()).unwrap_or_default();
+    // Safety: the composer maps every native subject's info page, 4 KiB,
+    // read-only, at `SUBJECT_INFO` for the subject's whole life (policy
+    // language semantics), the kernel never changes it after boot, and no
+    // Rust object of the subject lives there (the image is linked at
+    // `SUBJECT_IMAGE_BASE`, the stack ends at `SUBJECT_STACK_TOP`).
+    let page: &'static [u8] = unsafe {
+        core::slice::from_raw_parts(
+            core::ptr::with_exposed_provenance::<u8>(address),
+            INFO_PAGE_SIZE,
+        )
+    };
+    match Info::parse(page) {
+        Ok(mut info) => {
+            info.mapped = true;
+            info
+        }
+        Err(_) => crate::arch::invalid_opcode(),
+    }
+}
+
+impl Info<'static> {
+    /// The memory mapping named `name` as a [`Region`] (read-only unless the
+    /// policy maps it writable). `None` if there is no such mapping or this
+    /// `Info` was not produced by [`startup`].
+    pub fn memory_region(&self, name: &str) -> Option<Region<'static>> {
+        if !self.mapped {
+            return None;
+        }
+        let memory = self.memory(name)?;
+        // Safety: `mapped` means this page is the composer's: the mapping
+        // exists for the subject's life with the listed rights, and the
+        // composer never overlaps it with the image, stack or info page.
+        unsafe { Region::from_raw(memory.address, memory.size, memory.writable) }
+    }
+
+    fn channel_region(&self, name: &str, role: ChannelRole) -> Option<Region<'static>> {
+        if !self.mapped {
+            return None;
+        }
+        let channel = self.channel(name).filter(|c| c.role == role)?;
+        let writable = role == ChannelRole::Writer;
+        // Safety: as in `memory_region`; a channel is mapped writable in its
+        // writer and read-only in its readers.
+        unsafe { Region::from_raw(channel.address, channel.size, writable) }
+    }
+
+    /// Initialises the channel this subject writes, named `name`, and
+    /// returns its writer. `None` if there is no such writer end or the
+    /// format does not fit the region.
+    pub fn channel_writer(
+        &self,
+        name: &str,
+        format: Format,
+        epoch: NonZeroU64,
+    ) -> Option<Writer<'static>> {
+        Writer::init(
+            self.channel_region(name, ChannelRole::Writer)?,
+            format,
+            epoch,
+        )
+        .ok()
+    }
+
+    /// A reader of the channel named `name`.
+    pub fn channel_reader(&self, name: &str, format: Format) -> Option<Reader<'static>> {
+        Some(Reader::new(
+            self.channel_region(name, ChannelRole::Reader)?,
+            format,
+        ))
+    }
+}
+
+#[cfg(all(target_os = "none", not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    crate::arch::invalid_opcode()
+}

@@ -1,0 +1,117 @@
+//! `septum compose` and `septum pack` as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use septum_compose::elf::build;
+
+fn septum(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_septum")).args(args).output().unwrap()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("septum-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn demo_policy() -> PathBuf {
+    repo().join("lib/compose/tests/fixtures/demo.xml")
+}
+
+fn binaries(dir: &Path) -> PathBuf {
+    let bins = dir.join("bin");
+    std::fs::create_dir_all(&bins).unwrap();
+    for name in ["producer", "console"] {
+        std::fs::write(bins.join(name), build::sample_subject()).unwrap();
+    }
+    bins
+}
+
+fn fake_kernel(dir: &Path) -> PathBuf {
+    let elf = build::executable(
+        0x10_0000,
+        &[
+            build::SegmentSpec { vaddr: 0x10_0000, data: &[0x90; 4], mem_size: 4, flags: 5 },
+            build::SegmentSpec { vaddr: 0x28_0000, data: &[1; 4], mem_size: 0x2000, flags: 6 },
+        ],
+    );
+    let path = dir.join("kernel.elf");
+    std::fs::write(&path, elf).unwrap();
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn compose_writes_every_output_and_is_reproducible() {
+    let dir = scratch("ok");
+    let bins = binaries(&dir);
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for out in [&a, &b] {
+        let o = septum(&["compose", s(&demo_policy()), "--binaries", s(&bins), "--out", s(out)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).starts_with("composed \"compose_demo\": 2 subjects"));
+    }
+    for file in ["spec.rs", "regions.json", "regions.bin", "report.txt", "report.json"] {
+        let (x, y) = (std::fs::read(a.join(file)).unwrap(), std::fs::read(b.join(file)).unwrap());
+        assert!(!x.is_empty() && x == y, "{file}");
+    }
+    let kernel = fake_kernel(&dir);
+    let (ea, eb) = (dir.join("a.elf"), dir.join("b.elf"));
+    for (composed, elf) in [(&a, &ea), (&b, &eb)] {
+        let o = septum(&["pack", "--composed", s(composed), "--kernel", s(&kernel), "--out", s(elf)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(std::fs::read(&ea).unwrap(), std::fs::read(&eb).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn invalid_policy_is_located_and_fails() {
+    let dir = scratch("bad");
+    let bins = binaries(&dir);
+    let policy = dir.join("bad.xml");
+    let text = std::fs::read_to_string(demo_policy())
+        .unwrap()
+        .replace("../../../../hardware/", &format!("{}/hardware/", s(&repo())))
+        .replace("physical=\"producer_ram\"", "physical=\"no_such_region\"");
+    std::fs::write(&policy, text).unwrap();
+    let o = septum(&["compose", s(&policy), "--binaries", s(&bins), "--out", s(&dir.join("out"))]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.xml:21:38: error[names-unknown-region]"), "{err}");
+    assert!(err.contains("no_such_region"), "{err}");
+    assert!(!dir.join("out").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn broken_binary_is_located_at_the_subject() {
+    let dir = scratch("elf");
+    let bins = binaries(&dir);
+    std::fs::write(bins.join("console"), b"\x7fELF garbage").unwrap();
+    let o = septum(&["compose", s(&demo_policy()), "--binaries", s(&bins), "--out", s(&dir.join("o"))]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("demo.xml:35:54: error[compose-binary]: subject binary: "), "{err}");
+    assert!(err.contains("console: not a 64-bit ELF file"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pack_errors_are_clear() {
+    let dir = scratch("pack");
+    let o = septum(&["pack", "--composed", s(&dir), "--kernel", "/nonexistent", "--out", s(&dir.join("x"))]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("error: ") && err.contains("regions.json"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

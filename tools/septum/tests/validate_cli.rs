@@ -1,0 +1,123 @@
+//! `septum validate` end to end: exit status, the success line, rendered
+//! diagnostics and the JSON format, on the policy crate's fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn policy_tests() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lib/policy/tests")
+}
+
+/// Runs `septum validate ARGS` from the policy tests directory, so paths in
+/// the output are as short as the ones given.
+fn validate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_septum"))
+        .arg("validate")
+        .args(args)
+        .current_dir(policy_tests())
+        .output()
+        .expect("septum runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("utf-8 output")
+}
+
+#[test]
+fn a_valid_policy_prints_one_line_and_exits_zero() {
+    let out = validate(&["fixtures/demo.xml"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "ok: fixtures/demo.xml is a valid policy (2 subjects, 2 channels, 3 events)\n"
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn errors_are_located_with_source_line_caret_and_summary() {
+    let out = validate(&["negative/parse-invalid-enum.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    let err = text(&out.stderr);
+    let expected_first = "negative/parse-invalid-enum.xml:7:45: error[invalid-enum]: `XX` is not \
+                          a valid `caching`; expected one of: UC, WC, WT, WP, WB\n\
+                          7 |     <memory name=\"a\" size=\"0x1000\" caching=\"XX\"/>\n\
+                          \x20 |                                             ^^\n";
+    assert!(err.starts_with(expected_first), "{err}");
+    assert!(err.contains("negative/parse-invalid-enum.xml:10:27: error[invalid-enum]: `often`"));
+    assert_eq!(err.lines().last(), Some("error: 2 errors, 0 warnings"));
+}
+
+#[test]
+fn every_file_is_checked_and_any_error_fails_the_run() {
+    let out = validate(&[
+        "fixtures/demo.xml",
+        "negative/parse-include-cycle.xml",
+        "fixtures/demo.xml",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "negative/parse-include-cycle/b.xml:2:18: error[include-cycle]: include cycle: \
+             `a.xml` is already being included"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().last(), Some("error: 1 error, 0 warnings"));
+}
+
+#[test]
+fn json_output_is_one_array_on_stdout() {
+    let out = validate(&["--format", "json", "negative/parse-missing-attribute.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json = text(&out.stdout);
+    assert!(
+        json.starts_with('[') && json.trim_end().ends_with(']'),
+        "{json}"
+    );
+    for needle in [
+        "\"file\": \"negative/parse-missing-attribute.xml\"",
+        "\"line\": 7",
+        "\"column\": 5",
+        "\"end_line\": 7",
+        "\"end_column\": 12",
+        "\"severity\": \"error\"",
+        "\"rule\": \"missing-attribute\"",
+        "\"message\": \"<memory> needs the attribute `size`\"",
+        "\"help\": null",
+        "\"labels\": []",
+    ] {
+        assert!(json.contains(needle), "missing {needle} in {json}");
+    }
+    assert_eq!(json.matches("\"rule\"").count(), 2);
+    assert_eq!(
+        text(&out.stderr).lines().last(),
+        Some("error: 2 errors, 0 warnings")
+    );
+}
+
+#[test]
+fn json_output_for_a_valid_policy_is_an_empty_array() {
+    let out = validate(&["--format", "json", "fixtures/demo.xml"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "[]\n");
+    assert!(text(&out.stderr).starts_with("ok: fixtures/demo.xml is a valid policy"));
+}
+
+#[test]
+fn a_missing_file_is_an_error_not_a_panic() {
+    let out = validate(&["no/such/policy.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(
+            "no/such/policy.xml:1:1: error[file-unreadable]: cannot read `no/such/policy.xml`: \
+             file not found\n"
+        ),
+        "{err}"
+    );
+}

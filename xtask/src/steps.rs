@@ -1,0 +1,444 @@
+//! `cargo xtask test`: every gate, each a timed step, then a summary.
+//!
+//! Steps run in dependency order; a step whose input failed is reported as
+//! failed ("needs ...") rather than skipped silently, so the final count is
+//! honest. Command output goes to `build/logs/<step>.log`; a failed step
+//! prints the tail of its log (and, for a boot, the tail of each serial
+//! port and every unmet expectation). System boots are independent and run
+//! two at a time (the machines have two cores). The last line is exactly
+//! `N passed, N failed`, which CI reads; the exit code is non-zero on any
+//! failure.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::bochs::{self, BootOptions, Ending};
+use crate::pipeline::{self, Image, Paths, Variant};
+use crate::prereq;
+use crate::systest::{self, TestDef};
+use crate::util::{self, Error, Output};
+
+/// Outcome of one step.
+struct StepResult {
+    name: String,
+    ok: bool,
+    time: Duration,
+}
+
+/// Runs steps, records and prints their results.
+struct Runner {
+    logs: PathBuf,
+    results: Vec<StepResult>,
+}
+
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Runner {
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.logs.join(format!("{}.log", slug(name)))
+    }
+
+    fn record(&mut self, name: &str, ok: bool, time: Duration, detail: &str) {
+        let verdict = if ok { "PASS" } else { "FAIL" };
+        println!("{verdict}  {name}  ({:.1} s)", time.as_secs_f64());
+        if !ok && !detail.is_empty() {
+            for line in detail.lines() {
+                println!("      {line}");
+            }
+        }
+        self.results.push(StepResult {
+            name: name.to_owned(),
+            ok,
+            time,
+        });
+    }
+
+    /// Runs `body` with a log file; returns its value if it succeeded.
+    fn step<T>(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(Output<'_>) -> Result<T, Error>,
+    ) -> Option<T> {
+        let log = self.log_path(name);
+        let _ = fs::remove_file(&log);
+        println!("....  {name}");
+        let start = Instant::now();
+        let result = body(Output::Log(&log));
+        let time = start.elapsed();
+        match result {
+            Ok(value) => {
+                self.record(name, true, time, "");
+                Some(value)
+            }
+            Err(error) => {
+                let logged = fs::read_to_string(&log).unwrap_or_default();
+                let mut detail = format!("{error}\n");
+                if !logged.is_empty() {
+                    detail.push_str(&format!(
+                        "last lines of {}:\n{}",
+                        log.display(),
+                        util::tail(&logged, 40)
+                    ));
+                }
+                self.record(name, false, time, &detail);
+                None
+            }
+        }
+    }
+
+    /// Records a step that could not run because `needs` failed.
+    fn blocked(&mut self, name: &str, needs: &str) {
+        self.record(
+            name,
+            false,
+            Duration::ZERO,
+            &format!("not run: needs {needs}"),
+        );
+    }
+
+    fn summary(&self) -> ExitCode {
+        let passed = self.results.iter().filter(|r| r.ok).count();
+        let failed = self.results.len() - passed;
+        let total: Duration = self.results.iter().map(|r| r.time).sum();
+        println!();
+        println!("summary ({:.0} s of steps):", total.as_secs_f64());
+        for r in &self.results {
+            println!(
+                "  {}  {:<40} {:>7.1} s",
+                if r.ok { "PASS" } else { "FAIL" },
+                r.name,
+                r.time.as_secs_f64()
+            );
+        }
+        println!("{passed} passed, {failed} failed");
+        if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo_step(dir: &Path, args: &[&str], output: Output<'_>) -> Result<(), Error> {
+    let mut cmd = util::cargo(dir);
+    cmd.args(args);
+    util::run(&mut cmd, output)
+}
+
+/// Options of `cargo xtask test`.
+struct TestArgs {
+    skip_miri: bool,
+    only: Vec<String>,
+}
+
+fn parse_args(args: &[String]) -> Result<TestArgs, Error> {
+    let mut parsed = TestArgs {
+        skip_miri: false,
+        only: Vec::new(),
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--skip-miri" => parsed.skip_miri = true,
+            "--only" => parsed
+                .only
+                .push(iter.next().ok_or("--only needs a system name")?.clone()),
+            other => return Err(format!("test: unknown argument {other}").into()),
+        }
+    }
+    Ok(parsed)
+}
+
+/// One boot to run: a name, an image directory and what to expect.
+struct BootJob {
+    name: String,
+    image: Image,
+    def: TestDef,
+}
+
+struct BootOutcome {
+    failures: Vec<String>,
+    detail: String,
+    time: Duration,
+}
+
+fn run_boot(job: &BootJob) -> BootOutcome {
+    let options = BootOptions {
+        timeout: Duration::from_secs(job.def.timeout),
+        stream: false,
+        stop_on: job.def.stop_on.clone(),
+        stop_grace: Duration::from_secs(job.def.stop_grace),
+    };
+    let start = Instant::now();
+    let boot = match bochs::boot(&job.image.dir, &options) {
+        Ok(boot) => boot,
+        Err(e) => {
+            return BootOutcome {
+                failures: vec![e.0],
+                detail: String::new(),
+                time: start.elapsed(),
+            };
+        }
+    };
+    let mut failures = systest::check(&job.def, &boot.com1, &boot.com2);
+    if boot.ending == Ending::TimedOut && job.def.stop_on.is_none() {
+        failures.push(format!(
+            "{} after {} s (no power off)",
+            boot.ending, job.def.timeout
+        ));
+    }
+    let mut detail = String::new();
+    if !failures.is_empty() {
+        detail.push_str(&format!("{}\n", boot.ending));
+        for f in &failures {
+            detail.push_str(&format!("unmet: {f}\n"));
+        }
+        for (port, text) in [("com1", &boot.com1), ("com2", &boot.com2)] {
+            detail.push_str(&format!(
+                "--- last lines of {port} ---\n{}\n",
+                util::tail(text, 25)
+            ));
+        }
+        let log = fs::read_to_string(job.image.dir.join("bochs.log")).unwrap_or_default();
+        let panics: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("PANIC") || l.contains("ERROR"))
+            .collect();
+        if !panics.is_empty() {
+            detail.push_str(&format!(
+                "--- bochs.log errors (last 10) ---\n{}\n",
+                util::tail(&panics.join("\n"), 10)
+            ));
+        }
+        detail.push_str(&format!(
+            "files: {}/{{com1.txt,com2.txt,bochs.log}}",
+            job.image.dir.display()
+        ));
+    }
+    BootOutcome {
+        failures,
+        detail,
+        time: start.elapsed(),
+    }
+}
+
+/// Boots every job, `parallel` at a time, returning outcomes in job order.
+fn boot_all(jobs: &[BootJob], parallel: usize) -> Vec<BootOutcome> {
+    let next = Mutex::new(0usize);
+    let results: Mutex<BTreeMap<usize, BootOutcome>> = Mutex::new(BTreeMap::new());
+    thread::scope(|scope| {
+        for _ in 0..parallel.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let index = {
+                        let Ok(mut n) = next.lock() else { return };
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some(job) = jobs.get(index) else { return };
+                    println!("....  boot {} (in Bochs)", job.name);
+                    let outcome = run_boot(job);
+                    if let Ok(mut r) = results.lock() {
+                        r.insert(index, outcome);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_values()
+        .collect()
+}
+
+/// The expected linker error of the `panic-probe` build (kernel/src/main.rs:
+/// its panic handler calls this never-defined symbol).
+const PANIC_PROBE_SYMBOL: &str = "septum_panic_is_reachable";
+
+/// `cargo xtask test`.
+pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
+    let args = parse_args(args)?;
+    let logs = util::create_dir(&paths.build.join("logs"))?;
+    let mut r = Runner {
+        logs,
+        results: Vec::new(),
+    };
+    let root = paths.root.clone();
+
+    r.step("prerequisites", |out| prereq::ensure(!args.skip_miri, out));
+    r.step("fmt host workspace", |out| {
+        cargo_step(&root, &["fmt", "--all", "--check"], out)
+    });
+    r.step("fmt kernel", |out| {
+        cargo_step(&root.join("kernel"), &["fmt", "--check"], out)
+    });
+    r.step("fmt subjects", |out| {
+        cargo_step(&root.join("subjects"), &["fmt", "--all", "--check"], out)
+    });
+
+    let host = r
+        .step("build septum (release)", |out| {
+            pipeline::build_host(paths, out)
+        })
+        .is_some();
+    let binaries = r.step("build subjects (release)", |out| {
+        pipeline::build_subjects(paths, out)
+    });
+
+    let mut tests = systest::discover(paths)?;
+    if !args.only.is_empty() {
+        tests.retain(|(name, _, _)| args.only.contains(name));
+    }
+
+    // Images: every system test, plus the demo with a debug-profile kernel.
+    let mut jobs = Vec::new();
+    let mut demo_composed = None;
+    let mut image_jobs: Vec<(String, String, Variant, TestDef)> = tests
+        .iter()
+        .map(|(name, _, def)| {
+            let variant = Variant {
+                debug: false,
+                features: def.features.clone(),
+            };
+            (name.clone(), def.policy.clone(), variant, def.clone())
+        })
+        .collect();
+    if let Some((_, _, demo)) = tests.iter().find(|(name, _, _)| name == "demo") {
+        let variant = Variant {
+            debug: true,
+            features: Vec::new(),
+        };
+        image_jobs.push((
+            "demo (debug kernel)".to_owned(),
+            demo.policy.clone(),
+            variant,
+            demo.clone(),
+        ));
+    }
+    for (name, policy, variant, def) in image_jobs {
+        let step = format!("image {name}");
+        let (true, Some(bins)) = (host, binaries.as_ref()) else {
+            r.blocked(&step, "septum and the subjects");
+            continue;
+        };
+        let built = r.step(&step, |out| {
+            pipeline::image_from_parts(paths, &policy, &variant, bins, out)
+        });
+        if let Some(image) = built {
+            if name == "demo" {
+                demo_composed = Some(image.composed.clone());
+            }
+            jobs.push(BootJob { name, image, def });
+        } else {
+            // Recorded as failed; its boot cannot run.
+            r.blocked(&format!("boot {name}"), &step);
+        }
+    }
+
+    r.step("clippy host workspace", |out| {
+        cargo_step(
+            &root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            out,
+        )
+    });
+    match &demo_composed {
+        Some(composed) => {
+            let spec = composed.join("spec.rs");
+            r.step("clippy kernel", |out| {
+                let mut cmd = pipeline::kernel_command(paths, &spec, &Variant::release(), "clippy");
+                cmd.args(["--", "-D", "warnings"]);
+                util::run(&mut cmd, out)
+            });
+            r.step("no-panic link (panic-probe must fail to link)", |out| {
+                let probe = Variant { debug: false, features: vec!["panic-probe".to_owned()] };
+                let mut cmd = pipeline::kernel_command(paths, &spec, &probe, "build");
+                let (ok, text) = util::run_capture(&mut cmd)?;
+                if let Output::Log(log) = out {
+                    let _ = fs::write(log, format!("$ {}\n{text}", util::describe(&cmd)));
+                }
+                match (ok, text.contains(PANIC_PROBE_SYMBOL)) {
+                    (false, true) => Ok(()),
+                    (true, _) => Err("the panic-probe kernel linked: a panic path is not caught".into()),
+                    (false, false) => Err(format!(
+                        "the panic-probe build failed, but not with the undefined `{PANIC_PROBE_SYMBOL}`"
+                    )
+                    .into()),
+                }
+            });
+        }
+        None => {
+            r.blocked("clippy kernel", "the demo image (its spec)");
+            r.blocked(
+                "no-panic link (panic-probe must fail to link)",
+                "the demo image (its spec)",
+            );
+        }
+    }
+    r.step("clippy subjects", |out| {
+        let mut cmd = util::cargo(&root.join("subjects"));
+        cmd.env_remove("CARGO_TARGET_DIR");
+        cmd.args(["clippy", "--release", "--target-dir"])
+            .arg(paths.subjects_target());
+        cmd.args(["--", "-D", "warnings"]);
+        util::run(&mut cmd, out)
+    });
+    r.step("test host workspace", |out| {
+        cargo_step(&root, &["test", "--workspace"], out)
+    });
+    if !args.skip_miri {
+        r.step("miri (abi, kerncore, sdk)", |out| {
+            let mut cmd = util::cargo(&root);
+            cmd.args([
+                "+nightly",
+                "miri",
+                "test",
+                "-p",
+                "septum-abi",
+                "-p",
+                "septum-kerncore",
+                "-p",
+                "septum-sdk",
+            ]);
+            // Keep Miri's build apart from the stable host build.
+            cmd.env("CARGO_TARGET_DIR", paths.build.join("target").join("miri"));
+            util::run(&mut cmd, out)
+        });
+    }
+
+    let outcomes = boot_all(&jobs, 2);
+    for (job, outcome) in jobs.iter().zip(outcomes) {
+        let ok = outcome.failures.is_empty();
+        r.record(
+            &format!("boot {}", job.name),
+            ok,
+            outcome.time,
+            &outcome.detail,
+        );
+    }
+    Ok(r.summary())
+}
