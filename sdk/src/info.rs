@@ -509,10 +509,11 @@ mod tests {
         })]
         #[test]
         fn garbage_pages_never_panic(
-            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), INFO_PAGE_SIZE),
+            words in proptest::collection::vec(proptest::prelude::any::<u64>(), INFO_PAGE_SIZE / 8),
             count in 0u16..if cfg!(miri) { 8 } else { 80 },
         ) {
-            let mut page = bytes;
+            // Generated as words: eight times fewer random draws (Miri is slow).
+            let mut page: std::vec::Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
             page[0..8].copy_from_slice(&INFO_MAGIC.to_le_bytes());
             page[8..12].copy_from_slice(&INFO_VERSION.to_le_bytes());
             page[14..16].copy_from_slice(&count.to_le_bytes());

@@ -17,7 +17,10 @@ pub struct TextBuf<const N: usize> {
 impl<const N: usize> TextBuf<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
-        Self { bytes: [0; N], len: 0 }
+        Self {
+            bytes: [0; N],
+            len: 0,
+        }
     }
 
     /// The text written so far.
@@ -50,10 +53,17 @@ impl<const N: usize> fmt::Write for TextBuf<N> {
         while !s.is_char_boundary(take) {
             take = take.saturating_sub(1);
         }
-        let dst = self.bytes.get_mut(self.len..self.len.saturating_add(take)).ok_or(fmt::Error)?;
+        let dst = self
+            .bytes
+            .get_mut(self.len..self.len.saturating_add(take))
+            .ok_or(fmt::Error)?;
         dst.copy_from_slice(s.as_bytes().get(..take).ok_or(fmt::Error)?);
         self.len = self.len.saturating_add(take);
-        if take == s.len() { Ok(()) } else { Err(fmt::Error) }
+        if take == s.len() {
+            Ok(())
+        } else {
+            Err(fmt::Error)
+        }
     }
 }
 

@@ -67,7 +67,9 @@ pub struct BootOptions {
 /// Why a boot ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ending {
-    /// Bochs exited by itself (power off, reset loop guard, panic).
+    /// The guest powered the machine off (Bochs' shutdown port).
+    PoweredOff,
+    /// Bochs exited by itself for another reason (see bochs.out).
     Exited(Option<i32>),
     /// The watchdog fired.
     TimedOut,
@@ -85,6 +87,7 @@ impl Ending {
 impl fmt::Display for Ending {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::PoweredOff => write!(f, "powered off"),
             Self::Exited(Some(code)) => write!(f, "Bochs exited (code {code})"),
             Self::Exited(None) => write!(f, "Bochs was killed by a signal"),
             Self::TimedOut => write!(f, "watchdog timeout: Bochs killed"),
@@ -202,7 +205,13 @@ pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
             stop_at = Some(Instant::now() + options.stop_grace);
         }
         match child.try_wait() {
-            Ok(Some(status)) => break Ending::Exited(status.code()),
+            Ok(Some(status)) => {
+                let said = fs::read_to_string(dir.join("bochs.out")).unwrap_or_default();
+                if said.contains("Shutdown port: shutdown requested") {
+                    break Ending::PoweredOff;
+                }
+                break Ending::Exited(status.code());
+            }
             Ok(None) => {}
             Err(e) => {
                 kill(&mut child);

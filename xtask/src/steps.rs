@@ -284,13 +284,25 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
 
     r.step("prerequisites", |out| prereq::ensure(!args.skip_miri, out));
     r.step("fmt host workspace", |out| {
-        cargo_step(&root, &["fmt", "--all", "--check"], out)
+        cargo_step(
+            &root,
+            &["fmt", "--all", "--check", "--", "--color", "never"],
+            out,
+        )
     });
     r.step("fmt kernel", |out| {
-        cargo_step(&root.join("kernel"), &["fmt", "--check"], out)
+        cargo_step(
+            &root.join("kernel"),
+            &["fmt", "--check", "--", "--color", "never"],
+            out,
+        )
     });
     r.step("fmt subjects", |out| {
-        cargo_step(&root.join("subjects"), &["fmt", "--all", "--check"], out)
+        cargo_step(
+            &root.join("subjects"),
+            &["fmt", "--check", "--", "--color", "never"],
+            out,
+        )
     });
 
     let host = r
@@ -317,7 +329,12 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
                 debug: false,
                 features: def.features.clone(),
             };
-            (name.clone(), def.policy.clone(), variant, def.clone())
+            (
+                name.clone(),
+                format!("systems/{}", def.policy),
+                variant,
+                def.clone(),
+            )
         })
         .collect();
     if let Some((_, _, demo)) = tests.iter().find(|(name, _, _)| name == "demo") {
@@ -327,7 +344,7 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         };
         image_jobs.push((
             "demo (debug kernel)".to_owned(),
-            demo.policy.clone(),
+            format!("systems/{}", demo.policy),
             variant,
             demo.clone(),
         ));

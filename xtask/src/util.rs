@@ -130,6 +130,8 @@ pub fn cargo(dir: &Path) -> Command {
     cmd.env_remove("RUSTFLAGS");
     cmd.env_remove("CARGO_ENCODED_RUSTFLAGS");
     cmd.env_remove("CARGO_MANIFEST_DIR");
+    // Logs are read as plain text.
+    cmd.env("CARGO_TERM_COLOR", "never");
     cmd
 }
 

@@ -27,7 +27,10 @@ fn demo(c: &mut Criterion) {
         b.iter(|| {
             let loaded = septum_policy::check(&policy);
             let model = loaded.valid_policy().expect("demo is valid");
-            compose_policy(model, &binaries).expect("composes").spec.len()
+            compose_policy(model, &binaries)
+                .expect("composes")
+                .spec
+                .len()
         });
     });
 }
@@ -36,9 +39,12 @@ fn large(c: &mut Criterion) {
     let xml = testgen::policy_xml(200, 1000, 4);
     let mut group = c.benchmark_group("generated");
     group.sample_size(10);
-    group.bench_function("200 subjects, 1000 channels, 4 cpus: validate+compose", |b| {
-        b.iter(|| validate_and_compose(&xml));
-    });
+    group.bench_function(
+        "200 subjects, 1000 channels, 4 cpus: validate+compose",
+        |b| {
+            b.iter(|| validate_and_compose(&xml));
+        },
+    );
     group.finish();
 }
 

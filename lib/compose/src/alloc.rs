@@ -55,8 +55,11 @@ pub struct PhysAllocator {
 }
 
 /// The kernel windows, never allocatable.
-pub const KERNEL_WINDOWS: [(&str, Window); 3] =
-    [("kernel|text", KERNEL_TEXT), ("kernel|rodata", KERNEL_RODATA), ("kernel|data", KERNEL_DATA)];
+pub const KERNEL_WINDOWS: [(&str, Window); 3] = [
+    ("kernel|text", KERNEL_TEXT),
+    ("kernel|rodata", KERNEL_RODATA),
+    ("kernel|data", KERNEL_DATA),
+];
 
 impl PhysAllocator {
     /// Free memory = allocatable blocks, minus everything below
@@ -72,7 +75,16 @@ impl PhysAllocator {
             })
             .collect();
         free.sort_unstable();
-        let mut allocator = Self { free };
+        // Blocks may touch or overlap in hand-written descriptions: merge
+        // them so no byte is free twice.
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(free.len());
+        for (start, end) in free {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        let mut allocator = Self { free: merged };
         for (_, window) in KERNEL_WINDOWS {
             allocator.remove(window.start.get(), window.end());
         }
@@ -111,7 +123,11 @@ impl PhysAllocator {
             first: FIRST_ALLOCATABLE.get(),
         })?;
         if size == 0 || !self.free.iter().any(|&(s, e)| s <= start && end <= e) {
-            return Err(AllocError::NotFree { start, end, first: FIRST_ALLOCATABLE.get() });
+            return Err(AllocError::NotFree {
+                start,
+                end,
+                first: FIRST_ALLOCATABLE.get(),
+            });
         }
         self.remove(start, end);
         Ok(())
@@ -119,7 +135,11 @@ impl PhysAllocator {
 
     /// First fit of `size` bytes aligned to `align` (a power of two).
     pub fn allocate(&mut self, size: u64, align: u64) -> Result<PhysAddr, AllocError> {
-        let exhausted = || AllocError::Exhausted { size, align, free: self.free_bytes() };
+        let exhausted = || AllocError::Exhausted {
+            size,
+            align,
+            free: self.free_bytes(),
+        };
         let found = self.free.iter().enumerate().find_map(|(i, &(s, e))| {
             let start = s.checked_add(align - 1)? & !(align - 1);
             let end = start.checked_add(size)?;
@@ -178,8 +198,27 @@ mod tests {
         a.reserve(PhysAddr(0x30_0000), 0x1000).unwrap();
         assert_eq!(a.allocate(0x1000, 0x1000).unwrap(), PhysAddr(0x30_1000));
         assert!(a.reserve(PhysAddr(0x30_0000), 0x1000).is_err(), "twice");
-        assert!(a.reserve(PhysAddr(0x10_0000), 0x1000).is_err(), "kernel window");
-        assert!(a.reserve(PhysAddr(0x2000_0000), 0x1000).is_err(), "outside RAM");
+        assert!(
+            a.reserve(PhysAddr(0x10_0000), 0x1000).is_err(),
+            "kernel window"
+        );
+        assert!(
+            a.reserve(PhysAddr(0x2000_0000), 0x1000).is_err(),
+            "outside RAM"
+        );
+    }
+
+    #[test]
+    fn overlapping_blocks_are_merged() {
+        let block = |start: u64, size: u64| MemoryBlockInput {
+            name: "ram".into(),
+            start: PhysAddr(start),
+            size,
+            allocatable: true,
+        };
+        let a = PhysAllocator::new(&[block(0x40_0000, 0x20_0000), block(0x30_0000, 0x20_0000)]);
+        assert_eq!(a.free, [(0x30_0000, 0x60_0000)]);
+        assert_eq!(a.free_bytes(), 0x30_0000);
     }
 
     #[test]

@@ -27,7 +27,9 @@ pub fn io_bitmaps<'a>(granted: impl IntoIterator<Item = &'a IoPortRange>) -> Vec
 /// Whether an access to `port` exits, read back from the bitmaps.
 pub fn io_port_exits(bitmaps: &[u8], port: u16) -> bool {
     let port = usize::from(port);
-    bitmaps.get(port / 8).is_none_or(|byte| byte & (1 << (port % 8)) != 0)
+    bitmaps
+        .get(port / 8)
+        .is_none_or(|byte| byte & (1 << (port % 8)) != 0)
 }
 
 /// The MSR bitmap: every read and write of every MSR exits.
@@ -41,8 +43,16 @@ mod tests {
 
     #[test]
     fn only_granted_ports_pass() {
-        let com1 = IoPortRange { name: "ports".into(), start: 0x3f8, end: 0x3ff };
-        let high = IoPortRange { name: "hi".into(), start: 0x8900, end: 0x8900 };
+        let com1 = IoPortRange {
+            name: "ports".into(),
+            start: 0x3f8,
+            end: 0x3ff,
+        };
+        let high = IoPortRange {
+            name: "hi".into(),
+            start: 0x8900,
+            end: 0x8900,
+        };
         let b = io_bitmaps([&com1, &high]);
         assert_eq!(b.len(), 8192);
         for port in 0..=u16::MAX {

@@ -64,7 +64,10 @@ pub struct ElfError {
 }
 
 fn refuse(file: &str, message: impl Into<String>) -> ElfError {
-    ElfError { file: file.to_owned(), message: message.into() }
+    ElfError {
+        file: file.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// Parse a subject program. `file` only names it in errors.
@@ -75,12 +78,18 @@ pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> 
         .endian()
         .map_err(|e| refuse(file, format!("unsupported ELF byte order ({e})")))?;
     if !endian.is_little_endian() {
-        return Err(refuse(file, "ELF file is big-endian; subjects must be x86-64 (little-endian)"));
+        return Err(refuse(
+            file,
+            "ELF file is big-endian; subjects must be x86-64 (little-endian)",
+        ));
     }
     if header.e_machine(endian) != elf::EM_X86_64 {
         return Err(refuse(
             file,
-            format!("ELF machine is {}, expected x86-64 (62)", header.e_machine(endian)),
+            format!(
+                "ELF machine is {}, expected x86-64 (62)",
+                header.e_machine(endian)
+            ),
         ));
     }
     if header.e_type(endian) != elf::ET_EXEC {
@@ -131,11 +140,15 @@ pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> 
             .ok_or_else(|| refuse(file, format!("segment {index}: address range overflows")))?;
         let flags = ph.p_flags(endian).0;
         if flags & elf::PF_R.0 == 0 {
-            return Err(refuse(file, format!("segment {index} at {vaddr:#x} is not readable")));
+            return Err(refuse(
+                file,
+                format!("segment {index} at {vaddr:#x} is not readable"),
+            ));
         }
-        if let Some(other) = segments.iter().find(|s| {
-            s.virtual_address.get() < end && vaddr < s.virtual_address.get() + s.mem_size
-        }) {
+        if let Some(other) = segments
+            .iter()
+            .find(|s| s.virtual_address.get() < end && vaddr < s.virtual_address.get() + s.mem_size)
+        {
             return Err(refuse(
                 file,
                 format!(
@@ -155,7 +168,10 @@ pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> 
     if segments.is_empty() {
         return Err(refuse(file, "ELF file has no loadable segment"));
     }
-    Ok(SubjectImage { entry: VirtAddr(header.e_entry(endian)), segments })
+    Ok(SubjectImage {
+        entry: VirtAddr(header.e_entry(endian)),
+        segments,
+    })
 }
 
 /// `value` rounded up to a multiple of `align` (a power of two).
@@ -236,9 +252,24 @@ pub mod build {
         executable(
             base,
             &[
-                SegmentSpec { vaddr: base, data: &text, mem_size: 3, flags: 5 },
-                SegmentSpec { vaddr: base + 0x1000, data: rodata, mem_size: 21, flags: 4 },
-                SegmentSpec { vaddr: base + 0x2000, data: &data, mem_size: 0x2000, flags: 6 },
+                SegmentSpec {
+                    vaddr: base,
+                    data: &text,
+                    mem_size: 3,
+                    flags: 5,
+                },
+                SegmentSpec {
+                    vaddr: base + 0x1000,
+                    data: rodata,
+                    mem_size: 21,
+                    flags: 4,
+                },
+                SegmentSpec {
+                    vaddr: base + 0x2000,
+                    data: &data,
+                    mem_size: 0x2000,
+                    flags: 6,
+                },
             ],
         )
     }
@@ -262,7 +293,10 @@ mod tests {
     #[test]
     fn refuses_garbage_and_truncation_naming_the_file() {
         let err = parse_subject("bin/x", b"hello").unwrap_err();
-        assert!(err.to_string().starts_with("bin/x: not a 64-bit ELF file"), "{err}");
+        assert!(
+            err.to_string().starts_with("bin/x: not a 64-bit ELF file"),
+            "{err}"
+        );
         let full = build::sample_subject();
         let err = parse_subject("bin/x", &full[..200]).unwrap_err();
         assert!(err.to_string().contains("bin/x"), "{err}");
@@ -276,7 +310,12 @@ mod tests {
         assert!(err.contains("expected x86-64"), "{err}");
         let bad = build::executable(
             0x20_0010,
-            &[build::SegmentSpec { vaddr: 0x20_0010, data: &[0], mem_size: 1, flags: 5 }],
+            &[build::SegmentSpec {
+                vaddr: 0x20_0010,
+                data: &[0],
+                mem_size: 1,
+                flags: 5,
+            }],
         );
         let err = parse_subject("f", &bad).unwrap_err().to_string();
         assert!(err.contains("not page aligned"), "{err}");
@@ -287,8 +326,18 @@ mod tests {
         let bad = build::executable(
             0x20_0000,
             &[
-                build::SegmentSpec { vaddr: 0x20_0000, data: &[0], mem_size: 0x2000, flags: 5 },
-                build::SegmentSpec { vaddr: 0x20_1000, data: &[0], mem_size: 1, flags: 6 },
+                build::SegmentSpec {
+                    vaddr: 0x20_0000,
+                    data: &[0],
+                    mem_size: 0x2000,
+                    flags: 5,
+                },
+                build::SegmentSpec {
+                    vaddr: 0x20_1000,
+                    data: &[0],
+                    mem_size: 1,
+                    flags: 6,
+                },
             ],
         );
         let err = parse_subject("f", &bad).unwrap_err().to_string();

@@ -49,7 +49,9 @@ impl Binaries for BinaryDir<'_> {
     fn read(&self, name: &str) -> Result<(String, Vec<u8>), String> {
         let path = self.0.join(name);
         let shown = path.display().to_string();
-        std::fs::read(&path).map(|b| (shown.clone(), b)).map_err(|e| format!("{shown}: {e}"))
+        std::fs::read(&path)
+            .map(|b| (shown.clone(), b))
+            .map_err(|e| format!("{shown}: {e}"))
     }
 }
 
@@ -66,7 +68,10 @@ fn unresolved(what: &str, name: &model::Spanned<String>) -> Diagnostic {
     Diagnostic::error(
         RULE_INTERNAL,
         name.span,
-        format!("{what} \"{}\" is not resolved (the policy did not pass validation?)", name.value),
+        format!(
+            "{what} \"{}\" is not resolved (the policy did not pass validation?)",
+            name.value
+        ),
     )
 }
 
@@ -109,11 +114,17 @@ fn action(a: model::KernelAction) -> KernelActionKind {
 }
 
 fn port_range(p: &model::IoPortRange) -> IoPortRange {
-    IoPortRange { name: p.name.value.clone(), start: p.start.value, end: p.end.value }
+    IoPortRange {
+        name: p.name.value.clone(),
+        start: p.start.value,
+        end: p.end.value,
+    }
 }
 
 fn region_content(r: &model::Region, errors: &mut Vec<Diagnostic>) -> Vec<u8> {
-    let Some(file) = &r.file else { return Vec::new() };
+    let Some(file) = &r.file else {
+        return Vec::new();
+    };
     let bytes = match std::fs::read(&file.path) {
         Ok(b) => b,
         Err(e) => {
@@ -126,7 +137,9 @@ fn region_content(r: &model::Region, errors: &mut Vec<Diagnostic>) -> Vec<u8> {
         }
     };
     let offset = file.offset.value;
-    let fits = offset.checked_add(bytes.len() as u64).is_some_and(|end| end <= r.size.value);
+    let fits = offset
+        .checked_add(bytes.len() as u64)
+        .is_some_and(|end| end <= r.size.value);
     if !fits {
         errors.push(Diagnostic::error(
             RULE_REGION_FILE,
@@ -149,7 +162,10 @@ fn region_content(r: &model::Region, errors: &mut Vec<Diagnostic>) -> Vec<u8> {
 
 /// Convert a validated policy, reading its files. All problems are returned
 /// at once, located.
-pub fn system_input(policy: &Policy, binaries: &dyn Binaries) -> Result<SystemInput, Vec<Diagnostic>> {
+pub fn system_input(
+    policy: &Policy,
+    binaries: &dyn Binaries,
+) -> Result<SystemInput, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let hw = &policy.hardware;
     let hardware = HardwareInput {
@@ -174,8 +190,12 @@ pub fn system_input(policy: &Policy, binaries: &dyn Binaries) -> Result<SystemIn
             })
             .collect(),
     };
-    let debug_console = get("debug console device", &policy.kernel.debug_console, &mut errors)
-        .map_or(0, |d| d.index());
+    let debug_console = get(
+        "debug console device",
+        &policy.kernel.debug_console,
+        &mut errors,
+    )
+    .map_or(0, |d| d.index());
     let regions = policy
         .regions
         .iter()
@@ -241,13 +261,17 @@ fn load_binary(
     span: Span,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<SubjectImage> {
-    let result = binaries.read(name).and_then(|(shown, bytes)| {
-        parse_subject(&shown, &bytes).map_err(|e| e.to_string())
-    });
+    let result = binaries
+        .read(name)
+        .and_then(|(shown, bytes)| parse_subject(&shown, &bytes).map_err(|e| e.to_string()));
     match result {
         Ok(image) => Some(image),
         Err(message) => {
-            errors.push(Diagnostic::error(RULE_BINARY, span, format!("subject binary: {message}")));
+            errors.push(Diagnostic::error(
+                RULE_BINARY,
+                span,
+                format!("subject binary: {message}"),
+            ));
             None
         }
     }
@@ -274,7 +298,9 @@ fn subject_input(
         .collect();
     let mut devices = Vec::new();
     for d in &s.devices {
-        let Some(idx) = get("device", &d.physical, errors) else { continue };
+        let Some(idx) = get("device", &d.physical, errors) else {
+            continue;
+        };
         let device = policy.device(idx);
         let io_ports = if d.is_whole_device() {
             device
@@ -300,7 +326,11 @@ fn subject_input(
                 })
                 .collect()
         };
-        devices.push(DeviceGrantInput { logical: d.logical.value.clone(), device: idx.index(), io_ports });
+        devices.push(DeviceGrantInput {
+            logical: d.logical.value.clone(),
+            device: idx.index(),
+            io_ports,
+        });
     }
     let source_events = s
         .source_events()
@@ -327,7 +357,9 @@ fn subject_input(
     let mut used_targets: Vec<u8> = target_events.iter().map(|t| t.id).collect();
     let mut channels = Vec::new();
     for c in &s.channels {
-        let Some(idx) = get("channel", &c.physical, errors) else { continue };
+        let Some(idx) = get("channel", &c.physical, errors) else {
+            continue;
+        };
         let has_event = policy.channel(idx).has_event.is_some();
         let writer = c.role == ChannelRole::Writer;
         let event = if writer {
@@ -353,7 +385,10 @@ fn subject_input(
     SubjectInput {
         name: s.name.value.clone(),
         binary: s.binary.value.clone(),
-        image: image.unwrap_or(SubjectImage { entry: Default::default(), segments: Vec::new() }),
+        image: image.unwrap_or(SubjectImage {
+            entry: Default::default(),
+            segments: Vec::new(),
+        }),
         cpu: s.cpu.value.0,
         on_fault: match s.on_fault.value {
             model::OnFault::StopSystem => OnFault::StopSystem,
@@ -410,5 +445,9 @@ fn scheduling(policy: &Policy, errors: &mut Vec<Diagnostic>) -> SchedulingInput 
                 .collect()
         })
         .collect();
-    SchedulingInput { tick_rate: sched.tick_rate.value, partitions, major_frames }
+    SchedulingInput {
+        tick_rate: sched.tick_rate.value,
+        partitions,
+        major_frames,
+    }
 }

@@ -7,9 +7,8 @@
 //! truncated, so a subject never looks up a name that silently changed.
 
 use septum_abi::info::{
-    INFO_MAGIC, INFO_PAGE_SIZE, INFO_VERSION, MAX_RESOURCE_NAME, MAX_RESOURCES,
-    MAX_SUBJECT_NAME, NO_EVENT, RESOURCE_SIZE, RESOURCES_OFFSET, ResourceKind, offset,
-    resource_offset,
+    INFO_MAGIC, INFO_PAGE_SIZE, INFO_VERSION, MAX_RESOURCE_NAME, MAX_RESOURCES, MAX_SUBJECT_NAME,
+    NO_EVENT, RESOURCE_SIZE, RESOURCES_OFFSET, ResourceKind, offset, resource_offset,
 };
 use septum_abi::{SubjectId, VirtAddr};
 
@@ -84,7 +83,10 @@ pub fn info_page(header: &InfoHeader<'_>, resources: &[Resource]) -> Result<Vec<
     put(offset::MAGIC, &INFO_MAGIC.to_le_bytes());
     put(offset::VERSION, &INFO_VERSION.to_le_bytes());
     put(offset::SUBJECT_ID, &header.id.0.to_le_bytes());
-    put(offset::RESOURCE_COUNT, &(resources.len() as u16).to_le_bytes());
+    put(
+        offset::RESOURCE_COUNT,
+        &(resources.len() as u16).to_le_bytes(),
+    );
     put(offset::NAME, header.name.as_bytes());
     put(offset::TSC_KHZ, &header.tsc_khz.to_le_bytes());
     for (i, r) in resources.iter().enumerate() {
@@ -139,7 +141,10 @@ pub fn parse_info_page(page: &[u8]) -> Option<(u16, String, u64, Vec<Resource>)>
 
 /// A memory resource at a virtual address.
 pub fn memory(name: &str, at: VirtAddr, size: u64, flags: u8) -> Resource {
-    Resource { flags, ..Resource::new(name, ResourceKind::Memory, at.get(), size) }
+    Resource {
+        flags,
+        ..Resource::new(name, ResourceKind::Memory, at.get(), size)
+    }
 }
 
 #[cfg(test)]
@@ -153,8 +158,15 @@ mod tests {
         chan.flags = FLAG_CHANNEL_WRITER | FLAG_WRITABLE;
         chan.event = 2;
         let page = info_page(
-            &InfoHeader { id: SubjectId(3), name: "producer", tsc_khz: 10_000 },
-            &[memory("ram", VirtAddr(0x4000_0000), 0x2000, FLAG_WRITABLE), chan.clone()],
+            &InfoHeader {
+                id: SubjectId(3),
+                name: "producer",
+                tsc_khz: 10_000,
+            },
+            &[
+                memory("ram", VirtAddr(0x4000_0000), 0x2000, FLAG_WRITABLE),
+                chan.clone(),
+            ],
         )
         .unwrap();
         assert_eq!(&page[0..8], b"SEPTINFO");
@@ -177,11 +189,18 @@ mod tests {
 
     #[test]
     fn refuses_what_does_not_fit() {
-        let h = InfoHeader { id: SubjectId(0), name: "s", tsc_khz: 1 };
+        let h = InfoHeader {
+            id: SubjectId(0),
+            name: "s",
+            tsc_khz: 1,
+        };
         let long = "x".repeat(33);
         let r = Resource::new(&long, ResourceKind::Memory, 0, 0);
         assert_eq!(info_page(&h, &[r]), Err(InfoError::ResourceName(long)));
         let many = vec![Resource::new("m", ResourceKind::Memory, 0, 0); MAX_RESOURCES + 1];
-        assert_eq!(info_page(&h, &many), Err(InfoError::TooMany(MAX_RESOURCES + 1)));
+        assert_eq!(
+            info_page(&h, &many),
+            Err(InfoError::TooMany(MAX_RESOURCES + 1))
+        );
     }
 }

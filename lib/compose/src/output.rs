@@ -75,7 +75,10 @@ pub enum OutputError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io { path: path.to_owned(), source }
+    move |source| OutputError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The regions file and blob of a composition.
@@ -100,7 +103,14 @@ pub fn regions(c: &Composition) -> (RegionsFile, Vec<u8>) {
         });
         blob.extend_from_slice(&r.content);
     }
-    (RegionsFile { format: REGIONS_FORMAT.into(), system: c.name.clone(), regions: records }, blob)
+    (
+        RegionsFile {
+            format: REGIONS_FORMAT.into(),
+            system: c.name.clone(),
+            regions: records,
+        },
+        blob,
+    )
 }
 
 /// Write every output file into `dir` (created if missing).
@@ -117,7 +127,8 @@ pub fn write_dir(dir: &Path, c: &Composition, spec: &str) -> Result<(), OutputEr
     write("regions.json", json.as_bytes())?;
     write("regions.bin", &blob)?;
     write("report.txt", crate::report::text_report(c).as_bytes())?;
-    let mut report = serde_json::to_string_pretty(&crate::report::json_report(c)).unwrap_or_default();
+    let mut report =
+        serde_json::to_string_pretty(&crate::report::json_report(c)).unwrap_or_default();
     report.push('\n');
     write("report.json", report.as_bytes())?;
     Ok(())
@@ -128,11 +139,20 @@ pub fn write_dir(dir: &Path, c: &Composition, spec: &str) -> Result<(), OutputEr
 pub fn read_regions(dir: &Path) -> Result<(RegionsFile, Vec<u8>), OutputError> {
     let json_path = dir.join("regions.json");
     let text = std::fs::read_to_string(&json_path).map_err(io(&json_path))?;
-    let bad = |message: String| OutputError::Format { path: json_path.clone(), message };
-    let file: RegionsFile = serde_json::from_str(&text)
-        .map_err(|e| bad(format!("not a regions file written by septum compose ({e})")))?;
+    let bad = |message: String| OutputError::Format {
+        path: json_path.clone(),
+        message,
+    };
+    let file: RegionsFile = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "not a regions file written by septum compose ({e})"
+        ))
+    })?;
     if file.format != REGIONS_FORMAT {
-        return Err(bad(format!("format is \"{}\", expected \"{REGIONS_FORMAT}\"", file.format)));
+        return Err(bad(format!(
+            "format is \"{}\", expected \"{REGIONS_FORMAT}\"",
+            file.format
+        )));
     }
     let bin_path = dir.join("regions.bin");
     let blob = std::fs::read(&bin_path).map_err(io(&bin_path))?;

@@ -60,7 +60,9 @@ pub fn read_kernel(file: &str, data: &[u8]) -> Result<(u64, Vec<KernelSegment>),
     let err = |m: String| PackError(format!("{file}: {m}"));
     let header = elf::FileHeader64::<object::Endianness>::parse(data)
         .map_err(|e| err(format!("not a 64-bit ELF file ({e})")))?;
-    let endian = header.endian().map_err(|e| err(format!("unsupported byte order ({e})")))?;
+    let endian = header
+        .endian()
+        .map_err(|e| err(format!("unsupported byte order ({e})")))?;
     if !endian.is_little_endian() || header.e_machine(endian) != elf::EM_X86_64 {
         return Err(err("not an x86-64 little-endian ELF file".into()));
     }
@@ -74,13 +76,22 @@ pub fn read_kernel(file: &str, data: &[u8]) -> Result<(u64, Vec<KernelSegment>),
             continue;
         }
         let (paddr, memsz, flags) = (ph.p_paddr(endian), ph.p_memsz(endian), ph.p_flags(endian).0);
+        if ph.p_vaddr(endian) != paddr {
+            return Err(err(format!(
+                "segment {i}: virtual address {:#x} differs from physical {paddr:#x} (the \
+                 kernel is identity-mapped and must be linked so)",
+                ph.p_vaddr(endian)
+            )));
+        }
         let bytes = ph
             .data(endian, data)
             .map_err(|()| err(format!("segment {i}: data lies outside the file")))?;
         if bytes.len() as u64 > memsz {
             return Err(err(format!("segment {i}: file size exceeds memory size")));
         }
-        let end = paddr.checked_add(memsz).ok_or_else(|| err(format!("segment {i}: overflows")))?;
+        let end = paddr
+            .checked_add(memsz)
+            .ok_or_else(|| err(format!("segment {i}: overflows")))?;
         let Some((name, _)) = KERNEL_WINDOWS
             .iter()
             .find(|(_, w)| w.start.get() <= paddr && end <= w.end())
@@ -93,7 +104,11 @@ pub fn read_kernel(file: &str, data: &[u8]) -> Result<(u64, Vec<KernelSegment>),
                 window_text(2)
             )));
         };
-        let (r, w, x) = (flags & elf::PF_R.0 != 0, flags & elf::PF_W.0 != 0, flags & elf::PF_X.0 != 0);
+        let (r, w, x) = (
+            flags & elf::PF_R.0 != 0,
+            flags & elf::PF_W.0 != 0,
+            flags & elf::PF_X.0 != 0,
+        );
         let expected = match *name {
             "kernel|text" => (true, false, true),
             "kernel|rodata" => (true, false, false),
@@ -106,11 +121,18 @@ pub fn read_kernel(file: &str, data: &[u8]) -> Result<(u64, Vec<KernelSegment>),
                 rights_text(expected.0, expected.1, expected.2)
             )));
         }
-        segments.push(KernelSegment { paddr, data: bytes.to_vec(), mem_size: memsz, flags });
+        segments.push(KernelSegment {
+            paddr,
+            data: bytes.to_vec(),
+            mem_size: memsz,
+            flags,
+        });
     }
     let text = KERNEL_WINDOWS[0].1;
     if !(text.start.get()..text.end()).contains(&entry) {
-        return Err(err(format!("entry point {entry:#x} is not in the kernel text window")));
+        return Err(err(format!(
+            "entry point {entry:#x} is not in the kernel text window"
+        )));
     }
     if segments.is_empty() {
         return Err(err("no loadable segment".into()));
@@ -124,7 +146,12 @@ fn window_text(i: usize) -> String {
 }
 
 fn rights_text(r: bool, w: bool, x: bool) -> String {
-    format!("{}{}{}", if r { 'r' } else { '-' }, if w { 'w' } else { '-' }, if x { 'x' } else { '-' })
+    format!(
+        "{}{}{}",
+        if r { 'r' } else { '-' },
+        if w { 'w' } else { '-' },
+        if x { 'x' } else { '-' }
+    )
 }
 
 /// The multiboot2 header: magic, architecture 0 (i386 protected mode),
@@ -152,7 +179,12 @@ struct Load<'a> {
 }
 
 /// Build the system ELF from the kernel and the composed regions.
-pub fn pack(kernel_file: &str, kernel: &[u8], regions: &RegionsFile, blob: &[u8]) -> Result<Vec<u8>, PackError> {
+pub fn pack(
+    kernel_file: &str,
+    kernel: &[u8],
+    regions: &RegionsFile,
+    blob: &[u8],
+) -> Result<Vec<u8>, PackError> {
     let (entry, kernel_segments) = read_kernel(kernel_file, kernel)?;
     let mut loads: Vec<Load<'_>> = kernel_segments
         .iter()
@@ -165,10 +197,16 @@ pub fn pack(kernel_file: &str, kernel: &[u8], regions: &RegionsFile, blob: &[u8]
         })
         .collect();
     for r in &regions.regions {
-        let (from, to) = (r.file_offset as usize, (r.file_offset + r.file_size) as usize);
-        let data = blob
-            .get(from..to)
-            .ok_or_else(|| PackError(format!("region \"{}\": bytes outside regions.bin", r.name)))?;
+        let outside = || PackError(format!("region \"{}\": bytes outside regions.bin", r.name));
+        let from = usize::try_from(r.file_offset).map_err(|_| outside())?;
+        let to = from.checked_add(usize::try_from(r.file_size).map_err(|_| outside())?);
+        let data = to.and_then(|to| blob.get(from..to)).ok_or_else(outside)?;
+        if data.len() as u64 > r.size {
+            return Err(PackError(format!(
+                "region \"{}\": more bytes than its size",
+                r.name
+            )));
+        }
         loads.push(Load {
             name: format!("region \"{}\"", r.name),
             paddr: r.start,
@@ -182,9 +220,12 @@ pub fn pack(kernel_file: &str, kernel: &[u8], regions: &RegionsFile, blob: &[u8]
     let mut ranges: Vec<(u64, u64, &str)> = KERNEL_WINDOWS
         .iter()
         .map(|(name, w)| (w.start.get(), w.end(), *name))
-        .chain(loads.iter().skip(kernel_segments.len()).map(|l| {
-            (l.paddr, l.paddr.saturating_add(l.mem_size), l.name.as_str())
-        }))
+        .chain(
+            loads
+                .iter()
+                .skip(kernel_segments.len())
+                .map(|l| (l.paddr, l.paddr.saturating_add(l.mem_size), l.name.as_str())),
+        )
         .collect();
     ranges.sort();
     if let Some(pair) = ranges.windows(2).find(|p| p[1].0 < p[0].1) {
@@ -194,7 +235,10 @@ pub fn pack(kernel_file: &str, kernel: &[u8], regions: &RegionsFile, blob: &[u8]
         )));
     }
     let count = u16::try_from(loads.len()).map_err(|_| {
-        PackError(format!("{} segments exceed the ELF limit of 65535", loads.len()))
+        PackError(format!(
+            "{} segments exceed the ELF limit of 65535",
+            loads.len()
+        ))
     })?;
 
     let phoff = EHDR_SIZE + MB2_HEADER_SIZE;
@@ -271,12 +315,17 @@ pub fn iso_date(epoch: u64) -> String {
 /// Make a GRUB ISO booting `elf` with multiboot2 (PLATFORM.md), using
 /// `work` as scratch directory (created and removed).
 pub fn make_iso(elf_path: &Path, iso_path: &Path, work: &Path) -> Result<(), PackError> {
-    let io = |what: &str, p: &Path, e: std::io::Error| PackError(format!("{}: {what}: {e}", p.display()));
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        PackError(format!("{}: {what}: {e}", p.display()))
+    };
     let grub_dir = work.join("boot").join("grub");
     std::fs::create_dir_all(&grub_dir).map_err(|e| io("cannot create", &grub_dir, e))?;
     let cfg = grub_dir.join("grub.cfg");
-    std::fs::write(&cfg, "set timeout=0\nmenuentry \"septum\" {\n  multiboot2 /boot/system.elf\n  boot\n}\n")
-        .map_err(|e| io("cannot write", &cfg, e))?;
+    std::fs::write(
+        &cfg,
+        "set timeout=0\nmenuentry \"septum\" {\n  multiboot2 /boot/system.elf\n  boot\n}\n",
+    )
+    .map_err(|e| io("cannot write", &cfg, e))?;
     let target = work.join("boot").join("system.elf");
     std::fs::copy(elf_path, &target).map_err(|e| io("cannot copy", elf_path, e))?;
     // Same ELF, same ISO: every file date and the volume dates are pinned

@@ -231,7 +231,10 @@ impl<I: Address, O: Address> PageTables<I, O> {
     /// Map `size` bytes from `input` to `output` with `rights`.
     pub fn map(&mut self, input: I, output: O, size: u64, rights: Rights) -> Result<(), MapError> {
         let (input, output) = (input.raw(), output.raw());
-        if size == 0 || input % PAGE_SIZE != 0 || output % PAGE_SIZE != 0 || size % PAGE_SIZE != 0
+        if size == 0
+            || input % PAGE_SIZE != 0
+            || output % PAGE_SIZE != 0
+            || !size.is_multiple_of(PAGE_SIZE)
         {
             return Err(MapError::Unaligned { input, size });
         }
@@ -351,9 +354,17 @@ pub fn translate(format: Format, bytes: &[u8], base: u64, input: u64) -> Option<
             return None;
         }
         if level == 0 || (level == 1 && entry & LARGE_BIT != 0) {
-            let page_size = if level == 0 { PAGE_SIZE } else { LARGE_PAGE_SIZE };
+            let page_size = if level == 0 {
+                PAGE_SIZE
+            } else {
+                LARGE_PAGE_SIZE
+            };
             let frame = entry & ADDRESS_MASK & !(page_size - 1);
-            return Some(Translation { output: frame | (input & (page_size - 1)), page_size, leaf: entry });
+            return Some(Translation {
+                output: frame | (input & (page_size - 1)),
+                page_size,
+                leaf: entry,
+            });
         }
         table = entry & ADDRESS_MASK;
     }
@@ -378,10 +389,15 @@ fn walk_table(
     prefix: u64,
     out: &mut Vec<(u64, u64, u64, u64)>,
 ) {
-    let Some(start) = table.checked_sub(base).and_then(|o| usize::try_from(o).ok()) else {
+    let Some(start) = table
+        .checked_sub(base)
+        .and_then(|o| usize::try_from(o).ok())
+    else {
         return;
     };
-    let Some(entries) = bytes.get(start..start + PAGE_SIZE as usize) else { return };
+    let Some(entries) = bytes.get(start..start + PAGE_SIZE as usize) else {
+        return;
+    };
     for (slot, raw) in entries.chunks_exact(8).enumerate() {
         let entry = u64::from_le_bytes(raw.try_into().unwrap_or_default());
         let present = match format {
@@ -393,10 +409,22 @@ fn walk_table(
         }
         let input = prefix | ((slot as u64) << (12 + 9 * u32::from(level)));
         if level == 0 || (level == 1 && entry & LARGE_BIT != 0) {
-            let size = if level == 0 { PAGE_SIZE } else { LARGE_PAGE_SIZE };
+            let size = if level == 0 {
+                PAGE_SIZE
+            } else {
+                LARGE_PAGE_SIZE
+            };
             out.push((input, entry & ADDRESS_MASK & !(size - 1), size, entry));
         } else {
-            walk_table(format, bytes, base, entry & ADDRESS_MASK, level - 1, input, out);
+            walk_table(
+                format,
+                bytes,
+                base,
+                entry & ADDRESS_MASK,
+                level - 1,
+                input,
+                out,
+            );
         }
     }
 }
@@ -406,14 +434,29 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const RW: Rights = Rights { writable: true, executable: false, memory_type: 6 };
-    const RX: Rights = Rights { writable: false, executable: true, memory_type: 6 };
+    const RW: Rights = Rights {
+        writable: true,
+        executable: false,
+        memory_type: 6,
+    };
+    const RX: Rights = Rights {
+        writable: false,
+        executable: true,
+        memory_type: 6,
+    };
 
     #[test]
     fn walk_back_finds_targets_and_rights() {
         let mut t = GuestTables::new(Format::Ia32e, false);
-        t.map(VirtAddr(0x20_0000), GuestPhysAddr(0x20_0000), 0x2000, RX).unwrap();
-        t.map(VirtAddr(0x4000_0000), GuestPhysAddr(0x4000_0000), 0x1000, RW).unwrap();
+        t.map(VirtAddr(0x20_0000), GuestPhysAddr(0x20_0000), 0x2000, RX)
+            .unwrap();
+        t.map(
+            VirtAddr(0x4000_0000),
+            GuestPhysAddr(0x4000_0000),
+            0x1000,
+            RW,
+        )
+        .unwrap();
         let base = 0x1000;
         let bytes = t.to_bytes(GuestPhysAddr(base));
         assert_eq!(bytes.len(), t.page_count() * 4096);
@@ -433,8 +476,13 @@ mod tests {
     #[test]
     fn ept_uses_large_pages_and_memory_types() {
         let mut t = EptTables::new(Format::Ept, true);
-        let uc = Rights { writable: true, executable: false, memory_type: 0 };
-        t.map(GuestPhysAddr(0x40_0000), PhysAddr(0x80_0000), 0x40_1000, uc).unwrap();
+        let uc = Rights {
+            writable: true,
+            executable: false,
+            memory_type: 0,
+        };
+        t.map(GuestPhysAddr(0x40_0000), PhysAddr(0x80_0000), 0x40_1000, uc)
+            .unwrap();
         let bytes = t.to_bytes(PhysAddr(0x10_0000));
         let tr = translate(Format::Ept, &bytes, 0x10_0000, 0x40_0010).unwrap();
         assert_eq!((tr.output, tr.page_size), (0x80_0010, LARGE_PAGE_SIZE));
@@ -447,7 +495,8 @@ mod tests {
     #[test]
     fn refuses_double_mapping_and_bad_ranges() {
         let mut t = EptTables::new(Format::Ept, true);
-        t.map(GuestPhysAddr(0), PhysAddr(0x20_0000), 0x20_0000, RW).unwrap();
+        t.map(GuestPhysAddr(0), PhysAddr(0x20_0000), 0x20_0000, RW)
+            .unwrap();
         assert_eq!(
             t.map(GuestPhysAddr(0x1000), PhysAddr(0), 0x1000, RW),
             Err(MapError::Overlap { input: 0x1000 })

@@ -30,9 +30,14 @@ fn rights(readable: bool, writable: bool, executable: bool) -> String {
 
 fn target_of(c: &Composition, action: SourceAction) -> (String, Option<u8>) {
     match action {
-        SourceAction::Async { target, target_event } | SourceAction::Switch { target, target_event } => {
-            (c.subjects[target.index()].name.clone(), Some(target_event))
+        SourceAction::Async {
+            target,
+            target_event,
         }
+        | SourceAction::Switch {
+            target,
+            target_event,
+        } => (c.subjects[target.index()].name.clone(), Some(target_event)),
         SourceAction::SelfEvent { target_event } => ("(self)".into(), Some(target_event)),
         SourceAction::Kernel(a) => (format!("kernel:{}", a.name()), None),
     }
@@ -43,7 +48,15 @@ fn target_of(c: &Composition, action: SourceAction) -> (String, Option<u8>) {
 fn all_regions(c: &Composition) -> Vec<(String, u64, u64, &'static str, String)> {
     let mut out: Vec<_> = crate::alloc::KERNEL_WINDOWS
         .iter()
-        .map(|(name, w)| ((*name).to_owned(), w.start.get(), w.size, "WB", "kernel_window".to_owned()))
+        .map(|(name, w)| {
+            (
+                (*name).to_owned(),
+                w.start.get(),
+                w.size,
+                "WB",
+                "kernel_window".to_owned(),
+            )
+        })
         .collect();
     let mut sorted: Vec<&crate::system::Region> = c.regions.iter().collect();
     sorted.sort_by_key(|r| r.start);
@@ -52,7 +65,13 @@ fn all_regions(c: &Composition) -> Vec<(String, u64, u64, &'static str, String)>
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        out.push((r.name.clone(), r.start.get(), r.size, r.caching.name(), kind));
+        out.push((
+            r.name.clone(),
+            r.start.get(),
+            r.size,
+            r.caching.name(),
+            kind,
+        ));
     }
     out
 }
@@ -184,7 +203,10 @@ pub fn json_report(c: &Composition) -> Value {
                 .groups
                 .iter()
                 .map(|&g| {
-                    c.schedule.groups[g].iter().map(|s| c.subjects[s.index()].name.as_str()).collect()
+                    c.schedule.groups[g]
+                        .iter()
+                        .map(|s| c.subjects[s.index()].name.as_str())
+                        .collect()
                 })
                 .collect();
             json!({"name": p.name, "cpu": p.cpu, "groups": groups})
@@ -219,11 +241,19 @@ pub fn text_report(c: &Composition) -> String {
     let _ = writeln!(
         o,
         "TSC {} kHz, {} CPU(s), kernel PML4 {:#x}, debug console {} (port {:#x})",
-        c.tsc_khz, c.cpu_count, c.kernel_pml4.get(), c.debug_console, c.debug_uart_port
+        c.tsc_khz,
+        c.cpu_count,
+        c.kernel_pml4.get(),
+        c.debug_console,
+        c.debug_uart_port
     );
     let regions = all_regions(c);
     let _ = writeln!(o, "\nPhysical regions ({})", regions.len());
-    let _ = writeln!(o, "  {:<18} {:<18} {:>12}  {:<7} {:<18} name", "start", "end", "size", "caching", "kind");
+    let _ = writeln!(
+        o,
+        "  {:<18} {:<18} {:>12}  {:<7} {:<18} name",
+        "start", "end", "size", "caching", "kind"
+    );
     for (name, start, size, caching, kind) in regions {
         let _ = writeln!(
             o,
@@ -236,7 +266,13 @@ pub fn text_report(c: &Composition) -> String {
         let _ = writeln!(
             o,
             "  {} (id {id}, cpu {}, vpid {}, entry {:#x}, cr3 {:#x}, eptp {:#x}, on fault {})",
-            s.name, s.cpu, s.vpid, s.entry.get(), s.cr3.get(), s.eptp, s.on_fault.name()
+            s.name,
+            s.cpu,
+            s.vpid,
+            s.entry.get(),
+            s.cr3.get(),
+            s.eptp,
+            s.on_fault.name()
         );
         let _ = writeln!(
             o,
@@ -244,7 +280,9 @@ pub fn text_report(c: &Composition) -> String {
             "virtual", "guest-physical", "physical", "size"
         );
         for m in &s.mappings {
-            let virt = m.virtual_address.map_or("-".to_owned(), |v| format!("{:#018x}", v.get()));
+            let virt = m
+                .virtual_address
+                .map_or("-".to_owned(), |v| format!("{:#018x}", v.get()));
             let _ = writeln!(
                 o,
                 "    {:<18} {:#018x} {:#018x} {:>#10x} {}    {:<7} {:<15} {}",
@@ -260,7 +298,11 @@ pub fn text_report(c: &Composition) -> String {
         }
     }
     let _ = writeln!(o, "\nEvents");
-    let _ = writeln!(o, "  {:<20} {:>3}  {:<24} {:<7} {:<20} {:>3} {:>6}", "source", "id", "event", "mode", "target", "id", "vector");
+    let _ = writeln!(
+        o,
+        "  {:<20} {:>3}  {:<24} {:<7} {:<20} {:>3} {:>6}",
+        "source", "id", "event", "mode", "target", "id", "vector"
+    );
     for s in &c.subjects {
         for e in &s.source_events {
             let (target, tid) = target_of(c, e.action);
@@ -287,15 +329,28 @@ pub fn text_report(c: &Composition) -> String {
             .groups
             .iter()
             .map(|&g| {
-                let names: Vec<&str> =
-                    c.schedule.groups[g].iter().map(|s| c.subjects[s.index()].name.as_str()).collect();
+                let names: Vec<&str> = c.schedule.groups[g]
+                    .iter()
+                    .map(|s| c.subjects[s.index()].name.as_str())
+                    .collect();
                 format!("[{}]", names.join(", "))
             })
             .collect();
-        let _ = writeln!(o, "  partition {} on cpu {}: groups {}", p.name, p.cpu, groups.join(" "));
+        let _ = writeln!(
+            o,
+            "  partition {} on cpu {}: groups {}",
+            p.name,
+            p.cpu,
+            groups.join(" ")
+        );
     }
     for (i, m) in c.schedule.major_frames.iter().enumerate() {
-        let _ = writeln!(o, "  major frame {i}: {} ticks = {} TSC cycles", m.length_ticks, m.length.get());
+        let _ = writeln!(
+            o,
+            "  major frame {i}: {} ticks = {} TSC cycles",
+            m.length_ticks,
+            m.length.get()
+        );
         for (cpu, frames) in m.cpus.iter().enumerate() {
             let _ = writeln!(o, "    cpu {cpu}:");
             for f in frames {

@@ -27,16 +27,14 @@ use septum_abi::info::{
 use septum_abi::layout::{self, KERNEL_DATA, KERNEL_RODATA, KERNEL_TEXT};
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
 
+use crate::PAGE_SIZE;
 use crate::alloc::{AllocError, KERNEL_WINDOWS, PhysAllocator};
 use crate::bitmaps;
 use crate::elf::round_up;
 use crate::info::{self, InfoHeader, Resource};
-use crate::input::{
-    Caching, EventMode, KernelActionKind, OnFault, SubjectInput, SystemInput,
-};
+use crate::input::{Caching, EventMode, KernelActionKind, OnFault, SubjectInput, SystemInput};
 use crate::paging::{EptTables, Format, GuestTables, KernelTables, LARGE_PAGE_SIZE, Rights};
 use crate::vmx;
-use crate::PAGE_SIZE;
 
 /// A composition failure. Policies that passed validation normally compose;
 /// what remains are limits only known after allocation (memory exhausted,
@@ -222,8 +220,8 @@ pub struct SubjectOut {
     pub source_events: Vec<SourceEventOut>,
     /// Info page records.
     pub resources: Vec<Resource>,
-    /// Devices granted: (logical, device name, port ranges).
-    pub devices: Vec<(String, String, Vec<(u16, u16)>)>,
+    /// Devices granted.
+    pub devices: DeviceList,
 }
 
 /// A minor frame with its placement in time.
@@ -320,7 +318,11 @@ impl Composition {
     pub fn image_regions(&self) -> Vec<ImageRegionOut> {
         let mut out: Vec<_> = KERNEL_WINDOWS
             .iter()
-            .map(|(name, w)| ImageRegionOut { name: (*name).into(), start: w.start, size: w.size })
+            .map(|(name, w)| ImageRegionOut {
+                name: (*name).into(),
+                start: w.start,
+                size: w.size,
+            })
             .collect();
         let mut sorted: Vec<&Region> = self.regions.iter().collect();
         sorted.sort_by_key(|r| r.start);
@@ -350,9 +352,23 @@ impl Placer {
         let size = round_up(size.max(PAGE_SIZE), PAGE_SIZE)
             .ok_or_else(|| ComposeError(format!("region \"{name}\": size overflows")))?;
         // 2 MiB alignment lets EPT use large pages for big regions.
-        let align = if size >= LARGE_PAGE_SIZE { LARGE_PAGE_SIZE } else { PAGE_SIZE };
-        let start = self.allocator.allocate(size, align).map_err(|e| alloc_error(&name, e))?;
-        self.regions.push(Region { name, start, size, caching, kind, content });
+        let align = if size >= LARGE_PAGE_SIZE {
+            LARGE_PAGE_SIZE
+        } else {
+            PAGE_SIZE
+        };
+        let start = self
+            .allocator
+            .allocate(size, align)
+            .map_err(|e| alloc_error(&name, e))?;
+        self.regions.push(Region {
+            name,
+            start,
+            size,
+            caching,
+            kind,
+            content,
+        });
         Ok(self.regions.len() - 1)
     }
 }
@@ -376,34 +392,56 @@ fn free_guest_range(used: &[(u64, u64)], pages: u64) -> u64 {
 }
 
 fn rights(writable: bool, executable: bool, caching: Caching) -> Rights {
-    Rights { writable, executable, memory_type: caching.memory_type() }
+    Rights {
+        writable,
+        executable,
+        memory_type: caching.memory_type(),
+    }
 }
 
 /// Compose a system.
 pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     if input.subjects.len() > usize::from(u16::MAX) - 1 {
-        return fail(format!("{} subjects exceed the limit of 65534", input.subjects.len()));
+        return fail(format!(
+            "{} subjects exceed the limit of 65534",
+            input.subjects.len()
+        ));
     }
     let cpu_count = input
         .subjects
         .iter()
         .map(|s| s.cpu)
         .chain(input.scheduling.partitions.iter().map(|p| p.cpu))
-        .chain(input.scheduling.major_frames.iter().flatten().map(|c| c.cpu))
+        .chain(
+            input
+                .scheduling
+                .major_frames
+                .iter()
+                .flatten()
+                .map(|c| c.cpu),
+        )
         .max()
         .unwrap_or(0)
         + 1;
-    let mut placer =
-        Placer { allocator: PhysAllocator::new(&input.hardware.memory_blocks), regions: vec![] };
+    let mut placer = Placer {
+        allocator: PhysAllocator::new(&input.hardware.memory_blocks),
+        regions: vec![],
+    };
 
     // 1. Fixed regions first, so allocation works around them.
     let mut region_index = vec![usize::MAX; input.regions.len()];
     for (i, r) in input.regions.iter().enumerate() {
         if let Some(at) = r.physical {
             if !at.is_aligned(PAGE_SIZE) || r.size % PAGE_SIZE != 0 {
-                return fail(format!("memory \"{}\": fixed placement {at} is not 4 KiB aligned", r.name));
+                return fail(format!(
+                    "memory \"{}\": fixed placement {at} is not 4 KiB aligned",
+                    r.name
+                ));
             }
-            placer.allocator.reserve(at, r.size).map_err(|e| alloc_error(&r.name, e))?;
+            placer
+                .allocator
+                .reserve(at, r.size)
+                .map_err(|e| alloc_error(&r.name, e))?;
             placer.regions.push(Region {
                 name: r.name.clone(),
                 start: at,
@@ -419,22 +457,29 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     // 2. Data regions.
     let mut vmxon = Vec::new();
     for cpu in 0..cpu_count {
-        let i = placer.place(format!("kernel|vmxon|{cpu}"), PAGE_SIZE, Caching::WB, RegionKind::Vmxon, vec![])?;
+        let i = placer.place(
+            format!("kernel|vmxon|{cpu}"),
+            PAGE_SIZE,
+            Caching::WB,
+            RegionKind::Vmxon,
+            vec![],
+        )?;
         vmxon.push(placer.regions[i].start);
-    }
-    struct Fixed {
-        vmcs: usize,
-        io: usize,
-        msr: usize,
-        info: usize,
-        stack: usize,
-        segments: Vec<usize>,
     }
     let mut fixed = Vec::with_capacity(input.subjects.len());
     for s in &input.subjects {
         let n = &s.name;
-        let vmcs = placer.place(format!("{n}|vmcs"), PAGE_SIZE, Caching::WB, RegionKind::Vmcs, vec![])?;
-        let ports = s.devices.iter().flat_map(|d| d.io_ports.iter().map(|(_, r)| r));
+        let vmcs = placer.place(
+            format!("{n}|vmcs"),
+            PAGE_SIZE,
+            Caching::WB,
+            RegionKind::Vmcs,
+            vec![],
+        )?;
+        let ports = s
+            .devices
+            .iter()
+            .flat_map(|d| d.io_ports.iter().map(|(_, r)| r));
         let io = placer.place(
             format!("{n}|iobm"),
             2 * PAGE_SIZE,
@@ -449,15 +494,30 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
             RegionKind::MsrBitmap,
             bitmaps::msr_bitmap(),
         )?;
-        let info = placer.place(format!("{n}|info"), PAGE_SIZE, Caching::WB, RegionKind::InfoPage, vec![])?;
-        let stack =
-            placer.place(format!("{n}|stack"), s.stack_size, Caching::WB, RegionKind::Stack, vec![])?;
+        let info = placer.place(
+            format!("{n}|info"),
+            PAGE_SIZE,
+            Caching::WB,
+            RegionKind::InfoPage,
+            vec![],
+        )?;
+        let stack = placer.place(
+            format!("{n}|stack"),
+            s.stack_size,
+            Caching::WB,
+            RegionKind::Stack,
+            vec![],
+        )?;
         let mut segments = Vec::new();
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for seg in &s.image.segments {
             let kind = seg.kind_name();
             let count = seen.entry(kind).or_insert(0);
-            let name = if *count == 0 { format!("{n}|{kind}") } else { format!("{n}|{kind}{count}") };
+            let name = if *count == 0 {
+                format!("{n}|{kind}")
+            } else {
+                format!("{n}|{kind}{count}")
+            };
             *count += 1;
             segments.push(placer.place(
                 name,
@@ -467,17 +527,35 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
                 seg.data.clone(),
             )?);
         }
-        fixed.push(Fixed { vmcs, io, msr, info, stack, segments });
+        fixed.push(SubjectRegions {
+            vmcs,
+            io,
+            msr,
+            info,
+            stack,
+            segments,
+        });
     }
     for (i, r) in input.regions.iter().enumerate() {
         if r.physical.is_none() {
-            region_index[i] =
-                placer.place(r.name.clone(), r.size, r.caching, RegionKind::Memory, region_content(r))?;
+            region_index[i] = placer.place(
+                r.name.clone(),
+                r.size,
+                r.caching,
+                RegionKind::Memory,
+                region_content(r),
+            )?;
         }
     }
     let mut channel_index = Vec::with_capacity(input.channels.len());
     for c in &input.channels {
-        channel_index.push(placer.place(c.name.clone(), c.size, Caching::WB, RegionKind::Channel, vec![])?);
+        channel_index.push(placer.place(
+            c.name.clone(),
+            c.size,
+            Caching::WB,
+            RegionKind::Channel,
+            vec![],
+        )?);
     }
 
     // Who receives each global event (first target wins; validation makes
@@ -490,169 +568,49 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     }
 
     // 3.-4. Per-subject address spaces.
+    let shared = Shared {
+        input,
+        region_index: &region_index,
+        channel_index: &channel_index,
+        targets: &targets,
+    };
     let mut subjects = Vec::with_capacity(input.subjects.len());
     for (si, (s, f)) in input.subjects.iter().zip(&fixed).enumerate() {
-        let mut mappings = Vec::new();
-        let region = |placer: &Placer, idx: usize| (placer.regions[idx].start, placer.regions[idx].size);
-        for (seg, &ri) in s.image.segments.iter().zip(&f.segments) {
-            let (pa, size) = region(&placer, ri);
-            let name = placer.regions[ri].name.rsplit('|').next().unwrap_or_default().to_owned();
-            mappings.push(Mapping {
-                name,
-                region: ri,
-                virtual_address: Some(seg.virtual_address),
-                guest_physical: GuestPhysAddr(seg.virtual_address.get()),
-                physical: pa,
-                size,
-                writable: seg.writable,
-                executable: seg.executable,
-                kind: MappingKind::Program,
-            });
-        }
-        let simple = |name: &str, ri: usize, va: VirtAddr, w: bool, kind| {
-            let (pa, size) = region(&placer, ri);
-            Mapping {
-                name: name.into(),
-                region: ri,
-                virtual_address: Some(va),
-                guest_physical: GuestPhysAddr(va.get()),
-                physical: pa,
-                size,
-                writable: w,
-                executable: false,
-                kind,
-            }
-        };
-        mappings.push(simple("info", f.info, layout::SUBJECT_INFO, false, MappingKind::InfoPage));
-        let stack_size = placer.regions[f.stack].size;
-        let Some(stack_bottom) = layout::SUBJECT_STACK_TOP.get().checked_sub(stack_size + PAGE_SIZE)
-        else {
-            return fail(format!("subject \"{}\": stack of {stack_size:#x} bytes is too large", s.name));
-        };
-        let stack_bottom = stack_bottom + PAGE_SIZE;
-        mappings.push(simple("stack", f.stack, VirtAddr(stack_bottom), true, MappingKind::Stack));
-        for m in &s.maps {
-            let ri = region_index[m.region];
-            let mut map = simple(&m.logical, ri, m.virtual_address, m.writable, MappingKind::Memory);
-            map.executable = m.executable;
-            mappings.push(map);
-        }
-        for c in &s.channels {
-            let kind = if c.writer { MappingKind::ChannelWriter } else { MappingKind::ChannelReader };
-            mappings.push(simple(&c.logical, channel_index[c.channel], c.virtual_address, c.writer, kind));
-        }
-
-        // Overlap check with names, including the stack guard page.
-        let mut used: Vec<(u64, u64, String)> = mappings
-            .iter()
-            .map(|m| {
-                let va = m.guest_physical.get();
-                (va, va.saturating_add(m.size), format!("{} ({})", m.name, kind_label(m.kind)))
-            })
-            .collect();
-        used.push((stack_bottom - PAGE_SIZE, stack_bottom, "stack guard page".into()));
-        used.sort();
-        for pair in used.windows(2) {
-            if pair[1].0 < pair[0].1 {
-                return fail(format!(
-                    "subject \"{}\": {} at {:#x}-{:#x} overlaps {} at {:#x}-{:#x}",
-                    s.name, pair[1].2, pair[1].0, pair[1].1, pair[0].2, pair[0].0, pair[0].1
-                ));
-            }
-        }
-        if let Some(last) = used.last()
-            && last.1 > crate::paging::INPUT_LIMIT
-        {
-            return fail(format!(
-                "subject \"{}\": {} at {:#x} lies beyond the 47-bit address space",
-                s.name, last.2, last.0
-            ));
-        }
-
-        let mut guest = GuestTables::new(Format::Ia32e, true);
-        for m in &mappings {
-            let va = m.virtual_address.unwrap_or_default();
-            let caching = placer.regions[m.region].caching;
-            guest
-                .map(va, GuestPhysAddr(va.get()), m.size, rights(m.writable, m.executable, caching))
-                .map_err(|e| ComposeError(format!("subject \"{}\": {e}", s.name)))?;
-        }
-        let spans: Vec<(u64, u64)> = used.iter().map(|u| (u.0, u.1)).collect();
-        let pt_pages = guest.page_count() as u64;
-        let pt_gpa = GuestPhysAddr(free_guest_range(&spans, pt_pages));
-        let pt_region = placer.place(
-            format!("{}|pt", s.name),
-            pt_pages * PAGE_SIZE,
-            Caching::WB,
-            RegionKind::GuestPageTables,
-            guest.to_bytes(pt_gpa),
-        )?;
-        let (pt_pa, pt_size) = region(&placer, pt_region);
-        mappings.push(Mapping {
-            name: "page_tables".into(),
-            region: pt_region,
-            virtual_address: None,
-            guest_physical: pt_gpa,
-            physical: pt_pa,
-            size: pt_size,
-            writable: false,
-            executable: false,
-            kind: MappingKind::PageTables,
-        });
-
-        let mut ept = EptTables::new(Format::Ept, true);
-        for m in &mappings {
-            let caching = placer.regions[m.region].caching;
-            ept.map(m.guest_physical, m.physical, m.size, rights(m.writable, m.executable, caching))
-                .map_err(|e| ComposeError(format!("subject \"{}\": EPT: {e}", s.name)))?;
-        }
-        let ept_pages = ept.page_count() as u64;
-        let ept_region = placer.place(
-            format!("{}|ept", s.name),
-            ept_pages * PAGE_SIZE,
-            Caching::WB,
-            RegionKind::Ept,
-            vec![],
-        )?;
-        let ept_root = placer.regions[ept_region].start;
-        placer.regions[ept_region].content = ept.to_bytes(ept_root);
-
-        let source_events = resolve_events(input, si, s, &targets)?;
-        let (resources, devices) = resources_of(input, s);
-        let page = info::info_page(
-            &InfoHeader { id: SubjectId(si as u16), name: &s.name, tsc_khz: input.hardware.speed_khz },
-            &resources,
-        )
-        .map_err(|e| ComposeError(format!("subject \"{}\": {e}", s.name)))?;
-        placer.regions[f.info].content = page;
-
-        subjects.push(SubjectOut {
-            name: s.name.clone(),
-            cpu: s.cpu,
-            vpid: (si + 1) as u16,
-            vmcs: placer.regions[f.vmcs].start,
-            eptp: ept_root.get() | vmx::EPTP_FLAGS,
-            io_bitmap_a: placer.regions[f.io].start,
-            msr_bitmap: placer.regions[f.msr].start,
-            entry: s.image.entry,
-            cr3: pt_gpa,
-            on_fault: s.on_fault,
-            mappings,
-            source_events,
-            resources,
-            devices,
-        });
+        subjects.push(compose_subject(&shared, &mut placer, si, s, f)?);
     }
 
     // 5. The kernel's own tables.
     let mut kernel = KernelTables::new(Format::Ia32e, true);
     let identity = |t: &mut KernelTables, start: PhysAddr, size: u64, w: bool, x: bool| {
-        t.map(VirtAddr(start.get()), start, size, rights(w, x, Caching::WB))
-            .map_err(|e| ComposeError(format!("kernel page tables: {e}")))
+        t.map(
+            VirtAddr(start.get()),
+            start,
+            size,
+            rights(w, x, Caching::WB),
+        )
+        .map_err(|e| ComposeError(format!("kernel page tables: {e}")))
     };
-    identity(&mut kernel, KERNEL_TEXT.start, KERNEL_TEXT.size, false, true)?;
-    identity(&mut kernel, KERNEL_RODATA.start, KERNEL_RODATA.size, false, false)?;
-    identity(&mut kernel, KERNEL_DATA.start, KERNEL_DATA.size, true, false)?;
+    identity(
+        &mut kernel,
+        KERNEL_TEXT.start,
+        KERNEL_TEXT.size,
+        false,
+        true,
+    )?;
+    identity(
+        &mut kernel,
+        KERNEL_RODATA.start,
+        KERNEL_RODATA.size,
+        false,
+        false,
+    )?;
+    identity(
+        &mut kernel,
+        KERNEL_DATA.start,
+        KERNEL_DATA.size,
+        true,
+        false,
+    )?;
     for &at in &vmxon {
         identity(&mut kernel, at, PAGE_SIZE, true, false)?;
     }
@@ -672,16 +630,27 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     let schedule = schedule(input, cpu_count as usize)?;
     let console = &input.hardware.devices[input.debug_console];
     let Some(uart) = console.io_ports.first() else {
-        return fail(format!("debug console \"{}\" has no I/O port range", console.name));
+        return fail(format!(
+            "debug console \"{}\" has no I/O port range",
+            console.name
+        ));
     };
-    let mut device_owners = vec![(console.name.clone(), "kernel".to_owned(), "debug console".to_owned())];
+    let mut device_owners = vec![(
+        console.name.clone(),
+        "kernel".to_owned(),
+        "debug console".to_owned(),
+    )];
     for s in &subjects {
         for (logical, device, _) in &s.devices {
             device_owners.push((device.clone(), s.name.clone(), logical.clone()));
         }
     }
     for region in &mut placer.regions {
-        let trimmed = region.content.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+        let trimmed = region
+            .content
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |p| p + 1);
         region.content.truncate(trimmed);
     }
     Ok(Composition {
@@ -699,6 +668,253 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     })
 }
 
+/// What every subject's composition reads: the input, where its regions and
+/// channels were placed, and who receives each event.
+struct Shared<'a> {
+    input: &'a SystemInput,
+    region_index: &'a [usize],
+    channel_index: &'a [usize],
+    targets: &'a HashMap<usize, (usize, u8, Option<u8>)>,
+}
+
+/// Regions placed for one subject before its tables are built.
+struct SubjectRegions {
+    vmcs: usize,
+    io: usize,
+    msr: usize,
+    info: usize,
+    stack: usize,
+    segments: Vec<usize>,
+}
+
+/// Lay out one subject's address space, check it, build and place its page
+/// tables and EPT, resolve its events and write its info page.
+fn compose_subject(
+    shared: &Shared<'_>,
+    placer: &mut Placer,
+    si: usize,
+    s: &SubjectInput,
+    f: &SubjectRegions,
+) -> Result<SubjectOut, ComposeError> {
+    let Shared {
+        input,
+        region_index,
+        channel_index,
+        targets,
+    } = *shared;
+    let mut mappings = Vec::new();
+    let region =
+        |placer: &Placer, idx: usize| (placer.regions[idx].start, placer.regions[idx].size);
+    for (seg, &ri) in s.image.segments.iter().zip(&f.segments) {
+        let (pa, size) = region(placer, ri);
+        let name = placer.regions[ri]
+            .name
+            .rsplit('|')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        mappings.push(Mapping {
+            name,
+            region: ri,
+            virtual_address: Some(seg.virtual_address),
+            guest_physical: GuestPhysAddr(seg.virtual_address.get()),
+            physical: pa,
+            size,
+            writable: seg.writable,
+            executable: seg.executable,
+            kind: MappingKind::Program,
+        });
+    }
+    let simple = |name: &str, ri: usize, va: VirtAddr, w: bool, kind| {
+        let (pa, size) = region(placer, ri);
+        Mapping {
+            name: name.into(),
+            region: ri,
+            virtual_address: Some(va),
+            guest_physical: GuestPhysAddr(va.get()),
+            physical: pa,
+            size,
+            writable: w,
+            executable: false,
+            kind,
+        }
+    };
+    mappings.push(simple(
+        "info",
+        f.info,
+        layout::SUBJECT_INFO,
+        false,
+        MappingKind::InfoPage,
+    ));
+    let stack_size = placer.regions[f.stack].size;
+    let Some(stack_bottom) = layout::SUBJECT_STACK_TOP
+        .get()
+        .checked_sub(stack_size + PAGE_SIZE)
+    else {
+        return fail(format!(
+            "subject \"{}\": stack of {stack_size:#x} bytes is too large",
+            s.name
+        ));
+    };
+    let stack_bottom = stack_bottom + PAGE_SIZE;
+    mappings.push(simple(
+        "stack",
+        f.stack,
+        VirtAddr(stack_bottom),
+        true,
+        MappingKind::Stack,
+    ));
+    for m in &s.maps {
+        let ri = region_index[m.region];
+        let mut map = simple(
+            &m.logical,
+            ri,
+            m.virtual_address,
+            m.writable,
+            MappingKind::Memory,
+        );
+        map.executable = m.executable;
+        mappings.push(map);
+    }
+    for c in &s.channels {
+        let kind = if c.writer {
+            MappingKind::ChannelWriter
+        } else {
+            MappingKind::ChannelReader
+        };
+        mappings.push(simple(
+            &c.logical,
+            channel_index[c.channel],
+            c.virtual_address,
+            c.writer,
+            kind,
+        ));
+    }
+
+    // Overlap check with names, including the stack guard page.
+    let mut used: Vec<(u64, u64, String)> = mappings
+        .iter()
+        .map(|m| {
+            let va = m.guest_physical.get();
+            (
+                va,
+                va.saturating_add(m.size),
+                format!("{} ({})", m.name, kind_label(m.kind)),
+            )
+        })
+        .collect();
+    used.push((
+        stack_bottom - PAGE_SIZE,
+        stack_bottom,
+        "stack guard page".into(),
+    ));
+    used.sort();
+    for pair in used.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            return fail(format!(
+                "subject \"{}\": {} at {:#x}-{:#x} overlaps {} at {:#x}-{:#x}",
+                s.name, pair[1].2, pair[1].0, pair[1].1, pair[0].2, pair[0].0, pair[0].1
+            ));
+        }
+    }
+    if let Some(last) = used.last()
+        && last.1 > crate::paging::INPUT_LIMIT
+    {
+        return fail(format!(
+            "subject \"{}\": {} at {:#x} lies beyond the 47-bit address space",
+            s.name, last.2, last.0
+        ));
+    }
+
+    let mut guest = GuestTables::new(Format::Ia32e, true);
+    for m in &mappings {
+        let va = m.virtual_address.unwrap_or_default();
+        let caching = placer.regions[m.region].caching;
+        guest
+            .map(
+                va,
+                GuestPhysAddr(va.get()),
+                m.size,
+                rights(m.writable, m.executable, caching),
+            )
+            .map_err(|e| ComposeError(format!("subject \"{}\": {e}", s.name)))?;
+    }
+    let spans: Vec<(u64, u64)> = used.iter().map(|u| (u.0, u.1)).collect();
+    let pt_pages = guest.page_count() as u64;
+    let pt_gpa = GuestPhysAddr(free_guest_range(&spans, pt_pages));
+    let pt_region = placer.place(
+        format!("{}|pt", s.name),
+        pt_pages * PAGE_SIZE,
+        Caching::WB,
+        RegionKind::GuestPageTables,
+        guest.to_bytes(pt_gpa),
+    )?;
+    let (pt_pa, pt_size) = region(placer, pt_region);
+    mappings.push(Mapping {
+        name: "page_tables".into(),
+        region: pt_region,
+        virtual_address: None,
+        guest_physical: pt_gpa,
+        physical: pt_pa,
+        size: pt_size,
+        writable: false,
+        executable: false,
+        kind: MappingKind::PageTables,
+    });
+
+    let mut ept = EptTables::new(Format::Ept, true);
+    for m in &mappings {
+        let caching = placer.regions[m.region].caching;
+        ept.map(
+            m.guest_physical,
+            m.physical,
+            m.size,
+            rights(m.writable, m.executable, caching),
+        )
+        .map_err(|e| ComposeError(format!("subject \"{}\": EPT: {e}", s.name)))?;
+    }
+    let ept_pages = ept.page_count() as u64;
+    let ept_region = placer.place(
+        format!("{}|ept", s.name),
+        ept_pages * PAGE_SIZE,
+        Caching::WB,
+        RegionKind::Ept,
+        vec![],
+    )?;
+    let ept_root = placer.regions[ept_region].start;
+    placer.regions[ept_region].content = ept.to_bytes(ept_root);
+
+    let source_events = resolve_events(input, si, s, targets)?;
+    let (resources, devices) = resources_of(input, s);
+    let page = info::info_page(
+        &InfoHeader {
+            id: SubjectId(si as u16),
+            name: &s.name,
+            tsc_khz: input.hardware.speed_khz,
+        },
+        &resources,
+    )
+    .map_err(|e| ComposeError(format!("subject \"{}\": {e}", s.name)))?;
+    placer.regions[f.info].content = page;
+
+    Ok(SubjectOut {
+        name: s.name.clone(),
+        cpu: s.cpu,
+        vpid: (si + 1) as u16,
+        vmcs: placer.regions[f.vmcs].start,
+        eptp: ept_root.get() | vmx::EPTP_FLAGS,
+        io_bitmap_a: placer.regions[f.io].start,
+        msr_bitmap: placer.regions[f.msr].start,
+        entry: s.image.entry,
+        cr3: pt_gpa,
+        on_fault: s.on_fault,
+        mappings,
+        source_events,
+        resources,
+        devices,
+    })
+}
+
 fn kind_label(kind: MappingKind) -> &'static str {
     match kind {
         MappingKind::Program => "ELF segment",
@@ -712,7 +928,11 @@ fn kind_label(kind: MappingKind) -> &'static str {
 
 fn region_content(r: &crate::input::RegionInput) -> Vec<u8> {
     let size = usize::try_from(r.size).unwrap_or(usize::MAX);
-    let len = if r.fill == 0 { r.content.len().min(size) } else { size };
+    let len = if r.fill == 0 {
+        r.content.len().min(size)
+    } else {
+        size
+    };
     let mut bytes = vec![r.fill; len];
     let n = r.content.len().min(len);
     bytes[..n].copy_from_slice(&r.content[..n]);
@@ -731,7 +951,12 @@ fn resolve_events(
         let (action, vector) = match event.mode {
             EventMode::Kernel => match event.action {
                 Some(a) => (SourceAction::Kernel(a), None),
-                None => return fail(format!("event \"{}\": kernel event without action", event.name)),
+                None => {
+                    return fail(format!(
+                        "event \"{}\": kernel event without action",
+                        event.name
+                    ));
+                }
             },
             mode => {
                 let Some(&(target, target_event, vector)) = targets.get(&e.event) else {
@@ -739,15 +964,23 @@ fn resolve_events(
                 };
                 let t = SubjectId(target as u16);
                 let action = match mode {
-                    EventMode::Switch => SourceAction::Switch { target: t, target_event },
-                    EventMode::SelfEvent if target == si => SourceAction::SelfEvent { target_event },
+                    EventMode::Switch => SourceAction::Switch {
+                        target: t,
+                        target_event,
+                    },
+                    EventMode::SelfEvent if target == si => {
+                        SourceAction::SelfEvent { target_event }
+                    }
                     EventMode::SelfEvent => {
                         return fail(format!(
                             "self event \"{}\" targets another subject \"{}\"",
                             event.name, input.subjects[target].name
                         ));
                     }
-                    _ => SourceAction::Async { target: t, target_event },
+                    _ => SourceAction::Async {
+                        target: t,
+                        target_event,
+                    },
                 };
                 (action, vector)
             }
@@ -764,18 +997,28 @@ fn resolve_events(
     // A channel's event goes from its writer to its first reader.
     for end in s.channels.iter().filter(|c| c.writer) {
         let channel = &input.channels[end.channel];
-        let (Some(mode), Some(id)) = (channel.has_event, end.event) else { continue };
+        let (Some(mode), Some(id)) = (channel.has_event, end.event) else {
+            continue;
+        };
         let reader = input.subjects.iter().enumerate().find_map(|(ri, r)| {
             r.channels
                 .iter()
                 .find(|c| !c.writer && c.channel == end.channel)
                 .and_then(|c| Some((ri, c.event?, c.vector)))
         });
-        let Some((ri, target_event, vector)) = reader else { continue };
+        let Some((ri, target_event, vector)) = reader else {
+            continue;
+        };
         let target = SubjectId(ri as u16);
         let action = match mode {
-            EventMode::Switch => SourceAction::Switch { target, target_event },
-            _ => SourceAction::Async { target, target_event },
+            EventMode::Switch => SourceAction::Switch {
+                target,
+                target_event,
+            },
+            _ => SourceAction::Async {
+                target,
+                target_event,
+            },
         };
         out.push(SourceEventOut {
             id,
@@ -788,15 +1031,26 @@ fn resolve_events(
     }
     out.sort_by_key(|e| e.id);
     if let Some(pair) = out.windows(2).find(|p| p[0].id == p[1].id) {
-        return fail(format!("subject \"{}\": source event number {} is used twice", s.name, pair[0].id));
+        return fail(format!(
+            "subject \"{}\": source event number {} is used twice",
+            s.name, pair[0].id
+        ));
     }
-    if let Some(e) = out.iter().find(|e| usize::from(e.id) >= septum_abi::hypercall::MAX_EVENTS) {
-        return fail(format!("subject \"{}\": source event number {} is above 63", s.name, e.id));
+    if let Some(e) = out
+        .iter()
+        .find(|e| usize::from(e.id) >= septum_abi::hypercall::MAX_EVENTS)
+    {
+        return fail(format!(
+            "subject \"{}\": source event number {} is above 63",
+            s.name, e.id
+        ));
     }
     Ok(out)
 }
 
-type DeviceList = Vec<(String, String, Vec<(u16, u16)>)>;
+/// Devices granted to a subject: (logical name, device name, granted port
+/// ranges as inclusive `(first, last)`).
+pub type DeviceList = Vec<(String, String, Vec<(u16, u16)>)>;
 
 fn resources_of(input: &SystemInput, s: &SubjectInput) -> (Vec<Resource>, DeviceList) {
     let mut resources = Vec::new();
@@ -813,9 +1067,17 @@ fn resources_of(input: &SystemInput, s: &SubjectInput) -> (Vec<Resource>, Device
     }
     for c in &s.channels {
         let channel = &input.channels[c.channel];
-        let mut r =
-            Resource::new(&c.logical, ResourceKind::Channel, c.virtual_address.get(), channel.size);
-        r.flags = if c.writer { FLAG_CHANNEL_WRITER | FLAG_WRITABLE } else { FLAG_CHANNEL_READER };
+        let mut r = Resource::new(
+            &c.logical,
+            ResourceKind::Channel,
+            c.virtual_address.get(),
+            channel.size,
+        );
+        r.flags = if c.writer {
+            FLAG_CHANNEL_WRITER | FLAG_WRITABLE
+        } else {
+            FLAG_CHANNEL_READER
+        };
         if let Some(e) = c.event {
             r.event = e;
         }
@@ -838,10 +1100,19 @@ fn resources_of(input: &SystemInput, s: &SubjectInput) -> (Vec<Resource>, Device
         let mut ranges = Vec::new();
         for (logical, range) in &d.io_ports {
             let count = u64::from(range.end) - u64::from(range.start) + 1;
-            resources.push(Resource::new(logical, ResourceKind::IoPorts, range.start.into(), count));
+            resources.push(Resource::new(
+                logical,
+                ResourceKind::IoPorts,
+                range.start.into(),
+                count,
+            ));
             ranges.push((range.start, range.end));
         }
-        devices.push((d.logical.clone(), input.hardware.devices[d.device].name.clone(), ranges));
+        devices.push((
+            d.logical.clone(),
+            input.hardware.devices[d.device].name.clone(),
+            ranges,
+        ));
     }
     (resources, devices)
 }
@@ -873,7 +1144,11 @@ fn schedule(input: &SystemInput, cpu_count: usize) -> Result<Schedule, ComposeEr
             ids.push(groups.len());
             groups.push(g.iter().map(|&s| SubjectId(s as u16)).collect());
         }
-        partitions.push(PartitionOut { name: p.name.clone(), cpu: p.cpu, groups: ids });
+        partitions.push(PartitionOut {
+            name: p.name.clone(),
+            cpu: p.cpu,
+            groups: ids,
+        });
     }
     let mut major_frames = Vec::new();
     for (mi, major) in sched.major_frames.iter().enumerate() {
@@ -907,7 +1182,16 @@ fn schedule(input: &SystemInput, cpu_count: usize) -> Result<Schedule, ComposeEr
             }
         }
         let length_ticks = length_ticks.unwrap_or(0);
-        major_frames.push(MajorOut { length_ticks, length: cycles(length_ticks)?, cpus });
+        major_frames.push(MajorOut {
+            length_ticks,
+            length: cycles(length_ticks)?,
+            cpus,
+        });
     }
-    Ok(Schedule { tick_rate: sched.tick_rate, partitions, groups, major_frames })
+    Ok(Schedule {
+        tick_rate: sched.tick_rate,
+        partitions,
+        groups,
+        major_frames,
+    })
 }

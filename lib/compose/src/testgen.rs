@@ -27,7 +27,10 @@ pub fn policy_xml(subjects: usize, channels: usize, cpus: usize) -> String {
     let mut o = String::with_capacity(1024 + subjects * 1200 + channels * 200);
     let _ = writeln!(o, "<system name=\"gen{subjects}x{channels}x{cpus}\">");
     let _ = writeln!(o, "  <hardware>");
-    let _ = writeln!(o, "    <processor cpuCores=\"{cpus}\" speed=\"10000\" vmxTimerRate=\"0\">");
+    let _ = writeln!(
+        o,
+        "    <processor cpuCores=\"{cpus}\" speed=\"10000\" vmxTimerRate=\"0\">"
+    );
     for cpu in 0..cpus {
         let _ = writeln!(o, "      <cpu apicId=\"{}\"/>", cpu * 2);
     }
@@ -38,26 +41,45 @@ pub fn policy_xml(subjects: usize, channels: usize, cpus: usize) -> String {
         "      <memoryBlock name=\"ram\" physicalAddress=\"16#0010_0000#\" size=\"16#dff0_0000#\" allocatable=\"true\"/>"
     );
     let _ = writeln!(o, "    </memory>");
-    let _ = writeln!(o, "    <devices pciConfigAddress=\"16#e000_0000#\" pciConfigSize=\"16#1000_0000#\">");
-    let _ = writeln!(o, "      <device name=\"com1\"><ioPort name=\"ports\" start=\"0x3f8\" end=\"0x3ff\"/></device>");
-    let _ = writeln!(o, "      <device name=\"com2\"><ioPort name=\"ports\" start=\"0x2f8\" end=\"0x2ff\"/></device>");
+    let _ = writeln!(
+        o,
+        "    <devices pciConfigAddress=\"16#e000_0000#\" pciConfigSize=\"16#1000_0000#\">"
+    );
+    let _ = writeln!(
+        o,
+        "      <device name=\"com1\"><ioPort name=\"ports\" start=\"0x3f8\" end=\"0x3ff\"/></device>"
+    );
+    let _ = writeln!(
+        o,
+        "      <device name=\"com2\"><ioPort name=\"ports\" start=\"0x2f8\" end=\"0x2ff\"/></device>"
+    );
     let _ = writeln!(o, "    </devices>");
     let _ = writeln!(o, "  </hardware>");
     let _ = writeln!(o, "  <kernel debugConsole=\"com2\"/>");
     let _ = writeln!(o, "  <memory>");
     for i in 0..subjects {
-        let _ = writeln!(o, "    <memory name=\"ram{i}\" size=\"0x1000\" caching=\"WB\"/>");
+        let _ = writeln!(
+            o,
+            "    <memory name=\"ram{i}\" size=\"0x1000\" caching=\"WB\"/>"
+        );
     }
     let _ = writeln!(o, "  </memory>");
     let _ = writeln!(o, "  <events>");
     for i in 0..subjects {
         let _ = writeln!(o, "    <event name=\"ping{i}\" mode=\"async\"/>");
-        let _ = writeln!(o, "    <event name=\"yield{i}\" mode=\"kernel\" action=\"yield\"/>");
+        let _ = writeln!(
+            o,
+            "    <event name=\"yield{i}\" mode=\"kernel\" action=\"yield\"/>"
+        );
     }
     let _ = writeln!(o, "  </events>");
     let _ = writeln!(o, "  <channels>");
     for j in 0..channels {
-        let event = if j % 4 == 0 { " hasEvent=\"async\"" } else { "" };
+        let event = if j % 4 == 0 {
+            " hasEvent=\"async\""
+        } else {
+            ""
+        };
         let _ = writeln!(o, "    <channel name=\"c{j}\" size=\"0x1000\"{event}/>");
     }
     let _ = writeln!(o, "  </channels>");
@@ -73,13 +95,22 @@ pub fn policy_xml(subjects: usize, channels: usize, cpus: usize) -> String {
             "      <memory><map logical=\"ram\" physical=\"ram{i}\" writable=\"true\"/></memory>"
         );
         if i == 0 {
-            let _ = writeln!(o, "      <devices><device logical=\"uart\" physical=\"com1\"/></devices>");
+            let _ = writeln!(
+                o,
+                "      <devices><device logical=\"uart\" physical=\"com1\"/></devices>"
+            );
         }
         let previous = (i + subjects - 1) % subjects;
         let _ = writeln!(o, "      <events>");
         let _ = writeln!(o, "        <source><group name=\"vmcall\">");
-        let _ = writeln!(o, "          <event logical=\"ping\" physical=\"ping{i}\"/>");
-        let _ = writeln!(o, "          <event logical=\"yield\" physical=\"yield{i}\"/>");
+        let _ = writeln!(
+            o,
+            "          <event logical=\"ping\" physical=\"ping{i}\"/>"
+        );
+        let _ = writeln!(
+            o,
+            "          <event logical=\"yield\" physical=\"yield{i}\"/>"
+        );
         let _ = writeln!(o, "        </group></source>");
         let _ = writeln!(
             o,
@@ -112,8 +143,15 @@ pub fn policy_xml(subjects: usize, channels: usize, cpus: usize) -> String {
         let each = MAJOR_TICKS / members.len() as u64;
         let _ = writeln!(o, "      <cpu id=\"{cpu}\">");
         for (k, i) in members.iter().enumerate() {
-            let ticks = if k + 1 == members.len() { MAJOR_TICKS - each * k as u64 } else { each };
-            let _ = writeln!(o, "        <minorFrame partition=\"p{i}\" ticks=\"{ticks}\"/>");
+            let ticks = if k + 1 == members.len() {
+                MAJOR_TICKS - each * k as u64
+            } else {
+                each
+            };
+            let _ = writeln!(
+                o,
+                "        <minorFrame partition=\"p{i}\" ticks=\"{ticks}\"/>"
+            );
         }
         let _ = writeln!(o, "      </cpu>");
     }

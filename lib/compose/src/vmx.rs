@@ -197,17 +197,33 @@ pub struct SegmentState {
 }
 
 /// 64-bit code: present, DPL 0, code execute/read accessed, L=1.
-pub const GUEST_CS: SegmentState =
-    SegmentState { selector: 0x08, base: 0, limit: 0xffff_ffff, access_rights: 0xa09b };
+pub const GUEST_CS: SegmentState = SegmentState {
+    selector: 0x08,
+    base: 0,
+    limit: 0xffff_ffff,
+    access_rights: 0xa09b,
+};
 /// Data: present, DPL 0, read/write accessed, D/B=1, G=1.
-pub const GUEST_DATA: SegmentState =
-    SegmentState { selector: 0x10, base: 0, limit: 0xffff_ffff, access_rights: 0xc093 };
+pub const GUEST_DATA: SegmentState = SegmentState {
+    selector: 0x10,
+    base: 0,
+    limit: 0xffff_ffff,
+    access_rights: 0xc093,
+};
 /// TR: busy 64-bit TSS (VM entry requires a usable TR), minimal limit.
-pub const GUEST_TR: SegmentState =
-    SegmentState { selector: 0x18, base: 0, limit: 0x67, access_rights: 0x8b };
+pub const GUEST_TR: SegmentState = SegmentState {
+    selector: 0x18,
+    base: 0,
+    limit: 0x67,
+    access_rights: 0x8b,
+};
 /// LDTR: unusable.
-pub const GUEST_LDTR: SegmentState =
-    SegmentState { selector: 0, base: 0, limit: 0, access_rights: 0x1_0000 };
+pub const GUEST_LDTR: SegmentState = SegmentState {
+    selector: 0,
+    base: 0,
+    limit: 0,
+    access_rights: 0x1_0000,
+};
 
 #[cfg(test)]
 mod tests {

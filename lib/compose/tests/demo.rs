@@ -15,11 +15,16 @@ use septum_compose::system::{Composition, MappingKind, Region, SourceAction};
 use septum_compose::{Composed, compose_policy, info, output, pack, report};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(name)
 }
 
 fn binaries() -> HashMap<String, Vec<u8>> {
-    ["producer", "console"].iter().map(|n| ((*n).to_owned(), build::sample_subject())).collect()
+    ["producer", "console"]
+        .iter()
+        .map(|n| ((*n).to_owned(), build::sample_subject()))
+        .collect()
 }
 
 fn demo() -> Composed {
@@ -40,7 +45,10 @@ fn bytes(region: &Region) -> Vec<u8> {
 }
 
 fn region<'a>(c: &'a Composition, name: &str) -> &'a Region {
-    c.regions.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no region {name}"))
+    c.regions
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no region {name}"))
 }
 
 /// Expand leaves to 4 KiB pages: input page -> (output page, raw entry).
@@ -77,11 +85,19 @@ fn guest_tables_and_ept_map_exactly_the_grants() {
             .collect();
         assert_eq!(got, expected, "guest tables of {}", s.name);
         // The tables themselves are not reachable through virtual addresses.
-        assert!(guest.iter().all(|&(va, _, _)| va < s.cr3.get() || va >= s.cr3.get() + pt.size));
+        assert!(
+            guest
+                .iter()
+                .all(|&(va, _, _)| va < s.cr3.get() || va >= s.cr3.get() + pt.size)
+        );
 
         let ept_root = s.eptp & !0xfff;
         assert_eq!(s.eptp & 0xfff, 0x1e, "WB, 4-level walk");
-        let ept_region = c.regions.iter().find(|r| r.start.get() == ept_root).unwrap();
+        let ept_region = c
+            .regions
+            .iter()
+            .find(|r| r.start.get() == ept_root)
+            .unwrap();
         let mut expected = BTreeSet::new();
         for m in &s.mappings {
             let mt = c.regions[m.region].caching.memory_type();
@@ -104,7 +120,11 @@ fn guest_tables_and_ept_map_exactly_the_grants() {
             })
             .collect();
         assert_eq!(got, expected, "EPT of {}", s.name);
-        let tables = s.mappings.iter().find(|m| m.kind == MappingKind::PageTables).unwrap();
+        let tables = s
+            .mappings
+            .iter()
+            .find(|m| m.kind == MappingKind::PageTables)
+            .unwrap();
         assert!(!tables.writable && !tables.executable);
         assert_eq!(tables.guest_physical, s.cr3);
     }
@@ -129,7 +149,14 @@ fn program_segments_keep_their_rights() {
         .filter(|m| m.kind == MappingKind::Program)
         .map(|m| (m.name.as_str(), m.writable, m.executable))
         .collect();
-    assert_eq!(rights, [("text", false, true), ("rodata", false, false), ("data", true, false)]);
+    assert_eq!(
+        rights,
+        [
+            ("text", false, true),
+            ("rodata", false, false),
+            ("data", true, false)
+        ]
+    );
     let text = region(&c, "producer|text");
     assert_eq!(text.content, [0xf4, 0xeb, 0xfd]);
 }
@@ -144,7 +171,11 @@ fn kernel_tables_map_windows_vmxon_and_vmcs_only() {
         .map(|(va, pa, leaf)| {
             assert_eq!(va, pa, "identity");
             assert_eq!(leaf & 4, 0, "supervisor only");
-            (va, leaf & ia32e::WRITABLE != 0, leaf & ia32e::EXECUTE_DISABLE == 0)
+            (
+                va,
+                leaf & ia32e::WRITABLE != 0,
+                leaf & ia32e::EXECUTE_DISABLE == 0,
+            )
         })
         .collect();
     let mut expected = BTreeSet::new();
@@ -173,18 +204,33 @@ fn info_pages_list_resources_by_name() {
     assert_eq!((id, name.as_str(), khz), (1, "console", 10_000));
     let by_name: HashMap<_, _> = resources.iter().map(|r| (r.name.as_str(), r)).collect();
     let table = by_name["table"];
-    assert_eq!((table.kind, table.address, table.size, table.flags), (ResourceKind::Memory, 0x6000_0000, 0x1000, 0));
+    assert_eq!(
+        (table.kind, table.address, table.size, table.flags),
+        (ResourceKind::Memory, 0x6000_0000, 0x1000, 0)
+    );
     let chan = by_name["in"];
     assert_eq!(chan.kind, ResourceKind::Channel);
     assert_eq!(chan.flags, FLAG_CHANNEL_READER);
-    assert_eq!((chan.address, chan.size, chan.vector), (0x5000_0000, 0x2000, 49));
-    assert_eq!(chan.event, 0, "lowest target id the console does not use itself");
+    assert_eq!(
+        (chan.address, chan.size, chan.vector),
+        (0x5000_0000, 0x2000, 49)
+    );
+    assert_eq!(
+        chan.event, 0,
+        "lowest target id the console does not use itself"
+    );
     let halt = by_name["halt"];
     assert_eq!((halt.kind, halt.event), (ResourceKind::SourceEvent, 0));
     let kicked = by_name["kicked"];
-    assert_eq!((kicked.kind, kicked.event, kicked.vector), (ResourceKind::TargetEvent, 5, 40));
+    assert_eq!(
+        (kicked.kind, kicked.event, kicked.vector),
+        (ResourceKind::TargetEvent, 5, 40)
+    );
     let uart = by_name["uart"];
-    assert_eq!((uart.kind, uart.address, uart.size), (ResourceKind::IoPorts, 0x3f8, 8));
+    assert_eq!(
+        (uart.kind, uart.address, uart.size),
+        (ResourceKind::IoPorts, 0x3f8, 8)
+    );
 
     let page = bytes(region(&c, "producer|info"));
     let (_, _, _, resources) = info::parse_info_page(&page).unwrap();
@@ -199,26 +245,53 @@ fn io_bitmaps_grant_only_owned_ports() {
     let console = bytes(region(&c, "console|iobm"));
     let producer = bytes(region(&c, "producer|iobm"));
     for port in 0..=u16::MAX {
-        assert_eq!(io_port_exits(&console, port), !(0x3f8..=0x3ff).contains(&port), "{port:#x}");
+        assert_eq!(
+            io_port_exits(&console, port),
+            !(0x3f8..=0x3ff).contains(&port),
+            "{port:#x}"
+        );
         assert!(io_port_exits(&producer, port));
     }
-    assert!(bytes(region(&c, "console|msrbm")).iter().all(|&b| b == 0xff));
+    assert!(
+        bytes(region(&c, "console|msrbm"))
+            .iter()
+            .all(|&b| b == 0xff)
+    );
 }
 
 #[test]
 fn events_and_schedule_resolve() {
     let c = demo().composition;
     let producer = &c.subjects[0];
-    let actions: Vec<_> = producer.source_events.iter().map(|e| (e.id, e.action)).collect();
+    let actions: Vec<_> = producer
+        .source_events
+        .iter()
+        .map(|e| (e.id, e.action))
+        .collect();
     let console = septum_abi::SubjectId(1);
     assert_eq!(
         actions,
         [
-            (1, SourceAction::Async { target: console, target_event: 5 }),
-            (2, SourceAction::Async { target: console, target_event: 0 }),
+            (
+                1,
+                SourceAction::Async {
+                    target: console,
+                    target_event: 5
+                }
+            ),
+            (
+                2,
+                SourceAction::Async {
+                    target: console,
+                    target_event: 0
+                }
+            ),
         ]
     );
-    assert_eq!(c.subjects[1].source_events[0].action, SourceAction::Kernel(KernelActionKind::Poweroff));
+    assert_eq!(
+        c.subjects[1].source_events[0].action,
+        SourceAction::Kernel(KernelActionKind::Poweroff)
+    );
     let major = &c.schedule.major_frames[0];
     assert_eq!(major.length.get(), 300_000);
     let ends: Vec<u64> = major.cpus[0].iter().map(|f| f.end.get()).collect();
@@ -247,13 +320,19 @@ fn regions_do_not_overlap_and_start_above_the_kernel() {
 fn spec_and_report_match_golden() {
     let composed = demo();
     let report = report::text_report(&composed.composition);
-    for (name, text) in [("demo_spec.rs", &composed.spec), ("demo_report.txt", &report)] {
+    for (name, text) in [
+        ("demo_spec.rs", &composed.spec),
+        ("demo_report.txt", &report),
+    ] {
         let path = fixture("golden").join(name);
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(&path, text).unwrap();
         }
         let golden = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(golden == *text, "{name} differs from the golden file; rerun with UPDATE_GOLDEN=1 and review");
+        assert!(
+            golden == *text,
+            "{name} differs from the golden file; rerun with UPDATE_GOLDEN=1 and review"
+        );
     }
 }
 
@@ -267,8 +346,16 @@ fn golden_spec_compiles_to_the_expected_values() {
     assert_eq!(spec.name, "compose_demo");
     assert_eq!(spec.subjects.len(), 2);
     assert_eq!(spec.kernel.debug_uart_port, 0x2f8);
-    assert_eq!(spec.subjects[1].source_events[0], Some(septum_kerncore::spec::SourceEvent::Kernel(septum_kerncore::spec::KernelAction::Poweroff)));
-    assert_eq!(spec.subjects[0].fault_action, septum_kerncore::spec::FaultAction::StopSubject);
+    assert_eq!(
+        spec.subjects[1].source_events[0],
+        Some(septum_kerncore::spec::SourceEvent::Kernel(
+            septum_kerncore::spec::KernelAction::Poweroff
+        ))
+    );
+    assert_eq!(
+        spec.subjects[0].fault_action,
+        septum_kerncore::spec::FaultAction::StopSubject
+    );
     assert_eq!(spec.subjects[0].guest.rsp.get(), 0x10_0000);
     assert_eq!(spec.major_frames[0].cpus[0].len(), 2);
     assert_eq!(spec.image_regions[0].name, "kernel|text");
@@ -278,9 +365,24 @@ fn fake_kernel() -> Vec<u8> {
     build::executable(
         0x10_0000,
         &[
-            build::SegmentSpec { vaddr: 0x10_0000, data: &[0x90; 16], mem_size: 16, flags: 5 },
-            build::SegmentSpec { vaddr: 0x20_0000, data: b"rodata", mem_size: 6, flags: 4 },
-            build::SegmentSpec { vaddr: 0x28_0000, data: &[7; 8], mem_size: 0x4000, flags: 6 },
+            build::SegmentSpec {
+                vaddr: 0x10_0000,
+                data: &[0x90; 16],
+                mem_size: 16,
+                flags: 5,
+            },
+            build::SegmentSpec {
+                vaddr: 0x20_0000,
+                data: b"rodata",
+                mem_size: 6,
+                flags: 4,
+            },
+            build::SegmentSpec {
+                vaddr: 0x28_0000,
+                data: &[7; 8],
+                mem_size: 0x4000,
+                flags: 6,
+            },
         ],
     )
 }
@@ -291,12 +393,22 @@ fn pack_puts_every_region_at_its_address() {
     let composed = demo();
     let (regions, blob) = output::regions(&composed.composition);
     let elf = pack::pack("kernel", &fake_kernel(), &regions, &blob).unwrap();
-    assert_eq!(elf, pack::pack("kernel", &fake_kernel(), &regions, &blob).unwrap(), "reproducible");
+    assert_eq!(
+        elf,
+        pack::pack("kernel", &fake_kernel(), &regions, &blob).unwrap(),
+        "reproducible"
+    );
     // multiboot2 header at 64: magic, arch 0, length, checksum, end tag.
     let word = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
     assert_eq!(word(64), 0xE852_50D6);
     assert_eq!(word(68), 0);
-    assert_eq!(word(64).wrapping_add(word(68)).wrapping_add(word(72)).wrapping_add(word(76)), 0);
+    assert_eq!(
+        word(64)
+            .wrapping_add(word(68))
+            .wrapping_add(word(72))
+            .wrapping_add(word(76)),
+        0
+    );
     assert_eq!((word(80), word(84)), (0, 8));
 
     let header = object::elf::FileHeader64::<object::LittleEndian>::parse(&*elf).unwrap();
@@ -306,13 +418,23 @@ fn pack_puts_every_region_at_its_address() {
         .program_headers(e, &*elf)
         .unwrap()
         .iter()
-        .map(|ph| (ph.p_paddr(e), ph.p_vaddr(e), ph.p_memsz(e), ph.data(e, &*elf).unwrap().to_vec()))
+        .map(|ph| {
+            (
+                ph.p_paddr(e),
+                ph.p_vaddr(e),
+                ph.p_memsz(e),
+                ph.data(e, &*elf).unwrap().to_vec(),
+            )
+        })
         .collect();
     assert_eq!(loads.len(), 3 + regions.regions.len());
     assert_eq!(loads[0].0, 0x10_0000);
     assert_eq!(loads[2].2, 0x4000);
     for (record, load) in regions.regions.iter().zip(&loads[3..]) {
-        assert_eq!((load.0, load.1, load.2), (record.start, record.start, record.size));
+        assert_eq!(
+            (load.0, load.1, load.2),
+            (record.start, record.start, record.size)
+        );
         let r = region(&composed.composition, &record.name);
         assert_eq!(load.3, r.content, "{}", record.name);
     }
@@ -324,23 +446,46 @@ fn pack_refuses_misplaced_kernels_and_overlaps() {
     let (mut regions, blob) = output::regions(&composed.composition);
     let writable_text = build::executable(
         0x10_0000,
-        &[build::SegmentSpec { vaddr: 0x10_0000, data: &[0x90], mem_size: 1, flags: 7 }],
+        &[build::SegmentSpec {
+            vaddr: 0x10_0000,
+            data: &[0x90],
+            mem_size: 1,
+            flags: 7,
+        }],
     );
-    let err = pack::pack("k.elf", &writable_text, &regions, &blob).unwrap_err().to_string();
-    assert!(err.starts_with("k.elf: segment 0 at 0x100000 in window kernel|text has rights rwx"), "{err}");
+    let err = pack::pack("k.elf", &writable_text, &regions, &blob)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("k.elf: segment 0 at 0x100000 in window kernel|text has rights rwx"),
+        "{err}"
+    );
     let outside = build::executable(
         0x10_0000,
-        &[build::SegmentSpec { vaddr: 0x30_0000, data: &[0x90], mem_size: 1, flags: 5 }],
+        &[build::SegmentSpec {
+            vaddr: 0x30_0000,
+            data: &[0x90],
+            mem_size: 1,
+            flags: 5,
+        }],
     );
-    let err = pack::pack("k.elf", &outside, &regions, &blob).unwrap_err().to_string();
+    let err = pack::pack("k.elf", &outside, &regions, &blob)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("lies in no kernel window"), "{err}");
-    let err = pack::pack("k.elf", b"junk", &regions, &blob).unwrap_err().to_string();
+    let err = pack::pack("k.elf", b"junk", &regions, &blob)
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("k.elf: not a 64-bit ELF file"), "{err}");
     regions.regions[1].start = regions.regions[0].start;
-    let err = pack::pack("k.elf", &fake_kernel(), &regions, &blob).unwrap_err().to_string();
+    let err = pack::pack("k.elf", &fake_kernel(), &regions, &blob)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("overlaps"), "{err}");
     regions.regions[1].start = 0x28_1000;
-    let err = pack::pack("k.elf", &fake_kernel(), &regions, &blob).unwrap_err().to_string();
+    let err = pack::pack("k.elf", &fake_kernel(), &regions, &blob)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("overlaps kernel|data"), "{err}");
 }
 
@@ -356,6 +501,9 @@ fn composed_directory_round_trips() {
     assert_eq!(report["system"], "compose_demo");
     assert_eq!(report["subjects"][1]["name"], "console");
     assert_eq!(report["events"][0]["target"], "console");
-    assert_eq!(report["scheduling"]["major_frames"][0]["cpus"][0]["minor_frames"][1]["end_cycles"], 300_000);
+    assert_eq!(
+        report["scheduling"]["major_frames"][0]["cpus"][0]["minor_frames"][1]["end_cycles"],
+        300_000
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

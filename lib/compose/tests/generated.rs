@@ -11,7 +11,9 @@ fn compose(subjects: usize, channels: usize, cpus: usize) -> septum_compose::Com
         .iter()
         .map(|d| septum_policy::diag::render_text(d, &loaded.sources))
         .collect();
-    let policy = loaded.valid_policy().unwrap_or_else(|| panic!("{}", rendered.join("")));
+    let policy = loaded
+        .valid_policy()
+        .unwrap_or_else(|| panic!("{}", rendered.join("")));
     match compose_policy(policy, &testgen::binaries()) {
         Ok(c) => c,
         Err(e) => panic!("{e:?}"),
@@ -25,7 +27,10 @@ fn generated_policy_composes() {
     assert_eq!(comp.subjects.len(), 6);
     assert_eq!(comp.cpu_count, 2);
     assert_eq!(comp.vmxon.len(), 2);
-    assert!(c.spec.contains("pub static SPEC: septum_kerncore::spec::SystemSpec"));
+    assert!(
+        c.spec
+            .contains("pub static SPEC: septum_kerncore::spec::SystemSpec")
+    );
     // Subject 1 receives ping0 from subject 0.
     let s0 = &comp.subjects[0];
     assert!(s0.source_events.iter().any(|e| e.event == "ping0"));
@@ -52,6 +57,42 @@ fn benchmark_sized_policy_is_valid_and_composes() {
     let c = compose(200, 1000, 4);
     assert_eq!(c.composition.subjects.len(), 200);
     assert_eq!(c.composition.cpu_count, 4);
-    let channels = c.composition.regions.iter().filter(|r| r.name.starts_with('c')).count();
+    let channels = c
+        .composition
+        .regions
+        .iter()
+        .filter(|r| r.name.starts_with('c'))
+        .count();
     assert!(channels >= 1000);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    /// Any generated shape composes; regions never overlap; each subject's
+    /// EPT maps exactly its mappings, read back from the bytes.
+    #[test]
+    fn any_generated_shape_composes_soundly(subjects in 2usize..9, channels in 0usize..24, cpus in 1usize..5) {
+        let c = compose(subjects, channels, cpus).composition;
+        let mut spans: Vec<_> = c.regions.iter().map(|r| (r.start.get(), r.end())).collect();
+        spans.sort_unstable();
+        for w in spans.windows(2) {
+            proptest::prop_assert!(w[0].1 <= w[1].0);
+        }
+        for s in &c.subjects {
+            let root = s.eptp & !0xfff;
+            let ept = c.regions.iter().find(|r| r.start.get() == root).unwrap();
+            let mut bytes = ept.content.clone();
+            bytes.resize(ept.size as usize, 0);
+            let mapped: u64 = septum_compose::paging::leaves(
+                septum_compose::paging::Format::Ept,
+                &bytes,
+                root,
+            )
+            .iter()
+            .map(|l| l.2)
+            .sum();
+            let granted: u64 = s.mappings.iter().map(|m| m.size).sum();
+            proptest::prop_assert_eq!(mapped, granted);
+        }
+    }
 }

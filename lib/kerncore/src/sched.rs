@@ -388,9 +388,10 @@ impl Scheduler {
         if event >= septum_abi::hypercall::MAX_EVENTS as u64 {
             return Decision::Resume;
         }
-        // Masked as well as checked: the index stays in the table even
-        // under speculation.
-        let index = (event & EVENT_MASK) as usize;
+        // Masked as well as checked, so the index stays in the table even
+        // when the check above is speculated past (Spectre v1). `black_box`
+        // keeps the optimiser from dropping the mask as redundant.
+        let index = (core::hint::black_box(event) & EVENT_MASK) as usize;
         let source = self
             .spec
             .subjects

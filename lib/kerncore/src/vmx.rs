@@ -422,26 +422,22 @@ pub const fn exit_reason_text(reason: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    /// Capability MSR values Bochs 2.7 (cpu model tigerlake) reports,
-    /// measured by the kernel at boot.
+    /// The capability MSR values Bochs 2.7 (cpu model tigerlake) reports,
+    /// as read by the kernel at boot there.
     fn bochs_like() -> VmxCaps {
         VmxCaps {
-            basic: (1 << 55) | (0x1000 << 32) | 0x1,
-            pin: 0x0000_00ff_0000_0016,
-            proc: 0xfff9_fffe_0401_e172,
-            proc2: 0x0000_7fff_0000_0000,
-            exit: 0x007f_ffff_0003_6dfb,
-            entry: 0x0000_f3ff_0000_11fb,
-            ept_vpid: ept_cap::WALK_4
-                | ept_cap::MEMORY_TYPE_WB
-                | ept_cap::INVEPT
-                | ept_cap::INVEPT_SINGLE_CONTEXT
-                | ept_cap::ACCESSED_DIRTY,
-            misc: 0,
+            basic: 0x01d8_1000_0000_0004,
+            pin: 0x0000_007f_0000_0016,
+            proc: 0xfff9_fffe_0400_6172,
+            proc2: 0x0297_7fff_0000_0000,
+            exit: 0x107f_ffff_0003_6dfb,
+            entry: 0x0010_ffff_0000_11fb,
+            ept_vpid: 0x0f01_06b3_4141,
+            misc: 0x6004_01e0,
             cr0_fixed0: 0x8000_0021,
             cr0_fixed1: 0xffff_ffff,
             cr4_fixed0: 0x2000,
-            cr4_fixed1: 0x003f_ffff,
+            cr4_fixed1: 0x00f7_2fff,
         }
     }
 
@@ -465,7 +461,7 @@ mod tests {
         let caps = bochs_like();
         let fin = caps.resolve(&native_controls(), EPTP).unwrap();
         assert_eq!(fin.pin, native_controls().pin | 0x16);
-        assert_eq!(fin.proc & 0x0401_e172, 0x0401_e172);
+        assert_eq!(fin.proc & 0x0400_6172, 0x0400_6172);
         assert_eq!(fin.exit & 0x0003_6dfb, 0x0003_6dfb);
         assert_eq!(fin.proc2, native_controls().proc2);
     }
@@ -559,7 +555,7 @@ mod tests {
     #[test]
     fn fixed_bits_and_revision() {
         let caps = bochs_like();
-        assert_eq!(caps.revision_id(), 1);
+        assert_eq!(caps.revision_id(), 4);
         assert_eq!(caps.region_size(), 0x1000);
         assert_eq!(caps.root_cr4(0x20), 0x2020);
         assert_eq!(caps.guest_cr0(0x8000_0033, 0), 0x8000_0033);

@@ -262,11 +262,10 @@ pub fn render_text(diagnostic: &Diagnostic, sources: &SourceMap) -> String {
         let at = sources.start(label.span);
         let _ = writeln!(
             out,
-            "  --> {}:{}:{}: {}",
+            "  --> {}:{}:{}",
             sources.path(label.span.file).display(),
             at.line,
-            at.column,
-            label.message
+            at.column
         );
         render_snippet(&mut out, sources, label.span, Some(&label.message));
     }
@@ -288,6 +287,12 @@ fn render_snippet(out: &mut String, sources: &SourceMap, span: Span, note: Optio
     let start = file.line_col(span.start);
     let end = file.line_col(span.end);
     let line = file.line_text(start.line);
+    // Columns do not count a byte order mark, so it is not shown either.
+    let line = if start.line == 1 {
+        line.trim_start_matches('\u{feff}')
+    } else {
+        line
+    };
     // Tabs are shown as one space so carets line up with what is printed.
     let shown: String = line
         .chars()
@@ -418,7 +423,7 @@ mod tests {
         let expected = "sys/a.xml:2:4: error[unknown-element]: unknown <foo>\n\
                         2 |   <foo bar=\"1\"/>\n\
                         \x20 |    ^^^\n\
-                        \x20 --> sys/a.xml:1:2: inside this\n\
+                        \x20 --> sys/a.xml:1:2\n\
                         1 | <system>\n\
                         \x20 |  ^^^^^^ inside this\n\
                         \x20  = help: remove it\n";

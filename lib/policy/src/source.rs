@@ -117,10 +117,14 @@ impl SourceFile {
         while end > line_start && !self.text.is_char_boundary(end) {
             end -= 1;
         }
-        let column = self
-            .text
-            .get(line_start..end)
-            .map_or(0, |s| s.chars().count());
+        let before = self.text.get(line_start..end).unwrap_or("");
+        // A byte order mark is invisible in editors: it is not a column.
+        let before = if line_start == 0 {
+            before.trim_start_matches('\u{feff}')
+        } else {
+            before
+        };
+        let column = before.chars().count();
         LineCol {
             line: line_index as u32 + 1,
             column: column as u32 + 1,
@@ -134,6 +138,7 @@ impl SourceFile {
         let Some(&line_start) = self.line_starts.get(line_index) else {
             return self.text.len() as u32;
         };
+        // The XML parser counts a byte order mark as a column; so does this.
         let rest = self.text.get(line_start as usize..).unwrap_or("");
         let skip = (position.column.max(1) - 1) as usize;
         let bytes: usize = rest.chars().take(skip).map(char::len_utf8).sum();
@@ -259,6 +264,14 @@ mod tests {
         assert_eq!(f.offset_of(LineCol { line: 2, column: 2 }), 5);
         assert_eq!(f.line_text(2), "çd");
         assert_eq!(f.line_count(), 4);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_column() {
+        let mut map = SourceMap::new();
+        let id = map.add("a.xml", "\u{feff}<a/>");
+        assert_eq!(map.file(id).line_col(3), LineCol { line: 1, column: 1 });
+        assert_eq!(map.file(id).offset_of(LineCol { line: 1, column: 2 }), 3);
     }
 
     #[test]

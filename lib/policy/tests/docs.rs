@@ -54,9 +54,25 @@ fn the_manual_lists_every_rule() {
         std::fs::write(&path, updated).expect("writable");
         return;
     }
-    assert_eq!(
-        &text[start..end],
-        want,
-        "docs/policy.md's rule list is stale; run UPDATE_DOCS=1 cargo test -p septum-policy --test docs"
-    );
+    let have = &text[start..end];
+    if have != want {
+        let first_difference = have
+            .lines()
+            .zip(want.lines())
+            .find(|(h, w)| h != w)
+            .map_or_else(
+                || {
+                    format!(
+                        "{} lines in the manual, {} generated",
+                        have.lines().count(),
+                        want.lines().count()
+                    )
+                },
+                |(h, w)| format!("manual: {h}\ngenerated: {w}"),
+            );
+        panic!(
+            "docs/policy.md's rule list is stale; run UPDATE_DOCS=1 cargo test -p septum-policy \
+             --test docs\n{first_difference}"
+        );
+    }
 }

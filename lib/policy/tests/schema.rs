@@ -55,6 +55,7 @@ fn every_valid_file_in_the_repository_passes_the_schema() {
     xml_files(&repo().join("hardware"), false, &mut files);
     xml_files(&repo().join("systems"), true, &mut files);
     xml_files(&repo().join("lib/policy/tests/fixtures"), true, &mut files);
+    xml_files(&repo().join("lib/policy/tests/valid"), true, &mut files);
     let shared = repo().join("../shared/data/hardware");
     if shared.is_dir() {
         xml_files(&shared, false, &mut files);

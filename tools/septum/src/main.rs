@@ -26,7 +26,11 @@ use septum_compose::{Failure, output, pack};
 use septum_policy::diag::{render_json, render_text};
 
 #[derive(Parser)]
-#[command(name = "septum", version, about = "The Septum separation kernel toolchain")]
+#[command(
+    name = "septum",
+    version,
+    about = "The Septum separation kernel toolchain"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -86,12 +90,18 @@ fn main() -> ExitCode {
         Command::Validate { files, format } => {
             return validate::run(&files, matches!(format, Format::Json));
         }
-        Command::Compose { policy, binaries, out, format } => {
-            compose(&policy, &binaries, &out, matches!(format, Format::Json))
-        }
-        Command::Pack { composed, kernel, out, iso } => {
-            pack_cmd(&composed, &kernel, &out, iso.as_deref())
-        }
+        Command::Compose {
+            policy,
+            binaries,
+            out,
+            format,
+        } => compose(&policy, &binaries, &out, matches!(format, Format::Json)),
+        Command::Pack {
+            composed,
+            kernel,
+            out,
+            iso,
+        } => pack_cmd(&composed, &kernel, &out, iso.as_deref()),
     };
     match result {
         Ok(code) => code,
@@ -102,50 +112,67 @@ fn main() -> ExitCode {
     }
 }
 
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Text: every diagnostic on stderr with its source line. JSON: one array
+/// on stdout (empty when there is nothing to say), like `septum validate`.
 fn print_diagnostics(
     diagnostics: &[septum_policy::Diagnostic],
     sources: &septum_policy::SourceMap,
     json: bool,
 ) {
     if json {
-        eprintln!("{}", render_json(diagnostics, sources));
+        println!("{}", render_json(diagnostics, sources));
     } else {
         for d in diagnostics {
-            eprint!("{}", render_text(d, sources));
+            eprintln!("{}", render_text(d, sources).trim_end());
         }
     }
 }
 
 fn compose(policy: &Path, binaries: &Path, out: &Path, json: bool) -> Result<ExitCode> {
     let loaded = septum_policy::check(policy);
-    let diagnostics = loaded.diagnostics.as_slice();
-    let errors = loaded.diagnostics.error_count();
-    if !diagnostics.is_empty() {
-        print_diagnostics(diagnostics, &loaded.sources, json);
-    }
+    let mut diagnostics = loaded.diagnostics.as_slice().to_vec();
+    let warnings = loaded.diagnostics.warning_count();
     let Some(model) = loaded.valid_policy() else {
-        eprintln!("error: {errors} errors, {} warnings", loaded.diagnostics.warning_count());
+        print_diagnostics(&diagnostics, &loaded.sources, json);
+        eprintln!(
+            "error: {}, {}",
+            plural(loaded.diagnostics.error_count(), "error", "errors"),
+            plural(warnings, "warning", "warnings")
+        );
         return Ok(ExitCode::FAILURE);
     };
     if !binaries.is_dir() {
+        print_diagnostics(&diagnostics, &loaded.sources, json);
         bail!("binaries directory {} does not exist", binaries.display());
     }
     let composed = match septum_compose::compose_policy(model, &BinaryDir(binaries)) {
         Ok(c) => c,
-        Err(Failure::Policy(diagnostics)) => {
+        Err(Failure::Policy(errors)) => {
+            let count = errors.len();
+            diagnostics.extend(errors);
             print_diagnostics(&diagnostics, &loaded.sources, json);
-            eprintln!("error: {} errors, 0 warnings", diagnostics.len());
+            eprintln!(
+                "error: {}, {}",
+                plural(count, "error", "errors"),
+                plural(warnings, "warning", "warnings")
+            );
             return Ok(ExitCode::FAILURE);
         }
         Err(Failure::Compose(message)) => {
+            print_diagnostics(&diagnostics, &loaded.sources, json);
             bail!("cannot compose {}: {message}", policy.display())
         }
     };
+    print_diagnostics(&diagnostics, &loaded.sources, json);
     output::write_dir(out, &composed.composition, &composed.spec)
         .with_context(|| format!("cannot write the composed system to {}", out.display()))?;
     let c = &composed.composition;
     let bytes: u64 = c.regions.iter().map(|r| r.size).sum();
-    println!(
+    let line = format!(
         "composed \"{}\": {} subjects, {} regions ({} KiB) -> {}",
         c.name,
         c.subjects.len(),
@@ -153,14 +180,25 @@ fn compose(policy: &Path, binaries: &Path, out: &Path, json: bool) -> Result<Exi
         bytes / 1024,
         out.display()
     );
+    // Keep stdout a single JSON document in JSON mode.
+    if json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 fn pack_cmd(composed: &Path, kernel: &Path, out: &Path, iso: Option<&Path>) -> Result<ExitCode> {
     let (regions, blob) = output::read_regions(composed)?;
-    let kernel_bytes =
-        std::fs::read(kernel).with_context(|| format!("cannot read kernel {}", kernel.display()))?;
-    let elf = pack::pack(&kernel.display().to_string(), &kernel_bytes, &regions, &blob)?;
+    let kernel_bytes = std::fs::read(kernel)
+        .with_context(|| format!("cannot read kernel {}", kernel.display()))?;
+    let elf = pack::pack(
+        &kernel.display().to_string(),
+        &kernel_bytes,
+        &regions,
+        &blob,
+    )?;
     std::fs::write(out, &elf).with_context(|| format!("cannot write {}", out.display()))?;
     println!("packed {} ({} bytes)", out.display(), elf.len());
     if let Some(iso) = iso {

@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 use septum_compose::elf::build;
 
 fn septum(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_septum")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_septum"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn repo() -> PathBuf {
@@ -37,8 +40,18 @@ fn fake_kernel(dir: &Path) -> PathBuf {
     let elf = build::executable(
         0x10_0000,
         &[
-            build::SegmentSpec { vaddr: 0x10_0000, data: &[0x90; 4], mem_size: 4, flags: 5 },
-            build::SegmentSpec { vaddr: 0x28_0000, data: &[1; 4], mem_size: 0x2000, flags: 6 },
+            build::SegmentSpec {
+                vaddr: 0x10_0000,
+                data: &[0x90; 4],
+                mem_size: 4,
+                flags: 5,
+            },
+            build::SegmentSpec {
+                vaddr: 0x28_0000,
+                data: &[1; 4],
+                mem_size: 0x2000,
+                flags: 6,
+            },
         ],
     );
     let path = dir.join("kernel.elf");
@@ -56,18 +69,44 @@ fn compose_writes_every_output_and_is_reproducible() {
     let bins = binaries(&dir);
     let (a, b) = (dir.join("a"), dir.join("b"));
     for out in [&a, &b] {
-        let o = septum(&["compose", s(&demo_policy()), "--binaries", s(&bins), "--out", s(out)]);
+        let o = septum(&[
+            "compose",
+            s(&demo_policy()),
+            "--binaries",
+            s(&bins),
+            "--out",
+            s(out),
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        assert!(String::from_utf8_lossy(&o.stdout).starts_with("composed \"compose_demo\": 2 subjects"));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).starts_with("composed \"compose_demo\": 2 subjects")
+        );
     }
-    for file in ["spec.rs", "regions.json", "regions.bin", "report.txt", "report.json"] {
-        let (x, y) = (std::fs::read(a.join(file)).unwrap(), std::fs::read(b.join(file)).unwrap());
+    for file in [
+        "spec.rs",
+        "regions.json",
+        "regions.bin",
+        "report.txt",
+        "report.json",
+    ] {
+        let (x, y) = (
+            std::fs::read(a.join(file)).unwrap(),
+            std::fs::read(b.join(file)).unwrap(),
+        );
         assert!(!x.is_empty() && x == y, "{file}");
     }
     let kernel = fake_kernel(&dir);
     let (ea, eb) = (dir.join("a.elf"), dir.join("b.elf"));
     for (composed, elf) in [(&a, &ea), (&b, &eb)] {
-        let o = septum(&["pack", "--composed", s(composed), "--kernel", s(&kernel), "--out", s(elf)]);
+        let o = septum(&[
+            "pack",
+            "--composed",
+            s(composed),
+            "--kernel",
+            s(&kernel),
+            "--out",
+            s(elf),
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert_eq!(std::fs::read(&ea).unwrap(), std::fs::read(&eb).unwrap());
@@ -81,13 +120,26 @@ fn invalid_policy_is_located_and_fails() {
     let policy = dir.join("bad.xml");
     let text = std::fs::read_to_string(demo_policy())
         .unwrap()
-        .replace("../../../../hardware/", &format!("{}/hardware/", s(&repo())))
+        .replace(
+            "../../../../hardware/",
+            &format!("{}/hardware/", s(&repo())),
+        )
         .replace("physical=\"producer_ram\"", "physical=\"no_such_region\"");
     std::fs::write(&policy, text).unwrap();
-    let o = septum(&["compose", s(&policy), "--binaries", s(&bins), "--out", s(&dir.join("out"))]);
+    let o = septum(&[
+        "compose",
+        s(&policy),
+        "--binaries",
+        s(&bins),
+        "--out",
+        s(&dir.join("out")),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("bad.xml:21:38: error[names-unknown-region]"), "{err}");
+    assert!(
+        err.contains("bad.xml:21:38: error[names-unknown-region]"),
+        "{err}"
+    );
     assert!(err.contains("no_such_region"), "{err}");
     assert!(!dir.join("out").exists());
     std::fs::remove_dir_all(&dir).unwrap();
@@ -98,10 +150,20 @@ fn broken_binary_is_located_at_the_subject() {
     let dir = scratch("elf");
     let bins = binaries(&dir);
     std::fs::write(bins.join("console"), b"\x7fELF garbage").unwrap();
-    let o = septum(&["compose", s(&demo_policy()), "--binaries", s(&bins), "--out", s(&dir.join("o"))]);
+    let o = septum(&[
+        "compose",
+        s(&demo_policy()),
+        "--binaries",
+        s(&bins),
+        "--out",
+        s(&dir.join("o")),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("demo.xml:35:54: error[compose-binary]: subject binary: "), "{err}");
+    assert!(
+        err.contains("demo.xml:35:54: error[compose-binary]: subject binary: "),
+        "{err}"
+    );
     assert!(err.contains("console: not a 64-bit ELF file"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -109,9 +171,97 @@ fn broken_binary_is_located_at_the_subject() {
 #[test]
 fn pack_errors_are_clear() {
     let dir = scratch("pack");
-    let o = septum(&["pack", "--composed", s(&dir), "--kernel", "/nonexistent", "--out", s(&dir.join("x"))]);
+    let o = septum(&[
+        "pack",
+        "--composed",
+        s(&dir),
+        "--kernel",
+        "/nonexistent",
+        "--out",
+        s(&dir.join("x")),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.starts_with("error: ") && err.contains("regions.json"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("regions.json"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn json_diagnostics_go_to_stdout_as_one_array() {
+    let dir = scratch("json");
+    let bins = binaries(&dir);
+    std::fs::write(bins.join("producer"), b"not an elf").unwrap();
+    let o = septum(&[
+        "compose",
+        s(&demo_policy()),
+        "--binaries",
+        s(&bins),
+        "--out",
+        s(&dir.join("o")),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let items: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = &items.as_array().unwrap()[0];
+    assert_eq!(first["rule"], "compose-binary");
+    assert_eq!(first["line"], 19);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("error: 1 error, 0 warnings"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn iso_is_reproducible() {
+    if Command::new("grub-mkrescue")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("note: grub-mkrescue not installed; ISO reproducibility not checked");
+        return;
+    }
+    let dir = scratch("iso");
+    let bins = binaries(&dir);
+    let composed = dir.join("c");
+    let o = septum(&[
+        "compose",
+        s(&demo_policy()),
+        "--binaries",
+        s(&bins),
+        "--out",
+        s(&composed),
+    ]);
+    assert!(o.status.success());
+    let kernel = fake_kernel(&dir);
+    let mut isos = Vec::new();
+    for name in ["a", "b"] {
+        let (elf, iso) = (
+            dir.join(format!("{name}.elf")),
+            dir.join(format!("{name}.iso")),
+        );
+        let o = septum(&[
+            "pack",
+            "--composed",
+            s(&composed),
+            "--kernel",
+            s(&kernel),
+            "--out",
+            s(&elf),
+            "--iso",
+            s(&iso),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        isos.push(std::fs::read(&iso).unwrap());
+        // File dates would differ between two runs if they were not pinned.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert!(isos[0].len() > 100_000);
+    assert!(
+        isos[0] == isos[1],
+        "two packs of the same ELF gave different ISOs"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

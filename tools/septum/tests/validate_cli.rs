@@ -121,3 +121,16 @@ fn a_missing_file_is_an_error_not_a_panic() {
         "{err}"
     );
 }
+
+#[test]
+fn warnings_alone_are_printed_and_the_policy_is_still_valid() {
+    let out = validate(&["fixtures/warnings.xml"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "ok: fixtures/warnings.xml is a valid policy (2 subjects, 2 channels, 3 events)\n"
+    );
+    let err = text(&out.stderr);
+    assert!(err.starts_with("fixtures/warnings.xml:13:19: warning["), "{err}");
+    assert!(!err.contains("error"), "{err}");
+}

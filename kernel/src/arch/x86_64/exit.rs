@@ -150,24 +150,19 @@ unsafe extern "C" {
 #[derive(Clone, Copy)]
 struct FpuState([u8; 512]);
 
-/// Kernel state of the (only) CPU.
-struct CpuState {
-    scheduler: Option<Scheduler>,
+/// Per-subject state the kernel keeps while a subject is not loaded. All
+/// zero at boot, so it lives in `.bss` and costs nothing in the image.
+struct SubjectContexts {
     /// Registers of subjects that are not in the frame.
-    saved: [GuestRegs; MAX_SUBJECTS],
+    regs: [GuestRegs; MAX_SUBJECTS],
     /// x87/MMX/SSE state of every subject (FXSAVE format).
     fpu: [FpuState; MAX_SUBJECTS],
     /// Whether a subject's VMCS has been launched.
     launched: [bool; MAX_SUBJECTS],
-    /// Subject whose VMCS is current and whose registers are in the frame.
-    loaded: Option<SubjectId>,
-    /// IA32_VMX_MISC[4:0].
-    timer_shift: u32,
 }
 
-static mut CPU0: CpuState = CpuState {
-    scheduler: None,
-    saved: [GuestRegs {
+static mut CONTEXTS: SubjectContexts = SubjectContexts {
+    regs: [GuestRegs {
         rax: 0,
         rcx: 0,
         rdx: 0,
@@ -187,9 +182,28 @@ static mut CPU0: CpuState = CpuState {
     }; MAX_SUBJECTS],
     fpu: [FpuState([0; 512]); MAX_SUBJECTS],
     launched: [false; MAX_SUBJECTS],
+};
+
+/// Scheduling state of the (only) CPU.
+struct CpuCore {
+    scheduler: Option<Scheduler>,
+    /// Subject whose VMCS is current and whose registers are in the frame.
+    loaded: Option<SubjectId>,
+    /// IA32_VMX_MISC[4:0].
+    timer_shift: u32,
+}
+
+static mut CPU0: CpuCore = CpuCore {
+    scheduler: None,
     loaded: None,
     timer_shift: 0,
 };
+
+/// Everything the root-mode paths of the CPU work on.
+struct CpuState {
+    core: &'static mut CpuCore,
+    contexts: &'static mut SubjectContexts,
+}
 
 /// Largest number of VMCS accesses of any VMCALL exit so far.
 #[cfg(feature = "count-vmcs")]
@@ -200,11 +214,18 @@ static MAX_VMCALL_ACCESSES: AtomicU32 = AtomicU32::new(0);
 /// # Safety
 /// Only one CPU runs, always with interrupts off, and root mode has exactly
 /// two entry points (boot, VM exit) that never nest; each calls this once
-/// and passes the reference down, so no two references are ever live.
-unsafe fn cpu_state() -> &'static mut CpuState {
-    let state = &raw mut CPU0;
+/// and passes the references down, so no two references to the same static
+/// are ever live.
+unsafe fn cpu_state() -> CpuState {
+    let core = &raw mut CPU0;
+    let contexts = &raw mut CONTEXTS;
     // Safety: see the function's contract.
-    unsafe { &mut *state }
+    unsafe {
+        CpuState {
+            core: &mut *core,
+            contexts: &mut *contexts,
+        }
+    }
 }
 
 fn frame_address() -> u64 {
@@ -239,16 +260,16 @@ fn or_stop<T>(result: Result<T, VmxError>) -> T {
 pub fn start(scheduler: Scheduler, timer_shift: u32) -> ! {
     // Safety: the boot path calls this once; no exit can happen before the
     // first entry below, so this is the only reference.
-    let cpu = unsafe { cpu_state() };
-    for (slot, subject) in cpu.saved.iter_mut().zip(SPEC.subjects) {
+    let cpu = &mut unsafe { cpu_state() };
+    for (slot, subject) in cpu.contexts.regs.iter_mut().zip(SPEC.subjects) {
         *slot = GuestRegs {
             rdi: subject.guest.rdi,
             ..GuestRegs::default()
         };
     }
-    cpu.timer_shift = timer_shift;
-    cpu.loaded = None;
-    let scheduler = cpu.scheduler.insert(scheduler);
+    cpu.core.timer_shift = timer_shift;
+    cpu.core.loaded = None;
+    let scheduler = cpu.core.scheduler.insert(scheduler);
     let decision = scheduler.start(rdtsc());
     let frame_pointer = frame_address() as *mut GuestRegs;
     // Safety: the frame lies at the top of the exit stack, which nothing else
@@ -267,7 +288,7 @@ extern "C" fn septum_vmexit(frame: *mut GuestRegs) -> u64 {
     // exit stack; it is not aliased while this function runs.
     let frame = unsafe { &mut *frame };
     // Safety: the exit path is one of the two root-mode entry points.
-    let cpu = unsafe { cpu_state() };
+    let cpu = &mut unsafe { cpu_state() };
     #[cfg(feature = "count-vmcs")]
     vmx::VMCS_ACCESSES.store(0, Ordering::Relaxed);
 
@@ -283,9 +304,20 @@ extern "C" fn septum_vmexit(frame: *mut GuestRegs) -> u64 {
         }
         EXIT_PREEMPTION_TIMER if !entry_failure => with_scheduler(cpu, |s| s.on_frame_end(rdtsc())),
         EXIT_EXTERNAL_INTERRUPT if !entry_failure => with_scheduler(cpu, Scheduler::on_interrupt),
+        // A hardware NMI (interruption type 2) is not the subject's doing.
+        EXIT_EXCEPTION_OR_NMI if !entry_failure && is_nmi() => {
+            with_scheduler(cpu, Scheduler::on_interrupt)
+        }
         _ => fault(cpu, reason),
     };
-    let launch = execute(cpu, frame, decision);
+    // The common case (a hypercall that changes nothing about who runs)
+    // only needs the timer re-armed.
+    let launch = if decision == Decision::Resume {
+        arm_timer(cpu);
+        0
+    } else {
+        execute(cpu, frame, decision)
+    };
     #[cfg(feature = "count-vmcs")]
     if basic == EXIT_VMCALL {
         MAX_VMCALL_ACCESSES.fetch_max(
@@ -294,6 +326,13 @@ extern "C" fn septum_vmexit(frame: *mut GuestRegs) -> u64 {
         );
     }
     launch
+}
+
+/// Whether the exit's interruption information says "valid, NMI"
+/// (SDM 25.9.2: bit 31 valid, bits 10:8 type 2).
+fn is_nmi() -> bool {
+    let info = or_stop(vmread(field::EXIT_INTERRUPTION_INFO));
+    info & (1 << 31) != 0 && (info >> 8) & 7 == 2
 }
 
 /// Called by the stub when VMLAUNCH or VMRESUME fails.
@@ -308,7 +347,7 @@ extern "C" fn septum_vmentry_failed() -> ! {
 }
 
 fn with_scheduler(cpu: &mut CpuState, decide: impl FnOnce(&mut Scheduler) -> Decision) -> Decision {
-    match cpu.scheduler.as_mut() {
+    match cpu.core.scheduler.as_mut() {
         Some(scheduler) => decide(scheduler),
         None => {
             kprintln!("septum: VM exit before the scheduler started");
@@ -324,7 +363,7 @@ fn fault(cpu: &mut CpuState, reason: u64) -> Decision {
     let qualification = vmread(field::EXIT_QUALIFICATION).unwrap_or(0);
     let guest_physical = vmread(field::GUEST_PHYSICAL_ADDRESS).unwrap_or(0);
     let rip = vmread(field::GUEST_RIP).unwrap_or(0);
-    let name = cpu.loaded.map_or("?", subject_name);
+    let name = cpu.core.loaded.map_or("?", subject_name);
     let text = exit_reason_text(basic);
     match basic {
         EXIT_IO_INSTRUCTION => kprintln!(
@@ -344,7 +383,7 @@ fn fault(cpu: &mut CpuState, reason: u64) -> Decision {
              qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x}"
         ),
     }
-    let outcome = cpu.scheduler.as_mut().and_then(Scheduler::on_fault);
+    let outcome = cpu.core.scheduler.as_mut().and_then(Scheduler::on_fault);
     match outcome {
         Some(FaultDecision::SubjectStopped { by, next }) => {
             kprintln!(
@@ -407,35 +446,40 @@ fn execute(cpu: &mut CpuState, frame: &mut GuestRegs, mut decision: Decision) ->
 /// Make `subject` the loaded one: save the frame of the previous one, load
 /// its VMCS and registers. Returns whether its VMCS still needs VMLAUNCH.
 fn switch_to(cpu: &mut CpuState, frame: &mut GuestRegs, subject: SubjectId) -> u64 {
-    if cpu.loaded != Some(subject) {
+    if cpu.core.loaded != Some(subject) {
         let Some(spec) = subject_spec(subject) else {
             kprintln!("septum: scheduler chose unknown subject {}", subject.0);
             kprintln!("septum: system stopped (fail-closed)");
             stop()
         };
-        if let Some(previous) = cpu.loaded {
-            if let Some(slot) = cpu.saved.get_mut(previous.index()) {
+        if let Some(previous) = cpu.core.loaded {
+            if let Some(slot) = cpu.contexts.regs.get_mut(previous.index()) {
                 *slot = *frame;
             }
-            if let Some(area) = cpu.fpu.get_mut(previous.index()) {
+            if let Some(area) = cpu.contexts.fpu.get_mut(previous.index()) {
                 fxsave(area);
             }
         }
         or_stop(vmx::vmptrld(spec.vmcs));
-        *frame = cpu.saved.get(subject.index()).copied().unwrap_or_default();
+        *frame = cpu
+            .contexts
+            .regs
+            .get(subject.index())
+            .copied()
+            .unwrap_or_default();
         // The FPU registers are not part of the VMCS: without this a subject
         // could read what the previous one left in them.
-        match cpu.fpu.get(subject.index()) {
+        match cpu.contexts.fpu.get(subject.index()) {
             Some(area) => fxrstor(area),
             None => cpu::fpu_reset(),
         }
-        cpu.loaded = Some(subject);
+        cpu.core.loaded = Some(subject);
     }
-    if let Some(scheduler) = cpu.scheduler.as_mut() {
+    if let Some(scheduler) = cpu.core.scheduler.as_mut() {
         // Target events are delivered by entering the subject.
         scheduler.take_pending(subject);
     }
-    match cpu.launched.get_mut(subject.index()) {
+    match cpu.contexts.launched.get_mut(subject.index()) {
         Some(launched) if *launched => 0,
         Some(launched) => {
             *launched = true;
@@ -461,12 +505,14 @@ fn fxrstor(area: &FpuState) {
 }
 
 /// Program the VMX-preemption timer for the current deadline.
+#[inline(always)]
 fn arm_timer(cpu: &CpuState) {
     let deadline = cpu
+        .core
         .scheduler
         .as_ref()
         .map_or(TscCycles(0), Scheduler::deadline);
-    let remaining = deadline.get().saturating_sub(rdtsc().get()) >> cpu.timer_shift;
+    let remaining = deadline.get().saturating_sub(rdtsc().get()) >> cpu.core.timer_shift;
     let value = u32::try_from(remaining).unwrap_or(u32::MAX);
     or_stop(vmwrite(field::PREEMPTION_TIMER_VALUE, u64::from(value)));
 }

@@ -41,7 +41,7 @@ pub(crate) fn load(path: &Path, files: &dyn FileSource) -> Loaded {
         files,
         sources: SourceMap::new(),
         diags: Diagnostics::new(),
-        include_stack: vec![files.identity(path)],
+        include_stack: vec![(files.identity(path), None)],
     };
     let shown = path.display().to_string();
     let policy = ctx
@@ -85,6 +85,14 @@ impl<'a, 'input> El<'a, 'input> {
     /// Local tag name.
     fn name(&self) -> &'a str {
         self.node.tag_name().name()
+    }
+
+    /// The tag name as written, with any namespace prefix.
+    fn qualified_name(&self) -> &'input str {
+        let span = self.span();
+        let text = self.node.document().input_text();
+        text.get(span.start as usize + 1..span.end as usize)
+            .unwrap_or("")
     }
 
     /// The start tag's `<name`: where errors about the element point.
@@ -156,8 +164,9 @@ pub(crate) struct Ctx<'f> {
     files: &'f dyn FileSource,
     sources: SourceMap,
     diags: Diagnostics,
-    /// Identities of the files being read, outermost first.
-    include_stack: Vec<PathBuf>,
+    /// Identities of the files being read, outermost first, with the
+    /// `href` that included each (none for the root).
+    include_stack: Vec<(PathBuf, Option<Span>)>,
 }
 
 impl<'f> Ctx<'f> {
@@ -250,14 +259,7 @@ impl<'f> Ctx<'f> {
                         })
                     }
                 };
-                let mut message = error.to_string();
-                if let Some(at) = message.rfind(" at ")
-                    && message[at + 4..]
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b == b':')
-                {
-                    message.truncate(at);
-                }
+                let message = without_positions(&error.to_string());
                 self.diags.error(
                     ids::XML_SYNTAX,
                     Span::new(file, offset as usize..offset as usize),
@@ -332,7 +334,22 @@ impl<'f> Ctx<'f> {
                 node,
                 file: el.file,
             };
-            if allow_include && child.name() == "include" && node.tag_name().namespace().is_none() {
+            if node.tag_name().namespace().is_some() {
+                self.diags.push(
+                    Diagnostic::error(
+                        ids::UNKNOWN_ELEMENT,
+                        child.span(),
+                        format!(
+                            "unknown element <{}> in <{}>",
+                            child.qualified_name(),
+                            el.name()
+                        ),
+                    )
+                    .with_help("elements in an XML namespace are not part of the policy language"),
+                );
+                continue;
+            }
+            if allow_include && child.name() == "include" {
                 self.include(child, el.name(), handle);
             } else {
                 handle(self, child);
@@ -349,15 +366,19 @@ impl<'f> Ctx<'f> {
         };
         let display = self.resolve_href(inc.file, &href.value);
         let identity = self.files.identity(&display);
-        if self.include_stack.contains(&identity) {
-            self.diags.push(
-                Diagnostic::error(
-                    ids::INCLUDE_CYCLE,
-                    href.span,
-                    format!("include cycle: `{}` is already being included", href.value),
-                )
-                .with_help("an included file must not include itself, directly or indirectly"),
-            );
+        if let Some((_, first)) = self.include_stack.iter().find(|(id, _)| *id == identity) {
+            let mut diagnostic = Diagnostic::error(
+                ids::INCLUDE_CYCLE,
+                href.span,
+                format!("include cycle: `{}` is already being included", href.value),
+            )
+            .with_help("an included file must not include itself, directly or indirectly");
+            diagnostic = match first {
+                Some(first) => diagnostic.with_label(*first, "first included here"),
+                None => diagnostic
+                    .with_label(Span::file_start(FileId(0)), "the policy file being loaded"),
+            };
+            self.diags.push(diagnostic);
             return;
         }
         if self.include_stack.len() > MAX_INCLUDE_DEPTH {
@@ -399,7 +420,7 @@ impl<'f> Ctx<'f> {
             return;
         }
         self.attributes(root, &[]);
-        self.include_stack.push(identity);
+        self.include_stack.push((identity, Some(href.span)));
         self.each_child(root, true, handle);
         self.include_stack.pop();
     }
@@ -436,7 +457,7 @@ impl<'f> Ctx<'f> {
             Diagnostic::error(
                 ids::UNKNOWN_ELEMENT,
                 child.span(),
-                format!("unknown element <{}> in <{parent}>", child.name()),
+                format!("unknown element <{}> in <{parent}>", child.qualified_name()),
             )
             .with_help(help),
         );
@@ -695,11 +716,17 @@ impl<'f> Ctx<'f> {
 fn too_deep_at(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     let find = |from: usize, pattern: &str| {
-        text.get(from..).and_then(|rest| rest.find(pattern)).map(|at| from + at + pattern.len())
+        text.get(from..)
+            .and_then(|rest| rest.find(pattern))
+            .map(|at| from + at + pattern.len())
     };
     let mut depth = 0usize;
     let mut i = 0;
-    while let Some(at) = text.get(i..).and_then(|rest| rest.find('<')).map(|at| i + at) {
+    while let Some(at) = text
+        .get(i..)
+        .and_then(|rest| rest.find('<'))
+        .map(|at| i + at)
+    {
         let rest = &bytes[at..];
         if rest.starts_with(b"<!--") {
             i = find(at + 4, "-->")?;
@@ -740,7 +767,58 @@ fn too_deep_at(text: &str) -> Option<usize> {
     None
 }
 
+/// The XML parser's message without its ` at LINE:COL` parts (the
+/// diagnostic carries the position).
+fn without_positions(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" at ") {
+        let after = &rest[at + 4..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_digit() || c == ':'))
+            .unwrap_or(after.len());
+        let position = &after[..len];
+        let is_position =
+            position.split(':').count() == 2 && position.split(':').all(|p| !p.is_empty());
+        out.push_str(&rest[..at]);
+        if !is_position {
+            out.push_str(" at ");
+        }
+        rest = if is_position { &after[len..] } else { after };
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `a, b, c` from items.
 fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
     items.iter().map(show).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parser_positions_are_dropped_from_messages() {
+        assert_eq!(
+            without_positions("attribute 'a' at 1:34 is already defined"),
+            "attribute 'a' is already defined"
+        );
+        assert_eq!(without_positions("unexpected end at 3:1"), "unexpected end");
+        assert_eq!(without_positions("look at this at 2:5"), "look at this");
+        assert_eq!(without_positions("at 1:2"), "at 1:2");
+    }
+
+    #[test]
+    fn the_depth_scan_skips_comments_quotes_and_self_closing_tags() {
+        let deep = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert_eq!(too_deep_at(&deep(MAX_NESTING)), None);
+        assert_eq!(too_deep_at(&deep(MAX_NESTING + 1)), Some(3 * MAX_NESTING));
+        let tricky = format!(
+            "<r><!-- <a><a> --><![CDATA[<a><a>]]><?pi <a> ?><b x='>' y=\"/>\"/>{}</r>",
+            "<c/>".repeat(100)
+        );
+        assert_eq!(too_deep_at(&tricky), None);
+    }
 }

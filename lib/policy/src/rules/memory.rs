@@ -558,12 +558,18 @@ rule! {
     /// which could otherwise plant code in it.
     EXECUTABLE_WRITABLE_ELSEWHERE = "memory-executable-writable-elsewhere" in Memory;
     fn executable_writable_elsewhere(policy, out) {
-        // First writable mapping of each region: (subject index, span).
-        let mut writer: HashMap<u32, (usize, Span)> = HashMap::new();
+        // The first two subjects mapping each region writable, with the
+        // span of their `writable`: enough to find one other than any
+        // executing subject.
+        let mut writers: HashMap<u32, Vec<(usize, Span)>> = HashMap::new();
         for (s, subject) in policy.subjects.iter().enumerate() {
             for map in subject.maps.iter().filter(|m| m.writable.value) {
-                if let Some(region) = map.physical.get() {
-                    writer.entry(region.0).or_insert((s, map.writable.span));
+                let Some(region) = map.physical.get() else {
+                    continue;
+                };
+                let list = writers.entry(region.0).or_default();
+                if list.len() < 2 && list.iter().all(|(w, _)| *w != s) {
+                    list.push((s, map.writable.span));
                 }
             }
         }
@@ -576,12 +582,14 @@ rule! {
                 let Some(region) = map.physical.get() else {
                     continue;
                 };
-                let Some(&(w, span)) = writer.get(&region.0) else {
+                // A writable mapping in the executing subject itself is
+                // memory-region-mapped-twice.
+                let other = writers
+                    .get(&region.0)
+                    .and_then(|l| l.iter().find(|(w, _)| *w != s));
+                let Some(&(w, span)) = other else {
                     continue;
                 };
-                if w == s {
-                    continue; // one subject: memory-region-mapped-twice
-                }
                 let Some(writer_subject) = policy.subjects.get(w) else {
                     continue;
                 };

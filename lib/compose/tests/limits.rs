@@ -1,0 +1,112 @@
+//! What the composer refuses after validation, each with a clear message.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use septum_compose::elf::{self, build};
+use septum_compose::input::{KernelActionKind, SystemInput};
+use septum_compose::{Failure, compose_input, from_policy};
+
+fn demo_input() -> SystemInput {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/demo.xml");
+    let loaded = septum_policy::check(&path);
+    let bins: HashMap<String, Vec<u8>> = ["producer", "console"]
+        .iter()
+        .map(|n| ((*n).to_owned(), build::sample_subject()))
+        .collect();
+    from_policy::system_input(loaded.valid_policy().unwrap(), &bins).unwrap()
+}
+
+fn error(input: &SystemInput) -> String {
+    match compose_input(input) {
+        Err(Failure::Compose(message)) => message,
+        Err(other) => panic!("unexpected {other:?}"),
+        Ok(_) => panic!("composed"),
+    }
+}
+
+fn image_at(vaddr: u64, mem_size: u64) -> elf::SubjectImage {
+    let bytes = build::executable(
+        vaddr,
+        &[build::SegmentSpec {
+            vaddr,
+            data: &[0xf4],
+            mem_size,
+            flags: 5,
+        }],
+    );
+    elf::parse_subject("x", &bytes).unwrap()
+}
+
+#[test]
+fn elf_segments_must_not_hit_the_info_page_stack_or_guard() {
+    let mut input = demo_input();
+    input.subjects[0].image = image_at(0x1_0000, 0x1000);
+    let e = error(&input);
+    assert!(e.starts_with("subject \"producer\": "), "{e}");
+    assert!(e.contains("overlaps") && e.contains("info page"), "{e}");
+
+    input.subjects[0].image = image_at(0xf0_000, 0x20_000);
+    let e = error(&input);
+    assert!(
+        e.contains("overlaps text (ELF segment) at 0xf0000-0x110000"),
+        "{e}"
+    );
+
+    input.subjects[0].image = image_at(0xfb_000, 0x1000);
+    let e = error(&input);
+    assert!(e.contains("stack guard page"), "{e}");
+}
+
+#[test]
+fn ticks_must_convert_exactly() {
+    let mut input = demo_input();
+    input.scheduling.tick_rate = 3;
+    let e = error(&input);
+    assert!(
+        e.contains("do not give a whole number of TSC cycles"),
+        "{e}"
+    );
+}
+
+#[test]
+fn memory_exhaustion_names_the_region() {
+    let mut input = demo_input();
+    input.regions[0].size = 0x4000_0000;
+    let e = error(&input);
+    assert!(
+        e.starts_with("region \"producer_ram\": out of physical memory"),
+        "{e}"
+    );
+}
+
+#[test]
+fn fixed_placement_must_be_free_ram() {
+    let mut input = demo_input();
+    input.regions[0].physical = Some(septum_abi::PhysAddr(0x20_0000));
+    let e = error(&input);
+    assert!(
+        e.starts_with("region \"producer_ram\": 0x200000-0x202000 is not free"),
+        "{e}"
+    );
+    input.regions[0].physical = Some(septum_abi::PhysAddr(0x800_0000));
+    let c = compose_input(&input).unwrap().composition;
+    let r = c.regions.iter().find(|r| r.name == "producer_ram").unwrap();
+    assert_eq!(r.start.get(), 0x800_0000);
+}
+
+#[test]
+fn unsupported_kernel_action_is_refused() {
+    let mut input = demo_input();
+    input.events[0].action = Some(KernelActionKind::UnmaskIrq);
+    let e = error(&input);
+    assert!(e.contains("\"unmask_irq\" is not supported"), "{e}");
+}
+
+#[test]
+fn info_page_limits_are_enforced() {
+    let mut input = demo_input();
+    input.subjects[1].maps[0].logical = "a_logical_name_longer_than_32_bytes".into();
+    let e = error(&input);
+    assert!(e.starts_with("subject \"console\": logical name"), "{e}");
+}
