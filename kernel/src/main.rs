@@ -116,6 +116,8 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
     }
     #[cfg(feature = "panic-probe")]
     panic_probe();
+    #[cfg(feature = "root-fault-probe")]
+    root_fault_probe();
     kprintln!("septum: vmx on, starting plan");
     exit::start(scheduler, caps.preemption_timer_rate())
 }
@@ -128,6 +130,20 @@ fn panic_probe() {
     let table = [1u8, 2, 3];
     let index = cpu::rdtsc().get() as usize;
     kprintln!("septum: panic probe {}", table[index]);
+}
+
+/// Test-only: a root-mode page fault after VMX is on, before the first VM
+/// entry. The expected outcome is the root-mode exception report and a
+/// reset (docs/kernel.md); the kernel boots again and faults again.
+#[cfg(feature = "root-fault-probe")]
+fn root_fault_probe() {
+    let target = septum_abi::layout::KERNEL_TEXT.start;
+    kprintln!(
+        "septum: root-fault probe: writing to kernel text at {:#x}",
+        target.get()
+    );
+    descriptors::root_fault_probe(target);
+    kprintln!("septum: root-fault probe did not fault: kernel text is writable");
 }
 
 #[cfg(not(debug_assertions))]

@@ -21,7 +21,7 @@
 //! - [`text`] formats into fixed buffers (channel messages);
 //! - [`probe`] performs deliberately forbidden accesses for isolation tests.
 //!
-//! `unsafe` lives only in the tiny hardware shims ([`arch`](crate::arch) for
+//! `unsafe` lives only in the tiny hardware shims ([`arch`] for
 //! instructions, [`region`] for raw shared memory, [`rt`] for the info page
 //! at its fixed address); each block carries a `// Safety:` argument. All
 //! parsing and protocol logic is safe and tested on the host and under Miri.

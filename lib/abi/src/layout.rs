@@ -39,6 +39,11 @@ pub const FIRST_ALLOCATABLE: PhysAddr = PhysAddr(0x0030_0000);
 /// sections are mapped at their link addresses.
 pub const SUBJECT_IMAGE_BASE: VirtAddr = VirtAddr(0x0020_0000);
 
+/// End (exclusive) of the window a native subject's program image may
+/// occupy: every ELF segment must lie in `[SUBJECT_IMAGE_BASE,
+/// SUBJECT_IMAGE_END)`, and no explicit mapping may enter it.
+pub const SUBJECT_IMAGE_END: VirtAddr = VirtAddr(0x4000_0000);
+
 /// Where a native subject's info page is mapped (read-only).
 pub const SUBJECT_INFO: VirtAddr = VirtAddr(0x0001_0000);
 

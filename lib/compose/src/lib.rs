@@ -57,17 +57,40 @@ pub enum Failure {
 
 /// Compose a policy that passed validation: convert, allocate, build every
 /// table, generate the spec.
+///
+/// A composition limit that concerns one policy element (a subject, region,
+/// channel or the plan) comes back as a located diagnostic with rule id
+/// [`RULE_LIMIT`], pointing at that element.
 pub fn compose_policy(
     policy: &septum_policy::Policy,
     binaries: &dyn from_policy::Binaries,
 ) -> Result<Composed, Failure> {
     let input = from_policy::system_input(policy, binaries).map_err(Failure::Policy)?;
-    compose_input(&input)
+    let composition = system::compose(&input).map_err(|e| {
+        let span = match e.origin {
+            Some(system::Origin::Subject(i)) => policy.subjects.get(i).map(|s| s.span),
+            Some(system::Origin::Region(i)) => policy.regions.get(i).map(|r| r.span),
+            Some(system::Origin::Channel(i)) => policy.channels.get(i).map(|c| c.span),
+            Some(system::Origin::Scheduling) => Some(policy.scheduling.span),
+            None => None,
+        };
+        match span {
+            Some(span) => Failure::Policy(vec![septum_policy::Diagnostic::error(
+                RULE_LIMIT, span, e.message,
+            )]),
+            None => Failure::Compose(e.message),
+        }
+    })?;
+    let spec = specgen::spec_source(&composition).map_err(|e| Failure::Compose(e.0))?;
+    Ok(Composed { composition, spec })
 }
+
+/// Rule id of a composition limit located at a policy element.
+pub const RULE_LIMIT: &str = "compose-limit";
 
 /// Compose a system input directly (tests, generators).
 pub fn compose_input(input: &input::SystemInput) -> Result<Composed, Failure> {
-    let composition = system::compose(input).map_err(|e| Failure::Compose(e.0))?;
+    let composition = system::compose(input).map_err(|e| Failure::Compose(e.message))?;
     let spec = specgen::spec_source(&composition).map_err(|e| Failure::Compose(e.0))?;
     Ok(Composed { composition, spec })
 }

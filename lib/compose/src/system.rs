@@ -40,11 +40,45 @@ use crate::vmx;
 /// what remains are limits only known after allocation (memory exhausted,
 /// overlaps with ELF segments, info page capacity, inexact tick rates).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct ComposeError(pub String);
+#[error("{message}")]
+pub struct ComposeError {
+    /// What is wrong, naming the subject, region or frame concerned.
+    pub message: String,
+    /// The policy element it concerns, when there is one, so the caller can
+    /// point at it (file:line:col).
+    pub origin: Option<Origin>,
+}
+
+/// The policy element a [`ComposeError`] concerns (indices into the input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A subject.
+    Subject(usize),
+    /// A `<memory>` region.
+    Region(usize),
+    /// A channel.
+    Channel(usize),
+    /// The scheduling plan.
+    Scheduling,
+}
+
+fn error(message: String) -> ComposeError {
+    ComposeError {
+        message,
+        origin: None,
+    }
+}
+
+impl ComposeError {
+    /// Attach `origin` unless the error already has one.
+    fn at(mut self, origin: Origin) -> Self {
+        self.origin.get_or_insert(origin);
+        self
+    }
+}
 
 fn fail<T>(message: impl Into<String>) -> Result<T, ComposeError> {
-    Err(ComposeError(message.into()))
+    Err(error(message.into()))
 }
 
 /// What a physical region holds.
@@ -297,7 +331,8 @@ pub struct Composition {
     pub subjects: Vec<SubjectOut>,
     /// Plan.
     pub schedule: Schedule,
-    /// Devices and owners: (device, owner subject or `kernel`, logical).
+    /// Every hardware device with its owners: (device, owner subject,
+    /// `kernel` or `-` for none, logical name or `-`).
     pub device_owners: Vec<(String, String, String)>,
 }
 
@@ -338,6 +373,8 @@ impl Composition {
 struct Placer {
     allocator: PhysAllocator,
     regions: Vec<Region>,
+    /// What the regions being placed belong to, for error locations.
+    origin: Option<Origin>,
 }
 
 impl Placer {
@@ -350,17 +387,20 @@ impl Placer {
         content: Vec<u8>,
     ) -> Result<usize, ComposeError> {
         let size = round_up(size.max(PAGE_SIZE), PAGE_SIZE)
-            .ok_or_else(|| ComposeError(format!("region \"{name}\": size overflows")))?;
+            .ok_or_else(|| error(format!("region \"{name}\": size overflows")))?;
         // 2 MiB alignment lets EPT use large pages for big regions.
         let align = if size >= LARGE_PAGE_SIZE {
             LARGE_PAGE_SIZE
         } else {
             PAGE_SIZE
         };
-        let start = self
-            .allocator
-            .allocate(size, align)
-            .map_err(|e| alloc_error(&name, e))?;
+        let start = self.allocator.allocate(size, align).map_err(|e| {
+            let err = alloc_error(&name, e);
+            match self.origin {
+                Some(origin) => err.at(origin),
+                None => err,
+            }
+        })?;
         self.regions.push(Region {
             name,
             start,
@@ -374,7 +414,7 @@ impl Placer {
 }
 
 fn alloc_error(name: &str, e: AllocError) -> ComposeError {
-    ComposeError(format!("region \"{name}\": {e}"))
+    error(format!("region \"{name}\": {e}"))
 }
 
 /// Lowest range of `pages` pages at or above 4 KiB that none of the sorted,
@@ -426,6 +466,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     let mut placer = Placer {
         allocator: PhysAllocator::new(&input.hardware.memory_blocks),
         regions: vec![],
+        origin: None,
     };
 
     // 1. Fixed regions first, so allocation works around them.
@@ -433,15 +474,16 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     for (i, r) in input.regions.iter().enumerate() {
         if let Some(at) = r.physical {
             if !at.is_aligned(PAGE_SIZE) || r.size % PAGE_SIZE != 0 {
-                return fail(format!(
+                return Err(error(format!(
                     "memory \"{}\": fixed placement {at} is not 4 KiB aligned",
                     r.name
-                ));
+                ))
+                .at(Origin::Region(i)));
             }
             placer
                 .allocator
                 .reserve(at, r.size)
-                .map_err(|e| alloc_error(&r.name, e))?;
+                .map_err(|e| alloc_error(&r.name, e).at(Origin::Region(i)))?;
             placer.regions.push(Region {
                 name: r.name.clone(),
                 start: at,
@@ -467,7 +509,8 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         vmxon.push(placer.regions[i].start);
     }
     let mut fixed = Vec::with_capacity(input.subjects.len());
-    for s in &input.subjects {
+    for (si, s) in input.subjects.iter().enumerate() {
+        placer.origin = Some(Origin::Subject(si));
         let n = &s.name;
         let vmcs = placer.place(
             format!("{n}|vmcs"),
@@ -537,6 +580,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         });
     }
     for (i, r) in input.regions.iter().enumerate() {
+        placer.origin = Some(Origin::Region(i));
         if r.physical.is_none() {
             region_index[i] = placer.place(
                 r.name.clone(),
@@ -548,7 +592,8 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         }
     }
     let mut channel_index = Vec::with_capacity(input.channels.len());
-    for c in &input.channels {
+    for (i, c) in input.channels.iter().enumerate() {
+        placer.origin = Some(Origin::Channel(i));
         channel_index.push(placer.place(
             c.name.clone(),
             c.size,
@@ -576,10 +621,14 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     };
     let mut subjects = Vec::with_capacity(input.subjects.len());
     for (si, (s, f)) in input.subjects.iter().zip(&fixed).enumerate() {
-        subjects.push(compose_subject(&shared, &mut placer, si, s, f)?);
+        placer.origin = Some(Origin::Subject(si));
+        let subject = compose_subject(&shared, &mut placer, si, s, f)
+            .map_err(|e| e.at(Origin::Subject(si)))?;
+        subjects.push(subject);
     }
 
     // 5. The kernel's own tables.
+    placer.origin = None;
     let mut kernel = KernelTables::new(Format::Ia32e, true);
     let identity = |t: &mut KernelTables, start: PhysAddr, size: u64, w: bool, x: bool| {
         t.map(
@@ -588,7 +637,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
             size,
             rights(w, x, Caching::WB),
         )
-        .map_err(|e| ComposeError(format!("kernel page tables: {e}")))
+        .map_err(|e| error(format!("kernel page tables: {e}")))
     };
     identity(
         &mut kernel,
@@ -627,7 +676,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     let kernel_pml4 = placer.regions[kpt].start;
     placer.regions[kpt].content = kernel.to_bytes(kernel_pml4);
 
-    let schedule = schedule(input, cpu_count as usize)?;
+    let schedule = schedule(input, cpu_count as usize).map_err(|e| e.at(Origin::Scheduling))?;
     let console = &input.hardware.devices[input.debug_console];
     let Some(uart) = console.io_ports.first() else {
         return fail(format!(
@@ -635,14 +684,25 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
             console.name
         ));
     };
-    let mut device_owners = vec![(
-        console.name.clone(),
-        "kernel".to_owned(),
-        "debug console".to_owned(),
-    )];
-    for s in &subjects {
-        for (logical, device, _) in &s.devices {
-            device_owners.push((device.clone(), s.name.clone(), logical.clone()));
+    // Every hardware device in description order, with each owner; devices
+    // nobody owns are listed too, so the report accounts for all of them.
+    let mut device_owners = Vec::new();
+    for (di, device) in input.hardware.devices.iter().enumerate() {
+        let before = device_owners.len();
+        if di == input.debug_console {
+            device_owners.push((
+                device.name.clone(),
+                "kernel".to_owned(),
+                "debug console".to_owned(),
+            ));
+        }
+        for (s, si) in subjects.iter().zip(&input.subjects) {
+            for grant in si.devices.iter().filter(|g| g.device == di) {
+                device_owners.push((device.name.clone(), s.name.clone(), grant.logical.clone()));
+            }
+        }
+        if device_owners.len() == before {
+            device_owners.push((device.name.clone(), "-".to_owned(), "-".to_owned()));
         }
     }
     for region in &mut placer.regions {
@@ -837,7 +897,7 @@ fn compose_subject(
                 m.size,
                 rights(m.writable, m.executable, caching),
             )
-            .map_err(|e| ComposeError(format!("subject \"{}\": {e}", s.name)))?;
+            .map_err(|e| error(format!("subject \"{}\": {e}", s.name)))?;
     }
     let spans: Vec<(u64, u64)> = used.iter().map(|u| (u.0, u.1)).collect();
     let pt_pages = guest.page_count() as u64;
@@ -871,7 +931,7 @@ fn compose_subject(
             m.size,
             rights(m.writable, m.executable, caching),
         )
-        .map_err(|e| ComposeError(format!("subject \"{}\": EPT: {e}", s.name)))?;
+        .map_err(|e| error(format!("subject \"{}\": EPT: {e}", s.name)))?;
     }
     let ept_pages = ept.page_count() as u64;
     let ept_region = placer.place(
@@ -894,7 +954,7 @@ fn compose_subject(
         },
         &resources,
     )
-    .map_err(|e| ComposeError(format!("subject \"{}\": {e}", s.name)))?;
+    .map_err(|e| error(format!("subject \"{}\": {e}", s.name)))?;
     placer.regions[f.info].content = page;
 
     Ok(SubjectOut {
@@ -1134,7 +1194,7 @@ fn schedule(input: &SystemInput, cpu_count: usize) -> Result<Schedule, ComposeEr
         }
         u64::try_from(scaled / rate)
             .map(TscCycles)
-            .map_err(|_| ComposeError(format!("{ticks} ticks overflow 64-bit TSC cycles")))
+            .map_err(|_| error(format!("{ticks} ticks overflow 64-bit TSC cycles")))
     };
     let mut groups = Vec::new();
     let mut partitions = Vec::new();
@@ -1160,7 +1220,7 @@ fn schedule(input: &SystemInput, cpu_count: usize) -> Result<Schedule, ComposeEr
             for f in &cpu.frames {
                 let end = at
                     .checked_add(f.ticks)
-                    .ok_or_else(|| ComposeError(format!("major frame {mi}: ticks overflow")))?;
+                    .ok_or_else(|| error(format!("major frame {mi}: ticks overflow")))?;
                 frames.push(MinorOut {
                     partition: f.partition,
                     start_ticks: at,

@@ -613,6 +613,10 @@ pub struct Subject {
     pub on_fault: Spanned<OnFault>,
     /// Stack size in bytes (default `septum_abi::layout::SUBJECT_STACK_SIZE`).
     pub stack_size: Spanned<u64>,
+    /// `allowWritableExecutable` (default false): the opt-in that lets this
+    /// subject's `<map>`s be writable and executable at once (for code it
+    /// generates itself). Without it such a map is an error.
+    pub allow_writable_executable: Spanned<bool>,
     /// `<memory><map>` children.
     pub maps: Vec<Map>,
     /// `<devices><device>` children.

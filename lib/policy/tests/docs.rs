@@ -76,3 +76,53 @@ fn the_manual_lists_every_rule() {
         );
     }
 }
+
+/// `value` in hex the way the manual writes addresses: digits in groups of
+/// four separated by `_` (`0x20_0000`).
+fn grouped_hex(value: u64) -> String {
+    let digits = format!("{value:x}");
+    let mut groups = Vec::new();
+    let mut end = digits.len();
+    while end > 4 {
+        groups.push(&digits[end - 4..end]);
+        end -= 4;
+    }
+    groups.push(&digits[..end]);
+    groups.reverse();
+    format!("0x{}", groups.join("_"))
+}
+
+/// The manual's table of a subject's fixed windows and its auto-assignment
+/// base state the values of `septum_abi::layout`, which the rules use.
+#[test]
+fn the_manual_states_the_subject_windows_of_the_layout() {
+    use septum_abi::layout;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/policy.md");
+    let text = std::fs::read_to_string(&path).expect("docs/policy.md");
+    let page = 0x1000;
+    let expected = [
+        format!(
+            "`{}..{}`",
+            grouped_hex(layout::SUBJECT_INFO.0),
+            grouped_hex(layout::SUBJECT_INFO.0 + page)
+        ),
+        format!("ends at `{}`", grouped_hex(layout::SUBJECT_STACK_TOP.0)),
+        format!(
+            "`{}..{}`",
+            grouped_hex(layout::SUBJECT_IMAGE_BASE.0),
+            grouped_hex(layout::SUBJECT_IMAGE_END.0)
+        ),
+        format!(
+            "`{}` (`SUBJECT_AUTO_MAP_BASE`)",
+            grouped_hex(layout::SUBJECT_AUTO_MAP_BASE.0)
+        ),
+    ];
+    for want in &expected {
+        assert!(
+            text.contains(want.as_str()),
+            "docs/policy.md does not say {want}"
+        );
+    }
+    assert_eq!(grouped_hex(0x20_0000), "0x20_0000");
+    assert_eq!(grouped_hex(0x1000), "0x1000");
+}

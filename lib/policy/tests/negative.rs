@@ -361,3 +361,100 @@ fn all_violations_are_reported_in_one_run() {
         rendered(&loaded, Path::new(""))
     );
 }
+
+/// `allowWritableExecutable` lets a subject map its own memory writable and
+/// executable, and nothing more: written `false` it is no opt-in, and
+/// another subject writing the memory the opted-in subject executes is
+/// still an error.
+#[test]
+fn writable_executable_opt_in_covers_only_the_subject_itself() {
+    let hardware = std::fs::read_to_string(negative_dir().join("common/hardware.xml"))
+        .expect("common/hardware.xml");
+    let system = |allow: &str, other: &str| {
+        format!(
+            r#"<system>
+  <hardware href="hw.xml"/>
+  <kernel debugConsole="com2"/>
+  <memory><memory name="jit" size="0x1000" caching="WB"/></memory>
+  <subjects>
+    <subject name="a" profile="native" binary="a"{allow}>
+      <memory><map logical="code" physical="jit" writable="true" executable="true"/></memory>
+    </subject>
+    <subject name="b" profile="native" binary="b">{other}</subject>
+  </subjects>
+  <scheduling tickRate="1000">
+    <partitions>
+      <partition name="pa"><group><subject name="a"/></group></partition>
+      <partition name="pb"><group><subject name="b"/></group></partition>
+    </partitions>
+    <majorFrame>
+      <cpu id="0"><minorFrame partition="pa" ticks="10"/><minorFrame partition="pb" ticks="10"/></cpu>
+    </majorFrame>
+  </scheduling>
+</system>
+"#
+        )
+    };
+    let mut files = MemoryFiles::new();
+    files.insert("hw.xml", hardware);
+    let rules_of = |text: &str| -> Vec<String> {
+        let loaded = septum_policy::check_str("system.xml", text, &files);
+        let mut lines = rendered(&loaded, Path::new(""));
+        lines.sort();
+        lines
+    };
+    let opt_in = r#" allowWritableExecutable="true""#;
+    let writer = r#"<memory><map logical="w" physical="jit" writable="true"/></memory>"#;
+
+    assert_eq!(rules_of(&system(opt_in, "")), Vec::<String>::new());
+    let rejected = "system.xml:7:78: error[memory-map-writable-executable]: \
+                    mapping \"code\" of subject \"a\" is writable and executable";
+    assert_eq!(
+        rules_of(&system(r#" allowWritableExecutable="false""#, "")),
+        [rejected]
+    );
+    let both = rules_of(&system(opt_in, writer));
+    assert!(
+        both.iter()
+            .any(|l| l.contains("error[memory-executable-writable-elsewhere]")),
+        "{both:#?}"
+    );
+    assert!(
+        !both
+            .iter()
+            .any(|l| l.contains("memory-map-writable-executable")),
+        "{both:#?}"
+    );
+}
+
+/// A subject reading a channel with an event twice is one mistake
+/// (channels-read-twice), not a channel with two readers as well.
+#[test]
+fn reading_an_event_channel_twice_is_not_a_second_reader() {
+    let dir = negative_dir();
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("negative file");
+    let mut files = MemoryFiles::new();
+    files.insert("common/hardware.xml", read("common/hardware.xml"));
+    for mode in ["async", "ipi", "switch"] {
+        let text = read("channels-read-twice.xml").replace(
+            r#"<channel name="data" size="0x1000"/>"#,
+            &format!(r#"<channel name="data" size="0x1000" hasEvent="{mode}"/>"#),
+        );
+        let loaded = septum_policy::check_str("channels-read-twice.xml", &text, &files);
+        let rules: BTreeSet<&str> = loaded
+            .diagnostics
+            .iter()
+            .filter(|d| d.rule.contains("readers"))
+            .map(|d| d.rule)
+            .collect();
+        assert!(rules.is_empty(), "{mode}: {rules:?}");
+        assert!(
+            loaded
+                .diagnostics
+                .iter()
+                .any(|d| d.rule == "channels-read-twice"),
+            "{mode}: {:#?}",
+            rendered(&loaded, Path::new(""))
+        );
+    }
+}

@@ -265,3 +265,37 @@ fn iso_is_reproducible() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn composition_limits_point_at_the_subject() {
+    let dir = scratch("limit");
+    let bins = binaries(&dir);
+    let clash = build::executable(
+        0x1_0000,
+        &[build::SegmentSpec {
+            vaddr: 0x1_0000,
+            data: &[0xf4],
+            mem_size: 1,
+            flags: 5,
+        }],
+    );
+    std::fs::write(bins.join("console"), clash).unwrap();
+    let o = septum(&[
+        "compose",
+        s(&demo_policy()),
+        "--binaries",
+        s(&bins),
+        "--out",
+        s(&dir.join("o")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "demo.xml:35:5: error[compose-limit]: subject \"console\": text (ELF segment) at \
+             0x10000-0x11000 overlaps info (info page) at 0x10000-0x11000"
+        ),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -131,6 +131,9 @@ fn warnings_alone_are_printed_and_the_policy_is_still_valid() {
         "ok: fixtures/warnings.xml is a valid policy (2 subjects, 2 channels, 3 events)\n"
     );
     let err = text(&out.stderr);
-    assert!(err.starts_with("fixtures/warnings.xml:13:19: warning["), "{err}");
+    assert!(
+        err.starts_with("fixtures/warnings.xml:13:19: warning["),
+        "{err}"
+    );
     assert!(!err.contains("error"), "{err}");
 }

@@ -20,6 +20,10 @@
 //!
 //! The GDT lives in `.data` because the CPU writes to it (the TSS busy bit)
 //! and the TSS descriptor is filled in at run time.
+//!
+//! The stack bounds are global symbols (`septum_boot_stack_bottom`,
+//! `septum_*_top`) so that `kernel/tools/stack_depth.py` reads the stack
+//! sizes from the linked kernel instead of repeating them.
 
 use core::arch::global_asm;
 
@@ -103,6 +107,8 @@ septum_gdt_pointer:
 
     .section .bss.septum_boot, "aw", @nobits
     .balign 4096
+    .global septum_boot_stack_bottom
+septum_boot_stack_bottom:
     .skip {boot_stack_size}
     .global septum_boot_stack_top
 septum_boot_stack_top:

@@ -16,6 +16,8 @@ use core::arch::{asm, global_asm};
 use super::boot;
 use super::cpu;
 use crate::kprintln;
+#[cfg(feature = "root-fault-probe")]
+use septum_abi::PhysAddr;
 
 /// Kernel code selector.
 pub const KERNEL_CS: u16 = 0x08;
@@ -268,4 +270,27 @@ pub fn tss_address() -> u64 {
 /// Address of the IDT (host IDTR base).
 pub fn idt_address() -> u64 {
     (&raw const IDT) as u64
+}
+
+/// Test-only (feature `root-fault-probe`): write to the kernel's own text,
+/// which the kernel page tables map read+execute with CR0.WP set, so the
+/// CPU must raise a page fault (vector 14, error 0x3: present, write) with
+/// CR2 = `target`; the handler above reports it and resets the machine.
+/// Returns only if the write did not fault, i.e. kernel text is writable.
+#[cfg(feature = "root-fault-probe")]
+pub fn root_fault_probe(target: PhysAddr) {
+    // Safety: test-only probe, compiled in only with `root-fault-probe`.
+    // `target` is a kernel-text address (identity-mapped, readable), so the
+    // read cannot fault. The write stores back the byte just read: it must
+    // fault (W^X); should it not, the kernel's code is unchanged. The asm
+    // is opaque to the compiler, so no Rust object is written through.
+    unsafe {
+        asm!(
+            "mov {byte}, byte ptr [{target}]",
+            "mov byte ptr [{target}], {byte}",
+            target = in(reg) target.get(),
+            byte = out(reg_byte) _,
+            options(nostack, preserves_flags)
+        );
+    }
 }

@@ -293,7 +293,15 @@ fn channel(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Channel {
 fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
     ctx.attributes(
         el,
-        &["name", "profile", "binary", "cpu", "onFault", "stackSize"],
+        &[
+            "name",
+            "profile",
+            "binary",
+            "cpu",
+            "onFault",
+            "stackSize",
+            "allowWritableExecutable",
+        ],
     );
     let name = ctx.name(el, "name");
     let profile = match ctx.required(el, "profile") {
@@ -330,6 +338,7 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
             .opt_enum(el, "onFault", ON_FAULT)
             .unwrap_or(Spanned::new(OnFault::StopSystem, el.span())),
         stack_size: ctx.number_or(el, "stackSize", SUBJECT_STACK_SIZE),
+        allow_writable_executable: ctx.boolean_or(el, "allowWritableExecutable", false),
         maps: Vec::new(),
         devices: Vec::new(),
         source_groups: Vec::new(),

@@ -6,15 +6,16 @@
 //! at least one element; elements are 8-byte multiples so the u64 fields
 //! readers copy stay aligned. `hasEvent` decides whether the writer raises
 //! an event (an id in its source space) and readers get a vector; without it
-//! neither may be given. The event mode constrains the readers the same way
-//! it constrains an event's target.
+//! neither may be given. Like every event, a channel's event has exactly one
+//! target, so a channel with an event has exactly one reader. The event mode
+//! constrains that reader the same way it constrains an event's target.
 
 use std::collections::HashMap;
 
 use septum_abi::channel::{HEADER_SIZE, elements_for};
 
 use super::common::{
-    DiagnosticExt, PAGE, channel_ends, first_definitions, group_of, hex, memberships,
+    ChannelEnds, DiagnosticExt, PAGE, channel_ends, first_definitions, group_of, hex, memberships,
 };
 use crate::diag::Diagnostics;
 use crate::model::{EventMode, Policy};
@@ -352,6 +353,47 @@ rule! {
     }
 }
 
+/// How many different subjects read a channel (a subject reading it twice
+/// is channels-read-twice, not a second reader).
+fn reader_subjects(ends: &ChannelEnds<'_>) -> usize {
+    let mut subjects: Vec<_> = ends.readers.iter().map(|&(s, _)| s).collect();
+    subjects.sort_unstable();
+    subjects.dedup();
+    subjects.len()
+}
+
+rule! {
+    /// With `hasEvent="async"` or `"ipi"`, the channel has one reader: its
+    /// event has exactly one target, so further readers would never hear of
+    /// new data.
+    EVENT_MULTIPLE_READERS = "channels-event-multiple-readers" in Channels;
+    fn event_multiple_readers(policy, out) {
+        for (channel, ends) in policy.channels.iter().zip(channel_ends(policy)) {
+            let Some(mode) = channel.has_event.as_ref() else {
+                continue;
+            };
+            // `switch` has its own rule, channels-switch-readers.
+            let readers = reader_subjects(&ends);
+            if mode.value != EventMode::Switch && readers > 1 {
+                let diag = out.error(
+                    EVENT_MULTIPLE_READERS.id,
+                    mode.span,
+                    format!(
+                        "channel \"{}\" raises an event but has {} readers; an event has \
+                         exactly one target",
+                        channel.name.as_str(),
+                        readers
+                    ),
+                );
+                for &(_, end) in &ends.readers {
+                    diag.label(end.physical.name.span, "read here");
+                }
+                diag.help("use one channel per reader, or drop hasEvent");
+            }
+        }
+    }
+}
+
 rule! {
     /// With `hasEvent="switch"`, the channel has one reader: the CPU can be
     /// handed to one subject only.
@@ -361,17 +403,18 @@ rule! {
             let Some(mode) = channel.has_event.as_ref() else {
                 continue;
             };
-            if mode.value == EventMode::Switch && ends.readers.len() > 1 {
+            let readers = reader_subjects(&ends);
+            if mode.value == EventMode::Switch && readers > 1 {
                 out.error(
                     SWITCH_READERS.id,
                     mode.span,
                     format!(
                         "channel \"{}\" hands the CPU to its reader but has {} readers",
                         channel.name.as_str(),
-                        ends.readers.len()
+                        readers
                     ),
                 )
-                .help("use hasEvent=\"async\", or one channel per reader");
+                .help("use one channel per reader, or drop hasEvent");
             }
         }
     }

@@ -27,12 +27,29 @@ pub(crate) const PHYS_LIMIT: u64 = 1 << 48;
 /// space.
 pub(crate) const VIRT_LIMIT: u64 = 1 << 47;
 /// End of the window reserved for a native subject's program image (its ELF
-/// sections are mapped from [`layout::SUBJECT_IMAGE_BASE`]); explicit
-/// mappings must stay out of it because the image size is only known when
-/// composing.
-pub(crate) const SUBJECT_IMAGE_END: u64 = 0x4000_0000;
+/// segments lie in [`layout::SUBJECT_IMAGE_BASE`]..[`layout::SUBJECT_IMAGE_END`]);
+/// explicit mappings must stay out of it because the image size is only
+/// known when composing.
+pub(crate) const SUBJECT_IMAGE_END: u64 = layout::SUBJECT_IMAGE_END.0;
 /// The unmapped page below a subject's stack that catches overflows.
 pub(crate) const STACK_GUARD: u64 = PAGE;
+
+// The fixed windows of a subject's address space, as the rules assume them:
+// info page, then the stack (with its guard page) ending at the stack top,
+// then the image window, then the auto-assigned mappings, all page aligned
+// and in the lower canonical half. A change to `septum_abi::layout` that
+// breaks this order must revisit the virtual-address rules.
+const _: () = {
+    assert!(layout::SUBJECT_INFO.0.is_multiple_of(PAGE) && layout::SUBJECT_INFO.0 >= PAGE);
+    assert!(layout::SUBJECT_INFO.0 + PAGE + STACK_GUARD <= layout::SUBJECT_STACK_TOP.0);
+    assert!(layout::SUBJECT_STACK_TOP.0.is_multiple_of(PAGE));
+    assert!(layout::SUBJECT_STACK_TOP.0 <= layout::SUBJECT_IMAGE_BASE.0);
+    assert!(layout::SUBJECT_IMAGE_BASE.0.is_multiple_of(PAGE));
+    assert!(layout::SUBJECT_IMAGE_BASE.0 < SUBJECT_IMAGE_END);
+    assert!(SUBJECT_IMAGE_END.is_multiple_of(PAGE));
+    assert!(SUBJECT_IMAGE_END <= layout::SUBJECT_AUTO_MAP_BASE.0);
+    assert!(layout::SUBJECT_AUTO_MAP_BASE.0 < VIRT_LIMIT);
+};
 
 /// Builder-style additions to a diagnostic already pushed into the sink.
 pub(crate) trait DiagnosticExt {
@@ -376,9 +393,10 @@ pub(crate) fn mappings<'p>(policy: &'p Policy, subject: &'p Subject) -> Vec<Mapp
     out
 }
 
-/// The fixed windows of every native subject's address space that explicit
-/// mappings must avoid: the info page, the stack with its guard page, and
-/// the program image window.
+/// The info page: the first of the fixed windows of every native subject's
+/// address space that explicit mappings must avoid (the others are the
+/// stack with its guard page, [`stack_range`], and the program image
+/// window, [`image_range`]).
 pub(crate) fn info_page_range() -> Range {
     Range {
         start: layout::SUBJECT_INFO.0,

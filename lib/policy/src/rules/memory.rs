@@ -9,7 +9,10 @@
 //! mappings must not overlap each other or the fixed windows every native
 //! subject has (info page, stack, program image), and no memory may be both
 //! writable and executable, neither through one mapping nor through two
-//! mappings of one region.
+//! mappings of one region. The one exception is explicit: a subject with
+//! `allowWritableExecutable="true"` may map memory writable and executable
+//! for itself (code it generates), still never memory another subject can
+//! write.
 
 use std::collections::HashMap;
 
@@ -20,7 +23,7 @@ use super::common::{
     image_range, info_page_range, mappings, page_round, stack_range,
 };
 use crate::diag::Diagnostics;
-use crate::model::{Policy, Region};
+use crate::model::{Map, Policy, Region};
 use crate::rule::{Category, Rule};
 use crate::source::Span;
 
@@ -527,17 +530,23 @@ rule! {
     }
 }
 
+/// Whether `map` is both writable and executable.
+fn is_writable_executable(map: &Map) -> bool {
+    map.writable.value && map.executable.value
+}
+
 rule! {
-    /// No mapping is both writable and executable: code that can be
-    /// rewritten defeats every other check on what a subject runs.
+    /// No mapping is both writable and executable unless its subject opts in
+    /// with `allowWritableExecutable="true"`: code that can be rewritten
+    /// defeats every other check on what a subject runs.
     MAP_WRITABLE_EXECUTABLE = "memory-map-writable-executable" in Memory;
     fn map_writable_executable(policy, out) {
-        for subject in &policy.subjects {
-            for map in subject
-                .maps
-                .iter()
-                .filter(|m| m.writable.value && m.executable.value)
-            {
+        for subject in policy
+            .subjects
+            .iter()
+            .filter(|s| !s.allow_writable_executable.value)
+        {
+            for map in subject.maps.iter().filter(|m| is_writable_executable(m)) {
                 out.error(
                     MAP_WRITABLE_EXECUTABLE.id,
                     map.executable.span,
@@ -547,7 +556,33 @@ rule! {
                         subject.name.as_str()
                     ),
                 )
-                .help("map it either writable or executable");
+                .help(
+                    "map it either writable or executable, or allow it with \
+                     allowWritableExecutable=\"true\" on the subject",
+                );
+            }
+        }
+    }
+}
+
+rule! {
+    /// Warning: a subject that opts in with `allowWritableExecutable="true"`
+    /// has a writable and executable mapping; otherwise the opt-in is a
+    /// privilege nothing needs.
+    WRITABLE_EXECUTABLE_UNUSED = "memory-writable-executable-unused" in Memory;
+    fn writable_executable_unused(policy, out) {
+        for subject in &policy.subjects {
+            let allow = &subject.allow_writable_executable;
+            if allow.value && !subject.maps.iter().any(is_writable_executable) {
+                out.warning(
+                    WRITABLE_EXECUTABLE_UNUSED.id,
+                    allow.span,
+                    format!(
+                        "subject \"{}\" allows writable and executable mappings but has none",
+                        subject.name.as_str()
+                    ),
+                )
+                .help("remove allowWritableExecutable, or set it to \"false\"");
             }
         }
     }
@@ -574,10 +609,14 @@ rule! {
             }
         }
         for (s, subject) in policy.subjects.iter().enumerate() {
+            // A writable and executable mapping without the opt-in is
+            // reported by memory-map-writable-executable; with it, the
+            // subject may rewrite its own code but still no other subject.
+            let allow = subject.allow_writable_executable.value;
             for map in subject
                 .maps
                 .iter()
-                .filter(|m| m.executable.value && !m.writable.value)
+                .filter(|m| m.executable.value && (allow || !m.writable.value))
             {
                 let Some(region) = map.physical.get() else {
                     continue;
@@ -837,8 +876,9 @@ rule! {
 }
 
 rule! {
-    /// No mapping covers the window where the subject's program image is
-    /// mapped.
+    /// No mapping enters the program image window
+    /// (`SUBJECT_IMAGE_BASE..SUBJECT_IMAGE_END` of `septum_abi::layout`),
+    /// where the composer maps the subject's ELF segments.
     VIRTUAL_IMAGE_OVERLAP = "memory-virtual-image-overlap" in Memory;
     fn virtual_image_overlap(policy, out) {
         let image = image_range();

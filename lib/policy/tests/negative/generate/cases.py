@@ -253,6 +253,10 @@ test("memory-map-writable-executable",
      one(maps('<map logical="code" physical="code" writable="true" $1executable="true"/>'), memory=mem("code")),
      ("$1", 'mapping "code" of subject "a" is writable and executable'))
 
+test("memory-writable-executable-unused",
+     system([S("a", maps(mp("buf")), attrs='$1allowWritableExecutable="true"')], memory=mem("buf")),
+     ("$1", "warning", 'subject "a" allows writable and executable mappings but has none'))
+
 test("memory-executable-writable-elsewhere",
      system([S("a", maps(mp("code"))),
              S("b", maps('<map logical="code" physical="code" $1executable="true"/>'))],
@@ -648,6 +652,11 @@ GROUP3 = """<scheduling tickRate="1000">
     </cpu>
   </majorFrame>
 </scheduling>"""
+
+test("channels-event-multiple-readers",
+     system([S("a", chans(W)), S("b", chans(R)), S("c", chans(R))],
+            channels='<channel name="data" size="0x1000" $1hasEvent="async"/>'),
+     ("$1", 'channel "data" raises an event but has 2 readers; an event has exactly one target'))
 
 test("channels-switch-readers",
      system([S("a", chans(W)), S("b", chans(R)), S("c", chans(R))],
