@@ -418,13 +418,27 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
             );
         }
     }
-    r.step("clippy subjects", |out| {
+    r.step("clippy subjects and bare-metal sdk", |out| {
         let mut cmd = util::cargo(&root.join("subjects"));
         cmd.env_remove("CARGO_TARGET_DIR");
         cmd.args(["clippy", "--release", "--target-dir"])
             .arg(paths.subjects_target());
         cmd.args(["--", "-D", "warnings"]);
-        util::run(&mut cmd, out)
+        util::run(&mut cmd, out)?;
+        // The SDK's `_start` and panic handler only exist for the bare-metal
+        // target, which the host workspace's clippy never sees.
+        let mut sdk = util::cargo(&root);
+        sdk.args([
+            "clippy",
+            "-p",
+            "septum-sdk",
+            "--target",
+            "x86_64-unknown-none",
+        ]);
+        sdk.arg("--target-dir")
+            .arg(paths.build.join("target").join("sdk"));
+        sdk.args(["--", "-D", "warnings"]);
+        util::run(&mut sdk, out)
     });
     r.step("test host workspace", |out| {
         cargo_step(&root, &["test", "--workspace"], out)
