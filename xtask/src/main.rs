@@ -130,7 +130,19 @@ fn dispatch(args: &[String]) -> Result<ExitCode, Error> {
                 boot.ending,
                 boot.wall.as_secs_f64()
             );
-            Ok(if boot.ending.is_clean() {
+            let mut ok = boot.ending.is_clean();
+            if let Some(def) = &def {
+                let unmet = systest::check(def, &boot.com1, &boot.com2);
+                if unmet.is_empty() {
+                    eprintln!("xtask: every expectation of systems/{system}.test.toml is met");
+                } else {
+                    ok = false;
+                    for failure in unmet {
+                        eprintln!("xtask: unmet: {failure}");
+                    }
+                }
+            }
+            Ok(if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

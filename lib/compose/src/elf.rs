@@ -2,18 +2,25 @@
 //!
 //! A native subject is a static x86-64 ELF executable linked at
 //! [`septum_abi::layout::SUBJECT_IMAGE_BASE`] whose `PT_LOAD` segments are
-//! page aligned (the SDK's linker script makes them so). The composer gives
-//! every loadable segment its own physical region and maps it at its link
-//! address with the rights of its `p_flags`, so the subject's text is never
-//! writable and its data never executable. Anything else (a 32-bit or
-//! big-endian file, another machine, a relocatable object, a truncated file,
-//! unaligned or overlapping segments) is refused with a message naming the
-//! file; the parser is the `object` crate's, which bounds-checks every read.
+//! page aligned and lie in the image window `[SUBJECT_IMAGE_BASE,
+//! SUBJECT_IMAGE_END)` (the SDK's linker script makes them so). The policy
+//! keeps every explicit mapping out of that window and the info page and
+//! stack lie below it, so checking the window here, per file, rules out
+//! collisions and names the culprit segment and file.
+//!
+//! The composer gives every loadable segment its own physical region and
+//! maps it at its link address with the rights of its `p_flags`, so the
+//! subject's text is never writable and its data never executable. Anything
+//! else (a 32-bit or big-endian file, another machine, a relocatable object,
+//! a truncated file, unaligned, overlapping or out-of-window segments) is
+//! refused with a message naming the file; the parser is the `object`
+//! crate's, which bounds-checks every read.
 
 use object::Endian;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use septum_abi::VirtAddr;
+use septum_abi::layout::{SUBJECT_IMAGE_BASE, SUBJECT_IMAGE_END};
 
 use crate::PAGE_SIZE;
 
@@ -138,6 +145,17 @@ pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> 
         let end = vaddr
             .checked_add(mem_size)
             .ok_or_else(|| refuse(file, format!("segment {index}: address range overflows")))?;
+        let window = SUBJECT_IMAGE_BASE.get()..SUBJECT_IMAGE_END.get();
+        if vaddr < window.start || end > window.end {
+            return Err(refuse(
+                file,
+                format!(
+                    "segment {index} at {vaddr:#x}-{end:#x} lies outside the subject image window \
+                     {:#x}-{:#x} (link subjects with the SDK's linker script)",
+                    window.start, window.end
+                ),
+            ));
+        }
         let flags = ph.p_flags(endian).0;
         if flags & elf::PF_R.0 == 0 {
             return Err(refuse(
@@ -342,6 +360,68 @@ mod tests {
         );
         let err = parse_subject("f", &bad).unwrap_err().to_string();
         assert!(err.contains("overlaps"), "{err}");
+    }
+
+    fn one_segment(vaddr: u64, mem_size: u64) -> Vec<u8> {
+        build::executable(
+            vaddr,
+            &[build::SegmentSpec {
+                vaddr,
+                data: &[0xf4],
+                mem_size,
+                flags: 5,
+            }],
+        )
+    }
+
+    #[test]
+    fn segments_must_lie_in_the_image_window() {
+        let (base, end) = (SUBJECT_IMAGE_BASE.get(), SUBJECT_IMAGE_END.get());
+        // First and last page of the window are fine.
+        assert!(parse_subject("f", &one_segment(base, 0x1000)).is_ok());
+        assert!(parse_subject("f", &one_segment(end - 0x1000, 0x1000)).is_ok());
+        for (vaddr, mem_size, shown) in [
+            (base - 0x1000, 0x1000, "0x1ff000-0x200000"),
+            (base - 0x1000, 0x2000, "0x1ff000-0x201000"),
+            (0x1_0000, 0x1000, "0x10000-0x11000"),
+            (end - 0x1000, 0x1001, "0x3ffff000-0x40001000"),
+            (end, 0x1000, "0x40000000-0x40001000"),
+            (0x1_0000_0000, 0x1000, "0x100000000-0x100001000"),
+        ] {
+            let err = parse_subject("bin/prog", &one_segment(vaddr, mem_size))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "bin/prog: segment 0 at {shown} lies outside the subject image window \
+                     0x200000-0x40000000 (link subjects with the SDK's linker script)"
+                )
+            );
+        }
+        // The segment is named by its program header index.
+        let second_outside = build::executable(
+            base,
+            &[
+                build::SegmentSpec {
+                    vaddr: base,
+                    data: &[0xf4],
+                    mem_size: 1,
+                    flags: 5,
+                },
+                build::SegmentSpec {
+                    vaddr: end,
+                    data: &[1],
+                    mem_size: 1,
+                    flags: 6,
+                },
+            ],
+        );
+        let err = parse_subject("p", &second_outside).unwrap_err().to_string();
+        assert!(
+            err.starts_with("p: segment 1 at 0x40000000-0x40001000 lies outside"),
+            "{err}"
+        );
     }
 
     proptest::proptest! {

@@ -9,6 +9,8 @@
 //! - [`system`]: allocation ([`alloc`]) and the offline builders: page tables
 //!   and EPT ([`paging`]), I/O and MSR bitmaps ([`bitmaps`]), VMX controls
 //!   and guest state ([`vmx`]), info pages ([`info`]);
+//! - [`layers`]: reads a composition back from its bytes and checks that
+//!   each subject's guest paging and EPT agree and reach only what it owns;
 //! - [`specgen`]: the kernel's `spec.rs`; [`report`]: text and JSON report;
 //!   [`output`]: writing the composed directory (spec, regions, report);
 //! - [`pack`]: the multiboot2 ELF (kernel segments + composed regions) and
@@ -25,6 +27,7 @@ pub mod elf;
 pub mod from_policy;
 pub mod info;
 pub mod input;
+pub mod layers;
 pub mod output;
 pub mod pack;
 pub mod paging;

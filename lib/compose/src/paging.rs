@@ -22,6 +22,7 @@
 //! - EPT: R=bit 0, W=bit 1, X=bit 2, memory type=bits 5:3 (leaves), large
 //!   page=bit 7.
 
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use septum_abi::{GuestPhysAddr, PhysAddr, VirtAddr};
@@ -334,23 +335,65 @@ pub struct Translation {
     pub leaf: u64,
 }
 
+/// Memory that holds serialised tables, as a walker reads it.
+///
+/// The walkers below read one entry at a time through this trait, so the
+/// same code walks tables held in one buffer ([`Contiguous`]) and tables
+/// scattered over composed regions and reached through another translation
+/// (a subject's IA-32e tables read through its EPT, see [`crate::layers`]).
+pub trait TableMemory {
+    /// Entry `slot` (0..512) of the table page at address `table`, or `None`
+    /// if that memory cannot be read (the walk then treats the entry as not
+    /// present).
+    fn entry(&self, table: u64, slot: usize) -> Option<u64>;
+}
+
+/// Serialised tables in one buffer starting at address `base` (what
+/// [`PageTables::to_bytes`] produced).
+#[derive(Clone, Copy, Debug)]
+pub struct Contiguous<'a> {
+    /// The table bytes.
+    pub bytes: &'a [u8],
+    /// Address of `bytes[0]` in the tables' own address space.
+    pub base: u64,
+}
+
+impl TableMemory for Contiguous<'_> {
+    fn entry(&self, table: u64, slot: usize) -> Option<u64> {
+        let at = usize::try_from(table.checked_sub(self.base)?)
+            .ok()?
+            .checked_add(slot.checked_mul(8)?)?;
+        let raw = self.bytes.get(at..at.checked_add(8)?)?;
+        Some(u64::from_le_bytes(raw.try_into().ok()?))
+    }
+}
+
+fn present(format: Format, entry: u64) -> bool {
+    match format {
+        Format::Ia32e => entry & ia32e::PRESENT != 0,
+        Format::Ept => entry & 7 != 0,
+    }
+}
+
 /// Walk serialised tables (as the CPU would) for `input`. `base` is where
 /// `bytes` starts in the tables' own address space. `None` if not mapped or
 /// if a pointer leaves `bytes`.
 pub fn translate(format: Format, bytes: &[u8], base: u64, input: u64) -> Option<Translation> {
-    let read = |table: u64, slot: usize| -> Option<u64> {
-        let at = usize::try_from(table.checked_sub(base)?).ok()? + slot * 8;
-        let raw = bytes.get(at..at + 8)?;
-        Some(u64::from_le_bytes(raw.try_into().ok()?))
-    };
-    let present = |entry: u64| match format {
-        Format::Ia32e => entry & ia32e::PRESENT != 0,
-        Format::Ept => entry & 7 != 0,
-    };
-    let mut table = base;
+    translate_in(format, &Contiguous { bytes, base }, base, input)
+}
+
+/// Walk the tables rooted at `root` in `memory` for `input`. `None` if not
+/// mapped or if a table cannot be read.
+pub fn translate_in(
+    format: Format,
+    memory: &dyn TableMemory,
+    root: u64,
+    input: u64,
+) -> Option<Translation> {
+    let mut table = root;
     for level in (0..=3u8).rev() {
-        let entry = read(table, index(input, level))?;
-        if !present(entry) {
+        let entry = memory.entry(table, index(input, level))?;
+        if !present(format, entry) {
             return None;
         }
         if level == 0 || (level == 1 && entry & LARGE_BIT != 0) {
@@ -375,36 +418,42 @@ pub fn translate(format: Format, bytes: &[u8], base: u64, input: u64) -> Option<
 /// entry)` in input order: what the tables map, read back from the bytes
 /// alone. Pointers outside `bytes` are skipped.
 pub fn leaves(format: Format, bytes: &[u8], base: u64) -> Vec<(u64, u64, u64, u64)> {
+    leaves_in(format, &Contiguous { bytes, base }, base)
+}
+
+/// Every leaf of the tables rooted at `root` in `memory`, as [`leaves`]
+/// gives them. Entries that cannot be read are skipped.
+pub fn leaves_in(format: Format, memory: &dyn TableMemory, root: u64) -> Vec<(u64, u64, u64, u64)> {
     let mut out = Vec::new();
-    walk_table(format, bytes, base, base, 3, 0, &mut out);
+    walk_table(format, memory, root, 3, 0, &mut out);
+    out
+}
+
+/// Leaves (as [`leaves`] gives them) expanded to 4 KiB pages: input page ->
+/// (output page, raw leaf), so large and small pages compare alike.
+pub fn small_pages(leaves: &[(u64, u64, u64, u64)]) -> BTreeMap<u64, (u64, u64)> {
+    let mut out = BTreeMap::new();
+    for &(input, output, size, leaf) in leaves {
+        for offset in (0..size).step_by(PAGE_SIZE as usize) {
+            out.insert(input + offset, (output + offset, leaf));
+        }
+    }
     out
 }
 
 fn walk_table(
     format: Format,
-    bytes: &[u8],
-    base: u64,
+    memory: &dyn TableMemory,
     table: u64,
     level: u8,
     prefix: u64,
     out: &mut Vec<(u64, u64, u64, u64)>,
 ) {
-    let Some(start) = table
-        .checked_sub(base)
-        .and_then(|o| usize::try_from(o).ok())
-    else {
-        return;
-    };
-    let Some(entries) = bytes.get(start..start + PAGE_SIZE as usize) else {
-        return;
-    };
-    for (slot, raw) in entries.chunks_exact(8).enumerate() {
-        let entry = u64::from_le_bytes(raw.try_into().unwrap_or_default());
-        let present = match format {
-            Format::Ia32e => entry & ia32e::PRESENT != 0,
-            Format::Ept => entry & 7 != 0,
+    for slot in 0..ENTRIES {
+        let Some(entry) = memory.entry(table, slot) else {
+            continue;
         };
-        if !present {
+        if !present(format, entry) {
             continue;
         }
         let input = prefix | ((slot as u64) << (12 + 9 * u32::from(level)));
@@ -416,15 +465,7 @@ fn walk_table(
             };
             out.push((input, entry & ADDRESS_MASK & !(size - 1), size, entry));
         } else {
-            walk_table(
-                format,
-                bytes,
-                base,
-                entry & ADDRESS_MASK,
-                level - 1,
-                input,
-                out,
-            );
+            walk_table(format, memory, entry & ADDRESS_MASK, level - 1, input, out);
         }
     }
 }

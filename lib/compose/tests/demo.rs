@@ -10,7 +10,7 @@ use septum_abi::layout::{KERNEL_DATA, KERNEL_RODATA, KERNEL_TEXT};
 use septum_compose::bitmaps::io_port_exits;
 use septum_compose::elf::build;
 use septum_compose::input::KernelActionKind;
-use septum_compose::paging::{Format, Rights, ia32e, leaves};
+use septum_compose::paging::{Format, Rights, ia32e, leaves, small_pages};
 use septum_compose::system::{Composition, MappingKind, Region, SourceAction};
 use septum_compose::{Composed, compose_policy, info, output, pack, report};
 
@@ -53,13 +53,10 @@ fn region<'a>(c: &'a Composition, name: &str) -> &'a Region {
 
 /// Expand leaves to 4 KiB pages: input page -> (output page, raw entry).
 fn pages(format: Format, data: &[u8], base: u64) -> Vec<(u64, u64, u64)> {
-    let mut out = Vec::new();
-    for (input, output, size, leaf) in leaves(format, data, base) {
-        for off in (0..size).step_by(4096) {
-            out.push((input + off, output + off, leaf));
-        }
-    }
-    out
+    small_pages(&leaves(format, data, base))
+        .into_iter()
+        .map(|(input, (output, leaf))| (input, output, leaf))
+        .collect()
 }
 
 #[test]

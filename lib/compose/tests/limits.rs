@@ -25,17 +25,20 @@ fn error(input: &SystemInput) -> String {
     }
 }
 
+/// A program image placed where the parser would refuse it (outside the
+/// image window), to show the composer's own overlap check still holds if
+/// an image ever reaches it unchecked.
 fn image_at(vaddr: u64, mem_size: u64) -> elf::SubjectImage {
-    let bytes = build::executable(
-        vaddr,
-        &[build::SegmentSpec {
-            vaddr,
-            data: &[0xf4],
+    elf::SubjectImage {
+        entry: septum_abi::VirtAddr(vaddr),
+        segments: vec![elf::Segment {
+            virtual_address: septum_abi::VirtAddr(vaddr),
             mem_size,
-            flags: 5,
+            data: vec![0xf4],
+            writable: false,
+            executable: true,
         }],
-    );
-    elf::parse_subject("x", &bytes).unwrap()
+    }
 }
 
 #[test]
@@ -56,6 +59,27 @@ fn elf_segments_must_not_hit_the_info_page_stack_or_guard() {
     input.subjects[0].image = image_at(0xfb_000, 0x1000);
     let e = error(&input);
     assert!(e.contains("stack guard page"), "{e}");
+}
+
+#[test]
+fn the_parser_keeps_segments_in_the_image_window() {
+    for (vaddr, mem_size) in [(0x1_0000, 0x1000), (0xf0_000, 0x20_000), (0xfb_000, 0x1000)] {
+        let bytes = build::executable(
+            vaddr,
+            &[build::SegmentSpec {
+                vaddr,
+                data: &[0xf4],
+                mem_size,
+                flags: 5,
+            }],
+        );
+        let e = elf::parse_subject("bin/x", &bytes).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("bin/x: segment 0 at {vaddr:#x}-")),
+            "{e}"
+        );
+        assert!(e.contains("outside the subject image window"), "{e}");
+    }
 }
 
 #[test]

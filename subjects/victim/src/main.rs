@@ -1,19 +1,21 @@
 //! Victim of the isolation tests: owns COM1 and watches its memory.
 //!
 //! At start it fills its private memory `data` with a fixed pattern and
-//! computes a checksum (FNV-1a, 64 bit) over `data` and the read-only page
-//! `notice` it shares with an attacker. Every time it runs it recomputes
-//! the checksum and prints `victim: data ok checksum=0x...`, or a
-//! `victim: data MISMATCH ...` line if anything changed. It also relays what
-//! the attackers report on their channels (`report_*`), so a line such as
-//! "attacker_ro: write succeeded" would show up on COM1. After [`RUNS`]
-//! runs it prints `victim: done`, drains the UART and powers off.
+//! computes a checksum (FNV-1a, 64 bit) over `data` and, if the policy
+//! maps it, the read-only page `notice` it shares with an attacker. Every
+//! time it runs it recomputes the checksum and prints
+//! `victim: data ok checksum=0x...`, or a `victim: data MISMATCH ...` line
+//! if anything changed. It also relays what the attackers report on every
+//! channel it reads, so a line such as "attacker_ro: write succeeded" would
+//! show up on COM1. After [`RUNS`] runs it prints `victim: done`, drains
+//! the UART and powers off.
 #![no_std]
 #![no_main]
 
 use core::fmt::Write;
 
 use septum_sdk::channel::{Format, ReadOutcome, Reader};
+use septum_sdk::info::ChannelRole;
 use septum_sdk::region::Region;
 use septum_sdk::text::until_nul;
 use septum_sdk::uart::Uart;
@@ -25,25 +27,33 @@ septum_sdk::entry!(main);
 /// to have tried and been stopped several frames earlier.
 const RUNS: u32 = 8;
 
-/// Channels on which attackers report.
-const REPORTS: [&str; 3] = ["report_ro", "report_unmapped", "report_io"];
+/// Most report channels relayed.
+const MAX_REPORTS: usize = 8;
 
 fn main(info: Info<'static>) -> ! {
     let Some(mut uart) = Uart::from_info(&info, "uart") else {
         panic!("victim: no UART \"uart\"");
     };
     uart.init();
-    let (Some(data), Some(notice)) = (info.memory_region("data"), info.memory_region("notice"))
-    else {
-        let _ = writeln!(uart, "victim: memory \"data\" or \"notice\" missing");
+    let Some(data) = info.memory_region("data") else {
+        let _ = writeln!(uart, "victim: memory \"data\" missing");
         panic!("victim: memory missing");
     };
+    let notice = info.memory_region("notice");
     for offset in 0..data.len() {
         // In bounds by construction; a refused write would show up as a
         // checksum mismatch below.
         let _ = data.write_u8(offset, pattern(offset));
     }
-    let mut reports = REPORTS.map(|name| info.channel_reader(name, Format::DEFAULT));
+    let mut reports: [Option<Reader<'static>>; MAX_REPORTS] = Default::default();
+    let readers = info.resources().filter_map(|r| {
+        let name = r.name()?;
+        let channel = info.channel(name)?;
+        (channel.role == ChannelRole::Reader).then(|| info.channel_reader(name, Format::DEFAULT))?
+    });
+    for (slot, reader) in reports.iter_mut().zip(readers) {
+        *slot = Some(reader);
+    }
     let pause = info.source_event("yield");
     let poweroff = info.source_event("poweroff");
     let expected = checksum(&data, &notice);
@@ -76,9 +86,9 @@ fn pattern(offset: usize) -> u8 {
 }
 
 /// FNV-1a over both regions, read volatilely byte by byte.
-fn checksum(data: &Region<'_>, notice: &Region<'_>) -> u64 {
+fn checksum(data: &Region<'_>, notice: &Option<Region<'_>>) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for region in [data, notice] {
+    for region in core::iter::once(data).chain(notice.as_ref()) {
         for offset in 0..region.len() {
             let byte = region.read_u8(offset).unwrap_or(0);
             hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
@@ -88,7 +98,7 @@ fn checksum(data: &Region<'_>, notice: &Region<'_>) -> u64 {
 }
 
 /// Prints every report waiting on the attackers' channels.
-fn relay(uart: &mut Uart, reports: &mut [Option<Reader<'static>>; 3]) {
+fn relay(uart: &mut Uart, reports: &mut [Option<Reader<'static>>; MAX_REPORTS]) {
     let mut element = [0u8; 64];
     for reader in reports.iter_mut().flatten() {
         while let ReadOutcome::Element = reader.read(&mut element) {

@@ -267,10 +267,10 @@ fn iso_is_reproducible() {
 }
 
 #[test]
-fn composition_limits_point_at_the_subject() {
-    let dir = scratch("limit");
+fn segment_outside_the_image_window_is_located_at_the_binary() {
+    let dir = scratch("window");
     let bins = binaries(&dir);
-    let clash = build::executable(
+    let low = build::executable(
         0x1_0000,
         &[build::SegmentSpec {
             vaddr: 0x1_0000,
@@ -279,7 +279,7 @@ fn composition_limits_point_at_the_subject() {
             flags: 5,
         }],
     );
-    std::fs::write(bins.join("console"), clash).unwrap();
+    std::fs::write(bins.join("console"), low).unwrap();
     let o = septum(&[
         "compose",
         s(&demo_policy()),
@@ -291,11 +291,53 @@ fn composition_limits_point_at_the_subject() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
+        err.contains("demo.xml:35:54: error[compose-binary]: subject binary: "),
+        "{err}"
+    );
+    assert!(
         err.contains(
-            "demo.xml:35:5: error[compose-limit]: subject \"console\": text (ELF segment) at \
-             0x10000-0x11000 overlaps info (info page) at 0x10000-0x11000"
+            "bin/console: segment 0 at 0x10000-0x11000 lies outside the subject image window \
+             0x200000-0x40000000"
         ),
         "{err}"
     );
+    assert!(!dir.join("o").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn composition_limits_point_at_the_element() {
+    let dir = scratch("limit");
+    let bins = binaries(&dir);
+    // A region the policy's memory estimate lets through but that finds no
+    // 2 MiB-aligned room once the subjects' small regions are placed.
+    let hardware = repo().join("hardware/bochs-tigerlake.xml");
+    let policy = std::fs::read_to_string(demo_policy())
+        .unwrap()
+        .replace("../../../../hardware/bochs-tigerlake.xml", s(&hardware))
+        .replace(
+            "name=\"producer_ram\" size=\"0x2000\"",
+            "name=\"producer_ram\" size=\"0xfc0_0000\"",
+        );
+    let policy_path = dir.join("big.xml");
+    std::fs::write(&policy_path, policy).unwrap();
+    let o = septum(&[
+        "compose",
+        s(&policy_path),
+        "--binaries",
+        s(&bins),
+        "--out",
+        s(&dir.join("o")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "big.xml:8:5: error[compose-limit]: region \"producer_ram\": out of physical memory: \
+             no free 0xfc00000-byte range aligned to 0x200000 is left"
+        ),
+        "{err}"
+    );
+    assert!(!dir.join("o").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
