@@ -84,8 +84,7 @@ pub fn compose_policy(
             None => Failure::Compose(e.message),
         }
     })?;
-    let spec = specgen::spec_source(&composition).map_err(|e| Failure::Compose(e.0))?;
-    Ok(Composed { composition, spec })
+    finish(&input, composition)
 }
 
 /// Rule id of a composition limit located at a policy element.
@@ -94,6 +93,27 @@ pub const RULE_LIMIT: &str = "compose-limit";
 /// Compose a system input directly (tests, generators).
 pub fn compose_input(input: &input::SystemInput) -> Result<Composed, Failure> {
     let composition = system::compose(input).map_err(|e| Failure::Compose(e.message))?;
+    finish(input, composition)
+}
+
+/// Check the built tables against the policy's grants, then generate the
+/// spec.
+///
+/// The layer check ([`layers::check`]) reads the guest page tables and EPT
+/// back from their bytes and compares them with what the input grants, so a
+/// composer bug cannot produce an image in which a subject reaches memory it
+/// was not given: composing fails instead.
+fn finish(
+    input: &input::SystemInput,
+    composition: system::Composition,
+) -> Result<Composed, Failure> {
+    let layers = layers::check(input, &composition);
+    if !layers.violations.is_empty() {
+        return Err(Failure::Compose(format!(
+            "internal consistency check failed (a composer bug; no image written): {}",
+            layers.violations.join("; ")
+        )));
+    }
     let spec = specgen::spec_source(&composition).map_err(|e| Failure::Compose(e.0))?;
     Ok(Composed { composition, spec })
 }
