@@ -88,7 +88,13 @@ pub fn ensure(nightly: bool, output: Output<'_>) -> Result<(), Error> {
 
     if nightly {
         let mut components = Command::new("rustup");
-        components.args(["+nightly", "component", "list", "--installed"]);
+        components.args([
+            "component",
+            "list",
+            "--installed",
+            "--toolchain",
+            util::NIGHTLY,
+        ]);
         components.env_remove("RUSTUP_TOOLCHAIN");
         let have = stdout_of(&mut components);
         let has = |c: &str| have.lines().any(|l| l.trim().starts_with(c));
@@ -97,7 +103,7 @@ pub fn ensure(nightly: bool, output: Output<'_>) -> Result<(), Error> {
             install.args([
                 "toolchain",
                 "install",
-                "nightly",
+                util::NIGHTLY,
                 "--profile",
                 "minimal",
                 "--component",

@@ -393,6 +393,21 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
                 cmd.args(["--", "-D", "warnings"]);
                 util::run(&mut cmd, out)
             });
+            if !args.skip_miri {
+                // Needs the pinned nightly (emit-stack-sizes, build-std),
+                // installed by the prerequisites step with Miri.
+                r.step("kernel stack depth", |out| {
+                    let mut cmd = std::process::Command::new("python3");
+                    cmd.current_dir(&root);
+                    cmd.env_remove("RUSTUP_TOOLCHAIN");
+                    cmd.arg(root.join("kernel/tools/stack_depth.py"));
+                    cmd.arg("--spec").arg(&spec);
+                    cmd.arg("--target-dir")
+                        .arg(paths.build.join("target").join("kernel-stack"));
+                    cmd.args(["--toolchain", util::NIGHTLY, "--self-test"]);
+                    util::run(&mut cmd, out)
+                });
+            }
             r.step("no-panic link (panic-probe must fail to link)", |out| {
                 let probe = Variant { debug: false, features: vec!["panic-probe".to_owned()] };
                 let mut cmd = pipeline::kernel_command(paths, &spec, &probe, "build");
@@ -411,6 +426,7 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
             });
         }
         None => {
+            r.blocked("kernel stack depth", "a built image (its spec)");
             r.blocked("clippy kernel", "a built image (its spec)");
             r.blocked(
                 "no-panic link (panic-probe must fail to link)",
@@ -446,8 +462,8 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     if !args.skip_miri {
         r.step("miri (abi, kerncore, sdk)", |out| {
             let mut cmd = util::cargo(&root);
+            cmd.arg(format!("+{}", util::NIGHTLY));
             cmd.args([
-                "+nightly",
                 "miri",
                 "test",
                 "-p",

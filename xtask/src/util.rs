@@ -121,6 +121,12 @@ pub fn tail(text: &str, n: usize) -> String {
 /// A `cargo` command that uses the rustup proxy from PATH (so `+nightly`
 /// works) and does not inherit the toolchain or target dir of the cargo
 /// that runs xtask.
+/// The dated nightly used for Miri and the stack-depth gate. Pinned because
+/// both depend on the compiler (the stack sizes on its optimiser), and a
+/// floating `nightly` changes under a running project; `.ci/run` installs
+/// the same one.
+pub const NIGHTLY: &str = "nightly-2026-10-30";
+
 pub fn cargo(dir: &Path) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(dir);

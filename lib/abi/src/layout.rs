@@ -25,11 +25,20 @@ impl Window {
 }
 
 /// Kernel code (read, execute). Holds the 32-bit multiboot2 entry too.
-pub const KERNEL_TEXT: Window = Window { start: PhysAddr(0x0010_0000), size: 0x0010_0000 };
+pub const KERNEL_TEXT: Window = Window {
+    start: PhysAddr(0x0010_0000),
+    size: 0x0010_0000,
+};
 /// Kernel read-only data (read).
-pub const KERNEL_RODATA: Window = Window { start: PhysAddr(0x0020_0000), size: 0x0008_0000 };
+pub const KERNEL_RODATA: Window = Window {
+    start: PhysAddr(0x0020_0000),
+    size: 0x0008_0000,
+};
 /// Kernel data, bss and stacks (read, write, no execute).
-pub const KERNEL_DATA: Window = Window { start: PhysAddr(0x0028_0000), size: 0x0008_0000 };
+pub const KERNEL_DATA: Window = Window {
+    start: PhysAddr(0x0028_0000),
+    size: 0x0008_0000,
+};
 
 /// First physical address the composer may allocate from (everything below
 /// belongs to the firmware, the boot loader and the kernel windows).
