@@ -473,8 +473,15 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
                 "-p",
                 "septum-sdk",
             ]);
-            // Keep Miri's build apart from the stable host build.
-            cmd.env("CARGO_TARGET_DIR", paths.build.join("target").join("miri"));
+            // Keep Miri's build apart from the stable host build, and per
+            // nightly: artifacts of another nightly confuse its runner.
+            cmd.env(
+                "CARGO_TARGET_DIR",
+                paths
+                    .build
+                    .join("target")
+                    .join(format!("miri-{}", util::NIGHTLY)),
+            );
             util::run(&mut cmd, out)
         });
     }

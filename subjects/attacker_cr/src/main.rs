@@ -6,35 +6,14 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Write;
-use core::num::NonZeroU64;
-
-use septum_sdk::channel::{Format, Writer};
-use septum_sdk::text::TextBuf;
-use septum_sdk::{Info, probe, raise, rdtsc};
+use septum_sdk::{Info, probe};
 
 septum_sdk::entry!(main);
 
 fn main(info: Info<'static>) -> ! {
-    let epoch = NonZeroU64::new(rdtsc() | 1).unwrap_or(NonZeroU64::MIN);
-    let mut report = info.channel_writer("report", Format::DEFAULT, epoch);
-    say(&mut report, format_args!("attacker_cr: writing CR0"));
+    let mut report = attack::Report::open(&info);
+    report.say(format_args!("attacker_cr: writing CR0"));
     probe::toggle_cr0_ts();
-    say(&mut report, format_args!("attacker_cr: write succeeded"));
-    let pause = info.source_event("yield");
-    loop {
-        match pause {
-            Some(event) => raise(event),
-            None => core::hint::spin_loop(),
-        }
-    }
-}
-
-/// Sends one line to the victim, which prints it on COM1.
-fn say(report: &mut Option<Writer<'static>>, args: core::fmt::Arguments<'_>) {
-    let mut text = TextBuf::<64>::new();
-    let _ = text.write_fmt(args);
-    if let Some(writer) = report {
-        let _ = writer.write(text.as_bytes());
-    }
+    report.say(format_args!("attacker_cr: write succeeded"));
+    attack::park(&info)
 }
