@@ -9,13 +9,25 @@
 //! this subject; everything else either faults (the point of the test) or
 //! hits memory no Rust object of the subject occupies.
 //!
-//! The privileged-instruction probes ([`read_msr`], [`toggle_cr0_ts`],
-//! [`vmxoff`], [`raw_hypercall`]) touch no memory: in VMX non-root mode
-//! each either exits to the kernel or, if the policy allowed it, has an
-//! effect that cannot break Rust's memory safety (CR0.TS only makes the
-//! next FPU instruction fault). Forbidden port I/O needs no wrapper:
-//! [`crate::arch::outb`] is safe because the I/O bitmap decides what it
-//! does.
+//! [`read_u64`] is the load counterpart with the same address rules.
+//!
+//! The privileged-instruction probes ([`read_msr`], [`write_msr`],
+//! [`toggle_cr0_ts`], [`write_cr3_reserved`], [`vmxoff`],
+//! [`raw_hypercall`]) touch no memory: in VMX non-root mode each either
+//! exits to the kernel or, if the policy allowed it, has an effect that
+//! cannot break Rust's memory safety (CR0.TS only makes the next FPU
+//! instruction fault; the CR3 value is one the CPU must refuse). Forbidden
+//! port I/O needs no wrapper: [`crate::arch::outb`] and
+//! [`crate::arch::inb`] are safe because the I/O bitmap decides what they
+//! do.
+//!
+//! The x87 probes ([`x87_mark`], [`x87_state`]) are for the FPU isolation
+//! test: the kernel must save and restore the x87 state when the subject on
+//! a CPU changes. Subjects are built soft-float (`x86_64-unknown-none`), so
+//! compiled code never touches the x87 unit and a subject can keep a marker
+//! in it across frames. The guest runs with CR4.OSFXSR clear, so SSE
+//! instructions would fault; only x87 instructions and `fxsave` (which
+//! needs no OSFXSR) are used.
 #![allow(unsafe_code)]
 
 use septum_abi::VirtAddr;
@@ -59,6 +71,25 @@ pub fn write_u64(info: &Info<'static>, address: VirtAddr, value: u64) -> Result<
     Ok(())
 }
 
+/// Reads `address`, which the policy must not let this subject read.
+/// Returns the value only if the load did not fault. Same address rules as
+/// [`write_u64`], except that readable memory of the subject is not
+/// refused here (the caller chooses an unmapped address).
+pub fn read_u64(info: &Info<'static>, address: VirtAddr) -> Result<u64, ProbeError> {
+    if !info.mapped {
+        return Err(ProbeError::NotMapped);
+    }
+    if address < PROBE_FLOOR || !address.is_aligned(8) {
+        return Err(ProbeError::BadAddress);
+    }
+    let address = usize::try_from(address.get()).map_err(|_| ProbeError::BadAddress)?;
+    // Safety: the target is aligned and above every Rust object of the
+    // subject; a load changes nothing, and if it does not fault it reads
+    // memory the program holds no reference to (a volatile read of a `u64`,
+    // for which every bit pattern is valid).
+    Ok(unsafe { core::ptr::with_exposed_provenance::<u64>(address).read_volatile() })
+}
+
 /// Reads model-specific register `msr` (`rdmsr`).
 pub fn read_msr(msr: u32) -> u64 {
     let low: u32;
@@ -69,6 +100,41 @@ pub fn read_msr(msr: u32) -> u64 {
         core::arch::asm!("rdmsr", in("ecx") msr, out("eax") low, out("edx") high, options(nomem, nostack, preserves_flags));
     }
     (u64::from(high) << 32) | u64::from(low)
+}
+
+/// Writes `value` to model-specific register `msr` (`wrmsr`).
+///
+/// Only for MSRs whose change cannot affect the subject's memory safety
+/// (the callers write `IA32_FS_BASE`, unused by soft-float `no_std` code
+/// without thread locals, and the read-only `IA32_PLATFORM_ID`).
+pub fn write_msr(msr: u32, value: u64) {
+    let low = value as u32;
+    let high = (value >> 32) as u32;
+    // Safety: `wrmsr` reads ECX and EDX:EAX and touches no memory; a denied
+    // MSR exits to the kernel before anything happens, and the MSRs callers
+    // use are ones the subject's code does not depend on (see above).
+    unsafe {
+        core::arch::asm!("wrmsr", in("ecx") msr, in("eax") low, in("edx") high, options(nomem, nostack, preserves_flags));
+    }
+}
+
+/// Loads CR3 from RAX with a value whose bit 51 is set (`mov cr3, rax`).
+///
+/// Bit 51 is a reserved CR3 bit whenever the physical-address width
+/// (MAXPHYADDR) is below 52 bits, as on the CPUs the tests boot on; there,
+/// if CR3-load exiting failed, the CPU would raise #GP instead of
+/// switching page tables. A probe cannot read
+/// its real CR3 first: that read (CR3-store exiting) would exit on its
+/// own. RAX is fixed so the exit qualification is exactly `0x3` (CR 3,
+/// MOV to CR, register 0).
+pub fn write_cr3_reserved() {
+    const VALUE: u64 = 1 << 51;
+    // Safety: with MAXPHYADDR below 52 the value has a reserved bit set, so
+    // the CPU never installs it as a page-table root (it exits to the
+    // kernel, or at worst faults with #GP); no memory is touched.
+    unsafe {
+        core::arch::asm!("mov cr3, rax", in("rax") VALUE, options(nomem, nostack, preserves_flags));
+    }
 }
 
 /// Writes CR0 with its TS bit flipped (`mov cr0`), which differs from the
@@ -101,4 +167,86 @@ pub fn vmxoff() {
 /// range check: the kernel must ignore numbers the policy does not define.
 pub fn raw_hypercall(number: u64) {
     crate::arch::vmcall(number);
+}
+
+/// The x87 part of an FXSAVE image (SDM Vol. 1, 10.5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct X87State {
+    /// FPU control word (FNINIT: `0x37f`).
+    pub fcw: u16,
+    /// FPU status word (FNINIT: 0; bits 13:11 are TOP).
+    pub fsw: u16,
+    /// Abridged tag word, one bit per physical register, 1 = valid
+    /// (FNINIT: 0, all empty).
+    pub ftw: u8,
+    /// ST(0)..ST(7) as FXSAVE stores them, 80 bits each; the contents of
+    /// empty registers too, which is where a leak would show.
+    pub regs: [[u8; 10]; 8],
+}
+
+impl X87State {
+    /// The 64-bit significand of ST(`i`) (its low 8 bytes).
+    pub fn significand(&self, i: usize) -> Option<u64> {
+        let reg = self.regs.get(i)?;
+        let mut low = [0u8; 8];
+        low.copy_from_slice(reg.get(..8)?);
+        Some(u64::from_le_bytes(low))
+    }
+}
+
+/// FXSAVE needs a 16-byte aligned 512-byte area.
+#[repr(C, align(16))]
+struct FxArea([u8; 512]);
+
+/// Reads the whole x87 state with `fxsave` (no change to it).
+pub fn x87_state() -> X87State {
+    let mut area = FxArea([0; 512]);
+    // Safety: `fxsave` writes exactly the 512 bytes of `area`, which is
+    // 16-byte aligned and exclusively borrowed here; it changes no register
+    // (CR0.EM and CR0.TS are clear in every subject, so it does not fault).
+    unsafe {
+        core::arch::asm!("fxsave [{}]", in(reg) area.0.as_mut_ptr(), options(nostack, preserves_flags));
+    }
+    let bytes = &area.0;
+    let mut regs = [[0u8; 10]; 8];
+    for (i, reg) in regs.iter_mut().enumerate() {
+        let at = 32 + 16 * i;
+        if let Some(src) = bytes.get(at..at + 10) {
+            reg.copy_from_slice(src);
+        }
+    }
+    X87State {
+        fcw: u16::from_le_bytes([bytes[0], bytes[1]]),
+        fsw: u16::from_le_bytes([bytes[2], bytes[3]]),
+        ftw: bytes[4],
+        regs,
+    }
+}
+
+/// Leaves a marker in the x87 unit: loads control word `fcw`, pushes the
+/// 64-bit pattern `significand` as an 80-bit value (`fild` of a signed
+/// 64-bit integer is exact, so the significand keeps the pattern's bits,
+/// normalised), and pops it again. The stack is empty afterwards but the
+/// physical register keeps the value, which `fxsave` shows as ST(7).
+pub fn x87_mark(fcw: u16, significand: i64) {
+    let mut scratch: i64 = 0;
+    // Safety: reads `fcw` and `significand` and writes `scratch`, all
+    // locals passed by address and alive for the block. The x87 stack is
+    // empty on entry and exit, as the inline-assembly rules require when
+    // all eight ST registers are declared clobbered. The new control word
+    // cannot affect compiled code: the target is soft-float and never uses
+    // the x87 unit.
+    unsafe {
+        core::arch::asm!(
+            "fldcw [{fcw}]",
+            "fild qword ptr [{value}]",
+            "fistp qword ptr [{scratch}]",
+            fcw = in(reg) &fcw,
+            value = in(reg) &significand,
+            scratch = in(reg) &mut scratch,
+            out("st(0)") _, out("st(1)") _, out("st(2)") _, out("st(3)") _,
+            out("st(4)") _, out("st(5)") _, out("st(6)") _, out("st(7)") _,
+            options(nostack),
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! Booting an image in Bochs, headless, under a watchdog.
 //!
 //! Configuration per docs/building.md (measured facts in the design
-//! notes): cpu model tigerlake, `ips=10000000` (the hardware description's
+//! notes): cpu model tigerlake (a system test may name another Bochs model
+//! to check how the kernel refuses a CPU), `ips=10000000` (the hardware description's
 //! 10 MHz TSC), `ignore_bad_msrs=0`, COM1/COM2 to `com1.txt`/`com2.txt`,
 //! the SDL2 display with `SDL_VIDEODRIVER=dummy` (no window, no socket),
 //! and an rc file holding `c` and `quit` because Debian's Bochs starts in
@@ -23,11 +24,11 @@ use std::time::{Duration, Instant};
 use crate::util::Error;
 
 const BOCHSRC: &str = "\
-# Written by cargo xtask: Bochs 2.7, VT-x (tigerlake), headless.
+# Written by cargo xtask: Bochs 2.7, VT-x (@MODEL@), headless.
 megs: 256
 romimage: file=/usr/share/bochs/BIOS-bochs-latest
 vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest
-cpu: model=tigerlake, count=1, ips=10000000, reset_on_triple_fault=0, ignore_bad_msrs=0
+cpu: model=@MODEL@, count=1, ips=10000000, reset_on_triple_fault=0, ignore_bad_msrs=0
 ata0-master: type=cdrom, path=system.iso, status=inserted
 boot: cdrom
 display_library: sdl2
@@ -41,13 +42,30 @@ panic: action=fatal
 error: action=report
 ";
 
-/// Writes `bochsrc` and `dbg.rc` into `dir` (next to `system.iso`).
-pub fn write_config(dir: &Path) -> Result<(), Error> {
+/// The CPU model of every boot unless a test names another.
+pub const DEFAULT_CPU_MODEL: &str = "tigerlake";
+
+/// Whether `model` can be a Bochs CPU model name: non-empty, lowercase
+/// letters, digits and `_` only (so it cannot break the configuration
+/// line it is written into). Bochs itself rejects unknown names.
+pub fn valid_cpu_model(model: &str) -> bool {
+    !model.is_empty()
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Writes `bochsrc` (for CPU model `cpu_model`) and `dbg.rc` into `dir`
+/// (next to `system.iso`).
+pub fn write_config(dir: &Path, cpu_model: &str) -> Result<(), Error> {
+    if !valid_cpu_model(cpu_model) {
+        return Err(format!("invalid Bochs CPU model `{cpu_model}`").into());
+    }
     let write = |name: &str, text: &str| {
         let path = dir.join(name);
         fs::write(&path, text).map_err(|e| Error(format!("cannot write {}: {e}", path.display())))
     };
-    write("bochsrc", BOCHSRC)?;
+    write("bochsrc", &BOCHSRC.replace("@MODEL@", cpu_model))?;
     write("dbg.rc", "c\nquit\n")
 }
 
@@ -236,4 +254,33 @@ pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
         ending,
         wall: start.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_model_names() {
+        assert!(valid_cpu_model(DEFAULT_CPU_MODEL));
+        assert!(valid_cpu_model("core2_penryn_t9600"));
+        for bad in ["", "tigerlake, count=2", "Tigerlake", "a\nb"] {
+            assert!(!valid_cpu_model(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn config_names_the_model() {
+        let dir = std::env::temp_dir().join(format!("xtask-bochsrc-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        write_config(&dir, "core2_penryn_t9600").unwrap();
+        let rc = fs::read_to_string(dir.join("bochsrc")).unwrap();
+        assert!(
+            rc.contains("cpu: model=core2_penryn_t9600, count=1,"),
+            "{rc}"
+        );
+        assert!(!rc.contains("@MODEL@"));
+        assert!(write_config(&dir, "x, ips=1").is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

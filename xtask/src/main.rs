@@ -39,7 +39,9 @@ usage: cargo xtask <command>
 commands:
   run [SYSTEM] [--timeout SECS] [--debug] [--features F,...]
         build and boot systems/SYSTEM.xml (default: demo) in Bochs, streaming
-        COM1 and COM2 until power off, Ctrl-C or the timeout (default 120 s)
+        COM1 and COM2 until power off, Ctrl-C or the timeout (default 120 s);
+        SYSTEM may also name a system test without a policy of that name
+        (systems/SYSTEM.test.toml): its policy, on its CPU model
   image SYSTEM [--debug] [--features F,...]
         build build/SYSTEM/system.iso (and system.elf, bochsrc) only
   test [--skip-miri] [--only SYSTEM]...
@@ -52,7 +54,12 @@ commands:
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match dispatch(&args) {
+    finish(dispatch(&args))
+}
+
+/// The exit code of a command; an error is printed first (a failure code).
+fn finish(result: Result<ExitCode, Error>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("xtask: error: {error}");
@@ -110,10 +117,19 @@ fn dispatch(args: &[String]) -> Result<ExitCode, Error> {
     match command.as_str() {
         "run" => {
             let a = parse_image_args(rest)?;
-            let system = a.system.unwrap_or_else(|| "demo".to_owned());
+            let mut system = a.system.unwrap_or_else(|| "demo".to_owned());
+            let def = systest::load_for_policy(&paths, &system)?;
+            if let Some(def) = &def
+                && !paths.policy(&system).is_file()
+            {
+                system = format!("systems/{}", def.policy);
+            }
+            let cpu_model = def
+                .as_ref()
+                .map_or(bochs::DEFAULT_CPU_MODEL, |d| d.cpu_model.get_ref().as_str());
             prereq::ensure(false, Output::Inherit)?;
             let image = pipeline::build_image(&paths, &system, &a.variant, Output::Inherit)?;
-            let def = systest::load_for_policy(&paths, &system)?;
+            let dir = pipeline::boot_dir(&paths, &image, cpu_model)?;
             let options = bochs::BootOptions {
                 timeout: a.timeout,
                 stream: true,
@@ -124,7 +140,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode, Error> {
                 "xtask: booting {} in Bochs (Ctrl-C to stop)",
                 image.iso.display()
             );
-            let boot = bochs::boot(&image.dir, &options)?;
+            let boot = bochs::boot(&dir, &options)?;
             eprintln!(
                 "xtask: {} after {:.1} s",
                 boot.ending,
@@ -134,7 +150,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode, Error> {
             if let Some(def) = &def {
                 let unmet = systest::check(def, &boot.com1, &boot.com2);
                 if unmet.is_empty() {
-                    eprintln!("xtask: every expectation of systems/{system}.test.toml is met");
+                    eprintln!("xtask: every expectation of the system test is met");
                 } else {
                     ok = false;
                     for failure in unmet {

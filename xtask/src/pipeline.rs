@@ -256,8 +256,38 @@ pub fn image_from_parts(
     if !iso.is_file() {
         return Err(format!("septum pack succeeded but wrote no {}", iso.display()).into());
     }
-    bochs::write_config(&dir)?;
+    bochs::write_config(&dir, bochs::DEFAULT_CPU_MODEL)?;
     Ok(Image { dir, composed, iso })
+}
+
+/// Where a boot of `image` on Bochs CPU model `cpu_model` runs: the image
+/// directory for the default model; otherwise `build/S-MODEL/` (next to the
+/// image's `build/S/`) with a copy of the ISO and its own `bochsrc`, so a
+/// test on another model never shares serial files with the image's own
+/// test when boots run in parallel.
+pub fn boot_dir(paths: &Paths, image: &Image, cpu_model: &str) -> Result<PathBuf, Error> {
+    if cpu_model == bochs::DEFAULT_CPU_MODEL {
+        return Ok(image.dir.clone());
+    }
+    if !bochs::valid_cpu_model(cpu_model) {
+        return Err(format!("invalid Bochs CPU model `{cpu_model}`").into());
+    }
+    let stem = image
+        .dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("bad image directory {}", image.dir.display()))?;
+    let dir = util::create_dir(&paths.build.join(format!("{stem}-{cpu_model}")))?;
+    let iso = dir.join("system.iso");
+    fs::copy(&image.iso, &iso).map_err(|e| {
+        format!(
+            "cannot copy {} to {}: {e}",
+            image.iso.display(),
+            iso.display()
+        )
+    })?;
+    bochs::write_config(&dir, cpu_model)?;
+    Ok(dir)
 }
 
 /// The whole pipeline for one system.
@@ -270,4 +300,39 @@ pub fn build_image(
     build_host(paths, output)?;
     let binaries = build_subjects(paths, output)?;
     image_from_parts(paths, system, variant, &binaries, output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_dir_per_cpu_model() {
+        let root = env::temp_dir().join(format!("xtask-bootdir-{}", std::process::id()));
+        let paths = Paths {
+            build: root.join("build"),
+            host_target: root.join("target"),
+            root: root.clone(),
+        };
+        let dir = util::create_dir(&paths.build.join("demo")).unwrap();
+        fs::write(dir.join("system.iso"), b"iso").unwrap();
+        let image = Image {
+            composed: dir.join("composed"),
+            iso: dir.join("system.iso"),
+            dir: dir.clone(),
+        };
+        assert_eq!(
+            boot_dir(&paths, &image, bochs::DEFAULT_CPU_MODEL).unwrap(),
+            dir
+        );
+        let other = boot_dir(&paths, &image, "core2_penryn_t9600").unwrap();
+        assert_eq!(other, paths.build.join("demo-core2_penryn_t9600"));
+        assert_eq!(fs::read(other.join("system.iso")).unwrap(), b"iso");
+        let rc = fs::read_to_string(other.join("bochsrc")).unwrap();
+        assert!(rc.contains("cpu: model=core2_penryn_t9600,"), "{rc}");
+        assert!(other.join("dbg.rc").is_file());
+        assert!(boot_dir(&paths, &image, "bad model").is_err());
+        assert!(!paths.build.join("demo-bad model").exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::bochs::{self, BootOptions, Ending};
-use crate::pipeline::{self, Image, Paths, Variant};
+use crate::pipeline::{self, Paths, Variant};
 use crate::prereq;
 use crate::systest::{self, TestDef};
 use crate::util::{self, Error, Output};
@@ -167,7 +167,8 @@ fn parse_args(args: &[String]) -> Result<TestArgs, Error> {
 /// One boot to run: a name, an image directory and what to expect.
 struct BootJob {
     name: String,
-    image: Image,
+    /// Bochs' working directory (see [`pipeline::boot_dir`]).
+    dir: PathBuf,
     def: TestDef,
 }
 
@@ -185,7 +186,7 @@ fn run_boot(job: &BootJob) -> BootOutcome {
         stop_grace: Duration::from_secs(job.def.stop_grace),
     };
     let start = Instant::now();
-    let boot = match bochs::boot(&job.image.dir, &options) {
+    let boot = match bochs::boot(&job.dir, &options) {
         Ok(boot) => boot,
         Err(e) => {
             return BootOutcome {
@@ -214,7 +215,7 @@ fn run_boot(job: &BootJob) -> BootOutcome {
                 util::tail(text, 25)
             ));
         }
-        let log = fs::read_to_string(job.image.dir.join("bochs.log")).unwrap_or_default();
+        let log = fs::read_to_string(job.dir.join("bochs.log")).unwrap_or_default();
         let panics: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("PANIC") || l.contains("ERROR"))
@@ -227,7 +228,7 @@ fn run_boot(job: &BootJob) -> BootOutcome {
         }
         detail.push_str(&format!(
             "files: {}/{{com1.txt,com2.txt,bochs.log}}",
-            job.image.dir.display()
+            job.dir.display()
         ));
     }
     BootOutcome {
@@ -358,13 +359,15 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
             continue;
         };
         let built = r.step(&step, |out| {
-            pipeline::image_from_parts(paths, &policy, &variant, bins, out)
+            let image = pipeline::image_from_parts(paths, &policy, &variant, bins, out)?;
+            let dir = pipeline::boot_dir(paths, &image, def.cpu_model.get_ref())?;
+            Ok((image, dir))
         });
-        if let Some(image) = built {
+        if let Some((image, dir)) = built {
             if name == "demo" || check_composed.is_none() {
                 check_composed = Some(image.composed.clone());
             }
-            jobs.push(BootJob { name, image, def });
+            jobs.push(BootJob { name, dir, def });
         } else {
             // Recorded as failed; its boot cannot run.
             r.blocked(&format!("boot {name}"), &step);

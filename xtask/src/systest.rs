@@ -17,7 +17,9 @@
 //! Top level: `policy` (file in systems/), `timeout` (seconds, default 60),
 //! `stop_on` (end the boot `stop_grace` seconds, default 3, after a line
 //! containing this appears on either port: for systems that halt instead
-//! of powering off), `features` (kernel cargo features).
+//! of powering off), `features` (kernel cargo features), `cpu_model` (the
+//! Bochs CPU model, default `tigerlake`: for tests of how the kernel
+//! refuses a CPU).
 //!
 //! A malformed definition is reported as `FILE:LINE:COL: message`.
 
@@ -25,6 +27,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::pipeline::Paths;
 use crate::util::Error;
@@ -47,6 +50,9 @@ pub struct TestDef {
     /// Kernel cargo features for this test.
     #[serde(default)]
     pub features: Vec<String>,
+    /// Bochs CPU model to boot on.
+    #[serde(default = "default_cpu_model")]
+    pub cpu_model: Spanned<String>,
     /// Expectations on COM1.
     #[serde(default)]
     pub com1: PortExpect,
@@ -61,6 +67,10 @@ fn default_timeout() -> u64 {
 
 fn default_grace() -> u64 {
     3
+}
+
+fn default_cpu_model() -> Spanned<String> {
+    Spanned::new(0..0, crate::bochs::DEFAULT_CPU_MODEL.to_owned())
 }
 
 /// Expectations on one port.
@@ -111,10 +121,19 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Parses a definition; `path` is used in error messages.
 pub fn parse(path: &Path, text: &str) -> Result<TestDef, Error> {
-    toml::from_str::<TestDef>(text).map_err(|e| {
+    let def = toml::from_str::<TestDef>(text).map_err(|e| {
         let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
         Error(format!("{}:{line}:{col}: {}", path.display(), e.message()))
-    })
+    })?;
+    if !crate::bochs::valid_cpu_model(def.cpu_model.get_ref()) {
+        let (line, col) = line_col(text, def.cpu_model.span().start);
+        return Err(Error(format!(
+            "{}:{line}:{col}: `cpu_model` must be a Bochs CPU model name \
+             (lowercase letters, digits, `_`), e.g. \"core2_penryn_t9600\"",
+            path.display()
+        )));
+    }
+    Ok(def)
 }
 
 /// Every `systems/*.test.toml`, sorted by name.
@@ -258,6 +277,7 @@ max = 2
         assert_eq!(d.policy, "demo.xml");
         assert_eq!(d.timeout, 30);
         assert_eq!(d.stop_grace, 3);
+        assert_eq!(d.cpu_model.get_ref(), "tigerlake");
         assert_eq!(d.com1.count.len(), 1);
         assert_eq!(d.com2, PortExpect::default());
     }
@@ -331,6 +351,18 @@ max = 2
         .unwrap_err();
         assert!(err.0.starts_with("y.toml:3:1: "), "{}", err.0);
         assert!(err.0.contains("bogus"), "{}", err.0);
+        let err = parse(
+            Path::new("m.toml"),
+            "policy = \"a.xml\"\ncpu_model = \"x, count=2\"\n",
+        )
+        .unwrap_err();
+        assert!(err.0.starts_with("m.toml:2:13: "), "{}", err.0);
+        assert!(err.0.contains("cpu_model"), "{}", err.0);
+        let ok = parse(
+            Path::new("n.toml"),
+            "policy = \"a.xml\"\ncpu_model = \"core2_penryn_t9600\"\n",
+        );
+        assert_eq!(ok.unwrap().cpu_model.get_ref(), "core2_penryn_t9600");
         let err = parse(Path::new("z.toml"), "timeout = 5\n").unwrap_err();
         assert!(err.0.contains("policy"), "{}", err.0);
     }
