@@ -267,6 +267,15 @@ pub fn start(scheduler: Scheduler, timer_shift: u32) -> ! {
             ..GuestRegs::default()
         };
     }
+    // Every subject starts from the FNINIT state (FCW 0x37f, empty stack,
+    // MXCSR at its reset value), not from an all-zero FXSAVE area, which
+    // would unmask every x87 exception and select single precision.
+    cpu::fpu_reset();
+    let mut initial = FpuState([0; 512]);
+    fxsave(&mut initial);
+    for (slot, _) in cpu.contexts.fpu.iter_mut().zip(SPEC.subjects) {
+        *slot = initial;
+    }
     cpu.core.timer_shift = timer_shift;
     cpu.core.loaded = None;
     let scheduler = cpu.core.scheduler.insert(scheduler);
