@@ -1,0 +1,187 @@
+//! Timing: shows from inside a subject that the cyclic plan does not drift.
+//!
+//! The kernel arms the VMX-preemption timer for absolute deadlines (major
+//! frame start + minor frame end), so the start of major frame `k` is
+//! exactly `start_0 + k * P`, however long the exits in between take. This
+//! subject spins reading `rdtsc`; a jump between two consecutive reads of
+//! more than [`GAP`] cycles means the CPU was taken away and has just been
+//! given back, so the second read is a resume time. It records
+//! [`FRAMES`]` + 1` resumes (it has one minor frame per major frame, so one
+//! resume per major frame), then prints the periods between them and the
+//! deviation of resume `k` from `resume_0 + k * P`. Exit and entry costs
+//! are the same every frame, so with absolute deadlines the deviation stays
+//! bounded; a kernel that re-armed relative to its exit time would add its
+//! exit cost to every frame and the deviation would grow with `k`.
+//!
+//! `P` comes from the TSC rate the composer writes into the info page (the
+//! hardware's processor speed) and the plan's numbers, which the info page
+//! does not carry: [`TICK_RATE_HZ`], [`MAJOR_FRAME_TICKS`] and
+//! [`OFF_FRAME_TICKS`] must match `systems/timing.xml`. The subject prints
+//! the `P` it used, and the test expects that exact value; a plan changed
+//! without these constants would also show as periods that differ from `P`
+//! and a growing deviation.
+//!
+//! In Bochs the TSC advances one tick per instruction, so every number is
+//! an exact, repeatable instruction count.
+//!
+//! The same binary is the plan's other subject: without a `uart` device it
+//! is a load that spins through its whole minor frame, so both frame ends
+//! of every major frame are preemption-timer exits.
+#![no_std]
+#![no_main]
+
+use core::fmt::Write;
+
+use septum_sdk::uart::Uart;
+use septum_sdk::{Info, raise, rdtsc};
+
+septum_sdk::entry!(main);
+
+/// `tickRate` of `systems/timing.xml`: scheduling ticks per second.
+const TICK_RATE_HZ: u64 = 1000;
+/// Sum of the CPU 0 minor frames' `ticks` in `systems/timing.xml`.
+const MAJOR_FRAME_TICKS: u64 = 10;
+/// Ticks of the load subject's minor frame in `systems/timing.xml` (the
+/// time this subject is off the CPU, apart from the switch overhead).
+const OFF_FRAME_TICKS: u64 = 6;
+/// Major frames measured.
+const FRAMES: usize = 30;
+/// A gap between consecutive `rdtsc` reads above this many cycles is a
+/// deschedule: the spin loop's body is a handful of instructions, the
+/// shortest time off the CPU is the load's frame (60 000 cycles).
+const GAP: u64 = 1000;
+/// Largest deviation (cycles) from `resume_0 + k * P` accepted as no drift.
+/// Measured in Bochs: deviations between -2 and 8 cycles (periods 99 999 to
+/// 100 010), the same in every boot and not growing with `k`: the timer
+/// exit lands within a few instructions of the deadline, and where exactly
+/// depends on the spin loop's phase. The bound is eight times that, yet
+/// well below one major frame's switch overhead (362 cycles, printed as
+/// the off-CPU gap minus the load's frame), so a kernel whose frame ends
+/// slipped by its exit cost would exceed it within the first frame.
+const DEVIATION_BOUND: u64 = 64;
+
+fn main(info: Info<'static>) -> ! {
+    let Some(mut uart) = Uart::from_info(&info, "uart") else {
+        // The load: never yields, so its frame ends by the timer.
+        loop {
+            core::hint::black_box(rdtsc());
+        }
+    };
+    uart.init();
+    let poweroff = info.source_event("poweroff");
+    let tsc_khz = info.tsc_khz();
+    // Cycles per tick = tsc_khz * 1000 / TICK_RATE_HZ.
+    let cycles = |ticks: u64| {
+        ticks
+            .saturating_mul(tsc_khz)
+            .saturating_mul(1000)
+            .checked_div(TICK_RATE_HZ)
+            .unwrap_or(0)
+    };
+    let period = cycles(MAJOR_FRAME_TICKS);
+    let off_frame = cycles(OFF_FRAME_TICKS);
+    let _ = writeln!(
+        uart,
+        "timing: tsc_khz={tsc_khz} tickRate={TICK_RATE_HZ} major frame ticks={MAJOR_FRAME_TICKS} P={period}"
+    );
+    uart.flush();
+
+    let (resumes, gaps) = measure();
+    let stats = Stats::of(&resumes, &gaps, period);
+    let _ = writeln!(
+        uart,
+        "timing: P={period} periods min={} max={} max_deviation={} over {FRAMES} frames",
+        stats.period_min, stats.period_max, stats.max_deviation
+    );
+    let _ = writeln!(
+        uart,
+        "timing: deviation range {}..{}, frame 1={} frame {FRAMES}={}",
+        stats.min_deviation,
+        stats.max_signed_deviation,
+        stats.first_deviation,
+        stats.last_deviation
+    );
+    let _ = writeln!(
+        uart,
+        "timing: off-CPU gap min={} max={} = off frame {off_frame} + switch overhead {}..{}",
+        stats.gap_min,
+        stats.gap_max,
+        stats.gap_min.wrapping_sub(off_frame) as i64,
+        stats.gap_max.wrapping_sub(off_frame) as i64,
+    );
+    if stats.max_deviation <= DEVIATION_BOUND {
+        let _ = writeln!(uart, "timing: no drift (bound {DEVIATION_BOUND})");
+    } else {
+        let _ = writeln!(
+            uart,
+            "timing: DRIFT max_deviation={} > bound {DEVIATION_BOUND}",
+            stats.max_deviation
+        );
+    }
+    let _ = writeln!(uart, "timing: done");
+    uart.flush();
+    loop {
+        if let Some(event) = poweroff {
+            raise(event);
+        }
+    }
+}
+
+/// Spins until [`FRAMES`]` + 1` resumes are seen; returns their TSC values
+/// and, for each, the gap that preceded it.
+fn measure() -> ([u64; FRAMES + 1], [u64; FRAMES + 1]) {
+    let mut resumes = [0u64; FRAMES + 1];
+    let mut gaps = [0u64; FRAMES + 1];
+    let mut seen = 0;
+    let mut last = rdtsc();
+    while seen < resumes.len() {
+        let now = rdtsc();
+        let gap = now.wrapping_sub(last);
+        if gap > GAP {
+            if let (Some(resume), Some(slot)) = (resumes.get_mut(seen), gaps.get_mut(seen)) {
+                *resume = now;
+                *slot = gap;
+            }
+            seen += 1;
+        }
+        last = now;
+    }
+    (resumes, gaps)
+}
+
+struct Stats {
+    period_min: u64,
+    period_max: u64,
+    /// Largest `|resume_k - (resume_0 + k * P)|`.
+    max_deviation: u64,
+    min_deviation: i64,
+    max_signed_deviation: i64,
+    first_deviation: i64,
+    last_deviation: i64,
+    gap_min: u64,
+    gap_max: u64,
+}
+
+impl Stats {
+    fn of(resumes: &[u64; FRAMES + 1], gaps: &[u64; FRAMES + 1], period: u64) -> Self {
+        let start = resumes[0];
+        let periods = resumes.windows(2).map(|w| w[1].wrapping_sub(w[0]));
+        let deviations = resumes.iter().zip(0u64..).map(|(&resume, k)| {
+            let expected = start.wrapping_add(k.wrapping_mul(period));
+            resume.wrapping_sub(expected) as i64
+        });
+        Self {
+            period_min: periods.clone().min().unwrap_or(0),
+            period_max: periods.max().unwrap_or(0),
+            max_deviation: deviations.clone().map(i64::unsigned_abs).max().unwrap_or(0),
+            min_deviation: deviations.clone().min().unwrap_or(0),
+            max_signed_deviation: deviations.clone().max().unwrap_or(0),
+            first_deviation: deviations.clone().nth(1).unwrap_or(0),
+            last_deviation: deviations.last().unwrap_or(0),
+            // The first gap ends this subject's first wait, which may have
+            // begun mid-frame (after its start-up lines): not a full frame.
+            gap_min: gaps.iter().skip(1).copied().min().unwrap_or(0),
+            gap_max: gaps.iter().skip(1).copied().max().unwrap_or(0),
+        }
+    }
+}
