@@ -8,45 +8,39 @@
 
 use septum_abi::hypercall::MAX_EVENTS;
 
-/// A source event number (0..63) of the calling subject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SourceEventId(u8);
+/// An event number type: 0..63, checked on construction.
+macro_rules! event_number {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $name(u8);
 
-impl SourceEventId {
-    /// The event with number `number`, if it is in range.
-    pub const fn new(number: u8) -> Option<Self> {
-        if (number as usize) < MAX_EVENTS {
-            Some(Self(number))
-        } else {
-            None
+        impl $name {
+            /// The event with number `number`, if it is in range.
+            pub const fn new(number: u8) -> Option<Self> {
+                if (number as usize) < MAX_EVENTS {
+                    Some(Self(number))
+                } else {
+                    None
+                }
+            }
+
+            /// The event number.
+            pub const fn get(self) -> u8 {
+                self.0
+            }
         }
-    }
-
-    /// The event number.
-    pub const fn get(self) -> u8 {
-        self.0
-    }
+    };
 }
 
-/// A target event number (0..63): an event the subject receives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TargetEventId(u8);
-
-impl TargetEventId {
-    /// The event with number `number`, if it is in range.
-    pub const fn new(number: u8) -> Option<Self> {
-        if (number as usize) < MAX_EVENTS {
-            Some(Self(number))
-        } else {
-            None
-        }
-    }
-
-    /// The event number.
-    pub const fn get(self) -> u8 {
-        self.0
-    }
-}
+event_number!(
+    /// A source event number (0..63) of the calling subject.
+    SourceEventId
+);
+event_number!(
+    /// A target event number (0..63): an event the subject receives.
+    TargetEventId
+);
 
 /// Raises `event`. Returns when the kernel resumes the subject: at once for
 /// most events, at the next minor frame for `yield`/`sleep`, never for
