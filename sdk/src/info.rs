@@ -9,6 +9,7 @@
 //! [`crate::rt`].
 
 use septum_abi::SubjectId;
+use septum_abi::TscCycles;
 use septum_abi::VirtAddr;
 use septum_abi::info::{
     FLAG_CHANNEL_READER, FLAG_CHANNEL_WRITER, FLAG_EXECUTABLE, FLAG_WRITABLE, INFO_MAGIC,
@@ -204,6 +205,14 @@ impl<'a> Info<'a> {
         le_u64(self.page, offset::TSC_KHZ).unwrap_or(0)
     }
 
+    /// The length of the major frame the kernel runs from boot, in TSC
+    /// cycles (the same for every subject); `None` if the page does not say.
+    pub fn major_frame_cycles(&self) -> Option<TscCycles> {
+        le_u64(self.page, offset::MAJOR_FRAME_CYCLES)
+            .filter(|&cycles| cycles != 0)
+            .map(TscCycles)
+    }
+
     /// Every resource record, in page order.
     pub fn resources(&self) -> impl Iterator<Item = Resource<'a>> + 'a {
         let page = self.page;
@@ -335,6 +344,7 @@ mod tests {
             page[12..14].copy_from_slice(&7u16.to_le_bytes());
             page[16..16 + name.len()].copy_from_slice(name.as_bytes());
             page[80..88].copy_from_slice(&10_000u64.to_le_bytes());
+            page[88..96].copy_from_slice(&100_000u64.to_le_bytes());
             Self { page, count: 0 }
         }
 
@@ -386,7 +396,21 @@ mod tests {
         assert_eq!(info.name(), "console");
         assert_eq!(info.subject_id(), SubjectId(7));
         assert_eq!(info.tsc_khz(), 10_000);
+        assert_eq!(info.major_frame_cycles(), Some(TscCycles(100_000)));
         assert_eq!(info.resources().count(), 7);
+    }
+
+    #[test]
+    fn zero_major_frame_is_unknown() {
+        let mut page = [0u8; INFO_PAGE_SIZE];
+        page.copy_from_slice(sample().bytes());
+        page[88..96].fill(0);
+        assert_eq!(Info::parse(&page).unwrap().major_frame_cycles(), None);
+        page[88..96].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            Info::parse(&page).unwrap().major_frame_cycles(),
+            Some(TscCycles(u64::MAX))
+        );
     }
 
     #[test]
@@ -519,6 +543,7 @@ mod tests {
             page[14..16].copy_from_slice(&count.to_le_bytes());
             if let Ok(info) = Info::parse(&page) {
                 let _ = info.name();
+                let _ = info.major_frame_cycles();
                 for r in info.resources() {
                     let name = core::str::from_utf8(r.name_bytes()).unwrap_or("");
                     let _ = info.memory(name);

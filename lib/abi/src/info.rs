@@ -13,9 +13,15 @@
 //!     14     2  resource count   (<= MAX_RESOURCES)
 //!     16    64  subject name     (UTF-8, zero padded)
 //!     80     8  TSC rate in kHz
-//!     88     8  reserved (0)
+//!     88     8  major frame length in TSC cycles
 //!     96  64*n  resources
 //! ```
+//!
+//! The major frame length is that of the first major frame, the plan the
+//! kernel runs from boot, so it is the same on every subject's page. With
+//! it a subject knows its period without keeping its own copy of the
+//! policy's `tickRate` and frame ticks, which could silently fall out of
+//! step with the policy. 0 means the page does not say.
 //!
 //! Each resource is 64 bytes:
 //!
@@ -66,6 +72,8 @@ pub mod offset {
     pub const NAME: usize = 16;
     /// `u64` TSC rate in kHz.
     pub const TSC_KHZ: usize = 80;
+    /// `u64` length of the first major frame in TSC cycles.
+    pub const MAJOR_FRAME_CYCLES: usize = 88;
 }
 
 /// Offsets inside one resource record.

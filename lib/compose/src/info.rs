@@ -5,12 +5,17 @@
 //! reads it. Names that do not fit the fixed-size fields and subjects with
 //! more resources than one page holds are refused here, rather than
 //! truncated, so a subject never looks up a name that silently changed.
+//!
+//! The major frame length is written by [`set_major_frame_cycles`], apart
+//! from [`info_page`], because the plan is composed after the subjects'
+//! address spaces (their pages are placed first); it is the same value on
+//! every page.
 
 use septum_abi::info::{
     INFO_MAGIC, INFO_PAGE_SIZE, INFO_VERSION, MAX_RESOURCE_NAME, MAX_RESOURCES, MAX_SUBJECT_NAME,
     NO_EVENT, RESOURCE_SIZE, RESOURCES_OFFSET, ResourceKind, offset, resource_offset,
 };
-use septum_abi::{SubjectId, VirtAddr};
+use septum_abi::{SubjectId, TscCycles, VirtAddr};
 
 /// One resource record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +73,9 @@ pub enum InfoError {
     /// Too many resources.
     #[error("{0} resources do not fit in the info page (at most {MAX_RESOURCES})")]
     TooMany(usize),
+    /// A buffer that is not a whole info page.
+    #[error("{0} bytes are not an info page ({INFO_PAGE_SIZE} bytes)")]
+    NotAPage(usize),
 }
 
 /// The 4 KiB page.
@@ -103,6 +111,23 @@ pub fn info_page(header: &InfoHeader<'_>, resources: &[Resource]) -> Result<Vec<
         put(base + resource_offset::SIZE, &r.size.to_le_bytes());
     }
     Ok(page)
+}
+
+/// Write the length of the boot major frame into a page made by
+/// [`info_page`].
+pub fn set_major_frame_cycles(page: &mut [u8], cycles: TscCycles) -> Result<(), InfoError> {
+    if page.len() != INFO_PAGE_SIZE {
+        return Err(InfoError::NotAPage(page.len()));
+    }
+    page[offset::MAJOR_FRAME_CYCLES..offset::MAJOR_FRAME_CYCLES + 8]
+        .copy_from_slice(&cycles.get().to_le_bytes());
+    Ok(())
+}
+
+/// The major frame length a page carries (0 if none was written).
+pub fn major_frame_cycles_of(page: &[u8]) -> Option<TscCycles> {
+    let field = page.get(offset::MAJOR_FRAME_CYCLES..offset::MAJOR_FRAME_CYCLES + 8)?;
+    Some(TscCycles(u64::from_le_bytes(field.try_into().ok()?)))
 }
 
 /// Read a page back (tests, `septum inspect`-style tools).
@@ -157,7 +182,7 @@ mod tests {
         let mut chan = Resource::new("out", ResourceKind::Channel, 0x5000_0000, 0x1000);
         chan.flags = FLAG_CHANNEL_WRITER | FLAG_WRITABLE;
         chan.event = 2;
-        let page = info_page(
+        let mut page = info_page(
             &InfoHeader {
                 id: SubjectId(3),
                 name: "producer",
@@ -175,6 +200,14 @@ mod tests {
         assert_eq!(page[14..16], 2u16.to_le_bytes());
         assert_eq!(&page[16..24], b"producer");
         assert_eq!(page[80..88], 10_000u64.to_le_bytes());
+        assert_eq!(
+            page[88..96],
+            [0; 8],
+            "no major frame until the plan is known"
+        );
+        set_major_frame_cycles(&mut page, TscCycles(100_000)).unwrap();
+        assert_eq!(page[88..96], 100_000u64.to_le_bytes());
+        assert_eq!(major_frame_cycles_of(&page), Some(TscCycles(100_000)));
         let second = 96 + 64;
         assert_eq!(&page[second..second + 3], b"out");
         assert_eq!(page[second + 32], 2, "kind channel");
@@ -202,5 +235,11 @@ mod tests {
             info_page(&h, &many),
             Err(InfoError::TooMany(MAX_RESOURCES + 1))
         );
+        let mut short = vec![0u8; 95];
+        assert_eq!(
+            set_major_frame_cycles(&mut short, TscCycles(1)),
+            Err(InfoError::NotAPage(95))
+        );
+        assert_eq!(major_frame_cycles_of(&short), None);
     }
 }

@@ -677,6 +677,15 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     placer.regions[kpt].content = kernel.to_bytes(kernel_pml4);
 
     let schedule = schedule(input, cpu_count as usize).map_err(|e| e.at(Origin::Scheduling))?;
+    // Every info page carries the boot major frame's length, known only now.
+    let boot_major = schedule
+        .major_frames
+        .first()
+        .map_or(TscCycles(0), |m| m.length);
+    for f in &fixed {
+        info::set_major_frame_cycles(&mut placer.regions[f.info].content, boot_major)
+            .map_err(|e| error(format!("info page: {e}")))?;
+    }
     let console = &input.hardware.devices[input.debug_console];
     let Some(uart) = console.io_ports.first() else {
         return fail(format!(

@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
+use septum_abi::TscCycles;
 use septum_abi::info::{FLAG_CHANNEL_READER, FLAG_CHANNEL_WRITER, FLAG_WRITABLE, ResourceKind};
 use septum_abi::layout::{KERNEL_DATA, KERNEL_RODATA, KERNEL_TEXT};
 use septum_compose::bitmaps::io_port_exits;
@@ -199,6 +200,16 @@ fn info_pages_list_resources_by_name() {
     let page = bytes(region(&c, "console|info"));
     let (id, name, khz, resources) = info::parse_info_page(&page).unwrap();
     assert_eq!((id, name.as_str(), khz), (1, "console", 10_000));
+    // Every page carries the boot major frame: 30 ticks at 1000 Hz, 10 MHz.
+    for s in &c.subjects {
+        let page = bytes(region(&c, &format!("{}|info", s.name)));
+        assert_eq!(
+            info::major_frame_cycles_of(&page),
+            Some(TscCycles(300_000)),
+            "{}",
+            s.name
+        );
+    }
     let by_name: HashMap<_, _> = resources.iter().map(|r| (r.name.as_str(), r)).collect();
     let table = by_name["table"];
     assert_eq!(

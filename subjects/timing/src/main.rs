@@ -13,13 +13,13 @@
 //! bounded; a kernel that re-armed relative to its exit time would add its
 //! exit cost to every frame and the deviation would grow with `k`.
 //!
-//! `P` comes from the TSC rate the composer writes into the info page (the
-//! hardware's processor speed) and the plan's numbers, which the info page
-//! does not carry: [`TICK_RATE_HZ`], [`MAJOR_FRAME_TICKS`] and
-//! [`OFF_FRAME_TICKS`] must match `systems/timing.xml`. The subject prints
-//! the `P` it used, and the test expects that exact value; a plan changed
-//! without these constants would also show as periods that differ from `P`
-//! and a growing deviation.
+//! `P` is the boot major frame's length in TSC cycles, which the composer
+//! writes into the info page from the policy's plan, so the subject holds
+//! no copy of the plan's numbers that could fall out of step with it. The
+//! subject prints the `P` it read, and the test expects that exact value
+//! (10 ticks at `tickRate` 1000 on a 10 000 kHz TSC): a composer that
+//! computed it wrongly fails there, and a kernel that ran a different plan
+//! would show periods that differ from `P` and a growing deviation.
 //!
 //! In Bochs the TSC advances one tick per instruction, so every number is
 //! an exact, repeatable instruction count.
@@ -33,17 +33,10 @@
 use core::fmt::Write;
 
 use septum_sdk::uart::Uart;
-use septum_sdk::{Info, raise, rdtsc};
+use septum_sdk::{Info, SourceEventId, raise, rdtsc};
 
 septum_sdk::entry!(main);
 
-/// `tickRate` of `systems/timing.xml`: scheduling ticks per second.
-const TICK_RATE_HZ: u64 = 1000;
-/// Sum of the CPU 0 minor frames' `ticks` in `systems/timing.xml`.
-const MAJOR_FRAME_TICKS: u64 = 10;
-/// Ticks of the load subject's minor frame in `systems/timing.xml` (the
-/// time this subject is off the CPU, apart from the switch overhead).
-const OFF_FRAME_TICKS: u64 = 6;
 /// Major frames measured.
 const FRAMES: usize = 30;
 /// A gap between consecutive `rdtsc` reads above this many cycles is a
@@ -51,12 +44,12 @@ const FRAMES: usize = 30;
 /// shortest time off the CPU is the load's frame (60 000 cycles).
 const GAP: u64 = 1000;
 /// Largest deviation (cycles) from `resume_0 + k * P` accepted as no drift.
-/// Measured in Bochs: deviations between -2 and 8 cycles (periods 99 999 to
+/// Measured in Bochs: deviations between -8 and 2 cycles (periods 99 999 to
 /// 100 010), the same in every boot and not growing with `k`: the timer
 /// exit lands within a few instructions of the deadline, and where exactly
 /// depends on the spin loop's phase. The bound is eight times that, yet
-/// well below one major frame's switch overhead (362 cycles, printed as
-/// the off-CPU gap minus the load's frame), so a kernel whose frame ends
+/// well below one major frame's switch overhead (362 cycles: the off-CPU
+/// gap minus the load's 60 000-cycle frame), so a kernel whose frame ends
 /// slipped by its exit cost would exceed it within the first frame.
 const DEVIATION_BOUND: u64 = 64;
 
@@ -70,20 +63,13 @@ fn main(info: Info<'static>) -> ! {
     uart.init();
     let poweroff = info.source_event("poweroff");
     let tsc_khz = info.tsc_khz();
-    // Cycles per tick = tsc_khz * 1000 / TICK_RATE_HZ.
-    let cycles = |ticks: u64| {
-        ticks
-            .saturating_mul(tsc_khz)
-            .saturating_mul(1000)
-            .checked_div(TICK_RATE_HZ)
-            .unwrap_or(0)
+    let Some(period) = info.major_frame_cycles().map(|p| p.get()) else {
+        // Nothing to measure against: say so, and stop without a verdict.
+        let _ = writeln!(uart, "timing: the info page has no major frame length");
+        uart.flush();
+        power_off(poweroff);
     };
-    let period = cycles(MAJOR_FRAME_TICKS);
-    let off_frame = cycles(OFF_FRAME_TICKS);
-    let _ = writeln!(
-        uart,
-        "timing: tsc_khz={tsc_khz} tickRate={TICK_RATE_HZ} major frame ticks={MAJOR_FRAME_TICKS} P={period}"
-    );
+    let _ = writeln!(uart, "timing: tsc_khz={tsc_khz} major frame P={period}");
     uart.flush();
 
     let (resumes, gaps) = measure();
@@ -103,11 +89,8 @@ fn main(info: Info<'static>) -> ! {
     );
     let _ = writeln!(
         uart,
-        "timing: off-CPU gap min={} max={} = off frame {off_frame} + switch overhead {}..{}",
-        stats.gap_min,
-        stats.gap_max,
-        stats.gap_min.wrapping_sub(off_frame) as i64,
-        stats.gap_max.wrapping_sub(off_frame) as i64,
+        "timing: off-CPU gap min={} max={}",
+        stats.gap_min, stats.gap_max
     );
     if stats.max_deviation <= DEVIATION_BOUND {
         let _ = writeln!(uart, "timing: no drift (bound {DEVIATION_BOUND})");
@@ -120,6 +103,11 @@ fn main(info: Info<'static>) -> ! {
     }
     let _ = writeln!(uart, "timing: done");
     uart.flush();
+    power_off(poweroff)
+}
+
+/// Raises the `poweroff` event, if the subject has one, for ever.
+fn power_off(poweroff: Option<SourceEventId>) -> ! {
     loop {
         if let Some(event) = poweroff {
             raise(event);
