@@ -146,19 +146,12 @@ fn root_fault_probe() {
     kprintln!("septum: root-fault probe did not fault: kernel text is writable");
 }
 
-#[cfg(not(debug_assertions))]
-unsafe extern "C" {
-    /// Defined nowhere: a surviving panic path makes the link fail.
-    fn septum_panic_is_reachable() -> !;
-}
-
-/// Release builds: a panic path must not survive optimisation.
+/// Release builds: a panic path must not survive optimisation (the handler
+/// calls a function defined nowhere, see `arch::x86_64::no_panic`).
 #[cfg(not(debug_assertions))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    // Safety: never executed: if a call to this handler survives, the link
-    // fails because the function does not exist.
-    unsafe { septum_panic_is_reachable() }
+    arch::x86_64::no_panic::unreachable_panic()
 }
 
 /// Debug builds: report and stop fail-closed.
