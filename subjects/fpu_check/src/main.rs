@@ -30,7 +30,7 @@ fn first_dirty(state: &X87State) -> Option<(usize, u64)> {
 }
 
 fn main(info: Info<'static>) -> ! {
-    let mut report = attack::Report::open(&info);
+    let mut report = attacker::Report::open(&info);
     let start = probe::x87_state();
     let dirty = first_dirty(&start);
     report.say(format_args!(
@@ -66,5 +66,5 @@ fn main(info: Info<'static>) -> ! {
             )),
         }
     }
-    attack::park(&info)
+    attacker::park(&info)
 }

@@ -26,7 +26,7 @@ pub const MARK_VALUE: i64 = 0x5e97_a11e_d0c5_f00d;
 const RUNS: u32 = 6;
 
 fn main(info: Info<'static>) -> ! {
-    let mut report = attack::Report::open(&info);
+    let mut report = attacker::Report::open(&info);
     probe::x87_mark(MARK_FCW, MARK_VALUE);
     let mine = probe::x87_state();
     report.say(format_args!(
@@ -50,5 +50,5 @@ fn main(info: Info<'static>) -> ! {
             ));
         }
     }
-    attack::park(&info)
+    attacker::park(&info)
 }

@@ -1,11 +1,12 @@
-//! What every isolation attacker shares.
+//! What every isolation probe subject shares: its report line and parking.
 //!
-//! An attacker announces on its `report` channel what it is about to try
-//! (the victim prints each line on COM1), tries it once, and reports a
-//! success line only if the kernel let the forbidden access through: the
-//! system tests require the announcement and forbid the success line. It
-//! then parks, yielding its frames forever. The attack itself is the only
-//! thing an attacker's `main` writes.
+//! A probe announces on its `report` channel what it is about to try (the
+//! victim prints each line on COM1), tries it, and reports a success line
+//! only if the kernel let the forbidden access through: the system tests
+//! require the announcement and forbid the success line. It then parks,
+//! yielding its frames forever. The `attacker` binary of this crate
+//! (`src/main.rs`) and the FPU probes (`fpu_mark`, `fpu_check`) use it, so
+//! a probe's own code is only what it tries.
 #![no_std]
 
 use core::fmt::{Arguments, Write};
@@ -15,7 +16,7 @@ use septum_sdk::channel::{Format, Writer};
 use septum_sdk::text::TextBuf;
 use septum_sdk::{Info, raise, rdtsc};
 
-/// The attacker's line to the victim (its `report` channel writer).
+/// The probe's line to the victim (its `report` channel writer).
 pub struct Report {
     writer: Option<Writer<'static>>,
 }
