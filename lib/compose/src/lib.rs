@@ -114,6 +114,6 @@ fn finish(
             layers.violations.join("; ")
         )));
     }
-    let spec = specgen::spec_source(&composition).map_err(|e| Failure::Compose(e.0))?;
+    let spec = specgen::spec_source(&composition);
     Ok(Composed { composition, spec })
 }

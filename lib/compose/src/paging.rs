@@ -68,6 +68,29 @@ pub mod ept {
     pub const LARGE_PAGE: u64 = 1 << 7;
 }
 
+/// The memory type number of a policy caching attribute.
+///
+/// A trait because the caching enum is the policy crate's own type
+/// (`septum_policy::model::Caching`) and the number is a paging fact.
+pub trait MemoryType {
+    /// Memory type encoding shared by EPT leaf entries and MTRRs (SDM Vol.
+    /// 3A 12.3, Table 12-2; EPT bits 5:3 use the same numbers, SDM 29.3.7).
+    fn memory_type(self) -> u64;
+}
+
+impl MemoryType for septum_policy::model::Caching {
+    fn memory_type(self) -> u64 {
+        use septum_policy::model::Caching;
+        match self {
+            Caching::Uc => 0,
+            Caching::Wc => 1,
+            Caching::Wt => 4,
+            Caching::Wp => 5,
+            Caching::Wb => 6,
+        }
+    }
+}
+
 /// Entry format of a set of tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

@@ -13,7 +13,9 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use crate::system::{Composition, MappingKind, SourceAction};
+use septum_kerncore::spec::SourceEvent;
+
+use crate::system::{Composition, MappingKind, on_fault_name, policy_action};
 
 fn hex(v: u64) -> String {
     format!("{v:#x}")
@@ -28,18 +30,18 @@ fn rights(readable: bool, writable: bool, executable: bool) -> String {
     )
 }
 
-fn target_of(c: &Composition, action: SourceAction) -> (String, Option<u8>) {
+fn target_of(c: &Composition, action: SourceEvent) -> (String, Option<u8>) {
     match action {
-        SourceAction::Async {
+        SourceEvent::Async {
             target,
             target_event,
         }
-        | SourceAction::Switch {
+        | SourceEvent::Switch {
             target,
             target_event,
         } => (c.subjects[target.index()].name.clone(), Some(target_event)),
-        SourceAction::SelfEvent { target_event } => ("(self)".into(), Some(target_event)),
-        SourceAction::Kernel(a) => (format!("kernel:{}", a.name()), None),
+        SourceEvent::SelfEvent { target_event } => ("(self)".into(), Some(target_event)),
+        SourceEvent::Kernel(a) => (format!("kernel:{}", policy_action(a).as_str()), None),
     }
 }
 
@@ -69,7 +71,7 @@ fn all_regions(c: &Composition) -> Vec<(String, u64, u64, &'static str, String)>
             r.name.clone(),
             r.start.get(),
             r.size,
-            r.caching.name(),
+            r.caching.as_str(),
             kind,
         ));
     }
@@ -121,7 +123,7 @@ pub fn json_report(c: &Composition) -> Value {
                         "physical": hex(m.physical.get()),
                         "size": m.size,
                         "rights": rights(true, m.writable, m.executable),
-                        "caching": c.regions[m.region].caching.name(),
+                        "caching": c.regions[m.region].caching.as_str(),
                     })
                 })
                 .collect();
@@ -130,7 +132,7 @@ pub fn json_report(c: &Composition) -> Value {
                 "name": s.name,
                 "cpu": s.cpu,
                 "vpid": s.vpid,
-                "on_fault": s.on_fault,
+                "on_fault": on_fault_name(s.fault_action),
                 "entry": hex(s.entry.get()),
                 "cr3": hex(s.cr3.get()),
                 "eptp": hex(s.eptp),
@@ -152,7 +154,7 @@ pub fn json_report(c: &Composition) -> Value {
                     "source_id": e.id,
                     "logical": e.logical,
                     "event": e.event,
-                    "mode": e.mode,
+                    "mode": e.mode.as_str(),
                     "target": target,
                     "target_id": target_id,
                     "vector": e.vector,
@@ -272,7 +274,7 @@ pub fn text_report(c: &Composition) -> String {
             s.entry.get(),
             s.cr3.get(),
             s.eptp,
-            s.on_fault.name()
+            on_fault_name(s.fault_action)
         );
         let _ = writeln!(
             o,
@@ -291,7 +293,7 @@ pub fn text_report(c: &Composition) -> String {
                 m.physical.get(),
                 m.size,
                 rights(true, m.writable, m.executable),
-                c.regions[m.region].caching.name(),
+                c.regions[m.region].caching.as_str(),
                 kind_name(m.kind),
                 m.name
             );
@@ -312,7 +314,7 @@ pub fn text_report(c: &Composition) -> String {
                 s.name,
                 e.id,
                 e.event,
-                e.mode.name(),
+                e.mode.as_str(),
                 target,
                 tid.map_or("-".into(), |t| t.to_string()),
                 e.vector.map_or("-".into(), |v| v.to_string())

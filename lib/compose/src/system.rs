@@ -26,14 +26,17 @@ use septum_abi::info::{
 };
 use septum_abi::layout::{self, KERNEL_DATA, KERNEL_RODATA, KERNEL_TEXT};
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
+use septum_kerncore::spec::{self, FaultAction, Owned, SourceEvent};
 
 use crate::PAGE_SIZE;
 use crate::alloc::{AllocError, KERNEL_WINDOWS, PhysAllocator};
 use crate::bitmaps;
 use crate::elf::round_up;
 use crate::info::{self, InfoHeader, Resource};
-use crate::input::{Caching, EventMode, KernelActionKind, OnFault, SubjectInput, SystemInput};
-use crate::paging::{EptTables, Format, GuestTables, KernelTables, LARGE_PAGE_SIZE, Rights};
+use crate::input::{Caching, EventMode, KernelAction, OnFault, SubjectInput, SystemInput};
+use crate::paging::{
+    EptTables, Format, GuestTables, KernelTables, LARGE_PAGE_SIZE, MemoryType, Rights,
+};
 use crate::vmx;
 
 /// A composition failure. Policies that passed validation normally compose;
@@ -181,31 +184,51 @@ pub struct Mapping {
     pub kind: MappingKind,
 }
 
-/// A resolved source event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SourceAction {
-    /// Mark pending at the target (`ipi` events too: this kernel version
-    /// runs one CPU, so there is nobody to interrupt).
-    Async {
-        /// Target subject.
-        target: SubjectId,
-        /// Target event number.
-        target_event: u8,
-    },
-    /// Mark pending and switch to the target.
-    Switch {
-        /// Target subject.
-        target: SubjectId,
-        /// Target event number.
-        target_event: u8,
-    },
-    /// Mark pending on the subject itself.
-    SelfEvent {
-        /// Target event number.
-        target_event: u8,
-    },
-    /// A kernel action.
-    Kernel(KernelActionKind),
+/// The kernel's action for a policy kernel action.
+///
+/// Fails for an action this kernel version does not implement
+/// (`unmask_irq`), naming it.
+pub fn kernel_action(action: KernelAction) -> Result<spec::KernelAction, String> {
+    Ok(match action {
+        KernelAction::Yield => spec::KernelAction::Yield,
+        KernelAction::Sleep => spec::KernelAction::Sleep,
+        KernelAction::Poweroff => spec::KernelAction::Poweroff,
+        KernelAction::Reboot => spec::KernelAction::Reboot,
+        KernelAction::Panic => spec::KernelAction::SystemPanic,
+        KernelAction::UnmaskIrq => {
+            return Err(format!(
+                "kernel action \"{}\" is not supported by this kernel version",
+                action.as_str()
+            ));
+        }
+    })
+}
+
+/// The policy action a kernel action came from (for the report).
+pub const fn policy_action(action: spec::KernelAction) -> KernelAction {
+    match action {
+        spec::KernelAction::Yield => KernelAction::Yield,
+        spec::KernelAction::Sleep => KernelAction::Sleep,
+        spec::KernelAction::Poweroff => KernelAction::Poweroff,
+        spec::KernelAction::Reboot => KernelAction::Reboot,
+        spec::KernelAction::SystemPanic => KernelAction::Panic,
+    }
+}
+
+/// The kernel's fault action for the policy's `onFault`.
+pub const fn fault_action(on_fault: OnFault) -> FaultAction {
+    match on_fault {
+        OnFault::StopSystem => FaultAction::StopSystem,
+        OnFault::StopSubject => FaultAction::StopSubject,
+    }
+}
+
+/// The policy's `onFault` spelling of a fault action (for the report).
+pub const fn on_fault_name(action: FaultAction) -> &'static str {
+    match action {
+        FaultAction::StopSystem => "stopSystem",
+        FaultAction::StopSubject => "stopSubject",
+    }
 }
 
 /// One source event of a subject, with what the report shows about it.
@@ -219,8 +242,10 @@ pub struct SourceEventOut {
     pub event: String,
     /// Mode.
     pub mode: EventMode,
-    /// Resolution.
-    pub action: SourceAction,
+    /// What the kernel does when the subject raises it (`async` and `ipi`
+    /// events both become [`SourceEvent::Async`]: this kernel version runs
+    /// one CPU, so there is nobody to interrupt).
+    pub action: SourceEvent,
     /// Vector injected at the target, if any.
     pub vector: Option<u8>,
 }
@@ -238,16 +263,18 @@ pub struct SubjectOut {
     pub vmcs: PhysAddr,
     /// EPT pointer.
     pub eptp: u64,
-    /// I/O bitmap A (B follows at +4 KiB).
+    /// I/O bitmap A (ports 0x0000-0x7fff).
     pub io_bitmap_a: PhysAddr,
+    /// I/O bitmap B (ports 0x8000-0xffff), the page after A.
+    pub io_bitmap_b: PhysAddr,
     /// MSR bitmap.
     pub msr_bitmap: PhysAddr,
     /// Entry point.
     pub entry: VirtAddr,
     /// Guest CR3.
     pub cr3: GuestPhysAddr,
-    /// Fault action.
-    pub on_fault: OnFault,
+    /// What the kernel does on an unrouted exit.
+    pub fault_action: FaultAction,
     /// Every mapping (virtual and EPT-only).
     pub mappings: Vec<Mapping>,
     /// Source events by number.
@@ -336,24 +363,13 @@ pub struct Composition {
     pub device_owners: Vec<(String, String, String)>,
 }
 
-/// An image region as the kernel checks it: name, start, size.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageRegionOut {
-    /// Name.
-    pub name: String,
-    /// Start.
-    pub start: PhysAddr,
-    /// Size.
-    pub size: u64,
-}
-
 impl Composition {
     /// Every region the image occupies: the kernel windows, then every
     /// composed region in address order.
-    pub fn image_regions(&self) -> Vec<ImageRegionOut> {
+    pub fn image_regions(&self) -> Vec<spec::ImageRegion<Owned>> {
         let mut out: Vec<_> = KERNEL_WINDOWS
             .iter()
-            .map(|(name, w)| ImageRegionOut {
+            .map(|(name, w)| spec::ImageRegion {
                 name: (*name).into(),
                 start: w.start,
                 size: w.size,
@@ -361,7 +377,7 @@ impl Composition {
             .collect();
         let mut sorted: Vec<&Region> = self.regions.iter().collect();
         sorted.sort_by_key(|r| r.start);
-        out.extend(sorted.into_iter().map(|r| ImageRegionOut {
+        out.extend(sorted.into_iter().map(|r| spec::ImageRegion {
             name: r.name.clone(),
             start: r.start,
             size: r.size,
@@ -502,7 +518,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         let i = placer.place(
             format!("kernel|vmxon|{cpu}"),
             PAGE_SIZE,
-            Caching::WB,
+            Caching::Wb,
             RegionKind::Vmxon,
             vec![],
         )?;
@@ -515,7 +531,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         let vmcs = placer.place(
             format!("{n}|vmcs"),
             PAGE_SIZE,
-            Caching::WB,
+            Caching::Wb,
             RegionKind::Vmcs,
             vec![],
         )?;
@@ -526,28 +542,28 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         let io = placer.place(
             format!("{n}|iobm"),
             2 * PAGE_SIZE,
-            Caching::WB,
+            Caching::Wb,
             RegionKind::IoBitmaps,
             bitmaps::io_bitmaps(ports),
         )?;
         let msr = placer.place(
             format!("{n}|msrbm"),
             PAGE_SIZE,
-            Caching::WB,
+            Caching::Wb,
             RegionKind::MsrBitmap,
             bitmaps::msr_bitmap(),
         )?;
         let info = placer.place(
             format!("{n}|info"),
             PAGE_SIZE,
-            Caching::WB,
+            Caching::Wb,
             RegionKind::InfoPage,
             vec![],
         )?;
         let stack = placer.place(
             format!("{n}|stack"),
             s.stack_size,
-            Caching::WB,
+            Caching::Wb,
             RegionKind::Stack,
             vec![],
         )?;
@@ -565,7 +581,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
             segments.push(placer.place(
                 name,
                 seg.mem_size,
-                Caching::WB,
+                Caching::Wb,
                 RegionKind::Program,
                 seg.data.clone(),
             )?);
@@ -597,7 +613,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         channel_index.push(placer.place(
             c.name.clone(),
             c.size,
-            Caching::WB,
+            Caching::Wb,
             RegionKind::Channel,
             vec![],
         )?);
@@ -635,7 +651,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
             VirtAddr(start.get()),
             start,
             size,
-            rights(w, x, Caching::WB),
+            rights(w, x, Caching::Wb),
         )
         .map_err(|e| error(format!("kernel page tables: {e}")))
     };
@@ -669,7 +685,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     let kpt = placer.place(
         "kernel|pt".into(),
         kernel.page_count() as u64 * PAGE_SIZE,
-        Caching::WB,
+        Caching::Wb,
         RegionKind::KernelPageTables,
         vec![],
     )?;
@@ -914,7 +930,7 @@ fn compose_subject(
     let pt_region = placer.place(
         format!("{}|pt", s.name),
         pt_pages * PAGE_SIZE,
-        Caching::WB,
+        Caching::Wb,
         RegionKind::GuestPageTables,
         guest.to_bytes(pt_gpa),
     )?;
@@ -946,7 +962,7 @@ fn compose_subject(
     let ept_region = placer.place(
         format!("{}|ept", s.name),
         ept_pages * PAGE_SIZE,
-        Caching::WB,
+        Caching::Wb,
         RegionKind::Ept,
         vec![],
     )?;
@@ -973,10 +989,11 @@ fn compose_subject(
         vmcs: placer.regions[f.vmcs].start,
         eptp: ept_root.get() | vmx::EPTP_FLAGS,
         io_bitmap_a: placer.regions[f.io].start,
+        io_bitmap_b: PhysAddr(placer.regions[f.io].start.get() + PAGE_SIZE),
         msr_bitmap: placer.regions[f.msr].start,
         entry: s.image.entry,
         cr3: pt_gpa,
-        on_fault: s.on_fault,
+        fault_action: fault_action(s.on_fault),
         mappings,
         source_events,
         resources,
@@ -1019,7 +1036,13 @@ fn resolve_events(
         let event = &input.events[e.event];
         let (action, vector) = match event.mode {
             EventMode::Kernel => match event.action {
-                Some(a) => (SourceAction::Kernel(a), None),
+                Some(a) => (
+                    SourceEvent::Kernel(
+                        kernel_action(a)
+                            .map_err(|e| error(format!("subject \"{}\": {e}", s.name)))?,
+                    ),
+                    None,
+                ),
                 None => {
                     return fail(format!(
                         "event \"{}\": kernel event without action",
@@ -1033,20 +1056,18 @@ fn resolve_events(
                 };
                 let t = SubjectId(target as u16);
                 let action = match mode {
-                    EventMode::Switch => SourceAction::Switch {
+                    EventMode::Switch => SourceEvent::Switch {
                         target: t,
                         target_event,
                     },
-                    EventMode::SelfEvent if target == si => {
-                        SourceAction::SelfEvent { target_event }
-                    }
+                    EventMode::SelfEvent if target == si => SourceEvent::SelfEvent { target_event },
                     EventMode::SelfEvent => {
                         return fail(format!(
                             "self event \"{}\" targets another subject \"{}\"",
                             event.name, input.subjects[target].name
                         ));
                     }
-                    _ => SourceAction::Async {
+                    _ => SourceEvent::Async {
                         target: t,
                         target_event,
                     },
@@ -1080,11 +1101,11 @@ fn resolve_events(
         };
         let target = SubjectId(ri as u16);
         let action = match mode {
-            EventMode::Switch => SourceAction::Switch {
+            EventMode::Switch => SourceEvent::Switch {
                 target,
                 target_event,
             },
-            _ => SourceAction::Async {
+            _ => SourceEvent::Async {
                 target,
                 target_event,
             },

@@ -11,6 +11,8 @@
 //! counters, I/O ports and MSRs not granted) exits to the kernel, and the
 //! VMX-preemption timer bounds how long it runs.
 
+use septum_kerncore::spec::{Segment, VmxControls};
+
 /// Pin-based VM-execution controls (SDM 25.6.1, Table 25-5).
 pub mod pin {
     /// External-interrupt exiting.
@@ -118,32 +120,11 @@ pub const EPTP_FLAGS: u64 = (3 << 3) | 6;
 /// 13.12.4, so the EPT memory type alone decides.
 pub const GUEST_PAT: u64 = 0x0007_0406_0007_0406;
 
-/// The controls of a native subject, as the spec's `VmxControls` wants them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Controls {
-    /// Pin-based.
-    pub pin: u32,
-    /// Primary processor-based.
-    pub proc: u32,
-    /// Secondary processor-based.
-    pub proc2: u32,
-    /// VM-exit.
-    pub exit: u32,
-    /// VM-entry.
-    pub entry: u32,
-    /// Exception bitmap.
-    pub exception_bitmap: u32,
-    /// CR0 guest/host mask.
-    pub cr0_mask: u64,
-    /// CR4 guest/host mask.
-    pub cr4_mask: u64,
-}
-
 /// Controls for every native 64-bit subject. Exception bitmap all ones:
 /// every exception exits (a native subject has no IDT of its own). CR0/CR4
 /// masks all ones: any change of either exits.
-pub const fn native_controls() -> Controls {
-    Controls {
+pub const fn native_controls() -> VmxControls {
+    VmxControls {
         pin: pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING | pin::ACTIVATE_PREEMPTION_TIMER,
         proc: proc::HLT_EXITING
             | proc::INVLPG_EXITING
@@ -183,42 +164,29 @@ pub const GUEST_EFER: u64 = cr::EFER_LME | cr::EFER_LMA | cr::EFER_NXE;
 /// Initial RFLAGS (bit 1 is reserved and always one).
 pub const GUEST_RFLAGS: u64 = 2;
 
-/// A segment register's initial VMCS state (SDM 25.4.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct SegmentState {
-    /// Selector.
-    pub selector: u16,
-    /// Base.
-    pub base: u64,
-    /// Limit.
-    pub limit: u32,
-    /// Access rights (VMCS format; bit 16 = unusable).
-    pub access_rights: u32,
-}
-
 /// 64-bit code: present, DPL 0, code execute/read accessed, L=1.
-pub const GUEST_CS: SegmentState = SegmentState {
+pub const GUEST_CS: Segment = Segment {
     selector: 0x08,
     base: 0,
     limit: 0xffff_ffff,
     access_rights: 0xa09b,
 };
 /// Data: present, DPL 0, read/write accessed, D/B=1, G=1.
-pub const GUEST_DATA: SegmentState = SegmentState {
+pub const GUEST_DATA: Segment = Segment {
     selector: 0x10,
     base: 0,
     limit: 0xffff_ffff,
     access_rights: 0xc093,
 };
 /// TR: busy 64-bit TSS (VM entry requires a usable TR), minimal limit.
-pub const GUEST_TR: SegmentState = SegmentState {
+pub const GUEST_TR: Segment = Segment {
     selector: 0x18,
     base: 0,
     limit: 0x67,
     access_rights: 0x8b,
 };
 /// LDTR: unusable.
-pub const GUEST_LDTR: SegmentState = SegmentState {
+pub const GUEST_LDTR: Segment = Segment {
     selector: 0,
     base: 0,
     limit: 0,

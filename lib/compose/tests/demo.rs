@@ -10,10 +10,10 @@ use septum_abi::info::{FLAG_CHANNEL_READER, FLAG_CHANNEL_WRITER, FLAG_WRITABLE, 
 use septum_abi::layout::{KERNEL_DATA, KERNEL_RODATA, KERNEL_TEXT};
 use septum_compose::bitmaps::io_port_exits;
 use septum_compose::elf::build;
-use septum_compose::input::KernelActionKind;
-use septum_compose::paging::{Format, Rights, ia32e, leaves, small_pages};
-use septum_compose::system::{Composition, MappingKind, Region, SourceAction};
+use septum_compose::paging::{Format, MemoryType, Rights, ia32e, leaves, small_pages};
+use septum_compose::system::{Composition, MappingKind, Region};
 use septum_compose::{Composed, compose_policy, info, output, pack, report};
+use septum_kerncore::spec::{KernelAction, SourceEvent};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -282,14 +282,14 @@ fn events_and_schedule_resolve() {
         [
             (
                 1,
-                SourceAction::Async {
+                SourceEvent::Async {
                     target: console,
                     target_event: 5
                 }
             ),
             (
                 2,
-                SourceAction::Async {
+                SourceEvent::Async {
                     target: console,
                     target_event: 0
                 }
@@ -298,7 +298,7 @@ fn events_and_schedule_resolve() {
     );
     assert_eq!(
         c.subjects[1].source_events[0].action,
-        SourceAction::Kernel(KernelActionKind::Poweroff)
+        SourceEvent::Kernel(KernelAction::Poweroff)
     );
     let major = &c.schedule.major_frames[0];
     assert_eq!(major.length.get(), 300_000);
