@@ -352,6 +352,7 @@ fn subject_input(
     }
     SubjectInput {
         name: s.name.value.clone(),
+        profile: s.profile.value,
         binary: s.binary.value.clone(),
         image: image.unwrap_or(SubjectImage {
             entry: Default::default(),

@@ -16,7 +16,7 @@
 //! and every output depend on it, so the same policy gives the same bytes.
 
 use septum_abi::{PhysAddr, VirtAddr};
-pub use septum_policy::model::{Caching, EventMode, KernelAction, OnFault};
+pub use septum_policy::model::{Caching, EventMode, KernelAction, OnFault, Profile};
 
 use crate::elf::SubjectImage;
 
@@ -135,6 +135,9 @@ pub struct ChannelInput {
 pub struct SubjectInput {
     /// Name.
     pub name: String,
+    /// What kind of program it is; decides its VMX controls and initial
+    /// state ([`crate::profile`]).
+    pub profile: Profile,
     /// ELF file name (in the binaries directory).
     pub binary: String,
     /// The subject's program, already read.

@@ -182,7 +182,7 @@ fn check_subject(
         unreadable: RefCell::default(),
         entries: RefCell::default(),
     };
-    let guest_pages = small_pages(&leaves_in(Format::Ia32e, &view, subject.cr3.get()));
+    let guest_pages = small_pages(&leaves_in(Format::Ia32e, &view, subject.guest.cr3.get()));
     let tables = view.tables.into_inner();
 
     // 1. VA == GPA, same rights in both layers.

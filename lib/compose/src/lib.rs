@@ -7,8 +7,9 @@
 //! - [`from_policy`]: the policy model (already validated) and the ELF files
 //!   become a [`input::SystemInput`], the composer's own resolved view;
 //! - [`system`]: allocation ([`alloc`]) and the offline builders: page tables
-//!   and EPT ([`paging`]), I/O and MSR bitmaps ([`bitmaps`]), VMX controls
-//!   and guest state ([`vmx`]), info pages ([`info`]);
+//!   and EPT ([`paging`]), I/O and MSR bitmaps ([`bitmaps`]), info pages
+//!   ([`info`]); each subject's VMX controls and guest state come from its
+//!   profile ([`profile`], using the bit definitions in [`vmx`]);
 //! - [`layers`]: reads a composition back from its bytes and checks that
 //!   each subject's guest paging and EPT agree and reach only what it owns;
 //! - [`specgen`]: the kernel's `spec.rs`; [`report`]: text and JSON report;
@@ -31,6 +32,7 @@ pub mod layers;
 pub mod output;
 pub mod pack;
 pub mod paging;
+pub mod profile;
 pub mod report;
 pub mod specgen;
 pub mod system;

@@ -133,8 +133,8 @@ pub fn json_report(c: &Composition) -> Value {
                 "cpu": s.cpu,
                 "vpid": s.vpid,
                 "on_fault": on_fault_name(s.fault_action),
-                "entry": hex(s.entry.get()),
-                "cr3": hex(s.cr3.get()),
+                "entry": hex(s.guest.rip.get()),
+                "cr3": hex(s.guest.cr3.get()),
                 "eptp": hex(s.eptp),
                 "vmcs": hex(s.vmcs.get()),
                 "io_bitmap_a": hex(s.io_bitmap_a.get()),
@@ -271,8 +271,8 @@ pub fn text_report(c: &Composition) -> String {
             s.name,
             s.cpu,
             s.vpid,
-            s.entry.get(),
-            s.cr3.get(),
+            s.guest.rip.get(),
+            s.guest.cr3.get(),
             s.eptp,
             on_fault_name(s.fault_action)
         );

@@ -14,7 +14,6 @@ use septum_kerncore::spec::{
 };
 
 use crate::system::{Composition, SubjectOut};
-use crate::vmx;
 
 /// The kernel's spec of a composition.
 pub fn system_spec(c: &Composition) -> SystemSpec<Owned> {
@@ -88,22 +87,8 @@ fn subject_spec(s: &SubjectOut) -> SubjectSpec<Owned> {
         io_bitmap_a: s.io_bitmap_a,
         io_bitmap_b: s.io_bitmap_b,
         msr_bitmap: s.msr_bitmap,
-        controls: vmx::native_controls(),
-        guest: septum_kerncore::spec::GuestState {
-            rip: s.entry,
-            rsp: septum_abi::layout::SUBJECT_STACK_TOP,
-            rflags: vmx::GUEST_RFLAGS,
-            cr0: vmx::GUEST_CR0,
-            cr3: s.cr3,
-            cr4: vmx::GUEST_CR4,
-            efer: vmx::GUEST_EFER,
-            pat: vmx::GUEST_PAT,
-            rdi: septum_abi::layout::SUBJECT_INFO.get(),
-            cs: vmx::GUEST_CS,
-            data: vmx::GUEST_DATA,
-            tr: vmx::GUEST_TR,
-            ldtr: vmx::GUEST_LDTR,
-        },
+        controls: s.controls,
+        guest: s.guest,
         source_events,
         fault_action: s.fault_action,
     }

@@ -26,7 +26,7 @@ use septum_abi::info::{
 };
 use septum_abi::layout::{self, KERNEL_DATA, KERNEL_RODATA, KERNEL_TEXT};
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
-use septum_kerncore::spec::{self, FaultAction, Owned, SourceEvent};
+use septum_kerncore::spec::{self, FaultAction, GuestState, Owned, SourceEvent, VmxControls};
 
 use crate::PAGE_SIZE;
 use crate::alloc::{AllocError, KERNEL_WINDOWS, PhysAllocator};
@@ -37,6 +37,7 @@ use crate::input::{Caching, EventMode, KernelAction, OnFault, SubjectInput, Syst
 use crate::paging::{
     EptTables, Format, GuestTables, KernelTables, LARGE_PAGE_SIZE, MemoryType, Rights,
 };
+use crate::profile::{self, VmxInputs};
 use crate::vmx;
 
 /// A composition failure. Policies that passed validation normally compose;
@@ -269,10 +270,11 @@ pub struct SubjectOut {
     pub io_bitmap_b: PhysAddr,
     /// MSR bitmap.
     pub msr_bitmap: PhysAddr,
-    /// Entry point.
-    pub entry: VirtAddr,
-    /// Guest CR3.
-    pub cr3: GuestPhysAddr,
+    /// VMX controls, as the subject's profile chose them.
+    pub controls: VmxControls,
+    /// Initial guest state (entry point, stack, info page pointer, CR3 =
+    /// its page tables), as the subject's profile chose it.
+    pub guest: GuestState,
     /// What the kernel does on an unrouted exit.
     pub fault_action: FaultAction,
     /// Every mapping (virtual and EPT-only).
@@ -969,6 +971,14 @@ fn compose_subject(
     let ept_root = placer.regions[ept_region].start;
     placer.regions[ept_region].content = ept.to_bytes(ept_root);
 
+    let vmx = profile::subject_vmx(
+        s.profile,
+        &VmxInputs {
+            entry: s.image.entry,
+            page_tables: pt_gpa,
+        },
+    )
+    .map_err(|e| error(format!("subject \"{}\": {e}", s.name)))?;
     let source_events = resolve_events(input, si, s, targets)?;
     let (resources, devices) = resources_of(input, s);
     let page = info::info_page(
@@ -991,8 +1001,8 @@ fn compose_subject(
         io_bitmap_a: placer.regions[f.io].start,
         io_bitmap_b: PhysAddr(placer.regions[f.io].start.get() + PAGE_SIZE),
         msr_bitmap: placer.regions[f.msr].start,
-        entry: s.image.entry,
-        cr3: pt_gpa,
+        controls: vmx.controls,
+        guest: vmx.guest,
         fault_action: fault_action(s.on_fault),
         mappings,
         source_events,

@@ -65,7 +65,7 @@ fn guest_tables_and_ept_map_exactly_the_grants() {
     let c = demo().composition;
     for s in &c.subjects {
         let pt = region(&c, &format!("{}|pt", s.name));
-        let guest = pages(Format::Ia32e, &bytes(pt), s.cr3.get());
+        let guest = pages(Format::Ia32e, &bytes(pt), s.guest.cr3.get());
         let mut expected = BTreeSet::new();
         for m in s.mappings.iter().filter(|m| m.virtual_address.is_some()) {
             for off in (0..m.size).step_by(4096) {
@@ -86,7 +86,7 @@ fn guest_tables_and_ept_map_exactly_the_grants() {
         assert!(
             guest
                 .iter()
-                .all(|&(va, _, _)| va < s.cr3.get() || va >= s.cr3.get() + pt.size)
+                .all(|&(va, _, _)| va < s.guest.cr3.get() || va >= s.guest.cr3.get() + pt.size)
         );
 
         let ept_root = s.eptp & !0xfff;
@@ -124,7 +124,7 @@ fn guest_tables_and_ept_map_exactly_the_grants() {
             .find(|m| m.kind == MappingKind::PageTables)
             .unwrap();
         assert!(!tables.writable && !tables.executable);
-        assert_eq!(tables.guest_physical, s.cr3);
+        assert_eq!(tables.guest_physical, s.guest.cr3);
     }
     // The shared UC region is uncached in both subjects' EPT and its fill
     // pattern is its content.
