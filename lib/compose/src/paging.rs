@@ -25,12 +25,9 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
+use septum_abi::layout::{LARGE_PAGE_SIZE, PAGE_SIZE};
 use septum_abi::{GuestPhysAddr, PhysAddr, VirtAddr};
 
-use crate::PAGE_SIZE;
-
-/// Size of a level-1 (2 MiB) leaf.
-pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
 const ENTRIES: usize = 512;
 const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 const LARGE_BIT: u64 = 1 << 7;
@@ -113,6 +110,15 @@ pub struct Rights {
 }
 
 impl Rights {
+    /// Rights of a mapping of a region with memory type `caching`.
+    pub fn of(writable: bool, executable: bool, caching: septum_policy::model::Caching) -> Self {
+        Self {
+            writable,
+            executable,
+            memory_type: caching.memory_type(),
+        }
+    }
+
     fn leaf_bits(self, format: Format) -> u64 {
         match format {
             Format::Ia32e => {

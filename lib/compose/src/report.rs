@@ -15,7 +15,8 @@ use serde_json::{Value, json};
 
 use septum_kerncore::spec::SourceEvent;
 
-use crate::system::{Composition, MappingKind, on_fault_name, policy_action};
+use crate::events::{on_fault_name, policy_action};
+use crate::system::{Composition, DeviceOwner, MappingKind};
 
 fn hex(v: u64) -> String {
     format!("{v:#x}")
@@ -39,9 +40,19 @@ fn target_of(c: &Composition, action: SourceEvent) -> (String, Option<u8>) {
         | SourceEvent::Switch {
             target,
             target_event,
-        } => (c.subjects[target.index()].name.clone(), Some(target_event)),
+        } => (c.subject(target).name.clone(), Some(target_event)),
         SourceEvent::SelfEvent { target_event } => ("(self)".into(), Some(target_event)),
         SourceEvent::Kernel(a) => (format!("kernel:{}", policy_action(a).as_str()), None),
+    }
+}
+
+/// The report's owner and logical-name columns of a device owner: `kernel`
+/// / `debug console`, the subject / its grant name, or `-` / `-`.
+fn owner_words(owner: &DeviceOwner) -> (&str, &str) {
+    match owner {
+        DeviceOwner::Kernel => ("kernel", "debug console"),
+        DeviceOwner::Subject { subject, logical } => (subject, logical),
+        DeviceOwner::Nobody => ("-", "-"),
     }
 }
 
@@ -165,7 +176,10 @@ pub fn json_report(c: &Composition) -> Value {
     let devices: Vec<Value> = c
         .device_owners
         .iter()
-        .map(|(device, owner, logical)| json!({"device": device, "owner": owner, "logical": logical}))
+        .map(|d| {
+            let (owner, logical) = owner_words(&d.owner);
+            json!({"device": d.device, "owner": owner, "logical": logical})
+        })
         .collect();
     let majors: Vec<Value> = c
         .schedule
@@ -180,7 +194,7 @@ pub fn json_report(c: &Composition) -> Value {
                     let frames: Vec<Value> = frames
                         .iter()
                         .map(|f| {
-                            let p = &c.schedule.partitions[f.partition];
+                            let p = c.schedule.partition(f.partition);
                             json!({
                                 "partition": p.name,
                                 "start_ticks": f.start_ticks,
@@ -205,9 +219,11 @@ pub fn json_report(c: &Composition) -> Value {
                 .groups
                 .iter()
                 .map(|&g| {
-                    c.schedule.groups[g]
+                    c.schedule
+                        .group(g)
+                        .subjects
                         .iter()
-                        .map(|s| c.subjects[s.index()].name.as_str())
+                        .map(|&s| c.subject(s).name.as_str())
                         .collect()
                 })
                 .collect();
@@ -322,7 +338,9 @@ pub fn text_report(c: &Composition) -> String {
         }
     }
     let _ = writeln!(o, "\nDevices");
-    for (device, owner, logical) in &c.device_owners {
+    for d in &c.device_owners {
+        let (owner, logical) = owner_words(&d.owner);
+        let device = &d.device;
         let _ = writeln!(o, "  {device:<20} owner {owner:<20} as {logical}");
     }
     let _ = writeln!(o, "\nSchedule (tickRate {} Hz)", c.schedule.tick_rate);
@@ -331,9 +349,12 @@ pub fn text_report(c: &Composition) -> String {
             .groups
             .iter()
             .map(|&g| {
-                let names: Vec<&str> = c.schedule.groups[g]
+                let names: Vec<&str> = c
+                    .schedule
+                    .group(g)
+                    .subjects
                     .iter()
-                    .map(|s| c.subjects[s.index()].name.as_str())
+                    .map(|&s| c.subject(s).name.as_str())
                     .collect();
                 format!("[{}]", names.join(", "))
             })
@@ -363,7 +384,7 @@ pub fn text_report(c: &Composition) -> String {
                     f.end_ticks,
                     f.start.get(),
                     f.end.get(),
-                    c.schedule.partitions[f.partition].name
+                    c.schedule.partition(f.partition).name
                 );
             }
         }

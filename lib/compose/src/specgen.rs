@@ -9,8 +9,8 @@
 
 use septum_kerncore::emit;
 use septum_kerncore::spec::{
-    GroupId, GroupSpec, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, Owned, PartitionId,
-    PartitionSpec, SubjectSpec, SystemSpec,
+    GroupSpec, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, Owned, PartitionSpec,
+    SubjectSpec, SystemSpec,
 };
 
 use crate::system::{Composition, SubjectOut};
@@ -34,7 +34,7 @@ pub fn system_spec(c: &Composition) -> SystemSpec<Owned> {
             .map(|p| PartitionSpec {
                 name: p.name.clone(),
                 cpu: p.cpu,
-                groups: p.groups.iter().map(|&g| GroupId(g as u16)).collect(),
+                groups: p.groups.clone(),
             })
             .collect(),
         groups: c
@@ -42,8 +42,8 @@ pub fn system_spec(c: &Composition) -> SystemSpec<Owned> {
             .groups
             .iter()
             .map(|g| GroupSpec {
-                subjects: g.clone(),
-                initial: g.first().copied().unwrap_or_default(),
+                subjects: g.subjects.clone(),
+                initial: g.initial(),
             })
             .collect(),
         major_frames: c
@@ -59,7 +59,7 @@ pub fn system_spec(c: &Composition) -> SystemSpec<Owned> {
                         frames
                             .iter()
                             .map(|f| MinorFrameSpec {
-                                partition: PartitionId(f.partition as u16),
+                                partition: f.partition,
                                 end: f.end,
                             })
                             .collect()
