@@ -21,10 +21,19 @@
 //!   enable): `Vec<T>` and `String`, which the composer fills.
 //!
 //! The composer turns an owned spec into the Rust source of the static one
-//! with [`crate::emit`], which sits beside these types: adding a field or a
+//! with `crate::emit`, which sits beside these types: adding a field or a
 //! variant here without teaching the emitter about it is a compile error in
 //! `emit`, and the golden spec test there compiles every variant of every
 //! enum, so the two sides cannot drift apart.
+//!
+//! Why a storage parameter with a default rather than the alternatives: a
+//! lifetime parameter (`SystemSpec<'a>`) would make every kernel field and
+//! return type that names a spec type spell out `'static`; building the
+//! static types in the composer would mean leaking every list it builds;
+//! and a second, composer-side set of types is the duplication this
+//! replaces. With the default, `SystemSpec` in kernel code is
+//! `SystemSpec<Static>` and its fields normalise to the same `&'static`
+//! types as before, so the generated code is the same.
 
 use core::fmt;
 
