@@ -8,6 +8,14 @@
 
 use crate::units::{PhysAddr, VirtAddr};
 
+/// Size of a small page (4 KiB): every region, mapping and page table the
+/// composer builds is a whole number of them.
+pub const PAGE_SIZE: u64 = 0x1000;
+
+/// Size of a large page (2 MiB, a page-directory leaf): the composer aligns regions
+/// this large to it so EPT can map them with large pages.
+pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
+
 /// A window of physical memory, identity-mapped in the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {

@@ -20,9 +20,7 @@ use object::Endian;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use septum_abi::VirtAddr;
-use septum_abi::layout::{SUBJECT_IMAGE_BASE, SUBJECT_IMAGE_END};
-
-use crate::PAGE_SIZE;
+use septum_abi::layout::{PAGE_SIZE, SUBJECT_IMAGE_BASE, SUBJECT_IMAGE_END};
 
 /// A loadable segment of a subject program.
 #[derive(Clone, Debug, PartialEq, Eq)]

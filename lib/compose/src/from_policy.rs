@@ -21,10 +21,9 @@ use septum_policy::{Diagnostic, Span};
 
 use crate::elf::{SubjectImage, parse_subject};
 use crate::input::{
-    Caching, ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput,
-    EventInput, EventMode, HardwareInput, IoPortRange, KernelActionKind, MapInput,
-    MemoryBlockInput, MinorFrameInput, OnFault, PartitionInput, RegionInput, SchedulingInput,
-    SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
+    ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput, EventInput,
+    HardwareInput, IoPortRange, MapInput, MemoryBlockInput, MinorFrameInput, PartitionInput,
+    RegionInput, SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
 };
 
 /// Rule id of an unreadable or invalid subject binary.
@@ -80,37 +79,6 @@ fn get<I: Copy>(what: &str, r: &model::Ref<I>, errors: &mut Vec<Diagnostic>) -> 
         errors.push(unresolved(what, &r.name));
     }
     r.target
-}
-
-fn caching(c: model::Caching) -> Caching {
-    match c {
-        model::Caching::Uc => Caching::UC,
-        model::Caching::Wc => Caching::WC,
-        model::Caching::Wt => Caching::WT,
-        model::Caching::Wp => Caching::WP,
-        model::Caching::Wb => Caching::WB,
-    }
-}
-
-fn mode(m: model::EventMode) -> EventMode {
-    match m {
-        model::EventMode::Async => EventMode::Async,
-        model::EventMode::Ipi => EventMode::Ipi,
-        model::EventMode::Switch => EventMode::Switch,
-        model::EventMode::SelfEvent => EventMode::SelfEvent,
-        model::EventMode::Kernel => EventMode::Kernel,
-    }
-}
-
-fn action(a: model::KernelAction) -> KernelActionKind {
-    match a {
-        model::KernelAction::Yield => KernelActionKind::Yield,
-        model::KernelAction::Sleep => KernelActionKind::Sleep,
-        model::KernelAction::Poweroff => KernelActionKind::Poweroff,
-        model::KernelAction::Reboot => KernelActionKind::Reboot,
-        model::KernelAction::Panic => KernelActionKind::Panic,
-        model::KernelAction::UnmaskIrq => KernelActionKind::UnmaskIrq,
-    }
 }
 
 fn port_range(p: &model::IoPortRange) -> IoPortRange {
@@ -202,7 +170,7 @@ pub fn system_input(
         .map(|r| RegionInput {
             name: r.name.value.clone(),
             size: r.size.value,
-            caching: caching(r.caching.value),
+            caching: r.caching.value,
             physical: r.physical_address.as_ref().map(|p| p.value),
             fill: r.fill.value,
             content: region_content(r, &mut errors),
@@ -213,8 +181,8 @@ pub fn system_input(
         .iter()
         .map(|e| EventInput {
             name: e.name.value.clone(),
-            mode: mode(e.mode.value),
-            action: e.action.as_ref().map(|a| action(a.value)),
+            mode: e.mode.value,
+            action: e.action.as_ref().map(|a| a.value),
         })
         .collect();
     let channels = policy
@@ -225,7 +193,7 @@ pub fn system_input(
             size: c.size.value,
             element_size: c.element_size.value,
             protocol: c.protocol.value,
-            has_event: c.has_event.as_ref().map(|m| mode(m.value)),
+            has_event: c.has_event.as_ref().map(|m| m.value),
         })
         .collect();
 
@@ -384,16 +352,14 @@ fn subject_input(
     }
     SubjectInput {
         name: s.name.value.clone(),
+        profile: s.profile.value,
         binary: s.binary.value.clone(),
         image: image.unwrap_or(SubjectImage {
             entry: Default::default(),
             segments: Vec::new(),
         }),
         cpu: s.cpu.value.0,
-        on_fault: match s.on_fault.value {
-            model::OnFault::StopSystem => OnFault::StopSystem,
-            model::OnFault::StopSubject => OnFault::StopSubject,
-        },
+        on_fault: s.on_fault.value,
         stack_size: s.stack_size.value,
         maps,
         devices,

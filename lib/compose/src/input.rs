@@ -8,134 +8,17 @@
 //! builders only ever see this shape, which keeps them pure and lets tests and
 //! benchmarks construct systems directly without XML.
 //!
+//! The policy's own enums (caching, event mode, kernel action, fault
+//! action) are used as they are, re-exported here; this module adds no
+//! second definition of them.
+//!
 //! Collections keep policy (document) order: the composer's allocation order
 //! and every output depend on it, so the same policy gives the same bytes.
 
 use septum_abi::{PhysAddr, VirtAddr};
+pub use septum_policy::model::{Caching, EventMode, KernelAction, OnFault, Profile};
 
 use crate::elf::SubjectImage;
-
-/// Memory type of a region (hardware caching attribute).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Caching {
-    /// Write-back.
-    WB,
-    /// Uncacheable.
-    UC,
-    /// Write-combining.
-    WC,
-    /// Write-through.
-    WT,
-    /// Write-protected.
-    WP,
-}
-
-impl Caching {
-    /// Memory type encoding shared by EPT leaf entries and MTRRs (SDM Vol. 3A
-    /// 12.3, Table 12-2; EPT bits 5:3 use the same numbers, SDM 29.3.7).
-    pub const fn memory_type(self) -> u64 {
-        match self {
-            Caching::UC => 0,
-            Caching::WC => 1,
-            Caching::WT => 4,
-            Caching::WP => 5,
-            Caching::WB => 6,
-        }
-    }
-
-    /// The policy spelling.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Caching::WB => "WB",
-            Caching::UC => "UC",
-            Caching::WC => "WC",
-            Caching::WT => "WT",
-            Caching::WP => "WP",
-        }
-    }
-}
-
-/// Mode of an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventMode {
-    /// Mark pending on the target.
-    Async,
-    /// Mark pending and interrupt the target's CPU.
-    Ipi,
-    /// Hand the CPU to the target (same scheduling group).
-    Switch,
-    /// Mark pending on the source subject itself.
-    #[serde(rename = "self")]
-    SelfEvent,
-    /// A kernel action (no target subject).
-    Kernel,
-}
-
-impl EventMode {
-    /// The policy spelling.
-    pub const fn name(self) -> &'static str {
-        match self {
-            EventMode::Async => "async",
-            EventMode::Ipi => "ipi",
-            EventMode::Switch => "switch",
-            EventMode::SelfEvent => "self",
-            EventMode::Kernel => "kernel",
-        }
-    }
-}
-
-/// Action of a `kernel`-mode event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KernelActionKind {
-    /// Give up the rest of the minor frame.
-    Yield,
-    /// Sleep until the frame ends or an event is pending.
-    Sleep,
-    /// Power off.
-    Poweroff,
-    /// Reset the machine.
-    Reboot,
-    /// Stop the system with a subject-requested panic.
-    Panic,
-    /// Unmask an interrupt line (not supported by this kernel version).
-    UnmaskIrq,
-}
-
-impl KernelActionKind {
-    /// The policy spelling.
-    pub const fn name(self) -> &'static str {
-        match self {
-            KernelActionKind::Yield => "yield",
-            KernelActionKind::Sleep => "sleep",
-            KernelActionKind::Poweroff => "poweroff",
-            KernelActionKind::Reboot => "reboot",
-            KernelActionKind::Panic => "panic",
-            KernelActionKind::UnmaskIrq => "unmask_irq",
-        }
-    }
-}
-
-/// What the kernel does on an unrouted subject exit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum OnFault {
-    /// Stop the whole system.
-    StopSystem,
-    /// Stop only this subject.
-    StopSubject,
-}
-
-impl OnFault {
-    /// The policy spelling.
-    pub const fn name(self) -> &'static str {
-        match self {
-            OnFault::StopSystem => "stopSystem",
-            OnFault::StopSubject => "stopSubject",
-        }
-    }
-}
 
 /// The whole system to compose.
 #[derive(Clone, Debug)]
@@ -229,7 +112,7 @@ pub struct EventInput {
     /// Mode.
     pub mode: EventMode,
     /// Action of a kernel event.
-    pub action: Option<KernelActionKind>,
+    pub action: Option<KernelAction>,
 }
 
 /// A channel.
@@ -252,6 +135,9 @@ pub struct ChannelInput {
 pub struct SubjectInput {
     /// Name.
     pub name: String,
+    /// What kind of program it is; decides its VMX controls and initial
+    /// state ([`crate::profile`]).
+    pub profile: Profile,
     /// ELF file name (in the binaries directory).
     pub binary: String,
     /// The subject's program, already read.

@@ -33,10 +33,12 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+use septum_abi::SubjectId;
+
 use crate::alloc::KERNEL_WINDOWS;
 use crate::input::{SubjectInput, SystemInput};
 use crate::paging::{Format, TableMemory, ept, ia32e, leaves_in, small_pages, translate_in};
-use crate::system::{Composition, Region, RegionKind, SubjectOut};
+use crate::system::{Composition, Region, RegionKind, RegionOwner, SubjectOut};
 
 /// The outcome of [`check`]: what was looked at and what is wrong.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,8 +60,9 @@ pub struct LayerReport {
 pub fn check(input: &SystemInput, composition: &Composition) -> LayerReport {
     let memory = Physical::new(&composition.regions);
     let mut report = LayerReport::default();
-    for (subject, granted) in composition.subjects.iter().zip(&input.subjects) {
-        check_subject(input, &memory, subject, granted, &mut report);
+    for (i, (subject, granted)) in composition.subjects.iter().zip(&input.subjects).enumerate() {
+        let id = SubjectId(u16::try_from(i).unwrap_or(u16::MAX));
+        check_subject(input, &memory, id, subject, granted, &mut report);
         report.subjects += 1;
     }
     if composition.subjects.len() != input.subjects.len() {
@@ -156,6 +159,7 @@ fn rights_text(writable: bool, executable: bool) -> String {
 fn check_subject(
     input: &SystemInput,
     memory: &Physical<'_>,
+    id: SubjectId,
     subject: &SubjectOut,
     granted: &SubjectInput,
     report: &mut LayerReport,
@@ -182,7 +186,7 @@ fn check_subject(
         unreadable: RefCell::default(),
         entries: RefCell::default(),
     };
-    let guest_pages = small_pages(&leaves_in(Format::Ia32e, &view, subject.cr3.get()));
+    let guest_pages = small_pages(&leaves_in(Format::Ia32e, &view, subject.guest.cr3.get()));
     let tables = view.tables.into_inner();
 
     // 1. VA == GPA, same rights in both layers.
@@ -265,7 +269,7 @@ fn check_subject(
             writable: e & ept::WRITE != 0,
             executable: e & ept::EXECUTE != 0,
         };
-        if let Some(problem) = placement_problem(input, memory, subject, granted, &tables, page) {
+        if let Some(problem) = placement_problem(input, memory, id, granted, &tables, page) {
             violation(format!("EPT page {gpa:#x} -> {hpa:#x}: {problem}"));
         }
     }
@@ -291,7 +295,7 @@ struct EptPage {
 fn placement_problem(
     input: &SystemInput,
     memory: &Physical<'_>,
-    subject: &SubjectOut,
+    id: SubjectId,
     granted: &SubjectInput,
     tables: &BTreeMap<u64, u64>,
     page: EptPage,
@@ -311,8 +315,7 @@ fn placement_problem(
     let Some(region) = memory.region_at(hpa) else {
         return Some("host page lies in no composed region".into());
     };
-    let owner = region.name.split_once('|').map(|(owner, _)| owner);
-    let own = owner == Some(subject.name.as_str());
+    let own = region.owner == RegionOwner::Subject(id);
     let offset = hpa - region.start.get();
     match region.kind {
         RegionKind::KernelWindow

@@ -6,9 +6,14 @@
 //!
 //! - [`from_policy`]: the policy model (already validated) and the ELF files
 //!   become a [`input::SystemInput`], the composer's own resolved view;
-//! - [`system`]: allocation ([`alloc`]) and the offline builders: page tables
-//!   and EPT ([`paging`]), I/O and MSR bitmaps ([`bitmaps`]), VMX controls
-//!   and guest state ([`vmx`]), info pages ([`info`]);
+//! - [`pipeline`]: the composition, step by step, producing a
+//!   [`system::Composition`] (the composed system's types):
+//!   [`placement`] of regions in physical memory ([`alloc`]); per subject
+//!   ([`subjects`]) its page tables and EPT ([`paging`]), I/O and MSR
+//!   bitmaps ([`bitmaps`]), info page ([`info`]), resolved [`events`], and
+//!   the VMX controls and guest state its [`profile`] chooses (from the bit
+//!   definitions in [`vmx`]); the kernel's tables; the [`plan`]. Failures
+//!   are [`error::ComposeError`]s located at a policy element;
 //! - [`layers`]: reads a composition back from its bytes and checks that
 //!   each subject's guest paging and EPT agree and reach only what it owns;
 //! - [`specgen`]: the kernel's `spec.rs`; [`report`]: text and JSON report;
@@ -24,6 +29,8 @@
 pub mod alloc;
 pub mod bitmaps;
 pub mod elf;
+pub mod error;
+pub mod events;
 pub mod from_policy;
 pub mod info;
 pub mod input;
@@ -31,14 +38,16 @@ pub mod layers;
 pub mod output;
 pub mod pack;
 pub mod paging;
+pub mod pipeline;
+pub mod placement;
+pub mod plan;
+pub mod profile;
 pub mod report;
 pub mod specgen;
+pub mod subjects;
 pub mod system;
 pub mod testgen;
 pub mod vmx;
-
-/// Size of a small page; every region and mapping is a multiple of it.
-pub const PAGE_SIZE: u64 = 0x1000;
 
 /// Everything `septum compose` produces, in memory.
 pub struct Composed {
@@ -69,12 +78,12 @@ pub fn compose_policy(
     binaries: &dyn from_policy::Binaries,
 ) -> Result<Composed, Failure> {
     let input = from_policy::system_input(policy, binaries).map_err(Failure::Policy)?;
-    let composition = system::compose(&input).map_err(|e| {
+    let composition = pipeline::compose(&input).map_err(|e| {
         let span = match e.origin {
-            Some(system::Origin::Subject(i)) => policy.subjects.get(i).map(|s| s.span),
-            Some(system::Origin::Region(i)) => policy.regions.get(i).map(|r| r.span),
-            Some(system::Origin::Channel(i)) => policy.channels.get(i).map(|c| c.span),
-            Some(system::Origin::Scheduling) => Some(policy.scheduling.span),
+            Some(error::Origin::Subject(i)) => policy.subjects.get(i).map(|s| s.span),
+            Some(error::Origin::Region(i)) => policy.regions.get(i).map(|r| r.span),
+            Some(error::Origin::Channel(i)) => policy.channels.get(i).map(|c| c.span),
+            Some(error::Origin::Scheduling) => Some(policy.scheduling.span),
             None => None,
         };
         match span {
@@ -92,7 +101,7 @@ pub const RULE_LIMIT: &str = "compose-limit";
 
 /// Compose a system input directly (tests, generators).
 pub fn compose_input(input: &input::SystemInput) -> Result<Composed, Failure> {
-    let composition = system::compose(input).map_err(|e| Failure::Compose(e.message))?;
+    let composition = pipeline::compose(input).map_err(|e| Failure::Compose(e.message))?;
     finish(input, composition)
 }
 
@@ -114,6 +123,6 @@ fn finish(
             layers.violations.join("; ")
         )));
     }
-    let spec = specgen::spec_source(&composition).map_err(|e| Failure::Compose(e.0))?;
+    let spec = specgen::spec_source(&composition);
     Ok(Composed { composition, spec })
 }

@@ -97,7 +97,7 @@ pub fn regions(c: &Composition) -> (RegionsFile, Vec<u8>) {
             kind,
             start: r.start.get(),
             size: r.size,
-            caching: r.caching.name().into(),
+            caching: r.caching.as_str().into(),
             file_offset: blob.len() as u64,
             file_size: r.content.len() as u64,
         });

@@ -25,12 +25,9 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
+use septum_abi::layout::{LARGE_PAGE_SIZE, PAGE_SIZE};
 use septum_abi::{GuestPhysAddr, PhysAddr, VirtAddr};
 
-use crate::PAGE_SIZE;
-
-/// Size of a level-1 (2 MiB) leaf.
-pub const LARGE_PAGE_SIZE: u64 = 0x20_0000;
 const ENTRIES: usize = 512;
 const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 const LARGE_BIT: u64 = 1 << 7;
@@ -68,6 +65,29 @@ pub mod ept {
     pub const LARGE_PAGE: u64 = 1 << 7;
 }
 
+/// The memory type number of a policy caching attribute.
+///
+/// A trait because the caching enum is the policy crate's own type
+/// (`septum_policy::model::Caching`) and the number is a paging fact.
+pub trait MemoryType {
+    /// Memory type encoding shared by EPT leaf entries and MTRRs (SDM Vol.
+    /// 3A 12.3, Table 12-2; EPT bits 5:3 use the same numbers, SDM 29.3.7).
+    fn memory_type(self) -> u64;
+}
+
+impl MemoryType for septum_policy::model::Caching {
+    fn memory_type(self) -> u64 {
+        use septum_policy::model::Caching;
+        match self {
+            Caching::Uc => 0,
+            Caching::Wc => 1,
+            Caching::Wt => 4,
+            Caching::Wp => 5,
+            Caching::Wb => 6,
+        }
+    }
+}
+
 /// Entry format of a set of tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -90,6 +110,15 @@ pub struct Rights {
 }
 
 impl Rights {
+    /// Rights of a mapping of a region with memory type `caching`.
+    pub fn of(writable: bool, executable: bool, caching: septum_policy::model::Caching) -> Self {
+        Self {
+            writable,
+            executable,
+            memory_type: caching.memory_type(),
+        }
+    }
+
     fn leaf_bits(self, format: Format) -> u64 {
         match format {
             Format::Ia32e => {

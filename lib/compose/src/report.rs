@@ -13,7 +13,10 @@ use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use crate::system::{Composition, MappingKind, SourceAction};
+use septum_kerncore::spec::SourceEvent;
+
+use crate::events::{on_fault_name, policy_action};
+use crate::system::{Composition, DeviceOwner, MappingKind};
 
 fn hex(v: u64) -> String {
     format!("{v:#x}")
@@ -28,18 +31,28 @@ fn rights(readable: bool, writable: bool, executable: bool) -> String {
     )
 }
 
-fn target_of(c: &Composition, action: SourceAction) -> (String, Option<u8>) {
+fn target_of(c: &Composition, action: SourceEvent) -> (String, Option<u8>) {
     match action {
-        SourceAction::Async {
+        SourceEvent::Async {
             target,
             target_event,
         }
-        | SourceAction::Switch {
+        | SourceEvent::Switch {
             target,
             target_event,
-        } => (c.subjects[target.index()].name.clone(), Some(target_event)),
-        SourceAction::SelfEvent { target_event } => ("(self)".into(), Some(target_event)),
-        SourceAction::Kernel(a) => (format!("kernel:{}", a.name()), None),
+        } => (c.subject(target).name.clone(), Some(target_event)),
+        SourceEvent::SelfEvent { target_event } => ("(self)".into(), Some(target_event)),
+        SourceEvent::Kernel(a) => (format!("kernel:{}", policy_action(a).as_str()), None),
+    }
+}
+
+/// The report's owner and logical-name columns of a device owner: `kernel`
+/// / `debug console`, the subject / its grant name, or `-` / `-`.
+fn owner_words(owner: &DeviceOwner) -> (&str, &str) {
+    match owner {
+        DeviceOwner::Kernel => ("kernel", "debug console"),
+        DeviceOwner::Subject { subject, logical } => (subject, logical),
+        DeviceOwner::Nobody => ("-", "-"),
     }
 }
 
@@ -69,7 +82,7 @@ fn all_regions(c: &Composition) -> Vec<(String, u64, u64, &'static str, String)>
             r.name.clone(),
             r.start.get(),
             r.size,
-            r.caching.name(),
+            r.caching.as_str(),
             kind,
         ));
     }
@@ -121,7 +134,7 @@ pub fn json_report(c: &Composition) -> Value {
                         "physical": hex(m.physical.get()),
                         "size": m.size,
                         "rights": rights(true, m.writable, m.executable),
-                        "caching": c.regions[m.region].caching.name(),
+                        "caching": c.regions[m.region].caching.as_str(),
                     })
                 })
                 .collect();
@@ -130,9 +143,9 @@ pub fn json_report(c: &Composition) -> Value {
                 "name": s.name,
                 "cpu": s.cpu,
                 "vpid": s.vpid,
-                "on_fault": s.on_fault,
-                "entry": hex(s.entry.get()),
-                "cr3": hex(s.cr3.get()),
+                "on_fault": on_fault_name(s.fault_action),
+                "entry": hex(s.guest.rip.get()),
+                "cr3": hex(s.guest.cr3.get()),
                 "eptp": hex(s.eptp),
                 "vmcs": hex(s.vmcs.get()),
                 "io_bitmap_a": hex(s.io_bitmap_a.get()),
@@ -152,7 +165,7 @@ pub fn json_report(c: &Composition) -> Value {
                     "source_id": e.id,
                     "logical": e.logical,
                     "event": e.event,
-                    "mode": e.mode,
+                    "mode": e.mode.as_str(),
                     "target": target,
                     "target_id": target_id,
                     "vector": e.vector,
@@ -163,7 +176,10 @@ pub fn json_report(c: &Composition) -> Value {
     let devices: Vec<Value> = c
         .device_owners
         .iter()
-        .map(|(device, owner, logical)| json!({"device": device, "owner": owner, "logical": logical}))
+        .map(|d| {
+            let (owner, logical) = owner_words(&d.owner);
+            json!({"device": d.device, "owner": owner, "logical": logical})
+        })
         .collect();
     let majors: Vec<Value> = c
         .schedule
@@ -178,7 +194,7 @@ pub fn json_report(c: &Composition) -> Value {
                     let frames: Vec<Value> = frames
                         .iter()
                         .map(|f| {
-                            let p = &c.schedule.partitions[f.partition];
+                            let p = c.schedule.partition(f.partition);
                             json!({
                                 "partition": p.name,
                                 "start_ticks": f.start_ticks,
@@ -203,9 +219,11 @@ pub fn json_report(c: &Composition) -> Value {
                 .groups
                 .iter()
                 .map(|&g| {
-                    c.schedule.groups[g]
+                    c.schedule
+                        .group(g)
+                        .subjects
                         .iter()
-                        .map(|s| c.subjects[s.index()].name.as_str())
+                        .map(|&s| c.subject(s).name.as_str())
                         .collect()
                 })
                 .collect();
@@ -269,10 +287,10 @@ pub fn text_report(c: &Composition) -> String {
             s.name,
             s.cpu,
             s.vpid,
-            s.entry.get(),
-            s.cr3.get(),
+            s.guest.rip.get(),
+            s.guest.cr3.get(),
             s.eptp,
-            s.on_fault.name()
+            on_fault_name(s.fault_action)
         );
         let _ = writeln!(
             o,
@@ -291,7 +309,7 @@ pub fn text_report(c: &Composition) -> String {
                 m.physical.get(),
                 m.size,
                 rights(true, m.writable, m.executable),
-                c.regions[m.region].caching.name(),
+                c.regions[m.region].caching.as_str(),
                 kind_name(m.kind),
                 m.name
             );
@@ -312,7 +330,7 @@ pub fn text_report(c: &Composition) -> String {
                 s.name,
                 e.id,
                 e.event,
-                e.mode.name(),
+                e.mode.as_str(),
                 target,
                 tid.map_or("-".into(), |t| t.to_string()),
                 e.vector.map_or("-".into(), |v| v.to_string())
@@ -320,7 +338,9 @@ pub fn text_report(c: &Composition) -> String {
         }
     }
     let _ = writeln!(o, "\nDevices");
-    for (device, owner, logical) in &c.device_owners {
+    for d in &c.device_owners {
+        let (owner, logical) = owner_words(&d.owner);
+        let device = &d.device;
         let _ = writeln!(o, "  {device:<20} owner {owner:<20} as {logical}");
     }
     let _ = writeln!(o, "\nSchedule (tickRate {} Hz)", c.schedule.tick_rate);
@@ -329,9 +349,12 @@ pub fn text_report(c: &Composition) -> String {
             .groups
             .iter()
             .map(|&g| {
-                let names: Vec<&str> = c.schedule.groups[g]
+                let names: Vec<&str> = c
+                    .schedule
+                    .group(g)
+                    .subjects
                     .iter()
-                    .map(|s| c.subjects[s.index()].name.as_str())
+                    .map(|&s| c.subject(s).name.as_str())
                     .collect();
                 format!("[{}]", names.join(", "))
             })
@@ -361,7 +384,7 @@ pub fn text_report(c: &Composition) -> String {
                     f.end_ticks,
                     f.start.get(),
                     f.end.get(),
-                    c.schedule.partitions[f.partition].name
+                    c.schedule.partition(f.partition).name
                 );
             }
         }

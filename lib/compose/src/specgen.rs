@@ -1,281 +1,100 @@
-//! Generating the kernel's system spec as Rust source.
+//! The kernel's system spec of a composition, as Rust source.
 //!
-//! The output is one `pub static SPEC: septum_kerncore::spec::SystemSpec`
-//! whose every table is constant data, written with fully qualified paths
-//! (`septum_kerncore::spec::*`, `septum_abi::*`) so it compiles wherever the
-//! kernel `include!`s it, whatever that module imports. The compiler checks
-//! it against the spec types, so a composer/kernel mismatch is a build
-//! error, not a boot failure. Numbers that are addresses are written in hex.
+//! This step only serialises: it copies what the composition already holds
+//! (addresses the placement chose, the VMX controls and guest state the
+//! subject's profile chose, the resolved events and plan) into the kernel's
+//! own spec types, [`septum_kerncore::spec`] with owned storage, and lets
+//! [`septum_kerncore::emit`] write them. It decides nothing and cannot fail;
+//! anything a spec cannot express is refused earlier, where it is resolved.
 
-use std::fmt::Write;
+use septum_kerncore::emit;
+use septum_kerncore::spec::{
+    GroupSpec, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, Owned, PartitionSpec,
+    SubjectSpec, SystemSpec,
+};
 
-use crate::input::KernelActionKind;
-use crate::system::{Composition, SourceAction};
-use crate::vmx;
+use crate::system::{Composition, SubjectOut};
 
-const SPEC: &str = "septum_kerncore::spec";
-
-/// Why the spec cannot express a composition.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct SpecError(pub String);
-
-fn segment(s: &vmx::SegmentState) -> String {
-    format!(
-        "{SPEC}::Segment {{ selector: {:#x}, base: {:#x}, limit: {:#x}, access_rights: {:#x} }}",
-        s.selector, s.base, s.limit, s.access_rights
-    )
+/// The kernel's spec of a composition.
+pub fn system_spec(c: &Composition) -> SystemSpec<Owned> {
+    SystemSpec {
+        name: c.name.clone(),
+        kernel: KernelSpec {
+            pml4: c.kernel_pml4,
+            debug_uart_port: c.debug_uart_port,
+            tsc_khz: c.tsc_khz,
+            cpu_count: c.cpu_count,
+            vmxon_regions: c.vmxon.clone(),
+        },
+        subjects: c.subjects.iter().map(subject_spec).collect(),
+        partitions: c
+            .schedule
+            .partitions
+            .iter()
+            .map(|p| PartitionSpec {
+                name: p.name.clone(),
+                cpu: p.cpu,
+                groups: p.groups.clone(),
+            })
+            .collect(),
+        groups: c
+            .schedule
+            .groups
+            .iter()
+            .map(|g| GroupSpec {
+                subjects: g.subjects.clone(),
+                initial: g.initial(),
+            })
+            .collect(),
+        major_frames: c
+            .schedule
+            .major_frames
+            .iter()
+            .map(|m| MajorFrameSpec {
+                length: m.length,
+                cpus: m
+                    .cpus
+                    .iter()
+                    .map(|frames| {
+                        frames
+                            .iter()
+                            .map(|f| MinorFrameSpec {
+                                partition: f.partition,
+                                end: f.end,
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            })
+            .collect(),
+        image_regions: c.image_regions(),
+    }
 }
 
-fn kernel_action(a: KernelActionKind) -> Result<&'static str, SpecError> {
-    Ok(match a {
-        KernelActionKind::Yield => "Yield",
-        KernelActionKind::Sleep => "Sleep",
-        KernelActionKind::Poweroff => "Poweroff",
-        KernelActionKind::Reboot => "Reboot",
-        KernelActionKind::Panic => "SystemPanic",
-        KernelActionKind::UnmaskIrq => {
-            return Err(SpecError(
-                "kernel action \"unmask_irq\" is not supported by this kernel version".into(),
-            ));
+fn subject_spec(s: &SubjectOut) -> SubjectSpec<Owned> {
+    let mut source_events = [None; MAX_EVENTS];
+    for e in &s.source_events {
+        if let Some(slot) = source_events.get_mut(usize::from(e.id)) {
+            *slot = Some(e.action);
         }
-    })
+    }
+    SubjectSpec {
+        name: s.name.clone(),
+        cpu: s.cpu,
+        vpid: s.vpid,
+        vmcs: s.vmcs,
+        eptp: s.eptp,
+        io_bitmap_a: s.io_bitmap_a,
+        io_bitmap_b: s.io_bitmap_b,
+        msr_bitmap: s.msr_bitmap,
+        controls: s.controls,
+        guest: s.guest,
+        source_events,
+        fault_action: s.fault_action,
+    }
 }
 
 /// The `spec.rs` source for a composition.
-pub fn spec_source(c: &Composition) -> Result<String, SpecError> {
-    let mut o = String::with_capacity(4096 + c.subjects.len() * 4096);
-    let _ = writeln!(
-        o,
-        "// System spec of \"{}\", generated by `septum compose`. Do not edit.",
-        c.name
-    );
-    let _ = writeln!(o, "/// The composed system: every table the kernel walks.");
-    let _ = writeln!(
-        o,
-        "pub static SPEC: {SPEC}::SystemSpec = {SPEC}::SystemSpec {{"
-    );
-    let _ = writeln!(o, "    name: {:?},", c.name);
-    let _ = writeln!(o, "    kernel: {SPEC}::KernelSpec {{");
-    let _ = writeln!(
-        o,
-        "        pml4: septum_abi::PhysAddr({:#x}),",
-        c.kernel_pml4.get()
-    );
-    let _ = writeln!(o, "        debug_uart_port: {:#x},", c.debug_uart_port);
-    let _ = writeln!(o, "        tsc_khz: {},", c.tsc_khz);
-    let _ = writeln!(o, "        cpu_count: {},", c.cpu_count);
-    let vmxon: Vec<String> = c
-        .vmxon
-        .iter()
-        .map(|a| format!("septum_abi::PhysAddr({:#x})", a.get()))
-        .collect();
-    let _ = writeln!(o, "        vmxon_regions: &[{}],", vmxon.join(", "));
-    let _ = writeln!(o, "    }},");
-    let _ = writeln!(o, "    subjects: &[");
-    let ctl = vmx::native_controls();
-    for s in &c.subjects {
-        let _ = writeln!(o, "        {SPEC}::SubjectSpec {{");
-        let _ = writeln!(o, "            name: {:?},", s.name);
-        let _ = writeln!(o, "            cpu: {},", s.cpu);
-        let _ = writeln!(o, "            vpid: {},", s.vpid);
-        let _ = writeln!(
-            o,
-            "            vmcs: septum_abi::PhysAddr({:#x}),",
-            s.vmcs.get()
-        );
-        let _ = writeln!(o, "            eptp: {:#x},", s.eptp);
-        let _ = writeln!(
-            o,
-            "            io_bitmap_a: septum_abi::PhysAddr({:#x}),",
-            s.io_bitmap_a.get()
-        );
-        let _ = writeln!(
-            o,
-            "            io_bitmap_b: septum_abi::PhysAddr({:#x}),",
-            s.io_bitmap_a.get() + crate::PAGE_SIZE
-        );
-        let _ = writeln!(
-            o,
-            "            msr_bitmap: septum_abi::PhysAddr({:#x}),",
-            s.msr_bitmap.get()
-        );
-        let _ = writeln!(
-            o,
-            "            controls: {SPEC}::VmxControls {{ pin: {:#x}, proc: {:#x}, proc2: {:#x}, \
-             exit: {:#x}, entry: {:#x}, exception_bitmap: {:#x}, cr0_mask: {:#x}, cr4_mask: {:#x} }},",
-            ctl.pin,
-            ctl.proc,
-            ctl.proc2,
-            ctl.exit,
-            ctl.entry,
-            ctl.exception_bitmap,
-            ctl.cr0_mask,
-            ctl.cr4_mask
-        );
-        let _ = writeln!(o, "            guest: {SPEC}::GuestState {{");
-        let _ = writeln!(
-            o,
-            "                rip: septum_abi::VirtAddr({:#x}),",
-            s.entry.get()
-        );
-        let _ = writeln!(
-            o,
-            "                rsp: septum_abi::VirtAddr({:#x}),",
-            septum_abi::layout::SUBJECT_STACK_TOP.get()
-        );
-        let _ = writeln!(o, "                rflags: {:#x},", vmx::GUEST_RFLAGS);
-        let _ = writeln!(o, "                cr0: {:#x},", vmx::GUEST_CR0);
-        let _ = writeln!(
-            o,
-            "                cr3: septum_abi::GuestPhysAddr({:#x}),",
-            s.cr3.get()
-        );
-        let _ = writeln!(o, "                cr4: {:#x},", vmx::GUEST_CR4);
-        let _ = writeln!(o, "                efer: {:#x},", vmx::GUEST_EFER);
-        let _ = writeln!(o, "                pat: {:#x},", vmx::GUEST_PAT);
-        let _ = writeln!(
-            o,
-            "                rdi: {:#x},",
-            septum_abi::layout::SUBJECT_INFO.get()
-        );
-        let _ = writeln!(o, "                cs: {},", segment(&vmx::GUEST_CS));
-        let _ = writeln!(o, "                data: {},", segment(&vmx::GUEST_DATA));
-        let _ = writeln!(o, "                tr: {},", segment(&vmx::GUEST_TR));
-        let _ = writeln!(o, "                ldtr: {},", segment(&vmx::GUEST_LDTR));
-        let _ = writeln!(o, "            }},");
-        let mut slots: Vec<Option<String>> = vec![None; septum_abi::hypercall::MAX_EVENTS];
-        for e in &s.source_events {
-            let text = match e.action {
-                SourceAction::Async {
-                    target,
-                    target_event,
-                } => format!(
-                    "{SPEC}::SourceEvent::Async {{ target: septum_abi::SubjectId({}), target_event: {target_event} }}",
-                    target.0
-                ),
-                SourceAction::Switch {
-                    target,
-                    target_event,
-                } => format!(
-                    "{SPEC}::SourceEvent::Switch {{ target: septum_abi::SubjectId({}), target_event: {target_event} }}",
-                    target.0
-                ),
-                SourceAction::SelfEvent { target_event } => {
-                    format!("{SPEC}::SourceEvent::SelfEvent {{ target_event: {target_event} }}")
-                }
-                SourceAction::Kernel(a) => format!(
-                    "{SPEC}::SourceEvent::Kernel({SPEC}::KernelAction::{})",
-                    kernel_action(a)
-                        .map_err(|e| SpecError(format!("subject \"{}\": {e}", s.name)))?
-                ),
-            };
-            if let Some(slot) = slots.get_mut(usize::from(e.id)) {
-                *slot = Some(text);
-            }
-        }
-        if slots.iter().all(Option::is_none) {
-            let _ = writeln!(o, "            source_events: [None; {}],", slots.len());
-        } else {
-            // One line per defined slot; runs of unused slots share a line.
-            let _ = writeln!(o, "            source_events: [");
-            let mut unused = 0;
-            for slot in slots {
-                match slot {
-                    Some(text) => {
-                        if unused > 0 {
-                            let _ = writeln!(
-                                o,
-                                "                {}",
-                                "None, ".repeat(unused).trim_end()
-                            );
-                            unused = 0;
-                        }
-                        let _ = writeln!(o, "                Some({text}),");
-                    }
-                    None => unused += 1,
-                }
-            }
-            if unused > 0 {
-                let _ = writeln!(o, "                {}", "None, ".repeat(unused).trim_end());
-            }
-            let _ = writeln!(o, "            ],");
-        }
-        let fault = match s.on_fault {
-            crate::input::OnFault::StopSystem => "StopSystem",
-            crate::input::OnFault::StopSubject => "StopSubject",
-        };
-        let _ = writeln!(o, "            fault_action: {SPEC}::FaultAction::{fault},");
-        let _ = writeln!(o, "        }},");
-    }
-    let _ = writeln!(o, "    ],");
-    let _ = writeln!(o, "    partitions: &[");
-    for p in &c.schedule.partitions {
-        let groups: Vec<String> = p
-            .groups
-            .iter()
-            .map(|g| format!("{SPEC}::GroupId({g})"))
-            .collect();
-        let _ = writeln!(
-            o,
-            "        {SPEC}::PartitionSpec {{ name: {:?}, cpu: {}, groups: &[{}] }},",
-            p.name,
-            p.cpu,
-            groups.join(", ")
-        );
-    }
-    let _ = writeln!(o, "    ],");
-    let _ = writeln!(o, "    groups: &[");
-    for g in &c.schedule.groups {
-        let members: Vec<String> = g
-            .iter()
-            .map(|s| format!("septum_abi::SubjectId({})", s.0))
-            .collect();
-        let initial = g.first().map_or(0, |s| s.0);
-        let _ = writeln!(
-            o,
-            "        {SPEC}::GroupSpec {{ subjects: &[{}], initial: septum_abi::SubjectId({initial}) }},",
-            members.join(", ")
-        );
-    }
-    let _ = writeln!(o, "    ],");
-    let _ = writeln!(o, "    major_frames: &[");
-    for m in &c.schedule.major_frames {
-        let _ = writeln!(o, "        {SPEC}::MajorFrameSpec {{");
-        let _ = writeln!(
-            o,
-            "            length: septum_abi::TscCycles({}),",
-            m.length.get()
-        );
-        let _ = writeln!(o, "            cpus: &[");
-        for frames in &m.cpus {
-            let list: Vec<String> = frames
-                .iter()
-                .map(|f| {
-                    format!(
-                        "{SPEC}::MinorFrameSpec {{ partition: {SPEC}::PartitionId({}), end: septum_abi::TscCycles({}) }}",
-                        f.partition,
-                        f.end.get()
-                    )
-                })
-                .collect();
-            let _ = writeln!(o, "                &[{}],", list.join(", "));
-        }
-        let _ = writeln!(o, "            ],");
-        let _ = writeln!(o, "        }},");
-    }
-    let _ = writeln!(o, "    ],");
-    let _ = writeln!(o, "    image_regions: &[");
-    for r in c.image_regions() {
-        let _ = writeln!(
-            o,
-            "        {SPEC}::ImageRegion {{ name: {:?}, start: septum_abi::PhysAddr({:#x}), size: {:#x} }},",
-            r.name,
-            r.start.get(),
-            r.size
-        );
-    }
-    let _ = writeln!(o, "    ],");
-    let _ = writeln!(o, "}};");
-    Ok(o)
+pub fn spec_source(c: &Composition) -> String {
+    emit::spec_source(&system_spec(c))
 }

@@ -1,15 +1,9 @@
-//! VMX controls and initial guest state of a native 64-bit subject.
+//! The VMX bits the composer can ask for, each a named constant with the
+//! SDM section that defines it (Intel SDM Vol. 3C), and the EPT pointer
+//! flags.
 //!
-//! These are the values the composer writes into the system spec; the kernel
-//! ORs in the must-be-one bits of the capability MSRs and refuses to start if
-//! a bit asked for here is not allowed, naming the feature. Every bit is a
-//! named constant with the SDM section that defines it (Intel SDM Vol. 3C).
-//!
-//! The choice of exits follows from the isolation goal: anything a subject
-//! could use to observe or change state beyond its own (interrupts, NMIs,
-//! control and debug registers, caches, descriptor tables, performance
-//! counters, I/O ports and MSRs not granted) exits to the kernel, and the
-//! VMX-preemption timer bounds how long it runs.
+//! These are definitions, not choices: which bits a subject gets is decided
+//! by its profile ([`crate::profile`]).
 
 /// Pin-based VM-execution controls (SDM 25.6.1, Table 25-5).
 pub mod pin {
@@ -114,132 +108,12 @@ pub mod cr {
 /// stay off so the CPU never writes to the EPT.
 pub const EPTP_FLAGS: u64 = (3 << 3) | 6;
 
-/// Guest IA32_PAT: the power-on value (WB, WT, UC-, UC, repeated), SDM Vol. 3A
-/// 13.12.4, so the EPT memory type alone decides.
-pub const GUEST_PAT: u64 = 0x0007_0406_0007_0406;
-
-/// The controls of a native subject, as the spec's `VmxControls` wants them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Controls {
-    /// Pin-based.
-    pub pin: u32,
-    /// Primary processor-based.
-    pub proc: u32,
-    /// Secondary processor-based.
-    pub proc2: u32,
-    /// VM-exit.
-    pub exit: u32,
-    /// VM-entry.
-    pub entry: u32,
-    /// Exception bitmap.
-    pub exception_bitmap: u32,
-    /// CR0 guest/host mask.
-    pub cr0_mask: u64,
-    /// CR4 guest/host mask.
-    pub cr4_mask: u64,
-}
-
-/// Controls for every native 64-bit subject. Exception bitmap all ones:
-/// every exception exits (a native subject has no IDT of its own). CR0/CR4
-/// masks all ones: any change of either exits.
-pub const fn native_controls() -> Controls {
-    Controls {
-        pin: pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING | pin::ACTIVATE_PREEMPTION_TIMER,
-        proc: proc::HLT_EXITING
-            | proc::INVLPG_EXITING
-            | proc::MWAIT_EXITING
-            | proc::RDPMC_EXITING
-            | proc::CR3_LOAD_EXITING
-            | proc::CR3_STORE_EXITING
-            | proc::CR8_LOAD_EXITING
-            | proc::CR8_STORE_EXITING
-            | proc::MOV_DR_EXITING
-            | proc::USE_IO_BITMAPS
-            | proc::USE_MSR_BITMAPS
-            | proc::MONITOR_EXITING
-            | proc::ACTIVATE_SECONDARY_CONTROLS,
-        proc2: proc2::ENABLE_EPT
-            | proc2::ENABLE_VPID
-            | proc2::WBINVD_EXITING
-            | proc2::DESCRIPTOR_TABLE_EXITING,
-        exit: exit::HOST_ADDRESS_SPACE_SIZE
-            | exit::SAVE_IA32_EFER
-            | exit::LOAD_IA32_EFER
-            | exit::ACK_INTERRUPT_ON_EXIT,
-        entry: entry::IA32E_MODE_GUEST | entry::LOAD_IA32_EFER,
-        exception_bitmap: u32::MAX,
-        cr0_mask: u64::MAX,
-        cr4_mask: u64::MAX,
-    }
-}
-
-/// Guest CR0: protected mode with paging, native FPU errors, write protect.
-pub const GUEST_CR0: u64 =
-    cr::CR0_PE | cr::CR0_MP | cr::CR0_ET | cr::CR0_NE | cr::CR0_WP | cr::CR0_PG;
-/// Guest CR4 as the subject sees it (the kernel adds CR4.VMXE).
-pub const GUEST_CR4: u64 = cr::CR4_PAE;
-/// Guest EFER: long mode active, no-execute enabled.
-pub const GUEST_EFER: u64 = cr::EFER_LME | cr::EFER_LMA | cr::EFER_NXE;
-/// Initial RFLAGS (bit 1 is reserved and always one).
-pub const GUEST_RFLAGS: u64 = 2;
-
-/// A segment register's initial VMCS state (SDM 25.4.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct SegmentState {
-    /// Selector.
-    pub selector: u16,
-    /// Base.
-    pub base: u64,
-    /// Limit.
-    pub limit: u32,
-    /// Access rights (VMCS format; bit 16 = unusable).
-    pub access_rights: u32,
-}
-
-/// 64-bit code: present, DPL 0, code execute/read accessed, L=1.
-pub const GUEST_CS: SegmentState = SegmentState {
-    selector: 0x08,
-    base: 0,
-    limit: 0xffff_ffff,
-    access_rights: 0xa09b,
-};
-/// Data: present, DPL 0, read/write accessed, D/B=1, G=1.
-pub const GUEST_DATA: SegmentState = SegmentState {
-    selector: 0x10,
-    base: 0,
-    limit: 0xffff_ffff,
-    access_rights: 0xc093,
-};
-/// TR: busy 64-bit TSS (VM entry requires a usable TR), minimal limit.
-pub const GUEST_TR: SegmentState = SegmentState {
-    selector: 0x18,
-    base: 0,
-    limit: 0x67,
-    access_rights: 0x8b,
-};
-/// LDTR: unusable.
-pub const GUEST_LDTR: SegmentState = SegmentState {
-    selector: 0,
-    base: 0,
-    limit: 0,
-    access_rights: 0x1_0000,
-};
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn documented_values() {
-        let c = native_controls();
-        assert_eq!(c.pin, 0x49);
-        assert_eq!(c.proc, 0xb299_8e80);
-        assert_eq!(c.proc & proc::UNCONDITIONAL_IO_EXITING, 0);
-        assert_eq!(c.proc2, 0x66);
-        assert_eq!(c.exit, 0x0030_8200);
-        assert_eq!(c.entry, 0x8200);
-        assert_eq!(GUEST_CR0, 0x8001_0033);
-        assert_eq!(GUEST_EFER, 0xd00);
         assert_eq!(EPTP_FLAGS, 0x1e);
     }
 }

@@ -10,10 +10,10 @@ use septum_abi::info::{FLAG_CHANNEL_READER, FLAG_CHANNEL_WRITER, FLAG_WRITABLE, 
 use septum_abi::layout::{KERNEL_DATA, KERNEL_RODATA, KERNEL_TEXT};
 use septum_compose::bitmaps::io_port_exits;
 use septum_compose::elf::build;
-use septum_compose::input::KernelActionKind;
-use septum_compose::paging::{Format, Rights, ia32e, leaves, small_pages};
-use septum_compose::system::{Composition, MappingKind, Region, SourceAction};
+use septum_compose::paging::{Format, MemoryType, Rights, ia32e, leaves, small_pages};
+use septum_compose::system::{Composition, MappingKind, Region};
 use septum_compose::{Composed, compose_policy, info, output, pack, report};
+use septum_kerncore::spec::{KernelAction, SourceEvent};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -65,7 +65,7 @@ fn guest_tables_and_ept_map_exactly_the_grants() {
     let c = demo().composition;
     for s in &c.subjects {
         let pt = region(&c, &format!("{}|pt", s.name));
-        let guest = pages(Format::Ia32e, &bytes(pt), s.cr3.get());
+        let guest = pages(Format::Ia32e, &bytes(pt), s.guest.cr3.get());
         let mut expected = BTreeSet::new();
         for m in s.mappings.iter().filter(|m| m.virtual_address.is_some()) {
             for off in (0..m.size).step_by(4096) {
@@ -86,7 +86,7 @@ fn guest_tables_and_ept_map_exactly_the_grants() {
         assert!(
             guest
                 .iter()
-                .all(|&(va, _, _)| va < s.cr3.get() || va >= s.cr3.get() + pt.size)
+                .all(|&(va, _, _)| va < s.guest.cr3.get() || va >= s.guest.cr3.get() + pt.size)
         );
 
         let ept_root = s.eptp & !0xfff;
@@ -124,7 +124,7 @@ fn guest_tables_and_ept_map_exactly_the_grants() {
             .find(|m| m.kind == MappingKind::PageTables)
             .unwrap();
         assert!(!tables.writable && !tables.executable);
-        assert_eq!(tables.guest_physical, s.cr3);
+        assert_eq!(tables.guest_physical, s.guest.cr3);
     }
     // The shared UC region is uncached in both subjects' EPT and its fill
     // pattern is its content.
@@ -282,14 +282,14 @@ fn events_and_schedule_resolve() {
         [
             (
                 1,
-                SourceAction::Async {
+                SourceEvent::Async {
                     target: console,
                     target_event: 5
                 }
             ),
             (
                 2,
-                SourceAction::Async {
+                SourceEvent::Async {
                     target: console,
                     target_event: 0
                 }
@@ -298,7 +298,7 @@ fn events_and_schedule_resolve() {
     );
     assert_eq!(
         c.subjects[1].source_events[0].action,
-        SourceAction::Kernel(KernelActionKind::Poweroff)
+        SourceEvent::Kernel(KernelAction::Poweroff)
     );
     let major = &c.schedule.major_frames[0];
     assert_eq!(major.length.get(), 300_000);

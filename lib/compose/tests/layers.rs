@@ -129,7 +129,8 @@ fn ept_leaf(c: &Composition, s: usize, gpa: u64) -> (String, u64) {
 fn guest_leaf(c: &Composition, s: usize, va: u64) -> (String, u64) {
     let name = format!("{}|pt", c.subjects[s].name);
     let r = region(c, &name);
-    let t = paging::translate(Format::Ia32e, &r.content, c.subjects[s].cr3.get(), va).unwrap();
+    let t =
+        paging::translate(Format::Ia32e, &r.content, c.subjects[s].guest.cr3.get(), va).unwrap();
     (name, t.leaf)
 }
 
@@ -229,7 +230,7 @@ fn detects_guest_tables_outside_ept() {
 #[test]
 fn detects_writable_or_executable_page_tables_in_ept() {
     let v = violations_after(|c| {
-        let cr3 = c.subjects[0].cr3.get();
+        let cr3 = c.subjects[0].guest.cr3.get();
         let (name, leaf) = ept_leaf(c, 0, cr3);
         patch_entry(region_mut(c, &name), leaf, |e| e | ept::WRITE);
     });

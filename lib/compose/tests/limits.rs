@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use septum_compose::elf::{self, build};
-use septum_compose::input::{KernelActionKind, SystemInput};
+use septum_compose::input::{KernelAction, SystemInput};
 use septum_compose::{Failure, compose_input, from_policy};
 
 fn demo_input() -> SystemInput {
@@ -122,7 +122,7 @@ fn fixed_placement_must_be_free_ram() {
 #[test]
 fn unsupported_kernel_action_is_refused() {
     let mut input = demo_input();
-    input.events[0].action = Some(KernelActionKind::UnmaskIrq);
+    input.events[0].action = Some(KernelAction::UnmaskIrq);
     let e = error(&input);
     assert!(e.contains("\"unmask_irq\" is not supported"), "{e}");
 }

@@ -7,36 +7,109 @@
 //! `septum pack` loads (page tables, bitmaps, subject images); the kernel
 //! checks at boot that each region in [`SystemSpec::image_regions`] lies in
 //! usable RAM as reported by the boot loader.
+//!
+//! # One contract, two storages
+//!
+//! These types are the only description of the spec: the kernel reads them
+//! and the composer builds them. The types that hold lists or names take a
+//! [`Storage`] parameter that says how they are held:
+//!
+//! - [`Static`] (the default, so kernel code writes plain `SystemSpec`):
+//!   `&'static [T]` and `&'static str`, exactly the field types the kernel
+//!   has always walked, so its hot path and the layout are unchanged;
+//! - `Owned` (only with the `emit` feature, which the kernel does not
+//!   enable): `Vec<T>` and `String`, which the composer fills.
+//!
+//! The composer turns an owned spec into the Rust source of the static one
+//! with `crate::emit`, which sits beside these types: adding a field or a
+//! variant here without teaching the emitter about it is a compile error in
+//! `emit`, and the golden spec test there compiles every variant of every
+//! enum, so the two sides cannot drift apart.
+//!
+//! Why a storage parameter with a default rather than the alternatives: a
+//! lifetime parameter (`SystemSpec<'a>`) would make every kernel field and
+//! return type that names a spec type spell out `'static`; building the
+//! static types in the composer would mean leaking every list it builds;
+//! and a second, composer-side set of types is the duplication this
+//! replaces. With the default, `SystemSpec` in kernel code is
+//! `SystemSpec<Static>` and its fields normalise to the same `&'static`
+//! types as before, so the generated code is the same.
+
+use core::fmt;
 
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
 
 /// Number of source/target event slots per subject.
 pub const MAX_EVENTS: usize = septum_abi::hypercall::MAX_EVENTS;
 
+/// How the spec holds its lists and names (see the module doc).
+pub trait Storage: 'static + fmt::Debug {
+    /// A list of `T`.
+    type List<T: 'static + fmt::Debug>: fmt::Debug;
+    /// A name.
+    type Text: fmt::Debug;
+    /// The items of `list`, in order.
+    fn items<T: 'static + fmt::Debug>(list: &Self::List<T>) -> &[T];
+    /// The characters of `text`.
+    fn text(text: &Self::Text) -> &str;
+}
+
+/// Constant data compiled into the kernel: `&'static` slices and strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Static {}
+
+impl Storage for Static {
+    type List<T: 'static + fmt::Debug> = &'static [T];
+    type Text = &'static str;
+    fn items<'a, T: 'static + fmt::Debug>(list: &'a &'static [T]) -> &'a [T] {
+        list
+    }
+    fn text<'a>(text: &'a &'static str) -> &'a str {
+        text
+    }
+}
+
+/// A spec being built at run time (the composer): vectors and strings.
+#[cfg(any(test, feature = "emit"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned {}
+
+#[cfg(any(test, feature = "emit"))]
+impl Storage for Owned {
+    type List<T: 'static + fmt::Debug> = alloc::vec::Vec<T>;
+    type Text = alloc::string::String;
+    fn items<T: 'static + fmt::Debug>(list: &alloc::vec::Vec<T>) -> &[T] {
+        list
+    }
+    fn text(text: &alloc::string::String) -> &str {
+        text
+    }
+}
+
 /// The whole composed system.
 #[derive(Debug)]
-pub struct SystemSpec {
+pub struct SystemSpec<S: Storage = Static> {
     /// Name of the system (policy file stem), for diagnostics.
-    pub name: &'static str,
+    pub name: S::Text,
     /// Kernel-wide settings.
-    pub kernel: KernelSpec,
+    pub kernel: KernelSpec<S>,
     /// Every subject, indexed by [`SubjectId`].
-    pub subjects: &'static [SubjectSpec],
+    pub subjects: S::List<SubjectSpec<S>>,
     /// Scheduling partitions, indexed by [`PartitionId`].
-    pub partitions: &'static [PartitionSpec],
+    pub partitions: S::List<PartitionSpec<S>>,
     /// Scheduling groups, indexed by [`GroupId`].
-    pub groups: &'static [GroupSpec],
+    pub groups: S::List<GroupSpec<S>>,
     /// The cyclic plan: one or more major frames. The kernel starts with the
     /// first.
-    pub major_frames: &'static [MajorFrameSpec],
+    pub major_frames: S::List<MajorFrameSpec<S>>,
     /// Every physical region the image occupies (kernel windows, tables,
     /// subject memory). Checked against the boot loader's memory map.
-    pub image_regions: &'static [ImageRegion],
+    pub image_regions: S::List<ImageRegion<S>>,
 }
 
 /// Kernel-wide settings.
 #[derive(Debug)]
-pub struct KernelSpec {
+pub struct KernelSpec<S: Storage = Static> {
     /// Root of the kernel's own page tables (loaded into CR3 at boot; built by
     /// the composer, identity-mapping the kernel windows and the VMXON and
     /// VMCS regions).
@@ -49,14 +122,14 @@ pub struct KernelSpec {
     /// Number of CPUs the plan uses (only CPU 0 is started in this version).
     pub cpu_count: u32,
     /// One 4 KiB VMXON region per CPU, indexed by CPU number.
-    pub vmxon_regions: &'static [PhysAddr],
+    pub vmxon_regions: S::List<PhysAddr>,
 }
 
 /// A region of physical memory that the image occupies.
 #[derive(Debug, Clone, Copy)]
-pub struct ImageRegion {
+pub struct ImageRegion<S: Storage = Static> {
     /// Name, for diagnostics (e.g. `kernel_text`, `producer|text`).
-    pub name: &'static str,
+    pub name: S::Text,
     /// First byte.
     pub start: PhysAddr,
     /// Size in bytes.
@@ -76,9 +149,9 @@ pub enum FaultAction {
 
 /// One subject (a native program in VMX non-root mode).
 #[derive(Debug)]
-pub struct SubjectSpec {
+pub struct SubjectSpec<S: Storage = Static> {
     /// Policy name, for diagnostics.
-    pub name: &'static str,
+    pub name: S::Text,
     /// CPU the subject runs on.
     pub cpu: u32,
     /// VPID (non-zero, unique per subject).
@@ -108,7 +181,7 @@ pub struct SubjectSpec {
 
 /// VMX controls (SDM Vol. 3C, 25.6-25.8), as the subject wants them before
 /// the kernel applies the capability MSRs' must-be-one bits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VmxControls {
     /// Pin-based VM-execution controls.
     pub pin: u32,
@@ -129,7 +202,7 @@ pub struct VmxControls {
 }
 
 /// A segment register's VMCS state.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
     /// Selector.
     pub selector: u16,
@@ -142,7 +215,7 @@ pub struct Segment {
 }
 
 /// Initial guest register state of a subject.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GuestState {
     /// Entry point.
     pub rip: VirtAddr,
@@ -225,32 +298,32 @@ pub struct GroupId(pub u16);
 /// A scheduling partition: bound to one CPU, holds groups that run
 /// round-robin at minor-frame boundaries.
 #[derive(Debug)]
-pub struct PartitionSpec {
+pub struct PartitionSpec<S: Storage = Static> {
     /// Policy name.
-    pub name: &'static str,
+    pub name: S::Text,
     /// CPU the partition runs on.
     pub cpu: u32,
     /// Groups of the partition, in policy order.
-    pub groups: &'static [GroupId],
+    pub groups: S::List<GroupId>,
 }
 
 /// A scheduling group: subjects that hand the CPU to each other with
 /// `switch` events; one is active at a time.
 #[derive(Debug)]
-pub struct GroupSpec {
+pub struct GroupSpec<S: Storage = Static> {
     /// Members, in policy order.
-    pub subjects: &'static [SubjectId],
+    pub subjects: S::List<SubjectId>,
     /// The member active at boot.
     pub initial: SubjectId,
 }
 
 /// One major frame of the plan.
 #[derive(Debug)]
-pub struct MajorFrameSpec {
+pub struct MajorFrameSpec<S: Storage = Static> {
     /// Length of the major frame (equal on every CPU).
     pub length: TscCycles,
     /// Minor frames per CPU, indexed by CPU number.
-    pub cpus: &'static [&'static [MinorFrameSpec]],
+    pub cpus: S::List<S::List<MinorFrameSpec>>,
 }
 
 /// One minor frame.

@@ -1,0 +1,182 @@
+//! The composition pipeline: from a validated system to placed regions and
+//! built tables, in the order that keeps every size known before it is
+//! placed.
+//!
+//! 1. Fixed regions (`physicalAddress`) are reserved ([`crate::placement`]).
+//! 2. Data regions are allocated, in a fixed order: VMXON per CPU; per
+//!    subject its VMCS, I/O bitmaps, MSR bitmap, info page, stack and one
+//!    region per ELF segment; then `<memory>` regions; then channels
+//!    ([`crate::placement`]).
+//! 3. Each subject's address space is laid out, checked, and its IA-32e
+//!    page tables are built and placed; 4. its EPT is built and placed, its
+//!    profile chooses its VMX state, its events are resolved and its info
+//!    page is written ([`crate::subjects`], [`crate::events`],
+//!    [`crate::profile`]).
+//! 5. The kernel's identity tables (kernel windows, VMXON and VMCS regions)
+//!    are built and placed.
+//! 6. The plan is converted to TSC cycles ([`crate::plan`]) and the boot
+//!    major frame's length is written into every info page.
+//!
+//! Everything is a pure function of the input: the same input gives the
+//! same regions, bytes and addresses.
+
+use septum_abi::layout::{KERNEL_DATA, KERNEL_RODATA, KERNEL_TEXT, PAGE_SIZE};
+use septum_abi::{PhysAddr, SubjectId, TscCycles, VirtAddr};
+
+use crate::error::{ComposeError, Origin, fail};
+use crate::events;
+use crate::info;
+use crate::input::{Caching, SystemInput};
+use crate::paging::{Format, KernelTables, Rights};
+use crate::placement::{self, Placer, RegionRequest};
+use crate::plan;
+use crate::subjects::{self, SubjectContext};
+use crate::system::{Composition, DeviceOwner, DeviceOwnership, RegionKind, SubjectOut};
+
+/// Compose a system.
+pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
+    if input.subjects.len() > usize::from(u16::MAX) - 1 {
+        return fail(format!(
+            "{} subjects exceed the limit of 65534",
+            input.subjects.len()
+        ));
+    }
+    let cpu_count = plan::cpu_count(input);
+    let mut placer = Placer::new(input);
+
+    // 1.-2. Fixed and data regions.
+    let placed = placement::place_regions(input, &mut placer, cpu_count)?;
+    let vmxon: Vec<PhysAddr> = placed
+        .vmxon
+        .iter()
+        .map(|&i| placer.region(i).start)
+        .collect();
+
+    // 3.-4. Per-subject address spaces.
+    let targets = events::targets(input);
+    let ctx = SubjectContext {
+        input,
+        placed: &placed,
+        targets: &targets,
+    };
+    let mut subjects = Vec::with_capacity(input.subjects.len());
+    for (si, (s, own)) in input.subjects.iter().zip(&placed.subjects).enumerate() {
+        placer.origin = Some(Origin::Subject(si));
+        let subject = subjects::compose_subject(&ctx, &mut placer, SubjectId(si as u16), s, own)
+            .map_err(|e| e.at(Origin::Subject(si)))?;
+        subjects.push(subject);
+    }
+
+    // 5. The kernel's own tables.
+    placer.origin = None;
+    let kernel_pml4 = kernel_tables(&mut placer, &vmxon, &subjects)?;
+
+    // 6. The plan; every info page carries the boot major frame's length,
+    // known only now.
+    let schedule =
+        plan::schedule(input, cpu_count as usize).map_err(|e| e.at(Origin::Scheduling))?;
+    let boot_major = schedule
+        .major_frames
+        .first()
+        .map_or(TscCycles(0), |m| m.length);
+    for own in &placed.subjects {
+        info::set_major_frame_cycles(&mut placer.region_mut(own.info).content, boot_major)
+            .map_err(|e| ComposeError::new(format!("info page: {e}")))?;
+    }
+    let console = &input.hardware.devices[input.debug_console];
+    let Some(uart) = console.io_ports.first() else {
+        return fail(format!(
+            "debug console \"{}\" has no I/O port range",
+            console.name
+        ));
+    };
+    let device_owners = device_owners(input);
+    let mut regions = placer.into_regions();
+    for region in &mut regions {
+        let trimmed = region
+            .content
+            .iter()
+            .rposition(|&b| b != 0)
+            .map_or(0, |p| p + 1);
+        region.content.truncate(trimmed);
+    }
+    Ok(Composition {
+        name: input.name.clone(),
+        kernel_pml4,
+        debug_uart_port: uart.start,
+        debug_console: console.name.clone(),
+        tsc_khz: input.hardware.speed_khz,
+        cpu_count,
+        vmxon,
+        regions,
+        subjects,
+        schedule,
+        device_owners,
+    })
+}
+
+/// Build and place the kernel's page tables: the kernel windows with their
+/// rights, and the VMXON and VMCS regions read-write, no execute, all
+/// identity-mapped. Returns the PML4's address.
+fn kernel_tables(
+    placer: &mut Placer,
+    vmxon: &[PhysAddr],
+    subjects: &[SubjectOut],
+) -> Result<PhysAddr, ComposeError> {
+    let mut kernel = KernelTables::new(Format::Ia32e, true);
+    let mut identity = |start: PhysAddr, size: u64, writable: bool, executable: bool| {
+        kernel
+            .map(
+                VirtAddr(start.get()),
+                start,
+                size,
+                Rights::of(writable, executable, Caching::Wb),
+            )
+            .map_err(|e| ComposeError::new(format!("kernel page tables: {e}")))
+    };
+    identity(KERNEL_TEXT.start, KERNEL_TEXT.size, false, true)?;
+    identity(KERNEL_RODATA.start, KERNEL_RODATA.size, false, false)?;
+    identity(KERNEL_DATA.start, KERNEL_DATA.size, true, false)?;
+    for &at in vmxon {
+        identity(at, PAGE_SIZE, true, false)?;
+    }
+    for s in subjects {
+        identity(s.vmcs, PAGE_SIZE, true, false)?;
+    }
+    let tables = placer.place(RegionRequest::kernel(
+        "pt",
+        RegionKind::KernelPageTables,
+        kernel.page_count() as u64 * PAGE_SIZE,
+    ))?;
+    let pml4 = placer.region(tables).start;
+    placer.region_mut(tables).content = kernel.to_bytes(pml4);
+    Ok(pml4)
+}
+
+/// Every hardware device in description order, with each owner; devices
+/// nobody owns are listed too, so the report accounts for all of them.
+fn device_owners(input: &SystemInput) -> Vec<DeviceOwnership> {
+    let mut out = Vec::new();
+    for (di, device) in input.hardware.devices.iter().enumerate() {
+        let before = out.len();
+        let owned = |owner| DeviceOwnership {
+            device: device.name.clone(),
+            owner,
+        };
+        if di == input.debug_console {
+            out.push(owned(DeviceOwner::Kernel));
+        }
+        for s in &input.subjects {
+            for grant in s.devices.iter().filter(|g| g.device == di) {
+                out.push(owned(DeviceOwner::Subject {
+                    subject: s.name.clone(),
+                    logical: grant.logical.clone(),
+                }));
+            }
+        }
+        if out.len() == before {
+            out.push(owned(DeviceOwner::Nobody));
+        }
+    }
+    out
+}

@@ -1,0 +1,383 @@
+//! Composing one subject (steps 3 and 4 of [`crate::pipeline::compose`]):
+//! its address space, page tables, EPT, VMX state, events and info page.
+//!
+//! Guest-physical equals virtual for every mapping. The mappings (ELF
+//! segments, info page, stack, `<map>`s, channel ends) are checked for
+//! overlaps, including the stack's guard page, and must lie in the 47-bit
+//! lower half. The subject's IA-32e page tables sit at the lowest
+//! guest-physical range no mapping uses, so the subject cannot reach them
+//! through its own virtual space; EPT maps them read-only. The EPT is built
+//! last, because where 2 MiB pages fit depends on the physical addresses
+//! placement chose. The subject's profile ([`crate::profile`]) then turns
+//! its entry point and page-table address into its VMX controls and guest
+//! state.
+
+use std::ops::Range;
+
+use septum_abi::info::{
+    FLAG_CHANNEL_READER, FLAG_CHANNEL_WRITER, FLAG_EXECUTABLE, FLAG_WRITABLE, ResourceKind,
+};
+use septum_abi::layout::{self, PAGE_SIZE};
+use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, VirtAddr};
+
+use crate::elf::round_up;
+use crate::error::{ComposeError, fail};
+use crate::events::{self, EventTargets};
+use crate::info::{self, InfoHeader, Resource};
+use crate::input::{SubjectInput, SystemInput};
+use crate::paging::{EptTables, Format, GuestTables, INPUT_LIMIT, Rights};
+use crate::placement::{Placed, Placer, RegionRequest, SubjectRegions};
+use crate::profile::{self, VmxInputs};
+use crate::system::{
+    DeviceGrant, Mapping, MappingKind, PortRange, RegionIndex, RegionKind, SubjectOut,
+};
+use crate::vmx;
+
+/// What every subject's composition reads: the input, where steps 1 and 2
+/// placed everything, and who receives each event.
+pub struct SubjectContext<'a> {
+    /// The system.
+    pub input: &'a SystemInput,
+    /// Regions placed so far.
+    pub placed: &'a Placed,
+    /// The receiver of each global event.
+    pub targets: &'a EventTargets,
+}
+
+/// A range of a subject's guest-physical space that something occupies,
+/// named for the overlap error.
+struct Occupied {
+    range: Range<u64>,
+    what: String,
+}
+
+/// Lowest range of `pages` pages at or above 4 KiB that none of the sorted,
+/// disjoint `used` ranges touches.
+fn free_guest_range(used: &[Occupied], pages: u64) -> u64 {
+    let size = pages * PAGE_SIZE;
+    let mut candidate = PAGE_SIZE;
+    for o in used {
+        if candidate + size <= o.range.start {
+            break;
+        }
+        let end = o.range.end;
+        candidate = candidate.max(round_up(end, PAGE_SIZE).unwrap_or(end));
+    }
+    candidate
+}
+
+/// A mapping of all of region `region` at `va` (= guest-physical).
+fn whole_region(
+    placer: &Placer,
+    name: &str,
+    region: RegionIndex,
+    va: VirtAddr,
+    writable: bool,
+    kind: MappingKind,
+) -> Mapping {
+    let r = placer.region(region);
+    Mapping {
+        name: name.into(),
+        region,
+        virtual_address: Some(va),
+        guest_physical: GuestPhysAddr(va.get()),
+        physical: r.start,
+        size: r.size,
+        writable,
+        executable: false,
+        kind,
+    }
+}
+
+/// Lay out subject `id`'s address space, check it, build and place its
+/// page tables and EPT, choose its VMX state, resolve its events and write
+/// its info page.
+pub fn compose_subject(
+    ctx: &SubjectContext<'_>,
+    placer: &mut Placer,
+    id: SubjectId,
+    s: &SubjectInput,
+    own: &SubjectRegions,
+) -> Result<SubjectOut, ComposeError> {
+    let input = ctx.input;
+    let mut mappings = Vec::new();
+    for (seg, placed) in s.image.segments.iter().zip(&own.segments) {
+        let r = placer.region(placed.region);
+        mappings.push(Mapping {
+            name: placed.name.clone(),
+            region: placed.region,
+            virtual_address: Some(seg.virtual_address),
+            guest_physical: GuestPhysAddr(seg.virtual_address.get()),
+            physical: r.start,
+            size: r.size,
+            writable: seg.writable,
+            executable: seg.executable,
+            kind: MappingKind::Program,
+        });
+    }
+    mappings.push(whole_region(
+        placer,
+        "info",
+        own.info,
+        layout::SUBJECT_INFO,
+        false,
+        MappingKind::InfoPage,
+    ));
+    let stack_size = placer.region(own.stack).size;
+    let Some(stack_bottom) = layout::SUBJECT_STACK_TOP
+        .get()
+        .checked_sub(stack_size + PAGE_SIZE)
+    else {
+        return fail(format!(
+            "subject \"{}\": stack of {stack_size:#x} bytes is too large",
+            s.name
+        ));
+    };
+    let stack_bottom = stack_bottom + PAGE_SIZE;
+    mappings.push(whole_region(
+        placer,
+        "stack",
+        own.stack,
+        VirtAddr(stack_bottom),
+        true,
+        MappingKind::Stack,
+    ));
+    for m in &s.maps {
+        let mut map = whole_region(
+            placer,
+            &m.logical,
+            ctx.placed.memory[m.region],
+            m.virtual_address,
+            m.writable,
+            MappingKind::Memory,
+        );
+        map.executable = m.executable;
+        mappings.push(map);
+    }
+    for c in &s.channels {
+        let kind = if c.writer {
+            MappingKind::ChannelWriter
+        } else {
+            MappingKind::ChannelReader
+        };
+        mappings.push(whole_region(
+            placer,
+            &c.logical,
+            ctx.placed.channels[c.channel],
+            c.virtual_address,
+            c.writer,
+            kind,
+        ));
+    }
+
+    // Overlap check with names, including the stack guard page.
+    let mut used: Vec<Occupied> = mappings
+        .iter()
+        .map(|m| {
+            let va = m.guest_physical.get();
+            Occupied {
+                range: va..va.saturating_add(m.size),
+                what: format!("{} ({})", m.name, m.kind.label()),
+            }
+        })
+        .collect();
+    used.push(Occupied {
+        range: stack_bottom - PAGE_SIZE..stack_bottom,
+        what: "stack guard page".into(),
+    });
+    used.sort_by(|a, b| {
+        (a.range.start, a.range.end, &a.what).cmp(&(b.range.start, b.range.end, &b.what))
+    });
+    for pair in used.windows(2) {
+        let (first, second) = (&pair[0], &pair[1]);
+        if second.range.start < first.range.end {
+            return fail(format!(
+                "subject \"{}\": {} at {:#x}-{:#x} overlaps {} at {:#x}-{:#x}",
+                s.name,
+                second.what,
+                second.range.start,
+                second.range.end,
+                first.what,
+                first.range.start,
+                first.range.end
+            ));
+        }
+    }
+    if let Some(last) = used.last()
+        && last.range.end > INPUT_LIMIT
+    {
+        return fail(format!(
+            "subject \"{}\": {} at {:#x} lies beyond the 47-bit address space",
+            s.name, last.what, last.range.start
+        ));
+    }
+
+    let mut guest = GuestTables::new(Format::Ia32e, true);
+    for m in &mappings {
+        let va = m.virtual_address.unwrap_or_default();
+        let caching = placer.region(m.region).caching;
+        guest
+            .map(
+                va,
+                GuestPhysAddr(va.get()),
+                m.size,
+                Rights::of(m.writable, m.executable, caching),
+            )
+            .map_err(|e| ComposeError::new(format!("subject \"{}\": {e}", s.name)))?;
+    }
+    let pt_pages = guest.page_count() as u64;
+    let pt_gpa = GuestPhysAddr(free_guest_range(&used, pt_pages));
+    let pt_region = placer.place(
+        RegionRequest::subject(
+            id,
+            &s.name,
+            "pt",
+            RegionKind::GuestPageTables,
+            pt_pages * PAGE_SIZE,
+        )
+        .with_content(guest.to_bytes(pt_gpa)),
+    )?;
+    let pt = placer.region(pt_region);
+    mappings.push(Mapping {
+        name: "page_tables".into(),
+        region: pt_region,
+        virtual_address: None,
+        guest_physical: pt_gpa,
+        physical: pt.start,
+        size: pt.size,
+        writable: false,
+        executable: false,
+        kind: MappingKind::PageTables,
+    });
+
+    let mut ept = EptTables::new(Format::Ept, true);
+    for m in &mappings {
+        let caching = placer.region(m.region).caching;
+        ept.map(
+            m.guest_physical,
+            m.physical,
+            m.size,
+            Rights::of(m.writable, m.executable, caching),
+        )
+        .map_err(|e| ComposeError::new(format!("subject \"{}\": EPT: {e}", s.name)))?;
+    }
+    let ept_pages = ept.page_count() as u64;
+    let ept_region = placer.place(RegionRequest::subject(
+        id,
+        &s.name,
+        "ept",
+        RegionKind::Ept,
+        ept_pages * PAGE_SIZE,
+    ))?;
+    let ept_root = placer.region(ept_region).start;
+    placer.region_mut(ept_region).content = ept.to_bytes(ept_root);
+
+    let vmx_state = profile::subject_vmx(
+        s.profile,
+        &VmxInputs {
+            entry: s.image.entry,
+            page_tables: pt_gpa,
+        },
+    )
+    .map_err(|e| ComposeError::new(format!("subject \"{}\": {e}", s.name)))?;
+    let source_events = events::resolve(input, id, s, ctx.targets)?;
+    let (resources, devices) = resources_of(input, s);
+    let page = info::info_page(
+        &InfoHeader {
+            id,
+            name: &s.name,
+            tsc_khz: input.hardware.speed_khz,
+        },
+        &resources,
+    )
+    .map_err(|e| ComposeError::new(format!("subject \"{}\": {e}", s.name)))?;
+    placer.region_mut(own.info).content = page;
+
+    let io_bitmap_a = placer.region(own.io_bitmaps).start;
+    Ok(SubjectOut {
+        name: s.name.clone(),
+        cpu: s.cpu,
+        vpid: id.0 + 1,
+        vmcs: placer.region(own.vmcs).start,
+        eptp: ept_root.get() | vmx::EPTP_FLAGS,
+        io_bitmap_a,
+        io_bitmap_b: PhysAddr(io_bitmap_a.get() + PAGE_SIZE),
+        msr_bitmap: placer.region(own.msr_bitmap).start,
+        controls: vmx_state.controls,
+        guest: vmx_state.guest,
+        fault_action: events::fault_action(s.on_fault),
+        mappings,
+        source_events,
+        resources,
+        devices,
+    })
+}
+
+/// The subject's info page records and device grants.
+fn resources_of(input: &SystemInput, s: &SubjectInput) -> (Vec<Resource>, Vec<DeviceGrant>) {
+    let mut resources = Vec::new();
+    for m in &s.maps {
+        let mut flags = 0;
+        if m.writable {
+            flags |= FLAG_WRITABLE;
+        }
+        if m.executable {
+            flags |= FLAG_EXECUTABLE;
+        }
+        let size = input.regions[m.region].size;
+        resources.push(info::memory(&m.logical, m.virtual_address, size, flags));
+    }
+    for c in &s.channels {
+        let channel = &input.channels[c.channel];
+        let mut r = Resource::new(
+            &c.logical,
+            ResourceKind::Channel,
+            c.virtual_address.get(),
+            channel.size,
+        );
+        r.flags = if c.writer {
+            FLAG_CHANNEL_WRITER | FLAG_WRITABLE
+        } else {
+            FLAG_CHANNEL_READER
+        };
+        if let Some(e) = c.event {
+            r.event = e;
+        }
+        r.vector = c.vector.unwrap_or(0);
+        resources.push(r);
+    }
+    for e in &s.source_events {
+        let mut r = Resource::new(&e.logical, ResourceKind::SourceEvent, 0, 0);
+        r.event = e.id;
+        resources.push(r);
+    }
+    for t in &s.target_events {
+        let mut r = Resource::new(&t.logical, ResourceKind::TargetEvent, 0, 0);
+        r.event = t.id;
+        r.vector = t.vector.unwrap_or(0);
+        resources.push(r);
+    }
+    let mut devices = Vec::new();
+    for d in &s.devices {
+        let mut ports = Vec::new();
+        for (logical, range) in &d.io_ports {
+            let count = u64::from(range.end) - u64::from(range.start) + 1;
+            resources.push(Resource::new(
+                logical,
+                ResourceKind::IoPorts,
+                range.start.into(),
+                count,
+            ));
+            ports.push(PortRange {
+                first: range.start,
+                last: range.end,
+            });
+        }
+        devices.push(DeviceGrant {
+            logical: d.logical.clone(),
+            device: input.hardware.devices[d.device].name.clone(),
+            ports,
+        });
+    }
+    (resources, devices)
+}
