@@ -32,6 +32,7 @@ mod system {
 }
 
 use arch::x86_64::{cpu, descriptors, exit, pit, vmcs, vmx};
+use septum_abi::SubjectId;
 use septum_kerncore::sched::Scheduler;
 use system::SPEC;
 
@@ -85,15 +86,15 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
     );
     // Check every subject before touching VMX state.
     let cpu0 = SPEC.subjects.iter().filter(|subject| subject.cpu == 0);
-    for subject in cpu0.clone() {
+    for subject in cpu0 {
         if let Err(feature) = caps.resolve(&subject.controls, subject.eptp) {
             refuse(format_args!("VMX feature missing: {feature}"));
         }
     }
-    let Some(vmxon_region) = SPEC.kernel.vmxon_regions.first() else {
+    let Some(vmxon_region) = vmx::VmxonRegion::of(0) else {
         refuse(format_args!("the spec has no VMXON region for CPU 0"));
     };
-    match vmx::enable(&caps, *vmxon_region) {
+    match vmx::enable(&caps, vmxon_region) {
         Ok(()) => {}
         Err(vmx::BringUpError::Missing(feature)) => {
             refuse(format_args!("VMX feature missing: {feature}"))
@@ -102,16 +103,22 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
             refuse(format_args!("VMX instruction failed: {error}"))
         }
     }
-    for subject in cpu0 {
-        let controls = match caps.resolve(&subject.controls, subject.eptp) {
-            Ok(controls) => controls,
-            Err(feature) => refuse(format_args!("VMX feature missing: {feature}")),
+    for (id, subject) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
+        if subject.cpu != 0 {
+            continue;
+        }
+        let Some(vmcs) = vmx::Vmcs::of(id) else {
+            continue;
         };
-        if let Err(error) = vmcs::init(subject, &caps, &controls) {
-            refuse(format_args!(
+        match vmcs::init(vmcs, &caps) {
+            Ok(()) => {}
+            Err(vmx::BringUpError::Missing(feature)) => {
+                refuse(format_args!("VMX feature missing: {feature}"))
+            }
+            Err(vmx::BringUpError::Instruction(error)) => refuse(format_args!(
                 "VMX instruction failed: {error} (VMCS of \"{}\")",
                 subject.name
-            ));
+            )),
         }
     }
     #[cfg(feature = "panic-probe")]
@@ -137,12 +144,7 @@ fn panic_probe() {
 /// reset (docs/kernel.md); the kernel boots again and faults again.
 #[cfg(feature = "root-fault-probe")]
 fn root_fault_probe() {
-    let target = septum_abi::layout::KERNEL_TEXT.start;
-    kprintln!(
-        "septum: root-fault probe: writing to kernel text at {:#x}",
-        target.get()
-    );
-    descriptors::root_fault_probe(target);
+    descriptors::root_fault_probe();
     kprintln!("septum: root-fault probe did not fault: kernel text is writable");
 }
 

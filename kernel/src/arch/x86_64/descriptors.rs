@@ -16,8 +16,6 @@ use core::arch::{asm, global_asm};
 use super::boot;
 use super::cpu;
 use crate::kprintln;
-#[cfg(feature = "root-fault-probe")]
-use septum_abi::PhysAddr;
 
 /// Kernel code selector.
 pub const KERNEL_CS: u16 = 0x08;
@@ -272,16 +270,22 @@ pub fn idt_address() -> u64 {
     (&raw const IDT) as u64
 }
 
-/// Test-only (feature `root-fault-probe`): write to the kernel's own text,
-/// which the kernel page tables map read+execute with CR0.WP set, so the
-/// CPU must raise a page fault (vector 14, error 0x3: present, write) with
-/// CR2 = `target`; the handler above reports it and resets the machine.
-/// Returns only if the write did not fault, i.e. kernel text is writable.
+/// Test-only (feature `root-fault-probe`): write to the first byte of the
+/// kernel's own text, which the kernel page tables map read+execute with
+/// CR0.WP set, so the CPU must raise a page fault (vector 14, error 0x3:
+/// present, write) with CR2 = that address; the handler above reports it
+/// and resets the machine. Returns only if the write did not fault, i.e.
+/// kernel text is writable. The address is fixed here, not a parameter.
 #[cfg(feature = "root-fault-probe")]
-pub fn root_fault_probe(target: PhysAddr) {
+pub fn root_fault_probe() {
+    let target = septum_abi::layout::KERNEL_TEXT.start;
+    crate::kprintln!(
+        "septum: root-fault probe: writing to kernel text at {:#x}",
+        target.get()
+    );
     // Safety: test-only probe, compiled in only with `root-fault-probe`.
-    // `target` is a kernel-text address (identity-mapped, readable), so the
-    // read cannot fault. The write stores back the byte just read: it must
+    // `target` is the start of kernel text (identity-mapped, readable), so
+    // the read cannot fault. The write stores back the byte just read: it must
     // fault (W^X); should it not, the kernel's code is unchanged. The asm
     // is opaque to the compiler, so no Rust object is written through.
     unsafe {

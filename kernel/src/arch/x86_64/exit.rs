@@ -37,7 +37,7 @@ use septum_kerncore::vmx::{
 
 use super::boot;
 use super::cpu::{self, rdtsc};
-use super::vmx::{self, VmxError, field, vmread, vmwrite};
+use super::vmx::{self, GuestField, Vmcs, VmxError, field, vmread, write_guest};
 use crate::system::SPEC;
 use crate::{kprintln, stop};
 
@@ -308,7 +308,7 @@ extern "C" fn septum_vmexit(frame: *mut GuestRegs) -> u64 {
         EXIT_VMCALL if !entry_failure => {
             let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
             let rip = or_stop(vmread(field::GUEST_RIP));
-            or_stop(vmwrite(field::GUEST_RIP, rip.wrapping_add(length)));
+            or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
             with_scheduler(cpu, |s| s.on_hypercall(frame.rax))
         }
         EXIT_PREEMPTION_TIMER if !entry_failure => with_scheduler(cpu, |s| s.on_frame_end(rdtsc())),
@@ -456,7 +456,7 @@ fn execute(cpu: &mut CpuState, frame: &mut GuestRegs, mut decision: Decision) ->
 /// its VMCS and registers. Returns whether its VMCS still needs VMLAUNCH.
 fn switch_to(cpu: &mut CpuState, frame: &mut GuestRegs, subject: SubjectId) -> u64 {
     if cpu.core.loaded != Some(subject) {
-        let Some(spec) = subject_spec(subject) else {
+        let Some(vmcs) = Vmcs::of(subject) else {
             kprintln!("septum: scheduler chose unknown subject {}", subject.0);
             kprintln!("septum: system stopped (fail-closed)");
             stop()
@@ -469,7 +469,7 @@ fn switch_to(cpu: &mut CpuState, frame: &mut GuestRegs, subject: SubjectId) -> u
                 fxsave(area);
             }
         }
-        or_stop(vmx::vmptrld(spec.vmcs));
+        or_stop(vmcs.load());
         *frame = cpu
             .contexts
             .regs
@@ -523,5 +523,5 @@ fn arm_timer(cpu: &CpuState) {
         .map_or(TscCycles(0), Scheduler::deadline);
     let remaining = deadline.get().saturating_sub(rdtsc().get()) >> cpu.core.timer_shift;
     let value = u32::try_from(remaining).unwrap_or(u32::MAX);
-    or_stop(vmwrite(field::PREEMPTION_TIMER_VALUE, u64::from(value)));
+    or_stop(write_guest(GuestField::PreemptionTimer, u64::from(value)));
 }
