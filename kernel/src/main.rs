@@ -33,7 +33,7 @@ mod system {
 
 use arch::x86_64::{cpu, descriptors, exit, pit, vmcs, vmx};
 use septum_abi::SubjectId;
-use septum_kerncore::sched::Scheduler;
+use septum_kerncore::plan::Scheduler;
 use system::SPEC;
 
 /// Drain the debug UART and stop the machine (power off under Bochs; halt
@@ -71,7 +71,7 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         ),
         None => kprintln!("septum: tsc rate not measured (PIT channel 2 did not answer)"),
     }
-    let scheduler = match Scheduler::new(&SPEC, 0) {
+    let scheduler = match Scheduler::new(&SPEC, 0, &exit::EVENTS) {
         Ok(scheduler) => scheduler,
         Err(error) => refuse(format_args!("invalid system spec: {error}")),
     };

@@ -3,14 +3,20 @@
 //! Host RIP is `septum_vmexit_stub` and host RSP the top of the exit stack.
 //! The stub pushes the guest's general-purpose registers there, forming the
 //! per-CPU [`GuestRegs`] frame at a fixed place, and calls
-//! [`septum_vmexit`] with its address. Rust classifies the exit into the
-//! vendor-neutral events kerncore understands (hypercall, end of minor
-//! frame, external interrupt, fault), lets the [`Scheduler`] decide, and
-//! executes the decision: resume, switch subject (VMPTRLD of the other
-//! subject's VMCS and an exchange of the register frame with its save slot),
-//! idle in root mode until the frame deadline, or stop the machine. It
-//! returns 1 for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the
-//! stub restores the frame and enters. Before every entry the VMX-preemption
+//! [`septum_vmexit`] with its address. Rust does three things, in order:
+//!
+//! 1. `read_exit` reads the VMCS into kerncore's vendor-neutral [`Exit`]
+//!    (for VMCALL it also moves guest RIP past the instruction: every
+//!    hypercall completes, even an ignored one);
+//! 2. [`dispatch`] (kerncore) decides, with this CPU's [`Scheduler`];
+//! 3. `execute` carries out the [`Decision`]: resume, switch subject
+//!    (VMPTRLD of the other subject's VMCS and an exchange of the register
+//!    frame with its save slot, delivering its pending events), idle in root
+//!    mode until the frame deadline, report a fault, or stop the machine.
+//!
+//! Nothing here chooses a subject or interprets the policy. It returns 1
+//! for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the stub
+//! restores the frame and enters. Before every entry the VMX-preemption
 //! timer is set to `(deadline - rdtsc) >> IA32_VMX_MISC[4:0]`.
 //!
 //! A VMCALL exit costs 5 VMCS accesses: exit reason, instruction length,
@@ -28,7 +34,9 @@ use core::arch::global_asm;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use septum_abi::{SubjectId, TscCycles};
-use septum_kerncore::sched::{Decision, FaultDecision, MAX_SUBJECTS, Scheduler};
+use septum_kerncore::events::PendingTable;
+use septum_kerncore::exits::{Decision, Exit, FaultDetail, FaultInfo, dispatch};
+use septum_kerncore::plan::{MAX_SUBJECTS, Scheduler};
 use septum_kerncore::spec::SubjectSpec;
 use septum_kerncore::vmx::{
     EXIT_EXCEPTION_OR_NMI, EXIT_EXTERNAL_INTERRUPT, EXIT_IO_INSTRUCTION, EXIT_PREEMPTION_TIMER,
@@ -184,9 +192,14 @@ static mut CONTEXTS: SubjectContexts = SubjectContexts {
     launched: [false; MAX_SUBJECTS],
 };
 
+/// Pending target events of every subject: one table for the whole system,
+/// set by any CPU (atomically, see `kerncore::events`), never owned by a
+/// CPU's scheduler.
+pub static EVENTS: PendingTable = PendingTable::new();
+
 /// Scheduling state of the (only) CPU.
 struct CpuCore {
-    scheduler: Option<Scheduler>,
+    scheduler: Option<Scheduler<'static>>,
     /// Subject whose VMCS is current and whose registers are in the frame.
     loaded: Option<SubjectId>,
     /// IA32_VMX_MISC[4:0].
@@ -257,7 +270,7 @@ fn or_stop<T>(result: Result<T, VmxError>) -> T {
 
 /// Boot: prepare the scheduler and each subject's saved registers, start the
 /// plan and enter the first subject. Never returns.
-pub fn start(scheduler: Scheduler, timer_shift: u32) -> ! {
+pub fn start(scheduler: Scheduler<'static>, timer_shift: u32) -> ! {
     // Safety: the boot path calls this once; no exit can happen before the
     // first entry below, so this is the only reference.
     let cpu = &mut unsafe { cpu_state() };
@@ -301,40 +314,97 @@ extern "C" fn septum_vmexit(frame: *mut GuestRegs) -> u64 {
     #[cfg(feature = "count-vmcs")]
     vmx::VMCS_ACCESSES.store(0, Ordering::Relaxed);
 
-    let reason = or_stop(vmread(field::EXIT_REASON));
-    let basic = reason as u16;
-    let entry_failure = reason & (1 << 31) != 0;
-    let decision = match basic {
-        EXIT_VMCALL if !entry_failure => {
-            let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
-            let rip = or_stop(vmread(field::GUEST_RIP));
-            or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
-            with_scheduler(cpu, |s| s.on_hypercall(frame.rax))
-        }
-        EXIT_PREEMPTION_TIMER if !entry_failure => with_scheduler(cpu, |s| s.on_frame_end(rdtsc())),
-        EXIT_EXTERNAL_INTERRUPT if !entry_failure => with_scheduler(cpu, Scheduler::on_interrupt),
-        // A hardware NMI (interruption type 2) is not the subject's doing.
-        EXIT_EXCEPTION_OR_NMI if !entry_failure && is_nmi() => {
-            with_scheduler(cpu, Scheduler::on_interrupt)
-        }
-        _ => fault(cpu, reason),
-    };
-    // The common case (a hypercall that changes nothing about who runs)
-    // only needs the timer re-armed.
-    let launch = if decision == Decision::Resume {
-        arm_timer(cpu);
-        0
-    } else {
-        execute(cpu, frame, decision)
-    };
+    let (launch, hypercall) = handle_exit(cpu, frame);
     #[cfg(feature = "count-vmcs")]
-    if basic == EXIT_VMCALL {
+    if hypercall {
         MAX_VMCALL_ACCESSES.fetch_max(
             vmx::VMCS_ACCESSES.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
     }
+    #[cfg(not(feature = "count-vmcs"))]
+    let _ = hypercall;
     launch
+}
+
+/// Read the VMCS into a vendor-neutral [`Exit`] (SDM 28.2; reasons: Vol.
+/// 3D, appendix C), let kerncore decide, execute the decision. A VMCALL is
+/// completed here: guest RIP moves past it. The hypercall and the end of a
+/// minor frame are the hot paths and are handled inline; every other exit
+/// goes through [`other_exit`], kept out of line so that its registers do
+/// not burden them.
+/// Returns the launch flag and whether the exit was a hypercall (for
+/// `count-vmcs`).
+#[inline(always)]
+fn handle_exit(cpu: &mut CpuState, frame: &mut GuestRegs) -> (u64, bool) {
+    let reason = or_stop(vmread(field::EXIT_REASON));
+    if reason == u64::from(EXIT_VMCALL) {
+        let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
+        let rip = or_stop(vmread(field::GUEST_RIP));
+        or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
+        let exit = Exit::Hypercall { event: frame.rax };
+        (decide_and_execute(cpu, frame, exit), true)
+    } else if reason == u64::from(EXIT_PREEMPTION_TIMER) {
+        let exit = Exit::TimerExpired { now: rdtsc() };
+        (decide_and_execute(cpu, frame, exit), false)
+    } else {
+        (other_exit(cpu, frame, reason), false)
+    }
+}
+
+/// Every exit but a hypercall or a timer expiry (`reason`: the full
+/// exit-reason field).
+/// Each kind calls [`decide_and_execute`] with its own [`Exit`], so
+/// `dispatch` is specialised per kind.
+#[inline(never)]
+fn other_exit(cpu: &mut CpuState, frame: &mut GuestRegs, reason: u64) -> u64 {
+    let basic = reason as u16;
+    if reason & (1 << 31) != 0 {
+        return decide_and_execute(cpu, frame, Exit::EntryFailure(fault_info(basic)));
+    }
+    match basic {
+        EXIT_EXTERNAL_INTERRUPT => decide_and_execute(cpu, frame, Exit::ExternalInterrupt),
+        // A hardware NMI (interruption type 2) is not the subject's doing.
+        EXIT_EXCEPTION_OR_NMI if is_nmi() => decide_and_execute(cpu, frame, Exit::Nmi),
+        _ => decide_and_execute(cpu, frame, Exit::Fault(fault_info(basic))),
+    }
+}
+
+/// Dispatch one exit on this CPU's scheduler and execute the decision; a
+/// fault is reported before its decision (stop the subject or the system)
+/// is executed. The common case, a hypercall that changes nothing about
+/// who runs, only re-arms the timer.
+#[inline(always)]
+fn decide_and_execute(cpu: &mut CpuState, frame: &mut GuestRegs, exit: Exit) -> u64 {
+    let decision = dispatch(scheduler(cpu), exit);
+    if let Exit::Fault(info) | Exit::EntryFailure(info) = exit {
+        report_fault(cpu, &info);
+    }
+    if decision == Decision::Resume {
+        arm_timer(cpu);
+        0
+    } else {
+        execute(cpu, frame, decision)
+    }
+}
+
+/// What the fault report needs from the VMCS (unreadable fields read 0).
+fn fault_info(basic: u16) -> FaultInfo {
+    let qualification = vmread(field::EXIT_QUALIFICATION).unwrap_or(0);
+    let detail = match basic {
+        EXIT_IO_INSTRUCTION => FaultDetail::Port((qualification >> 16) as u16),
+        EXIT_EXCEPTION_OR_NMI => {
+            FaultDetail::Vector(vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0) as u8)
+        }
+        _ => FaultDetail::None,
+    };
+    FaultInfo {
+        code: basic,
+        qualification,
+        guest_physical: vmread(field::GUEST_PHYSICAL_ADDRESS).unwrap_or(0),
+        rip: vmread(field::GUEST_RIP).unwrap_or(0),
+        detail,
+    }
 }
 
 /// Whether the exit's interruption information says "valid, NMI"
@@ -355,56 +425,48 @@ extern "C" fn septum_vmentry_failed() -> ! {
     stop()
 }
 
-fn with_scheduler(cpu: &mut CpuState, decide: impl FnOnce(&mut Scheduler) -> Decision) -> Decision {
+/// This CPU's scheduler (set by `start` before the first entry).
+#[inline(always)]
+fn scheduler(cpu: &mut CpuState) -> &mut Scheduler<'static> {
     match cpu.core.scheduler.as_mut() {
-        Some(scheduler) => decide(scheduler),
-        None => {
-            kprintln!("septum: VM exit before the scheduler started");
-            kprintln!("septum: system stopped (fail-closed)");
-            stop()
-        }
+        Some(scheduler) => scheduler,
+        None => no_scheduler(),
     }
 }
 
-/// Report a subject fault and apply the subject's fault action.
-fn fault(cpu: &mut CpuState, reason: u64) -> Decision {
-    let basic = reason as u16;
-    let qualification = vmread(field::EXIT_QUALIFICATION).unwrap_or(0);
-    let guest_physical = vmread(field::GUEST_PHYSICAL_ADDRESS).unwrap_or(0);
-    let rip = vmread(field::GUEST_RIP).unwrap_or(0);
+#[cold]
+fn no_scheduler() -> ! {
+    kprintln!("septum: VM exit before the scheduler started");
+    kprintln!("septum: system stopped (fail-closed)");
+    stop()
+}
+
+/// Print the fault report line of the loaded subject.
+fn report_fault(cpu: &CpuState, info: &FaultInfo) {
     let name = cpu.core.loaded.map_or("?", subject_name);
-    let text = exit_reason_text(basic);
-    match basic {
-        EXIT_IO_INSTRUCTION => kprintln!(
-            "septum: subject \"{name}\" fault: {text} (exit reason {basic}) \
+    let FaultInfo {
+        code,
+        qualification,
+        guest_physical,
+        rip,
+        detail,
+    } = *info;
+    let text = exit_reason_text(code);
+    match detail {
+        FaultDetail::Port(port) => kprintln!(
+            "septum: subject \"{name}\" fault: {text} (exit reason {code}) \
              qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x} \
-             port={:#x}",
-            (qualification >> 16) & 0xffff
+             port={port:#x}"
         ),
-        EXIT_EXCEPTION_OR_NMI => kprintln!(
-            "septum: subject \"{name}\" fault: {text} (exit reason {basic}) \
+        FaultDetail::Vector(vector) => kprintln!(
+            "septum: subject \"{name}\" fault: {text} (exit reason {code}) \
              qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x} \
-             vector={}",
-            vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0) & 0xff
+             vector={vector}"
         ),
-        _ => kprintln!(
-            "septum: subject \"{name}\" fault: {text} (exit reason {basic}) \
+        FaultDetail::None => kprintln!(
+            "septum: subject \"{name}\" fault: {text} (exit reason {code}) \
              qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x}"
         ),
-    }
-    let outcome = cpu.core.scheduler.as_mut().and_then(Scheduler::on_fault);
-    match outcome {
-        Some(FaultDecision::SubjectStopped { by, next }) => {
-            kprintln!(
-                "septum: subject \"{}\" stopped; system continues",
-                subject_name(by)
-            );
-            next
-        }
-        Some(FaultDecision::StopSystem { .. }) | None => {
-            kprintln!("septum: system stopped (fail-closed)");
-            stop()
-        }
     }
 }
 
@@ -417,14 +479,12 @@ fn execute(cpu: &mut CpuState, frame: &mut GuestRegs, mut decision: Decision) ->
             Decision::Resume => 0,
             Decision::Run(subject) => switch_to(cpu, frame, subject),
             Decision::Idle => {
-                let deadline = with_scheduler(cpu, |s| {
-                    let deadline = s.deadline();
-                    while rdtsc() < deadline {
-                        cpu::pause();
-                    }
-                    s.on_frame_end(rdtsc())
-                });
-                decision = deadline;
+                let scheduler = scheduler(cpu);
+                let deadline = scheduler.deadline();
+                while rdtsc() < deadline {
+                    cpu::pause();
+                }
+                decision = scheduler.on_frame_end(rdtsc());
                 continue;
             }
             Decision::Poweroff { by } => {
@@ -445,6 +505,19 @@ fn execute(cpu: &mut CpuState, frame: &mut GuestRegs, mut decision: Decision) ->
                 kprintln!("septum: panic requested by \"{}\"", subject_name(by));
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
+            }
+            // The fault report is already printed (`septum_vmexit`).
+            Decision::StopSystem { .. } => {
+                kprintln!("septum: system stopped (fail-closed)");
+                stop()
+            }
+            Decision::SubjectStopped { by, next } => {
+                kprintln!(
+                    "septum: subject \"{}\" stopped; system continues",
+                    subject_name(by)
+                );
+                decision = next.map_or(Decision::Idle, Decision::Run);
+                continue;
             }
         };
         arm_timer(cpu);
@@ -484,10 +557,9 @@ fn switch_to(cpu: &mut CpuState, frame: &mut GuestRegs, subject: SubjectId) -> u
         }
         cpu.core.loaded = Some(subject);
     }
-    if let Some(scheduler) = cpu.core.scheduler.as_mut() {
-        // Target events are delivered by entering the subject.
-        scheduler.take_pending(subject);
-    }
+    // Target events are delivered by entering the subject (nothing is
+    // injected yet, so delivering is consuming).
+    EVENTS.take(subject);
     match cpu.contexts.launched.get_mut(subject.index()) {
         Some(launched) if *launched => 0,
         Some(launched) => {
