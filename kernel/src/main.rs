@@ -31,6 +31,7 @@ mod system {
     include!(concat!(env!("OUT_DIR"), "/spec.rs"));
 }
 
+use arch::x86_64::percpu::CpuNumber;
 use arch::x86_64::{cpu, descriptors, exit, pit, vmcs, vmx};
 use septum_abi::SubjectId;
 use septum_kerncore::plan::Scheduler;
@@ -52,7 +53,7 @@ fn refuse(args: core::fmt::Arguments<'_>) -> ! {
 /// Rust entry, called by the trampoline on the boot stack with paging on.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
-    descriptors::init();
+    descriptors::init(CpuNumber::BOOT);
     cpu::mask_legacy_pic();
     cpu::fpu_reset();
     console::init();
@@ -71,7 +72,7 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         ),
         None => kprintln!("septum: tsc rate not measured (PIT channel 2 did not answer)"),
     }
-    let scheduler = match Scheduler::new(&SPEC, 0, &exit::EVENTS) {
+    let scheduler = match Scheduler::new(&SPEC, CpuNumber::BOOT.get(), &exit::EVENTS) {
         Ok(scheduler) => scheduler,
         Err(error) => refuse(format_args!("invalid system spec: {error}")),
     };
@@ -85,13 +86,17 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         caps.preemption_timer_rate()
     );
     // Check every subject before touching VMX state.
-    let cpu0 = SPEC.subjects.iter().filter(|subject| subject.cpu == 0);
+    let boot_cpu = CpuNumber::BOOT;
+    let cpu0 = SPEC
+        .subjects
+        .iter()
+        .filter(|subject| subject.cpu == boot_cpu.get());
     for subject in cpu0 {
         if let Err(feature) = caps.resolve(&subject.controls, subject.eptp) {
             refuse(format_args!("VMX feature missing: {feature}"));
         }
     }
-    let Some(vmxon_region) = vmx::VmxonRegion::of(0) else {
+    let Some(vmxon_region) = vmx::VmxonRegion::of(boot_cpu) else {
         refuse(format_args!("the spec has no VMXON region for CPU 0"));
     };
     match vmx::enable(&caps, vmxon_region) {
@@ -104,13 +109,11 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         }
     }
     for (id, subject) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
-        if subject.cpu != 0 {
-            continue;
-        }
-        let Some(vmcs) = vmx::Vmcs::of(id) else {
+        // Subjects of other CPUs get no VMCS here (`Vmcs::of` refuses them).
+        let Some(vmcs) = vmx::Vmcs::of(id, boot_cpu) else {
             continue;
         };
-        match vmcs::init(vmcs, &caps) {
+        match vmcs::init(vmcs, &caps, boot_cpu) {
             Ok(()) => {}
             Err(vmx::BringUpError::Missing(feature)) => {
                 refuse(format_args!("VMX feature missing: {feature}"))
@@ -126,7 +129,7 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
     #[cfg(feature = "root-fault-probe")]
     root_fault_probe();
     kprintln!("septum: vmx on, starting plan");
-    exit::start(scheduler, caps.preemption_timer_rate())
+    exit::start(boot_cpu, scheduler, caps.preemption_timer_rate())
 }
 
 /// A panic the optimiser cannot remove: an index only known at run time.

@@ -19,7 +19,8 @@ use septum_kerncore::vmx::FinalControls;
 
 use super::boot;
 use super::cpu::{self, rdmsr};
-use super::descriptors::{self, KERNEL_CS, KERNEL_DS, KERNEL_TSS};
+use super::descriptors::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
+use super::percpu::{self, CpuNumber};
 use super::vmx::{self, BringUpError, Capabilities, Vmcs, VmxError, field, vmwrite};
 
 /// Exit control "load IA32_PAT" (SDM 25.7.1).
@@ -114,7 +115,9 @@ unsafe fn write_segment(fields: &SegmentFields, segment: &Segment) -> Result<(),
 /// controls are resolved against the capability MSRs here (a missing
 /// feature is an error), so every control written is the spec's wish plus
 /// the hardware's must-be-one bits.
-pub fn init(vmcs: Vmcs, caps: &Capabilities) -> Result<(), BringUpError> {
+/// The host state is `cpu`'s (its exit stack, TSS and IDT), the CPU this
+/// runs on and the only one the VMCS will be used on (`Vmcs::of` checked).
+pub fn init(vmcs: Vmcs, caps: &Capabilities, cpu: CpuNumber) -> Result<(), BringUpError> {
     let subject = vmcs.subject();
     let controls = caps
         .resolve(&subject.controls, subject.eptp)
@@ -128,8 +131,8 @@ pub fn init(vmcs: Vmcs, caps: &Capabilities) -> Result<(), BringUpError> {
     // or `!0` for the unused VMCS link pointer.
     unsafe { write_controls(subject, &controls)? };
     // Safety: the subject's VMCS is current; the host state is the kernel's
-    // own (see `write_host_state`).
-    unsafe { write_host_state(&controls)? };
+    // own on `cpu` (see `write_host_state`).
+    unsafe { write_host_state(&controls, cpu)? };
     // Safety: the subject's VMCS is current; its guest state comes from its
     // spec (see `write_guest_state`).
     unsafe { write_guest_state(subject, caps, &controls)? };
@@ -187,16 +190,19 @@ unsafe fn write_controls(subject: &SubjectSpec, controls: &FinalControls) -> Res
     }
 }
 
-/// Host state, the same for every subject (SDM 25.5, checked per 27.2.2-3):
-/// the kernel's control registers, flat selectors, its GDT/IDT/TSS, the exit
-/// stub as RIP and the top of the exit stack as RSP.
+/// Host state, the same for every subject of a CPU (SDM 25.5, checked per
+/// 27.2.2-3): the kernel's control registers, flat selectors, the GDT and
+/// the CPU's IDT/TSS, the exit stub as RIP and the top of the CPU's exit
+/// stack (where its per-CPU block begins) as RSP.
 ///
 /// # Safety
-/// A VMCS must be current and `controls` the ones written into it.
-unsafe fn write_host_state(controls: &FinalControls) -> Result<(), VmxError> {
-    // Safety: every value is the kernel's own running state (control
-    // registers, selectors and tables it loaded, EFER/PAT as they are), its
-    // exit stub and the top of the exit stack, which nothing else uses.
+/// A VMCS must be current, `controls` the ones written into it, and `cpu`
+/// the CPU this runs on.
+unsafe fn write_host_state(controls: &FinalControls, cpu: CpuNumber) -> Result<(), VmxError> {
+    // Safety: every value is the kernel's own running state on `cpu`
+    // (control registers, selectors and tables it loaded, EFER/PAT as they
+    // are), its exit stub and the top of `cpu`'s exit stack, which nothing
+    // else uses.
     unsafe {
         vmwrite(field::HOST_CR0, cpu::read_cr0())?;
         vmwrite(field::HOST_CR3, cpu::read_cr3())?;
@@ -214,13 +220,13 @@ unsafe fn write_host_state(controls: &FinalControls) -> Result<(), VmxError> {
         vmwrite(field::HOST_TR_SELECTOR, u64::from(KERNEL_TSS))?;
         vmwrite(field::HOST_FS_BASE, 0)?;
         vmwrite(field::HOST_GS_BASE, 0)?;
-        vmwrite(field::HOST_TR_BASE, descriptors::tss_address())?;
+        vmwrite(field::HOST_TR_BASE, percpu::tss_address(cpu))?;
         vmwrite(field::HOST_GDTR_BASE, boot::gdt_address())?;
-        vmwrite(field::HOST_IDTR_BASE, descriptors::idt_address())?;
+        vmwrite(field::HOST_IDTR_BASE, percpu::idt_address(cpu))?;
         vmwrite(field::HOST_SYSENTER_CS, 0)?;
         vmwrite(field::HOST_SYSENTER_ESP, 0)?;
         vmwrite(field::HOST_SYSENTER_EIP, 0)?;
-        vmwrite(field::HOST_RSP, boot::exit_stack_top())?;
+        vmwrite(field::HOST_RSP, percpu::exit_stack_top(cpu))?;
         vmwrite(field::HOST_RIP, septum_vmexit_stub as *const () as u64)?;
         if controls.exit & EXIT_LOAD_EFER != 0 {
             vmwrite(field::HOST_EFER, rdmsr(cpu::IA32_EFER))?;

@@ -22,6 +22,7 @@ use septum_kerncore::spec::SubjectSpec;
 use septum_kerncore::vmx::{Feature, VmxCaps};
 
 use super::cpu::{self, rdmsr};
+use super::percpu::CpuNumber;
 use crate::system::SPEC;
 
 /// VMCS field encodings (SDM Vol. 3D, appendix B).
@@ -340,25 +341,31 @@ unsafe fn write_revision_id(region: PhysAddr, revision: u32) {
     unsafe { pointer.write_volatile(revision & 0x7fff_ffff) };
 }
 
-/// The VMCS of one subject of the compiled-in spec. Made only from a
-/// [`SubjectId`], so a VMCLEAR, VMPTRLD or revision-id write can only name a
-/// composer-allocated VMCS region, never an arbitrary address.
+/// The VMCS of one subject of the compiled-in spec, on its own CPU. Made
+/// only from a [`SubjectId`] and the CPU it runs on, so a VMCLEAR, VMPTRLD
+/// or revision-id write can only name a composer-allocated VMCS region, and
+/// only on the CPU that owns it (a VMCS may be active on one CPU only, SDM
+/// 24.1).
 #[derive(Debug, Clone, Copy)]
 pub struct Vmcs {
+    id: SubjectId,
     subject: &'static SubjectSpec,
 }
 
 impl Vmcs {
-    /// The VMCS of subject `id` (`None` for an unknown id).
-    ///
-    /// Only CPU 0 runs; with several CPUs this must also check that the
-    /// subject belongs to the calling CPU, since a VMCS may be active on
-    /// one CPU only (SDM 24.1).
+    /// The VMCS of subject `id` for use on `cpu` (`None` for an unknown id
+    /// or a subject of another CPU).
     #[inline(always)]
-    pub fn of(id: SubjectId) -> Option<Self> {
+    pub fn of(id: SubjectId, cpu: CpuNumber) -> Option<Self> {
         SPEC.subjects
             .get(id.index())
-            .map(|subject| Self { subject })
+            .filter(|subject| subject.cpu == cpu.get())
+            .map(|subject| Self { id, subject })
+    }
+
+    /// The subject.
+    pub fn id(&self) -> SubjectId {
+        self.id
     }
 
     /// The subject's spec.
@@ -400,10 +407,10 @@ pub struct VmxonRegion {
 
 impl VmxonRegion {
     /// The VMXON region of `cpu` (`None` if the spec has none).
-    pub fn of(cpu: usize) -> Option<Self> {
+    pub fn of(cpu: CpuNumber) -> Option<Self> {
         SPEC.kernel
             .vmxon_regions
-            .get(cpu)
+            .get(cpu.get() as usize)
             .map(|region| Self { region: *region })
     }
 }
