@@ -1,11 +1,12 @@
 //! The VM-exit path (the hot path) and the execution of scheduler decisions.
 //!
-//! Host RIP is `septum_vmexit_stub` and host RSP the top of the exit stack.
-//! The stub pushes the guest's general-purpose registers there, forming the
-//! per-CPU [`GuestRegs`] frame at a fixed place, and calls
-//! [`septum_vmexit`] with its address. Rust does three things, in order:
+//! Host RIP is `septum_vmexit_stub` and host RSP the top of the CPU's exit
+//! stack. The stub pushes the guest's general-purpose registers there,
+//! forming the [`GuestRegs`] frame right below the CPU's per-CPU block
+//! (`percpu.rs`), and calls [`septum_vmexit`] with its address, from which
+//! `percpu::this_cpu` finds the block. Rust does three things, in order:
 //!
-//! 1. `read_exit` reads the VMCS into kerncore's vendor-neutral [`Exit`]
+//! 1. `handle_exit` reads the VMCS into kerncore's vendor-neutral [`Exit`]
 //!    (for VMCALL it also moves guest RIP past the instruction: every
 //!    hypercall completes, even an ignored one);
 //! 2. [`dispatch`] (kerncore) decides, with this CPU's [`Scheduler`];
