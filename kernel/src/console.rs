@@ -7,10 +7,9 @@
 use core::fmt::{self, Write};
 
 use crate::arch::x86_64::serial::Uart;
-use crate::system::SPEC;
 
 fn uart() -> Uart {
-    Uart::new(SPEC.kernel.debug_uart_port)
+    Uart::debug_console()
 }
 
 /// Program the UART (115200 8N1).

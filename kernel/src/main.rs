@@ -31,8 +31,10 @@ mod system {
     include!(concat!(env!("OUT_DIR"), "/spec.rs"));
 }
 
+use arch::x86_64::percpu::CpuNumber;
 use arch::x86_64::{cpu, descriptors, exit, pit, vmcs, vmx};
-use septum_kerncore::sched::Scheduler;
+use septum_abi::SubjectId;
+use septum_kerncore::plan::Scheduler;
 use system::SPEC;
 
 /// Drain the debug UART and stop the machine (power off under Bochs; halt
@@ -51,7 +53,7 @@ fn refuse(args: core::fmt::Arguments<'_>) -> ! {
 /// Rust entry, called by the trampoline on the boot stack with paging on.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
-    descriptors::init();
+    descriptors::init(CpuNumber::BOOT);
     cpu::mask_legacy_pic();
     cpu::fpu_reset();
     console::init();
@@ -70,7 +72,7 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         ),
         None => kprintln!("septum: tsc rate not measured (PIT channel 2 did not answer)"),
     }
-    let scheduler = match Scheduler::new(&SPEC, 0) {
+    let scheduler = match Scheduler::new(&SPEC, CpuNumber::BOOT.get(), &exit::EVENTS) {
         Ok(scheduler) => scheduler,
         Err(error) => refuse(format_args!("invalid system spec: {error}")),
     };
@@ -84,16 +86,20 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         caps.preemption_timer_rate()
     );
     // Check every subject before touching VMX state.
-    let cpu0 = SPEC.subjects.iter().filter(|subject| subject.cpu == 0);
-    for subject in cpu0.clone() {
+    let boot_cpu = CpuNumber::BOOT;
+    let cpu0 = SPEC
+        .subjects
+        .iter()
+        .filter(|subject| subject.cpu == boot_cpu.get());
+    for subject in cpu0 {
         if let Err(feature) = caps.resolve(&subject.controls, subject.eptp) {
             refuse(format_args!("VMX feature missing: {feature}"));
         }
     }
-    let Some(vmxon_region) = SPEC.kernel.vmxon_regions.first() else {
+    let Some(vmxon_region) = vmx::VmxonRegion::of(boot_cpu) else {
         refuse(format_args!("the spec has no VMXON region for CPU 0"));
     };
-    match vmx::enable(&caps, *vmxon_region) {
+    match vmx::enable(&caps, vmxon_region) {
         Ok(()) => {}
         Err(vmx::BringUpError::Missing(feature)) => {
             refuse(format_args!("VMX feature missing: {feature}"))
@@ -102,16 +108,20 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
             refuse(format_args!("VMX instruction failed: {error}"))
         }
     }
-    for subject in cpu0 {
-        let controls = match caps.resolve(&subject.controls, subject.eptp) {
-            Ok(controls) => controls,
-            Err(feature) => refuse(format_args!("VMX feature missing: {feature}")),
+    for (id, subject) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
+        // Subjects of other CPUs get no VMCS here (`Vmcs::of` refuses them).
+        let Some(vmcs) = vmx::Vmcs::of(id, boot_cpu) else {
+            continue;
         };
-        if let Err(error) = vmcs::init(subject, &caps, &controls) {
-            refuse(format_args!(
+        match vmcs::init(vmcs, &caps, boot_cpu) {
+            Ok(()) => {}
+            Err(vmx::BringUpError::Missing(feature)) => {
+                refuse(format_args!("VMX feature missing: {feature}"))
+            }
+            Err(vmx::BringUpError::Instruction(error)) => refuse(format_args!(
                 "VMX instruction failed: {error} (VMCS of \"{}\")",
                 subject.name
-            ));
+            )),
         }
     }
     #[cfg(feature = "panic-probe")]
@@ -119,7 +129,7 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
     #[cfg(feature = "root-fault-probe")]
     root_fault_probe();
     kprintln!("septum: vmx on, starting plan");
-    exit::start(scheduler, caps.preemption_timer_rate())
+    exit::start(boot_cpu, scheduler, caps.preemption_timer_rate())
 }
 
 /// A panic the optimiser cannot remove: an index only known at run time.
@@ -137,12 +147,7 @@ fn panic_probe() {
 /// reset (docs/kernel.md); the kernel boots again and faults again.
 #[cfg(feature = "root-fault-probe")]
 fn root_fault_probe() {
-    let target = septum_abi::layout::KERNEL_TEXT.start;
-    kprintln!(
-        "septum: root-fault probe: writing to kernel text at {:#x}",
-        target.get()
-    );
-    descriptors::root_fault_probe(target);
+    descriptors::root_fault_probe();
     kprintln!("septum: root-fault probe did not fault: kernel text is writable");
 }
 

@@ -22,7 +22,8 @@ then walks the call graph of the linked ELF:
 - recursion fails the gate; a cycle through an indirect call (core::fmt
   re-enters itself when a `Display` impl uses `write!`) is bounded by at
   most `INDIRECT_DEPTH` indirect calls on any path (see its comment);
-- the stacks are the kernel's own (sizes read from the boot.rs symbols):
+- the stacks are the kernel's own (sizes read from the symbols of boot.rs
+  and percpu.rs; every CPU's exit and IST stacks have CPU 0's sizes):
   the boot path starts at `septum_start64` on the boot stack, the exit path
   at `septum_vmexit_stub` (and `septum_vmx_enter`) on the exit stack, and a
   root-mode exception adds its frame on top of either, or runs alone on an
@@ -578,7 +579,8 @@ def symbol(elf: Elf, name: str) -> int:
     for s in elf.symbols:
         if s.name == name:
             return s.value
-    raise GateError(f"symbol {name} not found (kernel/src/arch/x86_64/boot.rs defines it)")
+    raise GateError(f"symbol {name} not found (kernel/src/arch/x86_64/boot.rs or "
+                    "percpu.rs defines it)")
 
 
 def analyse(elf_path: Path, verbose: bool) -> int:
@@ -587,8 +589,9 @@ def analyse(elf_path: Path, verbose: bool) -> int:
     walker = Walker(graph)
     stacks = {
         "boot": symbol(elf, "septum_boot_stack_top") - symbol(elf, "septum_boot_stack_bottom"),
-        "exit": symbol(elf, "septum_exit_stack_top") - symbol(elf, "septum_boot_stack_top"),
-        "ist": symbol(elf, "septum_ist_double_fault_top") - symbol(elf, "septum_exit_stack_top"),
+        "exit": symbol(elf, "septum_exit_stack_top") - symbol(elf, "septum_exit_stack_bottom"),
+        "ist": (symbol(elf, "septum_ist_double_fault_top")
+                - symbol(elf, "septum_ist_double_fault_bottom")),
     }
     boot = walker.root("septum_start64", 0)
     exit_path = walker.root("septum_vmexit_stub", 0)
@@ -651,7 +654,7 @@ def self_test(elf_path: Path) -> int:
             walker = Walker(graph)
             worst = walker.root("septum_vmexit_stub", 0).bytes
             exit_stack = (symbol(elf, "septum_exit_stack_top")
-                          - symbol(elf, "septum_boot_stack_top"))
+                          - symbol(elf, "septum_exit_stack_bottom"))
             caught = f"{worst} B > {exit_stack} B" if worst > exit_stack else None
         except GateError as error:
             caught = str(error)

@@ -1,5 +1,6 @@
 //! The 32-bit entry, the switch to long mode, and the boot-time memory the
-//! assembly owns (GDT, stacks, the copy of the boot information).
+//! assembly owns (GDT, boot stack, the copy of the boot information; the
+//! per-CPU exit and IST stacks are in `percpu.rs`).
 //!
 //! GRUB enters `septum_start32` (the ELF entry point; `septum pack` writes
 //! the multiboot2 header) in 32-bit protected mode with paging off,
@@ -22,8 +23,9 @@
 //! and the TSS descriptor is filled in at run time.
 //!
 //! The stack bounds are global symbols (`septum_boot_stack_bottom`,
-//! `septum_*_top`) so that `kernel/tools/stack_depth.py` reads the stack
-//! sizes from the linked kernel instead of repeating them.
+//! `septum_boot_stack_top`, and in `percpu.rs` the exit and IST stacks) so
+//! that `kernel/tools/stack_depth.py` reads the stack sizes from the linked
+//! kernel instead of repeating them.
 
 use core::arch::global_asm;
 
@@ -112,18 +114,6 @@ septum_boot_stack_bottom:
     .skip {boot_stack_size}
     .global septum_boot_stack_top
 septum_boot_stack_top:
-    .skip {exit_stack_size}
-    .global septum_exit_stack_top
-septum_exit_stack_top:
-    .skip {ist_stack_size}
-    .global septum_ist_double_fault_top
-septum_ist_double_fault_top:
-    .skip {ist_stack_size}
-    .global septum_ist_nmi_top
-septum_ist_nmi_top:
-    .skip {ist_stack_size}
-    .global septum_ist_machine_check_top
-septum_ist_machine_check_top:
     .balign 8
     .global septum_mbi_copy
 septum_mbi_copy:
@@ -138,8 +128,6 @@ septum_mbi_phys:
 "#,
     mbi_copy_size = const MBI_COPY_SIZE,
     boot_stack_size = const 0x8000,
-    exit_stack_size = const 0x8000,
-    ist_stack_size = const 0x2000,
     options(att_syntax)
 );
 
@@ -147,10 +135,6 @@ unsafe extern "C" {
     static septum_mbi_copy: [u8; MBI_COPY_SIZE];
     static septum_mbi_len: u32;
     static septum_gdt: u8;
-    static septum_exit_stack_top: u8;
-    static septum_ist_double_fault_top: u8;
-    static septum_ist_nmi_top: u8;
-    static septum_ist_machine_check_top: u8;
 }
 
 /// The kernel's copy of the boot information (at most [`MBI_COPY_SIZE`]
@@ -168,18 +152,4 @@ pub fn boot_info_bytes() -> &'static [u8] {
 /// Address of the GDT.
 pub fn gdt_address() -> u64 {
     (&raw const septum_gdt) as u64
-}
-
-/// Top of the stack the CPU switches to on every VM exit (host RSP).
-pub fn exit_stack_top() -> u64 {
-    (&raw const septum_exit_stack_top) as u64
-}
-
-/// Tops of the IST stacks: double fault, NMI, machine check.
-pub fn ist_stack_tops() -> [u64; 3] {
-    [
-        (&raw const septum_ist_double_fault_top) as u64,
-        (&raw const septum_ist_nmi_top) as u64,
-        (&raw const septum_ist_machine_check_top) as u64,
-    ]
 }

@@ -1,10 +1,11 @@
 //! Single x86-64 instructions: port I/O, MSRs, control registers, CPUID,
 //! the TSC, and stopping or resetting the machine.
 //!
-//! Each wrapper is one instruction. The ones that can break memory safety or
-//! the kernel's invariants (writing MSRs and control registers) are `unsafe
-//! fn` with their conditions written down; reads and port I/O on the
-//! kernel's own devices are safe wrappers whose blocks argue why.
+//! Each wrapper is one instruction. The ones whose effect depends on their
+//! arguments (port I/O to any port, writing MSRs and control registers) are
+//! `unsafe fn` with their conditions written down; the safe functions name
+//! their own ports or registers (the PICs, the reset and shutdown ports) or
+//! only read state.
 
 use core::arch::asm;
 
@@ -18,19 +19,28 @@ pub const IA32_EFER: u32 = 0xc000_0080;
 pub const IA32_PAT: u32 = 0x277;
 
 /// Write a byte to an I/O port.
-pub fn outb(port: u16, value: u8) {
-    // Safety: port output has no effect on memory the kernel uses; callers
-    // only name the kernel's own devices (debug UART, PIC, PIT, reset and
-    // shutdown ports).
+///
+/// # Safety
+/// `port` must belong to a device the kernel itself drives (the debug UART,
+/// the PICs, the PIT and port 0x61, the reset and shutdown ports), never to
+/// a device the policy gives a subject, and `value` must not make that
+/// device write memory (none of these devices does DMA).
+pub unsafe fn outb(port: u16, value: u8) {
+    // Safety: the caller guarantees a kernel-owned port (contract above);
+    // the instruction itself touches no memory.
     unsafe {
         asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
     }
 }
 
 /// Read a byte from an I/O port.
-pub fn inb(port: u16) -> u8 {
+///
+/// # Safety
+/// As for [`outb`]: reading a port can change device state (a data register
+/// consumes its byte), so only the kernel's own devices.
+pub unsafe fn inb(port: u16) -> u8 {
     let value: u8;
-    // Safety: as for `outb`; reading the kernel's own devices' ports.
+    // Safety: the caller guarantees a kernel-owned port (contract above).
     unsafe {
         asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags))
     }
@@ -140,15 +150,21 @@ pub fn halt_forever() -> ! {
 /// Mask both 8259 PICs: root mode never takes interrupts, and an unmasked
 /// legacy timer would only cause "external interrupt" exits in subjects.
 pub fn mask_legacy_pic() {
-    outb(0x21, 0xff);
-    outb(0xa1, 0xff);
+    // Safety: the PICs' data ports; the kernel owns the interrupt
+    // controllers and masking every line only stops interrupts.
+    unsafe {
+        outb(0x21, 0xff);
+        outb(0xa1, 0xff);
+    }
 }
 
 /// Ask Bochs to power off (its shutdown port), then halt. On hardware
 /// without that port this simply halts.
 pub fn power_off() -> ! {
     for byte in b"Shutdown" {
-        outb(0x8900, *byte);
+        // Safety: Bochs' shutdown port (nothing on hardware); the machine
+        // is being stopped.
+        unsafe { outb(0x8900, *byte) };
     }
     halt_forever()
 }
@@ -157,8 +173,11 @@ pub fn power_off() -> ! {
 /// (system reset, then full reset with power cycle), then halt should the
 /// reset not happen.
 pub fn reset() -> ! {
-    outb(0xcf9, 0x02);
-    outb(0xcf9, 0x06);
-    outb(0xcf9, 0x0e);
+    // Safety: the reset control register; resetting is the intent.
+    unsafe {
+        outb(0xcf9, 0x02);
+        outb(0xcf9, 0x06);
+        outb(0xcf9, 0x0e);
+    }
     halt_forever()
 }

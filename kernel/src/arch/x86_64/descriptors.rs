@@ -1,4 +1,5 @@
 //! GDT, TSS and IDT for VMX root mode, and the root-mode exception handler.
+//! The TSS and IDT of a CPU live in its per-CPU block (`percpu.rs`).
 //!
 //! The GDT (defined in `boot.rs`) holds a 64-bit code segment (0x08), a data
 //! segment (0x10) and the TSS (0x18). The TSS exists only for its interrupt
@@ -15,9 +16,8 @@ use core::arch::{asm, global_asm};
 
 use super::boot;
 use super::cpu;
+use super::percpu::{self, CpuNumber};
 use crate::kprintln;
-#[cfg(feature = "root-fault-probe")]
-use septum_abi::PhysAddr;
 
 /// Kernel code selector.
 pub const KERNEL_CS: u16 = 0x08;
@@ -27,13 +27,12 @@ pub const KERNEL_DS: u16 = 0x10;
 pub const KERNEL_TSS: u16 = 0x18;
 
 /// The 64-bit TSS as 26 little-endian words (SDM Vol. 3A, 8.7): IST1-3 at
-/// bytes 0x24-0x3b, the I/O map base (= size: no bitmap) at 0x66.
+/// bytes 0x24-0x3b, the I/O map base (= size: no bitmap) at 0x66. One per
+/// CPU, in its per-CPU block.
 #[repr(C, align(16))]
-struct Tss([u32; 26]);
+pub struct Tss([u32; 26]);
 
 const TSS_SIZE: u16 = 104;
-
-static mut TSS: Tss = Tss([0; 26]);
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -42,10 +41,9 @@ struct IdtEntry {
     high: u64,
 }
 
+/// The IDT: the 32 exception vectors. One per CPU, in its per-CPU block.
 #[repr(C, align(16))]
-struct Idt([IdtEntry; 32]);
-
-static mut IDT: Idt = Idt([IdtEntry { low: 0, high: 0 }; 32]);
+pub struct Idt([IdtEntry; 32]);
 
 /// Pseudo-descriptor for LGDT/LIDT.
 #[repr(C, packed)]
@@ -174,9 +172,10 @@ fn gate(handler: u64, ist: u8) -> IdtEntry {
     }
 }
 
-/// Fill the TSS descriptor, load GDT, TR and IDT.
-pub fn init() {
-    let [double_fault, nmi, machine_check] = boot::ist_stack_tops();
+/// Fill `cpu`'s TSS and IDT (in its per-CPU block) and the GDT's TSS
+/// descriptor, load GDT, TR and IDT. Runs on `cpu`, at its boot.
+pub fn init(cpu: CpuNumber) {
+    let [double_fault, nmi, machine_check] = percpu::ist_stack_tops(cpu);
     let low = |v: u64| v as u32;
     let high = |v: u64| (v >> 32) as u32;
     let tss_words = [
@@ -207,10 +206,12 @@ pub fn init() {
         0,
         u32::from(TSS_SIZE) << 16,
     ];
-    let tss_address = (&raw const TSS) as u64;
-    // Safety: boot runs on one CPU with interrupts off and nothing else
-    // refers to the TSS yet; it is written before TR points at it.
-    unsafe { (&raw mut TSS).write_volatile(Tss(tss_words)) };
+    let tss_address = percpu::tss_address(cpu);
+    let block = percpu::block(cpu);
+    // Safety: `block` is `cpu`'s per-CPU block, reached only by `cpu`; this
+    // is its boot path, interrupts off, and nothing refers to its TSS yet
+    // (written before TR points at it). Only the TSS field is written.
+    unsafe { (&raw mut (*block).tss).write_volatile(Tss(tss_words)) };
 
     let stubs = (&raw const septum_exception_stubs) as u64;
     let mut idt = [IdtEntry { low: 0, high: 0 }; 32];
@@ -224,7 +225,7 @@ pub fn init() {
         *entry = gate(stubs.wrapping_add(vector.wrapping_mul(16)), ist);
     }
     // Safety: as above; the IDT is written before IDTR points at it.
-    unsafe { (&raw mut IDT).write_volatile(Idt(idt)) };
+    unsafe { (&raw mut (*block).idt).write_volatile(Idt(idt)) };
 
     let limit = u64::from(TSS_SIZE).wrapping_sub(1);
     let descriptor_low = (limit & 0xffff)
@@ -235,6 +236,7 @@ pub fn init() {
     let gdt = boot::gdt_address() as *mut u64;
     // Safety: the GDT in boot.rs has five 8-byte slots; slots 3 and 4 are
     // the TSS descriptor, unused until LTR below. One CPU, interrupts off.
+    // (Several CPUs need one such descriptor each: LTR marks it busy.)
     unsafe {
         gdt.wrapping_add(3).write_volatile(descriptor_low);
         gdt.wrapping_add(4).write_volatile(descriptor_high);
@@ -245,7 +247,7 @@ pub fn init() {
     };
     let idt_pointer = TablePointer {
         limit: 32 * 16 - 1,
-        base: idt_address(),
+        base: percpu::idt_address(cpu),
     };
     // Safety: both tables are fully initialised static data that live for
     // the whole run; the selectors match the GDT's layout.
@@ -262,26 +264,22 @@ pub fn init() {
     }
 }
 
-/// Address of the TSS (host TR base).
-pub fn tss_address() -> u64 {
-    (&raw const TSS) as u64
-}
-
-/// Address of the IDT (host IDTR base).
-pub fn idt_address() -> u64 {
-    (&raw const IDT) as u64
-}
-
-/// Test-only (feature `root-fault-probe`): write to the kernel's own text,
-/// which the kernel page tables map read+execute with CR0.WP set, so the
-/// CPU must raise a page fault (vector 14, error 0x3: present, write) with
-/// CR2 = `target`; the handler above reports it and resets the machine.
-/// Returns only if the write did not fault, i.e. kernel text is writable.
+/// Test-only (feature `root-fault-probe`): write to the first byte of the
+/// kernel's own text, which the kernel page tables map read+execute with
+/// CR0.WP set, so the CPU must raise a page fault (vector 14, error 0x3:
+/// present, write) with CR2 = that address; the handler above reports it
+/// and resets the machine. Returns only if the write did not fault, i.e.
+/// kernel text is writable. The address is fixed here, not a parameter.
 #[cfg(feature = "root-fault-probe")]
-pub fn root_fault_probe(target: PhysAddr) {
+pub fn root_fault_probe() {
+    let target = septum_abi::layout::KERNEL_TEXT.start;
+    crate::kprintln!(
+        "septum: root-fault probe: writing to kernel text at {:#x}",
+        target.get()
+    );
     // Safety: test-only probe, compiled in only with `root-fault-probe`.
-    // `target` is a kernel-text address (identity-mapped, readable), so the
-    // read cannot fault. The write stores back the byte just read: it must
+    // `target` is the start of kernel text (identity-mapped, readable), so
+    // the read cannot fault. The write stores back the byte just read: it must
     // fault (W^X); should it not, the kernel's code is unchanged. The asm
     // is opaque to the compiler, so no Rust object is written through.
     unsafe {

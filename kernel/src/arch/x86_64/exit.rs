@@ -1,16 +1,23 @@
 //! The VM-exit path (the hot path) and the execution of scheduler decisions.
 //!
-//! Host RIP is `septum_vmexit_stub` and host RSP the top of the exit stack.
-//! The stub pushes the guest's general-purpose registers there, forming the
-//! per-CPU [`GuestRegs`] frame at a fixed place, and calls
-//! [`septum_vmexit`] with its address. Rust classifies the exit into the
-//! vendor-neutral events kerncore understands (hypercall, end of minor
-//! frame, external interrupt, fault), lets the [`Scheduler`] decide, and
-//! executes the decision: resume, switch subject (VMPTRLD of the other
-//! subject's VMCS and an exchange of the register frame with its save slot),
-//! idle in root mode until the frame deadline, or stop the machine. It
-//! returns 1 for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the
-//! stub restores the frame and enters. Before every entry the VMX-preemption
+//! Host RIP is `septum_vmexit_stub` and host RSP the top of the CPU's exit
+//! stack. The stub pushes the guest's general-purpose registers there,
+//! forming the [`GuestRegs`] frame right below the CPU's per-CPU block
+//! (`percpu.rs`), and calls [`septum_vmexit`] with its address, from which
+//! `percpu::this_cpu` finds the block. Rust does three things, in order:
+//!
+//! 1. `handle_exit` reads the VMCS into kerncore's vendor-neutral [`Exit`]
+//!    (for VMCALL it also moves guest RIP past the instruction: every
+//!    hypercall completes, even an ignored one);
+//! 2. [`dispatch`] (kerncore) decides, with this CPU's [`Scheduler`];
+//! 3. `execute` carries out the [`Decision`]: resume, switch subject
+//!    (VMPTRLD of the other subject's VMCS and an exchange of the register
+//!    frame with its save slot, delivering its pending events), idle in root
+//!    mode until the frame deadline, report a fault, or stop the machine.
+//!
+//! Nothing here chooses a subject or interprets the policy. It returns 1
+//! for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the stub
+//! restores the frame and enters. Before every entry the VMX-preemption
 //! timer is set to `(deadline - rdtsc) >> IA32_VMX_MISC[4:0]`.
 //!
 //! A VMCALL exit costs 5 VMCS accesses: exit reason, instruction length,
@@ -24,27 +31,29 @@
 //! error and stops the system.
 
 use core::arch::global_asm;
+use core::cell::UnsafeCell;
 #[cfg(feature = "count-vmcs")]
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use septum_abi::{SubjectId, TscCycles};
-use septum_kerncore::sched::{Decision, FaultDecision, MAX_SUBJECTS, Scheduler};
-use septum_kerncore::spec::SubjectSpec;
+use septum_abi::SubjectId;
+use septum_kerncore::events::PendingTable;
+use septum_kerncore::exits::{Decision, Exit, FaultDetail, FaultInfo, dispatch};
+use septum_kerncore::plan::{MAX_SUBJECTS, Scheduler};
 use septum_kerncore::vmx::{
     EXIT_EXCEPTION_OR_NMI, EXIT_EXTERNAL_INTERRUPT, EXIT_IO_INSTRUCTION, EXIT_PREEMPTION_TIMER,
     EXIT_VMCALL, exit_reason_text,
 };
 
-use super::boot;
 use super::cpu::{self, rdtsc};
-use super::vmx::{self, VmxError, field, vmread, vmwrite};
+use super::percpu::{self, CpuCore, CpuNumber};
+use super::vmx::{self, GuestField, Vmcs, VmxError, field, vmread, write_guest};
 use crate::system::SPEC;
 use crate::{kprintln, stop};
 
 /// Guest general-purpose registers, in the order the stub pushes them
 /// (lowest address first). RSP and RIP live in the VMCS.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct GuestRegs {
     /// RAX (the hypercall's event number).
     pub rax: u64,
@@ -80,7 +89,27 @@ pub struct GuestRegs {
     pub padding: u64,
 }
 
-const FRAME_SIZE: u64 = core::mem::size_of::<GuestRegs>() as u64;
+impl GuestRegs {
+    /// All registers zero.
+    pub const ZERO: Self = Self {
+        rax: 0,
+        rcx: 0,
+        rdx: 0,
+        rbx: 0,
+        rbp: 0,
+        rsi: 0,
+        rdi: 0,
+        r8: 0,
+        r9: 0,
+        r10: 0,
+        r11: 0,
+        r12: 0,
+        r13: 0,
+        r14: 0,
+        r15: 0,
+        padding: 0,
+    };
+}
 
 global_asm!(
     ".text",
@@ -150,94 +179,65 @@ unsafe extern "C" {
 #[derive(Clone, Copy)]
 struct FpuState([u8; 512]);
 
-/// Per-subject state the kernel keeps while a subject is not loaded. All
-/// zero at boot, so it lives in `.bss` and costs nothing in the image.
-struct SubjectContexts {
-    /// Registers of subjects that are not in the frame.
-    regs: [GuestRegs; MAX_SUBJECTS],
-    /// x87/MMX/SSE state of every subject (FXSAVE format).
-    fpu: [FpuState; MAX_SUBJECTS],
-    /// Whether a subject's VMCS has been launched.
-    launched: [bool; MAX_SUBJECTS],
+/// What the kernel keeps of a subject while it is not loaded. All zero at
+/// boot, so the slots live in `.bss` and cost nothing in the image.
+struct SubjectContext {
+    /// Registers, while the subject is not in the exit frame.
+    regs: GuestRegs,
+    /// x87/MMX/SSE state (FXSAVE format).
+    fpu: FpuState,
+    /// Whether the subject's VMCS has been launched.
+    launched: bool,
 }
 
-static mut CONTEXTS: SubjectContexts = SubjectContexts {
-    regs: [GuestRegs {
-        rax: 0,
-        rcx: 0,
-        rdx: 0,
-        rbx: 0,
-        rbp: 0,
-        rsi: 0,
-        rdi: 0,
-        r8: 0,
-        r9: 0,
-        r10: 0,
-        r11: 0,
-        r12: 0,
-        r13: 0,
-        r14: 0,
-        r15: 0,
-        padding: 0,
+/// One context slot per subject, indexed by subject id. A slot belongs to
+/// its subject's CPU (`SubjectSpec::cpu`) and is reached only through
+/// [`context`], which needs that CPU's `&mut CpuCore` and a [`Vmcs`]
+/// handle for the subject on that CPU (`Vmcs::of` checks the CPU).
+struct SubjectSlots([UnsafeCell<SubjectContext>; MAX_SUBJECTS]);
+
+// Safety: a slot is only reached through `context`, by the CPU that owns
+// its subject, with that CPU's unique `&mut CpuCore` borrowed for as long
+// as the slot's reference lives. So no two CPUs ever reach the same slot,
+// and one CPU holds at most one slot reference at a time.
+unsafe impl Sync for SubjectSlots {}
+
+static SUBJECTS: SubjectSlots = SubjectSlots(
+    [const {
+        UnsafeCell::new(SubjectContext {
+            regs: GuestRegs::ZERO,
+            fpu: FpuState([0; 512]),
+            launched: false,
+        })
     }; MAX_SUBJECTS],
-    fpu: [FpuState([0; 512]); MAX_SUBJECTS],
-    launched: [false; MAX_SUBJECTS],
-};
+);
 
-/// Scheduling state of the (only) CPU.
-struct CpuCore {
-    scheduler: Option<Scheduler>,
-    /// Subject whose VMCS is current and whose registers are in the frame.
-    loaded: Option<SubjectId>,
-    /// IA32_VMX_MISC[4:0].
-    timer_shift: u32,
+/// The context slot of `subject` (`None` only for an id beyond the table).
+///
+/// # Safety
+/// `subject` must belong to `cpu`'s CPU: made by `Vmcs::of(id, cpu.number)`
+/// (which checks the subject's CPU), or taken from `cpu.loaded`, which only
+/// ever holds such a handle.
+#[inline(always)]
+unsafe fn context<'c>(cpu: &'c mut CpuCore, subject: &Vmcs) -> Option<&'c mut SubjectContext> {
+    let _ = cpu;
+    let slot = SUBJECTS.0.get(subject.id().index())?;
+    // Safety: `subject` belongs to this CPU (the contract above) and this
+    // CPU's `&mut CpuCore` is borrowed for `'c`: see `SubjectSlots`.
+    Some(unsafe { &mut *slot.get() })
 }
 
-static mut CPU0: CpuCore = CpuCore {
-    scheduler: None,
-    loaded: None,
-    timer_shift: 0,
-};
-
-/// Everything the root-mode paths of the CPU work on.
-struct CpuState {
-    core: &'static mut CpuCore,
-    contexts: &'static mut SubjectContexts,
-}
+/// Pending target events of every subject: one table for the whole system,
+/// set by any CPU (atomically, see `kerncore::events`), never owned by a
+/// CPU's scheduler.
+pub static EVENTS: PendingTable = PendingTable::new();
 
 /// Largest number of VMCS accesses of any VMCALL exit so far.
 #[cfg(feature = "count-vmcs")]
 static MAX_VMCALL_ACCESSES: AtomicU32 = AtomicU32::new(0);
 
-/// The CPU state.
-///
-/// # Safety
-/// Only one CPU runs, always with interrupts off, and root mode has exactly
-/// two entry points (boot, VM exit) that never nest; each calls this once
-/// and passes the references down, so no two references to the same static
-/// are ever live.
-unsafe fn cpu_state() -> CpuState {
-    let core = &raw mut CPU0;
-    let contexts = &raw mut CONTEXTS;
-    // Safety: see the function's contract.
-    unsafe {
-        CpuState {
-            core: &mut *core,
-            contexts: &mut *contexts,
-        }
-    }
-}
-
-fn frame_address() -> u64 {
-    boot::exit_stack_top().wrapping_sub(FRAME_SIZE)
-}
-
-fn subject_spec(id: SubjectId) -> Option<&'static SubjectSpec> {
-    SPEC.subjects.get(id.index())
-}
-
 fn subject_name(id: SubjectId) -> &'static str {
-    subject_spec(id).map_or("?", |s| s.name)
+    SPEC.subjects.get(id.index()).map_or("?", |s| s.name)
 }
 
 /// Stop after a failed VMX instruction.
@@ -255,36 +255,51 @@ fn or_stop<T>(result: Result<T, VmxError>) -> T {
     }
 }
 
-/// Boot: prepare the scheduler and each subject's saved registers, start the
-/// plan and enter the first subject. Never returns.
-pub fn start(scheduler: Scheduler, timer_shift: u32) -> ! {
-    // Safety: the boot path calls this once; no exit can happen before the
-    // first entry below, so this is the only reference.
-    let cpu = &mut unsafe { cpu_state() };
-    for (slot, subject) in cpu.contexts.regs.iter_mut().zip(SPEC.subjects) {
-        *slot = GuestRegs {
-            rdi: subject.guest.rdi,
-            ..GuestRegs::default()
-        };
+/// Boot of `cpu`: fill its per-CPU core (scheduler, timer shift), prepare
+/// the saved registers and FPU state of its subjects, start the plan and
+/// enter the first subject. Never returns.
+pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) -> ! {
+    let core_pointer = percpu::core(cpu);
+    // Safety: `cpu`'s per-CPU core, on `cpu`'s boot path, before its first
+    // VM entry: nothing else refers to it (no exit can happen yet), and
+    // writing does not read the uninitialised value.
+    unsafe {
+        core_pointer.write(CpuCore {
+            number: cpu,
+            scheduler,
+            loaded: None,
+            timer_shift,
+        });
     }
+    // Safety: just written; this is the only reference, and it is dead
+    // before the first VM entry below.
+    let core = unsafe { &mut *core_pointer };
     // Every subject starts from the FNINIT state (FCW 0x37f, empty stack,
     // MXCSR at its reset value), not from an all-zero FXSAVE area, which
     // would unmask every x87 exception and select single precision.
     cpu::fpu_reset();
     let mut initial = FpuState([0; 512]);
     fxsave(&mut initial);
-    for (slot, _) in cpu.contexts.fpu.iter_mut().zip(SPEC.subjects) {
-        *slot = initial;
+    for (id, subject) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
+        let Some(vmcs) = Vmcs::of(id, cpu) else {
+            continue;
+        };
+        // Safety: `vmcs` was made by `Vmcs::of(id, cpu)`, and `core` is
+        // `cpu`'s (its `number` is `cpu`, written above).
+        if let Some(context) = unsafe { context(core, &vmcs) } {
+            context.regs = GuestRegs {
+                rdi: subject.guest.rdi,
+                ..GuestRegs::ZERO
+            };
+            context.fpu = initial;
+        }
     }
-    cpu.core.timer_shift = timer_shift;
-    cpu.core.loaded = None;
-    let scheduler = cpu.core.scheduler.insert(scheduler);
-    let decision = scheduler.start(rdtsc());
-    let frame_pointer = frame_address() as *mut GuestRegs;
-    // Safety: the frame lies at the top of the exit stack, which nothing else
+    let decision = core.scheduler.start(rdtsc());
+    let frame_pointer = percpu::exit_frame(cpu);
+    // Safety: the frame lies at the top of `cpu`'s exit stack, which nothing
     // uses before the first entry (this code runs on the boot stack).
     let frame = unsafe { &mut *frame_pointer };
-    let launch = execute(cpu, frame, decision);
+    let launch = execute(core, frame, decision);
     // Safety: the frame holds the subject's registers, its VMCS is current
     // and fully initialised; the stub enters it and never returns here.
     unsafe { septum_vmx_enter(frame_pointer, launch) }
@@ -292,49 +307,109 @@ pub fn start(scheduler: Scheduler, timer_shift: u32) -> ! {
 
 /// Called by the exit stub with the guest's register frame.
 #[unsafe(no_mangle)]
-extern "C" fn septum_vmexit(frame: *mut GuestRegs) -> u64 {
-    // Safety: the stub passes the frame it just pushed at the top of the
-    // exit stack; it is not aliased while this function runs.
-    let frame = unsafe { &mut *frame };
-    // Safety: the exit path is one of the two root-mode entry points.
-    let cpu = &mut unsafe { cpu_state() };
+extern "C" fn septum_vmexit(frame_pointer: *mut GuestRegs) -> u64 {
+    // Safety: the stub passes the frame it just pushed at the top of this
+    // CPU's exit stack; nothing else refers to it while this runs.
+    let frame = unsafe { &mut *frame_pointer };
+    // Safety: the frame is the stub's, at the top of this CPU's exit stack;
+    // a VM exit follows a VM entry, which `start` makes only after writing
+    // the core; the exit path is one of the CPU's two root-mode entry
+    // points, which never nest.
+    let cpu = unsafe { percpu::this_cpu(frame_pointer) };
     #[cfg(feature = "count-vmcs")]
     vmx::VMCS_ACCESSES.store(0, Ordering::Relaxed);
 
-    let reason = or_stop(vmread(field::EXIT_REASON));
-    let basic = reason as u16;
-    let entry_failure = reason & (1 << 31) != 0;
-    let decision = match basic {
-        EXIT_VMCALL if !entry_failure => {
-            let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
-            let rip = or_stop(vmread(field::GUEST_RIP));
-            or_stop(vmwrite(field::GUEST_RIP, rip.wrapping_add(length)));
-            with_scheduler(cpu, |s| s.on_hypercall(frame.rax))
-        }
-        EXIT_PREEMPTION_TIMER if !entry_failure => with_scheduler(cpu, |s| s.on_frame_end(rdtsc())),
-        EXIT_EXTERNAL_INTERRUPT if !entry_failure => with_scheduler(cpu, Scheduler::on_interrupt),
-        // A hardware NMI (interruption type 2) is not the subject's doing.
-        EXIT_EXCEPTION_OR_NMI if !entry_failure && is_nmi() => {
-            with_scheduler(cpu, Scheduler::on_interrupt)
-        }
-        _ => fault(cpu, reason),
-    };
-    // The common case (a hypercall that changes nothing about who runs)
-    // only needs the timer re-armed.
-    let launch = if decision == Decision::Resume {
-        arm_timer(cpu);
-        0
-    } else {
-        execute(cpu, frame, decision)
-    };
+    let (launch, hypercall) = handle_exit(cpu, frame);
     #[cfg(feature = "count-vmcs")]
-    if basic == EXIT_VMCALL {
+    if hypercall {
         MAX_VMCALL_ACCESSES.fetch_max(
             vmx::VMCS_ACCESSES.load(Ordering::Relaxed),
             Ordering::Relaxed,
         );
     }
+    #[cfg(not(feature = "count-vmcs"))]
+    let _ = hypercall;
     launch
+}
+
+/// Read the VMCS into a vendor-neutral [`Exit`] (SDM 28.2; reasons: Vol.
+/// 3D, appendix C), let kerncore decide, execute the decision. A VMCALL is
+/// completed here: guest RIP moves past it. The hypercall and the end of a
+/// minor frame are the hot paths and are handled inline; every other exit
+/// goes through [`other_exit`], kept out of line so that its registers do
+/// not burden them.
+/// Returns the launch flag and whether the exit was a hypercall (for
+/// `count-vmcs`).
+#[inline(always)]
+fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
+    let reason = or_stop(vmread(field::EXIT_REASON));
+    if reason == u64::from(EXIT_VMCALL) {
+        let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
+        let rip = or_stop(vmread(field::GUEST_RIP));
+        or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
+        let exit = Exit::Hypercall { event: frame.rax };
+        (decide_and_execute(cpu, frame, exit), true)
+    } else if reason == u64::from(EXIT_PREEMPTION_TIMER) {
+        let exit = Exit::TimerExpired { now: rdtsc() };
+        (decide_and_execute(cpu, frame, exit), false)
+    } else {
+        (other_exit(cpu, frame, reason), false)
+    }
+}
+
+/// Every exit but a hypercall or a timer expiry (`reason`: the full
+/// exit-reason field).
+/// Each kind calls [`decide_and_execute`] with its own [`Exit`], so
+/// `dispatch` is specialised per kind.
+#[inline(never)]
+fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
+    let basic = reason as u16;
+    if reason & (1 << 31) != 0 {
+        return decide_and_execute(cpu, frame, Exit::EntryFailure(fault_info(basic)));
+    }
+    match basic {
+        EXIT_EXTERNAL_INTERRUPT => decide_and_execute(cpu, frame, Exit::ExternalInterrupt),
+        // A hardware NMI (interruption type 2) is not the subject's doing.
+        EXIT_EXCEPTION_OR_NMI if is_nmi() => decide_and_execute(cpu, frame, Exit::Nmi),
+        _ => decide_and_execute(cpu, frame, Exit::Fault(fault_info(basic))),
+    }
+}
+
+/// Dispatch one exit on this CPU's scheduler and execute the decision; a
+/// fault is reported before its decision (stop the subject or the system)
+/// is executed. The common case, a hypercall that changes nothing about
+/// who runs, only re-arms the timer.
+#[inline(always)]
+fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u64 {
+    let decision = dispatch(&mut cpu.scheduler, exit);
+    if let Exit::Fault(info) | Exit::EntryFailure(info) = exit {
+        report_fault(cpu, &info);
+    }
+    if decision == Decision::Resume {
+        arm_timer(cpu);
+        0
+    } else {
+        execute(cpu, frame, decision)
+    }
+}
+
+/// What the fault report needs from the VMCS (unreadable fields read 0).
+fn fault_info(basic: u16) -> FaultInfo {
+    let qualification = vmread(field::EXIT_QUALIFICATION).unwrap_or(0);
+    let detail = match basic {
+        EXIT_IO_INSTRUCTION => FaultDetail::Port((qualification >> 16) as u16),
+        EXIT_EXCEPTION_OR_NMI => {
+            FaultDetail::Vector(vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0) as u8)
+        }
+        _ => FaultDetail::None,
+    };
+    FaultInfo {
+        code: basic,
+        qualification,
+        guest_physical: vmread(field::GUEST_PHYSICAL_ADDRESS).unwrap_or(0),
+        rip: vmread(field::GUEST_RIP).unwrap_or(0),
+        detail,
+    }
 }
 
 /// Whether the exit's interruption information says "valid, NMI"
@@ -355,76 +430,49 @@ extern "C" fn septum_vmentry_failed() -> ! {
     stop()
 }
 
-fn with_scheduler(cpu: &mut CpuState, decide: impl FnOnce(&mut Scheduler) -> Decision) -> Decision {
-    match cpu.core.scheduler.as_mut() {
-        Some(scheduler) => decide(scheduler),
-        None => {
-            kprintln!("septum: VM exit before the scheduler started");
-            kprintln!("septum: system stopped (fail-closed)");
-            stop()
-        }
-    }
-}
-
-/// Report a subject fault and apply the subject's fault action.
-fn fault(cpu: &mut CpuState, reason: u64) -> Decision {
-    let basic = reason as u16;
-    let qualification = vmread(field::EXIT_QUALIFICATION).unwrap_or(0);
-    let guest_physical = vmread(field::GUEST_PHYSICAL_ADDRESS).unwrap_or(0);
-    let rip = vmread(field::GUEST_RIP).unwrap_or(0);
-    let name = cpu.core.loaded.map_or("?", subject_name);
-    let text = exit_reason_text(basic);
-    match basic {
-        EXIT_IO_INSTRUCTION => kprintln!(
-            "septum: subject \"{name}\" fault: {text} (exit reason {basic}) \
+/// Print the fault report line of the loaded subject.
+fn report_fault(cpu: &CpuCore, info: &FaultInfo) {
+    let name = cpu.loaded.map_or("?", |vmcs| vmcs.subject().name);
+    let FaultInfo {
+        code,
+        qualification,
+        guest_physical,
+        rip,
+        detail,
+    } = *info;
+    let text = exit_reason_text(code);
+    match detail {
+        FaultDetail::Port(port) => kprintln!(
+            "septum: subject \"{name}\" fault: {text} (exit reason {code}) \
              qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x} \
-             port={:#x}",
-            (qualification >> 16) & 0xffff
+             port={port:#x}"
         ),
-        EXIT_EXCEPTION_OR_NMI => kprintln!(
-            "septum: subject \"{name}\" fault: {text} (exit reason {basic}) \
+        FaultDetail::Vector(vector) => kprintln!(
+            "septum: subject \"{name}\" fault: {text} (exit reason {code}) \
              qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x} \
-             vector={}",
-            vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0) & 0xff
+             vector={vector}"
         ),
-        _ => kprintln!(
-            "septum: subject \"{name}\" fault: {text} (exit reason {basic}) \
+        FaultDetail::None => kprintln!(
+            "septum: subject \"{name}\" fault: {text} (exit reason {code}) \
              qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x}"
         ),
-    }
-    let outcome = cpu.core.scheduler.as_mut().and_then(Scheduler::on_fault);
-    match outcome {
-        Some(FaultDecision::SubjectStopped { by, next }) => {
-            kprintln!(
-                "septum: subject \"{}\" stopped; system continues",
-                subject_name(by)
-            );
-            next
-        }
-        Some(FaultDecision::StopSystem { .. }) | None => {
-            kprintln!("septum: system stopped (fail-closed)");
-            stop()
-        }
     }
 }
 
 /// Carry out a decision up to the next VM entry; returns 1 to VMLAUNCH, 0
 /// to VMRESUME. Idles (interrupts off, in root mode) as long as nothing may
 /// run.
-fn execute(cpu: &mut CpuState, frame: &mut GuestRegs, mut decision: Decision) -> u64 {
+fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> u64 {
     loop {
         let launch = match decision {
             Decision::Resume => 0,
             Decision::Run(subject) => switch_to(cpu, frame, subject),
             Decision::Idle => {
-                let deadline = with_scheduler(cpu, |s| {
-                    let deadline = s.deadline();
-                    while rdtsc() < deadline {
-                        cpu::pause();
-                    }
-                    s.on_frame_end(rdtsc())
-                });
-                decision = deadline;
+                let deadline = cpu.scheduler.deadline();
+                while rdtsc() < deadline {
+                    cpu::pause();
+                }
+                decision = cpu.scheduler.on_frame_end(rdtsc());
                 continue;
             }
             Decision::Poweroff { by } => {
@@ -446,6 +494,19 @@ fn execute(cpu: &mut CpuState, frame: &mut GuestRegs, mut decision: Decision) ->
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
             }
+            // The fault report is already printed (`septum_vmexit`).
+            Decision::StopSystem { .. } => {
+                kprintln!("septum: system stopped (fail-closed)");
+                stop()
+            }
+            Decision::SubjectStopped { by, next } => {
+                kprintln!(
+                    "septum: subject \"{}\" stopped; system continues",
+                    subject_name(by)
+                );
+                decision = next.map_or(Decision::Idle, Decision::Run);
+                continue;
+            }
         };
         arm_timer(cpu);
         return launch;
@@ -454,47 +515,45 @@ fn execute(cpu: &mut CpuState, frame: &mut GuestRegs, mut decision: Decision) ->
 
 /// Make `subject` the loaded one: save the frame of the previous one, load
 /// its VMCS and registers. Returns whether its VMCS still needs VMLAUNCH.
-fn switch_to(cpu: &mut CpuState, frame: &mut GuestRegs, subject: SubjectId) -> u64 {
-    if cpu.core.loaded != Some(subject) {
-        let Some(spec) = subject_spec(subject) else {
-            kprintln!("septum: scheduler chose unknown subject {}", subject.0);
-            kprintln!("septum: system stopped (fail-closed)");
-            stop()
-        };
-        if let Some(previous) = cpu.core.loaded {
-            if let Some(slot) = cpu.contexts.regs.get_mut(previous.index()) {
-                *slot = *frame;
-            }
-            if let Some(area) = cpu.contexts.fpu.get_mut(previous.index()) {
-                fxsave(area);
-            }
+fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u64 {
+    let Some(vmcs) = Vmcs::of(subject, cpu.number) else {
+        kprintln!("septum: scheduler chose unknown subject {}", subject.0);
+        kprintln!("septum: system stopped (fail-closed)");
+        stop()
+    };
+    let previous = cpu.loaded;
+    let switching = previous.map(|loaded| loaded.id()) != Some(subject);
+    if switching {
+        if let Some(previous) = previous
+            // Safety: `previous` comes from `cpu.loaded`.
+            && let Some(context) = unsafe { context(cpu, &previous) }
+        {
+            context.regs = *frame;
+            fxsave(&mut context.fpu);
         }
-        or_stop(vmx::vmptrld(spec.vmcs));
-        *frame = cpu
-            .contexts
-            .regs
-            .get(subject.index())
-            .copied()
-            .unwrap_or_default();
+        or_stop(vmcs.load());
+        cpu.loaded = Some(vmcs);
+    }
+    // Target events are delivered by entering the subject (nothing is
+    // injected yet, so delivering is consuming).
+    EVENTS.take(subject);
+    // Safety: `vmcs` was made by `Vmcs::of(subject, cpu.number)` above.
+    let Some(context) = (unsafe { context(cpu, &vmcs) }) else {
+        kprintln!("septum: scheduler chose unknown subject {}", subject.0);
+        kprintln!("septum: system stopped (fail-closed)");
+        stop()
+    };
+    if switching {
         // The FPU registers are not part of the VMCS: without this a subject
         // could read what the previous one left in them.
-        match cpu.contexts.fpu.get(subject.index()) {
-            Some(area) => fxrstor(area),
-            None => cpu::fpu_reset(),
-        }
-        cpu.core.loaded = Some(subject);
+        *frame = context.regs;
+        fxrstor(&context.fpu);
     }
-    if let Some(scheduler) = cpu.core.scheduler.as_mut() {
-        // Target events are delivered by entering the subject.
-        scheduler.take_pending(subject);
-    }
-    match cpu.contexts.launched.get_mut(subject.index()) {
-        Some(launched) if *launched => 0,
-        Some(launched) => {
-            *launched = true;
-            1
-        }
-        None => 0,
+    if context.launched {
+        0
+    } else {
+        context.launched = true;
+        1
     }
 }
 
@@ -515,13 +574,9 @@ fn fxrstor(area: &FpuState) {
 
 /// Program the VMX-preemption timer for the current deadline.
 #[inline(always)]
-fn arm_timer(cpu: &CpuState) {
-    let deadline = cpu
-        .core
-        .scheduler
-        .as_ref()
-        .map_or(TscCycles(0), Scheduler::deadline);
-    let remaining = deadline.get().saturating_sub(rdtsc().get()) >> cpu.core.timer_shift;
+fn arm_timer(cpu: &CpuCore) {
+    let deadline = cpu.scheduler.deadline();
+    let remaining = deadline.get().saturating_sub(rdtsc().get()) >> cpu.timer_shift;
     let value = u32::try_from(remaining).unwrap_or(u32::MAX);
-    or_stop(vmwrite(field::PREEMPTION_TIMER_VALUE, u64::from(value)));
+    or_stop(write_guest(GuestField::PreemptionTimer, u64::from(value)));
 }

@@ -11,6 +11,8 @@
 //! - `pit`: TSC-rate measurement against the PIT.
 //! - `vmx`: VMX instructions, field encodings, bring-up.
 //! - `vmcs`: one-time VMCS initialisation per subject.
+//! - `percpu`: the per-CPU block (exit and IST stacks, TSS/IDT, scheduler,
+//!   loaded subject), reached from the exit frame.
 //! - `exit`: the VM-exit path and the execution of scheduler decisions.
 //! - `no_panic`: the link-time proof that no panic path survives.
 
@@ -20,6 +22,7 @@ pub mod descriptors;
 pub mod exit;
 #[cfg(not(debug_assertions))]
 pub mod no_panic;
+pub mod percpu;
 pub mod pit;
 pub mod serial;
 pub mod vmcs;

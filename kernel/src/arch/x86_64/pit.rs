@@ -15,25 +15,33 @@ const MAX_POLLS: u32 = 10_000_000;
 
 /// The TSC rate in kHz, or `None` if OUT2 never rose.
 pub fn measure_tsc_khz() -> Option<u64> {
-    let control = inb(0x61);
-    // Gate 2 on, speaker off.
-    outb(0x61, (control & !0x02) | 0x01);
-    // Channel 2, lobyte/hibyte, mode 0, binary.
-    outb(0x43, 0b1011_0000);
+    // Safety: port 0x61 (system control port B) and the PIT's channel 2 and
+    // mode ports belong to the kernel; this runs at boot, before any
+    // subject, and leaves port 0x61 as it found it.
+    let control = unsafe { inb(0x61) };
     let [low, high] = COUNT.to_le_bytes();
-    outb(0x42, low);
-    outb(0x42, high);
+    // Safety: as above.
+    unsafe {
+        // Gate 2 on, speaker off.
+        outb(0x61, (control & !0x02) | 0x01);
+        // Channel 2, lobyte/hibyte, mode 0, binary.
+        outb(0x43, 0b1011_0000);
+        outb(0x42, low);
+        outb(0x42, high);
+    }
     let start = rdtsc();
     let mut risen = false;
     for _ in 0..MAX_POLLS {
-        if inb(0x61) & 0x20 != 0 {
+        // Safety: as above.
+        if unsafe { inb(0x61) } & 0x20 != 0 {
             risen = true;
             break;
         }
         pause();
     }
     let end = rdtsc();
-    outb(0x61, control);
+    // Safety: as above.
+    unsafe { outb(0x61, control) };
     if !risen {
         return None;
     }

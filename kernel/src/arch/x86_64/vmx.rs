@@ -17,10 +17,13 @@ use core::arch::asm;
 #[cfg(feature = "count-vmcs")]
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use septum_abi::PhysAddr;
+use septum_abi::{PhysAddr, SubjectId};
+use septum_kerncore::spec::SubjectSpec;
 use septum_kerncore::vmx::{Feature, VmxCaps};
 
 use super::cpu::{self, rdmsr};
+use super::percpu::CpuNumber;
+use crate::system::SPEC;
 
 /// VMCS field encodings (SDM Vol. 3D, appendix B).
 #[allow(missing_docs, reason = "names are the SDM's")]
@@ -214,6 +217,9 @@ pub fn instruction_error() -> u64 {
 }
 
 /// Read a field of the current VMCS.
+///
+/// Safe for any encoding: VMREAD only copies a field into a register, and an
+/// unsupported encoding or a missing current VMCS fails with the flags.
 #[inline(always)]
 pub fn vmread(encoding: u64) -> Result<u64, VmxError> {
     count_access();
@@ -229,14 +235,23 @@ pub fn vmread(encoding: u64) -> Result<u64, VmxError> {
     check("VMREAD", invalid, valid).map(|()| value)
 }
 
-/// Write a field of the current VMCS.
+/// Write any field of the current VMCS.
+///
+/// # Safety
+/// The VMCS decides what the host looks like after the next VM exit (host
+/// state: RIP, RSP, CR3, segment bases) and what the guest may reach
+/// (controls, EPT pointer, I/O and MSR bitmaps, VMCS link pointer). The
+/// caller guarantees that `value` is right for `encoding` and for the
+/// subject whose VMCS is current: host-state fields hold the kernel's own
+/// state, pointers point at composer-allocated tables of that subject, and
+/// controls are the subject's spec controls as resolved against the
+/// capability MSRs. Only [`write_guest`]'s fields are safe for any value.
 #[inline(always)]
-pub fn vmwrite(encoding: u64, value: u64) -> Result<(), VmxError> {
+pub unsafe fn vmwrite(encoding: u64, value: u64) -> Result<(), VmxError> {
     count_access();
     let (invalid, valid): (u8, u8);
-    // Safety: VMWRITE changes only the current VMCS, which governs guest
-    // execution; every value written comes from the composer-checked spec or
-    // from the kernel's own state, and VM entry checks them again.
+    // Safety: VMWRITE changes only the current VMCS; the caller guarantees
+    // the value is right for the field (see the contract above).
     unsafe {
         asm!("vmwrite {field}, {value}", "setc {invalid}", "setz {valid}",
              field = in(reg) encoding, value = in(reg) value,
@@ -245,12 +260,49 @@ pub fn vmwrite(encoding: u64, value: u64) -> Result<(), VmxError> {
     check("VMWRITE", invalid, valid)
 }
 
+/// The VMCS fields the exit path writes: guest state whose value cannot
+/// compromise the host or another subject, so [`write_guest`] is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestField {
+    /// Guest RIP: where the subject continues, in its own address space
+    /// (EPT confines whatever it reaches from there).
+    Rip,
+    /// VMX-preemption timer value: when the subject exits next. Any value
+    /// is safe for the host; the kernel's deadline is what keeps the plan.
+    PreemptionTimer,
+}
+
+impl GuestField {
+    /// The field's encoding (SDM Vol. 3D, appendix B).
+    #[inline(always)]
+    const fn encoding(self) -> u64 {
+        match self {
+            Self::Rip => field::GUEST_RIP,
+            Self::PreemptionTimer => field::PREEMPTION_TIMER_VALUE,
+        }
+    }
+}
+
+/// Write a guest-state field of the current VMCS that cannot compromise the
+/// host, whatever the value.
+#[inline(always)]
+pub fn write_guest(field: GuestField, value: u64) -> Result<(), VmxError> {
+    // Safety: `GuestField` names only guest RIP and the preemption-timer
+    // value; neither can make the guest reach memory, ports or MSRs outside
+    // its EPT and bitmaps, nor change host state (see the variants).
+    unsafe { vmwrite(field.encoding(), value) }
+}
+
 /// Make the VMCS at `region` current and active.
-pub fn vmptrld(region: PhysAddr) -> Result<(), VmxError> {
+///
+/// # Safety
+/// `region` must be a 4 KiB VMCS region holding the revision id, used for
+/// nothing else, and not active on another CPU (SDM 24.1, 25.11.1).
+#[inline(always)]
+unsafe fn vmptrld(region: PhysAddr) -> Result<(), VmxError> {
     let address = region.get();
     let (invalid, valid): (u8, u8);
-    // Safety: the operand is a composer-allocated 4 KiB VMCS region that
-    // holds the revision id and is used for nothing else.
+    // Safety: the caller guarantees `region` is a VMCS region (contract).
     unsafe {
         asm!("vmptrld [{address}]", "setc {invalid}", "setz {valid}",
              address = in(reg) &address, invalid = out(reg_byte) invalid,
@@ -260,10 +312,13 @@ pub fn vmptrld(region: PhysAddr) -> Result<(), VmxError> {
 }
 
 /// Clear a VMCS (launch state "clear", contents flushed to memory).
-pub fn vmclear(region: PhysAddr) -> Result<(), VmxError> {
+///
+/// # Safety
+/// As for [`vmptrld`]: the CPU writes VMCS data to `region`.
+unsafe fn vmclear(region: PhysAddr) -> Result<(), VmxError> {
     let address = region.get();
     let (invalid, valid): (u8, u8);
-    // Safety: as for `vmptrld`.
+    // Safety: the caller guarantees `region` is a VMCS region (contract).
     unsafe {
         asm!("vmclear [{address}]", "setc {invalid}", "setz {valid}",
              address = in(reg) &address, invalid = out(reg_byte) invalid,
@@ -272,8 +327,96 @@ pub fn vmclear(region: PhysAddr) -> Result<(), VmxError> {
     check("VMCLEAR", invalid, valid)
 }
 
-fn vmxon(region: PhysAddr) -> Result<(), VmxError> {
-    let address = region.get();
+/// Write the VMCS revision identifier into the first 4 bytes of a VMXON or
+/// VMCS region (bit 31 clear: not a shadow VMCS).
+///
+/// # Safety
+/// `region` must be a 4 KiB page the composer allocated as a VMXON or VMCS
+/// region, mapped read-write in the kernel page tables and used for nothing
+/// else, and not in use by the CPU (before VMXON, or before VMCLEAR).
+unsafe fn write_revision_id(region: PhysAddr, revision: u32) {
+    let pointer = region.get() as *mut u32;
+    // Safety: the caller guarantees the page is a kernel-owned region that
+    // nothing else uses; only its first word is written.
+    unsafe { pointer.write_volatile(revision & 0x7fff_ffff) };
+}
+
+/// The VMCS of one subject of the compiled-in spec, on its own CPU. Made
+/// only from a [`SubjectId`] and the CPU it runs on, so a VMCLEAR, VMPTRLD
+/// or revision-id write can only name a composer-allocated VMCS region, and
+/// only on the CPU that owns it (a VMCS may be active on one CPU only, SDM
+/// 24.1).
+#[derive(Debug, Clone, Copy)]
+pub struct Vmcs {
+    id: SubjectId,
+    subject: &'static SubjectSpec,
+}
+
+impl Vmcs {
+    /// The VMCS of subject `id` for use on `cpu` (`None` for an unknown id
+    /// or a subject of another CPU).
+    #[inline(always)]
+    pub fn of(id: SubjectId, cpu: CpuNumber) -> Option<Self> {
+        SPEC.subjects
+            .get(id.index())
+            .filter(|subject| subject.cpu == cpu.get())
+            .map(|subject| Self { id, subject })
+    }
+
+    /// The subject.
+    pub fn id(&self) -> SubjectId {
+        self.id
+    }
+
+    /// The subject's spec.
+    pub fn subject(&self) -> &'static SubjectSpec {
+        self.subject
+    }
+
+    /// Write the revision id into the region (before [`Vmcs::clear`]).
+    pub fn write_revision_id(&self, caps: &Capabilities) {
+        // Safety: the region comes from the spec, where the composer
+        // allocated it as this subject's 4 KiB VMCS page, mapped read-write
+        // for the kernel, used for nothing else; it is written before the
+        // first VMCLEAR hands it to the CPU.
+        unsafe { write_revision_id(self.subject.vmcs, caps.revision_id()) }
+    }
+
+    /// VMCLEAR the subject's VMCS.
+    pub fn clear(&self) -> Result<(), VmxError> {
+        // Safety: a composer-allocated VMCS region of this CPU's subject
+        // (see `write_revision_id`).
+        unsafe { vmclear(self.subject.vmcs) }
+    }
+
+    /// VMPTRLD the subject's VMCS: it becomes current on this CPU.
+    #[inline(always)]
+    pub fn load(&self) -> Result<(), VmxError> {
+        // Safety: a composer-allocated VMCS region of this CPU's subject
+        // (see `write_revision_id`).
+        unsafe { vmptrld(self.subject.vmcs) }
+    }
+}
+
+/// The VMXON region of one CPU, from the spec: the only address VMXON and
+/// its revision-id write can be given.
+#[derive(Debug, Clone, Copy)]
+pub struct VmxonRegion {
+    region: PhysAddr,
+}
+
+impl VmxonRegion {
+    /// The VMXON region of `cpu` (`None` if the spec has none).
+    pub fn of(cpu: CpuNumber) -> Option<Self> {
+        SPEC.kernel
+            .vmxon_regions
+            .get(cpu.get() as usize)
+            .map(|region| Self { region: *region })
+    }
+}
+
+fn vmxon(region: VmxonRegion) -> Result<(), VmxError> {
+    let address = region.region.get();
     let (invalid, valid): (u8, u8);
     // Safety: the operand is the composer-allocated VMXON region of this
     // CPU, holding the revision id; CR0/CR4 already satisfy the fixed bits.
@@ -285,7 +428,9 @@ fn vmxon(region: PhysAddr) -> Result<(), VmxError> {
     check("VMXON", invalid, valid)
 }
 
-/// Invalidate the EPT-derived translations of one EPT pointer.
+/// Invalidate the EPT-derived translations of one EPT pointer. Safe for any
+/// value: INVEPT only drops cached translations (an invalid pointer makes it
+/// fail); the descriptor is a local value.
 pub fn invept_single_context(eptp: u64) -> Result<(), VmxError> {
     let descriptor: [u64; 2] = [eptp, 0];
     let (invalid, valid): (u8, u8);
@@ -297,6 +442,21 @@ pub fn invept_single_context(eptp: u64) -> Result<(), VmxError> {
              invalid = out(reg_byte) invalid, valid = out(reg_byte) valid, options(nostack));
     }
     check("INVEPT", invalid, valid)
+}
+
+/// The VMX capability MSRs as read from this CPU. Made only by
+/// [`read_capabilities`], so the CR0/CR4 fixed bits [`enable`] applies and
+/// the must-be-one control bits [`super::vmcs::init`] adds are the
+/// hardware's, never a caller's invention.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities(VmxCaps);
+
+impl core::ops::Deref for Capabilities {
+    type Target = VmxCaps;
+
+    fn deref(&self) -> &VmxCaps {
+        &self.0
+    }
 }
 
 const IA32_VMX_BASIC: u32 = 0x480;
@@ -321,7 +481,7 @@ const FEATURE_CONTROL_VMX_OUTSIDE_SMX: u64 = 1 << 2;
 
 /// Check that the CPU has VMX and that the firmware left it enabled (or
 /// enable it), then read the capability MSRs.
-pub fn read_capabilities() -> Result<VmxCaps, Feature> {
+pub fn read_capabilities() -> Result<Capabilities, Feature> {
     let (_, _, ecx, _) = cpu::cpuid(1, 0);
     if ecx & (1 << 5) == 0 {
         return Err(Feature::Named("VMX"));
@@ -354,7 +514,7 @@ pub fn read_capabilities() -> Result<VmxCaps, Feature> {
     } else {
         0
     };
-    Ok(VmxCaps {
+    Ok(Capabilities(VmxCaps {
         basic,
         pin: pick(IA32_VMX_TRUE_PINBASED_CTLS, IA32_VMX_PINBASED_CTLS),
         proc,
@@ -367,35 +527,28 @@ pub fn read_capabilities() -> Result<VmxCaps, Feature> {
         cr0_fixed1: rdmsr(IA32_VMX_CR0_FIXED1),
         cr4_fixed0: rdmsr(IA32_VMX_CR4_FIXED0),
         cr4_fixed1: rdmsr(IA32_VMX_CR4_FIXED1),
-    })
+    }))
 }
 
 /// Enter VMX root operation on this CPU with its VMXON region.
-pub fn enable(caps: &VmxCaps, vmxon_region: PhysAddr) -> Result<(), BringUpError> {
+pub fn enable(caps: &Capabilities, vmxon_region: VmxonRegion) -> Result<(), BringUpError> {
     if caps.region_size() > 4096 || caps.region_size() == 0 {
         return Err(BringUpError::Missing(Feature::Named(
             "VMCS regions of at most 4 KiB",
         )));
     }
-    // Safety: applying the VMX fixed bits keeps paging, protection and
-    // caching as they are (the fixed-1 bits are PE, PG, NE in CR0 and VMXE
-    // in CR4, all compatible with the running kernel).
+    // Safety: applying the VMX fixed bits (read from this CPU's MSRs, see
+    // `Capabilities`) keeps paging, protection and caching as they are (the
+    // fixed-1 bits are PE, PG, NE in CR0 and VMXE in CR4, all compatible
+    // with the running kernel).
     unsafe {
         cpu::write_cr0(caps.root_cr0(cpu::read_cr0()));
         cpu::write_cr4(caps.root_cr4(cpu::read_cr4()));
     }
-    write_revision_id(vmxon_region, caps.revision_id());
+    // Safety: the composer allocated the region as this CPU's 4 KiB VMXON
+    // page, mapped read-write for the kernel and used for nothing else; VMXON
+    // has not run yet.
+    unsafe { write_revision_id(vmxon_region.region, caps.revision_id()) };
     vmxon(vmxon_region)?;
     Ok(())
-}
-
-/// Write the VMCS revision identifier into the first 4 bytes of a VMXON or
-/// VMCS region (bit 31 clear: not a shadow VMCS).
-pub fn write_revision_id(region: PhysAddr, revision: u32) {
-    let pointer = region.get() as *mut u32;
-    // Safety: the composer allocates every VMXON and VMCS region as a 4 KiB
-    // page used for nothing else and maps it read-write in the kernel page
-    // tables; the kernel touches only its first word, before handing the
-    // region to the CPU.
-    unsafe { pointer.write_volatile(revision & 0x7fff_ffff) };
 }

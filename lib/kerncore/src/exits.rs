@@ -1,0 +1,597 @@
+//! Exits: the vendor-neutral [`Exit`] enum and [`dispatch`], the one place
+//! that decides what an exit does.
+//!
+//! The arch layer reads the hardware's exit information into an [`Exit`]
+//! (for VT-x: the VMCS exit reason and, per reason, a few more fields),
+//! calls [`dispatch`] with the CPU's [`Scheduler`], and executes the
+//! [`Decision`] it gets back: resume, enter another subject, idle until the
+//! frame deadline, or stop the machine. It takes no decision of its own, so
+//! an AMD SVM backend would only add another reader of its exit
+//! information. Dispatch is plain `match`es, no function pointers: the
+//! kernel's stack-depth gate needs every call on the exit path resolved.
+//!
+//! Hypercalls: RAX is a source event number of the caller. A number of 64
+//! or more, or an undefined slot, is ignored (the subject resumes). The
+//! number indexes the event table only after the range check and a mask
+//! (`& 63`) that the optimiser is kept from removing, so a mispredicted
+//! check cannot index outside the table (Spectre v1). `async` and `self`
+//! events mark a target event pending in the system-wide
+//! [`crate::events::PendingTable`]; `switch` also hands the CPU to the target
+//! (same group only); `kernel` events run their action below.
+//!
+//! Adding a kernel action: a variant of `spec::KernelAction`, its arm in
+//! `kernel_action` here (with a new [`Decision`] variant if the arch must do
+//! something new) and, for a new decision, its execution in the arch's
+//! `exit.rs`.
+
+use septum_abi::hypercall::{EVENT_MASK, MAX_EVENTS};
+use septum_abi::{SubjectId, TscCycles};
+
+use crate::plan::{Scheduler, SubjectState};
+use crate::spec::{FaultAction, KernelAction, SourceEvent};
+
+/// Why the running subject left guest mode, independent of the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The subject raised source event `event` (RAX of `vmcall`; the arch
+    /// layer has already moved guest RIP past the instruction).
+    Hypercall {
+        /// The raw register value: not yet checked.
+        event: u64,
+    },
+    /// The minor frame's deadline passed (the VMX-preemption timer expired).
+    TimerExpired {
+        /// When the exit was handled (TSC).
+        now: TscCycles,
+    },
+    /// An external interrupt arrived while the subject ran.
+    ExternalInterrupt,
+    /// A hardware NMI arrived while the subject ran.
+    Nmi,
+    /// An exit the policy does not route (an EPT violation, an I/O or MSR
+    /// access, an exception, a forbidden instruction).
+    Fault(FaultInfo),
+    /// VM entry failed on the subject's state and the CPU reported it as
+    /// an exit (SDM 27.8); handled like a fault of the subject.
+    EntryFailure(FaultInfo),
+}
+
+/// What the arch layer read about a fault, for the report only: dispatch
+/// does not look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultInfo {
+    /// The vendor's exit code (VT-x: the basic exit reason).
+    pub code: u16,
+    /// The vendor's exit qualification.
+    pub qualification: u64,
+    /// Guest-physical address, where the vendor reports one (else 0).
+    pub guest_physical: u64,
+    /// Guest RIP at the fault.
+    pub rip: u64,
+    /// Detail that belongs in the report for some faults.
+    pub detail: FaultDetail,
+}
+
+/// Extra report detail of a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultDetail {
+    /// Nothing more.
+    None,
+    /// An I/O instruction: the port.
+    Port(u16),
+    /// An exception: the vector.
+    Vector(u8),
+}
+
+/// What the arch layer must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Re-enter the subject that exited.
+    Resume,
+    /// Enter this subject (a different one from the last entered, or the
+    /// first one).
+    Run(SubjectId),
+    /// Nothing may run: wait in root mode until [`Scheduler::deadline`], then
+    /// call [`Scheduler::on_frame_end`].
+    Idle,
+    /// A subject raised a `poweroff` kernel event.
+    Poweroff {
+        /// The subject.
+        by: SubjectId,
+    },
+    /// A subject raised a `reboot` kernel event.
+    Reboot {
+        /// The subject.
+        by: SubjectId,
+    },
+    /// A subject raised a `panic` kernel event.
+    Panic {
+        /// The subject.
+        by: SubjectId,
+    },
+    /// A fault stops the whole system (the subject's `onFault` is
+    /// `stopSystem`; `None`: no subject had the CPU). Fail-closed.
+    StopSystem {
+        /// The faulting subject.
+        by: Option<SubjectId>,
+    },
+    /// A fault stopped its subject (`onFault="stopSubject"`); the system
+    /// goes on with `next` (`None`: the CPU idles).
+    SubjectStopped {
+        /// The faulting subject, never scheduled again.
+        by: SubjectId,
+        /// The subject that gets the rest of the frame.
+        next: Option<SubjectId>,
+    },
+}
+
+/// Decide what `exit` does on the CPU whose scheduler is `cpu`. Inlined, so
+/// that an arch layer calling it with a known kind of exit gets only that
+/// arm (the hypercall path stays short).
+#[inline(always)]
+pub fn dispatch(cpu: &mut Scheduler<'_>, exit: Exit) -> Decision {
+    match exit {
+        Exit::Hypercall { event } => hypercall(cpu, event),
+        Exit::TimerExpired { now } => cpu.on_frame_end(now),
+        // Interrupts are not routed to subjects in this version.
+        Exit::ExternalInterrupt | Exit::Nmi => cpu.resume_or_idle(),
+        Exit::Fault(_) | Exit::EntryFailure(_) => fault(cpu),
+    }
+}
+
+/// The running subject raised source event `event`.
+#[inline(always)]
+fn hypercall(cpu: &mut Scheduler<'_>, event: u64) -> Decision {
+    let Some(caller) = cpu.current() else {
+        return Decision::Idle;
+    };
+    if event >= MAX_EVENTS as u64 {
+        return Decision::Resume;
+    }
+    // Masked as well as checked, so the index stays in the table even
+    // when the check above is speculated past (Spectre v1). `black_box`
+    // keeps the optimiser from dropping the mask as redundant.
+    let index = (core::hint::black_box(event) & EVENT_MASK) as usize;
+    let source = cpu
+        .spec()
+        .subjects
+        .get(caller.index())
+        .and_then(|subject| subject.source_events.get(index))
+        .copied()
+        .flatten();
+    match source {
+        None => Decision::Resume,
+        Some(SourceEvent::Async {
+            target,
+            target_event,
+        }) => {
+            cpu.events().set(target, target_event);
+            Decision::Resume
+        }
+        Some(SourceEvent::SelfEvent { target_event }) => {
+            cpu.events().set(caller, target_event);
+            Decision::Resume
+        }
+        Some(SourceEvent::Switch {
+            target,
+            target_event,
+        }) => {
+            cpu.events().set(target, target_event);
+            cpu.switch_to(caller, target)
+        }
+        Some(SourceEvent::Kernel(action)) => kernel_action(cpu, caller, action),
+    }
+}
+
+/// A `kernel` event of `caller`.
+fn kernel_action(cpu: &mut Scheduler<'_>, caller: SubjectId, action: KernelAction) -> Decision {
+    match action {
+        KernelAction::Yield => cpu.give_up(caller, SubjectState::Yielded),
+        KernelAction::Sleep => {
+            if cpu.events().take(caller) != 0 {
+                Decision::Resume
+            } else {
+                cpu.give_up(caller, SubjectState::Sleeping)
+            }
+        }
+        KernelAction::Poweroff => Decision::Poweroff { by: caller },
+        KernelAction::Reboot => Decision::Reboot { by: caller },
+        KernelAction::SystemPanic => Decision::Panic { by: caller },
+    }
+}
+
+/// The running subject caused an exit the policy does not route: its
+/// `onFault` decides.
+fn fault(cpu: &mut Scheduler<'_>) -> Decision {
+    let action = cpu
+        .current()
+        .and_then(|by| cpu.spec().subjects.get(by.index()))
+        .map(|subject| subject.fault_action);
+    match action {
+        Some(FaultAction::StopSubject) => match cpu.stop_current() {
+            Some((by, next)) => Decision::SubjectStopped { by, next },
+            None => Decision::StopSystem { by: None },
+        },
+        Some(FaultAction::StopSystem) | None => Decision::StopSystem { by: cpu.current() },
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+mod tests {
+    use super::*;
+    use crate::events::PendingTable;
+    use crate::spec::{
+        GroupId, GroupSpec, MajorFrameSpec, MinorFrameSpec, PartitionId, PartitionSpec,
+        SubjectSpec, SystemSpec,
+    };
+    use crate::testing::*;
+
+    const FAULT: Exit = Exit::Fault(FaultInfo {
+        code: 48,
+        qualification: 0,
+        guest_physical: 0,
+        rip: 0,
+        detail: FaultDetail::None,
+    });
+
+    fn scheduler<'e>(spec: &'static SystemSpec, events: &'e PendingTable) -> Scheduler<'e> {
+        Scheduler::new(spec, 0, events).unwrap()
+    }
+
+    fn hypercall(s: &mut Scheduler<'_>, event: u64) -> Decision {
+        dispatch(s, Exit::Hypercall { event })
+    }
+
+    #[test]
+    fn yield_hands_the_rest_of_the_frame_to_the_next_group() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 0), Decision::Run(B));
+        assert_eq!(s.state(A), Some(SubjectState::Yielded));
+        // Both gave up: idle until the deadline.
+        assert_eq!(hypercall(&mut s, 0), Decision::Idle);
+        assert_eq!(s.current(), None);
+        // Next frame: both runnable again, round-robin continues with a.
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(A));
+        assert_eq!(s.state(B), Some(SubjectState::Runnable));
+    }
+
+    #[test]
+    fn a_yield_in_a_single_group_partition_idles() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 63), Decision::Idle);
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Run(A));
+    }
+
+    #[test]
+    fn an_event_wakes_a_sleeper() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 1), Decision::Run(B));
+        assert_eq!(s.state(A), Some(SubjectState::Sleeping));
+        assert_eq!(hypercall(&mut s, 1), Decision::Resume);
+        assert_eq!(s.pending(A), 1 << 5);
+        assert_eq!(s.state(A), Some(SubjectState::Runnable));
+        assert_eq!(hypercall(&mut s, 0), Decision::Run(A));
+        // Sleeping with an event pending consumes it and returns at once.
+        assert_eq!(hypercall(&mut s, 1), Decision::Resume);
+        assert_eq!(s.pending(A), 0);
+    }
+
+    #[test]
+    fn switch_changes_the_active_subject_of_the_group() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 2), Decision::Run(C));
+        assert_eq!(s.pending(C), 1 << 7);
+        // Next frame: group 1 (b); the one after: group 0, now c.
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        assert_eq!(s.on_frame_end(TscCycles(200)), Decision::Run(C));
+        assert_eq!(hypercall(&mut s, 2), Decision::Run(A));
+    }
+
+    #[test]
+    fn switch_across_groups_only_marks_pending() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 3), Decision::Resume);
+        assert_eq!(s.pending(B), 1 << 9);
+        assert_eq!(s.current(), Some(A));
+    }
+
+    #[test]
+    fn invalid_hypercalls_are_ignored() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        s.start(TscCycles(0));
+        for event in [6, 62, 64, 65, 1 << 32, u64::MAX] {
+            assert_eq!(hypercall(&mut s, event), Decision::Resume);
+        }
+        assert_eq!(s.pending(A), 0);
+        assert_eq!(s.pending(B), 0);
+    }
+
+    #[test]
+    fn async_and_self_events_mark_pending() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 1), Decision::Resume);
+        assert_eq!(hypercall(&mut s, 5), Decision::Resume);
+        assert_eq!(s.pending(B), 1 << 3);
+        assert_eq!(s.pending(A), 1 << 63);
+        assert_eq!(s.events().take(B), 1 << 3);
+        assert_eq!(s.pending(B), 0);
+    }
+
+    #[test]
+    fn kernel_actions_name_the_caller() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 2), Decision::Poweroff { by: A });
+        assert_eq!(hypercall(&mut s, 3), Decision::Reboot { by: A });
+        assert_eq!(hypercall(&mut s, 4), Decision::Panic { by: A });
+    }
+
+    #[test]
+    fn faults_follow_the_subjects_policy() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        s.start(TscCycles(0));
+        assert_eq!(
+            dispatch(&mut s, FAULT),
+            Decision::StopSystem { by: Some(A) }
+        );
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        assert_eq!(
+            dispatch(&mut s, FAULT),
+            Decision::SubjectStopped { by: B, next: None }
+        );
+        assert_eq!(s.state(B), Some(SubjectState::Stopped));
+        // b's frames idle from now on; a keeps its frames.
+        assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Run(A));
+        assert_eq!(s.on_frame_end(TscCycles(400)), Decision::Idle);
+        assert_eq!(s.on_frame_end(TscCycles(600)), Decision::Run(A));
+    }
+
+    #[test]
+    fn a_stopped_subject_cannot_be_switched_to() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 2), Decision::Run(C));
+        // c faults: group 1 (b) gets the rest of the frame.
+        assert_eq!(
+            dispatch(&mut s, FAULT),
+            Decision::SubjectStopped {
+                by: C,
+                next: Some(B)
+            }
+        );
+        // Group 0's active subject is stopped: b keeps every frame.
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Resume);
+        assert_eq!(s.on_frame_end(TscCycles(200)), Decision::Resume);
+        assert_eq!(s.current(), Some(B));
+    }
+
+    #[test]
+    fn hypercalls_without_a_running_subject_idle() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        assert_eq!(hypercall(&mut s, 1), Decision::Idle);
+        assert_eq!(dispatch(&mut s, FAULT), Decision::StopSystem { by: None });
+        assert_eq!(dispatch(&mut s, Exit::ExternalInterrupt), Decision::Idle);
+        s.start(TscCycles(0));
+        assert_eq!(dispatch(&mut s, Exit::ExternalInterrupt), Decision::Resume);
+    }
+
+    #[test]
+    fn timer_and_interrupt_exits() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        s.start(TscCycles(0));
+        assert_eq!(dispatch(&mut s, Exit::Nmi), Decision::Resume);
+        assert_eq!(dispatch(&mut s, Exit::ExternalInterrupt), Decision::Resume);
+        let end = Exit::TimerExpired {
+            now: TscCycles(100),
+        };
+        assert_eq!(dispatch(&mut s, end), Decision::Run(B));
+        assert_eq!(s.deadline(), TscCycles(300));
+    }
+
+    #[test]
+    fn an_entry_failure_follows_the_fault_policy() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        s.start(TscCycles(0));
+        s.on_frame_end(TscCycles(100));
+        let failure = Exit::EntryFailure(FaultInfo {
+            code: 33,
+            qualification: 0,
+            guest_physical: 0,
+            rip: 0,
+            detail: FaultDetail::None,
+        });
+        assert_eq!(
+            dispatch(&mut s, failure),
+            Decision::SubjectStopped { by: B, next: None }
+        );
+        assert_eq!(s.current(), None);
+    }
+
+    /// CPU 0 runs `a`; CPU 1 runs group [b] and group [c] in one partition.
+    static TWO_CPUS: SystemSpec = SystemSpec {
+        name: "two_cpus",
+        kernel: KERNEL,
+        subjects: &[
+            subject(
+                "a",
+                FaultAction::StopSystem,
+                events(&[(
+                    0,
+                    SourceEvent::Async {
+                        target: B,
+                        target_event: 4,
+                    },
+                )]),
+            ),
+            SubjectSpec {
+                cpu: 1,
+                ..subject("b", FaultAction::StopSystem, events(&[(0, SLEEP)]))
+            },
+            SubjectSpec {
+                cpu: 1,
+                ..subject("c", FaultAction::StopSystem, events(&[(0, YIELD)]))
+            },
+        ],
+        partitions: &[
+            PartitionSpec {
+                name: "p0",
+                cpu: 0,
+                groups: &[GroupId(0)],
+            },
+            PartitionSpec {
+                name: "p1",
+                cpu: 1,
+                groups: &[GroupId(1), GroupId(2)],
+            },
+        ],
+        groups: &[
+            GroupSpec {
+                subjects: &[A],
+                initial: A,
+            },
+            GroupSpec {
+                subjects: &[B],
+                initial: B,
+            },
+            GroupSpec {
+                subjects: &[C],
+                initial: C,
+            },
+        ],
+        major_frames: &[MajorFrameSpec {
+            length: TscCycles(100),
+            cpus: &[
+                &[MinorFrameSpec {
+                    partition: PartitionId(0),
+                    end: TscCycles(100),
+                }],
+                &[MinorFrameSpec {
+                    partition: PartitionId(1),
+                    end: TscCycles(100),
+                }],
+            ],
+        }],
+        image_regions: &[],
+    };
+
+    /// An event sent on one CPU wakes a sleeper on another through the one
+    /// shared table, without touching the other CPU's scheduler.
+    #[test]
+    fn an_event_from_another_cpu_wakes_a_sleeper() {
+        let events = PendingTable::new();
+        let mut cpu0 = Scheduler::new(&TWO_CPUS, 0, &events).unwrap();
+        let mut cpu1 = Scheduler::new(&TWO_CPUS, 1, &events).unwrap();
+        assert_eq!(cpu0.start(TscCycles(0)), Decision::Run(A));
+        assert_eq!(cpu1.start(TscCycles(0)), Decision::Run(B));
+        assert_eq!(hypercall(&mut cpu1, 0), Decision::Run(C));
+        assert_eq!(cpu1.state(B), Some(SubjectState::Sleeping));
+        assert_eq!(hypercall(&mut cpu0, 0), Decision::Resume);
+        assert_eq!(cpu1.state(B), Some(SubjectState::Runnable));
+        // c yields: b, woken, gets the rest of the frame on CPU 1.
+        assert_eq!(hypercall(&mut cpu1, 0), Decision::Run(B));
+        assert_eq!(events.take(B), 1 << 4);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Hypercall(u64),
+            FrameEnd,
+            Fault,
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                (0u64..70).prop_map(Step::Hypercall),
+                any::<u64>().prop_map(Step::Hypercall),
+                Just(Step::FrameEnd),
+                Just(Step::Fault),
+            ]
+        }
+
+        fn cases() -> u32 {
+            if cfg!(miri) { 4 } else { 256 }
+        }
+
+        proptest! {
+            // No failure persistence: it needs the file system, which Miri
+            // isolates.
+            #![proptest_config(ProptestConfig {
+                cases: cases(),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// Whatever subjects do, the scheduler only ever runs a runnable
+            /// subject of the current frame's partition, never a stopped one,
+            /// and deadlines never go back.
+            #[test]
+            fn decisions_respect_the_plan(steps in proptest::collection::vec(step(), 0..40)) {
+                let spec: &'static SystemSpec = &SHARED_PARTITION;
+                let events = PendingTable::new();
+                let mut s = Scheduler::new(spec, 0, &events).unwrap();
+                let mut now = 0u64;
+                let mut decision = s.start(TscCycles(now));
+                let mut deadline = s.deadline();
+                for step in steps {
+                    if let Decision::Run(id) = decision {
+                        prop_assert_eq!(s.state(id), Some(SubjectState::Runnable));
+                        prop_assert_eq!(s.current(), Some(id));
+                    }
+                    if decision == Decision::Resume {
+                        prop_assert!(s.current().is_some());
+                    }
+                    let idle = s.current().is_none();
+                    decision = match step {
+                        Step::Hypercall(n) if !idle => hypercall(&mut s, n),
+                        Step::Fault if !idle => match dispatch(&mut s, FAULT) {
+                            Decision::SubjectStopped { by, next } => {
+                                prop_assert_eq!(s.state(by), Some(SubjectState::Stopped));
+                                next.map_or(Decision::Idle, Decision::Run)
+                            }
+                            other => unreachable!("{other:?}"),
+                        },
+                        _ => {
+                            now = s.deadline().get();
+                            dispatch(&mut s, Exit::TimerExpired { now: TscCycles(now) })
+                        }
+                    };
+                    prop_assert!(s.deadline() >= deadline);
+                    deadline = s.deadline();
+                    if let Some(id) = s.current() {
+                        prop_assert_ne!(s.state(id), Some(SubjectState::Stopped));
+                    }
+                }
+            }
+        }
+    }
+}
