@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use septum_kerncore::spec::SourceEvent;
 
-use crate::events::{on_fault_name, policy_action};
+use crate::events::on_fault_name;
 use crate::system::{Composition, DeviceOwner, MappingKind};
 
 fn hex(v: u64) -> String {
@@ -42,7 +42,7 @@ fn target_of(c: &Composition, action: SourceEvent) -> (String, Option<u8>) {
             target_event,
         } => (c.subject(target).name.clone(), Some(target_event)),
         SourceEvent::SelfEvent { target_event } => ("(self)".into(), Some(target_event)),
-        SourceEvent::Kernel(a) => (format!("kernel:{}", policy_action(a).as_str()), None),
+        SourceEvent::Kernel(a) => (format!("kernel:{}", a.policy_name()), None),
     }
 }
 

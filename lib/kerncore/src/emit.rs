@@ -517,14 +517,10 @@ impl EmitRust for SourceEvent {
 
 impl EmitRust for KernelAction {
     fn emit_rust(&self, w: &mut RustWriter) {
-        let variant = match self {
-            KernelAction::Yield => "Yield",
-            KernelAction::Sleep => "Sleep",
-            KernelAction::Poweroff => "Poweroff",
-            KernelAction::Reboot => "Reboot",
-            KernelAction::SystemPanic => "SystemPanic",
-        };
-        w.text(format_args!("{SPEC}::KernelAction::{variant}"));
+        w.text(format_args!(
+            "{SPEC}::KernelAction::{}",
+            self.variant_name()
+        ));
     }
 }
 

@@ -272,19 +272,61 @@ pub enum SourceEvent {
     Kernel(KernelAction),
 }
 
-/// Actions of `kernel`-mode events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KernelAction {
+/// Defines [`KernelAction`] from one list of `Variant = "policy spelling"`.
+///
+/// The enum, its spelling in the policy and the list of every action come
+/// from this one place, so the policy loader (`KernelAction::POLICY_NAMES`),
+/// the composer, the emitter and the golden spec test (`KernelAction::ALL`)
+/// follow a new action without being edited; only the decision
+/// (`exits::kernel_action`, an exhaustive match) must be written.
+macro_rules! kernel_actions {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
+        /// Actions of `kernel`-mode events.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum KernelAction {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl KernelAction {
+            /// Every action, in declaration order.
+            pub const ALL: &'static [KernelAction] = &[$(KernelAction::$variant),*];
+            /// Every action with its spelling in the policy
+            /// (`<event mode="kernel" action="...">`).
+            pub const POLICY_NAMES: &'static [(&'static str, KernelAction)] =
+                &[$(($name, KernelAction::$variant)),*];
+
+            /// The action's spelling in the policy.
+            pub const fn policy_name(self) -> &'static str {
+                match self {
+                    $(KernelAction::$variant => $name,)*
+                }
+            }
+
+            /// The variant's name in Rust source (what the emitter writes).
+            pub const fn variant_name(self) -> &'static str {
+                match self {
+                    $(KernelAction::$variant => stringify!($variant),)*
+                }
+            }
+        }
+    };
+}
+
+kernel_actions! {
     /// Give up the rest of the minor frame.
-    Yield,
+    Yield = "yield",
     /// Sleep until the end of the minor frame or until an event is pending.
-    Sleep,
+    Sleep = "sleep",
     /// Power the machine off (after draining the debug UART).
-    Poweroff,
+    Poweroff = "poweroff",
     /// Reset the machine.
-    Reboot,
+    Reboot = "reboot",
     /// Stop the system, reporting a subject-requested panic.
-    SystemPanic,
+    SystemPanic = "panic",
+    /// Unmask the subject's level-triggered device IRQ after handling it.
+    /// The composer refuses it until interrupt routing exists, so no spec
+    /// holds it yet.
+    UnmaskIrq = "unmask_irq",
 }
 
 /// Index into [`SystemSpec::partitions`].

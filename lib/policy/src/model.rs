@@ -228,36 +228,10 @@ impl EventMode {
     }
 }
 
-/// What a `kernel`-mode event asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum KernelAction {
-    /// Give up the rest of the minor frame.
-    Yield,
-    /// Sleep until the end of the minor frame or a pending event.
-    Sleep,
-    /// Power the machine off.
-    Poweroff,
-    /// Reset the machine.
-    Reboot,
-    /// Stop the system reporting a panic.
-    Panic,
-    /// Unmask the subject's device IRQ after handling it.
-    UnmaskIrq,
-}
-
-impl KernelAction {
-    /// The spelling in the policy.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            KernelAction::Yield => "yield",
-            KernelAction::Sleep => "sleep",
-            KernelAction::Poweroff => "poweroff",
-            KernelAction::Reboot => "reboot",
-            KernelAction::Panic => "panic",
-            KernelAction::UnmaskIrq => "unmask_irq",
-        }
-    }
-}
+/// What a `kernel`-mode event asks for: the kernel's own action type, so
+/// the policy's spellings and the kernel's actions are one list
+/// (`septum_kerncore::spec`; each action's spelling is its `policy_name`).
+pub use septum_kerncore::spec::KernelAction;
 
 /// What kind of program a subject is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

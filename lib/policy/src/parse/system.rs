@@ -36,15 +36,6 @@ const CHANNEL_EVENT_MODES: &[(&str, EventMode)] = &[
     ("switch", EventMode::Switch),
 ];
 
-const KERNEL_ACTIONS: &[(&str, KernelAction)] = &[
-    ("yield", KernelAction::Yield),
-    ("sleep", KernelAction::Sleep),
-    ("poweroff", KernelAction::Poweroff),
-    ("reboot", KernelAction::Reboot),
-    ("panic", KernelAction::Panic),
-    ("unmask_irq", KernelAction::UnmaskIrq),
-];
-
 const ON_FAULT: &[(&str, OnFault)] = &[
     ("stopSystem", OnFault::StopSystem),
     ("stopSubject", OnFault::StopSubject),
@@ -271,7 +262,7 @@ fn event(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Event {
         span: el.span(),
         name: ctx.name(el, "name"),
         mode: ctx.enumeration(el, "mode", EVENT_MODES, EventMode::Async),
-        action: ctx.opt_enum(el, "action", KERNEL_ACTIONS),
+        action: ctx.opt_enum(el, "action", KernelAction::POLICY_NAMES),
     }
 }
 
