@@ -322,8 +322,9 @@ pub fn check_port(port: &str, expect: &PortExpect, output: &str) -> Vec<String> 
             let min = count.min.map_or("0".to_owned(), |m| m.to_string());
             let max = count.max.map_or("any".to_owned(), |m| m.to_string());
             failures.push(format!(
-                "{port}: `{}` on {n} lines, expected {min}..{max}",
-                count.text
+                "{port}: `{}` on {}, expected {min}..{max}",
+                count.text,
+                crate::util::count(n, "line", "lines")
             ));
         }
     }
@@ -416,6 +417,12 @@ max = 2
         assert!(
             f.iter()
                 .any(|m| m.contains("`got` on 3 lines, expected 2..2")),
+            "{f:?}"
+        );
+        let f = fails("alive 0\ngot 1\nalive 1\ndone\n");
+        assert!(
+            f.iter()
+                .any(|m| m.contains("`got` on 1 line, expected 2..2")),
             "{f:?}"
         );
         // Same.
