@@ -498,7 +498,10 @@ pub fn systest(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
             .and_then(|n| n.strip_suffix(".test.toml"))
             .unwrap_or(name)
             .to_owned();
-        image_jobs.push(ImageJob::of_test(&(stem, path, def)));
+        // Twice the same test would boot twice in one directory at once.
+        if !image_jobs.iter().any(|j: &ImageJob| j.name == stem) {
+            image_jobs.push(ImageJob::of_test(&(stem, path, def)));
+        }
     }
     let mut r = Runner {
         logs: util::create_dir(&paths.build.join("logs"))?,
