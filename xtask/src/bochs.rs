@@ -9,15 +9,33 @@
 //! its debugger. Bochs' exit code says little (power off gives 1), so a run
 //! is judged by its serial output.
 //!
-//! The watchdog is xtask itself: it polls the serial files every 50 ms,
-//! streams new lines when asked to, and kills Bochs (by its process id) at
-//! the deadline or a grace period after a configured stop line. Ctrl-C
-//! reaches Bochs directly (same process group), so nothing is left behind.
+//! The watchdog is xtask itself: it follows the serial output, streams new
+//! lines when asked to, and kills Bochs (by its process id) at the deadline
+//! or a grace period after a configured stop line. Ctrl-C reaches Bochs
+//! directly (same process group), so nothing is left behind.
+//!
+//! Two ways to follow the ports. A test boot (not streamed) polls the
+//! files `com1.txt`/`com2.txt` every 50 ms, as the `bochsrc` written with
+//! the image says. A streamed boot (`run`) must show both ports as one
+//! stream in the order the lines were written, which polling two files
+//! cannot do (everything one poll finds on COM1 would print before what it
+//! finds on COM2). So it boots with `bochsrc.live`, the same configuration
+//! with both ports in Bochs' `socket-client` mode: Bochs connects to two
+//! listening sockets of xtask and sends each byte as the guest transmits
+//! it; one reader thread per port forwards what arrives to one channel, and
+//! lines are printed (`COM1 | `, `COM2 | `) in the order they complete.
+//! The bytes are also written to `com1.txt`/`com2.txt`, so both kinds of
+//! boot leave the same files behind.
 
 use std::fmt;
 use std::fs;
-use std::path::Path;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -74,7 +92,8 @@ pub fn write_config(dir: &Path, cpu_model: &str) -> Result<(), Error> {
 pub struct BootOptions {
     /// Wall-clock limit.
     pub timeout: Duration,
-    /// Print serial lines as they arrive (prefixed `com1| `, `com2| `).
+    /// Print serial lines as they arrive, both ports as one stream in time
+    /// order (prefixed `COM1 | `, `COM2 | `).
     pub stream: bool,
     /// End the run this long after a line containing `stop_on` appears.
     pub stop_on: Option<String>,
@@ -127,47 +146,240 @@ pub struct Boot {
     pub wall: Duration,
 }
 
-/// Follows one serial file, yielding complete new lines.
-struct Follower {
-    path: std::path::PathBuf,
-    prefix: &'static str,
+/// The two serial ports, as named in the stream.
+const PORT_PREFIXES: [&str; 2] = ["COM1 | ", "COM2 | "];
+
+/// How often the file follower looks, and how long the live follower
+/// waits for bytes before the watchdog looks at Bochs again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Splits complete lines off one port's bytes.
+#[derive(Default)]
+struct Lines {
+    bytes: Vec<u8>,
+    /// Bytes already returned as lines.
     seen: usize,
-    text: String,
 }
 
-impl Follower {
-    fn poll(&mut self, stream: bool) -> Vec<String> {
-        let Ok(bytes) = fs::read(&self.path) else {
-            return Vec::new();
-        };
-        self.text = String::from_utf8_lossy(&bytes).into_owned();
+impl Lines {
+    /// The complete lines not returned yet (`\r` removed).
+    fn take(&mut self) -> Vec<String> {
         let mut lines = Vec::new();
-        while let Some(end) = self.text.get(self.seen..).and_then(|rest| rest.find('\n')) {
+        while let Some(end) = self
+            .bytes
+            .get(self.seen..)
+            .and_then(|rest| rest.iter().position(|b| *b == b'\n'))
+        {
             let line = self
-                .text
+                .bytes
                 .get(self.seen..self.seen + end)
                 .unwrap_or_default();
-            let line = line.trim_end_matches('\r').to_owned();
-            if stream {
-                println!("{}{line}", self.prefix);
-            }
-            lines.push(line);
+            lines.push(
+                String::from_utf8_lossy(line)
+                    .trim_end_matches('\r')
+                    .to_owned(),
+            );
             self.seen += end + 1;
         }
         lines
     }
 
-    fn finish(&mut self, stream: bool) {
+    /// The unterminated rest, if any (at the end of a boot).
+    fn rest(&self) -> Option<String> {
+        let rest = self.bytes.get(self.seen..).unwrap_or_default();
+        let rest = String::from_utf8_lossy(rest)
+            .trim_end_matches('\r')
+            .to_owned();
+        (!rest.is_empty()).then_some(rest)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Prints `line` of port `port` (0 = COM1) to the one stream.
+fn print_line(port: usize, line: &str) {
+    let prefix = PORT_PREFIXES.get(port).copied().unwrap_or("COM? | ");
+    println!("{prefix}{line}");
+}
+
+/// Follows the serial output of a boot.
+enum Serial {
+    /// Polls `com1.txt` and `com2.txt` (test boots).
+    Files {
+        paths: [PathBuf; 2],
+        ports: [Lines; 2],
+    },
+    /// Bytes from the reader threads of `bochsrc.live` (streamed boots).
+    Live {
+        bytes: Receiver<(usize, Vec<u8>)>,
+        files: [Option<fs::File>; 2],
+        ports: [Lines; 2],
+        /// Tells the accepting threads to give up (Bochs is gone).
+        stop: Arc<AtomicBool>,
+    },
+}
+
+impl Serial {
+    /// Waits up to [`POLL`] and returns the new complete lines, printing
+    /// them when `stream`, in the order they completed.
+    fn poll(&mut self, stream: bool) -> Vec<String> {
+        let mut new = Vec::new();
+        match self {
+            Self::Files { paths, ports } => {
+                thread::sleep(POLL);
+                for (port, (path, lines)) in paths.iter().zip(ports.iter_mut()).enumerate() {
+                    if let Ok(bytes) = fs::read(path) {
+                        lines.bytes = bytes;
+                    }
+                    for line in lines.take() {
+                        if stream {
+                            print_line(port, &line);
+                        }
+                        new.push(line);
+                    }
+                }
+            }
+            Self::Live {
+                bytes,
+                files,
+                ports,
+                ..
+            } => {
+                let deadline = Instant::now() + POLL;
+                loop {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    let (port, chunk) = match bytes.recv_timeout(wait) {
+                        Ok(received) => received,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        // Both ports closed: nothing more will come, but
+                        // the watchdog still paces itself.
+                        Err(RecvTimeoutError::Disconnected) => {
+                            thread::sleep(wait);
+                            break;
+                        }
+                    };
+                    if let Some(Some(file)) = files.get_mut(port) {
+                        let _ = file.write_all(&chunk);
+                    }
+                    let Some(lines) = ports.get_mut(port) else {
+                        continue;
+                    };
+                    lines.bytes.extend_from_slice(&chunk);
+                    for line in lines.take() {
+                        if stream {
+                            print_line(port, &line);
+                        }
+                        new.push(line);
+                    }
+                }
+            }
+        }
+        new
+    }
+
+    /// After Bochs is gone: the last lines (and an unterminated rest) and
+    /// everything each port received.
+    fn finish(mut self, stream: bool) -> (String, String) {
+        if let Self::Live { stop, .. } = &self {
+            stop.store(true, Ordering::Relaxed);
+        }
+        // What was sent just before the end is still in flight.
         self.poll(stream);
-        let rest = self
-            .text
-            .get(self.seen..)
-            .unwrap_or_default()
-            .trim_end_matches('\r');
-        if stream && !rest.is_empty() {
-            println!("{}{rest}", self.prefix);
+        let ports = match &self {
+            Self::Files { ports, .. } | Self::Live { ports, .. } => ports,
+        };
+        for (port, lines) in ports.iter().enumerate() {
+            if stream && let Some(rest) = lines.rest() {
+                print_line(port, &rest);
+            }
+        }
+        let [com1, com2] = ports;
+        (com1.text(), com2.text())
+    }
+}
+
+/// `bochsrc` with both ports sending to `127.0.0.1:PORT` instead of files.
+fn live_config(bochsrc: &str, tcp_ports: [u16; 2]) -> String {
+    bochsrc
+        .lines()
+        .map(|line| {
+            for (n, tcp) in tcp_ports.iter().enumerate() {
+                if line.starts_with(&format!("com{}:", n + 1)) {
+                    return format!(
+                        "com{}: enabled=1, mode=socket-client, dev=127.0.0.1:{tcp}\n",
+                        n + 1
+                    );
+                }
+            }
+            format!("{line}\n")
+        })
+        .collect()
+}
+
+/// Accepts Bochs' connection on `listener` and forwards what it sends as
+/// port `port`, until Bochs closes it or `stop` is set before it connects.
+fn forward(
+    listener: TcpListener,
+    port: usize,
+    to: Sender<(usize, Vec<u8>)>,
+    stop: Arc<AtomicBool>,
+) {
+    let stream: TcpStream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(_) if !stop.load(Ordering::Relaxed) => thread::sleep(Duration::from_millis(5)),
+            Err(_) => return,
+        }
+    };
+    let mut stream = stream;
+    if stream.set_nonblocking(false).is_err() {
+        return;
+    }
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let chunk = buffer.get(..n).unwrap_or_default().to_vec();
+                if to.send((port, chunk)).is_err() {
+                    return;
+                }
+            }
         }
     }
+}
+
+/// Sets up the live follower: two listening sockets, their reader threads,
+/// `bochsrc.live` naming them, and fresh `com1.txt`/`com2.txt`.
+fn live(dir: &Path) -> Result<Serial, Error> {
+    let bochsrc = fs::read_to_string(dir.join("bochsrc"))
+        .map_err(|e| format!("cannot read {}/bochsrc: {e}", dir.display()))?;
+    let (to, bytes) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tcp_ports = [0u16; 2];
+    for (port, tcp) in tcp_ports.iter_mut().enumerate() {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| format!("cannot listen for Bochs' serial ports: {e}"))?;
+        *tcp = listener
+            .local_addr()
+            .map_err(|e| format!("listening socket: {e}"))?
+            .port();
+        let (to, stop) = (to.clone(), Arc::clone(&stop));
+        thread::spawn(move || forward(listener, port, to, stop));
+    }
+    let config = dir.join("bochsrc.live");
+    fs::write(&config, live_config(&bochsrc, tcp_ports))
+        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let files = ["com1.txt", "com2.txt"].map(|name| fs::File::create(dir.join(name)).ok());
+    Ok(Serial::Live {
+        bytes,
+        files,
+        ports: Default::default(),
+        stop,
+    })
 }
 
 fn kill(child: &mut Child) {
@@ -181,12 +393,19 @@ pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
     for name in ["com1.txt", "com2.txt", "bochs.log"] {
         let _ = fs::remove_file(dir.join(name));
     }
+    let (mut serial, config) = if options.stream {
+        (live(dir)?, "bochsrc.live")
+    } else {
+        let paths = [dir.join("com1.txt"), dir.join("com2.txt")];
+        let ports = Default::default();
+        (Serial::Files { paths, ports }, "bochsrc")
+    };
     let out = fs::File::create(dir.join("bochs.out"))
         .map_err(|e| format!("cannot create {}/bochs.out: {e}", dir.display()))?;
     let err = out.try_clone().map_err(|e| format!("bochs.out: {e}"))?;
     let start = Instant::now();
     let mut child = Command::new("bochs")
-        .args(["-q", "-f", "bochsrc", "-rc", "dbg.rc"])
+        .args(["-q", "-f", config, "-rc", "dbg.rc"])
         .current_dir(dir)
         .env("SDL_VIDEODRIVER", "dummy")
         .stdin(Stdio::null())
@@ -200,22 +419,9 @@ pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
             )
         })?;
 
-    let mut com1 = Follower {
-        path: dir.join("com1.txt"),
-        prefix: "com1| ",
-        seen: 0,
-        text: String::new(),
-    };
-    let mut com2 = Follower {
-        path: dir.join("com2.txt"),
-        prefix: "com2| ",
-        seen: 0,
-        text: String::new(),
-    };
     let mut stop_at: Option<Instant> = None;
     let ending = loop {
-        let mut new_lines = com1.poll(options.stream);
-        new_lines.extend(com2.poll(options.stream));
+        let new_lines = serial.poll(options.stream);
         if stop_at.is_none()
             && let Some(stop) = &options.stop_on
             && new_lines.iter().any(|l| l.contains(stop.as_str()))
@@ -244,13 +450,11 @@ pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
             kill(&mut child);
             break Ending::TimedOut;
         }
-        thread::sleep(Duration::from_millis(50));
     };
-    com1.finish(options.stream);
-    com2.finish(options.stream);
+    let (com1, com2) = serial.finish(options.stream);
     Ok(Boot {
-        com1: com1.text,
-        com2: com2.text,
+        com1,
+        com2,
         ending,
         wall: start.elapsed(),
     })
@@ -281,6 +485,69 @@ mod tests {
         );
         assert!(!rc.contains("@MODEL@"));
         assert!(write_config(&dir, "x, ips=1").is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn lines_are_split_across_chunks() {
+        let mut lines = Lines::default();
+        lines.bytes.extend_from_slice(b"one\r\ntw");
+        assert_eq!(lines.take(), ["one"]);
+        assert_eq!(lines.rest().as_deref(), Some("tw"));
+        lines.bytes.extend_from_slice(b"o\n\nthree");
+        assert_eq!(lines.take(), ["two", ""]);
+        assert_eq!(lines.rest().as_deref(), Some("three"));
+        assert_eq!(lines.text(), "one\r\ntwo\n\nthree");
+    }
+
+    #[test]
+    fn live_config_sends_both_ports_to_sockets() {
+        let rc = BOCHSRC.replace("@MODEL@", DEFAULT_CPU_MODEL);
+        let live = live_config(&rc, [4001, 4002]);
+        assert!(
+            live.contains("\ncom1: enabled=1, mode=socket-client, dev=127.0.0.1:4001\n"),
+            "{live}"
+        );
+        assert!(
+            live.contains("\ncom2: enabled=1, mode=socket-client, dev=127.0.0.1:4002\n"),
+            "{live}"
+        );
+        assert!(!live.contains("mode=file"), "{live}");
+        assert_eq!(live.lines().count(), rc.lines().count());
+        assert!(live.contains("cpu: model=tigerlake, count=1,"), "{live}");
+    }
+
+    #[test]
+    fn live_serial_keeps_the_order_lines_complete_in() {
+        let dir = std::env::temp_dir().join(format!("xtask-live-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        write_config(&dir, DEFAULT_CPU_MODEL).unwrap();
+        let mut serial = live(&dir).unwrap();
+        let live_rc = fs::read_to_string(dir.join("bochsrc.live")).unwrap();
+        let tcp_port = |com: &str| -> u16 {
+            let line = live_rc.lines().find(|l| l.starts_with(com)).unwrap();
+            line.rsplit(':').next().unwrap().parse().unwrap()
+        };
+        // Stand in for Bochs: COM2 starts a line, COM1 writes a whole one,
+        // COM2 ends its line.
+        let mut com1 = TcpStream::connect(("127.0.0.1", tcp_port("com1:"))).unwrap();
+        let mut com2 = TcpStream::connect(("127.0.0.1", tcp_port("com2:"))).unwrap();
+        com2.write_all(b"kernel: boo").unwrap();
+        thread::sleep(Duration::from_millis(100));
+        com1.write_all(b"subject: hello\n").unwrap();
+        thread::sleep(Duration::from_millis(100));
+        com2.write_all(b"ting\nkernel: tail").unwrap();
+        thread::sleep(Duration::from_millis(100));
+        drop((com1, com2));
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            seen.extend(serial.poll(false));
+        }
+        assert_eq!(seen, ["subject: hello", "kernel: booting"]);
+        let (text1, text2) = serial.finish(false);
+        assert_eq!(text1, "subject: hello\n");
+        assert_eq!(text2, "kernel: booting\nkernel: tail");
+        assert_eq!(fs::read_to_string(dir.join("com2.txt")).unwrap(), text2);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,8 +7,11 @@
 //! with COM1 and COM2 streamed to the terminal; `test` runs every gate the
 //! project has (format, lints, host tests, Miri, the no-panic link, every
 //! system test booted in Bochs) and ends with the line `N passed, N failed`
-//! that CI reads; `image` stops after the ISO; `bench` measures the
-//! hypercall path in Bochs and the composer on the host.
+//! that CI reads; `systest` runs only what named system tests need;
+//! `image` stops after the ISO; `new-subject` starts a subject crate;
+//! `bench` measures the hypercall path in Bochs and the composer on the
+//! host. Every command prints its usage with `--help`: the usage text is
+//! one table, [`USAGE`], which `help` prints whole.
 //!
 //! Design: plain `std` and a small command helper. Every step is an
 //! ordinary `cargo`, `septum` or `bochs` command printed before it runs, so
@@ -21,36 +24,75 @@
 
 mod bench;
 mod bochs;
+mod new_subject;
 mod pipeline;
 mod prereq;
+mod run;
 mod steps;
 mod systest;
 mod util;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use crate::pipeline::{Paths, Variant};
-use crate::util::{Error, Output};
+use crate::pipeline::Paths;
+use crate::util::Error;
 
+/// Every command, in the order `help` lists them. Each entry starts with
+/// two spaces and the command's name; `cargo xtask COMMAND --help` prints
+/// that entry alone (see [`command_usage`]).
 const USAGE: &str = "\
-usage: cargo xtask <command>
+usage: cargo xtask <command> [options]
+       cargo xtask <command> --help    (that command alone)
 
 commands:
   run [SYSTEM] [--timeout SECS] [--debug] [--features F,...]
-        build and boot systems/SYSTEM.xml (default: demo) in Bochs, streaming
-        COM1 and COM2 until power off, Ctrl-C or the timeout (default 120 s);
-        SYSTEM may also name a system test without a policy of that name
-        (systems/SYSTEM.test.toml): its policy, on its CPU model
+        build and boot SYSTEM (default: demo) in Bochs, streaming COM1 and
+        COM2 as one stream in time order until power off, Ctrl-C or the
+        timeout. SYSTEM is a name in systems/ (a system test's name boots
+        its policy on its CPU model with its kernel features, then checks
+        its expectations), a path to a policy .xml, or a path to a
+        .test.toml; paths are relative to the current directory. Timeout:
+        the test's `timeout` if SYSTEM has a test, else 120 s
   image SYSTEM [--debug] [--features F,...]
         build build/SYSTEM/system.iso (and system.elf, bochsrc) only
   test [--skip-miri] [--only SYSTEM]...
         every gate: fmt, clippy, host tests, Miri, no-panic link, debug boot,
-        every system test in Bochs; ends with `N passed, N failed`
+        every system test in Bochs; ends with `N passed, N failed`.
+        --only limits the system tests; every other gate still runs
+        (one system test alone: cargo xtask systest NAME)
+  systest NAME...
+        only what the named system tests need (build septum and the
+        subjects, image, boot in Bochs), no other gate; NAME is a test in
+        systems/ or a path to a .test.toml; ends with `N passed, N failed`
+  new-subject NAME
+        create subjects/NAME, a minimal annotated subject crate, add it to
+        the subjects workspace and build it
   bench
         hypercall cost in Bochs (and VMCS accesses per exit), composer benches;
         writes the Bochs numbers into docs/benchmarks.md
+  help [COMMAND]
+        this text, or one command's
 ";
+
+/// The entry of `command` in [`USAGE`], as `usage: cargo xtask ...`.
+fn command_usage(command: &str) -> Option<String> {
+    let mut entry: Option<String> = None;
+    for line in USAGE.lines() {
+        let starts_entry = line.starts_with("  ") && !line.starts_with("   ");
+        match &mut entry {
+            None if starts_entry && line.split_whitespace().next() == Some(command) => {
+                entry = Some(format!("usage: cargo xtask {}\n", line.trim_start()));
+            }
+            Some(_) if starts_entry || line.is_empty() => break,
+            Some(text) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            None => {}
+        }
+    }
+    entry
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -68,44 +110,9 @@ fn finish(result: Result<ExitCode, Error>) -> ExitCode {
     }
 }
 
-/// Options shared by `run` and `image`.
-struct ImageArgs {
-    system: Option<String>,
-    variant: Variant,
-    timeout: Duration,
-}
-
-fn parse_image_args(args: &[String]) -> Result<ImageArgs, Error> {
-    let mut parsed = ImageArgs {
-        system: None,
-        variant: Variant::release(),
-        timeout: Duration::from_secs(120),
-    };
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "--debug" => parsed.variant.debug = true,
-            "--features" => {
-                let list = iter.next().ok_or("--features needs a value")?;
-                parsed.variant.features = list
-                    .split(',')
-                    .filter(|f| !f.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-            }
-            "--timeout" => {
-                let secs = iter.next().ok_or("--timeout needs a value in seconds")?;
-                let secs: u64 = secs
-                    .parse()
-                    .map_err(|_| format!("--timeout {secs}: not a number of seconds"))?;
-                parsed.timeout = Duration::from_secs(secs);
-            }
-            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}").into()),
-            system if parsed.system.is_none() => parsed.system = Some(system.to_owned()),
-            extra => return Err(format!("unexpected argument {extra}").into()),
-        }
-    }
-    Ok(parsed)
+/// Whether `args` ask for help (`--help` or `-h` anywhere).
+fn wants_help(args: &[String]) -> bool {
+    args.iter().any(|a| a == "--help" || a == "-h")
 }
 
 fn dispatch(args: &[String]) -> Result<ExitCode, Error> {
@@ -113,71 +120,79 @@ fn dispatch(args: &[String]) -> Result<ExitCode, Error> {
         print!("{USAGE}");
         return Ok(ExitCode::FAILURE);
     };
+    if matches!(command.as_str(), "help" | "--help" | "-h") {
+        match rest.first() {
+            None => print!("{USAGE}"),
+            Some(name) => print!(
+                "{}",
+                command_usage(name).ok_or_else(|| format!("unknown command {name}\n{USAGE}"))?
+            ),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if wants_help(rest) {
+        let usage =
+            command_usage(command).ok_or_else(|| format!("unknown command {command}\n{USAGE}"))?;
+        print!("{usage}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let paths = Paths::discover()?;
     match command.as_str() {
-        "run" => {
-            let a = parse_image_args(rest)?;
-            let mut system = a.system.unwrap_or_else(|| "demo".to_owned());
-            let def = systest::load_for_policy(&paths, &system)?;
-            if let Some(def) = &def
-                && !paths.policy(&system).is_file()
-            {
-                system = format!("systems/{}", def.policy);
-            }
-            let cpu_model = def
-                .as_ref()
-                .map_or(bochs::DEFAULT_CPU_MODEL, |d| d.cpu_model.get_ref().as_str());
-            prereq::ensure(false, Output::Inherit)?;
-            let image = pipeline::build_image(&paths, &system, &a.variant, Output::Inherit)?;
-            let dir = pipeline::boot_dir(&paths, &image, cpu_model)?;
-            let options = bochs::BootOptions {
-                timeout: a.timeout,
-                stream: true,
-                stop_on: def.as_ref().and_then(|d| d.stop_on.clone()),
-                stop_grace: Duration::from_secs(def.as_ref().map_or(3, |d| d.stop_grace)),
-            };
-            eprintln!(
-                "xtask: booting {} in Bochs (Ctrl-C to stop)",
-                image.iso.display()
-            );
-            let boot = bochs::boot(&dir, &options)?;
-            eprintln!(
-                "xtask: {} after {:.1} s",
-                boot.ending,
-                boot.wall.as_secs_f64()
-            );
-            let mut ok = boot.ending.is_clean();
-            if let Some(def) = &def {
-                let unmet = systest::check(def, &boot.com1, &boot.com2);
-                if unmet.is_empty() {
-                    eprintln!("xtask: every expectation of the system test is met");
-                } else {
-                    ok = false;
-                    for failure in unmet {
-                        eprintln!("xtask: unmet: {failure}");
-                    }
-                }
-            }
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        "image" => {
-            let a = parse_image_args(rest)?;
-            let system = a.system.ok_or("image needs a SYSTEM (e.g. demo)")?;
-            prereq::ensure(false, Output::Inherit)?;
-            let image = pipeline::build_image(&paths, &system, &a.variant, Output::Inherit)?;
-            println!("{}", image.iso.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        "run" => run::run(&paths, rest),
+        "image" => run::image(&paths, rest),
         "test" => steps::test(&paths, rest),
+        "systest" => steps::systest(&paths, rest),
+        "new-subject" => new_subject::command(&paths, rest),
         "bench" => bench::bench(&paths),
-        "help" | "--help" | "-h" => {
-            print!("{USAGE}");
-            Ok(ExitCode::SUCCESS)
-        }
         other => Err(format!("unknown command {other}\n{USAGE}").into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_has_its_usage() {
+        for command in [
+            "run",
+            "image",
+            "test",
+            "systest",
+            "new-subject",
+            "bench",
+            "help",
+        ] {
+            let usage = command_usage(command).unwrap_or_else(|| panic!("{command}"));
+            assert!(
+                usage.starts_with(&format!("usage: cargo xtask {command}")),
+                "{usage}"
+            );
+            assert!(!usage.contains("\n  run "), "{usage}");
+        }
+        assert!(command_usage("nonsense").is_none());
+        let test = command_usage("test").unwrap_or_default();
+        assert!(test.contains("--only limits the system tests"), "{test}");
+        assert!(!test.contains("\n  systest"), "{test}");
+    }
+
+    #[test]
+    fn help_anywhere_succeeds_without_running() {
+        for args in [
+            &["test", "--help"][..],
+            &["run", "demo", "-h"],
+            &["bench", "--help"],
+            &["help", "systest"],
+            &["--help"],
+        ] {
+            let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            assert_eq!(
+                dispatch(&args).map_err(|e| e.0).ok(),
+                Some(ExitCode::SUCCESS),
+                "{args:?}"
+            );
+        }
+        let args = vec!["frobnicate".to_owned(), "--help".to_owned()];
+        assert!(dispatch(&args).is_err());
     }
 }

@@ -179,7 +179,20 @@ pub fn compose(
         .arg(binaries)
         .arg("--out")
         .arg(&composed);
-    util::run(&mut cmd, output)?;
+    util::run(&mut cmd, output).map_err(|e| {
+        let systems = paths.root.join("systems");
+        if policy.starts_with(&systems) {
+            return e;
+        }
+        // A policy from elsewhere, perhaps a copy of a shipped one: its
+        // references are relative to where it now is.
+        Error(format!(
+            "{e}\nnote: the policy's <hardware href> and <include href> are resolved \
+             relative to its own directory, {}; the shipped hardware files are in {}",
+            policy.parent().unwrap_or(Path::new("")).display(),
+            paths.root.join("hardware").display()
+        ))
+    })?;
     Ok(composed)
 }
 

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: every gate, each a timed step, then a summary.
+//! `cargo xtask test`: every gate, each a timed step, then a summary; and
+//! `cargo xtask systest`: only the steps some system tests need.
 //!
 //! Steps run in dependency order; a step whose input failed is reported as
 //! failed ("needs ...") rather than skipped silently, so the final count is
@@ -7,7 +8,8 @@
 //! port and every unmet expectation). System boots are independent and run
 //! two at a time (the machines have two cores). The last line is exactly
 //! `N passed, N failed`, which CI reads; the exit code is non-zero on any
-//! failure.
+//! failure. `systest` shares the image and boot steps and the summary, so
+//! a system test judged alone is judged exactly as in the full run.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::bochs::{self, BootOptions, Ending};
 use crate::pipeline::{self, Paths, Variant};
 use crate::prereq;
+use crate::run;
 use crate::systest::{self, TestDef};
 use crate::util::{self, Error, Output};
 
@@ -276,6 +279,19 @@ const PANIC_PROBE_SYMBOL: &str = "septum_panic_is_reachable";
 /// `cargo xtask test`.
 pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     let args = parse_args(args)?;
+    // Discovered first: a malformed definition or an unknown `--only` name
+    // stops before any step runs.
+    let mut tests = systest::discover(paths)?;
+    if let Some(unknown) = args
+        .only
+        .iter()
+        .find(|only| !tests.iter().any(|(name, _, _)| name == *only))
+    {
+        return Err(format!("test --only {unknown}: no systems/{unknown}.test.toml").into());
+    }
+    if !args.only.is_empty() {
+        tests.retain(|(name, _, _)| args.only.contains(name));
+    }
     let logs = util::create_dir(&paths.build.join("logs"))?;
     let mut r = Runner {
         logs,
@@ -315,64 +331,20 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         pipeline::build_subjects(paths, out)
     });
 
-    let mut tests = systest::discover(paths)?;
-    if !args.only.is_empty() {
-        tests.retain(|(name, _, _)| args.only.contains(name));
-    }
-
     // Images: every system test, plus the demo with a debug-profile kernel.
-    let mut jobs = Vec::new();
-    // The spec the kernel's clippy and no-panic checks build with: the
-    // demo's, or the first image's when `--only` leaves the demo out.
-    let mut check_composed = None;
-    let mut image_jobs: Vec<(String, String, Variant, TestDef)> = tests
-        .iter()
-        .map(|(name, _, def)| {
-            let variant = Variant {
-                debug: false,
-                features: def.features.clone(),
-            };
-            (
-                name.clone(),
-                format!("systems/{}", def.policy),
-                variant,
-                def.clone(),
-            )
-        })
-        .collect();
-    if let Some((_, _, demo)) = tests.iter().find(|(name, _, _)| name == "demo") {
-        let variant = Variant {
-            debug: true,
-            features: Vec::new(),
-        };
-        image_jobs.push((
-            "demo (debug kernel)".to_owned(),
-            format!("systems/{}", demo.policy),
-            variant,
-            demo.clone(),
-        ));
-    }
-    for (name, policy, variant, def) in image_jobs {
-        let step = format!("image {name}");
-        let (true, Some(bins)) = (host, binaries.as_ref()) else {
-            r.blocked(&step, "septum and the subjects");
-            continue;
-        };
-        let built = r.step(&step, |out| {
-            let image = pipeline::image_from_parts(paths, &policy, &variant, bins, out)?;
-            let dir = pipeline::boot_dir(paths, &image, def.cpu_model.get_ref())?;
-            Ok((image, dir))
+    let mut image_jobs: Vec<ImageJob> = tests.iter().map(ImageJob::of_test).collect();
+    if let Some((_, path, demo)) = tests.iter().find(|(name, _, _)| name == "demo") {
+        image_jobs.push(ImageJob {
+            name: "demo (debug kernel)".to_owned(),
+            policy: systest::policy_of(path, demo),
+            variant: Variant {
+                debug: true,
+                features: Vec::new(),
+            },
+            def: demo.clone(),
         });
-        if let Some((image, dir)) = built {
-            if name == "demo" || check_composed.is_none() {
-                check_composed = Some(image.composed.clone());
-            }
-            jobs.push(BootJob { name, dir, def });
-        } else {
-            // Recorded as failed; its boot cannot run.
-            r.blocked(&format!("boot {name}"), &step);
-        }
     }
+    let (jobs, check_composed) = image_steps(&mut r, paths, host, binaries.as_ref(), image_jobs);
 
     r.step("clippy host workspace", |out| {
         cargo_step(
@@ -489,7 +461,138 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         });
     }
 
-    let outcomes = boot_all(&jobs, 2);
+    boot_steps(&mut r, &jobs);
+    Ok(r.summary())
+}
+
+/// `cargo xtask systest NAME...`: prerequisites (without nightly), the
+/// host tool, the subjects, then each named test's image and boot; no
+/// other gate.
+pub fn systest(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
+    if let Some(flag) = args.iter().find(|a| a.starts_with('-')) {
+        return Err(format!("systest: unknown option {flag}").into());
+    }
+    if args.is_empty() {
+        return Err(
+            "systest needs a NAME: a system test in systems/ (e.g. demo) or a path to a .test.toml"
+                .into(),
+        );
+    }
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    // Every name is resolved before anything is built, so a typo costs
+    // nothing.
+    let mut image_jobs = Vec::new();
+    for name in args {
+        let target = run::resolve(paths, &cwd, name)?;
+        let Some((path, def)) = target.test else {
+            return Err(format!(
+                "`{name}` has a policy but no system test (systems/{name}.test.toml); \
+                 `cargo xtask run {name}` boots it"
+            )
+            .into());
+        };
+        let stem = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".test.toml"))
+            .unwrap_or(name)
+            .to_owned();
+        // Twice the same test would boot twice in one directory at once.
+        if !image_jobs.iter().any(|j: &ImageJob| j.name == stem) {
+            image_jobs.push(ImageJob::of_test(&(stem, path, def)));
+        }
+    }
+    let mut r = Runner {
+        logs: util::create_dir(&paths.build.join("logs"))?,
+        results: Vec::new(),
+    };
+    r.step("prerequisites", |out| prereq::ensure(false, out));
+    let host = r
+        .step("build septum (release)", |out| {
+            pipeline::build_host(paths, out)
+        })
+        .is_some();
+    let binaries = r.step("build subjects (release)", |out| {
+        pipeline::build_subjects(paths, out)
+    });
+    let (jobs, _) = image_steps(&mut r, paths, host, binaries.as_ref(), image_jobs);
+    boot_steps(&mut r, &jobs);
+    Ok(r.summary())
+}
+
+/// One image to build for a boot.
+struct ImageJob {
+    /// The boot's name in the step list.
+    name: String,
+    policy: PathBuf,
+    variant: Variant,
+    def: TestDef,
+}
+
+impl ImageJob {
+    /// The image of a system test as `discover` lists it.
+    fn of_test((name, path, def): &(String, PathBuf, TestDef)) -> Self {
+        Self {
+            name: name.clone(),
+            policy: systest::policy_of(path, def),
+            variant: Variant {
+                debug: false,
+                features: def.features.clone(),
+            },
+            def: def.clone(),
+        }
+    }
+}
+
+/// Builds each image as a step `image NAME` (a failed one blocks its
+/// boot). Returns the boots to run and the composed directory whose spec
+/// the kernel's own checks use: the demo's, else the first image's.
+fn image_steps(
+    r: &mut Runner,
+    paths: &Paths,
+    host: bool,
+    binaries: Option<&PathBuf>,
+    image_jobs: Vec<ImageJob>,
+) -> (Vec<BootJob>, Option<PathBuf>) {
+    let mut jobs = Vec::new();
+    let mut check_composed = None;
+    for ImageJob {
+        name,
+        policy,
+        variant,
+        def,
+    } in image_jobs
+    {
+        let step = format!("image {name}");
+        let (true, Some(bins)) = (host, binaries) else {
+            r.blocked(&step, "septum and the subjects");
+            continue;
+        };
+        let built = r.step(&step, |out| {
+            let policy = policy
+                .to_str()
+                .ok_or_else(|| format!("policy path {} is not UTF-8", policy.display()))?;
+            let image = pipeline::image_from_parts(paths, policy, &variant, bins, out)?;
+            let dir = pipeline::boot_dir(paths, &image, def.cpu_model.get_ref())?;
+            Ok((image, dir))
+        });
+        if let Some((image, dir)) = built {
+            if name == "demo" || check_composed.is_none() {
+                check_composed = Some(image.composed.clone());
+            }
+            jobs.push(BootJob { name, dir, def });
+        } else {
+            // Recorded as failed; its boot cannot run.
+            r.blocked(&format!("boot {name}"), &step);
+        }
+    }
+    (jobs, check_composed)
+}
+
+/// Boots every job, two at a time, and records each as `boot NAME`.
+fn boot_steps(r: &mut Runner, jobs: &[BootJob]) {
+    let outcomes = boot_all(jobs, 2);
     for (job, outcome) in jobs.iter().zip(outcomes) {
         let ok = outcome.failures.is_empty();
         r.record(
@@ -499,5 +602,4 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
             &outcome.detail,
         );
     }
-    Ok(r.summary())
 }

@@ -1,32 +1,43 @@
 //! System test definitions (`systems/NAME.test.toml`) and their checks.
 //!
 //! A definition names a policy, a wall-clock timeout and, per serial port
-//! (`com1`, `com2`), what the boot must print. All matching is by
-//! substring on whole lines (trailing `\r` removed):
+//! (`com1`, `com2`), what the boot must print. Output is taken line by line
+//! (trailing `\r` removed) and every expectation is a [`Pattern`] matched
+//! against one line: plain text is a substring (as it always was), and a
+//! prefix asks for more: `line:` the whole line, `word:` the text with no
+//! letter, digit or `_` right before or after it (so `word:value 1` does
+//! not match `value 10`), `re:` a regular expression (the `regex` crate's
+//! syntax, searched in the line: anchor it with `^...$` for a whole line).
+//! Patterns are compiled when the definition is read, so a bad regex is a
+//! located error, not a failed boot.
 //!
-//! - `ordered`: each text must appear, on lines in this order (each match
+//! - `ordered`: each pattern must match, on lines in this order (each match
 //!   strictly after the previous one);
-//! - `present`: each text must appear somewhere;
-//! - `absent`: no line may contain any of these;
-//! - `last`: the last non-empty line must contain this;
-//! - `same`: every line containing this text must continue with the same
-//!   word (e.g. the same checksum before and after an attack);
-//! - `[[port.count]]`: `text` must occur on at least `min` / at most `max`
-//!   lines.
+//! - `present`: each must match some line;
+//! - `absent`: no line may match any of these;
+//! - `last`: the last non-empty line must match this;
+//! - `same`: every line containing this text (a plain substring) must
+//!   continue with the same word (e.g. the same checksum before and after
+//!   an attack);
+//! - `[[port.count]]`: `text` (a pattern) must match at least `min` / at
+//!   most `max` lines.
 //!
-//! Top level: `policy` (file in systems/), `timeout` (seconds, default 60),
-//! `stop_on` (end the boot `stop_grace` seconds, default 3, after a line
-//! containing this appears on either port: for systems that halt instead
-//! of powering off), `features` (kernel cargo features), `cpu_model` (the
-//! Bochs CPU model, default `tigerlake`: for tests of how the kernel
-//! refuses a CPU).
+//! Top level: `policy` (the policy file, relative to the definition's
+//! directory: `systems/` for the shipped tests), `timeout` (seconds,
+//! default 60), `stop_on` (end the boot `stop_grace` seconds, default 3,
+//! after a line containing this appears on either port: for systems that
+//! halt instead of powering off), `features` (kernel cargo features),
+//! `cpu_model` (the Bochs CPU model, default `tigerlake`: for tests of how
+//! the kernel refuses a CPU).
 //!
 //! A malformed definition is reported as `FILE:LINE:COL: message`.
 
+use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use regex::Regex;
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::pipeline::Paths;
@@ -36,7 +47,7 @@ use crate::util::Error;
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TestDef {
-    /// Policy file name in `systems/`.
+    /// Policy file, relative to the definition's directory.
     pub policy: String,
     /// Wall-clock limit in seconds.
     #[serde(default = "default_timeout")]
@@ -77,18 +88,18 @@ fn default_cpu_model() -> Spanned<String> {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PortExpect {
-    /// Must appear in this order.
+    /// Must match lines in this order.
     #[serde(default)]
-    pub ordered: Vec<String>,
-    /// Must appear.
+    pub ordered: Vec<Pattern>,
+    /// Must match a line.
     #[serde(default)]
-    pub present: Vec<String>,
-    /// Must not appear.
+    pub present: Vec<Pattern>,
+    /// Must match no line.
     #[serde(default)]
-    pub absent: Vec<String>,
-    /// The last non-empty line must contain this.
+    pub absent: Vec<Pattern>,
+    /// The last non-empty line must match this.
     #[serde(default)]
-    pub last: Option<String>,
+    pub last: Option<Pattern>,
     /// Lines containing this must continue identically.
     #[serde(default)]
     pub same: Option<String>,
@@ -101,14 +112,97 @@ pub struct PortExpect {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Count {
-    /// Text to count (lines containing it).
-    pub text: String,
+    /// What to count (lines it matches).
+    pub text: Pattern,
     /// At least this many.
     #[serde(default)]
     pub min: Option<usize>,
     /// At most this many.
     #[serde(default)]
     pub max: Option<usize>,
+}
+
+/// What one expectation matches in one line; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    /// As written in the definition (prefix included), for messages.
+    written: String,
+    kind: PatternKind,
+}
+
+#[derive(Clone, Debug)]
+enum PatternKind {
+    /// The line contains the text.
+    Substring(String),
+    /// The line is the text.
+    Line(String),
+    /// The line contains the text between non-word characters.
+    Word(String),
+    /// The regex matches somewhere in the line.
+    Regex(Regex),
+}
+
+/// Whether `c` continues a word for `word:` patterns.
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+impl Pattern {
+    /// Parses a pattern as written in a definition.
+    pub fn parse(written: &str) -> Result<Self, String> {
+        let kind = if let Some(text) = written.strip_prefix("line:") {
+            PatternKind::Line(text.to_owned())
+        } else if let Some(text) = written.strip_prefix("word:") {
+            if text.is_empty() {
+                return Err("`word:` needs a text after it".to_owned());
+            }
+            PatternKind::Word(text.to_owned())
+        } else if let Some(expr) = written.strip_prefix("re:") {
+            let regex = Regex::new(expr).map_err(|e| format!("bad regex `{expr}`: {e}"))?;
+            PatternKind::Regex(regex)
+        } else {
+            PatternKind::Substring(written.to_owned())
+        };
+        Ok(Self {
+            written: written.to_owned(),
+            kind,
+        })
+    }
+
+    /// Whether `line` (one line, no line break) matches.
+    pub fn matches(&self, line: &str) -> bool {
+        match &self.kind {
+            PatternKind::Substring(text) => line.contains(text.as_str()),
+            PatternKind::Line(text) => line == text,
+            PatternKind::Word(text) => line.match_indices(text.as_str()).any(|(at, _)| {
+                let before = line.get(..at).and_then(|b| b.chars().next_back());
+                let after = line.get(at + text.len()..).and_then(|a| a.chars().next());
+                !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
+            }),
+            PatternKind::Regex(regex) => regex.is_match(line),
+        }
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.written == other.written
+    }
+}
+
+impl Eq for Pattern {}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let written = String::deserialize(deserializer)?;
+        Self::parse(&written).map_err(serde::de::Error::custom)
+    }
 }
 
 /// 1-based line and column of byte `offset` in `text`.
@@ -157,19 +251,16 @@ pub fn discover(paths: &Paths) -> Result<Vec<(String, PathBuf, TestDef)>, Error>
     Ok(tests)
 }
 
-/// The definition whose policy is `system` (for `run`'s stop line), if any.
-pub fn load_for_policy(paths: &Paths, system: &str) -> Result<Option<TestDef>, Error> {
-    let stem = Path::new(system)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or(system);
-    let path = paths.root.join("systems").join(format!("{stem}.test.toml"));
-    if !path.is_file() {
-        return Ok(None);
-    }
+/// Reads and parses the definition at `path`.
+pub fn load(path: &Path) -> Result<TestDef, Error> {
     let text =
-        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    parse(&path, &text).map(Some)
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    parse(path, &text)
+}
+
+/// The policy of the definition at `path`: relative to its directory.
+pub fn policy_of(path: &Path, def: &TestDef) -> PathBuf {
+    path.parent().unwrap_or(Path::new("")).join(&def.policy)
 }
 
 /// Checks one port's output; returns one message per unmet expectation.
@@ -181,10 +272,10 @@ pub fn check_port(port: &str, expect: &PortExpect, output: &str) -> Vec<String> 
     for text in &expect.ordered {
         let found = lines
             .get(next..)
-            .and_then(|rest| rest.iter().position(|l| l.contains(text)));
+            .and_then(|rest| rest.iter().position(|l| text.matches(l)));
         match found {
             Some(i) => next += i + 1,
-            None if lines.iter().any(|l| l.contains(text)) => {
+            None if lines.iter().any(|l| text.matches(l)) => {
                 failures.push(format!(
                     "{port}: `{text}` appears, but not after the previous expected line"
                 ));
@@ -193,20 +284,20 @@ pub fn check_port(port: &str, expect: &PortExpect, output: &str) -> Vec<String> 
         }
     }
     for text in &expect.present {
-        if !lines.iter().any(|l| l.contains(text)) {
+        if !lines.iter().any(|l| text.matches(l)) {
             failures.push(format!("{port}: expected line `{text}` never appeared"));
         }
     }
     for text in &expect.absent {
-        if let Some(line) = lines.iter().find(|l| l.contains(text)) {
+        if let Some(line) = lines.iter().find(|l| text.matches(l)) {
             failures.push(format!("{port}: forbidden `{text}` appeared: `{line}`"));
         }
     }
     if let Some(text) = &expect.last {
         let last = lines.iter().rev().find(|l| !l.trim().is_empty());
-        if !last.is_some_and(|l| l.contains(text)) {
+        if !last.is_some_and(|l| text.matches(l)) {
             failures.push(format!(
-                "{port}: last line should contain `{text}`, but it is `{}`",
+                "{port}: last line should match `{text}`, but it is `{}`",
                 last.unwrap_or(&"")
             ));
         }
@@ -226,13 +317,14 @@ pub fn check_port(port: &str, expect: &PortExpect, output: &str) -> Vec<String> 
         }
     }
     for count in &expect.count {
-        let n = lines.iter().filter(|l| l.contains(&count.text)).count();
+        let n = lines.iter().filter(|l| count.text.matches(l)).count();
         if count.min.is_some_and(|min| n < min) || count.max.is_some_and(|max| n > max) {
             let min = count.min.map_or("0".to_owned(), |m| m.to_string());
             let max = count.max.map_or("any".to_owned(), |m| m.to_string());
             failures.push(format!(
-                "{port}: `{}` on {n} lines, expected {min}..{max}",
-                count.text
+                "{port}: `{}` on {}, expected {min}..{max}",
+                count.text,
+                crate::util::count(n, "line", "lines")
             ));
         }
     }
@@ -317,7 +409,7 @@ max = 2
         let f = fails("alive 0\ngot 0\ngot 1\nalive 1\ndone\nalive 2\n");
         assert!(
             f.iter()
-                .any(|m| m.contains("last line should contain `done`")),
+                .any(|m| m.contains("last line should match `done`")),
             "{f:?}"
         );
         // Count.
@@ -327,6 +419,12 @@ max = 2
                 .any(|m| m.contains("`got` on 3 lines, expected 2..2")),
             "{f:?}"
         );
+        let f = fails("alive 0\ngot 1\nalive 1\ndone\n");
+        assert!(
+            f.iter()
+                .any(|m| m.contains("`got` on 1 line, expected 2..2")),
+            "{f:?}"
+        );
         // Same.
         let f = fails("alive 0\nchecksum=0x1\ngot 0\ngot 1\nalive 1\nchecksum=0x2\ndone\n");
         assert!(
@@ -334,6 +432,123 @@ max = 2
                 .any(|m| m.contains("followed by `0x1` and later by `0x2`")),
             "{f:?}"
         );
+    }
+
+    fn pattern(written: &str) -> Pattern {
+        Pattern::parse(written).unwrap()
+    }
+
+    #[test]
+    fn plain_text_is_a_substring() {
+        let p = pattern("value 1");
+        assert!(p.matches("value 1"));
+        assert!(p.matches("got value 1 here"));
+        // The reason the other forms exist.
+        assert!(p.matches("value 10"));
+        assert!(!p.matches("value 2"));
+        assert_eq!(p.to_string(), "value 1");
+    }
+
+    #[test]
+    fn line_matches_the_whole_line_only() {
+        let p = pattern("line:value 1");
+        assert!(p.matches("value 1"));
+        assert!(!p.matches("value 10"));
+        assert!(!p.matches("a value 1"));
+        assert!(!p.matches("value 1 "));
+        assert!(pattern("line:").matches(""));
+        assert!(!pattern("line:").matches(" "));
+        assert_eq!(p.to_string(), "line:value 1");
+    }
+
+    #[test]
+    fn word_needs_a_boundary_on_both_sides() {
+        let p = pattern("word:value 1");
+        assert!(p.matches("value 1"));
+        assert!(p.matches("got value 1, then more"));
+        assert!(p.matches("(value 1)"));
+        assert!(!p.matches("value 10"));
+        assert!(!p.matches("xvalue 1"));
+        assert!(!p.matches("value 1_b"));
+        // A later occurrence can match when the first one does not.
+        assert!(p.matches("value 10 then value 1"));
+        // Non-ASCII letters are word characters too.
+        assert!(!p.matches("value 1é"));
+        let quoted = pattern("word:got \"msg 3 from producer\"");
+        assert!(quoted.matches("console: got \"msg 3 from producer\""));
+        assert!(Pattern::parse("word:").is_err());
+    }
+
+    #[test]
+    fn regex_is_searched_in_the_line() {
+        let p = pattern("re:^value [0-9]$");
+        assert!(p.matches("value 1"));
+        assert!(!p.matches("value 10"));
+        assert!(!p.matches(" value 1"));
+        let unanchored = pattern(r"re:checksum=0x[0-9a-f]+\b");
+        assert!(unanchored.matches("victim: data ok checksum=0x1f2e"));
+        assert!(!unanchored.matches("victim: data ok checksum=0xZZ"));
+        let err = Pattern::parse("re:value (1").unwrap_err();
+        assert!(err.contains("bad regex `value (1`"), "{err}");
+    }
+
+    #[test]
+    fn prefixed_patterns_work_in_every_rule() {
+        let d = parse(
+            Path::new("p.toml"),
+            r#"
+policy = "x.xml"
+[com1]
+ordered = ["line:value 1", "re:^done$"]
+present = ["word:value 1"]
+absent = ["line:value 10"]
+last = "line:done"
+[[com1.count]]
+text = 're:^value \d+$'
+min = 2
+max = 2
+"#,
+        )
+        .unwrap();
+        let fails = |out: &str| check_port("com1", &d.com1, out);
+        assert!(fails("value 1\nvalue 2\ndone\n").is_empty());
+        let f = fails("value 10\nvalue 2\ndone\n");
+        assert!(
+            f.iter()
+                .any(|m| m.contains("expected line `line:value 1` never appeared")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter().any(|m| m.contains("forbidden `line:value 10`")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|m| m.contains("`word:value 1` never appeared")),
+            "{f:?}"
+        );
+        let f = fails("value 1\nvalue 2\ndone!\n");
+        assert!(
+            f.iter()
+                .any(|m| m.contains("last line should match `line:done`, but it is `done!`")),
+            "{f:?}"
+        );
+        let f = fails("value 1\nvalue 2\nvalue 3\ndone\n");
+        assert!(
+            f.iter().any(|m| m.contains("on 3 lines, expected 2..2")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn bad_regex_is_a_located_error() {
+        let err = parse(
+            Path::new("r.toml"),
+            "policy = \"a.xml\"\n[com2]\npresent = [\"ok\", \"re:a(b\"]\n",
+        )
+        .unwrap_err();
+        assert!(err.0.starts_with("r.toml:3:"), "{}", err.0);
+        assert!(err.0.contains("bad regex `a(b`"), "{}", err.0);
     }
 
     #[test]

@@ -111,6 +111,15 @@ pub fn run_capture(cmd: &mut Command) -> Result<(bool, String), Error> {
     Ok((out.status.success(), text))
 }
 
+/// `n` and the noun, singular for one: `1 line`, `3 lines`.
+pub fn count(n: usize, singular: &str, plural: &str) -> String {
+    if n == 1 {
+        format!("1 {singular}")
+    } else {
+        format!("{n} {plural}")
+    }
+}
+
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
