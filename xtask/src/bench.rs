@@ -151,7 +151,9 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         [] => false,
         [flag] if flag == "--boot-only" => true,
         _ => {
-            return Err(format!("bench: unexpected arguments {args:?} (known: --boot-only)").into());
+            return Err(
+                format!("bench: unexpected arguments {args:?} (known: --boot-only)").into(),
+            );
         }
     };
     prereq::ensure(false, Output::Inherit)?;
