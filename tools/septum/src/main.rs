@@ -149,7 +149,11 @@ fn compose(policy: &Path, binaries: &Path, out: &Path, json: bool) -> Result<Exi
         print_diagnostics(&diagnostics, &loaded.sources, json);
         bail!("binaries directory {} does not exist", binaries.display());
     }
-    let composed = match septum_compose::compose_policy(model, &BinaryDir(binaries)) {
+    let composed = match septum_compose::compose_policy_with_sources(
+        model,
+        &loaded.sources,
+        &BinaryDir(binaries),
+    ) {
         Ok(c) => c,
         Err(Failure::Policy(errors)) => {
             let count = errors.len();
