@@ -277,11 +277,16 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn bytes<const N: usize>(&mut self, value: [u8; N]) {
-        let end = self.pos.saturating_add(N);
-        if let Some(dst) = self.buf.get_mut(self.pos..end) {
-            dst.copy_from_slice(&value);
+        // `first_chunk_mut` gives an array reference: no length check that
+        // could panic is left in the code.
+        if let Some(dst) = self
+            .buf
+            .get_mut(self.pos..)
+            .and_then(<[u8]>::first_chunk_mut::<N>)
+        {
+            *dst = value;
         }
-        self.pos = end;
+        self.pos = self.pos.saturating_add(N);
     }
     fn u32(&mut self, value: u32) {
         self.bytes(value.to_le_bytes());
@@ -300,12 +305,13 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn bytes<const N: usize>(&mut self) -> [u8; N] {
-        let end = self.pos.saturating_add(N);
-        let mut out = [0; N];
-        if let Some(src) = self.buf.get(self.pos..end) {
-            out.copy_from_slice(src);
-        }
-        self.pos = end;
+        let out = self
+            .buf
+            .get(self.pos..)
+            .and_then(<[u8]>::first_chunk::<N>)
+            .copied()
+            .unwrap_or([0; N]);
+        self.pos = self.pos.saturating_add(N);
         out
     }
     fn u32(&mut self) -> u32 {
