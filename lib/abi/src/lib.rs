@@ -11,7 +11,11 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+extern crate std;
+
 pub mod channel;
+pub mod crash;
 pub mod hypercall;
 pub mod info;
 pub mod layout;

@@ -133,6 +133,37 @@ impl PhysAllocator {
         Ok(())
     }
 
+    /// Highest fit of `size` bytes aligned to `align` (a power of two):
+    /// the aligned range that ends closest to the top of the highest free
+    /// range that can hold it. For a region whose address should depend
+    /// only on the hardware description, not on what else is placed (the
+    /// crash-audit region).
+    pub fn allocate_top(&mut self, size: u64, align: u64) -> Result<PhysAddr, AllocError> {
+        let exhausted = || AllocError::Exhausted {
+            size,
+            align,
+            free: self.free_bytes(),
+        };
+        let found = self.free.iter().enumerate().rev().find_map(|(i, &(s, e))| {
+            let start = e.checked_sub(size)? & !(align - 1);
+            (start >= s).then_some((i, start))
+        });
+        let Some((i, start)) = found else {
+            return Err(exhausted());
+        };
+        let (s, e) = self.free[i];
+        let end = start + size;
+        let mut pieces = Vec::with_capacity(2);
+        if s < start {
+            pieces.push((s, start));
+        }
+        if end < e {
+            pieces.push((end, e));
+        }
+        self.free.splice(i..=i, pieces);
+        Ok(PhysAddr(start))
+    }
+
     /// First fit of `size` bytes aligned to `align` (a power of two).
     pub fn allocate(&mut self, size: u64, align: u64) -> Result<PhysAddr, AllocError> {
         let exhausted = || AllocError::Exhausted {
@@ -219,6 +250,20 @@ mod tests {
         let a = PhysAllocator::new(&[block(0x40_0000, 0x20_0000), block(0x30_0000, 0x20_0000)]);
         assert_eq!(a.free, [(0x30_0000, 0x60_0000)]);
         assert_eq!(a.free_bytes(), 0x30_0000);
+    }
+
+    #[test]
+    fn top_fit_takes_the_end_of_the_highest_range() {
+        let mut a = PhysAllocator::new(&ram(0x1000_0000));
+        let top = a.allocate_top(0x2000, 0x1000).unwrap();
+        assert_eq!(top, PhysAddr(0x1010_0000 - 0x2000));
+        // Bottom-up allocation is unaffected.
+        assert_eq!(a.allocate(0x1000, 0x1000).unwrap(), FIRST_ALLOCATABLE);
+        assert_eq!(
+            a.allocate_top(0x1000, 0x1000).unwrap(),
+            PhysAddr(0x1010_0000 - 0x3000)
+        );
+        assert!(a.allocate_top(0x2000_0000, 0x1000).is_err());
     }
 
     #[test]

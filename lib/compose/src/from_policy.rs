@@ -220,6 +220,7 @@ pub fn system_input(
         channels,
         subjects,
         scheduling,
+        policy_hash: 0,
     })
 }
 

@@ -39,6 +39,10 @@ pub struct SystemInput {
     pub subjects: Vec<SubjectInput>,
     /// The scheduling plan.
     pub scheduling: SchedulingInput,
+    /// The image's policy hash, carried by its crash-audit records
+    /// ([`crate::crash_audit::policy_hash`] of the policy's source files);
+    /// 0 when the sources are not known.
+    pub policy_hash: u64,
 }
 
 /// Hardware facts the composer needs.

@@ -8,7 +8,8 @@
 //!   become a [`input::SystemInput`], the composer's own resolved view;
 //! - [`pipeline`]: the composition, step by step, producing a
 //!   [`system::Composition`] (the composed system's types):
-//!   [`placement`] of regions in physical memory ([`alloc`]); per subject
+//!   [`placement`] of regions in physical memory ([`alloc`]), the
+//!   [`crash_audit`] region kept out of the loaded ones; per subject
 //!   ([`subjects`]) its page tables and EPT ([`paging`]), I/O and MSR
 //!   bitmaps ([`bitmaps`]), info page ([`info`]), resolved [`events`], and
 //!   the VMX controls and guest state its [`profile`] chooses (from the bit
@@ -28,6 +29,7 @@
 
 pub mod alloc;
 pub mod bitmaps;
+pub mod crash_audit;
 pub mod elf;
 pub mod error;
 pub mod events;
@@ -78,7 +80,16 @@ pub fn compose_policy(
     binaries: &dyn from_policy::Binaries,
 ) -> Result<Composed, Failure> {
     let input = from_policy::system_input(policy, binaries).map_err(Failure::Policy)?;
-    let composition = pipeline::compose(&input).map_err(|e| {
+    compose_located(policy, &input)
+}
+
+/// Compose `input`, converted from `policy`; a limit that concerns one
+/// policy element becomes a diagnostic located at it.
+fn compose_located(
+    policy: &septum_policy::Policy,
+    input: &input::SystemInput,
+) -> Result<Composed, Failure> {
+    let composition = pipeline::compose(input).map_err(|e| {
         let span = match e.origin {
             Some(error::Origin::Subject(i)) => policy.subjects.get(i).map(|s| s.span),
             Some(error::Origin::Region(i)) => policy.regions.get(i).map(|r| r.span),
@@ -93,7 +104,21 @@ pub fn compose_policy(
             None => Failure::Compose(e.message),
         }
     })?;
-    finish(&input, composition)
+    finish(input, composition)
+}
+
+/// [`compose_policy`], with the image's policy hash computed from the
+/// policy's source files (`sources`, every file the loader read: policy,
+/// includes, hardware description) for the crash-audit records.
+/// [`compose_policy`] leaves the hash 0.
+pub fn compose_policy_with_sources(
+    policy: &septum_policy::Policy,
+    sources: &septum_policy::SourceMap,
+    binaries: &dyn from_policy::Binaries,
+) -> Result<Composed, Failure> {
+    let mut input = from_policy::system_input(policy, binaries).map_err(Failure::Policy)?;
+    input.policy_hash = crash_audit::policy_hash_of(sources);
+    compose_located(policy, &input)
 }
 
 /// Rule id of a composition limit located at a policy element.

@@ -12,7 +12,10 @@
 //! ```
 //!
 //! The kernel windows are not in regions.json: their bytes come from the
-//! kernel ELF, which is built after composing (it includes spec.rs).
+//! kernel ELF, which is built after composing (it includes spec.rs). The
+//! crash-audit region is in regions.json as `crash_audit`, apart from
+//! `regions`: `septum pack` loads `regions` only, so the boot loader
+//! neither loads nor zeroes it and its records survive a warm reset.
 
 use std::path::{Path, PathBuf};
 
@@ -49,8 +52,29 @@ pub struct RegionsFile {
     pub format: String,
     /// System name.
     pub system: String,
-    /// Regions in address order.
+    /// Regions in address order (what `septum pack` loads).
     pub regions: Vec<RegionRecord>,
+    /// The crash-audit region (never loaded; absent in files written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_audit: Option<CrashAuditRecord>,
+}
+
+/// The crash-audit region in regions.json.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashAuditRecord {
+    /// Name.
+    pub name: String,
+    /// First byte (physical).
+    pub start: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Caching (always `UC`).
+    pub caching: String,
+    /// Record slots (one per CPU).
+    pub slot_count: u32,
+    /// The image's policy hash, as `0x` and 16 hex digits.
+    pub policy_hash: String,
 }
 
 /// An I/O failure with the path it concerns.
@@ -108,6 +132,14 @@ pub fn regions(c: &Composition) -> (RegionsFile, Vec<u8>) {
             format: REGIONS_FORMAT.into(),
             system: c.name.clone(),
             regions: records,
+            crash_audit: Some(CrashAuditRecord {
+                name: crate::crash_audit::NAME.into(),
+                start: c.crash_audit.start.get(),
+                size: c.crash_audit.size,
+                caching: "UC".into(),
+                slot_count: c.crash_audit.slot_count,
+                policy_hash: format!("{:#018x}", c.crash_audit.policy_hash),
+            }),
         },
         blob,
     )

@@ -2,7 +2,9 @@
 //! built tables, in the order that keeps every size known before it is
 //! placed.
 //!
-//! 1. Fixed regions (`physicalAddress`) are reserved ([`crate::placement`]).
+//! 1. Fixed regions (`physicalAddress`) are reserved, then the crash-audit
+//!    region is taken from the top of RAM ([`crate::placement`],
+//!    [`crate::crash_audit`]); it is not a loaded region.
 //! 2. Data regions are allocated, in a fixed order: VMXON per CPU; per
 //!    subject its VMCS, I/O bitmaps, MSR bitmap, info page, stack and one
 //!    region per ELF segment; then `<memory>` regions; then channels
@@ -112,6 +114,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         subjects,
         schedule,
         device_owners,
+        crash_audit: placed.crash_audit,
     })
 }
 

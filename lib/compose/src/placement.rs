@@ -2,7 +2,8 @@
 //! [`crate::pipeline::compose`]).
 //!
 //! Fixed regions (`physicalAddress`) are reserved first, so allocation
-//! works around them. Then every region whose size is known before any
+//! works around them; then the crash-audit region is taken from the top of
+//! RAM ([`crate::crash_audit`]). Then every region whose size is known before any
 //! table is built is allocated, in a fixed order: a VMXON region per CPU;
 //! per subject its VMCS, I/O bitmaps, MSR bitmap, info page, stack and one
 //! region per ELF segment; then the `<memory>` regions; then the channels.
@@ -21,6 +22,7 @@ use septum_abi::{PhysAddr, SubjectId};
 
 use crate::alloc::{AllocError, PhysAllocator};
 use crate::bitmaps;
+use crate::crash_audit::{self, CrashAudit};
 use crate::elf::round_up;
 use crate::error::{ComposeError, Origin};
 use crate::input::{Caching, RegionInput, SystemInput};
@@ -149,6 +151,16 @@ impl Placer {
         Ok(self.push(r, at, size))
     }
 
+    /// Take `size` bytes (whole pages) from the top of the highest free
+    /// RAM range, for a region that is not one of the loaded
+    /// [`Region`]s: nothing else is placed there, and it is not in
+    /// [`Placer::into_regions`].
+    pub fn reserve_top(&mut self, name: &str, size: u64) -> Result<PhysAddr, ComposeError> {
+        self.allocator
+            .allocate_top(size, PAGE_SIZE)
+            .map_err(|e| alloc_error(name, e))
+    }
+
     /// Region `i`.
     pub fn region(&self, i: RegionIndex) -> &Region {
         &self.regions[i]
@@ -207,6 +219,8 @@ pub struct Placed {
     pub memory: Vec<RegionIndex>,
     /// Per channel (input order).
     pub channels: Vec<RegionIndex>,
+    /// The crash-audit region (not a loaded region).
+    pub crash_audit: CrashAudit,
 }
 
 /// Steps 1 and 2: reserve the fixed regions, then allocate every region
@@ -238,6 +252,10 @@ pub fn place_regions(
                 .map_err(|e| e.at(Origin::Region(i)))?,
         ));
     }
+
+    // The crash-audit region, from the top of RAM: its address depends on
+    // the hardware and the CPU count only, not on the other regions.
+    let crash_audit = crash_audit::place(placer, cpu_count, input.policy_hash)?;
 
     // 2. Data regions.
     let mut vmxon = Vec::new();
@@ -320,6 +338,7 @@ pub fn place_regions(
         subjects,
         memory,
         channels,
+        crash_audit,
     })
 }
 

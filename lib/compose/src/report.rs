@@ -8,6 +8,11 @@
 //! per-CPU timeline in ticks and TSC cycles. Values the policy left out and
 //! the composer or loader assigned show up here resolved, so the report is
 //! the place to look them up. Both forms are deterministic.
+//!
+//! The crash-audit region is listed with the physical regions (kind
+//! `crash_audit`, caching UC) and once more on its own line with its slot
+//! count and the image's policy hash, the value `septum crash decode
+//! --policy-hash` compares records with.
 
 use std::fmt::Write;
 
@@ -57,7 +62,7 @@ fn owner_words(owner: &DeviceOwner) -> (&str, &str) {
 }
 
 /// Every image region with its caching and kind: the kernel windows, then
-/// the composed regions by address.
+/// the composed regions and the crash-audit region by address.
 fn all_regions(c: &Composition) -> Vec<(String, u64, u64, &'static str, String)> {
     let mut out: Vec<_> = crate::alloc::KERNEL_WINDOWS
         .iter()
@@ -71,21 +76,32 @@ fn all_regions(c: &Composition) -> Vec<(String, u64, u64, &'static str, String)>
             )
         })
         .collect();
-    let mut sorted: Vec<&crate::system::Region> = c.regions.iter().collect();
-    sorted.sort_by_key(|r| r.start);
-    for r in sorted {
-        let kind = serde_json::to_value(r.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        out.push((
-            r.name.clone(),
-            r.start.get(),
-            r.size,
-            r.caching.as_str(),
-            kind,
-        ));
-    }
+    let mut composed: Vec<_> = c
+        .regions
+        .iter()
+        .map(|r| {
+            let kind = serde_json::to_value(r.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            (
+                r.name.clone(),
+                r.start.get(),
+                r.size,
+                r.caching.as_str(),
+                kind,
+            )
+        })
+        .collect();
+    composed.push((
+        crate::crash_audit::NAME.to_owned(),
+        c.crash_audit.start.get(),
+        c.crash_audit.size,
+        "UC",
+        "crash_audit".to_owned(),
+    ));
+    composed.sort_by_key(|r| r.1);
+    out.extend(composed);
     out
 }
 
@@ -234,11 +250,22 @@ pub fn json_report(c: &Composition) -> Value {
         "system": c.name,
         "tsc_khz": c.tsc_khz,
         "cpu_count": c.cpu_count,
+        "policy_hash": format!("{:#018x}", c.crash_audit.policy_hash),
         "kernel": {
             "pml4": hex(c.kernel_pml4.get()),
             "debug_console": c.debug_console,
             "debug_uart_port": hex(c.debug_uart_port.into()),
             "vmxon_regions": c.vmxon.iter().map(|a| hex(a.get())).collect::<Vec<_>>(),
+        },
+        "crash_audit": {
+            "name": crate::crash_audit::NAME,
+            "start": hex(c.crash_audit.start.get()),
+            "end": hex(c.crash_audit.end()),
+            "size": c.crash_audit.size,
+            "slot_count": c.crash_audit.slot_count,
+            "caching": "UC",
+            "loaded": false,
+            "policy_hash": format!("{:#018x}", c.crash_audit.policy_hash),
         },
         "regions": regions,
         "subjects": subjects,
@@ -264,6 +291,16 @@ pub fn text_report(c: &Composition) -> String {
         c.kernel_pml4.get(),
         c.debug_console,
         c.debug_uart_port
+    );
+    let _ = writeln!(
+        o,
+        "Crash audit {:#x}-{:#x} ({:#x} bytes, {} record slot(s), UC, not loaded), policy hash \
+         {:#018x}",
+        c.crash_audit.start.get(),
+        c.crash_audit.end(),
+        c.crash_audit.size,
+        c.crash_audit.slot_count,
+        c.crash_audit.policy_hash
     );
     let regions = all_regions(c);
     let _ = writeln!(o, "\nPhysical regions ({})", regions.len());

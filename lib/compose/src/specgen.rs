@@ -9,8 +9,8 @@
 
 use septum_kerncore::emit;
 use septum_kerncore::spec::{
-    GroupSpec, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, Owned, PartitionSpec,
-    SubjectSpec, SystemSpec,
+    CrashAuditSpec, GroupSpec, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, Owned,
+    PartitionSpec, SubjectSpec, SystemSpec,
 };
 
 use crate::system::{Composition, SubjectOut};
@@ -94,7 +94,17 @@ fn subject_spec(s: &SubjectOut) -> SubjectSpec<Owned> {
     }
 }
 
+/// The kernel's view of the crash-audit region.
+pub fn crash_audit_spec(c: &Composition) -> CrashAuditSpec {
+    CrashAuditSpec {
+        start: c.crash_audit.start,
+        size: c.crash_audit.size,
+        slot_count: c.crash_audit.slot_count,
+        policy_hash: c.crash_audit.policy_hash,
+    }
+}
+
 /// The `spec.rs` source for a composition.
 pub fn spec_source(c: &Composition) -> String {
-    emit::spec_source(&system_spec(c))
+    emit::spec_source(&system_spec(c), &crash_audit_spec(c))
 }

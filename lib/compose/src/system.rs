@@ -15,6 +15,7 @@ use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, VirtAddr};
 use septum_kerncore::spec::{self, FaultAction, GuestState, Owned, SourceEvent, VmxControls};
 
 use crate::alloc::KERNEL_WINDOWS;
+use crate::crash_audit::{self, CrashAudit};
 use crate::info::Resource;
 use crate::input::{Caching, EventMode};
 use crate::plan::Schedule;
@@ -293,11 +294,15 @@ pub struct Composition {
     /// (one entry per owner; one [`DeviceOwner::Nobody`] entry for a device
     /// nobody owns).
     pub device_owners: Vec<DeviceOwnership>,
+    /// The crash-audit region. Not in [`Composition::regions`]: `septum
+    /// pack` must neither load nor zero it (see [`crate::crash_audit`]).
+    pub crash_audit: CrashAudit,
 }
 
 impl Composition {
     /// Every region the image occupies: the kernel windows, then every
-    /// composed region in address order.
+    /// composed region and the crash-audit region in address order (the
+    /// kernel checks each lies in RAM).
     pub fn image_regions(&self) -> Vec<spec::ImageRegion<Owned>> {
         let mut out: Vec<_> = KERNEL_WINDOWS
             .iter()
@@ -307,13 +312,22 @@ impl Composition {
                 size: w.size,
             })
             .collect();
-        let mut sorted: Vec<&Region> = self.regions.iter().collect();
-        sorted.sort_by_key(|r| r.start);
-        out.extend(sorted.into_iter().map(|r| spec::ImageRegion {
-            name: r.name.clone(),
-            start: r.start,
-            size: r.size,
-        }));
+        let mut composed: Vec<spec::ImageRegion<Owned>> = self
+            .regions
+            .iter()
+            .map(|r| spec::ImageRegion {
+                name: r.name.clone(),
+                start: r.start,
+                size: r.size,
+            })
+            .collect();
+        composed.push(spec::ImageRegion {
+            name: crash_audit::NAME.into(),
+            start: self.crash_audit.start,
+            size: self.crash_audit.size,
+        });
+        composed.sort_by_key(|r| r.start);
+        out.extend(composed);
         out
     }
 

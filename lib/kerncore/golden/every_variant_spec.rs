@@ -109,3 +109,6 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
         septum_kerncore::spec::ImageRegion { name: "a|vmcs", start: septum_abi::PhysAddr(0x100000), size: 0x1000 },
     ],
 };
+/// Where fail-closed paths leave their crash records (docs/crash.md).
+#[allow(dead_code, reason = "read once the kernel writes crash records")]
+pub static CRASH_AUDIT: septum_kerncore::spec::CrashAuditSpec = septum_kerncore::spec::CrashAuditSpec { start: septum_abi::PhysAddr(0xffee000), size: 0x2000, slot_count: 2, policy_hash: 0x123456789abcdef };

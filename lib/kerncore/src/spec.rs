@@ -125,6 +125,32 @@ pub struct KernelSpec<S: Storage = Static> {
     pub vmxon_regions: S::List<PhysAddr>,
 }
 
+/// The crash-audit region (layout: [`septum_abi::crash`]): uncached RAM
+/// outside every segment the boot loader loads, so its records survive a
+/// warm reset. The composer places it, sizes it for `slot_count` slots and
+/// identity-maps it read-write, uncached, no-execute in the kernel's page
+/// tables; it is also in [`SystemSpec::image_regions`], so the boot check
+/// covers it.
+///
+/// The generated `spec.rs` holds it as its own `pub static CRASH_AUDIT`
+/// beside `SPEC` rather than as a [`KernelSpec`] field, so that adding it
+/// did not touch the spec literals other kernel modules' tests build; it
+/// can move into [`KernelSpec`] together with those literals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashAuditSpec {
+    /// First byte (page aligned); the region header is here.
+    pub start: PhysAddr,
+    /// Size in bytes: `septum_abi::crash::region_size(slot_count)`.
+    pub size: u64,
+    /// Record slots: one per CPU of the plan (slot n belongs to CPU n).
+    pub slot_count: u32,
+    /// This image's policy hash (FNV-1a 64 of the policy and hardware
+    /// source files, see docs/crash.md); the kernel writes it into the
+    /// header at boot and into every record, so records from another image
+    /// are told apart. 0 when the composer was not given the sources.
+    pub policy_hash: u64,
+}
+
 /// A region of physical memory that the image occupies.
 #[derive(Debug, Clone, Copy)]
 pub struct ImageRegion<S: Storage = Static> {

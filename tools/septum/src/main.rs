@@ -7,6 +7,9 @@
 //!   regions and the report (see docs/compose.md).
 //! - `septum pack --composed DIR --kernel KERNEL --out system.elf [--iso
 //!   system.iso]`: the bootable multiboot2 ELF and, optionally, its GRUB ISO.
+//! - `septum crash decode DUMP [--format text|json] [--policy-hash HEX]`:
+//!   the crash-audit records in a dump of the region (implemented in
+//!   [`crash`], see docs/crash.md).
 //!
 //! Policy problems are rendered by the policy crate's diagnostics layer
 //! (`file:line:col: error[rule]: message`, the source line and a caret);
@@ -14,6 +17,7 @@
 //! `error: ...` line with its context chain. Exit status: 0 on success,
 //! 1 on any error; nothing panics on bad input.
 
+mod crash;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +86,28 @@ enum Command {
         #[arg(long)]
         iso: Option<PathBuf>,
     },
+    /// Crash-audit records (docs/crash.md).
+    Crash {
+        #[command(subcommand)]
+        command: CrashCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CrashCommand {
+    /// Decode a dump of the crash-audit region (or one record): every
+    /// slot, valid, from another image, invalid (with why) or empty.
+    Decode {
+        /// The dump: the region's raw bytes from its first byte.
+        dump: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// The policy hash of the image the records should come from (the
+        /// report's `policy hash`); default: the region header's.
+        #[arg(long, value_parser = crash::parse_hash)]
+        policy_hash: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,6 +128,14 @@ fn main() -> ExitCode {
             out,
             iso,
         } => pack_cmd(&composed, &kernel, &out, iso.as_deref()),
+        Command::Crash {
+            command:
+                CrashCommand::Decode {
+                    dump,
+                    format,
+                    policy_hash,
+                },
+        } => crash::decode(&dump, matches!(format, Format::Json), policy_hash),
     };
     match result {
         Ok(code) => code,
@@ -149,7 +183,11 @@ fn compose(policy: &Path, binaries: &Path, out: &Path, json: bool) -> Result<Exi
         print_diagnostics(&diagnostics, &loaded.sources, json);
         bail!("binaries directory {} does not exist", binaries.display());
     }
-    let composed = match septum_compose::compose_policy(model, &BinaryDir(binaries)) {
+    let composed = match septum_compose::compose_policy_with_sources(
+        model,
+        &loaded.sources,
+        &BinaryDir(binaries),
+    ) {
         Ok(c) => c,
         Err(Failure::Policy(errors)) => {
             let count = errors.len();

@@ -18,6 +18,14 @@ use alloc::vec::Vec;
 use super::*;
 use crate::spec::{Owned, Static};
 
+/// The golden crash-audit region.
+const CRASH_AUDIT: CrashAuditSpec = CrashAuditSpec {
+    start: PhysAddr(0xffe_e000),
+    size: 0x2000,
+    slot_count: 2,
+    policy_hash: 0x0123_4567_89ab_cdef,
+};
+
 mod golden {
     include!("../../golden/every_variant_spec.rs");
 }
@@ -229,7 +237,7 @@ fn every_variant() -> SystemSpec<Owned> {
 
 #[test]
 fn the_emitter_writes_the_golden_spec() {
-    let text = spec_source(&every_variant());
+    let text = spec_source(&every_variant(), &CRASH_AUDIT);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(GOLDEN_PATH, &text).unwrap();
     }
@@ -242,7 +250,11 @@ fn the_emitter_writes_the_golden_spec() {
 #[test]
 fn the_compiled_golden_spec_emits_the_same_text() {
     let compiled: &SystemSpec<Static> = &golden::SPEC;
-    assert_eq!(spec_source(compiled), spec_source(&every_variant()));
+    assert_eq!(
+        spec_source(compiled, &golden::CRASH_AUDIT),
+        spec_source(&every_variant(), &CRASH_AUDIT)
+    );
+    assert_eq!(golden::CRASH_AUDIT, CRASH_AUDIT);
 }
 
 #[test]
