@@ -283,8 +283,10 @@ pub fn pack(
     for r in &regions.regions {
         region_bytes(r, blob)?;
     }
-    // Regions against the kernel windows, and every region against every
-    // other, before any region is merged into a segment.
+    // Regions against the kernel windows, every region against every other,
+    // and all of them against the crash-audit region (which is never loaded:
+    // GRUB would clear the records a reset must keep), before any region is
+    // merged into a segment.
     let names: Vec<String> = regions
         .regions
         .iter()
@@ -300,6 +302,13 @@ pub fn pack(
                 .zip(&names)
                 .map(|(r, name)| (r.start, r.start.saturating_add(r.size), name.as_str())),
         )
+        .chain(regions.crash_audit.iter().map(|c| {
+            (
+                c.start,
+                c.start.saturating_add(c.size),
+                "the crash-audit region (never loaded)",
+            )
+        }))
         .collect();
     ranges.sort();
     if let Some(pair) = ranges.windows(2).find(|p| p[1].0 < p[0].1) {
@@ -615,8 +624,31 @@ mod tests {
             format: crate::output::REGIONS_FORMAT.into(),
             system: "t".into(),
             regions,
+            crash_audit: None,
         };
         (file, blob)
+    }
+
+    #[test]
+    fn a_region_over_the_crash_audit_region_is_refused() {
+        let (mut file, blob) = regions_file(&[(0x30_0000, 0x2000, vec![1; 4])]);
+        file.crash_audit = Some(crate::output::CrashAuditRecord {
+            name: "crash_audit".into(),
+            start: 0x30_1000,
+            size: 0x2000,
+            caching: "UC".into(),
+            slot_count: 1,
+            policy_hash: format!("{:#018x}", 0),
+        });
+        let error = pack("k", &kernel(), &file, &blob).unwrap_err();
+        assert!(
+            error
+                .0
+                .contains("the crash-audit region (never loaded) at 0x301000-0x303000"),
+            "{error:?}"
+        );
+        file.crash_audit.as_mut().unwrap().start = 0x40_0000;
+        assert!(pack("k", &kernel(), &file, &blob).is_ok());
     }
 
     #[test]
