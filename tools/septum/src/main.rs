@@ -23,7 +23,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use septum_compose::from_policy::BinaryDir;
 use septum_compose::{Failure, output, pack};
-use septum_policy::diag::{render_json, render_text};
+use septum_policy::Severity;
+use septum_policy::diag::{TEXT_LIMIT, omitted_line, render_json, render_text};
 
 #[derive(Parser)]
 #[command(
@@ -116,8 +117,9 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Text: every diagnostic on stderr with its source line. JSON: one array
-/// on stdout (empty when there is nothing to say), like `septum validate`.
+/// Text: the first 50 diagnostics on stderr with their source lines, then
+/// a count of the rest. JSON: one array on stdout with all of them (empty
+/// when there is nothing to say), like `septum validate`.
 fn print_diagnostics(
     diagnostics: &[septum_policy::Diagnostic],
     sources: &septum_policy::SourceMap,
@@ -126,8 +128,15 @@ fn print_diagnostics(
     if json {
         println!("{}", render_json(diagnostics, sources));
     } else {
-        for d in diagnostics {
+        for d in diagnostics.iter().take(TEXT_LIMIT) {
             eprintln!("{}", render_text(d, sources).trim_end());
+        }
+        if let Some(rest) = diagnostics.get(TEXT_LIMIT..).filter(|r| !r.is_empty()) {
+            let errors = rest
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            eprintln!("{}", omitted_line(errors, rest.len() - errors));
         }
     }
 }

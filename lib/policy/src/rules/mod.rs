@@ -58,6 +58,7 @@ pub static ALL: &[Rule] = &[
     names::DEVICE_DUPLICATE,
     names::DEVICE_RESOURCE_DUPLICATE,
     names::REGION_CHANNEL_CLASH,
+    names::CASE_ONLY,
     names::RESERVED_REGION_NAME,
     names::LOGICAL_DUPLICATE,
     names::GRANT_LOGICAL_DUPLICATE,

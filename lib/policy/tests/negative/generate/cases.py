@@ -122,6 +122,17 @@ test("names-region-channel-clash",
             memory=mem("data"), channels='<channel $1name="data" size="0x1000"/>'),
      ("$1", 'channel "data" has the same name as memory region "data"'))
 
+test("names-case-only",
+     system([S("a", maps(mp("x", "buf"), mp("y", "Buf"))
+                    + "\n" + ev_src('<event id="1" logical="p1" physical="ping"/>',
+                                    '<event id="2" logical="p2" physical="Ping"/>')),
+             S("b", ev_tgt('<event id="1" logical="p1" physical="ping"/>',
+                           '<event id="2" logical="p2" physical="Ping"/>'))],
+            events='<event name="ping" mode="async"/>\n<event $1name="Ping" mode="async"/>',
+            memory=mem("buf") + '\n<memory $2name="Buf" size="0x1000" caching="WB"/>'),
+     ("$1", "warning", 'event "Ping" differs from event "ping" only in case'),
+     ("$2", "warning", 'memory region "Buf" differs from memory region "buf" only in case'))
+
 test("names-logical-duplicate",
      one(maps(mp("x", "buf1"), '<map $1logical="x" physical="buf2" writable="true"/>'),
          memory=mem("buf1") + "\n" + mem("buf2")),
