@@ -143,6 +143,31 @@ pub fn check_with(path: &Path, files: &dyn FileSource) -> Loaded {
     loaded
 }
 
+/// Loads a hardware description alone (root `<hardware>`) and, if loading
+/// found no error, runs the rules that concern the machine
+/// ([`rules::is_hardware_rule`]). `policy` then holds only the hardware.
+pub fn check_hardware(path: &Path) -> Loaded {
+    check_hardware_with(path, &DiskFiles)
+}
+
+/// [`check_hardware`] reading files through `files`.
+pub fn check_hardware_with(path: &Path, files: &dyn FileSource) -> Loaded {
+    let mut loaded = parse::load_hardware(path, files);
+    loaded.diagnostics.sort();
+    if !loaded.diagnostics.has_errors()
+        && let Some(policy) = &loaded.policy
+    {
+        let mut diagnostics = Diagnostics::new();
+        for rule in rules::ALL.iter().filter(|r| rules::is_hardware_rule(r)) {
+            (rule.check)(policy, &mut diagnostics);
+        }
+        loaded.diagnostics.extend(diagnostics);
+        loaded.diagnostics.sort();
+        loaded.rules_run = true;
+    }
+    loaded
+}
+
 /// [`load_str`] then, if loading found no error, [`validate`].
 pub fn check_str(path: &str, text: &str, includes: &MemoryFiles) -> Loaded {
     let mut files = includes.clone();

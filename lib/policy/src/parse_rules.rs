@@ -45,7 +45,7 @@ parse_rules! {
     ATTRIBUTES_TOO_MANY = "attributes-too-many":
         "An element has at most 64 attributes, and a file declares at most 16 XML namespaces.";
     INVALID_ROOT = "invalid-root":
-        "A policy file's root element is `<system>`.";
+        "A policy file's root element is `<system>` (`<hardware>` for `septum validate --hardware`).";
     UNKNOWN_ELEMENT = "unknown-element":
         "Every element is one the policy language (or, inside `<hardware>`, the hardware format) defines at that place.";
     UNKNOWN_ATTRIBUTE = "unknown-attribute":

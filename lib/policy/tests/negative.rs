@@ -459,3 +459,21 @@ fn reading_an_event_channel_twice_is_not_a_second_reader() {
         );
     }
 }
+
+/// Every machine description of the repository and of the shared hardware
+/// collection passes `septum validate --hardware` on its own.
+#[test]
+fn real_hardware_descriptions_pass_alone() {
+    let mut machines = xml_files(&repo_root().join("hardware"));
+    machines.extend(xml_files(&repo_root().join("../shared/data/hardware")));
+    assert!(!machines.is_empty());
+    let mut failures = Vec::new();
+    for machine in &machines {
+        let loaded = septum_policy::check_hardware(machine);
+        if loaded.diagnostics.has_errors() || !loaded.rules_run {
+            let lines = rendered(&loaded, Path::new(""));
+            failures.push(format!("{}:\n  {}", machine.display(), lines.join("\n  ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

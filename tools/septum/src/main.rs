@@ -1,7 +1,7 @@
 //! The septum command-line tool.
 //!
-//! - `septum validate FILE... [--format text|json]`: check policies
-//!   (implemented in [`validate`]).
+//! - `septum validate FILE... [--format text|json] [--hardware]`: check
+//!   policies, or hardware descriptions alone (implemented in [`validate`]).
 //! - `septum compose POLICY --binaries DIR --out DIR`: validate, then
 //!   allocate, build every table and write the kernel spec, the image
 //!   regions and the report (see docs/compose.md).
@@ -47,12 +47,16 @@ enum Format {
 enum Command {
     /// Check system policies; prints one line per valid file.
     Validate {
-        /// Policy files.
+        /// Policy files (hardware descriptions with --hardware).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Diagnostics format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// The files are hardware descriptions (root <hardware>): check each
+        /// alone with the loader's checks and the hardware and device rules.
+        #[arg(long)]
+        hardware: bool,
     },
     /// Validate a policy and compose it: spec.rs, regions, report.
     Compose {
@@ -88,8 +92,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate { files, format } => {
-            return validate::run(&files, matches!(format, Format::Json));
+        Command::Validate {
+            files,
+            format,
+            hardware,
+        } => {
+            return validate::run(&files, matches!(format, Format::Json), hardware);
         }
         Command::Compose {
             policy,

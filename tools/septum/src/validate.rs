@@ -1,4 +1,9 @@
-//! `septum validate FILE... [--format text|json]`.
+//! `septum validate FILE... [--format text|json] [--hardware]`.
+//!
+//! With `--hardware` every file is a hardware description (root
+//! `<hardware>`), checked alone: the loader's checks, then the hardware and
+//! device rules; a valid one prints `ok: FILE is a valid hardware
+//! description (N CPUs, M memory blocks, K devices)`.
 //!
 //! Each file is loaded and validated on its own (one broken file does not
 //! hide problems in the others). Output contract, relied on by scripts and
@@ -24,14 +29,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use septum_policy::diag::{Diagnostic, TEXT_LIMIT, omitted_line, render_json_sets, render_text};
-use septum_policy::{Severity, SourceMap, check};
+use septum_policy::{Severity, SourceMap, check, check_hardware};
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Validates every file in `files`; diagnostics as text or JSON.
-pub fn run(files: &[PathBuf], json: bool) -> ExitCode {
+/// Validates every file in `files` (hardware descriptions if `hardware`);
+/// diagnostics as text or JSON.
+pub fn run(files: &[PathBuf], json: bool, hardware: bool) -> ExitCode {
     let mut errors = 0;
     let mut warnings = 0;
     // JSON output needs every file's sources alive until the array is
@@ -42,17 +48,32 @@ pub fn run(files: &[PathBuf], json: bool) -> ExitCode {
     let mut shown = 0usize;
     let (mut left_errors, mut left_warnings) = (0usize, 0usize);
     for file in files {
-        let loaded = check(file);
+        let loaded = if hardware {
+            check_hardware(file)
+        } else {
+            check(file)
+        };
         errors += loaded.diagnostics.error_count();
         warnings += loaded.diagnostics.warning_count();
         let ok_line = loaded.valid_policy().map(|policy| {
-            format!(
-                "ok: {} is a valid policy ({}, {}, {})",
-                file.display(),
-                plural(policy.subjects.len(), "subject", "subjects"),
-                plural(policy.channels.len(), "channel", "channels"),
-                plural(policy.events.len(), "event", "events"),
-            )
+            if hardware {
+                let machine = &policy.hardware;
+                format!(
+                    "ok: {} is a valid hardware description ({}, {}, {})",
+                    file.display(),
+                    plural(machine.processor.cpus.len(), "CPU", "CPUs"),
+                    plural(machine.memory_blocks.len(), "memory block", "memory blocks"),
+                    plural(machine.devices.len(), "device", "devices"),
+                )
+            } else {
+                format!(
+                    "ok: {} is a valid policy ({}, {}, {})",
+                    file.display(),
+                    plural(policy.subjects.len(), "subject", "subjects"),
+                    plural(policy.channels.len(), "channel", "channels"),
+                    plural(policy.events.len(), "event", "events"),
+                )
+            }
         });
         let not_run = (loaded.diagnostics.has_errors() && !loaded.rules_run).then(|| {
             format!(

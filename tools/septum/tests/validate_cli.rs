@@ -191,3 +191,45 @@ fn text_output_is_bounded_and_json_complete() {
     assert_eq!(json.as_array().map(Vec::len), Some(10_004));
     std::fs::remove_dir_all(&dir).expect("removed");
 }
+
+#[test]
+fn a_hardware_description_is_checked_alone() {
+    let out = validate(&["--hardware", "../../../hardware/bochs-tigerlake.xml"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "ok: ../../../hardware/bochs-tigerlake.xml is a valid hardware description (1 CPU, 2 \
+         memory blocks, 3 devices)\n"
+    );
+
+    // A machine mistake is found by the hardware rules, located in the file.
+    let dir = std::env::temp_dir().join(format!("septum-hardware-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("hw.xml");
+    let machine =
+        std::fs::read_to_string(policy_tests().join("../../../hardware/bochs-tigerlake.xml"))
+            .expect("hardware")
+            .replace("speed=\"10000\"", "speed=\"0\"");
+    std::fs::write(&file, machine).expect("written");
+    let path = file.to_str().expect("utf-8 path");
+    let out = validate(&["--hardware", path]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!("{path}:20:34: error[hardware-speed-zero]: ")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).expect("removed");
+
+    // A policy is not a hardware description.
+    let out = validate(&["--hardware", "fixtures/demo.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "error[invalid-root]: the root element of a hardware description must be \
+             <hardware>, not <system>"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -85,6 +85,62 @@ pub(crate) fn load(path: &Path, files: &dyn FileSource) -> Loaded {
     }
 }
 
+/// Loads a hardware description alone (`septum validate --hardware`): the
+/// same limits and loader checks, root `<hardware>`, and a model whose only
+/// content is the machine (no subjects, no plan) for the hardware rules.
+pub(crate) fn load_hardware(path: &Path, files: &dyn FileSource) -> Loaded {
+    let mut ctx = Ctx {
+        files,
+        sources: SourceMap::new(),
+        diags: Diagnostics::new(),
+        include_stack: vec![(files.identity(path), None)],
+        bytes_read: 0,
+        gave_up: false,
+    };
+    let shown = path.display().to_string();
+    let policy = ctx
+        .open(path, &shown, None, ids::FILE_UNREADABLE)
+        .and_then(|(file, text)| {
+            let doc = ctx.parse_doc(file, &text)?;
+            let root = El {
+                node: doc.root_element(),
+                file,
+            };
+            if root.name() != "hardware" {
+                ctx.diags.error(
+                    ids::INVALID_ROOT,
+                    root.span(),
+                    format!(
+                        "the root element of a hardware description must be <hardware>, not <{}>",
+                        quoted(root.name())
+                    ),
+                );
+                return None;
+            }
+            ctx.attributes(root, &[]);
+            let hardware = hardware::hardware(&mut ctx, root);
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            Some(crate::model::Policy {
+                root_file: file,
+                span: root.span(),
+                name: Spanned::new(stem.unwrap_or_default(), root.span()),
+                hardware,
+                kernel: crate::model::Kernel::default(),
+                regions: Vec::new(),
+                events: Vec::new(),
+                channels: Vec::new(),
+                subjects: Vec::new(),
+                scheduling: crate::model::Scheduling::default(),
+            })
+        });
+    Loaded {
+        sources: ctx.sources,
+        policy,
+        diagnostics: ctx.diags,
+        rules_run: false,
+    }
+}
+
 /// An element and the file it is in.
 #[derive(Clone, Copy)]
 pub(crate) struct El<'a, 'input> {
