@@ -10,6 +10,12 @@
 //! message`, the source line and a caret underline, like compilers print),
 //! and [`render_json`] for tools. Both take the [`SourceMap`] because spans
 //! hold byte offsets; line and column are computed only here.
+//!
+//! Text output stays small whatever the input: a source line is shown only
+//! [`CONTEXT_CHARS`] characters either side of the caret (cut ends marked
+//! `…`), an underline at most [`MAX_CARETS`] long, and
+//! [`render_text_capped`] shows the first diagnostics and counts the rest.
+//! JSON output is always complete.
 
 use std::fmt::Write as _;
 
@@ -236,6 +242,46 @@ impl Extend<Diagnostic> for Diagnostics {
     }
 }
 
+/// Characters of a source line shown on each side of the underlined part.
+pub const CONTEXT_CHARS: usize = 60;
+/// Longest underline shown (longer spans are cut, marked `…`).
+pub const MAX_CARETS: usize = 120;
+/// Diagnostics [`render_text_capped`] shows by default (`septum validate`).
+pub const TEXT_LIMIT: usize = 50;
+
+/// The first `limit` diagnostics rendered with [`render_text`], each
+/// followed by an empty line, then, if some were left out, one line
+/// `... and N more diagnostics (E errors, W warnings) not shown; use
+/// --format json to see all`.
+pub fn render_text_capped(diagnostics: &[Diagnostic], sources: &SourceMap, limit: usize) -> String {
+    let mut out = String::new();
+    for diagnostic in diagnostics.iter().take(limit) {
+        out.push_str(&render_text(diagnostic, sources));
+        out.push('\n');
+    }
+    if let Some(rest) = diagnostics.get(limit..).filter(|rest| !rest.is_empty()) {
+        let errors = rest
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        out.push_str(&omitted_line(errors, rest.len() - errors));
+        out.push('\n');
+    }
+    out
+}
+
+/// `... and N more diagnostics (E errors, W warnings) not shown; use
+/// --format json to see all`, for the diagnostics left out of text output.
+pub fn omitted_line(errors: usize, warnings: usize) -> String {
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "... and {} ({}, {}) not shown; use --format json to see all",
+        count(errors + warnings, "more diagnostic"),
+        count(errors, "error"),
+        count(warnings, "warning")
+    )
+}
+
 /// The first line of a rendered diagnostic:
 /// `path:line:col: error[rule]: message`.
 pub fn headline(diagnostic: &Diagnostic, sources: &SourceMap) -> String {
@@ -276,44 +322,82 @@ pub fn render_text(diagnostic: &Diagnostic, sources: &SourceMap) -> String {
 }
 
 /// Writes the line holding the start of `span` and a caret line under the
-/// span's part on that line (at least one caret).
+/// span's part on that line (at least one caret). A long line is cut to
+/// [`CONTEXT_CHARS`] characters either side of the underline, which is at
+/// most [`MAX_CARETS`] long; the work is proportional to what is shown,
+/// not to the line's length.
 fn render_snippet(out: &mut String, sources: &SourceMap, span: Span, note: Option<&str>) {
     let Some(file) = sources.get(span.file) else {
         return;
     };
-    if file.text().is_empty() {
+    let text = file.text();
+    if text.is_empty() {
         return;
     }
     let start = file.line_col(span.start);
     let end = file.line_col(span.end);
-    let line = file.line_text(start.line);
+    let mut line = file.line_range(start.line);
     // Columns do not count a byte order mark, so it is not shown either.
-    let line = if start.line == 1 {
-        line.trim_start_matches('\u{feff}')
-    } else {
-        line
+    if start.line == 1 {
+        line.start = line.start.max(file.leading_marks()).min(line.end);
+    }
+    let boundary = |mut at: usize| {
+        at = at.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
     };
+    // The caret may sit just past the shown line (on its terminator).
+    let caret_start = boundary(span.start as usize).max(line.start);
+    let caret_end = if end.line == start.line {
+        boundary(span.end as usize).max(caret_start)
+    } else {
+        line.end.max(caret_start)
+    };
+    let slice = |range: std::ops::Range<usize>| text.get(range).unwrap_or("");
+    let from = slice(line.start..caret_start.min(line.end))
+        .char_indices()
+        .rev()
+        .nth(CONTEXT_CHARS - 1)
+        .map_or(line.start, |(i, _)| line.start + i);
+    let underline = slice(caret_start..caret_end);
+    let (underline_end, underline_cut) = match underline.char_indices().nth(MAX_CARETS) {
+        Some((i, _)) => (caret_start + i, true),
+        None => (caret_end, false),
+    };
+    let to = if underline_end >= line.end {
+        line.end
+    } else {
+        slice(underline_end..line.end)
+            .char_indices()
+            .nth(CONTEXT_CHARS)
+            .map_or(line.end, |(i, _)| underline_end + i)
+    };
+    let mut shown = String::new();
+    if from > line.start {
+        shown.push('…');
+    }
     // Tabs are shown as one space so carets line up with what is printed.
-    let shown: String = line
-        .chars()
-        .map(|c| if c == '\t' { ' ' } else { c })
-        .collect();
-    let width = shown.chars().count() as u32;
-    let first = start.column - 1;
-    let last = if end.line == start.line {
-        end.column - 1
-    } else {
-        width
-    };
-    let carets = last.saturating_sub(first).max(1);
+    shown.extend(
+        slice(from..to.max(from))
+            .chars()
+            .map(|c| if c == '\t' { ' ' } else { c }),
+    );
+    if to < line.end {
+        shown.push('…');
+    }
+    let first = usize::from(from > line.start) + slice(from..caret_start).chars().count();
+    let carets = slice(caret_start..underline_end).chars().count().max(1);
     let number = start.line.to_string();
     let pad = " ".repeat(number.len());
     let _ = writeln!(out, "{number} | {shown}");
     let _ = write!(
         out,
-        "{pad} | {}{}",
-        " ".repeat(first as usize),
-        "^".repeat(carets as usize)
+        "{pad} | {}{}{}",
+        " ".repeat(first),
+        "^".repeat(carets),
+        if underline_cut { "…" } else { "" }
     );
     match note {
         Some(note) => {
@@ -428,6 +512,54 @@ mod tests {
                         \x20 |  ^^^^^^ inside this\n\
                         \x20  = help: remove it\n";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_caret() {
+        let mut sources = SourceMap::new();
+        let line = format!(
+            "<system>{}<bad/>{}</system>",
+            "<x/>".repeat(1000),
+            "<y/>".repeat(1000)
+        );
+        let at = line.find("<bad").unwrap();
+        let file = sources.add("a.xml", format!("\n{line}\n"));
+        let d = Diagnostic::error("r", Span::new(file, at + 1..at + 5), "m");
+        let text = render_text(&d, &sources);
+        let expected = format!(
+            "a.xml:2:{}: error[r]: m\n2 | …{}<bad/>{}<y…\n  | {}^^^^\n",
+            at + 1,
+            "<x/>".repeat(15),
+            "<y/>".repeat(14),
+            " ".repeat(61)
+        );
+        assert_eq!(text, expected);
+        // A huge span: the underline is cut too.
+        let d = Diagnostic::error("r", Span::new(file, 1..line.len() + 1), "m");
+        let text = render_text(&d, &sources);
+        let carets = text.lines().nth(2).unwrap();
+        assert_eq!(carets, format!("  | {}…", "^".repeat(MAX_CARETS)));
+        assert!(text.len() < 500, "{text}");
+    }
+
+    #[test]
+    fn only_the_first_diagnostics_are_shown_as_text() {
+        let (sources, d) = sample();
+        let mut all = vec![d.clone(); 3];
+        all.push(Diagnostic::warning("w", d.span, "later"));
+        let text = render_text_capped(&all, &sources, 2);
+        assert_eq!(text.matches("error[unknown-element]").count(), 2);
+        assert!(text.ends_with(
+            "\n... and 2 more diagnostics (1 error, 1 warning) not shown; use --format json to \
+             see all\n"
+        ));
+        assert_eq!(
+            render_text_capped(&all[..2], &sources, 2),
+            render_text_capped(&all, &sources, 2)
+                .split("... and")
+                .next()
+                .unwrap()
+        );
     }
 
     #[test]

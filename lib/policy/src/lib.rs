@@ -16,7 +16,9 @@
 //! deterministic.
 //!
 //! Everything here is safe Rust; the loader never panics on bad input, caps
-//! file size, nesting depth and include depth, and never touches the network.
+//! file size, nesting depth, attributes per element, include depth and the
+//! number and total size of files, so its work is bounded (near linear in
+//! the input) whatever the input's shape, and it never touches the network.
 
 #![forbid(unsafe_code)]
 
@@ -39,10 +41,29 @@ pub use source::{FileId, SourceMap, Span};
 
 /// Largest file the loader reads (16 MiB).
 pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+/// Most bytes all files of one policy hold together (the root, its
+/// hardware description and every included file, counted each time it is
+/// read): a policy split over many files costs no more than one file.
+pub const MAX_POLICY_BYTES: u64 = MAX_INPUT_BYTES;
 /// Deepest element nesting accepted in one file.
 pub const MAX_NESTING: usize = 32;
+/// Most attributes on one element (the language's largest element has a
+/// dozen). Checked before the XML parser runs, whose duplicate check is
+/// quadratic in the attributes of an element.
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Most XML namespace declarations (`xmlns`, `xmlns:*`) in one file (the
+/// language uses none; editors add one or two). The XML parser's work per
+/// element grows with the declarations in scope.
+pub const MAX_NAMESPACE_DECLARATIONS: usize = 16;
 /// Deepest chain of included files (the root policy is depth 0).
 pub const MAX_INCLUDE_DEPTH: usize = 16;
+/// Diagnostics after which loading stops (a last `errors-too-many` one
+/// says where): thousands of errors help nobody, and hostile input could
+/// otherwise produce one per 4 bytes, gigabytes of output.
+pub const MAX_LOAD_DIAGNOSTICS: usize = 10_000;
+/// Most files one policy reads (the root, the hardware description and
+/// every include, counted each time it is read).
+pub const MAX_FILES: usize = 1024;
 
 /// What [`load`] produced.
 #[derive(Debug, Clone)]
@@ -55,6 +76,9 @@ pub struct Loaded {
     pub policy: Option<Policy>,
     /// Problems found, sorted.
     pub diagnostics: Diagnostics,
+    /// Whether the validation rules ran ([`check`] runs them only when
+    /// loading reported no error; [`load`] never does).
+    pub rules_run: bool,
 }
 
 impl Loaded {
@@ -114,6 +138,32 @@ pub fn check_with(path: &Path, files: &dyn FileSource) -> Loaded {
     {
         loaded.diagnostics.extend(validate(policy));
         loaded.diagnostics.sort();
+        loaded.rules_run = true;
+    }
+    loaded
+}
+
+/// Loads a hardware description alone (root `<hardware>`) and, if loading
+/// found no error, runs the rules that concern the machine
+/// ([`rules::is_hardware_rule`]). `policy` then holds only the hardware.
+pub fn check_hardware(path: &Path) -> Loaded {
+    check_hardware_with(path, &DiskFiles)
+}
+
+/// [`check_hardware`] reading files through `files`.
+pub fn check_hardware_with(path: &Path, files: &dyn FileSource) -> Loaded {
+    let mut loaded = parse::load_hardware(path, files);
+    loaded.diagnostics.sort();
+    if !loaded.diagnostics.has_errors()
+        && let Some(policy) = &loaded.policy
+    {
+        let mut diagnostics = Diagnostics::new();
+        for rule in rules::ALL.iter().filter(|r| rules::is_hardware_rule(r)) {
+            (rule.check)(policy, &mut diagnostics);
+        }
+        loaded.diagnostics.extend(diagnostics);
+        loaded.diagnostics.sort();
+        loaded.rules_run = true;
     }
     loaded
 }

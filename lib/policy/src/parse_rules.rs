@@ -35,15 +35,17 @@ macro_rules! parse_rules {
 
 parse_rules! {
     XML_SYNTAX = "xml-syntax":
-        "Every file is well-formed UTF-8 XML without a DTD.";
+        "Every file is well-formed UTF-8 XML without a DTD (`<!DOCTYPE`).";
     FILE_UNREADABLE = "file-unreadable":
         "The policy file named on the command line exists and can be read.";
     INPUT_TOO_LARGE = "input-too-large":
-        "No file is larger than 16 MiB.";
+        "No file is larger than 16 MiB, and all files of a policy hold at most 16 MiB together.";
     NESTING_TOO_DEEP = "nesting-too-deep":
         "Elements nest at most 32 levels deep.";
+    ATTRIBUTES_TOO_MANY = "attributes-too-many":
+        "An element has at most 64 attributes, and a file declares at most 16 XML namespaces.";
     INVALID_ROOT = "invalid-root":
-        "A policy file's root element is `<system>`.";
+        "A policy file's root element is `<system>` (`<hardware>` for `septum validate --hardware`).";
     UNKNOWN_ELEMENT = "unknown-element":
         "Every element is one the policy language (or, inside `<hardware>`, the hardware format) defines at that place.";
     UNKNOWN_ATTRIBUTE = "unknown-attribute":
@@ -57,7 +59,7 @@ parse_rules! {
     UNEXPECTED_TEXT = "unexpected-text":
         "Only `<description>` and `<capability>` hold text.";
     INVALID_NUMBER = "invalid-number":
-        "Numbers are decimal, 0x hex or Ada based (`16#ff#`), optionally with `_` separators.";
+        "Numbers are decimal, `0x` hex or Ada based (`16#ff#`); a single `_` may stand between two digits.";
     NUMBER_OVERFLOW = "number-overflow":
         "Numbers fit the attribute's range (64 bits for sizes and addresses).";
     INVALID_BOOLEAN = "invalid-boolean":
@@ -74,6 +76,10 @@ parse_rules! {
         "No file includes itself, directly or through other files.";
     INCLUDE_TOO_DEEP = "include-too-deep":
         "Includes nest at most 16 files deep.";
+    ERRORS_TOO_MANY = "errors-too-many":
+        "Loading stops after 10000 diagnostics, so hostile input cannot produce unbounded output.";
+    INCLUDE_TOO_MANY = "include-too-many":
+        "A policy reads at most 1024 files (its root, hardware description and includes, each time it is included).";
     INCLUDE_ROOT_MISMATCH = "include-root-mismatch":
         "An included file's root element has the name of the element holding the `<include>`.";
     HARDWARE_HREF_MISSING = "hardware-href-missing":

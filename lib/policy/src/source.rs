@@ -7,6 +7,12 @@
 //! model does not care how positions are shown. Lines and columns are
 //! 1-based; a column counts Unicode scalar values, not bytes, so it matches
 //! what editors show for non-ASCII text.
+//!
+//! Finding a position costs O(log lines) plus at most one
+//! [`CHAR_BLOCK`]-byte scan, however long the line: a binary search in the
+//! line start table gives the line, and a table of character counts every
+//! [`CHAR_BLOCK`] bytes gives the column. Rendering thousands of
+//! diagnostics on one megabyte-long line therefore never rescans the line.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -72,12 +78,20 @@ pub struct LineCol {
     pub column: u32,
 }
 
+/// Bytes between two entries of a file's character count table.
+pub const CHAR_BLOCK: usize = 256;
+
 /// One loaded file: the path as shown to the user, and its text.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     path: PathBuf,
     text: Arc<str>,
     line_starts: Vec<u32>,
+    /// Entry `k`: number of characters starting before byte
+    /// `k * CHAR_BLOCK`.
+    chars_before_block: Vec<u32>,
+    /// Bytes of byte order marks at the start of the text.
+    leading_marks: usize,
 }
 
 impl SourceFile {
@@ -104,6 +118,16 @@ impl SourceFile {
         self.line_starts.len()
     }
 
+    /// Number of characters starting before byte `offset` (at most one
+    /// block is scanned).
+    fn chars_before(&self, offset: usize) -> usize {
+        let block = offset / CHAR_BLOCK;
+        let base = self.chars_before_block.get(block).copied().unwrap_or(0) as usize;
+        let from = block * CHAR_BLOCK;
+        let tail = self.text.as_bytes().get(from..offset).unwrap_or(&[]);
+        base + count_chars(tail)
+    }
+
     /// Line and column of byte `offset` (clamped to the text, and moved back
     /// to a character boundary).
     pub fn line_col(&self, offset: u32) -> LineCol {
@@ -117,14 +141,20 @@ impl SourceFile {
         while end > line_start && !self.text.is_char_boundary(end) {
             end -= 1;
         }
-        let before = self.text.get(line_start..end).unwrap_or("");
-        // A byte order mark is invisible in editors: it is not a column.
-        let before = if line_start == 0 {
-            before.trim_start_matches('\u{feff}')
+        let mut column = if end - line_start <= CHAR_BLOCK {
+            count_chars(
+                self.text
+                    .as_bytes()
+                    .get(line_start..end)
+                    .unwrap_or_default(),
+            )
         } else {
-            before
+            self.chars_before(end) - self.chars_before(line_start)
         };
-        let column = before.chars().count();
+        // A byte order mark is invisible in editors: it is not a column.
+        if line_start == 0 {
+            column -= end.min(self.leading_marks) / '\u{feff}'.len_utf8();
+        }
         LineCol {
             line: line_index as u32 + 1,
             column: column as u32 + 1,
@@ -143,6 +173,27 @@ impl SourceFile {
         let skip = (position.column.max(1) - 1) as usize;
         let bytes: usize = rest.chars().take(skip).map(char::len_utf8).sum();
         line_start + bytes as u32
+    }
+
+    /// Byte range of 1-based `line` without its line terminator (empty at
+    /// the end of the text if there is no such line).
+    pub fn line_range(&self, line: u32) -> std::ops::Range<usize> {
+        let index = (line.max(1) - 1) as usize;
+        let Some(&start) = self.line_starts.get(index) else {
+            return self.text.len()..self.text.len();
+        };
+        let end = self
+            .line_starts
+            .get(index + 1)
+            .map_or(self.text.len(), |&e| e as usize);
+        let line = self.text.get(start as usize..end).unwrap_or("");
+        start as usize..start as usize + line.trim_end_matches(['\n', '\r']).len()
+    }
+
+    /// Bytes of byte order marks at the start of the text (not shown, not
+    /// counted as columns).
+    pub fn leading_marks(&self) -> usize {
+        self.leading_marks
     }
 
     /// The text of 1-based `line` without its line terminator.
@@ -182,11 +233,20 @@ impl SourceMap {
                 .filter(|&(_, b)| b == b'\n')
                 .map(|(i, _)| i as u32 + 1),
         );
+        let mut chars_before_block = Vec::with_capacity(text.len() / CHAR_BLOCK + 1);
+        let mut chars = 0u32;
+        for block in text.as_bytes().chunks(CHAR_BLOCK) {
+            chars_before_block.push(chars);
+            chars += count_chars(block) as u32;
+        }
+        let leading_marks = text.len() - text.trim_start_matches('\u{feff}').len();
         let id = FileId(self.files.len() as u32);
         self.files.push(SourceFile {
             path: path.into(),
             text,
             line_starts,
+            chars_before_block,
+            leading_marks,
         });
         id
     }
@@ -245,6 +305,12 @@ impl SourceMap {
     }
 }
 
+/// Characters starting in `bytes`: every byte that is not a UTF-8
+/// continuation byte.
+fn count_chars(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xc0 != 0x80).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,9 +333,30 @@ mod tests {
     }
 
     #[test]
+    fn columns_on_long_lines_cross_blocks() {
+        let mut map = SourceMap::new();
+        let text = format!("x\n{}ab", "é".repeat(CHAR_BLOCK));
+        let id = map.add("a.xml", text.clone());
+        let f = map.file(id);
+        let b = text.len() - 1;
+        assert_eq!(
+            f.line_col(b as u32),
+            LineCol {
+                line: 2,
+                column: CHAR_BLOCK as u32 + 2
+            }
+        );
+        // Inside a two-byte character: moved back to its start.
+        assert_eq!(f.line_col(4).column, 2);
+    }
+
+    #[test]
     fn a_byte_order_mark_is_not_a_column() {
         let mut map = SourceMap::new();
         let id = map.add("a.xml", "\u{feff}<a/>");
+        let two = map.add("b.xml", "\u{feff}\u{feff}<a/>");
+        assert_eq!(map.file(two).line_col(7), LineCol { line: 1, column: 2 });
+        assert_eq!(map.file(two).line_col(3), LineCol { line: 1, column: 1 });
         assert_eq!(map.file(id).line_col(3), LineCol { line: 1, column: 1 });
         assert_eq!(map.file(id).offset_of(LineCol { line: 1, column: 2 }), 3);
     }

@@ -29,8 +29,9 @@ use septum_policy::{Loaded, MemoryFiles, Severity, parse_rules, rules};
 const EXPECT: &str = "<!-- expect: ";
 
 /// Loader checks no file in the repository can trigger (an unreadable file,
-/// a file over 16 MiB); the loader's own tests cover them in memory.
-const NOT_FILE_TESTABLE: &[&str] = &["file-unreadable", "input-too-large"];
+/// a file over 16 MiB, 10,000 diagnostics); the loader's own tests cover
+/// them in memory.
+const NOT_FILE_TESTABLE: &[&str] = &["file-unreadable", "input-too-large", "errors-too-many"];
 
 fn negative_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/negative")
@@ -457,4 +458,22 @@ fn reading_an_event_channel_twice_is_not_a_second_reader() {
             rendered(&loaded, Path::new(""))
         );
     }
+}
+
+/// Every machine description of the repository and of the shared hardware
+/// collection passes `septum validate --hardware` on its own.
+#[test]
+fn real_hardware_descriptions_pass_alone() {
+    let mut machines = xml_files(&repo_root().join("hardware"));
+    machines.extend(xml_files(&repo_root().join("../shared/data/hardware")));
+    assert!(!machines.is_empty());
+    let mut failures = Vec::new();
+    for machine in &machines {
+        let loaded = septum_policy::check_hardware(machine);
+        if loaded.diagnostics.has_errors() || !loaded.rules_run {
+            let lines = rendered(&loaded, Path::new(""));
+            failures.push(format!("{}:\n  {}", machine.display(), lines.join("\n  ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -6,8 +6,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
+use septum_policy::diag::headline;
 use septum_policy::diag::{render_json, render_text};
-use septum_policy::{Loaded, MAX_INPUT_BYTES, MemoryFiles, check_str, check_with, load_str};
+use septum_policy::{
+    Loaded, MAX_INPUT_BYTES, MAX_LOAD_DIAGNOSTICS, MemoryFiles, check_str, check_with, load_str,
+};
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -149,6 +152,99 @@ fn entity_expansion_and_dtds_are_refused() {
     let text = "<!DOCTYPE system [<!ENTITY a \"aaaaaaaaaa\">]><system>&a;</system>";
     let loaded = check_str("dtd.xml", text, &MemoryFiles::new());
     assert_eq!(rules_of(&loaded), ["xml-syntax"]);
+}
+
+/// Headlines of every diagnostic, in order.
+fn headlines(loaded: &Loaded) -> Vec<String> {
+    loaded
+        .diagnostics
+        .iter()
+        .map(|d| headline(d, &loaded.sources))
+        .collect()
+}
+
+#[test]
+fn a_doctype_is_reported_where_it_stands() {
+    let text = "<?xml version=\"1.0\"?>\n<!-- the anchor's files had one -->\n  <!DOCTYPE system                 SYSTEM \"system.dtd\">\n<system/>\n";
+    let loaded = check_str("dtd.xml", text, &MemoryFiles::new());
+    assert_eq!(
+        headlines(&loaded),
+        ["dtd.xml:3:3: error[xml-syntax]: a document type declaration (DTD) is not accepted"]
+    );
+    assert_eq!(
+        loaded.diagnostics.as_slice()[0].help.as_deref(),
+        Some(
+            "remove the <!DOCTYPE ...>: policies are plain XML, without DTDs or entity \
+             definitions"
+        )
+    );
+    assert!(!loaded.rules_run);
+    // In an included file: located in that file.
+    let mut files = MemoryFiles::new();
+    files.insert("sys/inc.xml", "<!DOCTYPE memory><memory/>");
+    let root = "<system><memory><include href=\"inc.xml\"/></memory></system>";
+    let loaded = load_str("sys/root.xml", root, &files);
+    assert!(
+        headlines(&loaded).contains(
+            &"sys/inc.xml:1:1: error[xml-syntax]: a document type declaration (DTD) is not \
+              accepted"
+                .to_owned()
+        ),
+        "{:#?}",
+        headlines(&loaded)
+    );
+}
+
+#[test]
+fn loading_stops_after_the_diagnostics_limit() {
+    let text = format!(
+        "<system>\n{}</system>\n",
+        "<x/>\n".repeat(MAX_LOAD_DIAGNOSTICS + 500)
+    );
+    let loaded = check_str("many.xml", &text, &MemoryFiles::new());
+    let stops: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.rule == "errors-too-many")
+        .map(|d| headline(d, &loaded.sources))
+        .collect();
+    let line = MAX_LOAD_DIAGNOSTICS + 2;
+    assert_eq!(
+        stops,
+        [format!(
+            "many.xml:{line}:1: error[errors-too-many]: loading stopped here after \
+             {MAX_LOAD_DIAGNOSTICS} diagnostics; the rest of the policy was not read"
+        )]
+    );
+    // The limit, the stop, and the three missing elements of <system>.
+    assert_eq!(loaded.diagnostics.len(), MAX_LOAD_DIAGNOSTICS + 4);
+    assert!(!loaded.rules_run);
+    assert_well_located(&loaded);
+}
+
+#[test]
+fn all_files_of_a_policy_share_one_size_limit() {
+    let half = MAX_INPUT_BYTES as usize / 2 + 1;
+    let part = |name: &str| format!("<{name}>{}</{name}>", " ".repeat(half));
+    let mut files = MemoryFiles::new();
+    files.insert("a.xml", part("memory"));
+    files.insert("b.xml", part("events"));
+    let root = "<system>\n<memory><include href=\"a.xml\"/></memory>\n\
+                <events><include href=\"b.xml\"/></events></system>";
+    let loaded = load_str("root.xml", root, &files);
+    let too_large: Vec<String> = headlines(&loaded)
+        .into_iter()
+        .filter(|h| h.contains("input-too-large"))
+        .collect();
+    assert_eq!(
+        too_large,
+        [format!(
+            "root.xml:3:24: error[input-too-large]: `b.xml` ({} bytes) would bring this \
+             policy's files to more than {MAX_INPUT_BYTES} bytes together ({} read before it)",
+            half + 17,
+            root.len() + half + 17
+        )]
+    );
 }
 
 /// One way to change the policy text.

@@ -1,7 +1,7 @@
 //! The septum command-line tool.
 //!
-//! - `septum validate FILE... [--format text|json]`: check policies
-//!   (implemented in [`validate`]).
+//! - `septum validate FILE... [--format text|json] [--hardware]`: check
+//!   policies, or hardware descriptions alone (implemented in [`validate`]).
 //! - `septum compose POLICY --binaries DIR --out DIR`: validate, then
 //!   allocate, build every table and write the kernel spec, the image
 //!   regions and the report (see docs/compose.md).
@@ -27,7 +27,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use septum_compose::from_policy::BinaryDir;
 use septum_compose::{Failure, output, pack};
-use septum_policy::diag::{render_json, render_text};
+use septum_policy::Severity;
+use septum_policy::diag::{TEXT_LIMIT, omitted_line, render_json, render_text};
 
 #[derive(Parser)]
 #[command(
@@ -50,12 +51,16 @@ enum Format {
 enum Command {
     /// Check system policies; prints one line per valid file.
     Validate {
-        /// Policy files.
+        /// Policy files (hardware descriptions with --hardware).
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Diagnostics format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        /// The files are hardware descriptions (root <hardware>): check each
+        /// alone with the loader's checks and the hardware and device rules.
+        #[arg(long)]
+        hardware: bool,
     },
     /// Validate a policy and compose it: spec.rs, regions, report.
     Compose {
@@ -113,8 +118,12 @@ enum CrashCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate { files, format } => {
-            return validate::run(&files, matches!(format, Format::Json));
+        Command::Validate {
+            files,
+            format,
+            hardware,
+        } => {
+            return validate::run(&files, matches!(format, Format::Json), hardware);
         }
         Command::Compose {
             policy,
@@ -150,8 +159,9 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Text: every diagnostic on stderr with its source line. JSON: one array
-/// on stdout (empty when there is nothing to say), like `septum validate`.
+/// Text: the first 50 diagnostics on stderr with their source lines, then
+/// a count of the rest. JSON: one array on stdout with all of them (empty
+/// when there is nothing to say), like `septum validate`.
 fn print_diagnostics(
     diagnostics: &[septum_policy::Diagnostic],
     sources: &septum_policy::SourceMap,
@@ -160,8 +170,15 @@ fn print_diagnostics(
     if json {
         println!("{}", render_json(diagnostics, sources));
     } else {
-        for d in diagnostics {
+        for d in diagnostics.iter().take(TEXT_LIMIT) {
             eprintln!("{}", render_text(d, sources).trim_end());
+        }
+        if let Some(rest) = diagnostics.get(TEXT_LIMIT..).filter(|r| !r.is_empty()) {
+            let errors = rest
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            eprintln!("{}", omitted_line(errors, rest.len() - errors));
         }
     }
 }

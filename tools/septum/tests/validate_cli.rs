@@ -137,3 +137,99 @@ fn warnings_alone_are_printed_and_the_policy_is_still_valid() {
     );
     assert!(!err.contains("error"), "{err}");
 }
+
+#[test]
+fn when_loading_fails_the_output_says_the_rules_were_not_run() {
+    let out = validate(&["negative/parse-invalid-enum.xml"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "note: negative/parse-invalid-enum.xml: loading stopped on the errors above, so the \
+             validation rules were not run; fix them and validate again\n"
+        ),
+        "{err}"
+    );
+    // A rule violation: the rules ran, no such note.
+    let out = validate(&["negative/names-region-duplicate.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!text(&out.stderr).contains("were not run"));
+}
+
+/// 20,000 errors on one line of about 1 MB: the text output shows the first
+/// 50 with the line cut around each caret, then counts the rest; JSON has
+/// every diagnostic loading reported.
+#[test]
+fn text_output_is_bounded_and_json_complete() {
+    let dir = std::env::temp_dir().join(format!("septum-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("many.xml");
+    let line = format!("<system>{}</system>", "<unknown-element/>".repeat(55_000));
+    assert!(line.len() > 990_000);
+    std::fs::write(&file, &line).expect("written");
+    let path = file.to_str().expect("utf-8 path");
+
+    let out = validate(&[path]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.len() < 50 * 1024, "{} bytes of text", err.len());
+    assert_eq!(err.matches(": error[").count(), 50);
+    assert!(err.contains("\n1 | …"), "{err}");
+    assert!(err.lines().all(|l| l.chars().count() < 300), "{err}");
+    assert!(
+        err.contains(
+            "... and 9954 more diagnostics (9954 errors, 0 warnings) not shown; use --format \
+             json to see all\n"
+        ),
+        "{}",
+        &err[err.len().saturating_sub(2000)..]
+    );
+    assert_eq!(err.lines().last(), Some("error: 10004 errors, 0 warnings"));
+
+    let out = validate(&["--format", "json", path]);
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
+    assert_eq!(json.as_array().map(Vec::len), Some(10_004));
+    std::fs::remove_dir_all(&dir).expect("removed");
+}
+
+#[test]
+fn a_hardware_description_is_checked_alone() {
+    let out = validate(&["--hardware", "../../../hardware/bochs-tigerlake.xml"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "ok: ../../../hardware/bochs-tigerlake.xml is a valid hardware description (1 CPU, 2 \
+         memory blocks, 3 devices)\n"
+    );
+
+    // A machine mistake is found by the hardware rules, located in the file.
+    let dir = std::env::temp_dir().join(format!("septum-hardware-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("hw.xml");
+    let machine =
+        std::fs::read_to_string(policy_tests().join("../../../hardware/bochs-tigerlake.xml"))
+            .expect("hardware")
+            .replace("speed=\"10000\"", "speed=\"0\"");
+    std::fs::write(&file, machine).expect("written");
+    let path = file.to_str().expect("utf-8 path");
+    let out = validate(&["--hardware", path]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!("{path}:20:34: error[hardware-speed-zero]: ")),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).expect("removed");
+
+    // A policy is not a hardware description.
+    let out = validate(&["--hardware", "fixtures/demo.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "error[invalid-root]: the root element of a hardware description must be \
+             <hardware>, not <system>"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}

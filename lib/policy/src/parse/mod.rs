@@ -11,10 +11,15 @@
 //! the walk continues and every problem is reported in one run.
 //!
 //! Limits keep hostile input cheap: files over [`MAX_INPUT_BYTES`] are not
-//! read, a file nesting deeper than [`MAX_NESTING`] is rejected before any
-//! handler recurses into it, and include chains stop at
-//! [`MAX_INCLUDE_DEPTH`]. Includes are spliced where they stand, so the
-//! model sees one document in document order.
+//! read, nor files past [`MAX_POLICY_BYTES`] or [`MAX_FILES`] for the whole
+//! policy; a linear lexical scan ([`prescan`]) rejects, before roxmltree
+//! sees the text, a DTD, nesting deeper than [`MAX_NESTING`] (roxmltree
+//! recurses per level) and elements with more than [`MAX_ATTRIBUTES`]
+//! attributes or files with more than [`MAX_NAMESPACE_DECLARATIONS`]
+//! namespace declarations (roxmltree's duplicate checks are quadratic in
+//! both). Include chains stop at [`MAX_INCLUDE_DEPTH`]. What is left is
+//! linear or `n log n` in the input. Includes are spliced where they stand,
+//! so the model sees one document in document order.
 
 mod hardware;
 pub(crate) mod number;
@@ -31,7 +36,10 @@ use crate::files::{FileSource, ReadError, normalize};
 use crate::model::Spanned;
 use crate::parse_rules as ids;
 use crate::source::{FileId, LineCol, SourceMap, Span};
-use crate::{Loaded, MAX_INCLUDE_DEPTH, MAX_INPUT_BYTES, MAX_NESTING};
+use crate::{
+    Loaded, MAX_ATTRIBUTES, MAX_FILES, MAX_INCLUDE_DEPTH, MAX_INPUT_BYTES, MAX_LOAD_DIAGNOSTICS,
+    MAX_NAMESPACE_DECLARATIONS, MAX_NESTING, MAX_POLICY_BYTES,
+};
 
 use number::{NumberError, is_valid_name, parse_bool, parse_u64};
 
@@ -42,6 +50,8 @@ pub(crate) fn load(path: &Path, files: &dyn FileSource) -> Loaded {
         sources: SourceMap::new(),
         diags: Diagnostics::new(),
         include_stack: vec![(files.identity(path), None)],
+        bytes_read: 0,
+        gave_up: false,
     };
     let shown = path.display().to_string();
     let policy = ctx
@@ -58,7 +68,7 @@ pub(crate) fn load(path: &Path, files: &dyn FileSource) -> Loaded {
                     root.span(),
                     format!(
                         "the root element of a policy must be <system>, not <{}>",
-                        root.name()
+                        quoted(root.name())
                     ),
                 );
                 return None;
@@ -71,6 +81,63 @@ pub(crate) fn load(path: &Path, files: &dyn FileSource) -> Loaded {
         sources: ctx.sources,
         policy,
         diagnostics: ctx.diags,
+        rules_run: false,
+    }
+}
+
+/// Loads a hardware description alone (`septum validate --hardware`): the
+/// same limits and loader checks, root `<hardware>`, and a model whose only
+/// content is the machine (no subjects, no plan) for the hardware rules.
+pub(crate) fn load_hardware(path: &Path, files: &dyn FileSource) -> Loaded {
+    let mut ctx = Ctx {
+        files,
+        sources: SourceMap::new(),
+        diags: Diagnostics::new(),
+        include_stack: vec![(files.identity(path), None)],
+        bytes_read: 0,
+        gave_up: false,
+    };
+    let shown = path.display().to_string();
+    let policy = ctx
+        .open(path, &shown, None, ids::FILE_UNREADABLE)
+        .and_then(|(file, text)| {
+            let doc = ctx.parse_doc(file, &text)?;
+            let root = El {
+                node: doc.root_element(),
+                file,
+            };
+            if root.name() != "hardware" {
+                ctx.diags.error(
+                    ids::INVALID_ROOT,
+                    root.span(),
+                    format!(
+                        "the root element of a hardware description must be <hardware>, not <{}>",
+                        quoted(root.name())
+                    ),
+                );
+                return None;
+            }
+            ctx.attributes(root, &[]);
+            let hardware = hardware::hardware(&mut ctx, root);
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            Some(crate::model::Policy {
+                root_file: file,
+                span: root.span(),
+                name: Spanned::new(stem.unwrap_or_default(), root.span()),
+                hardware,
+                kernel: crate::model::Kernel::default(),
+                regions: Vec::new(),
+                events: Vec::new(),
+                channels: Vec::new(),
+                subjects: Vec::new(),
+                scheduling: crate::model::Scheduling::default(),
+            })
+        });
+    Loaded {
+        sources: ctx.sources,
+        policy,
+        diagnostics: ctx.diags,
+        rules_run: false,
     }
 }
 
@@ -167,6 +234,10 @@ pub(crate) struct Ctx<'f> {
     /// Identities of the files being read, outermost first, with the
     /// `href` that included each (none for the root).
     include_stack: Vec<(PathBuf, Option<Span>)>,
+    /// Bytes of every file read so far (for [`MAX_POLICY_BYTES`]).
+    bytes_read: u64,
+    /// Whether [`MAX_LOAD_DIAGNOSTICS`] was reached and reported.
+    gave_up: bool,
 }
 
 impl<'f> Ctx<'f> {
@@ -183,8 +254,22 @@ impl<'f> Ctx<'f> {
         site: Option<Span>,
         rule: &'static str,
     ) -> Option<(FileId, Arc<str>)> {
-        match self.files.read(display, MAX_INPUT_BYTES) {
+        let shown = &quoted(shown);
+        if self.sources.files().len() >= MAX_FILES {
+            let span = site.unwrap_or_else(|| Span::file_start(FileId(0)));
+            self.diags.error(
+                ids::INCLUDE_TOO_MANY,
+                span,
+                format!(
+                    "`{shown}` is not read: this policy already has {MAX_FILES} files, the limit"
+                ),
+            );
+            return None;
+        }
+        let budget = MAX_POLICY_BYTES.saturating_sub(self.bytes_read);
+        match self.files.read(display, MAX_INPUT_BYTES.min(budget)) {
             Ok(text) => {
+                self.bytes_read += text.len() as u64;
                 let file = self.sources.add(display, text);
                 Some((file, self.sources.file(file).shared_text()))
             }
@@ -194,11 +279,20 @@ impl<'f> Ctx<'f> {
                         (rule, format!("cannot read `{shown}`: file not found"), None)
                     }
                     ReadError::Other(why) => (rule, format!("cannot read `{shown}`: {why}"), None),
-                    ReadError::TooLarge(size) => (
+                    ReadError::TooLarge(size) if size > MAX_INPUT_BYTES => (
                         ids::INPUT_TOO_LARGE,
                         format!(
                             "`{shown}` is {size} bytes, more than the limit of {MAX_INPUT_BYTES} \
                              bytes"
+                        ),
+                        None,
+                    ),
+                    ReadError::TooLarge(size) => (
+                        ids::INPUT_TOO_LARGE,
+                        format!(
+                            "`{shown}` ({size} bytes) would bring this policy's files to more \
+                             than {MAX_POLICY_BYTES} bytes together ({} read before it)",
+                            self.bytes_read
                         ),
                         None,
                     ),
@@ -225,20 +319,42 @@ impl<'f> Ctx<'f> {
         }
     }
 
-    /// Parses `text` (file `file`) and checks nesting depth.
+    /// Parses `text` (file `file`) after the [`prescan`] limits.
     fn parse_doc<'t>(&mut self, file: FileId, text: &'t str) -> Option<Document<'t>> {
-        // roxmltree recurses per nesting level and overflows the stack on
-        // very deep input, so depth is bounded by a lexical scan first.
-        if let Some(offset) = too_deep_at(text) {
-            let end = text
-                .get(offset + 1..)
-                .and_then(|rest| rest.find(|c: char| c.is_whitespace() || c == '/' || c == '>'))
-                .map_or(offset + 1, |len| offset + 1 + len);
-            self.diags.error(
-                ids::NESTING_TOO_DEEP,
-                Span::new(file, offset..end),
-                format!("elements are nested more than {MAX_NESTING} levels deep"),
-            );
+        if let Some(problem) = prescan(text) {
+            let diagnostic = match problem {
+                Prescan::Doctype(range) => Diagnostic::error(
+                    ids::XML_SYNTAX,
+                    Span::new(file, range),
+                    "a document type declaration (DTD) is not accepted",
+                )
+                .with_help(
+                    "remove the <!DOCTYPE ...>: policies are plain XML, without DTDs or entity \
+                     definitions",
+                ),
+                Prescan::TooDeep(range) => Diagnostic::error(
+                    ids::NESTING_TOO_DEEP,
+                    Span::new(file, range),
+                    format!("elements are nested more than {MAX_NESTING} levels deep"),
+                ),
+                Prescan::TooManyAttributes { element, attribute } => Diagnostic::error(
+                    ids::ATTRIBUTES_TOO_MANY,
+                    Span::new(file, attribute),
+                    format!(
+                        "{}> has more than {MAX_ATTRIBUTES} attributes",
+                        text.get(element.clone()).unwrap_or("<")
+                    ),
+                )
+                .with_label(Span::new(file, element), "this element"),
+                Prescan::TooManyNamespaces(range) => Diagnostic::error(
+                    ids::ATTRIBUTES_TOO_MANY,
+                    Span::new(file, range),
+                    format!(
+                        "the file declares more than {MAX_NAMESPACE_DECLARATIONS} XML namespaces"
+                    ),
+                ),
+            };
+            self.diags.push(diagnostic);
             return None;
         }
         let options = ParsingOptions {
@@ -334,6 +450,9 @@ impl<'f> Ctx<'f> {
                 node,
                 file: el.file,
             };
+            if self.give_up_at(child.span()) {
+                return;
+            }
             if node.tag_name().namespace().is_some() {
                 self.diags.push(
                     Diagnostic::error(
@@ -341,7 +460,7 @@ impl<'f> Ctx<'f> {
                         child.span(),
                         format!(
                             "unknown element <{}> in <{}>",
-                            child.qualified_name(),
+                            quoted(child.qualified_name()),
                             el.name()
                         ),
                     )
@@ -355,6 +474,29 @@ impl<'f> Ctx<'f> {
                 handle(self, child);
             }
         }
+    }
+
+    /// Whether loading should stop walking the tree: [`MAX_LOAD_DIAGNOSTICS`]
+    /// were reported. The first time, reports that at `here`.
+    fn give_up_at(&mut self, here: Span) -> bool {
+        if self.diags.len() < MAX_LOAD_DIAGNOSTICS {
+            return false;
+        }
+        if !self.gave_up {
+            self.gave_up = true;
+            self.diags.push(
+                Diagnostic::error(
+                    ids::ERRORS_TOO_MANY,
+                    here,
+                    format!(
+                        "loading stopped here after {MAX_LOAD_DIAGNOSTICS} diagnostics; the rest \
+                         of the policy was not read"
+                    ),
+                )
+                .with_help("fix the problems above and validate again"),
+            );
+        }
+        true
     }
 
     /// Handles `<include href>` inside an element called `container`.
@@ -408,8 +550,8 @@ impl<'f> Ctx<'f> {
                     href.span,
                     format!(
                         "`{}` has root element <{}>, but is included in <{container}>",
-                        href.value,
-                        root.name()
+                        quoted(&href.value),
+                        quoted(root.name())
                     ),
                 )
                 .with_label(root.span(), "root element")
@@ -457,7 +599,10 @@ impl<'f> Ctx<'f> {
             Diagnostic::error(
                 ids::UNKNOWN_ELEMENT,
                 child.span(),
-                format!("unknown element <{}> in <{parent}>", child.qualified_name()),
+                format!(
+                    "unknown element <{}> in <{parent}>",
+                    quoted(child.qualified_name())
+                ),
             )
             .with_help(help),
         );
@@ -516,7 +661,11 @@ impl<'f> Ctx<'f> {
                 Diagnostic::error(
                     ids::UNKNOWN_ATTRIBUTE,
                     el.span_of(attr.range_qname()),
-                    format!("unknown attribute `{}` on <{}>", attr.name(), el.name()),
+                    format!(
+                        "unknown attribute `{}` on <{}>",
+                        quoted(attr.name()),
+                        el.name()
+                    ),
                 )
                 .with_help(help),
             );
@@ -557,7 +706,7 @@ impl<'f> Ctx<'f> {
                 Diagnostic::error(
                     ids::INVALID_NAME,
                     value.span,
-                    format!("`{}` is not a valid name", value.value),
+                    format!("`{}` is not a valid name", quoted(&value.value)),
                 )
                 .with_help(
                     "names start with a letter or `_`, continue with letters, digits, `_`, `-` \
@@ -584,14 +733,18 @@ impl<'f> Ctx<'f> {
         let value = match parsed {
             Ok(v) => T::try_from(v).ok(),
             Err(NumberError::Overflow) => None,
-            Err(NumberError::Invalid) => {
+            Err(error) => {
+                let reason = error.reason().map_or(String::new(), |r| format!(": {r}"));
                 self.diags.push(
                     Diagnostic::error(
                         ids::INVALID_NUMBER,
                         raw.span,
-                        format!("`{}` is not a number", raw.value),
+                        format!("`{}` is not a number{reason}", quoted(&raw.value)),
                     )
-                    .with_help("write decimal (4096), hex (0x1000) or Ada (16#1000#); `_` may separate digits"),
+                    .with_help(
+                        "write decimal (4096), hex (0x1000) or Ada (16#1000#); a single `_` may \
+                         separate two digits (0x10_0000)",
+                    ),
                 );
                 return None;
             }
@@ -602,7 +755,7 @@ impl<'f> Ctx<'f> {
                 raw.span,
                 format!(
                     "`{}` is too large for `{attr}` (at most {})",
-                    raw.value,
+                    quoted(&raw.value),
                     T::MAX
                 ),
             );
@@ -648,7 +801,7 @@ impl<'f> Ctx<'f> {
                     raw.span,
                     format!(
                         "`{}` is not a valid `{attr}`; expected `true` or `false`",
-                        raw.value
+                        quoted(&raw.value)
                     ),
                 );
                 Spanned::new(default, raw.span)
@@ -682,7 +835,7 @@ impl<'f> Ctx<'f> {
             raw.span,
             format!(
                 "`{}` is not a valid `{attr}`; expected one of: {}",
-                raw.value,
+                quoted(&raw.value),
                 list(options, |(name, _)| (*name).to_owned())
             ),
         );
@@ -709,56 +862,129 @@ impl<'f> Ctx<'f> {
     }
 }
 
-/// Offset of the first start tag nested deeper than [`MAX_NESTING`], by a
-/// lexical scan that skips comments, CDATA, processing instructions and
-/// quoted attribute values. Stops (returning `None`) at anything it does not
-/// understand; the XML parser then reports that before nesting matters.
-fn too_deep_at(text: &str) -> Option<usize> {
+/// What [`prescan`] rejects, with byte ranges to point at.
+#[derive(Debug, PartialEq, Eq)]
+enum Prescan {
+    /// A `<!DOCTYPE` (the range covers those nine bytes).
+    Doctype(std::ops::Range<usize>),
+    /// The `<name` of the first start tag nested deeper than
+    /// [`MAX_NESTING`].
+    TooDeep(std::ops::Range<usize>),
+    /// The first attribute name past [`MAX_ATTRIBUTES`], and its element's
+    /// `<name`.
+    TooManyAttributes {
+        element: std::ops::Range<usize>,
+        attribute: std::ops::Range<usize>,
+    },
+    /// The first namespace declaration past [`MAX_NAMESPACE_DECLARATIONS`].
+    TooManyNamespaces(std::ops::Range<usize>),
+}
+
+/// XML white space.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// One linear lexical pass over `text` that finds what would make the XML
+/// parser slow or recurse deeply, before it runs: a DTD, nesting deeper
+/// than [`MAX_NESTING`], more than [`MAX_ATTRIBUTES`] attributes on one
+/// element, more than [`MAX_NAMESPACE_DECLARATIONS`] namespace declarations.
+/// It skips comments, CDATA and processing instructions and reads start
+/// tags attribute by attribute. At anything malformed it stops (returning
+/// `None`): the XML parser stops there too and reports it, so it never gets
+/// further into the text than this scan did.
+fn prescan(text: &str) -> Option<Prescan> {
     let bytes = text.as_bytes();
     let find = |from: usize, pattern: &str| {
         text.get(from..)
             .and_then(|rest| rest.find(pattern))
             .map(|at| from + at + pattern.len())
     };
+    let skip_space = |mut j: usize| {
+        while bytes.get(j).copied().is_some_and(is_space) {
+            j += 1;
+        }
+        j
+    };
+    // Ends a tag or attribute name (ASCII, so the ranges below fall on
+    // character boundaries).
+    let ends_name = |b: u8| is_space(b) || matches!(b, b'/' | b'>' | b'=');
     let mut depth = 0usize;
+    let mut namespaces = 0usize;
     let mut i = 0;
     while let Some(at) = text
         .get(i..)
         .and_then(|rest| rest.find('<'))
         .map(|at| i + at)
     {
-        let rest = &bytes[at..];
+        let rest = bytes.get(at..).unwrap_or_default();
         if rest.starts_with(b"<!--") {
             i = find(at + 4, "-->")?;
         } else if rest.starts_with(b"<![CDATA[") {
             i = find(at + 9, "]]>")?;
         } else if rest.starts_with(b"<?") {
             i = find(at + 2, "?>")?;
+        } else if rest.starts_with(b"<!DOCTYPE") {
+            return Some(Prescan::Doctype(at..at + 9));
         } else if rest.starts_with(b"<!") {
             return None;
         } else if rest.starts_with(b"</") {
             depth = depth.saturating_sub(1);
             i = find(at + 2, ">")?;
         } else {
-            // A start tag: find its end outside quoted values.
+            // A start tag: its name, then attributes up to `>` or `/>`.
             let mut j = at + 1;
-            let mut quote = None;
-            while let Some(&b) = bytes.get(j) {
-                match (quote, b) {
-                    (None, b'"' | b'\'') => quote = Some(b),
-                    (Some(q), _) if b == q => quote = None,
-                    (None, b'>') => break,
-                    _ => {}
-                }
+            while bytes.get(j).is_some_and(|&b| !ends_name(b)) {
                 j += 1;
             }
-            if j >= bytes.len() {
-                return None;
-            }
-            if bytes[j - 1] != b'/' {
+            let element = at..j;
+            let mut attributes = 0usize;
+            let self_closing = loop {
+                j = skip_space(j);
+                match bytes.get(j)? {
+                    b'>' => break false,
+                    b'/' if bytes.get(j + 1) == Some(&b'>') => {
+                        j += 1;
+                        break true;
+                    }
+                    _ => {}
+                }
+                let name_start = j;
+                while bytes.get(j).is_some_and(|&b| !ends_name(b)) {
+                    j += 1;
+                }
+                if j == name_start {
+                    return None;
+                }
+                let name = text.get(name_start..j)?;
+                attributes += 1;
+                if attributes > MAX_ATTRIBUTES {
+                    return Some(Prescan::TooManyAttributes {
+                        element,
+                        attribute: name_start..j,
+                    });
+                }
+                if name == "xmlns" || name.starts_with("xmlns:") {
+                    namespaces += 1;
+                    if namespaces > MAX_NAMESPACE_DECLARATIONS {
+                        return Some(Prescan::TooManyNamespaces(name_start..j));
+                    }
+                }
+                j = skip_space(j);
+                if bytes.get(j) != Some(&b'=') {
+                    return None;
+                }
+                j = skip_space(j + 1);
+                let quote = *bytes.get(j)?;
+                if quote != b'"' && quote != b'\'' {
+                    return None;
+                }
+                j = find(j + 1, if quote == b'"' { "\"" } else { "'" })?;
+            };
+            if !self_closing {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Some(at);
+                    return Some(Prescan::TooDeep(element));
                 }
             }
             i = j + 1;
@@ -790,6 +1016,19 @@ fn without_positions(message: &str) -> String {
     out
 }
 
+/// Longest value quoted whole in a message, in characters.
+const MAX_QUOTED_CHARS: usize = 64;
+
+/// `value` as quoted in a message: a long value is cut to its first
+/// [`MAX_QUOTED_CHARS`] characters and its length (the span still covers
+/// all of it), so messages stay short whatever the input.
+pub(crate) fn quoted(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &value[..cut], value.len()),
+        None => value.to_owned(),
+    }
+}
+
 /// `a, b, c` from items.
 fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
     items.iter().map(show).collect::<Vec<_>>().join(", ")
@@ -798,6 +1037,16 @@ fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        assert_eq!(quoted("abc"), "abc");
+        let long = "é".repeat(100);
+        assert_eq!(
+            quoted(&long),
+            format!("{}… (200 bytes)", "é".repeat(MAX_QUOTED_CHARS))
+        );
+    }
 
     #[test]
     fn parser_positions_are_dropped_from_messages() {
@@ -811,14 +1060,50 @@ mod tests {
     }
 
     #[test]
-    fn the_depth_scan_skips_comments_quotes_and_self_closing_tags() {
+    fn the_prescan_skips_comments_quotes_and_self_closing_tags() {
         let deep = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
-        assert_eq!(too_deep_at(&deep(MAX_NESTING)), None);
-        assert_eq!(too_deep_at(&deep(MAX_NESTING + 1)), Some(3 * MAX_NESTING));
+        assert_eq!(prescan(&deep(MAX_NESTING)), None);
+        let at = 3 * MAX_NESTING;
+        assert_eq!(
+            prescan(&deep(MAX_NESTING + 1)),
+            Some(Prescan::TooDeep(at..at + 2))
+        );
         let tricky = format!(
             "<r><!-- <a><a> --><![CDATA[<a><a>]]><?pi <a> ?><b x='>' y=\"/>\"/>{}</r>",
             "<c/>".repeat(100)
         );
-        assert_eq!(too_deep_at(&tricky), None);
+        assert_eq!(prescan(&tricky), None);
+    }
+
+    #[test]
+    fn the_prescan_counts_attributes_and_namespaces() {
+        let attrs = |n: usize| (0..n).map(|i| format!(" a{i} = 'v>'")).collect::<String>();
+        assert_eq!(prescan(&format!("<r{}/>", attrs(MAX_ATTRIBUTES))), None);
+        let text = format!("<r{}/>", attrs(MAX_ATTRIBUTES + 1));
+        let Some(Prescan::TooManyAttributes { element, attribute }) = prescan(&text) else {
+            panic!("not found");
+        };
+        assert_eq!((element, &text[attribute]), (0..2, "a64"));
+        // Unclosed: still counted.
+        let text = format!("<r{}", attrs(MAX_ATTRIBUTES + 1));
+        assert!(matches!(
+            prescan(&text),
+            Some(Prescan::TooManyAttributes { .. })
+        ));
+        let ns = |n: usize| {
+            (0..n)
+                .map(|i| format!("<e xmlns:n{i}='u'/>"))
+                .collect::<String>()
+        };
+        assert_eq!(prescan(&format!("<r>{}</r>", ns(16))), None);
+        assert!(matches!(
+            prescan(&format!("<r>{}</r>", ns(17))),
+            Some(Prescan::TooManyNamespaces(_))
+        ));
+        assert_eq!(
+            prescan("<?xml version='1.0'?>\n<!DOCTYPE r><r/>"),
+            Some(Prescan::Doctype(22..31))
+        );
+        assert_eq!(prescan("<r a='1' b/>"), None);
     }
 }

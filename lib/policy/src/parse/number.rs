@@ -1,24 +1,52 @@
 //! Numbers, booleans and names as the policy language spells them.
 //!
-//! Numbers come in three forms, all with optional `_` separators: decimal
-//! (`4096`), C hex (`0x1000`) and the anchor's Ada based notation
-//! (`16#1000#`, any base 2..=16). Everything is parsed into `u64` with
-//! overflow checks; narrower attributes are range-checked by the caller so
-//! the error can name the attribute's limit.
+//! One grammar for numbers, in three forms (docs/policy.md, "Numbers"):
+//!
+//! ```text
+//! number  = decimal | hex | based
+//! decimal = digits(10)                    4096, 1_000_000
+//! hex     = "0x" digits(16)               0x1000, 0x10_0000 (lowercase x)
+//! based   = base "#" digits(base) "#"     16#1000#, 2#1010#   (Ada)
+//! base    = decimal digits 2..=16, no `_`
+//! digits(b) = digit(b) { ["_"] digit(b) } a `_` only between two digits
+//! ```
+//!
+//! Hex digits may be either case; the prefix is `0x` only. Everything is
+//! parsed into `u64` with overflow checks; narrower attributes are
+//! range-checked by the caller so the error can name the attribute's limit.
 
 /// Why a number did not parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NumberError {
     /// Not a number in any accepted form.
     Invalid,
+    /// A `_` that does not stand between two digits (leading, trailing,
+    /// doubled, or next to the `0x` prefix or a `#`).
+    Underscore,
+    /// The hex prefix written `0X`.
+    UpperHexPrefix,
     /// A number, but larger than `u64::MAX`.
     Overflow,
 }
 
+impl NumberError {
+    /// What is wrong, for the message after "is not a number".
+    pub(crate) fn reason(self) -> Option<&'static str> {
+        match self {
+            NumberError::Invalid | NumberError::Overflow => None,
+            NumberError::Underscore => Some("`_` may only stand between two digits"),
+            NumberError::UpperHexPrefix => Some("the hex prefix is `0x`, in lowercase"),
+        }
+    }
+}
+
 /// Parses `text` in any accepted form.
 pub(crate) fn parse_u64(text: &str) -> Result<u64, NumberError> {
-    if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+    if let Some(hex) = text.strip_prefix("0x") {
         return digits(hex, 16);
+    }
+    if text.starts_with("0X") {
+        return Err(NumberError::UpperHexPrefix);
     }
     if let Some((base, rest)) = text.split_once('#') {
         let digits_part = rest.strip_suffix('#').ok_or(NumberError::Invalid)?;
@@ -34,35 +62,50 @@ pub(crate) fn parse_u64(text: &str) -> Result<u64, NumberError> {
     digits(text, 10)
 }
 
-/// Digits in `base` with `_` separators; at least one digit, and no
-/// leading `_`.
+/// Digits in `base`, at least one, with single `_` separators between
+/// digits.
 fn digits(text: &str, base: u32) -> Result<u64, NumberError> {
-    if text.is_empty() || text.starts_with('_') {
+    if text.is_empty() {
         return Err(NumberError::Invalid);
     }
     let mut value: u64 = 0;
     let mut overflow = false;
-    let mut any = false;
+    let mut invalid = false;
+    let mut misplaced_underscore = false;
+    // Whether the previous character was a digit (a `_` needs one before
+    // it and one after it).
+    let mut after_digit = false;
     for c in text.chars() {
         if c == '_' {
+            misplaced_underscore |= !after_digit;
+            after_digit = false;
             continue;
         }
-        let digit = c.to_digit(base).ok_or(NumberError::Invalid)?;
-        any = true;
+        let Some(digit) = c.to_digit(base) else {
+            // Keep scanning: a bad character is reported as "invalid",
+            // the more useful message, wherever it is.
+            invalid = true;
+            after_digit = false;
+            continue;
+        };
+        after_digit = true;
         match value
             .checked_mul(u64::from(base))
             .and_then(|v| v.checked_add(u64::from(digit)))
         {
             Some(v) => value = v,
-            // Keep scanning: a bad character later makes it "invalid", which
-            // is the more useful message.
             None => overflow = true,
         }
     }
-    match (any, overflow) {
-        (false, _) => Err(NumberError::Invalid),
-        (true, true) => Err(NumberError::Overflow),
-        (true, false) => Ok(value),
+    misplaced_underscore |= !after_digit;
+    if invalid {
+        Err(NumberError::Invalid)
+    } else if misplaced_underscore {
+        Err(NumberError::Underscore)
+    } else if overflow {
+        Err(NumberError::Overflow)
+    } else {
+        Ok(value)
     }
 }
 
@@ -99,7 +142,8 @@ mod tests {
         assert_eq!(parse_u64("4096"), Ok(4096));
         assert_eq!(parse_u64("4_096"), Ok(4096));
         assert_eq!(parse_u64("0x10_0000"), Ok(0x10_0000));
-        assert_eq!(parse_u64("0XfF"), Ok(255));
+        assert_eq!(parse_u64("0xfF"), Ok(255));
+        assert_eq!(parse_u64("1_2_3"), Ok(123));
         assert_eq!(parse_u64("16#0010_0000#"), Ok(0x10_0000));
         assert_eq!(parse_u64("2#1010#"), Ok(10));
         assert_eq!(parse_u64("8#17#"), Ok(15));
@@ -110,11 +154,26 @@ mod tests {
     #[test]
     fn bad_forms_are_rejected() {
         for bad in [
-            "", "0x", "_1", "0x_1", "1 ", " 1", "-1", "+1", "1.0", "16#", "16##", "16#1", "17#1#",
-            "1#1#", "#1#", "16#g#", "0xg", "12a", "x16#1#", "16#1#1",
+            "", "0x", "1 ", " 1", "-1", "+1", "1.0", "16#", "16##", "16#1", "17#1#", "1#1#", "#1#",
+            "16#g#", "0xg", "12a", "x16#1#", "16#1#1", "1_6#1#", "0x1_g",
         ] {
             assert_eq!(parse_u64(bad), Err(NumberError::Invalid), "{bad:?}");
         }
+        for bad in [
+            "_1",
+            "0x_1",
+            "0x1000_",
+            "0x10__00",
+            "4096_",
+            "16#1000_#",
+            "16#_1#",
+            "1__0",
+            "2#_#",
+            "_",
+        ] {
+            assert_eq!(parse_u64(bad), Err(NumberError::Underscore), "{bad:?}");
+        }
+        assert_eq!(parse_u64("0X1000"), Err(NumberError::UpperHexPrefix));
         assert_eq!(
             parse_u64("18446744073709551616"),
             Err(NumberError::Overflow)

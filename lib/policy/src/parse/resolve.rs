@@ -65,12 +65,12 @@ fn link<I: Copy>(reference: &mut Ref<I>, map: &HashMap<String, I>) {
     reference.target = map.get(reference.name.value.as_str()).copied();
 }
 
-/// Position of the first item named `name` in `items`.
-fn find<T>(items: &[T], name: &str, get: fn(&T) -> &str) -> Option<u32> {
-    items
-        .iter()
-        .position(|item| get(item) == name)
-        .map(|i| i as u32)
+/// Name indexes of one device's I/O port ranges, IRQs and memory, built
+/// once per device so resolving every grant stays linear.
+struct DeviceIndex {
+    io_ports: HashMap<String, IoPortIdx>,
+    irqs: HashMap<String, IrqIdx>,
+    memory: HashMap<String, DeviceMemoryIdx>,
 }
 
 fn resolve_references(policy: &mut Policy) {
@@ -87,6 +87,17 @@ fn resolve_references(policy: &mut Policy) {
         PartitionIdx,
     );
 
+    let device_indexes: Vec<DeviceIndex> = policy
+        .hardware
+        .devices
+        .iter()
+        .map(|d| DeviceIndex {
+            io_ports: index(d.io_ports.iter().map(|p| p.name.as_str()), IoPortIdx),
+            irqs: index(d.irqs.iter().map(|i| i.name.as_str()), IrqIdx),
+            memory: index(d.memory.iter().map(|m| m.name.as_str()), DeviceMemoryIdx),
+        })
+        .collect();
+
     link(&mut policy.kernel.debug_console, &devices);
     for subject in &mut policy.subjects {
         for map in &mut subject.maps {
@@ -97,25 +108,18 @@ fn resolve_references(policy: &mut Policy) {
             let Some(device) = grant
                 .physical
                 .target
-                .map(|d| &policy.hardware.devices[d.index()])
+                .and_then(|d| device_indexes.get(d.index()))
             else {
                 continue;
             };
             for port in &mut grant.io_ports {
-                port.physical.target = find(&device.io_ports, &port.physical.name.value, |p| {
-                    p.name.as_str()
-                })
-                .map(IoPortIdx);
+                link(&mut port.physical, &device.io_ports);
             }
             for irq in &mut grant.irqs {
-                irq.physical.target =
-                    find(&device.irqs, &irq.physical.name.value, |i| i.name.as_str()).map(IrqIdx);
+                link(&mut irq.physical, &device.irqs);
             }
             for memory in &mut grant.memory {
-                memory.physical.target = find(&device.memory, &memory.physical.name.value, |m| {
-                    m.name.as_str()
-                })
-                .map(DeviceMemoryIdx);
+                link(&mut memory.physical, &device.memory);
             }
         }
         for event in subject
@@ -354,7 +358,7 @@ fn assign_addresses(
         items.push((end.span, Slot::Channel(i), size, end.virtual_address));
     }
 
-    let mut taken: Vec<(u64, u64)> = items
+    let mut fixed: Vec<(u64, u64)> = items
         .iter()
         .filter(|(_, _, _, va)| !va.auto)
         .map(|(_, _, size, va)| {
@@ -362,7 +366,19 @@ fn assign_addresses(
             (start, start.saturating_add(size.unwrap_or(0).max(1)))
         })
         .collect();
-    taken.sort_unstable();
+    fixed.sort_unstable();
+    // Merged into disjoint ranges, sorted: candidates only grow, so one
+    // forward pass over them serves every pending mapping (linear, where
+    // searching all fixed ranges per candidate was quadratic). Jumping past
+    // a merged range finds the same address as jumping range by range.
+    let mut taken: Vec<(u64, u64)> = Vec::with_capacity(fixed.len());
+    for (s, e) in fixed {
+        match taken.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => taken.push((s, e)),
+        }
+    }
+    let mut next_taken = 0;
 
     let mut pending: Vec<(Span, Slot, u64)> = items
         .iter()
@@ -378,9 +394,12 @@ fn assign_addresses(
         let mut candidate = align_up(cursor, page);
         while let Some(start) = candidate {
             let end = start.saturating_add(length);
-            match taken.iter().find(|&&(s, e)| s < end && start < e) {
-                Some(&(_, e)) => candidate = align_up(e, page),
-                None => break,
+            while taken.get(next_taken).is_some_and(|&(_, e)| e <= start) {
+                next_taken += 1;
+            }
+            match taken.get(next_taken) {
+                Some(&(s, e)) if s < end => candidate = align_up(e, page),
+                _ => break,
             }
         }
         let Some(start) = candidate.filter(|s| s.checked_add(length).is_some()) else {

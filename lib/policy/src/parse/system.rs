@@ -196,8 +196,8 @@ fn hardware_element(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Hardware {
                 href.span,
                 format!(
                     "`{}` has root element <{}>, not <hardware>",
-                    href.value,
-                    root.name()
+                    super::quoted(&href.value),
+                    super::quoted(root.name())
                 ),
             )
             .with_label(root.span(), "root element"),

@@ -79,6 +79,22 @@ pub(crate) fn hex(value: u64) -> String {
     format!("{value:#x}")
 }
 
+/// A size in hex with readable units beside it: `0xfcf0000 (252.9 MiB)`;
+/// sizes under 1 KiB are hex alone.
+pub(crate) fn hex_size(value: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut unit = 0;
+    let mut scaled = value as f64 / 1024.0;
+    if scaled < 1.0 {
+        return hex(value);
+    }
+    while scaled >= 1024.0 && unit + 1 < UNITS.len() {
+        scaled /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:#x} ({scaled:.1} {})", UNITS[unit])
+}
+
 /// A half-open range of addresses `start..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Range {
@@ -493,6 +509,14 @@ mod tests {
         }));
         assert_eq!(Range::new(u64::MAX, 1), None);
         assert_eq!(a.to_string(), "0x1000..0x2000");
+    }
+
+    #[test]
+    fn sizes_have_readable_units() {
+        assert_eq!(hex_size(0x3ff), "0x3ff");
+        assert_eq!(hex_size(0x1000), "0x1000 (4.0 KiB)");
+        assert_eq!(hex_size(0xfcf_0000), "0xfcf0000 (252.9 MiB)");
+        assert_eq!(hex_size(u64::MAX), "0xffffffffffffffff (16.0 EiB)");
     }
 
     #[test]

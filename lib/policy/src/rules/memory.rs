@@ -20,7 +20,7 @@ use septum_abi::layout;
 
 use super::common::{
     DiagnosticExt, MappingKind, PAGE, PHYS_LIMIT, Range, VIRT_LIMIT, first_definitions, hex,
-    image_range, info_page_range, mappings, page_round, stack_range,
+    hex_size, image_range, info_page_range, mappings, page_round, stack_range,
 };
 use crate::diag::Diagnostics;
 use crate::model::{Map, Policy, Region};
@@ -460,11 +460,11 @@ rule! {
                 DEMAND_EXCEEDS_RAM.id,
                 span,
                 format!(
-                    "the system needs at least {} bytes of memory, but the allocatable RAM above \
-                     {} holds only {} bytes",
-                    hex(demand),
+                    "the system needs at least {} of memory, but the allocatable RAM above {} \
+                     holds only {}",
+                    hex_size(demand),
                     hex(floor),
-                    hex(available)
+                    hex_size(available)
                 ),
             )
             .help("shrink the largest regions or describe more RAM in the hardware");

@@ -13,7 +13,7 @@
 //! others skip that value, so each mistake gives one diagnostic. Warnings
 //! are reserved for policies that are legal but probably not what was meant.
 
-use crate::rule::Rule;
+use crate::rule::{Category, Rule};
 
 /// Defines one rule: a documented `pub fn` and a `pub const` [`Rule`] whose
 /// doc is the function's doc text.
@@ -47,6 +47,15 @@ pub mod names;
 pub mod scheduling;
 pub mod subjects;
 
+/// Whether `rule` checks the hardware description alone (the rules
+/// `septum validate --hardware` runs): the hardware and device rules (those
+/// about grants stay silent without subjects) and device name uniqueness.
+pub fn is_hardware_rule(rule: &Rule) -> bool {
+    matches!(rule.category, Category::Hardware | Category::Devices)
+        || rule.id == names::DEVICE_DUPLICATE.id
+        || rule.id == names::DEVICE_RESOURCE_DUPLICATE.id
+}
+
 /// Every validation rule, in a stable order (by category, then as the
 /// manual lists them). [`crate::validate`] runs them all.
 pub static ALL: &[Rule] = &[
@@ -58,6 +67,7 @@ pub static ALL: &[Rule] = &[
     names::DEVICE_DUPLICATE,
     names::DEVICE_RESOURCE_DUPLICATE,
     names::REGION_CHANNEL_CLASH,
+    names::CASE_ONLY,
     names::RESERVED_REGION_NAME,
     names::LOGICAL_DUPLICATE,
     names::GRANT_LOGICAL_DUPLICATE,

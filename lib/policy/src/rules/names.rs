@@ -134,6 +134,60 @@ rule! {
 }
 
 rule! {
+    /// Warning: names of one kind (memory regions and channels, which share a
+    /// name space; events; subjects; partitions) do not differ only in case
+    /// (`console`, `Console`): names are case-sensitive, so these are two
+    /// things, and that is almost always a typo.
+    CASE_ONLY = "names-case-only" in Names;
+    fn case_only(policy, out) {
+        let regions = policy.regions.iter().map(|r| ("memory region", &r.name));
+        let channels = policy.channels.iter().map(|c| ("channel", &c.name));
+        report_case_only(out, regions.chain(channels));
+        report_case_only(out, policy.events.iter().map(|e| ("event", &e.name)));
+        report_case_only(out, policy.subjects.iter().map(|s| ("subject", &s.name)));
+        let partitions = policy.scheduling.partitions.iter();
+        report_case_only(out, partitions.map(|p| ("partition", &p.name)));
+    }
+}
+
+/// Warns at every name that equals an earlier one of the same name space
+/// except in case (exact duplicates are the `*-duplicate` rules' business).
+/// One pass with a map keyed by the lowercase name.
+fn report_case_only<'a>(
+    out: &mut Diagnostics,
+    names: impl Iterator<Item = (&'static str, &'a Spanned<String>)>,
+) {
+    let mut first: HashMap<String, (&'static str, &'a Spanned<String>)> = HashMap::new();
+    for (kind, name) in names {
+        match first.entry(name.as_str().to_ascii_lowercase()) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((kind, name));
+            }
+            std::collections::hash_map::Entry::Occupied(seen) => {
+                let (first_kind, first_name) = *seen.get();
+                if first_name.as_str() == name.as_str() {
+                    continue;
+                }
+                out.warning(
+                    CASE_ONLY.id,
+                    name.span,
+                    format!(
+                        "{kind} \"{}\" differs from {first_kind} \"{}\" only in case",
+                        name.as_str(),
+                        first_name.as_str()
+                    ),
+                )
+                .label(first_name.span, "the other name")
+                .help(
+                    "names are case-sensitive, so these are two different things; use one \
+                     spelling if they are meant to be the same",
+                );
+            }
+        }
+    }
+}
+
+rule! {
     /// Memory regions and channels do not take the names `<subject>|...` and
     /// `kernel|...`, which the composer gives the regions it creates (stacks,
     /// info pages, page tables, program sections).

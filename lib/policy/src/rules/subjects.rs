@@ -10,8 +10,8 @@
 use septum_abi::{info, layout};
 
 use super::common::{
-    DiagnosticExt, PAGE, STACK_GUARD, core_count, first_definitions, hex, info_page_range,
-    memberships, partition_cpus,
+    DiagnosticExt, PAGE, STACK_GUARD, core_count, first_definitions, hex, hex_size,
+    info_page_range, memberships, partition_cpus,
 };
 use super::names::KERNEL;
 use crate::diag::Diagnostics;
@@ -207,11 +207,11 @@ rule! {
                 STACK_TOO_LARGE.id,
                 subject.stack_size.span,
                 format!(
-                    "stack size {} of subject \"{}\" exceeds the {} bytes between its info page \
-                     and the stack top",
-                    hex(subject.stack_size.value),
+                    "stack size {} of subject \"{}\" exceeds the {} between its info page and \
+                     the stack top",
+                    hex_size(subject.stack_size.value),
                     subject.name.as_str(),
-                    hex(room)
+                    hex_size(room)
                 ),
             );
         }

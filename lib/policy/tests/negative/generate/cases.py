@@ -122,6 +122,17 @@ test("names-region-channel-clash",
             memory=mem("data"), channels='<channel $1name="data" size="0x1000"/>'),
      ("$1", 'channel "data" has the same name as memory region "data"'))
 
+test("names-case-only",
+     system([S("a", maps(mp("x", "buf"), mp("y", "Buf"))
+                    + "\n" + ev_src('<event id="1" logical="p1" physical="ping"/>',
+                                    '<event id="2" logical="p2" physical="Ping"/>')),
+             S("b", ev_tgt('<event id="1" logical="p1" physical="ping"/>',
+                           '<event id="2" logical="p2" physical="Ping"/>'))],
+            events='<event name="ping" mode="async"/>\n<event $1name="Ping" mode="async"/>',
+            memory=mem("buf") + '\n<memory $2name="Buf" size="0x1000" caching="WB"/>'),
+     ("$1", "warning", 'event "Ping" differs from event "ping" only in case'),
+     ("$2", "warning", 'memory region "Buf" differs from memory region "buf" only in case'))
+
 test("names-logical-duplicate",
      one(maps(mp("x", "buf1"), '<map $1logical="x" physical="buf2" writable="true"/>'),
          memory=mem("buf1") + "\n" + mem("buf2")),
@@ -239,7 +250,7 @@ test("memory-physical-outside-ram",
 
 test("memory-demand-exceeds-ram",
      one(buf_map(), memory='<memory name="buf" $1size="0x1000_0000" caching="WB"/>'),
-     ("$1", 'the system needs at least 0x10005000 bytes of memory, but the allocatable RAM above 0x300000 holds only 0xfcf0000 bytes'))
+     ("$1", 'the system needs at least 0x10005000 (256.0 MiB) of memory, but the allocatable RAM above 0x300000 holds only 0xfcf0000 (252.9 MiB)'))
 
 test("memory-region-unused",
      one(buf_map(), memory=mem("buf") + '\n<memory $1name="spare" size="0x1000" caching="WB"/>'),
@@ -703,7 +714,7 @@ test("subjects-stack-unaligned", system([S("a", attrs='$1stackSize="0x1800"')]),
      ("$1", 'stack size 0x1800 of subject "a" is not a multiple of 4 KiB'))
 
 test("subjects-stack-too-large", system([S("a", attrs='$1stackSize="0x10_0000"')]),
-     ("$1", 'stack size 0x100000 of subject "a" exceeds the 0xee000 bytes between its info page and the stack top'))
+     ("$1", 'stack size 0x100000 (1.0 MiB) of subject "a" exceeds the 0xee000 (952.0 KiB) between its info page and the stack top'))
 
 test("subjects-too-many-resources",
      system([("a", 0, subj("a", ev_src(*[f'<event id="{i}" logical="k{i}" physical="k{i}"/>' for i in range(63)])).replace('name="a"', '$1name="a"', 1))],

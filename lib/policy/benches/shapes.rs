@@ -1,0 +1,180 @@
+//! Adversarial policy shapes for the loader's bounded-work guarantee,
+//! shared by the criterion bench (`benches/bounded.rs`) and the host test
+//! (`tests/bounded.rs`, which includes this file with `#[path]`).
+//!
+//! Each shape is a root file of about `size` bytes (never more than
+//! [`septum_policy::MAX_INPUT_BYTES`]) plus, for the include shape, the
+//! files it includes; each stresses one thing that was, or could be,
+//! quadratic: attributes of one element, namespace declarations, one very
+//! long line with an error per element, many lines, nesting at and past the
+//! limit, a huge attribute value, many errors of the number parser, a large
+//! valid policy (so every rule runs), and many includes.
+
+#![allow(dead_code)]
+
+use septum_policy::{MAX_INPUT_BYTES, MemoryFiles};
+
+/// One shape: its name, the root text and the other files.
+pub struct Shape {
+    /// What it stresses.
+    pub name: &'static str,
+    /// The root file, `shape.xml`.
+    pub root: String,
+    /// Included files (paths relative to the root's directory).
+    pub files: MemoryFiles,
+}
+
+/// Repeats `unit(i)` for i = 0.. while the result stays within `budget`.
+fn fill(budget: usize, mut unit: impl FnMut(usize) -> String) -> String {
+    let mut out = String::new();
+    for i in 0.. {
+        let next = unit(i);
+        if out.len() + next.len() > budget {
+            break;
+        }
+        out.push_str(&next);
+    }
+    out
+}
+
+const HEAD: &str = "<system>\n  <hardware href=\"hw.xml\"/>\n  <kernel debugConsole=\"com2\"/>\n";
+
+const HARDWARE: &str = include_str!("../../../hardware/bochs-tigerlake.xml");
+
+fn shape(name: &'static str, root: String) -> Shape {
+    let mut files = MemoryFiles::new();
+    files.insert("hw.xml", HARDWARE);
+    let root = if root.len() > MAX_INPUT_BYTES as usize {
+        root[..MAX_INPUT_BYTES as usize].to_owned()
+    } else {
+        root
+    };
+    Shape { name, root, files }
+}
+
+/// Every shape at about `size` bytes.
+pub fn all(size: usize) -> Vec<Shape> {
+    let body = size.saturating_sub(200);
+    let mut shapes = vec![
+        shape(
+            "attributes-one-element",
+            format!("<system{}/>", fill(body, |i| format!(" a{i}=\"1\""))),
+        ),
+        shape(
+            "attributes-unclosed",
+            format!("<system{}", fill(body, |i| format!(" a{i}=\"1\""))),
+        ),
+        shape(
+            "attributes-many-elements",
+            format!(
+                "<system>\n{}</system>\n",
+                fill(body, |_| {
+                    let attrs: String = (0..64).map(|a| format!(" a{a}=\"1\"")).collect();
+                    format!("<x{attrs}/>\n")
+                })
+            ),
+        ),
+        shape(
+            "namespaces",
+            format!(
+                "<system>{}</system>",
+                fill(body, |i| format!("<x xmlns:n{i}=\"u\"/>"))
+            ),
+        ),
+        shape(
+            "errors-one-line",
+            format!("<system>{}</system>", fill(body, |_| "<x/>".to_owned())),
+        ),
+        shape(
+            "errors-many-lines",
+            format!(
+                "<system>\n{}</system>\n",
+                fill(body, |_| "<x/>\n".to_owned())
+            ),
+        ),
+        shape(
+            "number-errors-one-line",
+            format!(
+                "{HEAD}<memory>{}</memory></system>",
+                fill(body, |i| format!(
+                    "<memory name=\"m{i}\" size=\"0x1000_\" caching=\"WB\"/>"
+                ))
+            ),
+        ),
+        shape(
+            "nesting-past-the-limit",
+            format!(
+                "<system>{}{}</system>",
+                "<a>".repeat(body / 7),
+                "</a>".repeat(body / 7)
+            ),
+        ),
+        shape(
+            "nesting-at-the-limit",
+            format!(
+                "<system>{}</system>",
+                fill(body, |_| format!(
+                    "{}{}",
+                    "<a>".repeat(31),
+                    "</a>".repeat(31)
+                ))
+            ),
+        ),
+        shape(
+            "long-value",
+            format!("<system name=\"{}\"/>", "a".repeat(body)),
+        ),
+        shape("valid-many-subjects", valid(body)),
+    ];
+    let mut includes = shape(
+        "includes",
+        format!(
+            "{HEAD}<memory>{}</memory></system>",
+            fill(body, |_| "<include href=\"m.xml\"/>".to_owned())
+        ),
+    );
+    includes.files.insert(
+        "m.xml",
+        "<memory><memory name=\"m\" size=\"0x1000\" caching=\"WB\"/></memory>",
+    );
+    shapes.push(includes);
+    shapes
+}
+
+/// A valid policy of about `budget` bytes: subjects each with a memory
+/// region, an event and a channel to the next, one partition each.
+fn valid(budget: usize) -> String {
+    // One subject's share of the text, about 600 bytes.
+    let n = (budget / 600).max(2);
+    let mut memory = String::new();
+    let mut events = String::new();
+    let mut channels = String::new();
+    let mut subjects = String::new();
+    let mut partitions = String::new();
+    let mut frames = String::new();
+    for i in 0..n {
+        let prev = (i + n - 1) % n;
+        memory.push_str(&format!(
+            "<memory name=\"m{i}\" size=\"0x1000\" caching=\"WB\"/>\n"
+        ));
+        events.push_str(&format!("<event name=\"e{i}\" mode=\"async\"/>\n"));
+        channels.push_str(&format!("<channel name=\"c{i}\" size=\"0x1000\"/>\n"));
+        subjects.push_str(&format!(
+            "<subject name=\"s{i}\" profile=\"native\" binary=\"s\">\
+             <memory><map logical=\"m\" physical=\"m{i}\"/></memory>\
+             <events><source><group name=\"vmcall\"><event logical=\"e\" physical=\"e{i}\"/>\
+             </group></source><target><event logical=\"t\" physical=\"e{prev}\"/></target></events>\
+             <channels><writer logical=\"w\" physical=\"c{i}\"/>\
+             <reader logical=\"r\" physical=\"c{prev}\"/></channels></subject>\n"
+        ));
+        partitions.push_str(&format!(
+            "<partition name=\"p{i}\"><group><subject name=\"s{i}\"/></group></partition>\n"
+        ));
+        frames.push_str(&format!("<minorFrame partition=\"p{i}\" ticks=\"1\"/>\n"));
+    }
+    format!(
+        "{HEAD}<memory>{memory}</memory><events>{events}</events><channels>{channels}</channels>\
+         <subjects>{subjects}</subjects><scheduling tickRate=\"1000\"><partitions>{partitions}\
+         </partitions><majorFrame><cpu id=\"0\">{frames}</cpu></majorFrame></scheduling></system>\n"
+    )
+}

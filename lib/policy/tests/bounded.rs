@@ -1,0 +1,76 @@
+//! Bounded work on any input: every adversarial shape of `benches/shapes.rs`
+//! loads, validates and renders (JSON complete, text capped) within 2 s at
+//! the full 16 MiB cap in a release build. A debug build is 10 to 30 times
+//! slower, so there the shapes are 256 KiB: a quadratic step (one element
+//! with 30,000 attributes, tens of thousands of errors each rescanning a
+//! 256 KiB line) still takes far longer than 2 s at that size, so the bound
+//! still catches it.
+//! `cargo bench -p septum-policy` measures the same shapes at the cap.
+
+#[path = "../benches/shapes.rs"]
+mod shapes;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use septum_policy::diag::{render_json, render_text_capped};
+use septum_policy::{MAX_INPUT_BYTES, check_with};
+
+#[test]
+fn every_shape_validates_and_renders_in_bounded_time() {
+    let size = if cfg!(debug_assertions) {
+        256 << 10
+    } else {
+        MAX_INPUT_BYTES as usize
+    };
+    let mut slow = Vec::new();
+    for shape in shapes::all(size) {
+        let mut files = shape.files.clone();
+        files.insert("shape.xml", shape.root.as_str());
+        let start = Instant::now();
+        let loaded = check_with(Path::new("shape.xml"), &files);
+        let json = render_json(loaded.diagnostics.iter(), &loaded.sources);
+        let text = render_text_capped(loaded.diagnostics.as_slice(), &loaded.sources, 50);
+        let elapsed = start.elapsed();
+        assert!(json.starts_with('['), "{}", shape.name);
+        // 50 diagnostics with trimmed source lines: a few kilobytes each at most.
+        assert!(
+            text.len() < 50 * 4096,
+            "{}: {} bytes of text",
+            shape.name,
+            text.len()
+        );
+        if elapsed > Duration::from_secs(2) {
+            slow.push(format!(
+                "{}: {:?} for {} bytes, {} diagnostics",
+                shape.name,
+                elapsed,
+                shape.root.len(),
+                loaded.diagnostics.len()
+            ));
+        }
+    }
+    assert!(slow.is_empty(), "too slow:\n{}", slow.join("\n"));
+}
+
+#[test]
+fn the_valid_shape_is_valid_so_every_rule_runs() {
+    let shape = shapes::all(64 << 10)
+        .into_iter()
+        .find(|s| s.name == "valid-many-subjects")
+        .expect("shape");
+    let mut files = shape.files.clone();
+    files.insert("shape.xml", shape.root.as_str());
+    let loaded = check_with(Path::new("shape.xml"), &files);
+    let load_errors: Vec<_> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| {
+            septum_policy::parse_rules::PARSE_RULES
+                .iter()
+                .any(|r| r.id == d.rule)
+        })
+        .map(|d| septum_policy::diag::headline(d, &loaded.sources))
+        .collect();
+    assert!(load_errors.is_empty(), "{load_errors:#?}");
+}
