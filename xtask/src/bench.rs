@@ -116,7 +116,7 @@ fn boot_bench(paths: &Paths, variant: &Variant) -> Result<(String, String), Erro
 
 fn criterion_summary(root: &Path) -> Result<Vec<String>, Error> {
     let mut cmd = util::cargo(root);
-    cmd.args(["bench", "-p", "septum-compose"]);
+    cmd.args(["bench", "-p", "septum-compose", "-p", "septum-policy"]);
     eprintln!("$ {}", util::describe(&cmd));
     let (ok, text) = util::run_capture(&mut cmd)?;
     if !ok {

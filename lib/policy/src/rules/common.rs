@@ -303,6 +303,15 @@ pub(crate) fn plan_cpus(policy: &Policy) -> Vec<u32> {
     cpus
 }
 
+/// `n` cores, in words (`1 core`, `2 cores`).
+pub(crate) fn cores_text(n: u32) -> String {
+    if n == 1 {
+        "1 core".to_owned()
+    } else {
+        format!("{n} cores")
+    }
+}
+
 /// Number of cores, when the hardware gives a usable (non-zero) count.
 pub(crate) fn core_count(policy: &Policy) -> Option<u32> {
     let cores = policy.hardware.processor.cpu_cores.value;

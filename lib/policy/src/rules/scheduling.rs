@@ -10,7 +10,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::common::{DiagnosticExt, core_count, first_definitions, partition_cpus, plan_cpus};
+use super::common::{
+    DiagnosticExt, core_count, cores_text, first_definitions, partition_cpus, plan_cpus,
+};
 use crate::diag::Diagnostics;
 use crate::model::{ChannelRole, EventMode, FrameCpu, Policy, SubjectIdx};
 use crate::rule::{Category, Rule};
@@ -178,8 +180,9 @@ rule! {
                     CPU_RANGE.id,
                     cpu.id.span,
                     format!(
-                        "CPU {} is beyond the {cores} cores of the processor",
-                        cpu.id.value.0
+                        "CPU {} is beyond the {} of the processor",
+                        cpu.id.value.0,
+                        cores_text(cores)
                     ),
                 );
             }

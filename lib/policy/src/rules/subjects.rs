@@ -10,7 +10,7 @@
 use septum_abi::{info, layout};
 
 use super::common::{
-    DiagnosticExt, PAGE, STACK_GUARD, core_count, first_definitions, hex, hex_size,
+    DiagnosticExt, PAGE, STACK_GUARD, core_count, cores_text, first_definitions, hex, hex_size,
     info_page_range, memberships, partition_cpus,
 };
 use super::names::KERNEL;
@@ -108,9 +108,10 @@ rule! {
                 CPU_RANGE.id,
                 subject.cpu.span,
                 format!(
-                    "subject \"{}\" runs on CPU {}, but the processor has {cores} cores",
+                    "subject \"{}\" runs on CPU {}, but the processor has {}",
                     subject.name.as_str(),
-                    subject.cpu.value.0
+                    subject.cpu.value.0,
+                    cores_text(cores)
                 ),
             );
         }
