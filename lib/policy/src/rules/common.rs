@@ -488,6 +488,12 @@ pub(crate) fn owned_irqs(policy: &Policy, subject: &Subject) -> Vec<(u32, usize,
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn one_core_is_singular() {
+        assert_eq!(super::cores_text(1), "1 core");
+        assert_eq!(super::cores_text(2), "2 cores");
+    }
+
     use super::*;
 
     #[test]
