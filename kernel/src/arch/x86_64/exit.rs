@@ -12,8 +12,11 @@
 //! 2. [`dispatch`] (kerncore) decides, with this CPU's [`Scheduler`];
 //! 3. `execute` carries out the [`Decision`]: resume, switch subject
 //!    (VMPTRLD of the other subject's VMCS and an exchange of the register
-//!    frame with its save slot, delivering its pending events), idle in root
-//!    mode until the frame deadline, report a fault, or stop the machine.
+//!    frame with its save slot), wake a sleeper (enter it, switching if it is
+//!    another subject, with the pending events kerncore took for it written
+//!    into RAX of its register frame: the result of its `sleep` hypercall,
+//!    no VMCS access), idle in root mode until the frame deadline, report a
+//!    fault, or stop the machine.
 //!
 //! Nothing here chooses a subject or interprets the policy. It returns 1
 //! for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the stub
@@ -467,6 +470,13 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
         let launch = match decision {
             Decision::Resume => 0,
             Decision::Run(subject) => switch_to(cpu, frame, subject),
+            Decision::Wake { subject, pending } => {
+                let launch = switch_to(cpu, frame, subject);
+                // The frame now holds the woken subject's registers: its
+                // `sleep` hypercall returns the pending events in RAX.
+                frame.rax = pending;
+                launch
+            }
             Decision::Idle => {
                 let deadline = cpu.scheduler.deadline();
                 while rdtsc() < deadline {
@@ -499,12 +509,12 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
             }
-            Decision::SubjectStopped { by, next } => {
+            Decision::SubjectStopped { by } => {
                 kprintln!(
                     "septum: subject \"{}\" stopped; system continues",
                     subject_name(by)
                 );
-                decision = next.map_or(Decision::Idle, Decision::Run);
+                decision = cpu.scheduler.continue_frame();
                 continue;
             }
         };
@@ -534,9 +544,6 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         or_stop(vmcs.load());
         cpu.loaded = Some(vmcs);
     }
-    // Target events are delivered by entering the subject (nothing is
-    // injected yet, so delivering is consuming).
-    EVENTS.take(subject);
     // Safety: `vmcs` was made by `Vmcs::of(subject, cpu.number)` above.
     let Some(context) = (unsafe { context(cpu, &vmcs) }) else {
         kprintln!("septum: scheduler chose unknown subject {}", subject.0);
