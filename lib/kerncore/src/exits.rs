@@ -66,19 +66,25 @@ pub enum Exit {
 }
 
 /// What the arch layer read about a fault, for the report only: dispatch
-/// does not look at it.
+/// does not look at it ([`crate::fault::FaultLine`] prints it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultInfo {
     /// The vendor's exit code (VT-x: the basic exit reason).
     pub code: u16,
     /// The vendor's exit qualification.
     pub qualification: u64,
-    /// Guest-physical address, where the vendor reports one (else 0).
+    /// Guest-physical address, where the vendor reports one (VT-x: EPT
+    /// violations and misconfigurations; else 0, and not printed).
     pub guest_physical: u64,
     /// Guest RIP at the fault.
     pub rip: u64,
     /// Detail that belongs in the report for some faults.
     pub detail: FaultDetail,
+    /// The error code of an exception that pushes one (`None` otherwise).
+    pub error_code: Option<u32>,
+    /// Guest linear address, where the vendor reports one (VT-x: EPT
+    /// violations whose qualification marks it valid).
+    pub guest_linear: Option<u64>,
 }
 
 /// Extra report detail of a fault.
@@ -260,6 +266,8 @@ mod tests {
         guest_physical: 0,
         rip: 0,
         detail: FaultDetail::None,
+        error_code: None,
+        guest_linear: None,
     });
 
     fn scheduler<'e>(spec: &'static SystemSpec, events: &'e PendingTable) -> Scheduler<'e> {
@@ -527,6 +535,8 @@ mod tests {
             guest_physical: 0,
             rip: 0,
             detail: FaultDetail::None,
+            error_code: None,
+            guest_linear: None,
         });
         assert_eq!(
             dispatch(&mut s, failure),
