@@ -33,9 +33,11 @@
 //! when the access was to a guest paging-structure entry (bit 7 set, bit 8
 //! clear), and the guest linear address when bit 7 says it is valid.
 //!
-//! The formatting writes to the formatter directly, never through another
-//! `Display` impl, so the kernel's stack-depth walk sees no deeper chain of
-//! indirect formatting calls than for an integer.
+//! Each part of the tail is a private `Display` impl called directly
+//! (`Display::fmt(&part, f)`, never through `write!("{}")`): the kernel's
+//! stack-depth gate allows indirect calls (the formatter's `dyn Write`)
+//! only in formatting impls, and a direct call adds no level to the chain
+//! of indirect formatting calls it bounds.
 
 use core::fmt;
 
@@ -70,12 +72,20 @@ impl fmt::Display for FaultLine<'_> {
             info.code, info.qualification, info.rip
         )?;
         match info.detail {
-            FaultDetail::Port(port) => io_tail(f, port, info.qualification),
+            FaultDetail::Port(port) => fmt::Display::fmt(
+                &IoTail {
+                    port,
+                    qualification: info.qualification,
+                },
+                f,
+            ),
             FaultDetail::Vector(vector) if info.code == EXIT_EXCEPTION_OR_NMI => {
-                exception_tail(f, vector, info)
+                fmt::Display::fmt(&ExceptionTail { vector, info }, f)
             }
             FaultDetail::Vector(vector) => write!(f, " vector={vector}"),
-            FaultDetail::None if info.code == EXIT_EPT_VIOLATION => ept_violation_tail(f, info),
+            FaultDetail::None if info.code == EXIT_EPT_VIOLATION => {
+                fmt::Display::fmt(&EptViolationTail(info), f)
+            }
             FaultDetail::None if info.code == EXIT_EPT_MISCONFIGURATION => {
                 write!(f, " guest-physical={:#x}", info.guest_physical)
             }
@@ -111,24 +121,42 @@ pub const fn exception_mnemonic(vector: u8) -> &'static str {
     }
 }
 
-fn exception_tail(f: &mut fmt::Formatter<'_>, vector: u8, info: &FaultInfo) -> fmt::Result {
-    write!(f, " vector={vector} (")?;
-    f.write_str(exception_mnemonic(vector))?;
-    f.write_str(")")?;
-    if let Some(error) = info.error_code {
-        write!(f, " error={error:#x}")?;
-        if vector == PAGE_FAULT {
-            page_fault_error(f, error)?;
+/// The tail of an exception exit.
+struct ExceptionTail<'a> {
+    vector: u8,
+    info: &'a FaultInfo,
+}
+
+impl fmt::Display for ExceptionTail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let vector = self.vector;
+        write!(f, " vector={vector} (")?;
+        f.write_str(exception_mnemonic(vector))?;
+        f.write_str(")")?;
+        if let Some(error) = self.info.error_code {
+            write!(f, " error={error:#x}")?;
+            if vector == PAGE_FAULT {
+                fmt::Display::fmt(&PageFaultError(error), f)?;
+            }
         }
+        if vector == PAGE_FAULT {
+            write!(f, " cr2={:#x}", self.info.qualification)?;
+        }
+        Ok(())
     }
-    if vector == PAGE_FAULT {
-        write!(f, " cr2={:#x}", info.qualification)?;
-    }
-    Ok(())
 }
 
 /// ` (<access>, <present>, <mode>[, <flag>...])` of a page-fault error code
 /// (SDM Vol. 3A, 4.7).
+struct PageFaultError(u32);
+
+impl fmt::Display for PageFaultError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        page_fault_error(f, self.0)
+    }
+}
+
+#[inline(always)]
 fn page_fault_error(f: &mut fmt::Formatter<'_>, error: u32) -> fmt::Result {
     let access = if error & 1 << 4 != 0 {
         "fetch"
@@ -169,6 +197,18 @@ fn page_fault_error(f: &mut fmt::Formatter<'_>, error: u32) -> fmt::Result {
 
 /// ` port=0x.. (<in|out>, <n> byte[s][, string][, rep])` from an I/O exit's
 /// qualification (SDM 28.2.1, table 28-5).
+struct IoTail {
+    port: u16,
+    qualification: u64,
+}
+
+impl fmt::Display for IoTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        io_tail(f, self.port, self.qualification)
+    }
+}
+
+#[inline(always)]
 fn io_tail(f: &mut fmt::Formatter<'_>, port: u16, qualification: u64) -> fmt::Result {
     let direction = if qualification & 1 << 3 != 0 {
         "in"
@@ -194,6 +234,15 @@ fn io_tail(f: &mut fmt::Formatter<'_>, port: u16, qualification: u64) -> fmt::Re
 }
 
 /// The tail of an EPT violation (SDM 28.2.1, table 28-7).
+struct EptViolationTail<'a>(&'a FaultInfo);
+
+impl fmt::Display for EptViolationTail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        ept_violation_tail(f, self.0)
+    }
+}
+
+#[inline(always)]
 fn ept_violation_tail(f: &mut fmt::Formatter<'_>, info: &FaultInfo) -> fmt::Result {
     let q = info.qualification;
     write!(f, " guest-physical={:#x} (", info.guest_physical)?;
