@@ -26,6 +26,18 @@ pub fn vmcall(number: u64) {
     }
 }
 
+/// Executes `vmcall` with `number` in RAX and returns RAX afterwards: the
+/// result of a hypercall that returns one (a `sleep` kernel event), else
+/// `number` unchanged.
+pub fn vmcall_result(number: u64) -> u64 {
+    let result: u64;
+    // Safety: as in `vmcall`; RAX is the output.
+    unsafe {
+        asm!("vmcall", inout("rax") number => result, options(nostack));
+    }
+    result
+}
+
 /// Reads the time-stamp counter.
 pub fn rdtsc() -> u64 {
     let low: u32;

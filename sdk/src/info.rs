@@ -11,6 +11,7 @@
 use septum_abi::SubjectId;
 use septum_abi::TscCycles;
 use septum_abi::VirtAddr;
+use septum_abi::hypercall::KernelActionCode;
 use septum_abi::info::{
     FLAG_CHANNEL_READER, FLAG_CHANNEL_WRITER, FLAG_EXECUTABLE, FLAG_WRITABLE, INFO_MAGIC,
     INFO_PAGE_SIZE, INFO_VERSION, MAX_RESOURCE_NAME, MAX_RESOURCES, MAX_SUBJECT_NAME, NO_EVENT,
@@ -55,6 +56,9 @@ pub struct Resource<'a> {
     pub event: Option<u8>,
     /// Vector, if any.
     pub vector: Option<u8>,
+    /// For a source event that is a `kernel` event: its action (`None` for
+    /// any other record, and on pages written before the field existed).
+    pub kernel_action: Option<KernelActionCode>,
     /// Virtual address, or first I/O port.
     pub address: u64,
     /// Size in bytes, or number of I/O ports.
@@ -233,6 +237,7 @@ impl<'a> Info<'a> {
             flags: *record.get(resource_offset::FLAGS)?,
             event: (event != NO_EVENT).then_some(event),
             vector: (vector != 0).then_some(vector),
+            kernel_action: KernelActionCode::from_u8(*record.get(resource_offset::ACTION)?),
             address: le_u64(record, resource_offset::ADDRESS)?,
             size: le_u64(record, resource_offset::SIZE)?,
         })
@@ -283,6 +288,16 @@ impl<'a> Info<'a> {
             .and_then(SourceEventId::new)
     }
 
+    /// The first source event that is a `kernel` event with `action` (the
+    /// policy's `<event mode="kernel" action="...">`), whatever its logical
+    /// name. [`crate::Kernel`] offers the typed calls built on it.
+    pub fn kernel_event(&self, action: KernelActionCode) -> Option<SourceEventId> {
+        self.resources()
+            .find(|r| r.kind == Some(ResourceKind::SourceEvent) && r.kernel_action == Some(action))?
+            .event
+            .and_then(SourceEventId::new)
+    }
+
     /// The target event named `name`.
     pub fn target_event(&self, name: &str) -> Option<TargetEvent> {
         let r = self.find(name, ResourceKind::TargetEvent)?;
@@ -326,7 +341,7 @@ impl<'a> Info<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use septum_abi::info::{FLAG_CHANNEL_READER, FLAG_CHANNEL_WRITER};
 
@@ -370,6 +385,13 @@ mod tests {
             rec[48..56].copy_from_slice(&size.to_le_bytes());
             self.count += 1;
             self.page[14..16].copy_from_slice(&(self.count as u16).to_le_bytes());
+            self
+        }
+
+        /// Sets the kernel action byte of the last record added.
+        pub(crate) fn action(mut self, action: u8) -> Self {
+            let at = RESOURCES_OFFSET + (self.count - 1) * RESOURCE_SIZE;
+            self.page[at + 36] = action;
             self
         }
 
@@ -443,6 +465,35 @@ mod tests {
         assert!(info.source_event("wake").is_none());
         assert!(info.memory("ra").is_none());
         assert!(info.memory("ramx").is_none());
+    }
+
+    #[test]
+    fn kernel_events_are_found_by_action() {
+        let b = PageBuilder::new("display")
+            .add("ping", 3, 0, 1, 0, 0, 0)
+            .add("nap", 3, 0, 4, 0, 0, 0)
+            .action(KernelActionCode::Sleep as u8)
+            .add("off", 3, 0, 6, 0, 0, 0)
+            .action(KernelActionCode::Poweroff as u8)
+            .add("sleep", 4, 0, 2, 0, 0, 0)
+            .action(KernelActionCode::Sleep as u8);
+        let info = Info::parse(b.bytes()).unwrap();
+        assert_eq!(
+            info.kernel_event(KernelActionCode::Sleep),
+            SourceEventId::new(4),
+            "found by action, not by logical name; a target event never counts"
+        );
+        assert_eq!(
+            info.kernel_event(KernelActionCode::Poweroff),
+            SourceEventId::new(6)
+        );
+        assert_eq!(info.kernel_event(KernelActionCode::Yield), None);
+        assert_eq!(info.resources().next().unwrap().kernel_action, None);
+        // A page from before the action byte: no kernel event is found.
+        let old = sample();
+        let info = Info::parse(old.bytes()).unwrap();
+        assert_eq!(info.kernel_event(KernelActionCode::Yield), None);
+        assert_eq!(info.source_event("yield"), SourceEventId::new(5));
     }
 
     #[test]
@@ -550,6 +601,7 @@ mod tests {
                     let _ = info.channel(name);
                     let _ = info.io_ports(name);
                     let _ = info.target_event(name);
+                    let _ = info.kernel_event(KernelActionCode::Sleep);
                     let _ = info.covers_writable(VirtAddr(r.address), r.size);
                 }
             }

@@ -11,7 +11,9 @@
 //!   a panic executes `ud2`, so the kernel reports an invalid-opcode exit and
 //!   stops the subject (or the system) as its policy says;
 //! - [`info`] parses the info page (safe code over a byte slice);
-//! - [`event`] raises source events (`vmcall`) and reads the TSC;
+//! - [`event`] raises source events (`vmcall`), offers the policy's kernel
+//!   events as typed calls ([`Kernel`]: `wait` for target events,
+//!   `yield_now`, `poweroff`, ...) and reads the TSC;
 //! - [`channel`] implements SHMStream v2 writers and readers that survive a
 //!   hostile writer;
 //! - [`region`] is the memory abstraction under channels and shared memory:
@@ -41,9 +43,10 @@ pub mod rt;
 pub mod text;
 pub mod uart;
 
-pub use event::{SourceEventId, TargetEventId, raise, rdtsc};
+pub use event::{Kernel, NotGranted, PendingSet, SourceEventId, TargetEventId, raise, rdtsc};
 pub use info::Info;
 pub use septum_abi::VirtAddr;
+pub use septum_abi::hypercall::KernelActionCode;
 
 /// Declares the subject's entry function.
 ///

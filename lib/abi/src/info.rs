@@ -32,7 +32,8 @@
 //!     33     1  flags            (FLAG_*)
 //!     34     1  event number     (channel event or event id; 0xff: none)
 //!     35     1  vector           (0: none)
-//!     36     4  reserved (0)
+//!     36     1  kernel action    (source events: KernelActionCode; 0: none)
+//!     37     3  reserved (0)
 //!     40     8  address          (virtual address, or first I/O port)
 //!     48     8  size             (bytes, or number of I/O ports)
 //!     56     8  reserved (0)
@@ -88,6 +89,11 @@ pub mod resource_offset {
     pub const EVENT: usize = 34;
     /// `u8` vector.
     pub const VECTOR: usize = 35;
+    /// `u8` kernel action of a source event
+    /// ([`crate::hypercall::KernelActionCode`], 0: none). Added in version
+    /// 1 in a byte that was reserved (0), so older pages read as "no
+    /// action".
+    pub const ACTION: usize = 36;
     /// `u64` address.
     pub const ADDRESS: usize = 40;
     /// `u64` size.

@@ -11,11 +11,14 @@
 //! address spaces (their pages are placed first); it is the same value on
 //! every page.
 
+use septum_abi::hypercall::{KernelActionCode, NO_KERNEL_ACTION};
 use septum_abi::info::{
     INFO_MAGIC, INFO_PAGE_SIZE, INFO_VERSION, MAX_RESOURCE_NAME, MAX_RESOURCES, MAX_SUBJECT_NAME,
     NO_EVENT, RESOURCE_SIZE, RESOURCES_OFFSET, ResourceKind, offset, resource_offset,
 };
 use septum_abi::{SubjectId, TscCycles, VirtAddr};
+
+use crate::input::KernelAction;
 
 /// One resource record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +33,9 @@ pub struct Resource {
     pub event: u8,
     /// Vector, or 0.
     pub vector: u8,
+    /// Kernel action of a source event (`KernelActionCode`), or
+    /// `NO_KERNEL_ACTION`.
+    pub action: u8,
     /// Virtual address or first I/O port.
     pub address: u64,
     /// Size in bytes or number of ports.
@@ -45,6 +51,7 @@ impl Resource {
             flags: 0,
             event: NO_EVENT,
             vector: 0,
+            action: NO_KERNEL_ACTION,
             address,
             size,
         }
@@ -107,6 +114,7 @@ pub fn info_page(header: &InfoHeader<'_>, resources: &[Resource]) -> Result<Vec<
         put(base + resource_offset::FLAGS, &[r.flags]);
         put(base + resource_offset::EVENT, &[r.event]);
         put(base + resource_offset::VECTOR, &[r.vector]);
+        put(base + resource_offset::ACTION, &[r.action]);
         put(base + resource_offset::ADDRESS, &r.address.to_le_bytes());
         put(base + resource_offset::SIZE, &r.size.to_le_bytes());
     }
@@ -152,6 +160,7 @@ pub fn parse_info_page(page: &[u8]) -> Option<(u16, String, u64, Vec<Resource>)>
             flags: *page.get(base + resource_offset::FLAGS)?,
             event: *page.get(base + resource_offset::EVENT)?,
             vector: *page.get(base + resource_offset::VECTOR)?,
+            action: *page.get(base + resource_offset::ACTION)?,
             address: u64_at(base + resource_offset::ADDRESS)?,
             size: u64_at(base + resource_offset::SIZE)?,
         });
@@ -162,6 +171,22 @@ pub fn parse_info_page(page: &[u8]) -> Option<(u16, String, u64, Vec<Resource>)>
         u64_at(offset::TSC_KHZ)?,
         resources,
     ))
+}
+
+/// The info page's action byte of a kernel event with `action` (the SDK
+/// finds `wait`, `yield`, `poweroff`... by it). An action the kernel does
+/// not implement has no code: the composer refuses it before pages are
+/// written.
+pub fn action_code(action: KernelAction) -> u8 {
+    let code = match action {
+        KernelAction::Yield => KernelActionCode::Yield,
+        KernelAction::Sleep => KernelActionCode::Sleep,
+        KernelAction::Poweroff => KernelActionCode::Poweroff,
+        KernelAction::Reboot => KernelActionCode::Reboot,
+        KernelAction::Panic => KernelActionCode::Panic,
+        KernelAction::UnmaskIrq => return NO_KERNEL_ACTION,
+    };
+    code as u8
 }
 
 /// A memory resource at a virtual address.
@@ -218,6 +243,28 @@ mod tests {
         assert_eq!((id, name.as_str(), khz), (3, "producer", 10_000));
         assert_eq!(resources[1], chan);
         assert_eq!(resources[0].event, NO_EVENT);
+    }
+
+    #[test]
+    fn source_events_carry_their_kernel_action() {
+        let mut sleep = Resource::new("wait", ResourceKind::SourceEvent, 0, 0);
+        sleep.event = 4;
+        sleep.action = action_code(KernelAction::Sleep);
+        let plain = Resource::new("ping", ResourceKind::SourceEvent, 0, 0);
+        let page = info_page(
+            &InfoHeader {
+                id: SubjectId(0),
+                name: "s",
+                tsc_khz: 1,
+            },
+            &[sleep.clone(), plain.clone()],
+        )
+        .unwrap();
+        assert_eq!(page[96 + 36], 2, "sleep");
+        assert_eq!(page[96 + 64 + 36], 0, "not a kernel event");
+        let (_, _, _, resources) = parse_info_page(&page).unwrap();
+        assert_eq!(resources, vec![sleep, plain]);
+        assert_eq!(action_code(KernelAction::UnmaskIrq), NO_KERNEL_ACTION);
     }
 
     #[test]

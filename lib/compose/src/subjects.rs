@@ -24,7 +24,7 @@ use crate::elf::round_up;
 use crate::error::{ComposeError, fail};
 use crate::events::{self, EventTargets};
 use crate::info::{self, InfoHeader, Resource};
-use crate::input::{SubjectInput, SystemInput};
+use crate::input::{EventMode, SubjectInput, SystemInput};
 use crate::paging::{EptTables, Format, GuestTables, INPUT_LIMIT, Rights};
 use crate::placement::{Placed, Placer, RegionRequest, SubjectRegions};
 use crate::profile::{self, VmxInputs};
@@ -349,6 +349,10 @@ fn resources_of(input: &SystemInput, s: &SubjectInput) -> (Vec<Resource>, Vec<De
     for e in &s.source_events {
         let mut r = Resource::new(&e.logical, ResourceKind::SourceEvent, 0, 0);
         r.event = e.id;
+        let event = &input.events[e.event];
+        if let (EventMode::Kernel, Some(action)) = (event.mode, event.action) {
+            r.action = info::action_code(action);
+        }
         resources.push(r);
     }
     for t in &s.target_events {

@@ -56,9 +56,9 @@ impl PendingTable {
         }
     }
 
-    /// Take (and clear) every pending event of `subject`: called when the
-    /// subject is entered, or when it sleeps (a pending event ends the
-    /// sleep at once). 0 for an unknown subject.
+    /// Take (and clear) every pending event of `subject`: called only when
+    /// they are delivered to it, as the result of its `sleep` hypercall
+    /// (`plan`, `exits`). 0 for an unknown subject.
     #[inline]
     pub fn take(&self, subject: SubjectId) -> u64 {
         self.words

@@ -19,6 +19,15 @@
 //! [`crate::events::PendingTable`]; `switch` also hands the CPU to the target
 //! (same group only); `kernel` events run their action below.
 //!
+//! `sleep` (the SDK's `wait`): if any target event of the caller is
+//! pending, the call returns at once with them; otherwise the caller sleeps
+//! until one is (see [`crate::plan`]: across minor frames, woken only within
+//! its own partition's frames). Either way the subject's return from the
+//! hypercall is a [`Decision::Wake`], whose `pending` word (taken from the
+//! [`crate::events::PendingTable`] with an atomic swap) the arch layer
+//! writes into the subject's RAX: bit `n` set means target event `n` was
+//! pending. Every other hypercall leaves RAX as the subject set it.
+//!
 //! Adding a kernel action: a variant of `spec::KernelAction`, its arm in
 //! `kernel_action` here (with a new [`Decision`] variant if the arch must do
 //! something new) and, for a new decision, its execution in the arch's
@@ -57,19 +66,25 @@ pub enum Exit {
 }
 
 /// What the arch layer read about a fault, for the report only: dispatch
-/// does not look at it.
+/// does not look at it ([`crate::fault::FaultLine`] prints it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FaultInfo {
     /// The vendor's exit code (VT-x: the basic exit reason).
     pub code: u16,
     /// The vendor's exit qualification.
     pub qualification: u64,
-    /// Guest-physical address, where the vendor reports one (else 0).
+    /// Guest-physical address, where the vendor reports one (VT-x: EPT
+    /// violations and misconfigurations; else 0, and not printed).
     pub guest_physical: u64,
     /// Guest RIP at the fault.
     pub rip: u64,
     /// Detail that belongs in the report for some faults.
     pub detail: FaultDetail,
+    /// The error code of an exception that pushes one (`None` otherwise).
+    pub error_code: Option<u32>,
+    /// Guest linear address, where the vendor reports one (VT-x: EPT
+    /// violations whose qualification marks it valid).
+    pub guest_linear: Option<u64>,
 }
 
 /// Extra report detail of a fault.
@@ -91,6 +106,15 @@ pub enum Decision {
     /// Enter this subject (a different one from the last entered, or the
     /// first one).
     Run(SubjectId),
+    /// Enter `subject` (it may be the one that exited), which returns from
+    /// its `sleep` hypercall: write `pending` (the target events taken from
+    /// the pending table for it) into its RAX.
+    Wake {
+        /// The subject that wakes.
+        subject: SubjectId,
+        /// Its pending target events (bit `n`: target event `n`).
+        pending: u64,
+    },
     /// Nothing may run: wait in root mode until [`Scheduler::deadline`], then
     /// call [`Scheduler::on_frame_end`].
     Idle,
@@ -115,13 +139,12 @@ pub enum Decision {
         /// The faulting subject.
         by: Option<SubjectId>,
     },
-    /// A fault stopped its subject (`onFault="stopSubject"`); the system
-    /// goes on with `next` (`None`: the CPU idles).
+    /// A fault stopped its subject (`onFault="stopSubject"`); no subject has
+    /// the CPU. The system goes on: after reporting, the arch layer asks
+    /// [`Scheduler::continue_frame`] who gets the rest of the frame.
     SubjectStopped {
         /// The faulting subject, never scheduled again.
         by: SubjectId,
-        /// The subject that gets the rest of the frame.
-        next: Option<SubjectId>,
     },
 }
 
@@ -188,8 +211,13 @@ fn kernel_action(cpu: &mut Scheduler<'_>, caller: SubjectId, action: KernelActio
     match action {
         KernelAction::Yield => cpu.give_up(caller, SubjectState::Yielded),
         KernelAction::Sleep => {
-            if cpu.events().take(caller) != 0 {
-                Decision::Resume
+            // Events already pending end the sleep before it begins.
+            let pending = cpu.events().take(caller);
+            if pending != 0 {
+                Decision::Wake {
+                    subject: caller,
+                    pending,
+                }
             } else {
                 cpu.give_up(caller, SubjectState::Sleeping)
             }
@@ -212,7 +240,7 @@ fn fault(cpu: &mut Scheduler<'_>) -> Decision {
         .map(|subject| subject.fault_action);
     match action {
         Some(FaultAction::StopSubject) => match cpu.stop_current() {
-            Some((by, next)) => Decision::SubjectStopped { by, next },
+            Some(by) => Decision::SubjectStopped { by },
             None => Decision::StopSystem { by: None },
         },
         Some(FaultAction::StopSystem) | None => Decision::StopSystem { by: cpu.current() },
@@ -241,6 +269,8 @@ mod tests {
         guest_physical: 0,
         rip: 0,
         detail: FaultDetail::None,
+        error_code: None,
+        guest_linear: None,
     });
 
     fn scheduler<'e>(spec: &'static SystemSpec, events: &'e PendingTable) -> Scheduler<'e> {
@@ -286,10 +316,96 @@ mod tests {
         assert_eq!(hypercall(&mut s, 1), Decision::Resume);
         assert_eq!(s.pending(A), 1 << 5);
         assert_eq!(s.state(A), Some(SubjectState::Runnable));
-        assert_eq!(hypercall(&mut s, 0), Decision::Run(A));
-        // Sleeping with an event pending consumes it and returns at once.
-        assert_eq!(hypercall(&mut s, 1), Decision::Resume);
+        // b yields: a wakes with the event, taken from the table.
+        assert_eq!(
+            hypercall(&mut s, 0),
+            Decision::Wake {
+                subject: A,
+                pending: 1 << 5
+            }
+        );
         assert_eq!(s.pending(A), 0);
+        assert_eq!(s.state(A), Some(SubjectState::Runnable));
+        assert_eq!(s.current(), Some(A));
+    }
+
+    #[test]
+    fn a_sleep_with_events_pending_returns_them_at_once() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        events.set(A, 5);
+        events.set(A, 0);
+        assert_eq!(
+            hypercall(&mut s, 1),
+            Decision::Wake {
+                subject: A,
+                pending: 1 << 5 | 1
+            }
+        );
+        assert_eq!(s.pending(A), 0);
+        assert_eq!(s.current(), Some(A));
+        // Nothing pending any more: now it sleeps.
+        assert_eq!(hypercall(&mut s, 1), Decision::Run(B));
+        assert_eq!(s.state(A), Some(SubjectState::Sleeping));
+    }
+
+    #[test]
+    fn a_sleep_outlasts_its_frames_until_an_event_is_pending() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 1), Decision::Run(B));
+        // b yields: nothing else may run.
+        assert_eq!(hypercall(&mut s, 0), Decision::Idle);
+        for frame in 1..5 {
+            // a is still asleep at every frame end; b gets every frame.
+            assert_eq!(s.on_frame_end(TscCycles(frame * 100)), Decision::Run(B));
+            assert_eq!(s.state(A), Some(SubjectState::Sleeping));
+            assert_eq!(hypercall(&mut s, 0), Decision::Idle);
+        }
+        // b signals a in its next frame and yields: a wakes in that frame.
+        assert_eq!(s.on_frame_end(TscCycles(500)), Decision::Run(B));
+        assert_eq!(hypercall(&mut s, 1), Decision::Resume);
+        assert_eq!(
+            hypercall(&mut s, 0),
+            Decision::Wake {
+                subject: A,
+                pending: 1 << 5
+            }
+        );
+    }
+
+    #[test]
+    fn an_event_pending_at_a_frame_end_wakes_the_sleeper_then() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        s.start(TscCycles(0));
+        // b gets an event while a runs; entering b takes nothing (only a
+        // sleep does).
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        events.set(B, 3);
+        assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Run(A));
+        assert_eq!(s.on_frame_end(TscCycles(400)), Decision::Run(B));
+        assert_eq!(s.pending(B), 1 << 3, "entering a subject takes nothing");
+    }
+
+    #[test]
+    fn a_switch_leaves_the_targets_event_pending_for_its_next_sleep() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        assert_eq!(hypercall(&mut s, 2), Decision::Run(C));
+        // c switches back to a, marking a's target event 1.
+        assert_eq!(hypercall(&mut s, 2), Decision::Run(A));
+        assert_eq!(s.pending(A), 1 << 1);
+        assert_eq!(
+            hypercall(&mut s, 1),
+            Decision::Wake {
+                subject: A,
+                pending: 1 << 1
+            }
+        );
     }
 
     #[test]
@@ -360,10 +476,9 @@ mod tests {
             Decision::StopSystem { by: Some(A) }
         );
         assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
-        assert_eq!(
-            dispatch(&mut s, FAULT),
-            Decision::SubjectStopped { by: B, next: None }
-        );
+        assert_eq!(dispatch(&mut s, FAULT), Decision::SubjectStopped { by: B });
+        assert_eq!(s.current(), None);
+        assert_eq!(s.continue_frame(), Decision::Idle);
         assert_eq!(s.state(B), Some(SubjectState::Stopped));
         // b's frames idle from now on; a keeps its frames.
         assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Run(A));
@@ -378,13 +493,8 @@ mod tests {
         s.start(TscCycles(0));
         assert_eq!(hypercall(&mut s, 2), Decision::Run(C));
         // c faults: group 1 (b) gets the rest of the frame.
-        assert_eq!(
-            dispatch(&mut s, FAULT),
-            Decision::SubjectStopped {
-                by: C,
-                next: Some(B)
-            }
-        );
+        assert_eq!(dispatch(&mut s, FAULT), Decision::SubjectStopped { by: C });
+        assert_eq!(s.continue_frame(), Decision::Run(B));
         // Group 0's active subject is stopped: b keeps every frame.
         assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Resume);
         assert_eq!(s.on_frame_end(TscCycles(200)), Decision::Resume);
@@ -428,12 +538,15 @@ mod tests {
             guest_physical: 0,
             rip: 0,
             detail: FaultDetail::None,
+            error_code: None,
+            guest_linear: None,
         });
         assert_eq!(
             dispatch(&mut s, failure),
-            Decision::SubjectStopped { by: B, next: None }
+            Decision::SubjectStopped { by: B }
         );
         assert_eq!(s.current(), None);
+        assert_eq!(s.continue_frame(), Decision::Idle);
     }
 
     /// CPU 0 runs `a`; CPU 1 runs group [b] and group [c] in one partition.
@@ -516,9 +629,16 @@ mod tests {
         assert_eq!(cpu1.state(B), Some(SubjectState::Sleeping));
         assert_eq!(hypercall(&mut cpu0, 0), Decision::Resume);
         assert_eq!(cpu1.state(B), Some(SubjectState::Runnable));
-        // c yields: b, woken, gets the rest of the frame on CPU 1.
-        assert_eq!(hypercall(&mut cpu1, 0), Decision::Run(B));
-        assert_eq!(events.take(B), 1 << 4);
+        // c yields: b, woken, gets the rest of the frame on CPU 1, and the
+        // event with it.
+        assert_eq!(
+            hypercall(&mut cpu1, 0),
+            Decision::Wake {
+                subject: B,
+                pending: 1 << 4
+            }
+        );
+        assert_eq!(events.peek(B), 0);
     }
 
     mod properties {
@@ -530,6 +650,8 @@ mod tests {
             Hypercall(u64),
             FrameEnd,
             Fault,
+            /// Another CPU marks `event` pending on subject `subject`.
+            Signal(u16, u8),
         }
 
         fn step() -> impl Strategy<Value = Step> {
@@ -538,6 +660,7 @@ mod tests {
                 any::<u64>().prop_map(Step::Hypercall),
                 Just(Step::FrameEnd),
                 Just(Step::Fault),
+                (0u16..3, 0u8..64).prop_map(|(subject, event)| Step::Signal(subject, event)),
             ]
         }
 
@@ -566,7 +689,7 @@ mod tests {
                 let mut decision = s.start(TscCycles(now));
                 let mut deadline = s.deadline();
                 for step in steps {
-                    if let Decision::Run(id) = decision {
+                    if let Decision::Run(id) | Decision::Wake { subject: id, .. } = decision {
                         prop_assert_eq!(s.state(id), Some(SubjectState::Runnable));
                         prop_assert_eq!(s.current(), Some(id));
                     }
@@ -574,12 +697,17 @@ mod tests {
                         prop_assert!(s.current().is_some());
                     }
                     let idle = s.current().is_none();
+                    let before = [A, B, C].map(|id| s.pending(id));
                     decision = match step {
+                        Step::Signal(subject, event) => {
+                            events.set(SubjectId(subject), event);
+                            continue;
+                        }
                         Step::Hypercall(n) if !idle => hypercall(&mut s, n),
                         Step::Fault if !idle => match dispatch(&mut s, FAULT) {
-                            Decision::SubjectStopped { by, next } => {
+                            Decision::SubjectStopped { by } => {
                                 prop_assert_eq!(s.state(by), Some(SubjectState::Stopped));
-                                next.map_or(Decision::Idle, Decision::Run)
+                                s.continue_frame()
                             }
                             other => unreachable!("{other:?}"),
                         },
@@ -592,6 +720,22 @@ mod tests {
                     deadline = s.deadline();
                     if let Some(id) = s.current() {
                         prop_assert_ne!(s.state(id), Some(SubjectState::Stopped));
+                        prop_assert_ne!(s.state(id), Some(SubjectState::Sleeping));
+                    }
+                    // A pending bit leaves the table only by being delivered
+                    // to its subject in a wake, and a wake delivers something.
+                    let woken = match decision {
+                        Decision::Wake { subject, pending } => {
+                            prop_assert_ne!(pending, 0);
+                            Some((subject, pending))
+                        }
+                        _ => None,
+                    };
+                    for (id, before) in [A, B, C].into_iter().zip(before) {
+                        let delivered = woken
+                            .filter(|(subject, _)| *subject == id)
+                            .map_or(0, |(_, pending)| pending);
+                        prop_assert_eq!(before & !s.pending(id) & !delivered, 0);
                     }
                 }
             }

@@ -5,7 +5,7 @@
 //! as `const` Rust source ([`spec`]), the per-CPU walk of the cyclic
 //! scheduling plan ([`plan`]), the system-wide table of pending events
 //! ([`events`]), the vendor-neutral exits and the one function that decides
-//! what each does ([`exits`]), the reading of the boot loader's memory map
+//! what each does ([`exits`]), the fault report line ([`fault`]), the reading of the boot loader's memory map
 //! ([`mbi`]), the VT-x capability decisions ([`vmx`]) and, on the host
 //! only, the emitter that writes a spec as Rust source ([`emit`]). It is
 //! `no_std`, has no `unsafe`, and is unit-tested on the host (and under
@@ -27,6 +27,7 @@ extern crate self as septum_kerncore;
 pub mod emit;
 pub mod events;
 pub mod exits;
+pub mod fault;
 pub mod mbi;
 pub mod plan;
 pub mod spec;

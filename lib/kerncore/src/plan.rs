@@ -17,18 +17,24 @@
 //! them is the group's active subject.
 //!
 //! Subject states: `Runnable`; `Yielded` (gave up the rest of its minor
-//! frame); `Sleeping` (until the end of its minor frame, or earlier when an
-//! event becomes pending for it); `Stopped` (faulted with
-//! `onFault="stopSubject"`: never scheduled again). At the end of every minor
-//! frame, yielded and sleeping subjects become runnable again. When the
-//! running subject gives up its frame, the next runnable group of the same
-//! partition gets the rest of it; with none, the CPU idles in root mode
-//! until the deadline.
+//! frame); `Sleeping` (waits for a target event: however many minor frames
+//! pass, it runs again only once an event is pending for it); `Stopped`
+//! (faulted with `onFault="stopSubject"`: never scheduled again). At the
+//! end of every minor frame, yielded subjects become runnable again;
+//! sleeping ones stay asleep. When the running subject gives up its frame,
+//! the next runnable group of the same partition gets the rest of it; with
+//! none, the CPU idles in root mode until the deadline.
 //!
 //! Pending events are not here: they live in the one system-wide
 //! [`PendingTable`], which any CPU may set. A sleeping subject with a pending
-//! event counts as runnable when its CPU next picks a subject, so waking it
-//! never writes another CPU's scheduler.
+//! event counts as runnable when its CPU next picks a subject of its
+//! partition (a frame of the partition begins, or the subject running in it
+//! gives up or stops), so waking it never writes another CPU's scheduler.
+//! Entering a sleeper is a [`Decision::Wake`]: the scheduler takes (atomic
+//! swap) the subject's pending word right then and hands it to the arch
+//! layer, which returns it to the subject as the result of its `sleep`
+//! hypercall. Nothing else takes pending events: a subject that never sleeps
+//! keeps them pending, and its next `sleep` returns them at once.
 //!
 //! Every table access goes through `get()`; there is no reachable panic.
 
@@ -54,7 +60,7 @@ pub enum SubjectState {
     Runnable,
     /// Gave up the rest of its minor frame.
     Yielded,
-    /// Waits for the end of its minor frame or a pending event.
+    /// Waits for a pending target event (across minor frames).
     Sleeping,
     /// Faulted; never runs again.
     Stopped,
@@ -338,12 +344,13 @@ impl<'e> Scheduler<'e> {
             self.major_start = TscCycles(self.major_start.get().wrapping_add(length));
         }
         self.minor = next;
-        // Sleeping and yielded subjects get their next frame.
+        // Yielded subjects get their next frame; a sleeper waits on for an
+        // event (`pick_in_frame` takes it when one is pending).
         for (index, state) in self.state.iter_mut().enumerate() {
             if index >= self.spec.subjects.len() {
                 break;
             }
-            if matches!(state, SubjectState::Sleeping | SubjectState::Yielded) {
+            if *state == SubjectState::Yielded {
                 *state = SubjectState::Runnable;
             }
         }
@@ -369,16 +376,19 @@ impl<'e> Scheduler<'e> {
     }
 
     /// The running subject is stopped for good (a fault with
-    /// `onFault="stopSubject"`); returns it and the subject that gets the
-    /// rest of the frame (`None`: the CPU idles).
-    pub fn stop_current(&mut self) -> Option<(SubjectId, Option<SubjectId>)> {
+    /// `onFault="stopSubject"`); returns it (`None` if no subject had the
+    /// CPU). Nobody has the CPU afterwards: [`Scheduler::continue_frame`]
+    /// picks who gets the rest of the frame.
+    pub fn stop_current(&mut self) -> Option<SubjectId> {
         let by = self.current.take()?;
         self.set_state(by, SubjectState::Stopped);
-        let next = match self.pick_in_frame() {
-            Decision::Run(next) => Some(next),
-            _ => None,
-        };
-        Some((by, next))
+        Some(by)
+    }
+
+    /// Give the rest of the current minor frame to the next runnable group
+    /// of its partition (after [`Scheduler::stop_current`]).
+    pub fn continue_frame(&mut self) -> Decision {
+        self.pick_in_frame()
     }
 
     fn set_state(&mut self, subject: SubjectId, state: SubjectState) {
@@ -388,8 +398,9 @@ impl<'e> Scheduler<'e> {
     }
 
     /// A `switch` event: `target` becomes the active subject of the caller's
-    /// group and gets the CPU. Refused (the caller resumes) if the target is
-    /// in another group or stopped.
+    /// group and gets the CPU (a sleeping target wakes: see
+    /// [`Decision::Wake`]). Refused (the caller resumes) if the target is in
+    /// another group or stopped.
     pub fn switch_to(&mut self, caller: SubjectId, target: SubjectId) -> Decision {
         let caller_group = self.group_of.get(caller.index()).copied();
         let target_group = self.group_of.get(target.index()).copied();
@@ -400,12 +411,24 @@ impl<'e> Scheduler<'e> {
         if let Some(active) = caller_group.and_then(|g| self.active.get_mut(usize::from(g))) {
             *active = target;
         }
-        self.set_state(target, SubjectState::Runnable);
+        if self.state.get(target.index()) == Some(&SubjectState::Yielded) {
+            self.set_state(target, SubjectState::Runnable);
+        }
         self.enter(target)
     }
 
+    /// Give `subject` the CPU. A sleeper wakes: it returns from its `sleep`
+    /// hypercall, so its pending events are taken now, to be delivered with
+    /// it ([`Decision::Wake`]).
     fn enter(&mut self, subject: SubjectId) -> Decision {
         let previous = self.current.replace(subject);
+        if self.state.get(subject.index()) == Some(&SubjectState::Sleeping) {
+            self.set_state(subject, SubjectState::Runnable);
+            return Decision::Wake {
+                subject,
+                pending: self.events.take(subject),
+            };
+        }
         if previous == Some(subject) {
             Decision::Resume
         } else {
@@ -454,8 +477,6 @@ impl<'e> Scheduler<'e> {
             if let Some(subject) = candidate
                 && self.is_runnable(subject)
             {
-                // A sleeper woken by a pending event is runnable from now on.
-                self.set_state(subject, SubjectState::Runnable);
                 if let Some(cursor) = self.cursor.get_mut(partition_index) {
                     // position < group_count <= MAX_GROUPS fits in u16.
                     *cursor = u16::try_from(position).unwrap_or(0);

@@ -358,6 +358,8 @@ pub const EXIT_VMCALL: u16 = 18;
 pub const EXIT_IO_INSTRUCTION: u16 = 30;
 /// Basic exit reason "EPT violation".
 pub const EXIT_EPT_VIOLATION: u16 = 48;
+/// Basic exit reason "EPT misconfiguration".
+pub const EXIT_EPT_MISCONFIGURATION: u16 = 49;
 /// Basic exit reason "VMX-preemption timer expired".
 pub const EXIT_PREEMPTION_TIMER: u16 = 52;
 

@@ -12,8 +12,11 @@
 //! 2. [`dispatch`] (kerncore) decides, with this CPU's [`Scheduler`];
 //! 3. `execute` carries out the [`Decision`]: resume, switch subject
 //!    (VMPTRLD of the other subject's VMCS and an exchange of the register
-//!    frame with its save slot, delivering its pending events), idle in root
-//!    mode until the frame deadline, report a fault, or stop the machine.
+//!    frame with its save slot), wake a sleeper (enter it, switching if it is
+//!    another subject, with the pending events kerncore took for it written
+//!    into RAX of its register frame: the result of its `sleep` hypercall,
+//!    no VMCS access), idle in root mode until the frame deadline, report a
+//!    fault, or stop the machine.
 //!
 //! Nothing here chooses a subject or interprets the policy. It returns 1
 //! for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the stub
@@ -38,10 +41,11 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use septum_abi::SubjectId;
 use septum_kerncore::events::PendingTable;
 use septum_kerncore::exits::{Decision, Exit, FaultDetail, FaultInfo, dispatch};
+use septum_kerncore::fault::FaultLine;
 use septum_kerncore::plan::{MAX_SUBJECTS, Scheduler};
 use septum_kerncore::vmx::{
-    EXIT_EXCEPTION_OR_NMI, EXIT_EXTERNAL_INTERRUPT, EXIT_IO_INSTRUCTION, EXIT_PREEMPTION_TIMER,
-    EXIT_VMCALL, exit_reason_text,
+    EXIT_EPT_MISCONFIGURATION, EXIT_EPT_VIOLATION, EXIT_EXCEPTION_OR_NMI, EXIT_EXTERNAL_INTERRUPT,
+    EXIT_IO_INSTRUCTION, EXIT_PREEMPTION_TIMER, EXIT_VMCALL,
 };
 
 use super::cpu::{self, rdtsc};
@@ -394,21 +398,43 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
 }
 
 /// What the fault report needs from the VMCS (unreadable fields read 0).
+/// Each field is read only for the exits that define it (SDM 28.2.1-28.2.2):
+/// the error code when the interruption information marks it valid (bit
+/// 11), the guest-physical address for EPT exits, the guest linear address
+/// for an EPT violation whose qualification marks it valid (bit 7).
 fn fault_info(basic: u16) -> FaultInfo {
     let qualification = vmread(field::EXIT_QUALIFICATION).unwrap_or(0);
+    let mut error_code = None;
     let detail = match basic {
         EXIT_IO_INSTRUCTION => FaultDetail::Port((qualification >> 16) as u16),
         EXIT_EXCEPTION_OR_NMI => {
-            FaultDetail::Vector(vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0) as u8)
+            let info = vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0);
+            if info & (1 << 11) != 0 {
+                error_code = Some(vmread(field::EXIT_INTERRUPTION_ERROR_CODE).unwrap_or(0) as u32);
+            }
+            FaultDetail::Vector(info as u8)
         }
         _ => FaultDetail::None,
+    };
+    let ept = basic == EXIT_EPT_VIOLATION || basic == EXIT_EPT_MISCONFIGURATION;
+    let guest_physical = if ept {
+        vmread(field::GUEST_PHYSICAL_ADDRESS).unwrap_or(0)
+    } else {
+        0
+    };
+    let guest_linear = if basic == EXIT_EPT_VIOLATION && qualification & (1 << 7) != 0 {
+        Some(vmread(field::GUEST_LINEAR_ADDRESS).unwrap_or(0))
+    } else {
+        None
     };
     FaultInfo {
         code: basic,
         qualification,
-        guest_physical: vmread(field::GUEST_PHYSICAL_ADDRESS).unwrap_or(0),
+        guest_physical,
         rip: vmread(field::GUEST_RIP).unwrap_or(0),
         detail,
+        error_code,
+        guest_linear,
     }
 }
 
@@ -430,33 +456,11 @@ extern "C" fn septum_vmentry_failed() -> ! {
     stop()
 }
 
-/// Print the fault report line of the loaded subject.
+/// Print the fault report line of the loaded subject (format: kerncore
+/// `fault`, docs/kernel.md "Fault lines").
 fn report_fault(cpu: &CpuCore, info: &FaultInfo) {
-    let name = cpu.loaded.map_or("?", |vmcs| vmcs.subject().name);
-    let FaultInfo {
-        code,
-        qualification,
-        guest_physical,
-        rip,
-        detail,
-    } = *info;
-    let text = exit_reason_text(code);
-    match detail {
-        FaultDetail::Port(port) => kprintln!(
-            "septum: subject \"{name}\" fault: {text} (exit reason {code}) \
-             qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x} \
-             port={port:#x}"
-        ),
-        FaultDetail::Vector(vector) => kprintln!(
-            "septum: subject \"{name}\" fault: {text} (exit reason {code}) \
-             qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x} \
-             vector={vector}"
-        ),
-        FaultDetail::None => kprintln!(
-            "septum: subject \"{name}\" fault: {text} (exit reason {code}) \
-             qualification={qualification:#x} guest-physical={guest_physical:#x} rip={rip:#x}"
-        ),
-    }
+    let subject = cpu.loaded.map_or("?", |vmcs| vmcs.subject().name);
+    kprintln!("septum: {}", FaultLine { subject, info });
 }
 
 /// Carry out a decision up to the next VM entry; returns 1 to VMLAUNCH, 0
@@ -467,6 +471,13 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
         let launch = match decision {
             Decision::Resume => 0,
             Decision::Run(subject) => switch_to(cpu, frame, subject),
+            Decision::Wake { subject, pending } => {
+                let launch = switch_to(cpu, frame, subject);
+                // The frame now holds the woken subject's registers: its
+                // `sleep` hypercall returns the pending events in RAX.
+                frame.rax = pending;
+                launch
+            }
             Decision::Idle => {
                 let deadline = cpu.scheduler.deadline();
                 while rdtsc() < deadline {
@@ -499,12 +510,12 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
             }
-            Decision::SubjectStopped { by, next } => {
+            Decision::SubjectStopped { by } => {
                 kprintln!(
                     "septum: subject \"{}\" stopped; system continues",
                     subject_name(by)
                 );
-                decision = next.map_or(Decision::Idle, Decision::Run);
+                decision = cpu.scheduler.continue_frame();
                 continue;
             }
         };
@@ -534,9 +545,6 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         or_stop(vmcs.load());
         cpu.loaded = Some(vmcs);
     }
-    // Target events are delivered by entering the subject (nothing is
-    // injected yet, so delivering is consuming).
-    EVENTS.take(subject);
     // Safety: `vmcs` was made by `Vmcs::of(subject, cpu.number)` above.
     let Some(context) = (unsafe { context(cpu, &vmcs) }) else {
         kprintln!("septum: scheduler chose unknown subject {}", subject.0);

@@ -71,6 +71,7 @@ pub mod field {
     pub const VM_INSTRUCTION_ERROR: u64 = 0x4400;
     pub const EXIT_REASON: u64 = 0x4402;
     pub const EXIT_INTERRUPTION_INFO: u64 = 0x4404;
+    pub const EXIT_INTERRUPTION_ERROR_CODE: u64 = 0x4406;
     pub const EXIT_INSTRUCTION_LENGTH: u64 = 0x440c;
     pub const GUEST_ES_LIMIT: u64 = 0x4800;
     pub const GUEST_CS_LIMIT: u64 = 0x4802;
@@ -100,6 +101,7 @@ pub mod field {
     pub const CR0_READ_SHADOW: u64 = 0x6004;
     pub const CR4_READ_SHADOW: u64 = 0x6006;
     pub const EXIT_QUALIFICATION: u64 = 0x6400;
+    pub const GUEST_LINEAR_ADDRESS: u64 = 0x640a;
     pub const GUEST_CR0: u64 = 0x6800;
     pub const GUEST_CR3: u64 = 0x6802;
     pub const GUEST_CR4: u64 = 0x6804;
