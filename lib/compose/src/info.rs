@@ -11,7 +11,7 @@
 //! address spaces (their pages are placed first); it is the same value on
 //! every page.
 
-use septum_abi::hypercall::{KernelActionCode, NO_KERNEL_ACTION};
+use septum_abi::hypercall::NO_KERNEL_ACTION;
 use septum_abi::info::{
     INFO_MAGIC, INFO_PAGE_SIZE, INFO_VERSION, MAX_RESOURCE_NAME, MAX_RESOURCES, MAX_SUBJECT_NAME,
     NO_EVENT, RESOURCE_SIZE, RESOURCES_OFFSET, ResourceKind, offset, resource_offset,
@@ -178,15 +178,9 @@ pub fn parse_info_page(page: &[u8]) -> Option<(u16, String, u64, Vec<Resource>)>
 /// not implement has no code: the composer refuses it before pages are
 /// written.
 pub fn action_code(action: KernelAction) -> u8 {
-    let code = match action {
-        KernelAction::Yield => KernelActionCode::Yield,
-        KernelAction::Sleep => KernelActionCode::Sleep,
-        KernelAction::Poweroff => KernelActionCode::Poweroff,
-        KernelAction::Reboot => KernelActionCode::Reboot,
-        KernelAction::Panic => KernelActionCode::Panic,
-        KernelAction::UnmaskIrq => return NO_KERNEL_ACTION,
-    };
-    code as u8
+    action
+        .info_code()
+        .map_or(NO_KERNEL_ACTION, |code| code as u8)
 }
 
 /// A memory resource at a virtual address.

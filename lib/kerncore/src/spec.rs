@@ -37,6 +37,7 @@
 
 use core::fmt;
 
+use septum_abi::hypercall::KernelActionCode;
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
 
 /// Number of source/target event slots per subject.
@@ -298,7 +299,8 @@ pub enum SourceEvent {
     Kernel(KernelAction),
 }
 
-/// Defines [`KernelAction`] from one list of `Variant = "policy spelling"`.
+/// Defines [`KernelAction`] from one list of
+/// `Variant = "policy spelling" => info-page code`.
 ///
 /// The enum, its spelling in the policy and the list of every action come
 /// from this one place, so the policy loader (`KernelAction::POLICY_NAMES`),
@@ -306,7 +308,7 @@ pub enum SourceEvent {
 /// follow a new action without being edited; only the decision
 /// (`exits::kernel_action`, an exhaustive match) must be written.
 macro_rules! kernel_actions {
-    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal => $code:expr,)*) => {
         /// Actions of `kernel`-mode events.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum KernelAction {
@@ -328,6 +330,15 @@ macro_rules! kernel_actions {
                 }
             }
 
+            /// The action's code on the subject info page, through which
+            /// the SDK offers it as a typed call; `None` for an action
+            /// subjects cannot call that way.
+            pub const fn info_code(self) -> Option<KernelActionCode> {
+                match self {
+                    $(KernelAction::$variant => $code,)*
+                }
+            }
+
             /// The variant's name in Rust source (what the emitter writes).
             pub const fn variant_name(self) -> &'static str {
                 match self {
@@ -340,19 +351,19 @@ macro_rules! kernel_actions {
 
 kernel_actions! {
     /// Give up the rest of the minor frame.
-    Yield = "yield",
+    Yield = "yield" => Some(KernelActionCode::Yield),
     /// Sleep until the end of the minor frame or until an event is pending.
-    Sleep = "sleep",
+    Sleep = "sleep" => Some(KernelActionCode::Sleep),
     /// Power the machine off (after draining the debug UART).
-    Poweroff = "poweroff",
+    Poweroff = "poweroff" => Some(KernelActionCode::Poweroff),
     /// Reset the machine.
-    Reboot = "reboot",
+    Reboot = "reboot" => Some(KernelActionCode::Reboot),
     /// Stop the system, reporting a subject-requested panic.
-    SystemPanic = "panic",
+    SystemPanic = "panic" => Some(KernelActionCode::Panic),
     /// Unmask the subject's level-triggered device IRQ after handling it.
     /// The composer refuses it until interrupt routing exists, so no spec
     /// holds it yet.
-    UnmaskIrq = "unmask_irq",
+    UnmaskIrq = "unmask_irq" => None,
 }
 
 /// Index into [`SystemSpec::partitions`].
