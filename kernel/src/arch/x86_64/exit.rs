@@ -278,9 +278,9 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
     // Every subject starts from the FNINIT state (FCW 0x37f, empty stack,
     // MXCSR at its reset value), not from an all-zero FXSAVE area, which
     // would unmask every x87 exception and select single precision.
+    // Each slot gets it by its own FXSAVE (FXSAVE leaves the state as it
+    // is), not by copying one saved area: no memcpy call on this path.
     cpu::fpu_reset();
-    let mut initial = FpuState([0; 512]);
-    fxsave(&mut initial);
     for (id, subject) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
         let Some(vmcs) = Vmcs::of(id, cpu) else {
             continue;
@@ -292,7 +292,7 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
                 rdi: subject.guest.rdi,
                 ..GuestRegs::ZERO
             };
-            context.fpu = initial;
+            fxsave(&mut context.fpu);
         }
     }
     // Every plan CPU starts its first major frame at the same TSC.
