@@ -478,6 +478,7 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
             }
             Decision::Poweroff { by } => {
                 kprintln!("septum: poweroff requested by \"{}\"", subject_name(by));
+                smp::barrier_report();
                 #[cfg(feature = "count-vmcs")]
                 kprintln!(
                     "septum: vmcs accesses per VMCALL exit: {}",

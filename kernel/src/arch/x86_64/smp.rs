@@ -214,12 +214,43 @@ pub fn plan_start_time() -> TscCycles {
     TscCycles(start)
 }
 
+/// Major-frame barriers passed (counted by the last arrival).
+static BARRIERS: AtomicU64 = AtomicU64::new(0);
+/// Longest wait of any CPU at a major-frame barrier (TSC ticks): how far
+/// apart the CPUs reached a boundary.
+static LONGEST_WAIT: AtomicU64 = AtomicU64::new(0);
+/// Latest a CPU left a major-frame barrier after the last arrival opened
+/// it (TSC ticks): the barrier's own skew.
+static LATEST_LEAVE: AtomicU64 = AtomicU64::new(0);
+
 /// The major-frame barrier: returns when every plan CPU has reached the end
-/// of the major frame. A no-op with one CPU.
+/// of the major frame. A no-op with one CPU. Keeps the numbers that
+/// [`barrier_report`] prints.
 #[inline]
 pub fn major_frame_barrier() {
     let participants = plan_cpu_count();
     if participants > 1 {
-        PLAN_BARRIER.wait(participants, cpu::pause);
+        let arrived = rdtsc().get();
+        let (last, released) = PLAN_BARRIER.wait_with(participants, || rdtsc().get(), cpu::pause);
+        let left = rdtsc().get();
+        if last {
+            BARRIERS.fetch_add(1, Ordering::Relaxed);
+        }
+        LONGEST_WAIT.fetch_max(left.wrapping_sub(arrived), Ordering::Relaxed);
+        LATEST_LEAVE.fetch_max(left.saturating_sub(released), Ordering::Relaxed);
+    }
+}
+
+/// Print the major-frame barrier's numbers (at poweroff; multi-CPU plans
+/// only).
+pub fn barrier_report() {
+    if plan_cpu_count() > 1 {
+        crate::kprintln!(
+            "septum: major-frame barrier: {} passed, longest wait {} TSC ticks, \
+             latest leave {} TSC ticks after it opened",
+            BARRIERS.load(Ordering::Relaxed),
+            LONGEST_WAIT.load(Ordering::Relaxed),
+            LATEST_LEAVE.load(Ordering::Relaxed)
+        );
     }
 }
