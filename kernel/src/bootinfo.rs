@@ -8,11 +8,17 @@
 //! otherwise the kernel refuses to start, naming the region. GRUB has
 //! already loaded the image by then, so this catches a hardware
 //! description that does not match the machine, before any subject runs.
+//! With more than one CPU the page of the AP start-up code
+//! (`boot::AP_TRAMPOLINE`) must be available RAM too, and no image region
+//! may overlap it.
 
 use core::fmt;
 
+use septum_abi::PhysAddr;
 use septum_kerncore::mbi::{self, BootInfo, MbiError};
 use septum_kerncore::spec::ImageRegion;
+
+use crate::arch::x86_64::boot::AP_TRAMPOLINE;
 
 use crate::kprintln;
 use crate::system::SPEC;
@@ -23,6 +29,10 @@ pub enum BootInfoError {
     Unreadable(MbiError),
     /// A region of the image is not in usable RAM.
     NotRam(&'static ImageRegion),
+    /// The page of the AP start-up code is not usable RAM.
+    ApPageNotRam,
+    /// A region of the image overlaps the page of the AP start-up code.
+    ApPageTaken(&'static ImageRegion),
 }
 
 impl fmt::Display for BootInfoError {
@@ -35,6 +45,16 @@ impl fmt::Display for BootInfoError {
                 region.name,
                 region.start.get(),
                 region.start.get().saturating_add(region.size)
+            ),
+            Self::ApPageNotRam => write!(
+                f,
+                "the AP start-up page {AP_TRAMPOLINE:#x}-{:#x} is not usable RAM",
+                AP_TRAMPOLINE.saturating_add(4096)
+            ),
+            Self::ApPageTaken(region) => write!(
+                f,
+                "region \"{}\" overlaps the AP start-up page {AP_TRAMPOLINE:#x}",
+                region.name
             ),
         }
     }
@@ -54,6 +74,19 @@ pub fn check(bytes: &[u8]) -> Result<(), BootInfoError> {
     for region in SPEC.image_regions {
         if !mbi::is_usable_ram(info.memory_map(), region.start, region.size) {
             return Err(BootInfoError::NotRam(region));
+        }
+    }
+    if SPEC.kernel.cpu_count > 1 {
+        let page = PhysAddr(AP_TRAMPOLINE);
+        if !mbi::is_usable_ram(info.memory_map(), page, 4096) {
+            return Err(BootInfoError::ApPageNotRam);
+        }
+        let page_end = AP_TRAMPOLINE.saturating_add(4096);
+        for region in SPEC.image_regions {
+            let end = region.start.get().saturating_add(region.size);
+            if region.start.get() < page_end && end > AP_TRAMPOLINE {
+                return Err(BootInfoError::ApPageTaken(region));
+            }
         }
     }
     Ok(())

@@ -1,10 +1,15 @@
 //! Diagnostic output on the debug UART named by the spec.
 //!
 //! `kprintln!` formats with `core::fmt` straight to the UART: no buffer, no
-//! heap, no lock (one CPU, interrupts off). Each line is one diagnostic of
-//! the contract in docs/kernel.md; tests match on them.
+//! heap. Several CPUs print, so a line is written under a spin lock, which
+//! keeps lines whole. The lock is bounded: a CPU that cannot take it within
+//! [`LOCK_SPINS`] tries prints anyway (a root-mode exception on the CPU
+//! that holds it must still be reported; a mangled line is better than a
+//! silent hang). Each line is one diagnostic of the contract in
+//! docs/kernel.md; tests match on them.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use crate::arch::x86_64::serial::Uart;
 
@@ -17,12 +22,32 @@ pub fn init() {
     uart().init();
 }
 
+/// Held while a CPU writes a line.
+static LOCK: AtomicBool = AtomicBool::new(false);
+
+/// How often a CPU tries the lock before printing without it.
+const LOCK_SPINS: u32 = 1 << 24;
+
 /// Write one line.
 pub fn print_line(args: fmt::Arguments<'_>) {
+    let mut locked = false;
+    for _ in 0..LOCK_SPINS {
+        if LOCK
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            locked = true;
+            break;
+        }
+        core::hint::spin_loop();
+    }
     let mut uart = uart();
     // The UART writer never fails; a formatting error would only cut the line.
     let _ = uart.write_fmt(args);
     let _ = uart.write_str("\n");
+    if locked {
+        LOCK.store(false, Ordering::Release);
+    }
 }
 
 /// Wait until every byte has left the UART.

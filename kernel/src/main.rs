@@ -10,7 +10,9 @@
 //! descriptors, debug UART, banner, memory map (every entry printed, every
 //! image region checked to lie in available RAM), TSC rate check, spec
 //! check, VMX bring-up (every control each subject asks for is checked; a
-//! missing feature is named), one VMCS per subject, then the plan starts.
+//! missing feature is named), one VMCS per subject of CPU 0, then the other
+//! CPUs of the plan are started (`septum_ap_main`: descriptors, VMX, their
+//! own subjects' VMCSs) and every CPU starts the plan at the same TSC.
 //! Every "cannot start" path prints its reason and stops the machine.
 //!
 //! No panic is reachable in the release build: its panic handler calls a
@@ -32,7 +34,7 @@ mod system {
 }
 
 use arch::x86_64::percpu::CpuNumber;
-use arch::x86_64::{cpu, descriptors, exit, pit, vmcs, vmx};
+use arch::x86_64::{cpu, descriptors, exit, pit, smp, vmcs, vmx};
 use septum_abi::SubjectId;
 use septum_kerncore::plan::Scheduler;
 use system::SPEC;
@@ -48,6 +50,16 @@ pub fn stop() -> ! {
 fn refuse(args: core::fmt::Arguments<'_>) -> ! {
     console::print_line(format_args!("septum: cannot start: {args}"));
     stop()
+}
+
+/// Print a `cannot start` reason of `cpu` and stop (an AP's reasons name
+/// the CPU; the boot CPU's read as they always did).
+fn refuse_on(cpu: CpuNumber, args: core::fmt::Arguments<'_>) -> ! {
+    if cpu == CpuNumber::BOOT {
+        refuse(args)
+    } else {
+        refuse(format_args!("cpu {}: {args}", cpu.get()))
+    }
 }
 
 /// Rust entry, called by the trampoline on the boot stack with paging on.
@@ -72,10 +84,14 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         ),
         None => kprintln!("septum: tsc rate not measured (PIT channel 2 did not answer)"),
     }
-    let scheduler = match Scheduler::new(&SPEC, CpuNumber::BOOT.get(), &exit::EVENTS) {
+    let boot_cpu = CpuNumber::BOOT;
+    let scheduler = match Scheduler::new(&SPEC, boot_cpu.get(), &exit::EVENTS) {
         Ok(scheduler) => scheduler,
         Err(error) => refuse(format_args!("invalid system spec: {error}")),
     };
+    if let Err(error) = smp::check_plan() {
+        refuse(format_args!("{error}"));
+    }
     let caps = match vmx::read_capabilities() {
         Ok(caps) => caps,
         Err(feature) => refuse(format_args!("VMX feature missing: {feature}")),
@@ -85,44 +101,12 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         caps.revision_id(),
         caps.preemption_timer_rate()
     );
-    // Check every subject before touching VMX state.
-    let boot_cpu = CpuNumber::BOOT;
-    let cpu0 = SPEC
-        .subjects
-        .iter()
-        .filter(|subject| subject.cpu == boot_cpu.get());
-    for subject in cpu0 {
-        if let Err(feature) = caps.resolve(&subject.controls, subject.eptp) {
-            refuse(format_args!("VMX feature missing: {feature}"));
-        }
+    bring_up_vmx(boot_cpu, &caps);
+    if let Err(error) = smp::start_application_processors() {
+        refuse(format_args!("{error}"));
     }
-    let Some(vmxon_region) = vmx::VmxonRegion::of(boot_cpu) else {
-        refuse(format_args!("the spec has no VMXON region for CPU 0"));
-    };
-    match vmx::enable(&caps, vmxon_region) {
-        Ok(()) => {}
-        Err(vmx::BringUpError::Missing(feature)) => {
-            refuse(format_args!("VMX feature missing: {feature}"))
-        }
-        Err(vmx::BringUpError::Instruction(error)) => {
-            refuse(format_args!("VMX instruction failed: {error}"))
-        }
-    }
-    for (id, subject) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
-        // Subjects of other CPUs get no VMCS here (`Vmcs::of` refuses them).
-        let Some(vmcs) = vmx::Vmcs::of(id, boot_cpu) else {
-            continue;
-        };
-        match vmcs::init(vmcs, &caps, boot_cpu) {
-            Ok(()) => {}
-            Err(vmx::BringUpError::Missing(feature)) => {
-                refuse(format_args!("VMX feature missing: {feature}"))
-            }
-            Err(vmx::BringUpError::Instruction(error)) => refuse(format_args!(
-                "VMX instruction failed: {error} (VMCS of \"{}\")",
-                subject.name
-            )),
-        }
+    if smp::plan_cpu_count() > 1 {
+        kprintln!("septum: cpu 0 started (APIC id {})", smp::apic_id(boot_cpu));
     }
     #[cfg(feature = "panic-probe")]
     panic_probe();
@@ -130,6 +114,83 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
     root_fault_probe();
     kprintln!("septum: vmx on, starting plan");
     exit::start(boot_cpu, scheduler, caps.preemption_timer_rate())
+}
+
+/// Rust entry of an application processor, called by its start-up code
+/// (`boot.rs`) on its boot stack (`percpu::ap_boot_stack_top`) with paging
+/// on, with the number the boot CPU gave it.
+#[unsafe(no_mangle)]
+extern "C" fn septum_ap_main(number: u32) -> ! {
+    let Some(cpu) = CpuNumber::new(number) else {
+        // The boot CPU only starts CPUs below MAX_CPUS; never answer.
+        cpu::halt_forever()
+    };
+    descriptors::init(cpu);
+    cpu::fpu_reset();
+    let answered_after = smp::answer(cpu);
+    let scheduler = match Scheduler::new(&SPEC, number, &exit::EVENTS) {
+        Ok(scheduler) => scheduler,
+        Err(error) => refuse_on(cpu, format_args!("invalid system spec: {error}")),
+    };
+    let caps = match vmx::read_capabilities() {
+        Ok(caps) => caps,
+        Err(feature) => refuse_on(cpu, format_args!("VMX feature missing: {feature}")),
+    };
+    bring_up_vmx(cpu, &caps);
+    kprintln!(
+        "septum: cpu {number} started (APIC id {}), answered {answered_after} TSC ticks after INIT",
+        smp::apic_id(cpu)
+    );
+    exit::start(cpu, scheduler, caps.preemption_timer_rate())
+}
+
+/// VMX on `cpu`: check every control its subjects ask for before touching
+/// VMX state, VMXON with its region, one VMCS per subject of `cpu`. Runs on
+/// `cpu`; any failure stops the machine, naming the CPU if it is an AP.
+fn bring_up_vmx(cpu: CpuNumber, caps: &vmx::Capabilities) {
+    let own = SPEC
+        .subjects
+        .iter()
+        .filter(|subject| subject.cpu == cpu.get());
+    for subject in own {
+        if let Err(feature) = caps.resolve(&subject.controls, subject.eptp) {
+            refuse_on(cpu, format_args!("VMX feature missing: {feature}"));
+        }
+    }
+    let Some(vmxon_region) = vmx::VmxonRegion::of(cpu) else {
+        refuse_on(
+            cpu,
+            format_args!("the spec has no VMXON region for CPU {}", cpu.get()),
+        );
+    };
+    match vmx::enable(caps, vmxon_region) {
+        Ok(()) => {}
+        Err(vmx::BringUpError::Missing(feature)) => {
+            refuse_on(cpu, format_args!("VMX feature missing: {feature}"))
+        }
+        Err(vmx::BringUpError::Instruction(error)) => {
+            refuse_on(cpu, format_args!("VMX instruction failed: {error}"))
+        }
+    }
+    for (id, subject) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
+        // Subjects of other CPUs get no VMCS here (`Vmcs::of` refuses them).
+        let Some(vmcs) = vmx::Vmcs::of(id, cpu) else {
+            continue;
+        };
+        match vmcs::init(vmcs, caps, cpu) {
+            Ok(()) => {}
+            Err(vmx::BringUpError::Missing(feature)) => {
+                refuse_on(cpu, format_args!("VMX feature missing: {feature}"))
+            }
+            Err(vmx::BringUpError::Instruction(error)) => refuse_on(
+                cpu,
+                format_args!(
+                    "VMX instruction failed: {error} (VMCS of \"{}\")",
+                    subject.name
+                ),
+            ),
+        }
+    }
 }
 
 /// A panic the optimiser cannot remove: an index only known at run time.

@@ -25,9 +25,12 @@ then walks the call graph of the linked ELF:
 - the stacks are the kernel's own (sizes read from the symbols of boot.rs
   and percpu.rs; every CPU's exit and IST stacks have CPU 0's sizes):
   the boot path starts at `septum_start64` on the boot stack, the exit path
-  at `septum_vmexit_stub` (and `septum_vmx_enter`) on the exit stack, and a
-  root-mode exception adds its frame on top of either, or runs alone on an
-  IST stack (double fault, NMI, machine check).
+  at `septum_vmexit_stub` (and `septum_vmx_enter`) on the exit stack, an
+  application processor's boot path at `septum_ap_start64` on its exit
+  stack one page below the top (`percpu::ap_boot_stack_top`, hence the
+  stack size minus `AP_BOOT_STACK_GAP`), and a root-mode exception adds its
+  frame on top of any of them, or runs alone on an IST stack (double
+  fault, NMI, machine check).
 
 The gate fails on recursion, on an indirect call outside the allow-list, on
 a function without a known frame size, and on a worst case above a stack.
@@ -86,7 +89,14 @@ NOT_CALLED = {
     "septum_start32": "the ELF entry point (GRUB jumps to it)",
     "septum_exception_stubs": "the IDT gates point into it",
     "septum_vmexit_stub": "HOST_RIP of every VMCS (the CPU enters it)",
+    "septum_ap_start32": "an AP's start-up code (real mode, copied to 0x8000) "
+                         "far-jumps to it",
 }
+
+# An AP's boot path starts this many bytes below the top of its exit stack
+# (`percpu::ap_boot_stack_top`: the exit frame and the per-CPU block are
+# above it).
+AP_BOOT_STACK_GAP = 4096
 
 
 @dataclass
@@ -104,6 +114,11 @@ ASM = {
                               "septum_start64", ["septum_start64"]),
     "septum_start64": AsmNode(0, "sets RSP to the top of the boot stack, "
                               "then calls kernel_main"),
+    "septum_ap_start32": AsmNode(0, "32-bit code without stack use; far-jumps "
+                                 "to septum_ap_start64", ["septum_ap_start64"]),
+    "septum_ap_start64": AsmNode(0, "sets RSP to the AP's boot stack "
+                                 "(septum_ap_stack), then calls "
+                                 "septum_ap_main"),
     "septum_vmx_enter": AsmNode(0, "sets RSP to the register frame at the top "
                                 "of the exit stack, pops it and enters the "
                                 "guest; on failure it calls "
@@ -593,7 +608,9 @@ def analyse(elf_path: Path, verbose: bool) -> int:
         "ist": (symbol(elf, "septum_ist_double_fault_top")
                 - symbol(elf, "septum_ist_double_fault_bottom")),
     }
+    stacks["ap boot"] = stacks["exit"] - AP_BOOT_STACK_GAP
     boot = walker.root("septum_start64", 0)
+    ap_boot = walker.root("septum_ap_start64", 0)
     exit_path = walker.root("septum_vmexit_stub", 0)
     enter = walker.root("septum_vmx_enter", 0)
     if enter.bytes > exit_path.bytes:
@@ -603,6 +620,8 @@ def analyse(elf_path: Path, verbose: bool) -> int:
         ("boot path", boot.bytes, "boot"),
         ("exit path", exit_path.bytes, "exit"),
         ("boot path + root-mode exception", boot.bytes + exception.bytes, "boot"),
+        ("AP boot path", ap_boot.bytes, "ap boot"),
+        ("AP boot path + root-mode exception", ap_boot.bytes + exception.bytes, "ap boot"),
         ("exit path + root-mode exception", exit_path.bytes + exception.bytes, "exit"),
         ("root-mode exception on an IST stack", exception.bytes, "ist"),
     ]
@@ -616,7 +635,8 @@ def analyse(elf_path: Path, verbose: bool) -> int:
         ok = used <= stacks[stack]
         failed |= not ok
         print(f"  {'ok  ' if ok else 'FAIL'} {label}: {used} B of {stacks[stack]} B")
-    for label, worst in (("boot", boot), ("exit", exit_path), ("exception", exception)):
+    for label, worst in (("boot", boot), ("AP boot", ap_boot), ("exit", exit_path),
+                         ("exception", exception)):
         print(f"  worst {label} path (frame, running total):")
         total = 0
         for name, used in worst.path:

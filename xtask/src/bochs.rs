@@ -46,7 +46,7 @@ const BOCHSRC: &str = "\
 megs: 256
 romimage: file=/usr/share/bochs/BIOS-bochs-latest
 vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest
-cpu: model=@MODEL@, count=1, ips=10000000, reset_on_triple_fault=0, ignore_bad_msrs=0
+cpu: model=@MODEL@, count=@COUNT@, ips=10000000, reset_on_triple_fault=0, ignore_bad_msrs=0
 ata0-master: type=cdrom, path=system.iso, status=inserted
 boot: cdrom
 display_library: sdl2
@@ -73,8 +73,29 @@ pub fn valid_cpu_model(model: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Writes `bochsrc` (for CPU model `cpu_model`) and `dbg.rc` into `dir`
-/// (next to `system.iso`).
+/// Bochs CPUs for the image in `dir`: the number of CPUs the composed plan
+/// uses (the `cpu_count: N,` line of `dir/composed/spec.rs`), 1 without a
+/// composed spec there (a copy for another CPU model) or for a number
+/// outside 1..=8.
+fn plan_cpus(dir: &Path) -> u32 {
+    fs::read_to_string(dir.join("composed").join("spec.rs"))
+        .ok()
+        .and_then(|spec| {
+            spec.lines().find_map(|line| {
+                line.trim()
+                    .strip_prefix("cpu_count: ")?
+                    .strip_suffix(',')?
+                    .parse()
+                    .ok()
+            })
+        })
+        .filter(|count| (1..=8).contains(count))
+        .unwrap_or(1)
+}
+
+/// Writes `bochsrc` (for CPU model `cpu_model`, with as many CPUs as the
+/// composed plan in `dir` uses) and `dbg.rc` into `dir` (next to
+/// `system.iso`).
 pub fn write_config(dir: &Path, cpu_model: &str) -> Result<(), Error> {
     if !valid_cpu_model(cpu_model) {
         return Err(format!("invalid Bochs CPU model `{cpu_model}`").into());
@@ -83,7 +104,10 @@ pub fn write_config(dir: &Path, cpu_model: &str) -> Result<(), Error> {
         let path = dir.join(name);
         fs::write(&path, text).map_err(|e| Error(format!("cannot write {}: {e}", path.display())))
     };
-    write("bochsrc", &BOCHSRC.replace("@MODEL@", cpu_model))?;
+    let rc = BOCHSRC
+        .replace("@MODEL@", cpu_model)
+        .replace("@COUNT@", &plan_cpus(dir).to_string());
+    write("bochsrc", &rc)?;
     write("dbg.rc", "c\nquit\n")
 }
 

@@ -139,6 +139,7 @@ pub fn system_input(
     let hardware = HardwareInput {
         speed_khz: hw.processor.speed_khz.value,
         cpu_cores: hw.processor.cpu_cores.value,
+        apic_ids: hw.processor.cpus.iter().map(|c| c.apic_id.value).collect(),
         memory_blocks: hw
             .memory_blocks
             .iter()

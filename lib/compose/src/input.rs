@@ -52,6 +52,8 @@ pub struct HardwareInput {
     pub speed_khz: u64,
     /// Number of CPU cores in the machine.
     pub cpu_cores: u32,
+    /// Local APIC id of each logical CPU (`<cpu apicId>` in order).
+    pub apic_ids: Vec<u32>,
     /// Physical memory blocks.
     pub memory_blocks: Vec<MemoryBlockInput>,
     /// Devices.

@@ -110,6 +110,13 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         tsc_khz: input.hardware.speed_khz,
         cpu_count,
         vmxon,
+        apic_ids: input
+            .hardware
+            .apic_ids
+            .iter()
+            .copied()
+            .take(cpu_count as usize)
+            .collect(),
         regions,
         subjects,
         schedule,

@@ -9,8 +9,8 @@
 
 use septum_kerncore::emit;
 use septum_kerncore::spec::{
-    CrashAuditSpec, GroupSpec, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, Owned,
-    PartitionSpec, SubjectSpec, SystemSpec,
+    ApicId, CrashAuditSpec, GroupSpec, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec,
+    Owned, PartitionSpec, SubjectSpec, SystemSpec,
 };
 
 use crate::system::{Composition, SubjectOut};
@@ -25,6 +25,7 @@ pub fn system_spec(c: &Composition) -> SystemSpec<Owned> {
             tsc_khz: c.tsc_khz,
             cpu_count: c.cpu_count,
             vmxon_regions: c.vmxon.clone(),
+            apic_ids: c.apic_ids.iter().copied().map(ApicId).collect(),
         },
         subjects: c.subjects.iter().map(subject_spec).collect(),
         partitions: c

@@ -284,6 +284,8 @@ pub struct Composition {
     pub cpu_count: u32,
     /// VMXON region per CPU.
     pub vmxon: Vec<PhysAddr>,
+    /// Local APIC id per CPU of the plan (from the hardware description).
+    pub apic_ids: Vec<u32>,
     /// Every placed region, in allocation order.
     pub regions: Vec<Region>,
     /// Subjects, indexed by [`SubjectId`].

@@ -8,6 +8,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
         tsc_khz: 2000000,
         cpu_count: 2,
         vmxon_regions: &[septum_abi::PhysAddr(0x300000), septum_abi::PhysAddr(0x301000)],
+        apic_ids: &[septum_kerncore::spec::ApicId(0), septum_kerncore::spec::ApicId(2)],
     },
     subjects: &[
         septum_kerncore::spec::SubjectSpec {

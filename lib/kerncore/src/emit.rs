@@ -33,7 +33,7 @@ use core::fmt::{self, Write};
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
 
 use crate::spec::{
-    CrashAuditSpec, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion, KernelAction,
+    ApicId, CrashAuditSpec, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion, KernelAction,
     KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, PartitionId, PartitionSpec, Segment,
     SourceEvent, Storage, SubjectSpec, SystemSpec, VmxControls,
 };
@@ -259,6 +259,12 @@ impl EmitRust for PartitionId {
     }
 }
 
+impl EmitRust for ApicId {
+    fn emit_rust(&self, w: &mut RustWriter) {
+        w.text(format_args!("{SPEC}::ApicId({})", self.0));
+    }
+}
+
 impl<S: Storage> EmitRust for SystemSpec<S> {
     fn emit_rust(&self, w: &mut RustWriter) {
         let SystemSpec {
@@ -293,6 +299,7 @@ impl<S: Storage> EmitRust for KernelSpec<S> {
             tsc_khz,
             cpu_count,
             vmxon_regions,
+            apic_ids,
         } = self;
         w.block(
             format_args!("{SPEC}::KernelSpec"),
@@ -302,6 +309,7 @@ impl<S: Storage> EmitRust for KernelSpec<S> {
                 ("tsc_khz", &Dec(*tsc_khz)),
                 ("cpu_count", &Dec((*cpu_count).into())),
                 ("vmxon_regions", &Inline(S::items(vmxon_regions))),
+                ("apic_ids", &Inline(S::items(apic_ids))),
             ],
         );
     }

@@ -4,8 +4,10 @@
 //! crate. Here live the types of the system spec that the composer generates
 //! as `const` Rust source ([`spec`]), the per-CPU walk of the cyclic
 //! scheduling plan ([`plan`]), the system-wide table of pending events
-//! ([`events`]), the vendor-neutral exits and the one function that decides
-//! what each does ([`exits`]), the fault report line ([`fault`]), the reading of the boot loader's memory map
+//! ([`events`]), the barrier that keeps the CPUs of the plan in step
+//! ([`sync`]), the vendor-neutral exits and the one function that decides
+//! what each does ([`exits`]), the fault report line ([`fault`]), the
+//! reading of the boot loader's memory map
 //! ([`mbi`]), the VT-x capability decisions ([`vmx`]) and, on the host
 //! only, the emitter that writes a spec as Rust source ([`emit`]). It is
 //! `no_std`, has no `unsafe`, and is unit-tested on the host (and under
@@ -31,6 +33,7 @@ pub mod fault;
 pub mod mbi;
 pub mod plan;
 pub mod spec;
+pub mod sync;
 #[cfg(test)]
 mod testing;
 pub mod vmx;

@@ -315,6 +315,27 @@ impl<'e> Scheduler<'e> {
         self.deadline
     }
 
+    /// Whether the current minor frame is the first of its major frame
+    /// (the plan's CPUs meet at a barrier before it runs).
+    pub fn at_major_frame_start(&self) -> bool {
+        self.minor == 0
+    }
+
+    /// While the CPU idles in the current minor frame: the subject that has
+    /// become runnable since (a sleeper of the frame's partition whose event
+    /// another CPU set), as the decision that enters it (`Decision::Wake`
+    /// for a sleeper, which carries the pending events taken for it);
+    /// `None` if there is none or a subject already has the CPU.
+    pub fn wake(&mut self) -> Option<Decision> {
+        if self.current.is_some() {
+            return None;
+        }
+        match self.pick_in_frame() {
+            decision @ (Decision::Run(_) | Decision::Wake { .. }) => Some(decision),
+            _ => None,
+        }
+    }
+
     fn compute_deadline(&self) -> TscCycles {
         let end = self
             .spec
@@ -531,6 +552,34 @@ mod tests {
         assert_eq!(s.deadline(), TscCycles(1400));
         assert_eq!(s.on_frame_end(TscCycles(1400)), Decision::Run(B));
         assert_eq!(s.deadline(), TscCycles(1600));
+    }
+
+    #[test]
+    fn an_idle_cpu_wakes_a_sleeper_whose_event_arrives() {
+        let events = PendingTable::new();
+        let mut s = Scheduler::new(&TWO_PARTITIONS, 0, &events).unwrap();
+        assert!(s.at_major_frame_start());
+        assert_eq!(s.start(TscCycles(0)), Decision::Run(A));
+        assert_eq!(s.wake(), None);
+        assert_eq!(s.give_up(A, SubjectState::Sleeping), Decision::Idle);
+        assert_eq!(s.wake(), None);
+        // Another CPU's subject marks an event of A pending.
+        events.set(A, 3);
+        // Entering the sleeper hands it the events taken for it.
+        assert_eq!(
+            s.wake(),
+            Some(Decision::Wake {
+                subject: A,
+                pending: 1 << 3
+            })
+        );
+        assert_eq!(events.take(A), 0);
+        assert_eq!(s.current(), Some(A));
+        assert_eq!(s.wake(), None);
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        assert!(!s.at_major_frame_start());
+        assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Run(A));
+        assert!(s.at_major_frame_start());
     }
 
     #[test]

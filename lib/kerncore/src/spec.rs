@@ -120,10 +120,14 @@ pub struct KernelSpec<S: Storage = Static> {
     pub debug_uart_port: u16,
     /// TSC rate of the processor in kHz (from the hardware description).
     pub tsc_khz: u64,
-    /// Number of CPUs the plan uses (only CPU 0 is started in this version).
+    /// Number of CPUs the plan uses (CPUs `0..cpu_count`).
     pub cpu_count: u32,
     /// One 4 KiB VMXON region per CPU, indexed by CPU number.
     pub vmxon_regions: S::List<PhysAddr>,
+    /// Local APIC id of each CPU, indexed by CPU number (the hardware
+    /// description's `<cpu apicId>` in order); the boot CPU sends the
+    /// start-up IPIs of the others to these ids.
+    pub apic_ids: S::List<ApicId>,
 }
 
 /// The crash-audit region (layout: [`septum_abi::crash`]): uncached RAM
@@ -369,6 +373,10 @@ kernel_actions! {
 /// Index into [`SystemSpec::partitions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionId(pub u16);
+
+/// A local APIC id (x2APIC: 32 bits; xAPIC ids fit in the low 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApicId(pub u32);
 
 /// Index into [`SystemSpec::groups`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

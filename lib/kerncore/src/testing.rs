@@ -84,6 +84,7 @@ pub(crate) const KERNEL: KernelSpec = KernelSpec {
     tsc_khz: 10_000,
     cpu_count: 1,
     vmxon_regions: &[],
+    apic_ids: &[],
 };
 
 pub(crate) const A: SubjectId = SubjectId(0);

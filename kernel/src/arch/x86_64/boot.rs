@@ -20,7 +20,22 @@
 //!    `kernel_main(mbi_phys)`.
 //!
 //! The GDT lives in `.data` because the CPU writes to it (the TSS busy bit)
-//! and the TSS descriptor is filled in at run time.
+//! and the TSS descriptors (one per CPU) are filled in at run time.
+//!
+//! Application processors (only when the plan uses more than one CPU):
+//! before paging is on, the boot CPU's trampoline also copies the AP
+//! start-up code (`septum_ap_trampoline`, real mode, a few dozen bytes)
+//! to physical [`AP_TRAMPOLINE`] (0x8000, page 8: the start-up IPI's
+//! vector), in conventional memory below 1 MiB that the memory map reports
+//! available and that no image region uses (the hardware descriptions mark
+//! it not allocatable; the kernel's page tables do not map it, hence the
+//! copy before paging). An AP woken by INIT-SIPI-SIPI runs it in real
+//! mode: it loads a three-entry GDT of its own, enables protection and
+//! jumps to `septum_ap_start32` in kernel text, which does what the boot
+//! CPU's trampoline does (kernel CR3, PAE, EFER.LME|NXE, paging, the
+//! kernel GDT, 64-bit code) and calls `septum_ap_main` with the CPU number
+//! and on the stack the boot CPU left in `septum_ap_cpu` and
+//! `septum_ap_stack` (`smp.rs`; it starts the APs one at a time).
 //!
 //! The stack bounds are global symbols (`septum_boot_stack_bottom`,
 //! `septum_boot_stack_top`, and in `percpu.rs` the exit and IST stacks) so
@@ -38,6 +53,16 @@ pub const MBI_COPY_SIZE: usize = 16 * 1024;
 #[used]
 #[unsafe(export_name = "septum_kernel_pml4")]
 static KERNEL_PML4: u64 = SPEC.kernel.pml4.get();
+
+/// Physical address of the AP start-up code; the start-up IPI's vector is
+/// its page number.
+pub const AP_TRAMPOLINE: u64 = 0x8000;
+
+/// Non-zero if the trampoline must copy the AP start-up code (the plan uses
+/// more than one CPU); single-CPU systems leave low memory alone.
+#[used]
+#[unsafe(export_name = "septum_ap_trampoline_needed")]
+static AP_TRAMPOLINE_NEEDED: u32 = if SPEC.kernel.cpu_count > 1 { 1 } else { 0 };
 
 global_asm!(
     r#"
@@ -59,6 +84,14 @@ septum_start32:
     movl %ebx, %esi
     movl $septum_mbi_copy, %edi
     rep movsb
+    cmpl $0, septum_ap_trampoline_needed
+    je 2f
+    movl $septum_ap_trampoline, %esi
+    movl ${ap_trampoline}, %edi
+    movl $septum_ap_trampoline_end, %ecx
+    subl %esi, %ecx
+    rep movsb
+2:
     movl septum_kernel_pml4, %eax
     movl %eax, %cr3
     movl %cr4, %eax
@@ -91,6 +124,69 @@ septum_start64:
     call kernel_main
     ud2
 
+    .code32
+    .global septum_ap_start32
+septum_ap_start32:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movl septum_kernel_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl $0x20, %eax
+    movl %eax, %cr4
+    movl $0xc0000080, %ecx
+    rdmsr
+    orl $0x900, %eax
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80010001, %eax
+    movl %eax, %cr0
+    lgdt septum_gdt_pointer
+    ljmp $0x08, $septum_ap_start64
+
+    .code64
+    .global septum_ap_start64
+septum_ap_start64:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    xorl %eax, %eax
+    movw %ax, %fs
+    movw %ax, %gs
+    movq septum_ap_stack, %rsp
+    movl septum_ap_cpu, %edi
+    call septum_ap_main
+    ud2
+
+    .section .rodata.septum_ap_trampoline, "a"
+    .balign 16
+    .global septum_ap_trampoline
+septum_ap_trampoline:
+    .code16
+    cli
+    cld
+    xorw %ax, %ax
+    movw %ax, %ds
+    lgdtl {ap_trampoline} + (septum_ap_gdt_pointer - septum_ap_trampoline)
+    movl %cr0, %eax
+    orl $1, %eax
+    movl %eax, %cr0
+    ljmpl $0x08, $septum_ap_start32
+    .balign 8
+septum_ap_gdt:
+    .quad 0
+    .quad 0x00cf9a000000ffff
+    .quad 0x00cf92000000ffff
+septum_ap_gdt_pointer:
+    .word 23
+    .long {ap_trampoline} + (septum_ap_gdt - septum_ap_trampoline)
+    .global septum_ap_trampoline_end
+septum_ap_trampoline_end:
+    .code64
+
     .section .data.septum_gdt, "aw"
     .balign 16
     .global septum_gdt
@@ -98,8 +194,9 @@ septum_gdt:
     .quad 0
     .quad 0x00af9b000000ffff
     .quad 0x00cf93000000ffff
+    .rept {tss_slots}
     .quad 0
-    .quad 0
+    .endr
 septum_gdt_end:
     .balign 8
     .global septum_gdt_pointer
@@ -128,6 +225,8 @@ septum_mbi_phys:
 "#,
     mbi_copy_size = const MBI_COPY_SIZE,
     boot_stack_size = const 0x8000,
+    ap_trampoline = const AP_TRAMPOLINE,
+    tss_slots = const 2 * super::percpu::MAX_CPUS,
     options(att_syntax)
 );
 

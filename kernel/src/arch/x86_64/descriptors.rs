@@ -2,7 +2,9 @@
 //! The TSS and IDT of a CPU live in its per-CPU block (`percpu.rs`).
 //!
 //! The GDT (defined in `boot.rs`) holds a 64-bit code segment (0x08), a data
-//! segment (0x10) and the TSS (0x18). The TSS exists only for its interrupt
+//! segment (0x10) and one TSS descriptor per CPU (`0x18 + 16 * n`, see
+//! `percpu::tss_selector`; LTR marks a descriptor busy, so CPUs cannot
+//! share one). The TSS exists only for its interrupt
 //! stack table: double fault, NMI and machine check run on their own stacks,
 //! so they are reported even when the kernel stack is the problem.
 //!
@@ -23,8 +25,10 @@ use crate::kprintln;
 pub const KERNEL_CS: u16 = 0x08;
 /// Kernel data selector.
 pub const KERNEL_DS: u16 = 0x10;
-/// TSS selector.
-pub const KERNEL_TSS: u16 = 0x18;
+/// GDT slots: null, code, data, then two per CPU for its TSS descriptor.
+pub const GDT_SLOTS: usize = 3 + 2 * percpu::MAX_CPUS;
+/// The GDT's limit (LGDT).
+const GDT_LIMIT: u16 = (GDT_SLOTS * 8 - 1) as u16;
 
 /// The 64-bit TSS as 26 little-endian words (SDM Vol. 3A, 8.7): IST1-3 at
 /// bytes 0x24-0x3b, the I/O map base (= size: no bitmap) at 0x66. One per
@@ -233,16 +237,20 @@ pub fn init(cpu: CpuNumber) {
         | (0x89 << 40)
         | (((tss_address >> 24) & 0xff) << 56);
     let descriptor_high = tss_address >> 32;
+    let selector = percpu::tss_selector(cpu);
+    let slot = usize::from(selector / 8);
     let gdt = boot::gdt_address() as *mut u64;
-    // Safety: the GDT in boot.rs has five 8-byte slots; slots 3 and 4 are
-    // the TSS descriptor, unused until LTR below. One CPU, interrupts off.
-    // (Several CPUs need one such descriptor each: LTR marks it busy.)
+    // Safety: the GDT in boot.rs has GDT_SLOTS 8-byte slots; `slot` and
+    // `slot + 1` (below GDT_SLOTS for every CPU below MAX_CPUS) are `cpu`'s
+    // TSS descriptor, written only here, by `cpu`, before its LTR below;
+    // other CPUs write only their own slots.
     unsafe {
-        gdt.wrapping_add(3).write_volatile(descriptor_low);
-        gdt.wrapping_add(4).write_volatile(descriptor_high);
+        gdt.wrapping_add(slot).write_volatile(descriptor_low);
+        gdt.wrapping_add(slot.wrapping_add(1))
+            .write_volatile(descriptor_high);
     }
     let gdt_pointer = TablePointer {
-        limit: 5 * 8 - 1,
+        limit: GDT_LIMIT,
         base: boot::gdt_address(),
     };
     let idt_pointer = TablePointer {
@@ -258,7 +266,7 @@ pub fn init(cpu: CpuNumber) {
             "ltr {tss:x}",
             gdt = in(reg) &gdt_pointer,
             idt = in(reg) &idt_pointer,
-            tss = in(reg) KERNEL_TSS,
+            tss = in(reg) selector,
             options(readonly, nostack, preserves_flags)
         );
     }

@@ -50,6 +50,7 @@ use septum_kerncore::vmx::{
 
 use super::cpu::{self, rdtsc};
 use super::percpu::{self, CpuCore, CpuNumber};
+use super::smp;
 use super::vmx::{self, GuestField, Vmcs, VmxError, field, vmread, write_guest};
 use crate::system::SPEC;
 use crate::{kprintln, stop};
@@ -281,9 +282,9 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
     // Every subject starts from the FNINIT state (FCW 0x37f, empty stack,
     // MXCSR at its reset value), not from an all-zero FXSAVE area, which
     // would unmask every x87 exception and select single precision.
+    // Each slot gets it by its own FXSAVE (FXSAVE leaves the state as it
+    // is), not by copying one saved area: no memcpy call on this path.
     cpu::fpu_reset();
-    let mut initial = FpuState([0; 512]);
-    fxsave(&mut initial);
     for (id, subject) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
         let Some(vmcs) = Vmcs::of(id, cpu) else {
             continue;
@@ -295,10 +296,11 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
                 rdi: subject.guest.rdi,
                 ..GuestRegs::ZERO
             };
-            context.fpu = initial;
+            fxsave(&mut context.fpu);
         }
     }
-    let decision = core.scheduler.start(rdtsc());
+    // Every plan CPU starts its first major frame at the same TSC.
+    let decision = core.scheduler.start(smp::plan_start_time());
     let frame_pointer = percpu::exit_frame(cpu);
     // Safety: the frame lies at the top of `cpu`'s exit stack, which nothing
     // uses before the first entry (this code runs on the boot stack).
@@ -386,6 +388,9 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
 #[inline(always)]
 fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u64 {
     let decision = dispatch(&mut cpu.scheduler, exit);
+    if let Exit::TimerExpired { .. } = exit {
+        frame_ended(cpu);
+    }
     if let Exit::Fault(info) | Exit::EntryFailure(info) = exit {
         report_fault(cpu, &info);
     }
@@ -479,15 +484,12 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
                 launch
             }
             Decision::Idle => {
-                let deadline = cpu.scheduler.deadline();
-                while rdtsc() < deadline {
-                    cpu::pause();
-                }
-                decision = cpu.scheduler.on_frame_end(rdtsc());
+                decision = idle(cpu);
                 continue;
             }
             Decision::Poweroff { by } => {
                 kprintln!("septum: poweroff requested by \"{}\"", subject_name(by));
+                smp::barrier_report();
                 #[cfg(feature = "count-vmcs")]
                 kprintln!(
                     "septum: vmcs accesses per VMCALL exit: {}",
@@ -522,6 +524,31 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
         arm_timer(cpu);
         return launch;
     }
+}
+
+/// A minor frame ended (its new one is current): before the first minor
+/// frame of a major frame, wait for every plan CPU (`smp`).
+#[inline(always)]
+fn frame_ended(cpu: &CpuCore) {
+    if cpu.scheduler.at_major_frame_start() {
+        smp::major_frame_barrier();
+    }
+}
+
+/// Idle in root mode until the minor frame's deadline, or until one of the
+/// frame's subjects becomes runnable (a sleeper whose event another CPU
+/// set); returns what runs next.
+fn idle(cpu: &mut CpuCore) -> Decision {
+    let deadline = cpu.scheduler.deadline();
+    while rdtsc() < deadline {
+        if let Some(woken) = cpu.scheduler.wake() {
+            return woken;
+        }
+        cpu::pause();
+    }
+    let decision = cpu.scheduler.on_frame_end(rdtsc());
+    frame_ended(cpu);
+    decision
 }
 
 /// Make `subject` the loaded one: save the frame of the previous one, load

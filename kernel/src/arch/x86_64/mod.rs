@@ -4,7 +4,10 @@
 //! The layer executes what kerncore decides: it never chooses a subject,
 //! routes an event or interprets the policy itself.
 //!
-//! - `boot`: 32-bit entry, long mode, boot-time memory (GDT, stacks).
+//! - `boot`: 32-bit entry, long mode, boot-time memory (GDT, stacks), the
+//!   AP start-up code.
+//! - `apic`: the local APIC in x2APIC mode, for INIT-SIPI-SIPI only.
+//! - `smp`: the plan's CPUs, starting the APs, the plan barrier.
 //! - `descriptors`: TSS/IDT, root-mode exception reporting.
 //! - `cpu`: single instructions (ports, MSRs, CRs, TSC, reset, poweroff).
 //! - `serial`: the debug UART.
@@ -16,6 +19,7 @@
 //! - `exit`: the VM-exit path and the execution of scheduler decisions.
 //! - `no_panic`: the link-time proof that no panic path survives.
 
+pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod descriptors;
@@ -25,5 +29,6 @@ pub mod no_panic;
 pub mod percpu;
 pub mod pit;
 pub mod serial;
+pub mod smp;
 pub mod vmcs;
 pub mod vmx;

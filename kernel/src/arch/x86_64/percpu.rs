@@ -28,12 +28,16 @@
 //! from its two root-mode entry points (its boot path with its
 //! [`CpuNumber`], and VM exits on its exit stack), which never nest on one
 //! CPU (interrupts stay off in root mode; an exception never returns).
-//! Only CPU 0 is started in this version ([`MAX_CPUS`] is 1). The
-//! multi-CPU issue must raise [`MAX_CPUS`] (each area costs about 60 KiB of
-//! the 512 KiB data window), give each CPU its own TSS descriptor (a GDT
-//! slot each: LTR marks a descriptor busy), start the other CPUs with their
-//! own number, and keep every VMCS on its subject's CPU (`vmx::Vmcs::of`
-//! already checks).
+//! [`MAX_CPUS`] areas exist (each costs about 62 KiB of the 512 KiB data
+//! window); each CPU has its own TSS descriptor in the GDT
+//! ([`tss_selector`]: LTR marks a descriptor busy), and every VMCS stays
+//! on its subject's CPU (`vmx::Vmcs::of` checks).
+//!
+//! An application processor's boot path runs on its own exit stack, at
+//! [`ap_boot_stack_top`], one page below the top: the exit frame
+//! (`exit::start` writes the first subject's registers there) and the block
+//! lie above it, and the boot path's frames are abandoned when the CPU
+//! enters its first subject (the stub then runs from the frame).
 
 use core::arch::global_asm;
 use core::mem::{MaybeUninit, offset_of, size_of};
@@ -44,8 +48,8 @@ use super::descriptors::{Idt, Tss};
 use super::exit::GuestRegs;
 use super::vmx::Vmcs;
 
-/// CPUs with a per-CPU area. Only CPU 0 runs in this version.
-pub const MAX_CPUS: usize = 1;
+/// CPUs with a per-CPU area: the most CPUs a plan may use.
+pub const MAX_CPUS: usize = 4;
 /// Bytes of each CPU's exit stack (host RSP).
 pub const EXIT_STACK_SIZE: usize = 0x8000;
 /// Bytes of each IST stack.
@@ -111,13 +115,22 @@ impl CpuNumber {
     /// The boot CPU.
     pub const BOOT: Self = Self(0);
 
+    /// CPU `number`, if it has a per-CPU area (below [`MAX_CPUS`]).
+    pub const fn new(number: u32) -> Option<Self> {
+        if (number as usize) < MAX_CPUS {
+            Some(Self(number))
+        } else {
+            None
+        }
+    }
+
     /// The number as the spec writes it (`SubjectSpec::cpu`).
     pub const fn get(self) -> u32 {
         self.0
     }
 
     fn index(self) -> usize {
-        // Below MAX_CPUS (the only constructor is BOOT): fits in usize.
+        // Below MAX_CPUS (checked by `new`): fits in usize.
         self.0 as usize
     }
 }
@@ -168,6 +181,20 @@ pub fn core(cpu: CpuNumber) -> *mut CpuCore {
 /// Top of `cpu`'s exit stack (host RSP): the address of its block.
 pub fn exit_stack_top(cpu: CpuNumber) -> u64 {
     block(cpu) as u64
+}
+
+/// Where an application processor's boot path starts its stack: one page
+/// below the top of its exit stack, under the exit frame (see the module
+/// doc).
+pub fn ap_boot_stack_top(cpu: CpuNumber) -> u64 {
+    exit_stack_top(cpu).wrapping_sub(4096)
+}
+
+/// Selector of `cpu`'s TSS descriptor in the GDT: two 8-byte slots per CPU
+/// from slot 3 (`boot.rs`).
+pub fn tss_selector(cpu: CpuNumber) -> u16 {
+    // cpu < MAX_CPUS = 4: at most 0x18 + 3 * 16.
+    0x18u16.wrapping_add((cpu.get() as u16).wrapping_mul(16))
 }
 
 /// Where the exit stub leaves the guest registers on `cpu`'s exit stack.

@@ -19,7 +19,7 @@ use septum_kerncore::vmx::FinalControls;
 
 use super::boot;
 use super::cpu::{self, rdmsr};
-use super::descriptors::{KERNEL_CS, KERNEL_DS, KERNEL_TSS};
+use super::descriptors::{KERNEL_CS, KERNEL_DS};
 use super::percpu::{self, CpuNumber};
 use super::vmx::{self, BringUpError, Capabilities, Vmcs, VmxError, field, vmwrite};
 
@@ -217,7 +217,10 @@ unsafe fn write_host_state(controls: &FinalControls, cpu: CpuNumber) -> Result<(
         ] {
             vmwrite(selector, u64::from(KERNEL_DS))?;
         }
-        vmwrite(field::HOST_TR_SELECTOR, u64::from(KERNEL_TSS))?;
+        vmwrite(
+            field::HOST_TR_SELECTOR,
+            u64::from(percpu::tss_selector(cpu)),
+        )?;
         vmwrite(field::HOST_FS_BASE, 0)?;
         vmwrite(field::HOST_GS_BASE, 0)?;
         vmwrite(field::HOST_TR_BASE, percpu::tss_address(cpu))?;

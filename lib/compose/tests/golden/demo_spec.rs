@@ -8,6 +8,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
         tsc_khz: 10000,
         cpu_count: 1,
         vmxon_regions: &[septum_abi::PhysAddr(0x300000)],
+        apic_ids: &[septum_kerncore::spec::ApicId(0)],
     },
     subjects: &[
         septum_kerncore::spec::SubjectSpec {

@@ -162,6 +162,7 @@ fn every_variant() -> SystemSpec<Owned> {
             tsc_khz: 2_000_000,
             cpu_count: 2,
             vmxon_regions: vec![PhysAddr(0x30_0000), PhysAddr(0x30_1000)],
+            apic_ids: vec![ApicId(0), ApicId(2)],
         },
         subjects: vec![
             subject("a", 1, events, faults[0]),
