@@ -70,9 +70,10 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
     cpu::fpu_reset();
     console::init();
     kprintln!(
-        "septum: booting system \"{}\" ({} subjects)",
+        "septum: booting system \"{}\" ({} subject{})",
         SPEC.name,
-        SPEC.subjects.len()
+        SPEC.subjects.len(),
+        if SPEC.subjects.len() == 1 { "" } else { "s" }
     );
     if let Err(reason) = bootinfo::check(arch::x86_64::boot::boot_info_bytes()) {
         refuse(format_args!("{reason}"));

@@ -3,8 +3,9 @@
 //!
 //! A source event resolves to the subject that has the same global event as
 //! a target event ([`EventTargets`]): `async` and `ipi` become
-//! [`SourceEvent::Async`] (this kernel runs one CPU, so `ipi` needs no
-//! interrupt), `switch` becomes [`SourceEvent::Switch`], `self`
+//! [`SourceEvent::Async`] (events are not injected into subjects yet, and
+//! an idle CPU notices a cross-CPU event on its own, so `ipi` needs no
+//! interrupt today), `switch` becomes [`SourceEvent::Switch`], `self`
 //! [`SourceEvent::SelfEvent`] on the subject's own target number, and
 //! `kernel` events their [`KernelAction`] (the policy and the kernel share
 //! that type). A channel with an event
