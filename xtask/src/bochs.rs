@@ -526,7 +526,9 @@ mod tests {
 
     #[test]
     fn live_config_sends_both_ports_to_sockets() {
-        let rc = BOCHSRC.replace("@MODEL@", DEFAULT_CPU_MODEL);
+        let rc = BOCHSRC
+            .replace("@MODEL@", DEFAULT_CPU_MODEL)
+            .replace("@COUNT@", "1");
         let live = live_config(&rc, [4001, 4002]);
         assert!(
             live.contains("\ncom1: enabled=1, mode=socket-client, dev=127.0.0.1:4001\n"),
