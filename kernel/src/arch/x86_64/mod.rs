@@ -7,6 +7,8 @@
 //! - `boot`: 32-bit entry, long mode, boot-time memory (GDT, stacks).
 //! - `descriptors`: TSS/IDT, root-mode exception reporting.
 //! - `cpu`: single instructions (ports, MSRs, CRs, TSC, reset, poweroff).
+//! - `crash`: volatile access to the crash-audit region, the state a record
+//!   holds.
 //! - `serial`: the debug UART.
 //! - `pit`: TSC-rate measurement against the PIT.
 //! - `vmx`: VMX instructions, field encodings, bring-up.
@@ -18,6 +20,7 @@
 
 pub mod boot;
 pub mod cpu;
+pub mod crash;
 pub mod descriptors;
 pub mod exit;
 #[cfg(not(debug_assertions))]
