@@ -47,8 +47,8 @@ pub fn stop() -> ! {
 
 /// Print a `cannot start` reason and stop.
 fn refuse(args: core::fmt::Arguments<'_>) -> ! {
-    console::print_line(format_args!("septum: cannot start: {args}"));
     crash::boot_refused();
+    console::print_line(format_args!("septum: cannot start: {args}"));
     stop()
 }
 
