@@ -133,20 +133,22 @@ impl PhysAllocator {
         Ok(())
     }
 
-    /// Highest fit of `size` bytes aligned to `align` (a power of two):
-    /// the aligned range that ends closest to the top of the highest free
-    /// range that can hold it. For a region whose address should depend
-    /// only on the hardware description, not on what else is placed (the
-    /// crash-audit region).
-    pub fn allocate_top(&mut self, size: u64, align: u64) -> Result<PhysAddr, AllocError> {
+    /// Middle fit of `size` bytes aligned to `align` (a power of two): in
+    /// the highest free range that can hold it, the aligned start at or
+    /// just below the range's middle. For a region whose address should
+    /// depend only on the hardware description, not on what else is
+    /// placed, and that the boot loader must not touch (the crash-audit
+    /// region: GRUB works at the top of RAM, the image grows from the
+    /// bottom; docs/crash.md).
+    pub fn allocate_middle(&mut self, size: u64, align: u64) -> Result<PhysAddr, AllocError> {
         let exhausted = || AllocError::Exhausted {
             size,
             align,
             free: self.free_bytes(),
         };
         let found = self.free.iter().enumerate().rev().find_map(|(i, &(s, e))| {
-            let start = e.checked_sub(size)? & !(align - 1);
-            (start >= s).then_some((i, start))
+            let start = (s + (e - s) / 2) & !(align - 1);
+            (start >= s && start.checked_add(size)? <= e).then_some((i, start))
         });
         let Some((i, start)) = found else {
             return Err(exhausted());
@@ -253,17 +255,20 @@ mod tests {
     }
 
     #[test]
-    fn top_fit_takes_the_end_of_the_highest_range() {
+    fn middle_fit_takes_the_middle_of_the_highest_range() {
         let mut a = PhysAllocator::new(&ram(0x1000_0000));
-        let top = a.allocate_top(0x2000, 0x1000).unwrap();
-        assert_eq!(top, PhysAddr(0x1010_0000 - 0x2000));
-        // Bottom-up allocation is unaffected.
+        let (s, e) = *a.free.last().unwrap();
+        let middle = a.allocate_middle(0x2000, 0x20_0000).unwrap();
+        assert_eq!(middle.get(), (s + (e - s) / 2) & !0x1f_ffff);
+        assert!(middle.get() >= s && middle.get() + 0x2000 <= e);
+        // Bottom-up allocation is unaffected and goes around it.
         assert_eq!(a.allocate(0x1000, 0x1000).unwrap(), FIRST_ALLOCATABLE);
-        assert_eq!(
-            a.allocate_top(0x1000, 0x1000).unwrap(),
-            PhysAddr(0x1010_0000 - 0x3000)
+        assert!(
+            a.free
+                .iter()
+                .all(|&(fs, fe)| fe <= middle.get() || fs >= middle.get() + 0x2000)
         );
-        assert!(a.allocate_top(0x2000_0000, 0x1000).is_err());
+        assert!(a.allocate_middle(0x2000_0000, 0x1000).is_err());
     }
 
     #[test]

@@ -8,12 +8,16 @@
 //! [`Composition::regions`](crate::system::Composition::regions) (the list
 //! that becomes `regions.json`'s loaded regions and the ELF's `PT_LOAD`
 //! segments) but its own [`Composition::crash_audit`](crate::system::Composition::crash_audit),
-//! and the boot loader neither loads nor zeroes it. It is taken from the
-//! top of the highest allocatable RAM block of the hardware description,
-//! after the policy's fixed regions and before everything else, so its
-//! address depends only on the hardware description and the CPU count:
-//! the next image for the same machine finds the previous image's
-//! records at the same place (and tells them apart by the policy hash).
+//! and the boot loader does not load it. It is taken from the middle of the
+//! highest free RAM range (2 MiB aligned), after the policy's fixed regions
+//! and before everything else, so its address depends only on the hardware
+//! description, the fixed regions and the CPU count: the next image for the
+//! same machine finds the previous image's records at the same place (and
+//! tells them apart by the policy hash). Not the top: measured in Bochs,
+//! BIOS and GRUB overwrite the top megabyte or two of RAM below 4 GiB on
+//! every boot (records 2 MiB below the top survived a warm reset, records
+//! 1 MiB below it and at the top did not); not the bottom: the loaded image
+//! grows from there.
 //!
 //! The policy hash is FNV-1a 64 over every source file the policy loader
 //! read (the policy, its includes and the hardware description), in load
@@ -78,7 +82,8 @@ pub fn policy_hash_of(sources: &septum_policy::SourceMap) -> u64 {
     policy_hash(sources.files().iter().map(|f| f.text().as_bytes()))
 }
 
-/// Take the region for `cpu_count` CPUs from the top of RAM.
+/// Take the region for `cpu_count` CPUs from the middle of the highest RAM
+/// block.
 pub fn place(
     placer: &mut Placer,
     cpu_count: u32,
@@ -89,7 +94,7 @@ pub fn place(
             "crash-audit region: {cpu_count} CPUs exceed its limit of {MAX_SLOTS} record slots"
         ))
     })?;
-    let start = placer.reserve_top(NAME, size)?;
+    let start = placer.reserve_middle(NAME, size)?;
     Ok(CrashAudit {
         start,
         size,

@@ -17,8 +17,9 @@
 //! flags are not enabled in the EPTP at all.
 //!
 //! Formats (SDM Vol. 3A 4.5 for IA-32e, Vol. 3C 29.3.2 for EPT):
-//! - IA-32e: P=bit 0, R/W=bit 1, U/S=bit 2 (always 0: supervisor), A=bit 5,
-//!   D=bit 6, PS=bit 7, XD=bit 63.
+//! - IA-32e: P=bit 0, R/W=bit 1, U/S=bit 2 (always 0: supervisor), PWT=bit 3
+//!   and PCD=bit 4 (both set only for [`Rights::uncached`]), A=bit 5, D=bit 6,
+//!   PS=bit 7, XD=bit 63.
 //! - EPT: R=bit 0, W=bit 1, X=bit 2, memory type=bits 5:3 (leaves), large
 //!   page=bit 7.
 
@@ -45,6 +46,10 @@ pub mod ia32e {
     pub const ACCESSED: u64 = 1 << 5;
     /// Dirty.
     pub const DIRTY: u64 = 1 << 6;
+    /// Page-level write-through (PWT).
+    pub const WRITE_THROUGH: u64 = 1 << 3;
+    /// Page-level cache disable (PCD).
+    pub const CACHE_DISABLE: u64 = 1 << 4;
     /// Page size (2 MiB leaf at level 1).
     pub const PAGE_SIZE: u64 = 1 << 7;
     /// Execute-disable.
@@ -104,9 +109,14 @@ pub struct Rights {
     pub writable: bool,
     /// Instruction fetches allowed.
     pub executable: bool,
-    /// EPT memory type (ignored for IA-32e, where the guest PAT entry 0 and
-    /// the EPT memory type decide).
+    /// EPT memory type (ignored for IA-32e, where the PAT entry the leaf
+    /// selects and, for a subject, the EPT memory type decide).
     pub memory_type: u64,
+    /// IA-32e only: set PCD and PWT in the leaf, selecting PAT entry 3,
+    /// which is UC with the PAT's reset value (SDM Vol. 3A 13.12.4). Off
+    /// (PAT entry 0, WB) everywhere but the kernel's crash-audit mapping;
+    /// ignored for EPT.
+    pub uncached: bool,
 }
 
 impl Rights {
@@ -116,6 +126,7 @@ impl Rights {
             writable,
             executable,
             memory_type: caching.memory_type(),
+            uncached: false,
         }
     }
 
@@ -128,6 +139,9 @@ impl Rights {
                 }
                 if !self.executable {
                     bits |= ia32e::EXECUTE_DISABLE;
+                }
+                if self.uncached {
+                    bits |= ia32e::CACHE_DISABLE | ia32e::WRITE_THROUGH;
                 }
                 bits
             }
@@ -151,11 +165,14 @@ impl Rights {
                 writable: entry & ia32e::WRITABLE != 0,
                 executable: entry & ia32e::EXECUTE_DISABLE == 0,
                 memory_type: 0,
+                uncached: entry & (ia32e::CACHE_DISABLE | ia32e::WRITE_THROUGH)
+                    == ia32e::CACHE_DISABLE | ia32e::WRITE_THROUGH,
             },
             Format::Ept => Rights {
                 writable: entry & ept::WRITE != 0,
                 executable: entry & ept::EXECUTE != 0,
                 memory_type: (entry >> ept::MEMORY_TYPE_SHIFT) & 7,
+                uncached: false,
             },
         }
     }
@@ -508,11 +525,13 @@ mod tests {
         writable: true,
         executable: false,
         memory_type: 6,
+        uncached: false,
     };
     const RX: Rights = Rights {
         writable: false,
         executable: true,
         memory_type: 6,
+        uncached: false,
     };
 
     #[test]
@@ -544,12 +563,44 @@ mod tests {
     }
 
     #[test]
+    fn uncached_sets_pcd_and_pwt_in_ia32e_leaves_only() {
+        let uncached = Rights {
+            uncached: true,
+            ..RW
+        };
+        let mut t = KernelTables::new(Format::Ia32e, true);
+        t.map(VirtAddr(0x20_0000), PhysAddr(0x20_0000), 0x2000, uncached)
+            .unwrap();
+        t.map(VirtAddr(0x40_0000), PhysAddr(0x40_0000), 0x1000, RW)
+            .unwrap();
+        let bytes = t.to_bytes(PhysAddr(0x1000));
+        let tr = translate(Format::Ia32e, &bytes, 0x1000, 0x20_1000).unwrap();
+        assert_eq!(tr.leaf & 0x18, 0x18, "PCD and PWT: PAT entry 3");
+        assert_eq!(
+            Rights::from_leaf(Format::Ia32e, tr.leaf),
+            Rights {
+                memory_type: 0,
+                ..uncached
+            }
+        );
+        let tr = translate(Format::Ia32e, &bytes, 0x1000, 0x40_0000).unwrap();
+        assert_eq!(tr.leaf & 0x18, 0, "PAT entry 0");
+        let mut e = EptTables::new(Format::Ept, true);
+        e.map(GuestPhysAddr(0), PhysAddr(0x20_0000), 0x1000, uncached)
+            .unwrap();
+        let bytes = e.to_bytes(PhysAddr(0x1000));
+        let tr = translate(Format::Ept, &bytes, 0x1000, 0).unwrap();
+        assert_eq!(tr.leaf & 0x3f, 0b110_011, "EPT ignores the flag");
+    }
+
+    #[test]
     fn ept_uses_large_pages_and_memory_types() {
         let mut t = EptTables::new(Format::Ept, true);
         let uc = Rights {
             writable: true,
             executable: false,
             memory_type: 0,
+            uncached: true,
         };
         t.map(GuestPhysAddr(0x40_0000), PhysAddr(0x80_0000), 0x40_1000, uc)
             .unwrap();
@@ -594,7 +645,7 @@ mod tests {
             let mut next = 0u64;
             for (gap, pages, w, x) in ranges {
                 let start = (next + gap) * 4096;
-                let rights = Rights { writable: w, executable: x, memory_type: 6 };
+                let rights = Rights { writable: w, executable: x, memory_type: 6, uncached: false };
                 let phys = 0x1_0000_0000 + start * 3;
                 t.map(GuestPhysAddr(start), PhysAddr(phys), pages * 4096, rights).unwrap();
                 for p in 0..pages {

@@ -14,8 +14,8 @@
 //!    profile chooses its VMX state, its events are resolved and its info
 //!    page is written ([`crate::subjects`], [`crate::events`],
 //!    [`crate::profile`]).
-//! 5. The kernel's identity tables (kernel windows, VMXON and VMCS regions)
-//!    are built and placed.
+//! 5. The kernel's identity tables (kernel windows, VMXON and VMCS regions,
+//!    the crash-audit region uncached) are built and placed.
 //! 6. The plan is converted to TSC cycles ([`crate::plan`]) and the boot
 //!    major frame's length is written into every info page.
 //!
@@ -25,6 +25,7 @@
 use septum_abi::layout::{KERNEL_DATA, KERNEL_RODATA, KERNEL_TEXT, PAGE_SIZE};
 use septum_abi::{PhysAddr, SubjectId, TscCycles, VirtAddr};
 
+use crate::crash_audit::CrashAudit;
 use crate::error::{ComposeError, Origin, fail};
 use crate::events;
 use crate::info;
@@ -71,7 +72,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
 
     // 5. The kernel's own tables.
     placer.origin = None;
-    let kernel_pml4 = kernel_tables(&mut placer, &vmxon, &subjects)?;
+    let kernel_pml4 = kernel_tables(&mut placer, &vmxon, &subjects, &placed.crash_audit)?;
 
     // 6. The plan; every info page carries the boot major frame's length,
     // known only now.
@@ -126,33 +127,37 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
 }
 
 /// Build and place the kernel's page tables: the kernel windows with their
-/// rights, and the VMXON and VMCS regions read-write, no execute, all
-/// identity-mapped. Returns the PML4's address.
+/// rights, the VMXON and VMCS regions read-write, no execute, and the
+/// crash-audit region read-write, no execute, uncached (PCD|PWT: a record
+/// is in RAM, not in a cache line, when the reset comes; docs/crash.md),
+/// all identity-mapped. Returns the PML4's address.
 fn kernel_tables(
     placer: &mut Placer,
     vmxon: &[PhysAddr],
     subjects: &[SubjectOut],
+    crash_audit: &CrashAudit,
 ) -> Result<PhysAddr, ComposeError> {
     let mut kernel = KernelTables::new(Format::Ia32e, true);
-    let mut identity = |start: PhysAddr, size: u64, writable: bool, executable: bool| {
+    let mut identity = |start: PhysAddr, size: u64, rights: Rights| {
         kernel
-            .map(
-                VirtAddr(start.get()),
-                start,
-                size,
-                Rights::of(writable, executable, Caching::Wb),
-            )
+            .map(VirtAddr(start.get()), start, size, rights)
             .map_err(|e| ComposeError::new(format!("kernel page tables: {e}")))
     };
-    identity(KERNEL_TEXT.start, KERNEL_TEXT.size, false, true)?;
-    identity(KERNEL_RODATA.start, KERNEL_RODATA.size, false, false)?;
-    identity(KERNEL_DATA.start, KERNEL_DATA.size, true, false)?;
+    let wb = |writable, executable| Rights::of(writable, executable, Caching::Wb);
+    identity(KERNEL_TEXT.start, KERNEL_TEXT.size, wb(false, true))?;
+    identity(KERNEL_RODATA.start, KERNEL_RODATA.size, wb(false, false))?;
+    identity(KERNEL_DATA.start, KERNEL_DATA.size, wb(true, false))?;
     for &at in vmxon {
-        identity(at, PAGE_SIZE, true, false)?;
+        identity(at, PAGE_SIZE, wb(true, false))?;
     }
     for s in subjects {
-        identity(s.vmcs, PAGE_SIZE, true, false)?;
+        identity(s.vmcs, PAGE_SIZE, wb(true, false))?;
     }
+    let uncached = Rights {
+        uncached: true,
+        ..Rights::of(true, false, Caching::Uc)
+    };
+    identity(crash_audit.start, crash_audit.size, uncached)?;
     let tables = placer.place(RegionRequest::kernel(
         "pt",
         RegionKind::KernelPageTables,

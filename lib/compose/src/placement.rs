@@ -151,13 +151,14 @@ impl Placer {
         Ok(self.push(r, at, size))
     }
 
-    /// Take `size` bytes (whole pages) from the top of the highest free
-    /// RAM range, for a region that is not one of the loaded
-    /// [`Region`]s: nothing else is placed there, and it is not in
-    /// [`Placer::into_regions`].
-    pub fn reserve_top(&mut self, name: &str, size: u64) -> Result<PhysAddr, ComposeError> {
+    /// Take `size` bytes (whole pages) from the middle of the highest free
+    /// RAM range (2 MiB aligned if that fits, else 4 KiB), for a region
+    /// that is not one of the loaded [`Region`]s: nothing else is placed
+    /// there, and it is not in [`Placer::into_regions`].
+    pub fn reserve_middle(&mut self, name: &str, size: u64) -> Result<PhysAddr, ComposeError> {
         self.allocator
-            .allocate_top(size, PAGE_SIZE)
+            .allocate_middle(size, LARGE_PAGE_SIZE)
+            .or_else(|_| self.allocator.allocate_middle(size, PAGE_SIZE))
             .map_err(|e| alloc_error(name, e))
     }
 

@@ -173,24 +173,39 @@ fn kernel_tables_map_windows_vmxon_and_vmcs_only() {
                 va,
                 leaf & ia32e::WRITABLE != 0,
                 leaf & ia32e::EXECUTE_DISABLE == 0,
+                leaf & (ia32e::CACHE_DISABLE | ia32e::WRITE_THROUGH),
             )
         })
         .collect();
     let mut expected = BTreeSet::new();
-    let mut add = |start: u64, size: u64, w: bool, x: bool| {
+    let mut add = |start: u64, size: u64, w: bool, x: bool, pcd_pwt: u64| {
         for off in (0..size).step_by(4096) {
-            expected.insert((start + off, w, x));
+            expected.insert((start + off, w, x, pcd_pwt));
         }
     };
-    add(KERNEL_TEXT.start.get(), KERNEL_TEXT.size, false, true);
-    add(KERNEL_RODATA.start.get(), KERNEL_RODATA.size, false, false);
-    add(KERNEL_DATA.start.get(), KERNEL_DATA.size, true, false);
+    add(KERNEL_TEXT.start.get(), KERNEL_TEXT.size, false, true, 0);
+    add(
+        KERNEL_RODATA.start.get(),
+        KERNEL_RODATA.size,
+        false,
+        false,
+        0,
+    );
+    add(KERNEL_DATA.start.get(), KERNEL_DATA.size, true, false, 0);
     for v in &c.vmxon {
-        add(v.get(), 4096, true, false);
+        add(v.get(), 4096, true, false, 0);
     }
     for s in &c.subjects {
-        add(s.vmcs.get(), 4096, true, false);
+        add(s.vmcs.get(), 4096, true, false, 0);
     }
+    // The crash-audit region: read-write, no execute, uncached (PAT entry 3).
+    add(
+        c.crash_audit.start.get(),
+        c.crash_audit.size,
+        true,
+        false,
+        ia32e::CACHE_DISABLE | ia32e::WRITE_THROUGH,
+    );
     assert_eq!(got, expected);
 }
 

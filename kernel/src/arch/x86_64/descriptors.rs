@@ -16,6 +16,8 @@
 
 use core::arch::{asm, global_asm};
 
+use septum_abi::crash::RootException;
+
 use super::boot;
 use super::cpu;
 use super::percpu::{self, CpuNumber};
@@ -158,6 +160,16 @@ extern "C" fn septum_root_exception(frame: *const ExceptionFrame) -> ! {
         cpu::read_cr2(),
         cpu::read_cr3()
     );
+    crate::crash::root_exception(RootException {
+        vector: frame.vector,
+        error_code: frame.error,
+        rip: frame.rip,
+        cs: frame.cs,
+        rflags: frame.rflags,
+        rsp: frame.rsp,
+        ss: frame.ss,
+        cr2: cpu::read_cr2(),
+    });
     kprintln!("septum: resetting the machine");
     crate::console::drain();
     cpu::reset()

@@ -248,6 +248,7 @@ fn subject_name(id: SubjectId) -> &'static str {
 /// Stop after a failed VMX instruction.
 fn vmx_failed(error: VmxError) -> ! {
     kprintln!("septum: VMX instruction failed: {error}");
+    crate::crash::vmx_failed();
     kprintln!("septum: system stopped (fail-closed)");
     stop()
 }
@@ -457,6 +458,7 @@ extern "C" fn septum_vmentry_failed() -> ! {
         "septum: VMX instruction failed: VM entry failed: VM-instruction error {}",
         vmx::instruction_error()
     );
+    crate::crash::vm_entry_failed();
     kprintln!("septum: system stopped (fail-closed)");
     stop()
 }
@@ -504,11 +506,13 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
             }
             Decision::Panic { by } => {
                 kprintln!("septum: panic requested by \"{}\"", subject_name(by));
+                crate::crash::panic_action(cpu, frame, by);
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
             }
             // The fault report is already printed (`septum_vmexit`).
             Decision::StopSystem { .. } => {
+                crate::crash::exit_stop(cpu, frame);
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
             }

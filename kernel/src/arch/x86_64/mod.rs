@@ -10,6 +10,8 @@
 //! - `smp`: the plan's CPUs, starting the APs, the plan barrier.
 //! - `descriptors`: TSS/IDT, root-mode exception reporting.
 //! - `cpu`: single instructions (ports, MSRs, CRs, TSC, reset, poweroff).
+//! - `crash`: volatile access to the crash-audit region, the state a record
+//!   holds.
 //! - `serial`: the debug UART.
 //! - `pit`: TSC-rate measurement against the PIT.
 //! - `vmx`: VMX instructions, field encodings, bring-up.
@@ -22,6 +24,7 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod crash;
 pub mod descriptors;
 pub mod exit;
 #[cfg(not(debug_assertions))]

@@ -120,10 +120,10 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
         septum_kerncore::spec::ImageRegion { name: "producer|ept", start: septum_abi::PhysAddr(0x32a000), size: 0xa000 },
         septum_kerncore::spec::ImageRegion { name: "console|pt", start: septum_abi::PhysAddr(0x334000), size: 0x8000 },
         septum_kerncore::spec::ImageRegion { name: "console|ept", start: septum_abi::PhysAddr(0x33c000), size: 0x8000 },
-        septum_kerncore::spec::ImageRegion { name: "kernel|pt", start: septum_abi::PhysAddr(0x344000), size: 0x5000 },
-        septum_kerncore::spec::ImageRegion { name: "kernel|crash_audit", start: septum_abi::PhysAddr(0xffee000), size: 0x2000 },
+        septum_kerncore::spec::ImageRegion { name: "kernel|pt", start: septum_abi::PhysAddr(0x344000), size: 0x6000 },
+        septum_kerncore::spec::ImageRegion { name: "kernel|crash_audit", start: septum_abi::PhysAddr(0x8000000), size: 0x2000 },
     ],
 };
 /// Where fail-closed paths leave their crash records (docs/crash.md).
 #[allow(dead_code, reason = "read once the kernel writes crash records")]
-pub static CRASH_AUDIT: septum_kerncore::spec::CrashAuditSpec = septum_kerncore::spec::CrashAuditSpec { start: septum_abi::PhysAddr(0xffee000), size: 0x2000, slot_count: 1, policy_hash: 0x0 };
+pub static CRASH_AUDIT: septum_kerncore::spec::CrashAuditSpec = septum_kerncore::spec::CrashAuditSpec { start: septum_abi::PhysAddr(0x8000000), size: 0x2000, slot_count: 1, policy_hash: 0x0 };
