@@ -34,6 +34,7 @@ use septum_abi::crash::{
 };
 use septum_kerncore::vmx::exit_reason_text;
 
+use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::crash as region;
 use crate::arch::x86_64::exit::GuestRegs;
 use crate::arch::x86_64::percpu::{CpuCore, CpuNumber};
@@ -265,10 +266,24 @@ fn write(mut record: Record) {
     }
 }
 
-/// The CPU a path without its per-CPU core runs on. Only CPU 0 runs in this
-/// version; the multi-CPU bring-up must find the CPU's own number here.
+/// The CPU a path without its per-CPU core runs on, found by its local
+/// APIC id in the spec's list (CPUID: leaf 0xB's x2APIC id where the CPU
+/// has that leaf, else leaf 1's initial APIC id; neither depends on the
+/// APIC's mode). The boot CPU if the id is not listed.
 fn current_cpu() -> CpuNumber {
-    CpuNumber::BOOT
+    let (max_leaf, _, _, _) = cpu::cpuid(0, 0);
+    let apic_id = if max_leaf >= 0xb {
+        cpu::cpuid(0xb, 0).3
+    } else {
+        cpu::cpuid(1, 0).1 >> 24
+    };
+    SPEC.kernel
+        .apic_ids
+        .iter()
+        .position(|id| id.0 == apic_id)
+        .and_then(|index| u32::try_from(index).ok())
+        .and_then(CpuNumber::new)
+        .unwrap_or(CpuNumber::BOOT)
 }
 
 /// A root-mode exception: `root_exception` (vector 2: `unexpected_nmi`,
