@@ -428,6 +428,19 @@ impl<'f> Ctx<'f> {
     /// children of included files where `<include>` stands (when
     /// `allow_include`), and reports non-blank text.
     fn each_child(&mut self, el: El<'_, '_>, allow_include: bool, handle: &mut ChildFn<'_, 'f>) {
+        self.each_child_in(el, el.name(), allow_include, handle);
+    }
+
+    /// [`Self::each_child`] where includes count as standing in an element
+    /// called `container` (not `el` itself when `el` is an included file's
+    /// `<include>` root).
+    fn each_child_in(
+        &mut self,
+        el: El<'_, '_>,
+        container: &str,
+        allow_include: bool,
+        handle: &mut ChildFn<'_, 'f>,
+    ) {
         for node in el.node.children() {
             if node.is_text() {
                 let text = node.text().unwrap_or("");
@@ -469,7 +482,7 @@ impl<'f> Ctx<'f> {
                 continue;
             }
             if allow_include && child.name() == "include" {
-                self.include(child, el.name(), handle);
+                self.include(child, container, handle);
             } else {
                 handle(self, child);
             }
@@ -543,7 +556,17 @@ impl<'f> Ctx<'f> {
             node: doc.root_element(),
             file,
         };
-        if root.name() != container {
+        let accepted = include_children(container);
+        let has_attributes = root.node.attributes().any(|a| a.namespace().is_none());
+        // The root's children are spliced in: a root named like the
+        // container (unless the container holds elements of its own name
+        // and the root has attributes, as a `<memory name>` region in
+        // `<memory>` does), or the anchor's `<include>` root.
+        let splice = root.name() == "include"
+            || (root.name() == container && !(has_attributes && accepted.contains(&container)));
+        // The anchor's other form: the root is one element of the container.
+        let element = !splice && accepted.contains(&root.name());
+        if !splice && !element {
             self.diags.push(
                 Diagnostic::error(
                     ids::INCLUDE_ROOT_MISMATCH,
@@ -556,14 +579,24 @@ impl<'f> Ctx<'f> {
                 )
                 .with_label(root.span(), "root element")
                 .with_help(format!(
-                    "an included file's root element must be <{container}>"
+                    "an included file's root element must be <{container}> or <include> (its \
+                     children are spliced in), or one element <{container}> holds: {}",
+                    accepted
+                        .iter()
+                        .map(|a| format!("<{a}>"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             );
             return;
         }
-        self.attributes(root, &[]);
         self.include_stack.push((identity, Some(href.span)));
-        self.each_child(root, true, handle);
+        if splice {
+            self.attributes(root, &[]);
+            self.each_child_in(root, container, true, handle);
+        } else {
+            handle(self, root);
+        }
         self.include_stack.pop();
     }
 
@@ -1032,6 +1065,27 @@ pub(crate) fn quoted(value: &str) -> String {
 /// `a, b, c` from items.
 fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
     items.iter().map(show).collect::<Vec<_>>().join(", ")
+}
+
+/// The elements an `<include>` in `container` may bring in one at a time
+/// (an included file whose root is one of them): what `container` holds.
+fn include_children(container: &str) -> &'static [&'static str] {
+    match container {
+        "system" => &[
+            "hardware",
+            "kernel",
+            "memory",
+            "events",
+            "channels",
+            "subjects",
+            "scheduling",
+        ],
+        "memory" => &["memory"],
+        "events" => &["event"],
+        "channels" => &["channel"],
+        "subjects" => &["subject"],
+        _ => &[],
+    }
 }
 
 #[cfg(test)]
