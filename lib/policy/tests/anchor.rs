@@ -187,3 +187,38 @@ fn an_include_root_takes_no_attributes() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn the_anchors_asynchronous_is_septums_async() {
+    let demo = read("../../systems/demo.xml").replace("../hardware/", "");
+    let mut files = MemoryFiles::new();
+    files.insert(
+        "sys/bochs-tigerlake.xml",
+        read("../../hardware/bochs-tigerlake.xml"),
+    );
+    let text = demo.replace(
+        "protocol=\"1\"/>",
+        "protocol=\"1\" hasEvent=\"asynchronous\"/>",
+    );
+    let loaded = check_str("sys/demo.xml", &text, &files);
+    assert!(
+        !loaded.diagnostics.has_errors(),
+        "{:#?}",
+        headlines(&loaded)
+    );
+    let policy = loaded.policy.expect("policy");
+    assert_eq!(
+        policy.channels[0].has_event.as_ref().map(|m| m.value),
+        Some(septum_policy::model::EventMode::Async)
+    );
+    // Messages listing the valid values show Septum's spelling only.
+    let bad = demo.replace("protocol=\"1\"/>", "protocol=\"1\" hasEvent=\"often\"/>");
+    let loaded = check_str("sys/demo.xml", &bad, &files);
+    assert_eq!(
+        headlines(&loaded),
+        [
+            "sys/demo.xml:19:84: error[invalid-enum]: `often` is not a valid `hasEvent`; expected \
+          one of: async, ipi, switch"
+        ]
+    );
+}

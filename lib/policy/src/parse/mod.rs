@@ -21,6 +21,7 @@
 //! linear or `n log n` in the input. Includes are spliced where they stand,
 //! so the model sees one document in document order.
 
+mod anchor;
 mod hardware;
 pub(crate) mod number;
 mod resolve;
@@ -620,6 +621,22 @@ impl<'f> Ctx<'f> {
 
     /// Reports `child` as not allowed inside `parent`.
     fn unknown_element(&mut self, child: El<'_, '_>, parent: &str, allowed: &[&str]) {
+        if child.node.tag_name().namespace().is_none()
+            && let Some((ours, help)) = anchor::element(parent, child.name(), allowed)
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    ids::ANCHOR_SPELLING,
+                    child.span(),
+                    format!(
+                        "<{}> in <{parent}> is the anchor's spelling; {ours}",
+                        child.name()
+                    ),
+                )
+                .with_help(help),
+            );
+            return;
+        }
         let help = if allowed.is_empty() {
             format!("<{parent}> has no child elements")
         } else {
@@ -679,6 +696,21 @@ impl<'f> Ctx<'f> {
     fn attributes(&mut self, el: El<'_, '_>, allowed: &[&str]) {
         for attr in el.node.attributes() {
             if attr.namespace().is_some() || allowed.contains(&attr.name()) {
+                continue;
+            }
+            if let Some((ours, help)) = anchor::attribute(el.name(), attr.name()) {
+                self.diags.push(
+                    Diagnostic::error(
+                        ids::ANCHOR_SPELLING,
+                        el.span_of(attr.range_qname()),
+                        format!(
+                            "`{}` on <{}> is the anchor's spelling; {ours}",
+                            attr.name(),
+                            el.name()
+                        ),
+                    )
+                    .with_help(help),
+                );
                 continue;
             }
             let help = if allowed.is_empty() {
@@ -869,7 +901,13 @@ impl<'f> Ctx<'f> {
             format!(
                 "`{}` is not a valid `{attr}`; expected one of: {}",
                 quoted(&raw.value),
-                list(options, |(name, _)| (*name).to_owned())
+                list(
+                    &options
+                        .iter()
+                        .filter(|(name, _)| !anchor::SYNONYMS.contains(name))
+                        .collect::<Vec<_>>(),
+                    |(name, _)| (*name).to_owned()
+                )
             ),
         );
         None

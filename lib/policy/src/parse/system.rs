@@ -27,6 +27,8 @@ const EVENT_MODES: &[(&str, EventMode)] = &[
     ("ipi", EventMode::Ipi),
     ("switch", EventMode::Switch),
     ("self", EventMode::SelfEvent),
+    // The anchor's spelling of `async`: the same delivery.
+    ("asynchronous", EventMode::Async),
     ("kernel", EventMode::Kernel),
 ];
 
@@ -34,6 +36,8 @@ const CHANNEL_EVENT_MODES: &[(&str, EventMode)] = &[
     ("async", EventMode::Async),
     ("ipi", EventMode::Ipi),
     ("switch", EventMode::Switch),
+    // The anchor's spelling of `async`: the same delivery.
+    ("asynchronous", EventMode::Async),
 ];
 
 const ON_FAULT: &[(&str, OnFault)] = &[
