@@ -132,6 +132,7 @@ pub(crate) fn load_hardware(path: &Path, files: &dyn FileSource) -> Loaded {
                 channels: Vec::new(),
                 subjects: Vec::new(),
                 scheduling: crate::model::Scheduling::default(),
+                flow_denials: Vec::new(),
             })
         });
     Loaded {
@@ -1117,8 +1118,10 @@ fn include_children(container: &str) -> &'static [&'static str] {
             "channels",
             "subjects",
             "scheduling",
+            "flows",
         ],
         "memory" => &["memory"],
+        "flows" => &["deny"],
         "events" => &["event"],
         "channels" => &["channel"],
         "subjects" => &["subject"],

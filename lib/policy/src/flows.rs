@@ -1,0 +1,665 @@
+//! Information flows between subjects, derived from the policy alone.
+//!
+//! A separation kernel's promise is that subjects communicate only where
+//! the policy says so. This module spells out what the policy says: every
+//! way information can move from one subject to another, as a list of
+//! directed edges ([`Flow`]), each tied to the policy element that allows
+//! it. `septum flows` prints them; the `flows-denied` rule checks them
+//! against the integrator's `<flows><deny>` statements ([`path`]).
+//!
+//! The derivation is conservative: it reports what the policy makes
+//! possible, not what the subjects' programs do. A channel is a flow from
+//! its writer to its readers even if the writer never writes. Kinds:
+//!
+//! - [`FlowKind::Channel`]: writer to every reader of a channel;
+//! - [`FlowKind::SharedMemory`]: a region two subjects map, from each one
+//!   that maps it writable to every other one that maps it;
+//! - [`FlowKind::Event`]: the sender of an `async`, `ipi` or `switch` event
+//!   to each subject that receives it (a switch hands over the CPU, an
+//!   `<inject_interrupt>` injects a vector: the detail says so);
+//! - [`FlowKind::KernelAction`]: a subject that may ask the kernel to power
+//!   off, reboot or panic affects every other subject;
+//! - [`FlowKind::FaultStop`]: a subject whose fault stops the whole system
+//!   (`onFault="stopSystem"`, the default) affects every other subject;
+//! - [`FlowKind::Device`]: two subjects granted parts of the same device
+//!   share its state, both ways;
+//! - covert, left by the schedule, both ways: [`FlowKind::SameGroup`]
+//!   (they hand each other the CPU), [`FlowKind::SamePartition`] (they share
+//!   a partition's time), [`FlowKind::SameCpu`] (they share a CPU's caches
+//!   and timing). A pair gets only the closest of the three.
+//!
+//! Edges are sorted (from, to, kind, element), so every output built from
+//! them is deterministic.
+
+use std::collections::VecDeque;
+
+use crate::model::{ChannelRole, EventMode, FlowDeny, KernelAction, OnFault, Policy, SubjectIdx};
+use crate::source::Span;
+
+/// How information moves along a [`Flow`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FlowKind {
+    /// Channel writer to reader.
+    Channel,
+    /// A region mapped writable by one subject and mapped by another.
+    SharedMemory,
+    /// An event from its source to its target.
+    Event,
+    /// A kernel action of one subject that stops or resets the others.
+    KernelAction,
+    /// A fault of one subject stops the system.
+    FaultStop,
+    /// Two subjects use the same device.
+    Device,
+    /// Covert: the same scheduling group.
+    SameGroup,
+    /// Covert: the same partition (different groups).
+    SamePartition,
+    /// Covert: the same CPU (different partitions).
+    SameCpu,
+}
+
+impl FlowKind {
+    /// Every kind, in order.
+    pub const ALL: &'static [FlowKind] = &[
+        FlowKind::Channel,
+        FlowKind::SharedMemory,
+        FlowKind::Event,
+        FlowKind::KernelAction,
+        FlowKind::FaultStop,
+        FlowKind::Device,
+        FlowKind::SameGroup,
+        FlowKind::SamePartition,
+        FlowKind::SameCpu,
+    ];
+
+    /// The kind's name in JSON and messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FlowKind::Channel => "channel",
+            FlowKind::SharedMemory => "shared-memory",
+            FlowKind::Event => "event",
+            FlowKind::KernelAction => "kernel-action",
+            FlowKind::FaultStop => "fault-stop",
+            FlowKind::Device => "device",
+            FlowKind::SameGroup => "same-group",
+            FlowKind::SamePartition => "same-partition",
+            FlowKind::SameCpu => "same-cpu",
+        }
+    }
+
+    /// One letter for the text matrix (upper case: overt, lower: covert).
+    pub const fn letter(self) -> char {
+        match self {
+            FlowKind::Channel => 'C',
+            FlowKind::SharedMemory => 'M',
+            FlowKind::Event => 'E',
+            FlowKind::KernelAction => 'K',
+            FlowKind::FaultStop => 'F',
+            FlowKind::Device => 'D',
+            FlowKind::SameGroup => 'g',
+            FlowKind::SamePartition => 'p',
+            FlowKind::SameCpu => 'c',
+        }
+    }
+
+    /// Whether the schedule leaves this path (not a policy grant).
+    pub const fn is_covert(self) -> bool {
+        matches!(
+            self,
+            FlowKind::SameGroup | FlowKind::SamePartition | FlowKind::SameCpu
+        )
+    }
+}
+
+/// One directed path of information between two subjects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// Where information starts.
+    pub from: SubjectIdx,
+    /// Where it can arrive.
+    pub to: SubjectIdx,
+    /// How.
+    pub kind: FlowKind,
+    /// What, in words: `channel "messages"`, `region "shm"`, ...
+    pub detail: String,
+    /// The policy element on the `from` side that allows it.
+    pub span: Span,
+    /// The policy element on the `to` side.
+    pub to_span: Span,
+}
+
+/// Whether a kernel action changes what other subjects see. An exhaustive
+/// match, so a new action must be decided here.
+const fn affects_others(action: KernelAction) -> bool {
+    match action {
+        KernelAction::Poweroff | KernelAction::Reboot | KernelAction::SystemPanic => true,
+        KernelAction::Yield | KernelAction::Sleep | KernelAction::UnmaskIrq => false,
+    }
+}
+
+/// Every flow the policy allows, sorted and without duplicates (same
+/// from, to, kind and detail: the first element is kept).
+pub fn derive(policy: &Policy) -> Vec<Flow> {
+    let mut flows = Vec::new();
+    channels(policy, &mut flows);
+    shared_memory(policy, &mut flows);
+    events(policy, &mut flows);
+    faults(policy, &mut flows);
+    devices(policy, &mut flows);
+    schedule(policy, &mut flows);
+    flows.retain(|f| f.from != f.to);
+    flows.sort_by(|a, b| {
+        (a.from, a.to, a.kind, &a.detail, a.span.file.0, a.span.start).cmp(&(
+            b.from,
+            b.to,
+            b.kind,
+            &b.detail,
+            b.span.file.0,
+            b.span.start,
+        ))
+    });
+    flows.dedup_by(|b, a| {
+        a.from == b.from && a.to == b.to && a.kind == b.kind && a.detail == b.detail
+    });
+    flows
+}
+
+fn subjects(policy: &Policy) -> impl Iterator<Item = (SubjectIdx, &crate::model::Subject)> {
+    policy
+        .subjects
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (SubjectIdx(i as u32), s))
+}
+
+fn channels(policy: &Policy, out: &mut Vec<Flow>) {
+    let mut ends: Vec<Vec<(SubjectIdx, ChannelRole, Span)>> =
+        policy.channels.iter().map(|_| Vec::new()).collect();
+    for (s, subject) in subjects(policy) {
+        for end in &subject.channels {
+            if let Some(slot) = end.physical.get().and_then(|c| ends.get_mut(c.index())) {
+                slot.push((s, end.role, end.span));
+            }
+        }
+    }
+    for (channel, ends) in policy.channels.iter().zip(&ends) {
+        let event = channel
+            .has_event
+            .as_ref()
+            .map(|m| format!(", {} event", m.value.as_str()))
+            .unwrap_or_default();
+        let detail = format!("channel \"{}\"{event}", channel.name.as_str());
+        for &(w, _, w_span) in ends.iter().filter(|e| e.1 == ChannelRole::Writer) {
+            for &(r, _, r_span) in ends.iter().filter(|e| e.1 == ChannelRole::Reader) {
+                out.push(Flow {
+                    from: w,
+                    to: r,
+                    kind: FlowKind::Channel,
+                    detail: detail.clone(),
+                    span: w_span,
+                    to_span: r_span,
+                });
+            }
+        }
+    }
+}
+
+fn shared_memory(policy: &Policy, out: &mut Vec<Flow>) {
+    let mut maps: Vec<Vec<(SubjectIdx, bool, Span)>> =
+        policy.regions.iter().map(|_| Vec::new()).collect();
+    for (s, subject) in subjects(policy) {
+        for map in &subject.maps {
+            if let Some(slot) = map.physical.get().and_then(|r| maps.get_mut(r.index())) {
+                slot.push((s, map.writable.value, map.span));
+            }
+        }
+    }
+    for (region, maps) in policy.regions.iter().zip(&maps) {
+        for &(a, _, a_span) in maps.iter().filter(|m| m.1) {
+            for &(b, b_writable, b_span) in maps {
+                let access = if b_writable { "writable" } else { "read-only" };
+                out.push(Flow {
+                    from: a,
+                    to: b,
+                    kind: FlowKind::SharedMemory,
+                    detail: format!("region \"{}\" (writable -> {access})", region.name.as_str()),
+                    span: a_span,
+                    to_span: b_span,
+                });
+            }
+        }
+    }
+}
+
+fn events(policy: &Policy, out: &mut Vec<Flow>) {
+    let mut targets: Vec<Vec<(SubjectIdx, Span, Option<u8>)>> =
+        policy.events.iter().map(|_| Vec::new()).collect();
+    for (s, subject) in subjects(policy) {
+        for target in &subject.targets {
+            if let Some(slot) = target
+                .physical
+                .get()
+                .and_then(|e| targets.get_mut(e.index()))
+            {
+                slot.push((
+                    s,
+                    target.span,
+                    target.inject.as_ref().map(|i| i.vector.value.0),
+                ));
+            }
+        }
+    }
+    for (s, subject) in subjects(policy) {
+        for source in subject.source_events() {
+            let Some(e) = source.physical.get() else {
+                continue;
+            };
+            let Some(event) = policy.events.get(e.index()) else {
+                continue;
+            };
+            match event.mode.value {
+                EventMode::Kernel => {
+                    let Some(action) = event.action.as_ref().map(|a| a.value) else {
+                        continue;
+                    };
+                    if !affects_others(action) {
+                        continue;
+                    }
+                    for (t, other) in subjects(policy) {
+                        out.push(Flow {
+                            from: s,
+                            to: t,
+                            kind: FlowKind::KernelAction,
+                            detail: format!(
+                                "kernel action {} (event \"{}\")",
+                                action.policy_name(),
+                                event.name.as_str()
+                            ),
+                            span: source.span,
+                            to_span: other.span,
+                        });
+                    }
+                }
+                EventMode::SelfEvent => {}
+                mode @ (EventMode::Async | EventMode::Ipi | EventMode::Switch) => {
+                    for &(t, t_span, vector) in targets.get(e.index()).into_iter().flatten() {
+                        let inject = vector
+                            .map(|v| format!(", injects vector {v}"))
+                            .unwrap_or_default();
+                        out.push(Flow {
+                            from: s,
+                            to: t,
+                            kind: FlowKind::Event,
+                            detail: format!(
+                                "event \"{}\" ({}{inject})",
+                                event.name.as_str(),
+                                mode.as_str()
+                            ),
+                            span: source.span,
+                            to_span: t_span,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn faults(policy: &Policy, out: &mut Vec<Flow>) {
+    for (s, subject) in subjects(policy) {
+        if subject.on_fault.value != OnFault::StopSystem {
+            continue;
+        }
+        for (t, other) in subjects(policy) {
+            out.push(Flow {
+                from: s,
+                to: t,
+                kind: FlowKind::FaultStop,
+                detail: "a fault stops the system (onFault=\"stopSystem\")".to_owned(),
+                span: subject.on_fault.span,
+                to_span: other.span,
+            });
+        }
+    }
+}
+
+fn devices(policy: &Policy, out: &mut Vec<Flow>) {
+    let mut grants: Vec<Vec<(SubjectIdx, Span)>> =
+        policy.hardware.devices.iter().map(|_| Vec::new()).collect();
+    for (s, subject) in subjects(policy) {
+        for grant in &subject.devices {
+            if let Some(slot) = grant.physical.get().and_then(|d| grants.get_mut(d.index())) {
+                slot.push((s, grant.span));
+            }
+        }
+    }
+    for (device, grants) in policy.hardware.devices.iter().zip(&grants) {
+        for &(a, a_span) in grants {
+            for &(b, b_span) in grants {
+                out.push(Flow {
+                    from: a,
+                    to: b,
+                    kind: FlowKind::Device,
+                    detail: format!("device \"{}\"", device.name.as_str()),
+                    span: a_span,
+                    to_span: b_span,
+                });
+            }
+        }
+    }
+}
+
+/// Covert paths: for every pair of subjects, the closest thing the
+/// schedule makes them share.
+fn schedule(policy: &Policy, out: &mut Vec<Flow>) {
+    // (partition, group, span of the membership) of each subject's first
+    // membership.
+    let mut place: Vec<Option<(usize, usize, Span)>> =
+        policy.subjects.iter().map(|_| None).collect();
+    for (p, partition) in policy.scheduling.partitions.iter().enumerate() {
+        for (g, group) in partition.groups.iter().enumerate() {
+            for reference in &group.subjects {
+                if let Some(slot @ None) = reference.get().and_then(|s| place.get_mut(s.index())) {
+                    *slot = Some((p, g, reference.name.span));
+                }
+            }
+        }
+    }
+    for (a, subject) in subjects(policy) {
+        for (b, other) in subjects(policy) {
+            let here = place.get(a.index()).copied().flatten();
+            let there = place.get(b.index()).copied().flatten();
+            let shared = match (here, there) {
+                (Some((pa, ga, sa)), Some((pb, gb, sb))) if pa == pb => {
+                    let partition = policy.scheduling.partitions.get(pa);
+                    let name = partition.map(|p| p.name.as_str()).unwrap_or_default();
+                    if ga == gb {
+                        Some((
+                            FlowKind::SameGroup,
+                            format!("scheduling group of partition \"{name}\""),
+                            sa,
+                            sb,
+                        ))
+                    } else {
+                        Some((
+                            FlowKind::SamePartition,
+                            format!("partition \"{name}\""),
+                            sa,
+                            sb,
+                        ))
+                    }
+                }
+                _ if subject.cpu.value == other.cpu.value => Some((
+                    FlowKind::SameCpu,
+                    format!("CPU {}", subject.cpu.value.0),
+                    subject.cpu.span,
+                    other.cpu.span,
+                )),
+                _ => None,
+            };
+            if let Some((kind, detail, span, to_span)) = shared {
+                out.push(Flow {
+                    from: a,
+                    to: b,
+                    kind,
+                    detail,
+                    span,
+                    to_span,
+                });
+            }
+        }
+    }
+}
+
+/// The shortest path of flows that `deny` forbids, if the policy allows
+/// one: a single flow from `from` to `to` when `direct`, otherwise any
+/// chain through other subjects; covert kinds count only when `covert`.
+/// `None` if a reference is unresolved. Among equally short paths the
+/// first in the sorted order of `flows` is taken.
+pub fn path<'f>(flows: &'f [Flow], deny: &FlowDeny) -> Option<Vec<&'f Flow>> {
+    let (from, to) = (deny.from.get()?, deny.to.get()?);
+    let usable = |f: &&Flow| deny.covert.value || !f.kind.is_covert();
+    if deny.direct.value {
+        return flows
+            .iter()
+            .filter(usable)
+            .find(|f| f.from == from && f.to == to)
+            .map(|f| vec![f]);
+    }
+    // Breadth-first over subjects; `via[s]` is the flow that first reached s.
+    let count = flows
+        .iter()
+        .map(|f| f.from.index().max(f.to.index()) + 1)
+        .max()
+        .unwrap_or(0)
+        .max(from.index() + 1)
+        .max(to.index() + 1);
+    let mut via: Vec<Option<&Flow>> = vec![None; count];
+    let mut seen = vec![false; count];
+    let mut queue = VecDeque::from([from]);
+    if let Some(s) = seen.get_mut(from.index()) {
+        *s = true;
+    }
+    while let Some(here) = queue.pop_front() {
+        if here == to {
+            break;
+        }
+        for flow in flows.iter().filter(usable).filter(|f| f.from == here) {
+            if let Some(s @ false) = seen.get_mut(flow.to.index()) {
+                *s = true;
+                if let Some(slot) = via.get_mut(flow.to.index()) {
+                    *slot = Some(flow);
+                }
+                queue.push_back(flow.to);
+            }
+        }
+    }
+    let mut hops = Vec::new();
+    let mut at = to;
+    while at != from {
+        let flow = via.get(at.index()).copied().flatten()?;
+        hops.push(flow);
+        at = flow.from;
+    }
+    hops.reverse();
+    (!hops.is_empty()).then_some(hops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryFiles, load_str};
+
+    /// A policy with inline hardware (two CPUs, com1), the given top-level
+    /// elements, subjects and partitions.
+    fn policy(top: &str, subjects: &str, partitions: &str, flows: &str) -> Policy {
+        let text = format!(
+            "<system name=\"t\">\
+             <hardware><processor cpuCores=\"2\" speed=\"1000\" vmxTimerRate=\"0\">\
+             <cpu apicId=\"0\"/><cpu apicId=\"1\"/></processor>\
+             <devices><device name=\"com1\"><ioPort name=\"p\" start=\"0x3f8\" end=\"0x3ff\"/>\
+             </device></devices></hardware>\
+             <kernel debugConsole=\"com1\"/>{top}<subjects>{subjects}</subjects>\
+             <scheduling tickRate=\"1000\"><partitions>{partitions}</partitions></scheduling>\
+             <flows>{flows}</flows></system>"
+        );
+        let loaded = load_str("t.xml", &text, &MemoryFiles::new());
+        assert!(!loaded.diagnostics.has_errors(), "{:?}", loaded.diagnostics);
+        loaded.policy.expect("policy")
+    }
+
+    fn subject(name: &str, attrs: &str, body: &str) -> String {
+        format!(
+            "<subject name=\"{name}\" profile=\"native\" binary=\"{name}\" \
+             onFault=\"stopSubject\" {attrs}>{body}</subject>"
+        )
+    }
+
+    /// Each flow as `from -> to kind: detail`.
+    fn edges(policy: &Policy) -> Vec<String> {
+        derive(policy)
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} -> {} {}: {}",
+                    policy.subject(f.from).name.as_str(),
+                    policy.subject(f.to).name.as_str(),
+                    f.kind.as_str(),
+                    f.detail
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shared_memory_flows_from_writers_only() {
+        let top = "<memory><memory name=\"shm\" size=\"0x1000\" caching=\"WB\"/>\
+                   <memory name=\"ro\" size=\"0x1000\" caching=\"WB\"/></memory>";
+        let a = subject(
+            "a",
+            "",
+            "<memory><map logical=\"s\" physical=\"shm\" writable=\"true\"/>\
+             <map logical=\"r\" physical=\"ro\"/></memory>",
+        );
+        let b = subject(
+            "b",
+            "cpu=\"1\"",
+            "<memory><map logical=\"s\" physical=\"shm\"/><map logical=\"r\" physical=\"ro\"/>\
+             </memory>",
+        );
+        let p = policy(top, &format!("{a}{b}"), "", "");
+        assert_eq!(
+            edges(&p),
+            ["a -> b shared-memory: region \"shm\" (writable -> read-only)"]
+        );
+    }
+
+    #[test]
+    fn events_kernel_actions_and_faults() {
+        let top = "<events><event name=\"go\" mode=\"switch\"/>\
+                   <event name=\"boot\" mode=\"kernel\" action=\"reboot\"/>\
+                   <event name=\"y\" mode=\"kernel\" action=\"yield\"/></events>";
+        let a = subject(
+            "a",
+            "",
+            "<events><source><group name=\"vmcall\">\
+             <event logical=\"go\" physical=\"go\"/><event logical=\"y\" physical=\"y\"/>\
+             </group></source></events>",
+        );
+        let b = subject(
+            "b",
+            "cpu=\"1\"",
+            "<events><source><group name=\"vmcall\"><event logical=\"b\" physical=\"boot\"/>\
+             </group></source><target><event logical=\"go\" physical=\"go\">\
+             <inject_interrupt vector=\"40\"/></event></target></events>",
+        );
+        let c = "<subject name=\"c\" profile=\"native\" binary=\"c\" cpu=\"1\"/>";
+        let p = policy(top, &format!("{a}{b}{c}"), "", "");
+        assert_eq!(
+            edges(&p),
+            [
+                "a -> b event: event \"go\" (switch, injects vector 40)",
+                "b -> a kernel-action: kernel action reboot (event \"boot\")",
+                "b -> c kernel-action: kernel action reboot (event \"boot\")",
+                "b -> c same-cpu: CPU 1",
+                "c -> a fault-stop: a fault stops the system (onFault=\"stopSystem\")",
+                "c -> b fault-stop: a fault stops the system (onFault=\"stopSystem\")",
+                "c -> b same-cpu: CPU 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn channels_and_devices() {
+        let top = "<channels><channel name=\"ch\" size=\"0x1000\" hasEvent=\"async\"/></channels>";
+        let a = subject(
+            "a",
+            "",
+            "<devices><device logical=\"u\" physical=\"com1\"/></devices>\
+             <channels><writer logical=\"o\" physical=\"ch\"/></channels>",
+        );
+        let b = subject(
+            "b",
+            "cpu=\"1\"",
+            "<devices><device logical=\"u\" physical=\"com1\"/></devices>\
+             <channels><reader logical=\"i\" physical=\"ch\"/></channels>",
+        );
+        let p = policy(top, &format!("{a}{b}"), "", "");
+        assert_eq!(
+            edges(&p),
+            [
+                "a -> b channel: channel \"ch\", async event",
+                "a -> b device: device \"com1\"",
+                "b -> a device: device \"com1\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_schedule_gives_the_closest_covert_path_only() {
+        let subjects: String = [("a", 0), ("b", 0), ("c", 0), ("d", 0), ("e", 1)]
+            .iter()
+            .map(|(n, cpu)| subject(n, &format!("cpu=\"{cpu}\""), ""))
+            .collect();
+        let partitions = "<partition name=\"p\"><group><subject name=\"a\"/><subject name=\"b\"/>\
+                          </group><group><subject name=\"c\"/></group></partition>\
+                          <partition name=\"q\"><group><subject name=\"d\"/></group></partition>\
+                          <partition name=\"r\"><group><subject name=\"e\"/></group></partition>";
+        let p = policy("", &subjects, partitions, "");
+        let from_a: Vec<String> = edges(&p)
+            .into_iter()
+            .filter(|e| e.starts_with("a "))
+            .collect();
+        assert_eq!(
+            from_a,
+            [
+                "a -> b same-group: scheduling group of partition \"p\"",
+                "a -> c same-partition: partition \"p\"",
+                "a -> d same-cpu: CPU 0",
+            ]
+        );
+        assert!(derive(&p).iter().all(|f| f.kind.is_covert()));
+    }
+
+    #[test]
+    fn paths_are_transitive_unless_direct_and_covert_only_when_asked() {
+        let top = "<channels><channel name=\"ab\" size=\"0x1000\"/>\
+                   <channel name=\"bc\" size=\"0x1000\"/></channels>";
+        let a = subject(
+            "a",
+            "",
+            "<channels><writer logical=\"o\" physical=\"ab\"/></channels>",
+        );
+        let b = subject(
+            "b",
+            "cpu=\"1\"",
+            "<channels><reader logical=\"i\" physical=\"ab\"/>\
+             <writer logical=\"o\" physical=\"bc\"/></channels>",
+        );
+        let c = subject(
+            "c",
+            "",
+            "<channels><reader logical=\"i\" physical=\"bc\"/></channels>",
+        );
+        let denies = "<deny from=\"a\" to=\"c\"/><deny from=\"a\" to=\"c\" direct=\"true\"/>\
+                      <deny from=\"a\" to=\"c\" direct=\"true\" covert=\"true\"/>\
+                      <deny from=\"c\" to=\"a\"/>";
+        let p = policy(top, &format!("{a}{b}{c}"), "", denies);
+        let all = derive(&p);
+        let hops = |i: usize| {
+            path(&all, &p.flow_denials[i])
+                .map(|hops| hops.iter().map(|f| f.detail.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            hops(0),
+            Some(vec![
+                "channel \"ab\"".to_owned(),
+                "channel \"bc\"".to_owned()
+            ])
+        );
+        assert_eq!(hops(1), None);
+        assert_eq!(hops(2), Some(vec!["CPU 0".to_owned()]));
+        assert_eq!(hops(3), None);
+    }
+}
