@@ -76,7 +76,14 @@ fn the_demo_as_json_has_every_edge_located() {
     let kinds: Vec<&str> = edges.iter().filter_map(|e| e["kind"].as_str()).collect();
     assert_eq!(
         kinds,
-        ["channel", "fault-stop", "same-cpu", "kernel-action", "fault-stop", "same-cpu"]
+        [
+            "channel",
+            "fault-stop",
+            "same-cpu",
+            "kernel-action",
+            "fault-stop",
+            "same-cpu"
+        ]
     );
 }
 
