@@ -93,6 +93,16 @@ fn the_demo_as_dot() {
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let expected = std::fs::read_to_string(repo().join("docs/flows-demo.dot")).expect("dot");
     assert_eq!(text(&out.stdout), expected, "docs/flows-demo.dot is stale");
+    let manual = std::fs::read_to_string(repo().join("docs/flows.md")).expect("docs/flows.md");
+    assert!(
+        manual.contains(&format!("```dot\n{expected}```")),
+        "docs/flows.md does not show the demo's DOT picture as the command prints it"
+    );
+    let matrix = flows(&["systems/demo.xml"]);
+    assert!(
+        manual.contains(&format!("```text\n{}```", text(&matrix.stdout))),
+        "docs/flows.md does not show the demo's matrix as the command prints it"
+    );
 }
 
 #[test]
@@ -109,6 +119,24 @@ fn a_denied_flow_prints_the_flows_and_fails() {
         "{err}"
     );
     assert!(err.contains("hop 2: b -> c: channel \"bc\""), "{err}");
+
+    // `septum compose` validates first, so it refuses the policy too.
+    let out_dir = std::env::temp_dir().join(format!("septum-flows-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_septum"))
+        .args([
+            "compose",
+            "lib/policy/tests/negative/flows-denied.xml",
+            "--binaries",
+        ])
+        .arg(&out_dir)
+        .arg("--out")
+        .arg(&out_dir)
+        .current_dir(repo())
+        .output()
+        .expect("septum runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("error[flows-denied]"));
+    let _ = std::fs::remove_dir_all(&out_dir);
 }
 
 #[test]
