@@ -412,58 +412,314 @@ fn schedule(policy: &Policy, out: &mut Vec<Flow>) {
     }
 }
 
-/// The shortest path of flows that `deny` forbids, if the policy allows
-/// one: a single flow from `from` to `to` when `direct`, otherwise any
-/// chain through other subjects; covert kinds count only when `covert`.
-/// `None` if a reference is unresolved. Among equally short paths the
-/// first in the sorted order of `flows` is taken.
-pub fn path<'f>(flows: &'f [Flow], deny: &FlowDeny) -> Option<Vec<&'f Flow>> {
-    let (from, to) = (deny.from.get()?, deny.to.get()?);
-    let usable = |f: &&Flow| deny.covert.value || !f.kind.is_covert();
-    if deny.direct.value {
-        return flows
-            .iter()
-            .filter(usable)
-            .find(|f| f.from == from && f.to == to)
-            .map(|f| vec![f]);
+/// The flows as a graph whose size is linear in the policy, for the
+/// `<deny>` checks: instead of one edge per pair of subjects, every shared
+/// thing (a channel, a region, an event, a device, a group, a partition, a
+/// CPU) is a hub node that its subjects connect to and from, and flows
+/// that reach every subject (system-wide kernel actions, faults that stop
+/// the system) go through one node that leads to all. A path from subject
+/// to subject through one hub is one [`Flow`] of the hub's kind.
+#[derive(Debug)]
+pub struct Graph {
+    /// Number of subjects: nodes `0..subjects` are the subjects.
+    subjects: usize,
+    /// Kind and detail of each hub (node `subjects + 1 + i`; node
+    /// `subjects` is the node that leads to every subject).
+    hubs: Vec<(FlowKind, String)>,
+    /// Out-edges of every node in insertion order: (node, span of the
+    /// element at the subject's end).
+    edges: Vec<Vec<(usize, Span)>>,
+}
+
+impl Graph {
+    fn everyone(&self) -> usize {
+        self.subjects
     }
-    // Breadth-first over subjects; `via[s]` is the flow that first reached s.
-    let count = flows
-        .iter()
-        .map(|f| f.from.index().max(f.to.index()) + 1)
-        .max()
-        .unwrap_or(0)
-        .max(from.index() + 1)
-        .max(to.index() + 1);
-    let mut via: Vec<Option<&Flow>> = vec![None; count];
-    let mut seen = vec![false; count];
-    let mut queue = VecDeque::from([from]);
-    if let Some(s) = seen.get_mut(from.index()) {
-        *s = true;
+
+    fn hub(&mut self, kind: FlowKind, detail: String) -> usize {
+        self.hubs.push((kind, detail));
+        self.edges.push(Vec::new());
+        self.edges.len() - 1
     }
-    while let Some(here) = queue.pop_front() {
-        if here == to {
-            break;
+
+    fn edge(&mut self, from: usize, to: usize, span: Span) {
+        if let Some(out) = self.edges.get_mut(from) {
+            out.push((to, span));
         }
-        for flow in flows.iter().filter(usable).filter(|f| f.from == here) {
-            if let Some(s @ false) = seen.get_mut(flow.to.index()) {
-                *s = true;
-                if let Some(slot) = via.get_mut(flow.to.index()) {
-                    *slot = Some(flow);
+    }
+
+    fn hub_of(&self, node: usize) -> Option<&(FlowKind, String)> {
+        node.checked_sub(self.subjects + 1)
+            .and_then(|i| self.hubs.get(i))
+    }
+
+    /// Builds the graph of `policy` (the same flows as [`derive`], except
+    /// that a pair of subjects may be linked by several covert hubs).
+    pub fn new(policy: &Policy) -> Self {
+        let n = policy.subjects.len();
+        let mut graph = Graph {
+            subjects: n,
+            hubs: Vec::new(),
+            edges: vec![Vec::new(); n + 1],
+        };
+        let everyone = graph.everyone();
+        for (s, subject) in subjects(policy) {
+            graph.edge(everyone, s.index(), subject.span);
+        }
+        // Channels: writers -> hub -> readers.
+        let channel_hubs: Vec<usize> = policy
+            .channels
+            .iter()
+            .map(|channel| {
+                let event = channel
+                    .has_event
+                    .as_ref()
+                    .map(|m| format!(", {} event", m.value.as_str()))
+                    .unwrap_or_default();
+                graph.hub(
+                    FlowKind::Channel,
+                    format!("channel \"{}\"{event}", channel.name.as_str()),
+                )
+            })
+            .collect();
+        for (s, subject) in subjects(policy) {
+            for end in &subject.channels {
+                let Some(&hub) = end.physical.get().and_then(|c| channel_hubs.get(c.index()))
+                else {
+                    continue;
+                };
+                match end.role {
+                    ChannelRole::Writer => graph.edge(s.index(), hub, end.span),
+                    ChannelRole::Reader => graph.edge(hub, s.index(), end.span),
                 }
-                queue.push_back(flow.to);
             }
         }
+        // Regions: writable maps -> hub -> every map.
+        let region_hubs: Vec<usize> = policy
+            .regions
+            .iter()
+            .map(|r| {
+                graph.hub(
+                    FlowKind::SharedMemory,
+                    format!("region \"{}\"", r.name.as_str()),
+                )
+            })
+            .collect();
+        for (s, subject) in subjects(policy) {
+            for map in &subject.maps {
+                let Some(&hub) = map.physical.get().and_then(|r| region_hubs.get(r.index())) else {
+                    continue;
+                };
+                if map.writable.value {
+                    graph.edge(s.index(), hub, map.span);
+                }
+                graph.edge(hub, s.index(), map.span);
+            }
+        }
+        // Events: sources -> hub -> targets; system-wide kernel actions:
+        // sources -> hub -> everyone.
+        let event_hubs: Vec<Option<usize>> = policy
+            .events
+            .iter()
+            .map(
+                |e| match (e.mode.value, e.action.as_ref().map(|a| a.value)) {
+                    (EventMode::Kernel, Some(action)) if affects_others(action) => {
+                        let hub = graph.hub(
+                            FlowKind::KernelAction,
+                            format!(
+                                "kernel action {} (event \"{}\")",
+                                action.policy_name(),
+                                e.name.as_str()
+                            ),
+                        );
+                        graph.edge(hub, everyone, e.span);
+                        Some(hub)
+                    }
+                    (EventMode::Async | EventMode::Ipi | EventMode::Switch, _) => Some(graph.hub(
+                        FlowKind::Event,
+                        format!("event \"{}\" ({})", e.name.as_str(), e.mode.value.as_str()),
+                    )),
+                    _ => None,
+                },
+            )
+            .collect();
+        for (s, subject) in subjects(policy) {
+            for source in subject.source_events() {
+                if let Some(&Some(hub)) = source
+                    .physical
+                    .get()
+                    .and_then(|e| event_hubs.get(e.index()))
+                {
+                    graph.edge(s.index(), hub, source.span);
+                }
+            }
+            for target in &subject.targets {
+                let Some(e) = target.physical.get() else {
+                    continue;
+                };
+                let is_event = policy
+                    .events
+                    .get(e.index())
+                    .is_some_and(|e| e.mode.value != EventMode::Kernel);
+                if let (true, Some(&Some(hub))) = (is_event, event_hubs.get(e.index())) {
+                    graph.edge(hub, s.index(), target.span);
+                }
+            }
+        }
+        // Faults that stop the system: subject -> hub -> everyone.
+        let fault = graph.hub(
+            FlowKind::FaultStop,
+            "a fault stops the system (onFault=\"stopSystem\")".to_owned(),
+        );
+        graph.edge(fault, everyone, policy.span);
+        for (s, subject) in subjects(policy) {
+            if subject.on_fault.value == OnFault::StopSystem {
+                graph.edge(s.index(), fault, subject.on_fault.span);
+            }
+        }
+        // Devices: grants <-> hub.
+        let device_hubs: Vec<usize> = policy
+            .hardware
+            .devices
+            .iter()
+            .map(|d| graph.hub(FlowKind::Device, format!("device \"{}\"", d.name.as_str())))
+            .collect();
+        for (s, subject) in subjects(policy) {
+            for grant in &subject.devices {
+                if let Some(&hub) = grant
+                    .physical
+                    .get()
+                    .and_then(|d| device_hubs.get(d.index()))
+                {
+                    graph.edge(s.index(), hub, grant.span);
+                    graph.edge(hub, s.index(), grant.span);
+                }
+            }
+        }
+        // Covert: groups, then partitions, then CPUs (closest first, so a
+        // breadth-first search names the closest).
+        let mut partition_hubs = Vec::new();
+        for partition in &policy.scheduling.partitions {
+            let name = partition.name.as_str();
+            for group in &partition.groups {
+                let hub = graph.hub(
+                    FlowKind::SameGroup,
+                    format!("scheduling group of partition \"{name}\""),
+                );
+                for reference in &group.subjects {
+                    if let Some(s) = reference.get() {
+                        graph.edge(s.index(), hub, reference.name.span);
+                        graph.edge(hub, s.index(), reference.name.span);
+                    }
+                }
+            }
+            partition_hubs
+                .push(graph.hub(FlowKind::SamePartition, format!("partition \"{name}\"")));
+        }
+        for (partition, &hub) in policy.scheduling.partitions.iter().zip(&partition_hubs) {
+            for reference in partition.groups.iter().flat_map(|g| &g.subjects) {
+                if let Some(s) = reference.get() {
+                    graph.edge(s.index(), hub, reference.name.span);
+                    graph.edge(hub, s.index(), reference.name.span);
+                }
+            }
+        }
+        let mut cpu_hubs: Vec<(u32, usize)> = Vec::new();
+        for (s, subject) in subjects(policy) {
+            let cpu = subject.cpu.value.0;
+            let hub = match cpu_hubs.iter().find(|(c, _)| *c == cpu) {
+                Some(&(_, hub)) => hub,
+                None => {
+                    let hub = graph.hub(FlowKind::SameCpu, format!("CPU {cpu}"));
+                    cpu_hubs.push((cpu, hub));
+                    hub
+                }
+            };
+            graph.edge(s.index(), hub, subject.cpu.span);
+            graph.edge(hub, s.index(), subject.cpu.span);
+        }
+        graph
     }
-    let mut hops = Vec::new();
-    let mut at = to;
-    while at != from {
-        let flow = via.get(at.index()).copied().flatten()?;
-        hops.push(flow);
-        at = flow.from;
+
+    /// Breadth-first search from subject `from` (in the order the graph
+    /// was built): the parent of every node reached, with the span of the
+    /// edge. `direct`: only one subject hop; `covert`: through covert hubs
+    /// too. Linear in the size of the graph.
+    pub fn search(&self, from: SubjectIdx, direct: bool, covert: bool) -> Search {
+        let from = from.index();
+        let mut parent: Vec<Option<(usize, Span)>> = vec![None; self.edges.len()];
+        let mut seen = vec![false; self.edges.len()];
+        let mut queue = VecDeque::from([from]);
+        if let Some(s) = seen.get_mut(from) {
+            *s = true;
+        }
+        while let Some(node) = queue.pop_front() {
+            if direct && node < self.subjects && node != from {
+                continue;
+            }
+            if self
+                .hub_of(node)
+                .is_some_and(|(kind, _)| kind.is_covert() && !covert)
+            {
+                continue;
+            }
+            for &(next, span) in self.edges.get(node).into_iter().flatten() {
+                if let Some(seen @ false) = seen.get_mut(next) {
+                    *seen = true;
+                    if let Some(slot) = parent.get_mut(next) {
+                        *slot = Some((node, span));
+                    }
+                    queue.push_back(next);
+                }
+            }
+        }
+        Search { from, parent }
     }
-    hops.reverse();
-    (!hops.is_empty()).then_some(hops)
+
+    /// The path `search` found to subject `to`, hop by hop; `None` if it
+    /// did not reach `to` (or `to` is where it started).
+    pub fn walk(&self, search: &Search, to: SubjectIdx) -> Option<Vec<Flow>> {
+        let parent = &search.parent;
+        let mut hops = Vec::new();
+        let mut at = to.index();
+        while at != search.from {
+            let (mut previous, to_span) = parent.get(at).copied().flatten()?;
+            if previous == self.everyone() {
+                previous = parent.get(previous).copied().flatten()?.0;
+            }
+            let (kind, detail) = self.hub_of(previous)?.clone();
+            let (start, span) = parent.get(previous).copied().flatten()?;
+            hops.push(Flow {
+                from: SubjectIdx(start as u32),
+                to: SubjectIdx(at as u32),
+                kind,
+                detail,
+                span,
+                to_span,
+            });
+            at = start;
+        }
+        hops.reverse();
+        (!hops.is_empty()).then_some(hops)
+    }
+
+    /// [`Self::search`] then [`Self::walk`] for one `<deny>`: the flows it
+    /// forbids that the policy allows, if any.
+    pub fn path(&self, deny: &FlowDeny) -> Option<Vec<Flow>> {
+        let (from, to) = (deny.from.get()?, deny.to.get()?);
+        if from == to || from.index() >= self.subjects || to.index() >= self.subjects {
+            return None;
+        }
+        let search = self.search(from, deny.direct.value, deny.covert.value);
+        self.walk(&search, to)
+    }
+}
+
+/// What [`Graph::search`] found: the way back from every node reached.
+#[derive(Debug)]
+pub struct Search {
+    from: usize,
+    parent: Vec<Option<(usize, Span)>>,
 }
 
 #[cfg(test)]
@@ -646,9 +902,10 @@ mod tests {
                       <deny from=\"a\" to=\"c\" direct=\"true\" covert=\"true\"/>\
                       <deny from=\"c\" to=\"a\"/>";
         let p = policy(top, &format!("{a}{b}{c}"), "", denies);
-        let all = derive(&p);
+        let graph = Graph::new(&p);
         let hops = |i: usize| {
-            path(&all, &p.flow_denials[i])
+            graph
+                .path(&p.flow_denials[i])
                 .map(|hops| hops.iter().map(|f| f.detail.clone()).collect::<Vec<_>>())
         };
         assert_eq!(
