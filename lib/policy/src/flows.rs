@@ -879,6 +879,44 @@ mod tests {
     }
 
     #[test]
+    fn the_graph_finds_every_derived_flow_as_a_direct_path() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../systems/isolation.xml"),
+        )
+        .expect("isolation.xml")
+        .replace("../hardware/", "");
+        let hardware = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../hardware/bochs-tigerlake.xml"),
+        )
+        .expect("hardware");
+        let mut files = MemoryFiles::new();
+        files.insert("bochs-tigerlake.xml", hardware);
+        let loaded = load_str("isolation.xml", &text, &files);
+        let p = loaded.policy.expect("policy");
+        let graph = Graph::new(&p);
+        let all = derive(&p);
+        assert!(!all.is_empty());
+        for flow in &all {
+            let deny = FlowDeny {
+                span: Span::default(),
+                from: crate::model::Ref {
+                    name: Default::default(),
+                    target: Some(flow.from),
+                },
+                to: crate::model::Ref {
+                    name: Default::default(),
+                    target: Some(flow.to),
+                },
+                direct: crate::model::Spanned::new(true, Span::default()),
+                covert: crate::model::Spanned::new(flow.kind.is_covert(), Span::default()),
+            };
+            let hops = graph.path(&deny).unwrap_or_default();
+            assert_eq!(hops.len(), 1, "{flow:?}");
+        }
+    }
+
+    #[test]
     fn paths_are_transitive_unless_direct_and_covert_only_when_asked() {
         let top = "<channels><channel name=\"ab\" size=\"0x1000\"/>\
                    <channel name=\"bc\" size=\"0x1000\"/></channels>";

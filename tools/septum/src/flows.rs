@@ -113,11 +113,10 @@ pub fn text(policy: &Policy, all: &[Flow], sources: &SourceMap) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "flows of {} ({} subjects, {} flows): the row's subject can pass information to the \
-         column's",
+        "flows of {} ({}, {}): the row's subject can pass information to the column's",
         policy.name.as_str(),
-        n,
-        all.len()
+        crate::plural(n, "subject", "subjects"),
+        crate::plural(all.len(), "flow", "flows")
     );
     let _ = write!(out, "{:first$}", "");
     for (j, column) in names.iter().enumerate() {
