@@ -5,7 +5,7 @@
 //! way information can move from one subject to another, as a list of
 //! directed edges ([`Flow`]), each tied to the policy element that allows
 //! it. `septum flows` prints them; the `flows-denied` rule checks them
-//! against the integrator's `<flows><deny>` statements ([`path`]).
+//! against the integrator's `<flows><deny>` statements ([`Graph`]).
 //!
 //! The derivation is conservative: it reports what the policy makes
 //! possible, not what the subjects' programs do. A channel is a flow from
@@ -453,7 +453,7 @@ impl Graph {
             .and_then(|i| self.hubs.get(i))
     }
 
-    /// Builds the graph of `policy` (the same flows as [`derive`], except
+    /// Builds the graph of `policy` (the same flows as [`derive()`], except
     /// that a pair of subjects may be linked by several covert hubs).
     pub fn new(policy: &Policy) -> Self {
         let n = policy.subjects.len();
