@@ -125,6 +125,7 @@ pub fn all(size: usize) -> Vec<Shape> {
             format!("<system name=\"{}\"/>", "a".repeat(body)),
         ),
         shape("valid-many-subjects", valid(body)),
+        shape("denies-on-a-long-chain", denies(body)),
     ];
     let mut includes = shape(
         "includes",
@@ -176,5 +177,31 @@ fn valid(budget: usize) -> String {
         "{HEAD}<memory>{memory}</memory><events>{events}</events><channels>{channels}</channels>\
          <subjects>{subjects}</subjects><scheduling tickRate=\"1000\"><partitions>{partitions}\
          </partitions><majorFrame><cpu id=\"0\">{frames}</cpu></majorFrame></scheduling></system>\n"
+    )
+}
+
+/// The valid policy with half the budget, every subject stopping alone on
+/// a fault (so the only paths are the channel and event rings), and the
+/// other half `<deny>`s: each subject to the one before it (a path around
+/// the whole ring) and the first subject to every other.
+fn denies(budget: usize) -> String {
+    let policy =
+        valid(budget / 2).replace("binary=\"s\">", "binary=\"s\" onFault=\"stopSubject\">");
+    let n = (budget / 2 / 600).max(2);
+    let mut flows = String::from("<flows>");
+    let mut i = 0;
+    while flows.len() < budget / 2 {
+        let (from, to) = if i % 2 == 0 {
+            (i / 2 % n, (i / 2 + n - 1) % n)
+        } else {
+            (0, i / 2 % n)
+        };
+        flows.push_str(&format!("<deny from=\"s{from}\" to=\"s{to}\"/>\n"));
+        i += 1;
+    }
+    flows.push_str("</flows>");
+    policy.replace(
+        "</scheduling></system>",
+        &format!("</scheduling>{flows}</system>"),
     )
 }

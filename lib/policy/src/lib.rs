@@ -24,6 +24,7 @@
 
 pub mod diag;
 pub mod files;
+pub mod flows;
 pub mod model;
 mod parse;
 pub mod parse_rules;

@@ -280,6 +280,8 @@ pub struct Policy {
     pub subjects: Vec<Subject>,
     /// The scheduling plan.
     pub scheduling: Scheduling,
+    /// `<flows><deny>`: flows the integrator states must not exist.
+    pub flow_denials: Vec<FlowDeny>,
 }
 
 impl Policy {
@@ -845,4 +847,24 @@ pub struct MinorFrame {
     pub partition: Ref<PartitionIdx>,
     /// Length.
     pub ticks: Spanned<Ticks>,
+}
+
+// ------------------------------------------------------------------- flows
+
+/// `<deny from to direct covert>` in `<flows>`: no information may move
+/// from `from` to `to` (see `crate::flows`).
+#[derive(Clone, Debug)]
+pub struct FlowDeny {
+    /// The element.
+    pub span: Span,
+    /// The subject information must not leave.
+    pub from: Ref<SubjectIdx>,
+    /// The subject it must not reach.
+    pub to: Ref<SubjectIdx>,
+    /// `direct` (default false): only a single flow from `from` to `to` is
+    /// denied; otherwise any path through other subjects too.
+    pub direct: Spanned<bool>,
+    /// `covert` (default false): also count the schedule's covert paths
+    /// (shared CPU, partition, group).
+    pub covert: Spanned<bool>,
 }

@@ -81,11 +81,13 @@ parse_rules! {
     INCLUDE_TOO_MANY = "include-too-many":
         "A policy reads at most 1024 files (its root, hardware description and includes, each time it is included).";
     INCLUDE_ROOT_MISMATCH = "include-root-mismatch":
-        "An included file's root element has the name of the element holding the `<include>`.";
+        "An included file's root element is the element holding the `<include>`, `<include>`, or one element that element holds.";
     HARDWARE_HREF_MISSING = "hardware-href-missing":
         "`<hardware href>` names a readable file whose root element is `<hardware>`.";
     HARDWARE_CONFLICT = "hardware-conflict":
         "`<hardware>` has either an href or inline content, not both.";
+    ANCHOR_SPELLING = "anchor-spelling":
+        "The anchor's (Muen's) spellings Septum does not take (memory `type`, `<fill pattern>`, `<file filename>`, a subject's `<memory>` maps, `<system_reboot>` and the like) are reported with Septum's spelling.";
     AUTO_EXHAUSTED = "auto-exhausted":
         "An omitted event id or vector can be assigned: the subject has a free one left.";
 }

@@ -33,6 +33,8 @@ pub enum Category {
     Scheduling,
     /// Kernel settings.
     Kernel,
+    /// Information flows the integrator denied (`<flows>`).
+    Flows,
 }
 
 impl Category {
@@ -49,6 +51,7 @@ impl Category {
             Category::Subjects => "Subjects",
             Category::Scheduling => "Scheduling",
             Category::Kernel => "Kernel",
+            Category::Flows => "Flows",
         }
     }
 }

@@ -285,3 +285,64 @@ fn auto_vectors_and_ids_avoid_every_explicit_value() {
         Some((0, false))
     );
 }
+
+/// A policy on an older machine description that lists no `<cpu>`
+/// elements (only `cpuCores="2"`), with the plan on CPU 0 and, if
+/// `second` is set, on CPU 1 too.
+fn no_cpu_elements_policy(second: bool) -> String {
+    let (subject_b, plan_b) = if second {
+        (
+            "<subject name=\"b\" profile=\"native\" binary=\"b\" cpu=\"1\"/>",
+            "<cpu id=\"1\"><minorFrame partition=\"p_b\" ticks=\"10\"/></cpu>",
+        )
+    } else {
+        ("", "")
+    };
+    let partition_b = if second {
+        "<partition name=\"p_b\"><group><subject name=\"b\"/></group></partition>"
+    } else {
+        ""
+    };
+    format!(
+        "<system name=\"t\">\n\
+         <hardware><processor cpuCores=\"2\" speed=\"1000\" vmxTimerRate=\"0\"/>\
+         <memory><memoryBlock name=\"ram\" physicalAddress=\"0x10_0000\" size=\"0x100_0000\" allocatable=\"true\"/></memory>\
+         <devices><device name=\"com1\"><ioPort name=\"p\" start=\"0x3f8\" end=\"0x3ff\"/></device></devices></hardware>\n\
+         <kernel debugConsole=\"com1\"/>\n\
+         <subjects><subject name=\"a\" profile=\"native\" binary=\"a\"/>{subject_b}</subjects>\n\
+         <scheduling tickRate=\"1000\"><partitions>\
+         <partition name=\"p_a\"><group><subject name=\"a\"/></group></partition>{partition_b}</partitions>\n\
+         <majorFrame><cpu id=\"0\"><minorFrame partition=\"p_a\" ticks=\"10\"/></cpu>{plan_b}</majorFrame>\n\
+         </scheduling>\n</system>"
+    )
+}
+
+#[test]
+fn machine_without_cpu_elements_runs_on_the_boot_cpu() {
+    let loaded =
+        septum_policy::check_str("t.xml", &no_cpu_elements_policy(false), &MemoryFiles::new());
+    assert!(!loaded.diagnostics.has_errors(), "{}", rendered(&loaded));
+    assert!(loaded.rules_run);
+    let policy = loaded.policy.expect("policy");
+    assert_eq!(policy.hardware.processor.cpu_cores.value, 2);
+    assert!(policy.hardware.processor.cpus.is_empty());
+}
+
+#[test]
+fn machine_without_cpu_elements_rejects_a_plan_on_cpu_1() {
+    let loaded =
+        septum_policy::check_str("t.xml", &no_cpu_elements_policy(true), &MemoryFiles::new());
+    let errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == septum_policy::Severity::Error)
+        .map(|d| diag::headline(d, &loaded.sources))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "t.xml:6:80: error[scheduling-cpu-no-apic]: CPU 1 of the plan has no cpu element \
+          (APIC id) in the hardware description"
+        ]
+    );
+}

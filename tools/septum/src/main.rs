@@ -7,6 +7,9 @@
 //!   regions and the report (see docs/compose.md).
 //! - `septum pack --composed DIR --kernel KERNEL --out system.elf [--iso
 //!   system.iso]`: the bootable multiboot2 ELF and, optionally, its GRUB ISO.
+//! - `septum flows POLICY [--format text|json|dot]`: every path by which
+//!   information can move between subjects (implemented in [`flows`], see
+//!   docs/flows.md).
 //! - `septum crash decode DUMP [--format text|json] [--policy-hash HEX]`:
 //!   the crash-audit records in a dump of the region (implemented in
 //!   [`crash`], see docs/crash.md).
@@ -18,6 +21,7 @@
 //! 1 on any error; nothing panics on bad input.
 
 mod crash;
+mod flows;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -91,6 +95,15 @@ enum Command {
         #[arg(long)]
         iso: Option<PathBuf>,
     },
+    /// Every path by which information can move between subjects
+    /// (docs/flows.md).
+    Flows {
+        /// The system policy.
+        policy: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: flows::FlowFormat,
+    },
     /// Crash-audit records (docs/crash.md).
     Crash {
         #[command(subcommand)]
@@ -137,6 +150,7 @@ fn main() -> ExitCode {
             out,
             iso,
         } => pack_cmd(&composed, &kernel, &out, iso.as_deref()),
+        Command::Flows { policy, format } => return flows::run(&policy, format),
         Command::Crash {
             command:
                 CrashCommand::Decode {
@@ -155,7 +169,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

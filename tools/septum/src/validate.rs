@@ -58,10 +58,18 @@ pub fn run(files: &[PathBuf], json: bool, hardware: bool) -> ExitCode {
         let ok_line = loaded.valid_policy().map(|policy| {
             if hardware {
                 let machine = &policy.hardware;
+                let processor = &machine.processor;
+                // Older descriptions list no `<cpu>` elements: count cores.
+                let cpus = if processor.cpus.is_empty() {
+                    let cores = processor.cpu_cores.value as usize;
+                    format!("{} without cpu elements", plural(cores, "CPU", "CPUs"))
+                } else {
+                    plural(processor.cpus.len(), "CPU", "CPUs")
+                };
                 format!(
                     "ok: {} is a valid hardware description ({}, {}, {})",
                     file.display(),
-                    plural(machine.processor.cpus.len(), "CPU", "CPUs"),
+                    cpus,
                     plural(machine.memory_blocks.len(), "memory block", "memory blocks"),
                     plural(machine.devices.len(), "device", "devices"),
                 )

@@ -233,3 +233,28 @@ fn a_hardware_description_is_checked_alone() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_hardware_description_without_cpu_elements_loads() {
+    let dir = std::env::temp_dir().join(format!("septum-nocpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("old.xml");
+    std::fs::write(
+        &file,
+        "<hardware><processor cpuCores=\"2\" speed=\"1000\" vmxTimerRate=\"0\"/>\n\
+         <memory><memoryBlock name=\"ram\" physicalAddress=\"0x10_0000\" size=\"0x100_0000\" \
+         allocatable=\"true\"/></memory><devices/></hardware>\n",
+    )
+    .expect("written");
+    let path = file.to_str().expect("utf-8 path");
+    let out = validate(&["--hardware", path]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "ok: {path} is a valid hardware description (2 CPUs without cpu elements, 1 memory \
+             block, 0 devices)\n"
+        )
+    );
+    std::fs::remove_dir_all(&dir).expect("removed");
+}

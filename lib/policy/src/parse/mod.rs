@@ -21,6 +21,7 @@
 //! linear or `n log n` in the input. Includes are spliced where they stand,
 //! so the model sees one document in document order.
 
+mod anchor;
 mod hardware;
 pub(crate) mod number;
 mod resolve;
@@ -131,6 +132,7 @@ pub(crate) fn load_hardware(path: &Path, files: &dyn FileSource) -> Loaded {
                 channels: Vec::new(),
                 subjects: Vec::new(),
                 scheduling: crate::model::Scheduling::default(),
+                flow_denials: Vec::new(),
             })
         });
     Loaded {
@@ -428,6 +430,19 @@ impl<'f> Ctx<'f> {
     /// children of included files where `<include>` stands (when
     /// `allow_include`), and reports non-blank text.
     fn each_child(&mut self, el: El<'_, '_>, allow_include: bool, handle: &mut ChildFn<'_, 'f>) {
+        self.each_child_in(el, el.name(), allow_include, handle);
+    }
+
+    /// [`Self::each_child`] where includes count as standing in an element
+    /// called `container` (not `el` itself when `el` is an included file's
+    /// `<include>` root).
+    fn each_child_in(
+        &mut self,
+        el: El<'_, '_>,
+        container: &str,
+        allow_include: bool,
+        handle: &mut ChildFn<'_, 'f>,
+    ) {
         for node in el.node.children() {
             if node.is_text() {
                 let text = node.text().unwrap_or("");
@@ -469,7 +484,7 @@ impl<'f> Ctx<'f> {
                 continue;
             }
             if allow_include && child.name() == "include" {
-                self.include(child, el.name(), handle);
+                self.include(child, container, handle);
             } else {
                 handle(self, child);
             }
@@ -543,7 +558,17 @@ impl<'f> Ctx<'f> {
             node: doc.root_element(),
             file,
         };
-        if root.name() != container {
+        let accepted = include_children(container);
+        let has_attributes = root.node.attributes().any(|a| a.namespace().is_none());
+        // The root's children are spliced in: a root named like the
+        // container (unless the container holds elements of its own name
+        // and the root has attributes, as a `<memory name>` region in
+        // `<memory>` does), or the anchor's `<include>` root.
+        let splice = root.name() == "include"
+            || (root.name() == container && !(has_attributes && accepted.contains(&container)));
+        // The anchor's other form: the root is one element of the container.
+        let element = !splice && accepted.contains(&root.name());
+        if !splice && !element {
             self.diags.push(
                 Diagnostic::error(
                     ids::INCLUDE_ROOT_MISMATCH,
@@ -556,14 +581,24 @@ impl<'f> Ctx<'f> {
                 )
                 .with_label(root.span(), "root element")
                 .with_help(format!(
-                    "an included file's root element must be <{container}>"
+                    "an included file's root element must be <{container}> or <include> (its \
+                     children are spliced in), or one element <{container}> holds: {}",
+                    accepted
+                        .iter()
+                        .map(|a| format!("<{a}>"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             );
             return;
         }
-        self.attributes(root, &[]);
         self.include_stack.push((identity, Some(href.span)));
-        self.each_child(root, true, handle);
+        if splice {
+            self.attributes(root, &[]);
+            self.each_child_in(root, container, true, handle);
+        } else {
+            handle(self, root);
+        }
         self.include_stack.pop();
     }
 
@@ -587,6 +622,22 @@ impl<'f> Ctx<'f> {
 
     /// Reports `child` as not allowed inside `parent`.
     fn unknown_element(&mut self, child: El<'_, '_>, parent: &str, allowed: &[&str]) {
+        if child.node.tag_name().namespace().is_none()
+            && let Some((ours, help)) = anchor::element(parent, child.name(), allowed)
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    ids::ANCHOR_SPELLING,
+                    child.span(),
+                    format!(
+                        "<{}> in <{parent}> is the anchor's spelling; {ours}",
+                        child.name()
+                    ),
+                )
+                .with_help(help),
+            );
+            return;
+        }
         let help = if allowed.is_empty() {
             format!("<{parent}> has no child elements")
         } else {
@@ -646,6 +697,21 @@ impl<'f> Ctx<'f> {
     fn attributes(&mut self, el: El<'_, '_>, allowed: &[&str]) {
         for attr in el.node.attributes() {
             if attr.namespace().is_some() || allowed.contains(&attr.name()) {
+                continue;
+            }
+            if let Some((ours, help)) = anchor::attribute(el.name(), attr.name()) {
+                self.diags.push(
+                    Diagnostic::error(
+                        ids::ANCHOR_SPELLING,
+                        el.span_of(attr.range_qname()),
+                        format!(
+                            "`{}` on <{}> is the anchor's spelling; {ours}",
+                            attr.name(),
+                            el.name()
+                        ),
+                    )
+                    .with_help(help),
+                );
                 continue;
             }
             let help = if allowed.is_empty() {
@@ -836,7 +902,13 @@ impl<'f> Ctx<'f> {
             format!(
                 "`{}` is not a valid `{attr}`; expected one of: {}",
                 quoted(&raw.value),
-                list(options, |(name, _)| (*name).to_owned())
+                list(
+                    &options
+                        .iter()
+                        .filter(|(name, _)| !anchor::SYNONYMS.contains(name))
+                        .collect::<Vec<_>>(),
+                    |(name, _)| (*name).to_owned()
+                )
             ),
         );
         None
@@ -1032,6 +1104,29 @@ pub(crate) fn quoted(value: &str) -> String {
 /// `a, b, c` from items.
 fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
     items.iter().map(show).collect::<Vec<_>>().join(", ")
+}
+
+/// The elements an `<include>` in `container` may bring in one at a time
+/// (an included file whose root is one of them): what `container` holds.
+fn include_children(container: &str) -> &'static [&'static str] {
+    match container {
+        "system" => &[
+            "hardware",
+            "kernel",
+            "memory",
+            "events",
+            "channels",
+            "subjects",
+            "scheduling",
+            "flows",
+        ],
+        "memory" => &["memory"],
+        "flows" => &["deny"],
+        "events" => &["event"],
+        "channels" => &["channel"],
+        "subjects" => &["subject"],
+        _ => &[],
+    }
 }
 
 #[cfg(test)]

@@ -136,6 +136,10 @@ fn resolve_references(policy: &mut Policy) {
             link(&mut end.physical, &channels);
         }
     }
+    for deny in &mut policy.flow_denials {
+        link(&mut deny.from, &subjects);
+        link(&mut deny.to, &subjects);
+    }
     for partition in &mut policy.scheduling.partitions {
         for group in &mut partition.groups {
             for subject in &mut group.subjects {

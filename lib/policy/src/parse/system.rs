@@ -27,6 +27,8 @@ const EVENT_MODES: &[(&str, EventMode)] = &[
     ("ipi", EventMode::Ipi),
     ("switch", EventMode::Switch),
     ("self", EventMode::SelfEvent),
+    // The anchor's spelling of `async`: the same delivery.
+    ("asynchronous", EventMode::Async),
     ("kernel", EventMode::Kernel),
 ];
 
@@ -34,6 +36,8 @@ const CHANNEL_EVENT_MODES: &[(&str, EventMode)] = &[
     ("async", EventMode::Async),
     ("ipi", EventMode::Ipi),
     ("switch", EventMode::Switch),
+    // The anchor's spelling of `async`: the same delivery.
+    ("asynchronous", EventMode::Async),
 ];
 
 const ON_FAULT: &[(&str, OnFault)] = &[
@@ -80,6 +84,7 @@ pub(super) fn system(ctx: &mut Ctx<'_>, root: El<'_, '_>, path: &Path) -> Policy
         channels: Vec::new(),
         subjects: Vec::new(),
         scheduling: Scheduling::default(),
+        flow_denials: Vec::new(),
     };
     let (mut seen_hardware, mut seen_kernel, mut seen_scheduling) = (None, None, None);
     ctx.each_child(root, true, &mut |ctx, child| match child.name() {
@@ -126,6 +131,16 @@ pub(super) fn system(ctx: &mut Ctx<'_>, root: El<'_, '_>, path: &Path) -> Policy
                 policy.scheduling = scheduling(ctx, child);
             }
         }
+        "flows" => {
+            ctx.attributes(child, &[]);
+            ctx.each_child(child, true, &mut |ctx, deny_el| {
+                if deny_el.name() == "deny" {
+                    policy.flow_denials.push(flow_deny(ctx, deny_el));
+                } else {
+                    ctx.unknown_element(deny_el, "flows", &["deny", "include"]);
+                }
+            });
+        }
         _ => ctx.unknown_element(
             child,
             "system",
@@ -138,6 +153,7 @@ pub(super) fn system(ctx: &mut Ctx<'_>, root: El<'_, '_>, path: &Path) -> Policy
                 "channels",
                 "subjects",
                 "scheduling",
+                "flows",
             ],
         ),
     });
@@ -714,4 +730,17 @@ fn major_frame(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> MajorFrame {
         frame.cpus.push(cpu);
     });
     frame
+}
+
+/// `<deny from to direct covert>` in `<flows>`.
+fn flow_deny(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> FlowDeny {
+    ctx.attributes(el, &["from", "to", "direct", "covert"]);
+    ctx.no_children(el);
+    FlowDeny {
+        span: el.span(),
+        from: unresolved(ctx.string(el, "from")),
+        to: unresolved(ctx.string(el, "to")),
+        direct: ctx.boolean_or(el, "direct", false),
+        covert: ctx.boolean_or(el, "covert", false),
+    }
 }

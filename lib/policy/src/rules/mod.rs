@@ -40,6 +40,7 @@ pub mod channels;
 mod common;
 pub mod devices;
 pub mod events;
+pub mod flows;
 pub mod hardware;
 pub mod kernel;
 pub mod memory;
@@ -211,4 +212,7 @@ pub static ALL: &[Rule] = &[
     kernel::DEBUG_CONSOLE_PORT_COUNT,
     kernel::DEBUG_CONSOLE_OWNED,
     kernel::WINDOWS_OUTSIDE_RAM,
+    flows::DENY_UNKNOWN,
+    flows::DENY_SELF,
+    flows::DENIED,
 ];

@@ -398,8 +398,9 @@ rule! {
 }
 
 rule! {
-    /// Every CPU of the plan has a `<cpu>` element (its APIC id) in the
-    /// hardware description, so the kernel can start it.
+    /// Every CPU of the plan other than CPU 0 (the boot CPU, already
+    /// running) has a `<cpu>` element (its APIC id) in the hardware
+    /// description, so the kernel can start it.
     CPU_NO_APIC = "scheduling-cpu-no-apic" in Scheduling;
     fn cpu_no_apic(policy, out) {
         let Some(cores) = core_count(policy) else {
@@ -410,7 +411,9 @@ rule! {
         for major in &policy.scheduling.major_frames {
             for cpu in &major.cpus {
                 let id = cpu.id.value.0;
-                if id < cores && id as usize >= listed && !reported.contains(&id) {
+                // CPU 0 is the boot CPU: the firmware started it, so it
+                // needs no APIC id (older descriptions list no `<cpu>`).
+                if id != 0 && id < cores && id as usize >= listed && !reported.contains(&id) {
                     reported.push(id);
                     out.error(
                         CPU_NO_APIC.id,

@@ -882,3 +882,26 @@ test("subjects-port-name-too-long",
                          '<ioPort name="ports" start="16#03f8#" end="16#03fb#"/>\n'
                          '      <ioPort name="extra" start="16#03fc#" end="16#03ff#"/>'))),
      ("$1", f'I/O port range "extra" of device "com1" appears as "{LOGICAL27}|extra" in the info page of subject "a", which is 33 bytes long; at most 31 fit'))
+
+# ------------------------------------------------------------------ flows
+
+STOP = 'onFault="stopSubject"'
+
+test("flows-deny-unknown-subject",
+     system(A, flows='<deny from="a" $1to="nobody"/>'),
+     ("$1", 'subject "nobody" is not defined'))
+
+test("flows-deny-self",
+     system(A, flows='<deny from="a" $1to="a"/>'),
+     ("$1", 'a flow from "a" to itself cannot be denied'))
+
+test("flows-denied",
+     system([S("a", chans('<writer logical="out" physical="ab"/>'), attrs=STOP),
+             S("b", chans('<reader logical="in" physical="ab"/>', '<writer logical="out" physical="bc"/>'), attrs=STOP),
+             S("c", chans('<reader logical="in" physical="bc"/>'), attrs=STOP)],
+            channels='<channel name="ab" size="0x1000"/>\n<channel name="bc" size="0x1000"/>',
+            flows='$1<deny from="a" to="c"/>\n<deny from="c" to="a"/>\n$2<deny from="a" to="c" covert="true" direct="true"/>'),
+     ("$1", 'the policy lets information flow from "a" to "c", which this <deny> forbids: '
+            'a -> b (channel "ab"), then b -> c (channel "bc")'),
+     ("$2", 'the policy lets information flow from "a" to "c", which this <deny> forbids: '
+            'a -> c (CPU 0)'))

@@ -76,7 +76,7 @@ def auto_sched(subjects):
 
 
 def system(subjects, memory="", events="", channels="", scheduling=None, hardware=HW,
-           kernel=KERNEL, sched_subjects=None):
+           kernel=KERNEL, sched_subjects=None, flows=""):
     """subjects: list of (name, cpu, xml) tuples."""
     parts = [hardware, kernel]
     if memory.strip():
@@ -89,6 +89,8 @@ def system(subjects, memory="", events="", channels="", scheduling=None, hardwar
     if scheduling is None:
         scheduling = auto_sched(sched_subjects or [(n, c) for n, c, _ in subjects])
     parts.append(scheduling)
+    if flows.strip():
+        parts.append("<flows>\n" + indent(flows, 2) + "\n</flows>")
     return "<system>\n" + indent("\n".join(parts), 2) + "\n</system>\n"
 
 

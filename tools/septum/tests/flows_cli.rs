@@ -1,0 +1,148 @@
+//! `septum flows` end to end on systems/demo.xml: the text matrix, the
+//! JSON edges and the DOT picture; and a denied flow's exit status.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `septum flows ARGS` from the repository root.
+fn flows(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_septum"))
+        .arg("flows")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("septum runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("utf-8 output")
+}
+
+#[test]
+fn the_demo_as_a_text_matrix() {
+    let out = flows(&["systems/demo.xml"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "flows of demo (2 subjects, 6 flows): the row's subject can pass information to the \
+         column's\n\
+         \x20         producer  console\n\
+         producer  -         CFc\n\
+         console   KFc       -\n\
+         \n\
+         kinds: C channel, M shared-memory, E event, K kernel-action, F fault-stop, D device, \
+         g same-group, p same-partition, c same-cpu (lower case: covert, left by the schedule)\n\
+         \n\
+         producer -> console: channel: channel \"messages\" (systems/demo.xml:32:9)\n\
+         producer -> console: fault-stop: a fault stops the system (onFault=\"stopSystem\") \
+         (systems/demo.xml:23:5)\n\
+         producer -> console: same-cpu: CPU 0 (systems/demo.xml:23:5)\n\
+         console -> producer: kernel-action: kernel action poweroff (event \
+         \"console_poweroff\") (systems/demo.xml:44:13)\n\
+         console -> producer: fault-stop: a fault stops the system (onFault=\"stopSystem\") \
+         (systems/demo.xml:36:5)\n\
+         console -> producer: same-cpu: CPU 0 (systems/demo.xml:36:5)\n"
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn the_demo_as_json_has_every_edge_located() {
+    let out = flows(&["--format", "json", "systems/demo.xml"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(json["policy"], "demo");
+    assert_eq!(json["subjects"], serde_json::json!(["producer", "console"]));
+    let edges = json["flows"].as_array().expect("flows");
+    assert_eq!(edges.len(), 6);
+    let channel = &edges[0];
+    assert_eq!(channel["from"], "producer");
+    assert_eq!(channel["to"], "console");
+    assert_eq!(channel["kind"], "channel");
+    assert_eq!(channel["covert"], false);
+    assert_eq!(channel["detail"], "channel \"messages\"");
+    assert_eq!(
+        channel["at"],
+        serde_json::json!({"file": "systems/demo.xml", "line": 32, "column": 9})
+    );
+    assert_eq!(
+        channel["to_at"],
+        serde_json::json!({"file": "systems/demo.xml", "line": 49, "column": 9})
+    );
+    let kinds: Vec<&str> = edges.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "channel",
+            "fault-stop",
+            "same-cpu",
+            "kernel-action",
+            "fault-stop",
+            "same-cpu"
+        ]
+    );
+}
+
+#[test]
+fn the_demo_as_dot() {
+    let out = flows(&["--format", "dot", "systems/demo.xml"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let expected = std::fs::read_to_string(repo().join("docs/flows-demo.dot")).expect("dot");
+    assert_eq!(text(&out.stdout), expected, "docs/flows-demo.dot is stale");
+    let manual = std::fs::read_to_string(repo().join("docs/flows.md")).expect("docs/flows.md");
+    assert!(
+        manual.contains(&format!("```dot\n{expected}```")),
+        "docs/flows.md does not show the demo's DOT picture as the command prints it"
+    );
+    let matrix = flows(&["systems/demo.xml"]);
+    assert!(
+        manual.contains(&format!("```text\n{}```", text(&matrix.stdout))),
+        "docs/flows.md does not show the demo's matrix as the command prints it"
+    );
+}
+
+#[test]
+fn a_denied_flow_prints_the_flows_and_fails() {
+    let out = flows(&["lib/policy/tests/negative/flows-denied.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).starts_with("flows of flows-denied (3 subjects, "));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "error[flows-denied]: the policy lets information flow from \"a\" to \"c\", which \
+             this <deny> forbids: a -> b (channel \"ab\"), then b -> c (channel \"bc\")"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("hop 2: b -> c: channel \"bc\""), "{err}");
+
+    // `septum compose` validates first, so it refuses the policy too.
+    let out_dir = std::env::temp_dir().join(format!("septum-flows-{}", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_septum"))
+        .args([
+            "compose",
+            "lib/policy/tests/negative/flows-denied.xml",
+            "--binaries",
+        ])
+        .arg(&out_dir)
+        .arg("--out")
+        .arg(&out_dir)
+        .current_dir(repo())
+        .output()
+        .expect("septum runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("error[flows-denied]"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+#[test]
+fn a_policy_that_does_not_load_gives_no_flows() {
+    let out = flows(&["lib/policy/tests/negative/parse-invalid-enum.xml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains("loading failed, so no flows were derived"));
+}
