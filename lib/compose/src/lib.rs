@@ -29,6 +29,7 @@
 
 pub mod alloc;
 pub mod bitmaps;
+pub mod contract;
 pub mod crash_audit;
 pub mod elf;
 pub mod error;
