@@ -14,6 +14,9 @@
 //! `binary` attribute before anything is allocated. A binary without the
 //! section is not checked.
 //!
+//! Each binary's symbol map ([`crate::symbols`]) is read here too and
+//! carried to the output, for resolving fault addresses.
+//!
 //! One thing is decided here, not in the policy: a channel's event needs a
 //! target event number on its reader. It gets the lowest number the reader
 //! does not use for any of its own `<target>` events, in document order, so
@@ -32,6 +35,7 @@ use crate::input::{
     HardwareInput, IoPortRange, MapInput, MemoryBlockInput, MinorFrameInput, PartitionInput,
     RegionInput, SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
 };
+use crate::symbols::SymbolMap;
 
 /// Rule id of an unreadable or invalid subject binary.
 pub const RULE_BINARY: &str = "compose-binary";
@@ -215,7 +219,7 @@ pub fn system_input(
         if let Some(needs) = loaded.as_ref().and_then(|l| l.needs.as_ref()) {
             errors.extend(contract::check(policy, s, needs));
         }
-        let subject = subject_input(policy, s, loaded.map(|l| l.image), &mut errors);
+        let subject = subject_input(policy, s, loaded, &mut errors);
         subjects.push(subject);
     }
     let scheduling = scheduling(policy, &mut errors);
@@ -241,6 +245,7 @@ pub fn system_input(
 struct Loaded {
     image: SubjectImage,
     needs: Option<Vec<Need>>,
+    symbols: SymbolMap,
 }
 
 fn parse_binary(shown: &str, bytes: &[u8]) -> Result<Loaded, String> {
@@ -251,7 +256,12 @@ fn parse_binary(shown: &str, bytes: &[u8]) -> Result<Loaded, String> {
             contract::parse(b).map_err(|e| format!("{shown}: section {}: {e}", contract::SECTION))
         })
         .transpose()?;
-    Ok(Loaded { image, needs })
+    let symbols = SymbolMap::from_elf(shown, bytes);
+    Ok(Loaded {
+        image,
+        needs,
+        symbols,
+    })
 }
 
 fn load_binary(
@@ -279,9 +289,10 @@ fn load_binary(
 fn subject_input(
     policy: &Policy,
     s: &model::Subject,
-    image: Option<SubjectImage>,
+    loaded: Option<Loaded>,
     errors: &mut Vec<Diagnostic>,
 ) -> SubjectInput {
+    let (image, symbols) = loaded.map(|l| (l.image, l.symbols)).unzip();
     let maps = s
         .maps
         .iter()
@@ -389,6 +400,7 @@ fn subject_input(
             entry: Default::default(),
             segments: Vec::new(),
         }),
+        symbols: symbols.unwrap_or_default(),
         cpu: s.cpu.value.0,
         on_fault: s.on_fault.value,
         stack_size: s.stack_size.value,
