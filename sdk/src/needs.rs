@@ -271,6 +271,10 @@ mod tests {
         assert_eq!(&uart[8..16], &8u64.to_le_bytes());
     }
 
+    // The macro as subjects use it (twice: one block each).
+    crate::needs![Need::source_event("yield"), Need::uart("uart")];
+    crate::needs![];
+
     #[test]
     fn empty_declaration_is_a_bare_header() {
         const NONE: &[Need] = &[];

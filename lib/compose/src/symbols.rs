@@ -5,7 +5,8 @@
 //! knows which function and source line that is. The composer keeps, per
 //! subject, the functions of its symbol table (demangled) and, when the
 //! file carries DWARF line tables (subjects build with `debug = 1`), the
-//! address ranges of its source lines, and writes them into the composed
+//! address ranges of its source lines (paths made absolute with the
+//! compilation directory, as the build machine saw them), and writes them into the composed
 //! directory as `symbols/SUBJECT.txt` ([`SymbolMap::render`]). `septum
 //! symbolize` and `cargo xtask` read them back ([`SymbolMap::parse`]) and
 //! append ` in FUNCTION+0xOFFSET (FILE:LINE)` after `rip=0x..`
@@ -245,6 +246,13 @@ fn lines(file: &str, data: &[u8]) -> Result<Vec<Range>, gimli::Error> {
             {
                 let dir = dwarf.attr_string(&unit, dir)?;
                 name = format!("{}/{name}", dir.to_string_lossy());
+            }
+            // Relative to the compilation directory (the subjects workspace,
+            // the SDK, ...): made absolute so `src/main.rs` is unambiguous.
+            if !name.starts_with('/')
+                && let Some(comp_dir) = &unit.comp_dir
+            {
+                name = format!("{}/{name}", comp_dir.to_string_lossy());
             }
             let line = row.line().map_or(0, |l| l.get());
             open = Some((address, format!("{name}:{line}")));
