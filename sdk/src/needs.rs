@@ -32,8 +32,10 @@
 //! | 4 | target event | 0 | 0 | 0 |
 //! | 5 | memory map | bit 0 writable, bit 1 executable | minimum size | 0 |
 //! | 6 | device | 0 | minimum ports in its first range | 0 |
+//! | 7 | kernel call | 0 | action code (`KernelActionCode`) | 0 |
 
 use crate::channel::Format;
+use septum_abi::hypercall::KernelActionCode;
 
 /// Name of the ELF section the declarations live in.
 pub const SECTION: &str = ".septum.needs";
@@ -58,6 +60,9 @@ pub const KIND_TARGET_EVENT: u8 = 4;
 pub const KIND_MEMORY: u8 = 5;
 /// Record kind: the subject uses a device's I/O ports.
 pub const KIND_DEVICE: u8 = 6;
+
+/// Record kind: the subject makes a kernel call ([`crate::Kernel`]).
+pub const KIND_KERNEL: u8 = 7;
 
 /// Memory flag: the subject writes the mapping.
 pub const FLAG_WRITABLE: u8 = 1;
@@ -151,6 +156,24 @@ impl Need {
     /// `Uart::from_info(&info, name)`: a device with at least 8 ports.
     pub const fn uart(name: &'static str) -> Self {
         Self::device(name, UART_PORTS)
+    }
+
+    /// A [`crate::Kernel`] call (`wait` is [`KernelActionCode::Sleep`],
+    /// `yield_now` [`KernelActionCode::Yield`], ...): a source event of a
+    /// `kernel` event with that action, whatever its logical name. The
+    /// record's name is the action's policy spelling.
+    pub const fn kernel(action: KernelActionCode) -> Self {
+        let name = match action {
+            KernelActionCode::Yield => "yield",
+            KernelActionCode::Sleep => "sleep",
+            KernelActionCode::Poweroff => "poweroff",
+            KernelActionCode::Reboot => "reboot",
+            KernelActionCode::Panic => "panic",
+        };
+        Self {
+            a: action as u64,
+            ..Self::new(KIND_KERNEL, name)
+        }
     }
 }
 
@@ -271,8 +294,21 @@ mod tests {
         assert_eq!(&uart[8..16], &8u64.to_le_bytes());
     }
 
+    #[test]
+    fn kernel_calls_carry_the_action_code_and_spelling() {
+        const SLEEP: &[Need] = &[Need::kernel(KernelActionCode::Sleep)];
+        let block: [u8; 48] = encode(SLEEP);
+        assert_eq!(&block[16..20], &[KIND_KERNEL, 0, 5, 0]);
+        assert_eq!(&block[24..32], &2u64.to_le_bytes());
+        assert_eq!(&block[40..48], b"sleep\0\0\0");
+    }
+
     // The macro as subjects use it (twice: one block each).
-    crate::needs![Need::source_event("yield"), Need::uart("uart")];
+    crate::needs![
+        Need::source_event("yield"),
+        Need::uart("uart"),
+        Need::kernel(KernelActionCode::Sleep),
+    ];
     crate::needs![];
 
     #[test]

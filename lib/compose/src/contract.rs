@@ -61,6 +61,12 @@ pub enum NeedKind {
         /// Minimum number of ports.
         ports: u64,
     },
+    /// Makes a kernel call: needs a source event of a `kernel` event with
+    /// this action (`septum_abi::hypercall::KernelActionCode` value).
+    Kernel {
+        /// The action code.
+        action: u64,
+    },
 }
 
 /// One declared need.
@@ -136,6 +142,7 @@ pub fn parse(section: &[u8]) -> Result<Vec<Need>, String> {
                     min_size: a,
                 },
                 6 => NeedKind::Device { ports: a },
+                7 => NeedKind::Kernel { action: a },
                 other => {
                     return Err(format!(
                         "record at offset {:#x}: unknown kind {other}",
@@ -333,6 +340,27 @@ pub fn check(policy: &Policy, s: &model::Subject, needs: &[Need]) -> Vec<Diagnos
                             region.name.value, region.size.value
                         ))));
                     }
+                }
+            }
+            NeedKind::Kernel { action } => {
+                let granted = s.source_events().any(|e| {
+                    e.physical
+                        .target
+                        .and_then(|idx| policy.event(idx).action.as_ref())
+                        .and_then(|a| a.value.info_code())
+                        .is_some_and(|code| code as u64 == action)
+                });
+                if !granted {
+                    errors.push(
+                        error(format!(
+                            "{who} makes the kernel call \"{n}\", but the policy gives it no \
+                             source event of a kernel event with action \"{n}\""
+                        ))
+                        .with_help(format!(
+                            "add <event name=\"..\" mode=\"kernel\" action=\"{n}\"/> to \
+                             <events> and a source <event> for it to the subject"
+                        )),
+                    );
                 }
             }
             NeedKind::Device { ports } => {

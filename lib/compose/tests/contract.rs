@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use septum_compose::elf::build;
 use septum_compose::{Failure, compose_policy};
+use septum_sdk::KernelActionCode;
 use septum_sdk::channel::Format;
 use septum_sdk::needs::{Need, encode, encoded_len};
 
@@ -37,6 +38,7 @@ const CONSOLE: &[Need] = &[
     Need::channel_reader("in", LOG),
     Need::target_event("kicked"),
     Need::source_event("halt"),
+    Need::kernel(KernelActionCode::Poweroff),
 ];
 
 /// Compose the fixture with `producer` and `console` binaries; the error
@@ -78,7 +80,7 @@ fn block(needs: &'static [Need]) -> Vec<u8> {
             }
         };
     }
-    sized!(16 48 80 112 144 176)
+    sized!(16 48 80 112 144 176 208)
 }
 
 #[test]
@@ -159,6 +161,7 @@ fn missing_events_memory_and_devices_are_errors() {
         Need::memory_writable("table"),
         Need::memory("ram"),
         Need::device("uart", 16),
+        Need::kernel(KernelActionCode::Sleep),
     ];
     assert_eq!(
         compose(build::sample_subject(), declaring(&block(NEEDS))),
@@ -177,6 +180,10 @@ fn missing_events_memory_and_devices_are_errors() {
             "demo.xml:35:54: error[compose-contract]: subject \"console\" (binary \"console\") \
              uses device \"uart\" with at least 16 I/O ports, but the policy grants 8 (port \
              range \"ports\")",
+            "demo.xml:35:54: error[compose-contract]: subject \"console\" (binary \"console\") \
+             makes the kernel call \"sleep\", but the policy gives it no source event of a \
+             kernel event with action \"sleep\" | help: add <event name=\"..\" mode=\"kernel\" \
+             action=\"sleep\"/> to <events> and a source <event> for it to the subject",
         ]
     );
 }

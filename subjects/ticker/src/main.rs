@@ -14,7 +14,7 @@ use core::num::NonZeroU64;
 use septum_sdk::channel::Format;
 use septum_sdk::needs::Need;
 use septum_sdk::text::TextBuf;
-use septum_sdk::{Info, raise, rdtsc};
+use septum_sdk::{Info, KernelActionCode, raise, rdtsc};
 
 septum_sdk::entry!(main);
 
@@ -23,6 +23,7 @@ septum_sdk::entry!(main);
 septum_sdk::needs![
     Need::channel_writer("out", Format::DEFAULT),
     Need::source_event("tick"),
+    Need::kernel(KernelActionCode::Yield),
 ];
 
 /// Runs between two signals.
