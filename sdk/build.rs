@@ -61,6 +61,13 @@ SECTIONS
         . = MAX(., ADDR(.bss) + 8);
     }} :bss
 
+    /* Declared needs (septum_sdk::needs!): read by the composer, never
+       loaded. */
+    .septum.needs 0 (INFO) :
+    {{
+        KEEP(*(.septum.needs))
+    }}
+
     /DISCARD/ :
     {{
         *(.eh_frame .eh_frame_hdr .eh_frame.*)

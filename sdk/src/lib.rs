@@ -20,6 +20,8 @@
 //!   atomics for counters, volatile copies for payload;
 //! - [`uart`] writes formatted text to a 16550 the subject owns, without
 //!   allocation;
+//! - [`needs!`] declares the names the code looks up, so the composer
+//!   checks them against the policy before boot ([`needs`](mod@needs));
 //! - [`text`] formats into fixed buffers (channel messages);
 //! - [`probe`] performs deliberately forbidden accesses for isolation tests.
 //!
@@ -37,6 +39,7 @@ pub mod arch;
 pub mod channel;
 pub mod event;
 pub mod info;
+pub mod needs;
 pub mod probe;
 pub mod region;
 pub mod rt;

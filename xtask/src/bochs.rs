@@ -26,6 +26,12 @@
 //! lines are printed (`COM1 | `, `COM2 | `) in the order they complete.
 //! The bytes are also written to `com1.txt`/`com2.txt`, so both kinds of
 //! boot leave the same files behind.
+//!
+//! A subject fault line printed live (`COM2 | ... subject "NAME" fault:
+//! ... rip=0x..`) is passed through `septum symbolize` with the image's
+//! composed directory, so it names the function and source line of `rip`
+//! ([`symbolize`]); the recorded output (`com2.txt`, what tests match) is
+//! left as the kernel wrote it.
 
 use std::fmt;
 use std::fs;
@@ -222,10 +228,48 @@ impl Lines {
     }
 }
 
-/// Prints `line` of port `port` (0 = COM1) to the one stream.
-fn print_line(port: usize, line: &str) {
+/// Prints `line` of port `port` (0 = COM1) to the one stream; a subject
+/// fault line symbolized with the image in `dir`.
+fn print_line(port: usize, line: &str, dir: &Path) {
     let prefix = PORT_PREFIXES.get(port).copied().unwrap_or("COM? | ");
-    println!("{prefix}{line}");
+    let shown = symbolize(&dir.join("composed"), line);
+    println!("{prefix}{}", shown.trim_end_matches('\n'));
+}
+
+/// `text` with every subject fault line (`subject "NAME" fault: ...
+/// rip=0x..`) extended by ` in FUNCTION+0x.. (FILE:LINE)`, by `septum
+/// symbolize` with the symbol maps in `composed` (docs/compose.md, "Symbol
+/// maps"). `text` unchanged if it has no fault line or that fails.
+pub fn symbolize(composed: &Path, text: &str) -> String {
+    if !text.contains("\" fault:") {
+        return text.to_owned();
+    }
+    let Ok(paths) = crate::pipeline::Paths::discover() else {
+        return text.to_owned();
+    };
+    let child = Command::new(paths.septum())
+        .arg("symbolize")
+        .arg(composed)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return text.to_owned();
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    match child.wait_with_output() {
+        Ok(out) if out.status.success() => {
+            let mut shown = String::from_utf8_lossy(&out.stdout).into_owned();
+            if !text.ends_with('\n') && shown.ends_with('\n') {
+                shown.pop();
+            }
+            shown
+        }
+        _ => text.to_owned(),
+    }
 }
 
 /// Follows the serial output of a boot.
@@ -248,7 +292,7 @@ enum Serial {
 impl Serial {
     /// Waits up to [`POLL`] and returns the new complete lines, printing
     /// them when `stream`, in the order they completed.
-    fn poll(&mut self, stream: bool) -> Vec<String> {
+    fn poll(&mut self, stream: bool, dir: &Path) -> Vec<String> {
         let mut new = Vec::new();
         match self {
             Self::Files { paths, ports } => {
@@ -259,7 +303,7 @@ impl Serial {
                     }
                     for line in lines.take() {
                         if stream {
-                            print_line(port, &line);
+                            print_line(port, &line, dir);
                         }
                         new.push(line);
                     }
@@ -293,7 +337,7 @@ impl Serial {
                     lines.bytes.extend_from_slice(&chunk);
                     for line in lines.take() {
                         if stream {
-                            print_line(port, &line);
+                            print_line(port, &line, dir);
                         }
                         new.push(line);
                     }
@@ -305,18 +349,18 @@ impl Serial {
 
     /// After Bochs is gone: the last lines (and an unterminated rest) and
     /// everything each port received.
-    fn finish(mut self, stream: bool) -> (String, String) {
+    fn finish(mut self, stream: bool, dir: &Path) -> (String, String) {
         if let Self::Live { stop, .. } = &self {
             stop.store(true, Ordering::Relaxed);
         }
         // What was sent just before the end is still in flight.
-        self.poll(stream);
+        self.poll(stream, dir);
         let ports = match &self {
             Self::Files { ports, .. } | Self::Live { ports, .. } => ports,
         };
         for (port, lines) in ports.iter().enumerate() {
             if stream && let Some(rest) = lines.rest() {
-                print_line(port, &rest);
+                print_line(port, &rest, dir);
             }
         }
         let [com1, com2] = ports;
@@ -445,7 +489,7 @@ pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
 
     let mut stop_at: Option<Instant> = None;
     let ending = loop {
-        let new_lines = serial.poll(options.stream);
+        let new_lines = serial.poll(options.stream, dir);
         if stop_at.is_none()
             && let Some(stop) = &options.stop_on
             && new_lines.iter().any(|l| l.contains(stop.as_str()))
@@ -475,7 +519,7 @@ pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
             break Ending::TimedOut;
         }
     };
-    let (com1, com2) = serial.finish(options.stream);
+    let (com1, com2) = serial.finish(options.stream, dir);
     Ok(Boot {
         com1,
         com2,
@@ -567,10 +611,10 @@ mod tests {
         drop((com1, com2));
         let mut seen = Vec::new();
         for _ in 0..10 {
-            seen.extend(serial.poll(false));
+            seen.extend(serial.poll(false, Path::new("")));
         }
         assert_eq!(seen, ["subject: hello", "kernel: booting"]);
-        let (text1, text2) = serial.finish(false);
+        let (text1, text2) = serial.finish(false, Path::new(""));
         assert_eq!(text1, "subject: hello\n");
         assert_eq!(text2, "kernel: booting\nkernel: tail");
         assert_eq!(fs::read_to_string(dir.join("com2.txt")).unwrap(), text2);

@@ -212,7 +212,8 @@ fn run_boot(job: &BootJob) -> BootOutcome {
         for f in &failures {
             detail.push_str(&format!("unmet: {f}\n"));
         }
-        for (port, text) in [("com1", &boot.com1), ("com2", &boot.com2)] {
+        let com2 = bochs::symbolize(&job.dir.join("composed"), &boot.com2);
+        for (port, text) in [("com1", &boot.com1), ("com2", &com2)] {
             detail.push_str(&format!(
                 "--- last lines of {port} ---\n{}\n",
                 util::tail(text, 25)

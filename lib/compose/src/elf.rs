@@ -15,10 +15,16 @@
 //! a truncated file, unaligned, overlapping or out-of-window segments) is
 //! refused with a message naming the file; the parser is the `object`
 //! crate's, which bounds-checks every read.
+//!
+//! Two non-loaded parts of the file are read as well: the `.septum.needs`
+//! section, where the SDK's `needs!` declares the names the subject looks
+//! up ([`section`], checked in [`crate::contract`]), and the symbol table,
+//! whose functions become the subject's symbol map for resolving fault
+//! addresses ([`functions`], [`crate::symbols`]).
 
 use object::Endian;
 use object::elf;
-use object::read::elf::{FileHeader, ProgramHeader};
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
 use septum_abi::VirtAddr;
 use septum_abi::layout::{PAGE_SIZE, SUBJECT_IMAGE_BASE, SUBJECT_IMAGE_END};
 
@@ -190,6 +196,80 @@ pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> 
     })
 }
 
+fn header<'d>(
+    file: &str,
+    data: &'d [u8],
+) -> Result<
+    (
+        &'d elf::FileHeader64<object::Endianness>,
+        object::Endianness,
+    ),
+    ElfError,
+> {
+    let header = elf::FileHeader64::<object::Endianness>::parse(data)
+        .map_err(|e| refuse(file, format!("not a 64-bit ELF file ({e})")))?;
+    let endian = header
+        .endian()
+        .map_err(|e| refuse(file, format!("unsupported ELF byte order ({e})")))?;
+    Ok((header, endian))
+}
+
+/// The contents of the section called `name`, or `None` if the file has no
+/// such section (or no section table at all).
+pub fn section<'d>(file: &str, data: &'d [u8], name: &str) -> Result<Option<&'d [u8]>, ElfError> {
+    let (header, endian) = header(file, data)?;
+    let sections = header
+        .sections(endian, data)
+        .map_err(|e| refuse(file, format!("bad section table ({e})")))?;
+    let Some((_, section)) = sections.section_by_name(endian, name.as_bytes()) else {
+        return Ok(None);
+    };
+    section
+        .data(endian, data)
+        .map(Some)
+        .map_err(|e| refuse(file, format!("section {name}: {e}")))
+}
+
+/// A function from the symbol table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// First address.
+    pub start: u64,
+    /// Size in bytes (0 if the symbol table does not say).
+    pub size: u64,
+    /// Name as stored (mangled for Rust).
+    pub name: String,
+}
+
+/// The file's function symbols (`STT_FUNC` with an address), sorted by
+/// address; empty if the file has no symbol table (stripped).
+pub fn functions(file: &str, data: &[u8]) -> Result<Vec<Function>, ElfError> {
+    let (header, endian) = header(file, data)?;
+    let sections = header
+        .sections(endian, data)
+        .map_err(|e| refuse(file, format!("bad section table ({e})")))?;
+    let symbols = sections
+        .symbols(endian, data, elf::SHT_SYMTAB)
+        .map_err(|e| refuse(file, format!("bad symbol table ({e})")))?;
+    let mut out = Vec::new();
+    for sym in symbols.iter() {
+        if sym.st_type() != elf::STT_FUNC || sym.st_value(endian) == 0 {
+            continue;
+        }
+        let name = symbols
+            .symbol_name(endian, sym)
+            .map_err(|e| refuse(file, format!("bad symbol name ({e})")))?;
+        out.push(Function {
+            start: sym.st_value(endian),
+            size: sym.st_size(endian),
+            name: String::from_utf8_lossy(name).into_owned(),
+        });
+    }
+    out.sort_by(|a, b| (a.start, &a.name).cmp(&(b.start, &b.name)));
+    out.dedup_by(|b, a| a.start == b.start);
+    Ok(out)
+}
+
 /// `value` rounded up to a multiple of `align` (a power of two).
 pub(crate) fn round_up(value: u64, align: u64) -> Option<u64> {
     Some(value.checked_add(align - 1)? & !(align - 1))
@@ -254,6 +334,136 @@ pub mod build {
             out[at..at + PHDR].copy_from_slice(&ph);
         }
         out
+    }
+
+    /// A function symbol for [`with_sections`]: name, address, size.
+    pub struct FunctionSpec<'a> {
+        /// Symbol name.
+        pub name: &'a str,
+        /// Address.
+        pub address: u64,
+        /// Size in bytes.
+        pub size: u64,
+    }
+
+    /// `elf` (from [`executable`]) with a section table appended: one
+    /// `SHT_PROGBITS` section per `(name, bytes)`, then `.symtab`/`.strtab`
+    /// with `functions` (if any) and `.shstrtab`.
+    pub fn with_sections(
+        mut elf: Vec<u8>,
+        sections: &[(&str, &[u8])],
+        functions: &[FunctionSpec<'_>],
+    ) -> Vec<u8> {
+        struct Shdr {
+            name: u32,
+            kind: u32,
+            offset: u64,
+            size: u64,
+            link: u32,
+            info: u32,
+            entsize: u64,
+        }
+        let mut shstrtab = vec![0u8];
+        let mut name = |n: &str| {
+            let at = shstrtab.len() as u32;
+            shstrtab.extend_from_slice(n.as_bytes());
+            shstrtab.push(0);
+            at
+        };
+        let mut headers = vec![Shdr {
+            name: 0,
+            kind: 0,
+            offset: 0,
+            size: 0,
+            link: 0,
+            info: 0,
+            entsize: 0,
+        }];
+        let append = |elf: &mut Vec<u8>, bytes: &[u8]| {
+            let offset = elf.len().next_multiple_of(8);
+            elf.resize(offset, 0);
+            elf.extend_from_slice(bytes);
+            offset as u64
+        };
+        for (n, bytes) in sections {
+            let offset = append(&mut elf, bytes);
+            headers.push(Shdr {
+                name: name(n),
+                kind: 1,
+                offset,
+                size: bytes.len() as u64,
+                link: 0,
+                info: 0,
+                entsize: 0,
+            });
+        }
+        if !functions.is_empty() {
+            let mut strtab = vec![0u8];
+            let mut symtab = vec![0u8; 24];
+            for f in functions {
+                let at = strtab.len() as u32;
+                strtab.extend_from_slice(f.name.as_bytes());
+                strtab.push(0);
+                symtab.extend_from_slice(&at.to_le_bytes());
+                symtab.push(0x12); // STB_GLOBAL, STT_FUNC
+                symtab.push(0);
+                symtab.extend_from_slice(&1u16.to_le_bytes()); // any defined section
+                symtab.extend_from_slice(&f.address.to_le_bytes());
+                symtab.extend_from_slice(&f.size.to_le_bytes());
+            }
+            let strtab_index = headers.len() as u32 + 1;
+            let offset = append(&mut elf, &symtab);
+            headers.push(Shdr {
+                name: name(".symtab"),
+                kind: 2,
+                offset,
+                size: symtab.len() as u64,
+                link: strtab_index,
+                info: 1,
+                entsize: 24,
+            });
+            let offset = append(&mut elf, &strtab);
+            headers.push(Shdr {
+                name: name(".strtab"),
+                kind: 3,
+                offset,
+                size: strtab.len() as u64,
+                link: 0,
+                info: 0,
+                entsize: 0,
+            });
+        }
+        let shstrndx = headers.len();
+        let shstr_name = name(".shstrtab");
+        let offset = append(&mut elf, &shstrtab);
+        headers.push(Shdr {
+            name: shstr_name,
+            kind: 3,
+            offset,
+            size: shstrtab.len() as u64,
+            link: 0,
+            info: 0,
+            entsize: 0,
+        });
+        let shoff = elf.len().next_multiple_of(8);
+        elf.resize(shoff, 0);
+        for h in &headers {
+            elf.extend_from_slice(&h.name.to_le_bytes());
+            elf.extend_from_slice(&h.kind.to_le_bytes());
+            elf.extend_from_slice(&0u64.to_le_bytes()); // flags
+            elf.extend_from_slice(&0u64.to_le_bytes()); // addr
+            elf.extend_from_slice(&h.offset.to_le_bytes());
+            elf.extend_from_slice(&h.size.to_le_bytes());
+            elf.extend_from_slice(&h.link.to_le_bytes());
+            elf.extend_from_slice(&h.info.to_le_bytes());
+            elf.extend_from_slice(&1u64.to_le_bytes()); // addralign
+            elf.extend_from_slice(&h.entsize.to_le_bytes());
+        }
+        elf[40..48].copy_from_slice(&(shoff as u64).to_le_bytes());
+        elf[58..60].copy_from_slice(&64u16.to_le_bytes());
+        elf[60..62].copy_from_slice(&(headers.len() as u16).to_le_bytes());
+        elf[62..64].copy_from_slice(&(shstrndx as u16).to_le_bytes());
+        elf
     }
 
     /// A small subject program at the SDK's link address: text (r-x),

@@ -8,6 +8,15 @@
 //! subject's `binary` attribute, the region's `<file>` element), rendered by
 //! the policy crate like every other policy error.
 //!
+//! Each binary's declared needs (its `.septum.needs` section, see
+//! [`crate::contract`]) are checked here against the subject that runs it,
+//! so a name the policy does not grant is an error at the subject's
+//! `binary` attribute before anything is allocated. A binary without the
+//! section is not checked.
+//!
+//! Each binary's symbol map ([`crate::symbols`]) is read here too and
+//! carried to the output, for resolving fault addresses.
+//!
 //! One thing is decided here, not in the policy: a channel's event needs a
 //! target event number on its reader. It gets the lowest number the reader
 //! does not use for any of its own `<target>` events, in document order, so
@@ -19,12 +28,14 @@ use std::path::Path;
 use septum_policy::model::{self, ChannelRole, Policy};
 use septum_policy::{Diagnostic, Span};
 
-use crate::elf::{SubjectImage, parse_subject};
+use crate::contract::{self, Need};
+use crate::elf::{SubjectImage, parse_subject, section};
 use crate::input::{
     ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput, EventInput,
     HardwareInput, IoPortRange, MapInput, MemoryBlockInput, MinorFrameInput, PartitionInput,
     RegionInput, SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
 };
+use crate::symbols::SymbolMap;
 
 /// Rule id of an unreadable or invalid subject binary.
 pub const RULE_BINARY: &str = "compose-binary";
@@ -198,14 +209,17 @@ pub fn system_input(
         })
         .collect();
 
-    let mut images: HashMap<&str, Option<SubjectImage>> = HashMap::new();
+    let mut images: HashMap<&str, Option<Loaded>> = HashMap::new();
     let mut subjects = Vec::with_capacity(policy.subjects.len());
     for s in &policy.subjects {
-        let image = images
+        let loaded = images
             .entry(s.binary.value.as_str())
             .or_insert_with(|| load_binary(binaries, &s.binary.value, s.binary.span, &mut errors))
             .clone();
-        let subject = subject_input(policy, s, image, &mut errors);
+        if let Some(needs) = loaded.as_ref().and_then(|l| l.needs.as_ref()) {
+            errors.extend(contract::check(policy, s, needs));
+        }
+        let subject = subject_input(policy, s, loaded, &mut errors);
         subjects.push(subject);
     }
     let scheduling = scheduling(policy, &mut errors);
@@ -225,17 +239,42 @@ pub fn system_input(
     })
 }
 
+/// A parsed subject binary: its image and its declared needs (`None`
+/// without a `.septum.needs` section).
+#[derive(Clone)]
+struct Loaded {
+    image: SubjectImage,
+    needs: Option<Vec<Need>>,
+    symbols: SymbolMap,
+}
+
+fn parse_binary(shown: &str, bytes: &[u8]) -> Result<Loaded, String> {
+    let image = parse_subject(shown, bytes).map_err(|e| e.to_string())?;
+    let needs = section(shown, bytes, contract::SECTION)
+        .map_err(|e| e.to_string())?
+        .map(|b| {
+            contract::parse(b).map_err(|e| format!("{shown}: section {}: {e}", contract::SECTION))
+        })
+        .transpose()?;
+    let symbols = SymbolMap::from_elf(shown, bytes);
+    Ok(Loaded {
+        image,
+        needs,
+        symbols,
+    })
+}
+
 fn load_binary(
     binaries: &dyn Binaries,
     name: &str,
     span: Span,
     errors: &mut Vec<Diagnostic>,
-) -> Option<SubjectImage> {
+) -> Option<Loaded> {
     let result = binaries
         .read(name)
-        .and_then(|(shown, bytes)| parse_subject(&shown, &bytes).map_err(|e| e.to_string()));
+        .and_then(|(shown, bytes)| parse_binary(&shown, &bytes));
     match result {
-        Ok(image) => Some(image),
+        Ok(loaded) => Some(loaded),
         Err(message) => {
             errors.push(Diagnostic::error(
                 RULE_BINARY,
@@ -250,9 +289,10 @@ fn load_binary(
 fn subject_input(
     policy: &Policy,
     s: &model::Subject,
-    image: Option<SubjectImage>,
+    loaded: Option<Loaded>,
     errors: &mut Vec<Diagnostic>,
 ) -> SubjectInput {
+    let (image, symbols) = loaded.map(|l| (l.image, l.symbols)).unzip();
     let maps = s
         .maps
         .iter()
@@ -360,6 +400,7 @@ fn subject_input(
             entry: Default::default(),
             segments: Vec::new(),
         }),
+        symbols: symbols.unwrap_or_default(),
         cpu: s.cpu.value.0,
         on_fault: s.on_fault.value,
         stack_size: s.stack_size.value,

@@ -148,6 +148,9 @@ pub struct SubjectInput {
     pub binary: String,
     /// The subject's program, already read.
     pub image: SubjectImage,
+    /// Functions and source lines of the program, for resolving fault
+    /// addresses (empty if the file has no symbols).
+    pub symbols: crate::symbols::SymbolMap,
     /// CPU it runs on.
     pub cpu: u32,
     /// Fault action.

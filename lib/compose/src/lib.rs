@@ -29,6 +29,7 @@
 
 pub mod alloc;
 pub mod bitmaps;
+pub mod contract;
 pub mod crash_audit;
 pub mod elf;
 pub mod error;
@@ -47,6 +48,7 @@ pub mod profile;
 pub mod report;
 pub mod specgen;
 pub mod subjects;
+pub mod symbols;
 pub mod system;
 pub mod testgen;
 pub mod vmx;
@@ -57,6 +59,9 @@ pub struct Composed {
     pub composition: system::Composition,
     /// The kernel's `spec.rs`.
     pub spec: String,
+    /// Each subject's name and symbol map, in policy order (written as
+    /// `symbols/NAME.txt` by [`output::write_symbols`]).
+    pub symbols: Vec<(String, symbols::SymbolMap)>,
 }
 
 /// Why a validated policy did not compose.
@@ -149,5 +154,14 @@ fn finish(
         )));
     }
     let spec = specgen::spec_source(&composition);
-    Ok(Composed { composition, spec })
+    let symbols = input
+        .subjects
+        .iter()
+        .map(|s| (s.name.clone(), s.symbols.clone()))
+        .collect();
+    Ok(Composed {
+        composition,
+        spec,
+        symbols,
+    })
 }

@@ -166,6 +166,29 @@ pub fn write_dir(dir: &Path, c: &Composition, spec: &str) -> Result<(), OutputEr
     Ok(())
 }
 
+/// Write each subject's symbol map as `symbols/NAME.txt` in `dir`
+/// (format: [`crate::symbols`]).
+pub fn write_symbols(
+    dir: &Path,
+    maps: &[(String, crate::symbols::SymbolMap)],
+) -> Result<(), OutputError> {
+    let dir = dir.join(crate::symbols::DIR);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    for (name, map) in maps {
+        let path = dir.join(format!("{name}.txt"));
+        std::fs::write(&path, map.render()).map_err(io(&path))?;
+    }
+    Ok(())
+}
+
+/// The symbol map of subject `name` in composed directory `dir`, `None`
+/// if it has none (composed by an older `septum`) or it cannot be read.
+pub fn read_symbols(dir: &Path, name: &str) -> Option<crate::symbols::SymbolMap> {
+    let path = dir.join(crate::symbols::DIR).join(format!("{name}.txt"));
+    let text = std::fs::read_to_string(path).ok()?;
+    crate::symbols::SymbolMap::parse(&text).ok()
+}
+
 /// Read regions.json and regions.bin back, checking that every record's
 /// bytes lie in the blob and fit the region.
 pub fn read_regions(dir: &Path) -> Result<(RegionsFile, Vec<u8>), OutputError> {

@@ -13,11 +13,19 @@
 use core::fmt::Write;
 
 use septum_sdk::channel::{Format, ReadOutcome};
+use septum_sdk::needs::Need;
 use septum_sdk::text::until_nul;
 use septum_sdk::uart::Uart;
 use septum_sdk::{Info, raise, rdtsc};
 
 septum_sdk::entry!(main);
+
+// What main looks up and cannot do without; the composer checks it against
+// the policy (docs/sdk.md, "Declared needs").
+septum_sdk::needs![
+    Need::uart("uart"),
+    Need::channel_reader("in", Format::DEFAULT),
+];
 
 /// Messages to receive before powering off (several major frames' worth).
 const DONE_AFTER: u32 = 30;

@@ -14,12 +14,22 @@
 
 use core::fmt::Write;
 
-use septum_sdk::Info;
 use septum_sdk::channel::{Format, ReadOutcome};
+use septum_sdk::needs::Need;
 use septum_sdk::text::until_nul;
 use septum_sdk::uart::Uart;
+use septum_sdk::{Info, KernelActionCode};
 
 septum_sdk::entry!(main);
+
+// What main looks up and cannot do without; the composer checks it against
+// the policy (docs/sdk.md, "Declared needs").
+septum_sdk::needs![
+    Need::uart("uart"),
+    Need::target_event("tick"),
+    Need::channel_reader("in", Format::DEFAULT),
+    Need::kernel(KernelActionCode::Sleep),
+];
 
 /// Signals to receive before powering off (the ticker sends as many).
 const DONE_AFTER: u32 = 5;

@@ -13,10 +13,15 @@ use core::fmt::Write;
 use core::num::NonZeroU64;
 
 use septum_sdk::channel::Format;
+use septum_sdk::needs::Need;
 use septum_sdk::text::TextBuf;
 use septum_sdk::{Info, raise, rdtsc};
 
 septum_sdk::entry!(main);
+
+// What main looks up and cannot do without; the composer checks it against
+// the policy (docs/sdk.md, "Declared needs").
+septum_sdk::needs![Need::channel_writer("out", Format::DEFAULT)];
 
 /// Messages written per run.
 const PER_RUN: u64 = 3;

@@ -12,10 +12,19 @@
 use core::num::NonZeroU64;
 
 use septum_sdk::channel::Format;
+use septum_sdk::needs::Need;
 use septum_sdk::text::TextBuf;
-use septum_sdk::{Info, raise, rdtsc};
+use septum_sdk::{Info, KernelActionCode, raise, rdtsc};
 
 septum_sdk::entry!(main);
+
+// What main looks up and cannot do without; the composer checks it against
+// the policy (docs/sdk.md, "Declared needs").
+septum_sdk::needs![
+    Need::channel_writer("out", Format::DEFAULT),
+    Need::source_event("tick"),
+    Need::kernel(KernelActionCode::Yield),
+];
 
 /// Runs between two signals.
 const EVERY: u64 = 3;

@@ -14,6 +14,11 @@
 //!   the crash-audit records in a dump of the region (implemented in
 //!   [`crash`], see docs/crash.md).
 //!
+//! - `septum symbolize COMPOSED_DIR [FILE]`: copy a debug console log
+//!   (FILE or stdin) to stdout, appending the function and source line of
+//!   `rip` to each subject fault line, from the composed directory's
+//!   symbol maps (docs/compose.md, "Symbol maps").
+//!
 //! Policy problems are rendered by the policy crate's diagnostics layer
 //! (`file:line:col: error[rule]: message`, the source line and a caret);
 //! everything else (I/O, composition limits, packing checks) is one
@@ -104,6 +109,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: flows::FlowFormat,
     },
+    /// Copy a debug console log to stdout, naming the function and source
+    /// line of `rip` in each subject fault line.
+    Symbolize {
+        /// Directory written by `septum compose` (its `symbols/`).
+        composed: PathBuf,
+        /// The log (COM2 output); stdin if absent.
+        log: Option<PathBuf>,
+    },
     /// Crash-audit records (docs/crash.md).
     Crash {
         #[command(subcommand)]
@@ -151,6 +164,7 @@ fn main() -> ExitCode {
             iso,
         } => pack_cmd(&composed, &kernel, &out, iso.as_deref()),
         Command::Flows { policy, format } => return flows::run(&policy, format),
+        Command::Symbolize { composed, log } => symbolize(&composed, log.as_deref()),
         Command::Crash {
             command:
                 CrashCommand::Decode {
@@ -167,6 +181,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn symbolize(composed: &Path, log: Option<&Path>) -> Result<ExitCode> {
+    use std::collections::HashMap;
+    use std::io::{BufRead, Write};
+
+    if !composed.join(septum_compose::symbols::DIR).is_dir() {
+        bail!(
+            "{} has no {}/ directory (compose it with this septum)",
+            composed.display(),
+            septum_compose::symbols::DIR
+        );
+    }
+    let input: Box<dyn BufRead> = match log {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut maps: HashMap<String, Option<septum_compose::symbols::SymbolMap>> = HashMap::new();
+    let mut out = std::io::stdout().lock();
+    for line in input.split(b'\n') {
+        let line = line.context("cannot read the log")?;
+        let text = String::from_utf8_lossy(&line);
+        let shown = septum_compose::symbols::symbolize_line(&text, |name| {
+            maps.entry(name.to_owned())
+                .or_insert_with(|| output::read_symbols(composed, name))
+                .as_ref()
+        });
+        writeln!(out, "{shown}").context("cannot write to stdout")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
@@ -238,6 +284,7 @@ fn compose(policy: &Path, binaries: &Path, out: &Path, json: bool) -> Result<Exi
     };
     print_diagnostics(&diagnostics, &loaded.sources, json);
     output::write_dir(out, &composed.composition, &composed.spec)
+        .and_then(|()| output::write_symbols(out, &composed.symbols))
         .with_context(|| format!("cannot write the composed system to {}", out.display()))?;
     let c = &composed.composition;
     let bytes: u64 = c.regions.iter().map(|r| r.size).sum();

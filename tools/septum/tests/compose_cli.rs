@@ -341,3 +341,54 @@ fn composition_limits_point_at_the_element() {
     assert!(!dir.join("o").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn symbolize_names_the_function_of_a_fault_rip() {
+    let dir = scratch("symbolize");
+    let bins = binaries(&dir);
+    let with_symbols = build::with_sections(
+        build::sample_subject(),
+        &[],
+        &[build::FunctionSpec {
+            name: "_ZN7console4main17h0123456789abcdefE",
+            address: 0x20_0000,
+            size: 3,
+        }],
+    );
+    std::fs::write(bins.join("console"), with_symbols).unwrap();
+    let out = dir.join("composed");
+    let composed = septum(&[
+        "compose",
+        demo_policy().to_str().unwrap(),
+        "--binaries",
+        bins.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(composed.status.success(), "{composed:?}");
+    let map = std::fs::read_to_string(out.join("symbols/console.txt")).unwrap();
+    assert_eq!(map, "# septum-symbols/1\nF 200000 200003 console::main\n");
+    let log = dir.join("com2.txt");
+    std::fs::write(
+        &log,
+        "septum: subject \"console\" fault: exception or NMI (exit reason 0) rip=0x200002 \
+         vector=6 (#UD)\nseptum: subject \"producer\" fault: RDMSR (exit reason 31) \
+         rip=0x200002\nhello\n",
+    )
+    .unwrap();
+    let shown = septum(&["symbolize", out.to_str().unwrap(), log.to_str().unwrap()]);
+    assert!(shown.status.success(), "{shown:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout),
+        "septum: subject \"console\" fault: exception or NMI (exit reason 0) rip=0x200002 in \
+         console::main+0x2 vector=6 (#UD)\nseptum: subject \"producer\" fault: RDMSR (exit \
+         reason 31) rip=0x200002\nhello\n"
+    );
+    let missing = septum(&["symbolize", dir.to_str().unwrap(), log.to_str().unwrap()]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("has no symbols/ directory"),
+        "{missing:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
