@@ -303,8 +303,17 @@ pub enum SourceEvent {
     Kernel(KernelAction),
 }
 
+/// Whom a kernel action affects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionReach {
+    /// Only the subject that raises it (yield, sleep).
+    Caller,
+    /// Every subject (poweroff, reboot, panic).
+    System,
+}
+
 /// Defines [`KernelAction`] from one list of
-/// `Variant = "policy spelling" => info-page code`.
+/// `Variant = "policy spelling" => info-page code, reach Caller|System`.
 ///
 /// The enum, its spelling in the policy and the list of every action come
 /// from this one place, so the policy loader (`KernelAction::POLICY_NAMES`),
@@ -312,7 +321,7 @@ pub enum SourceEvent {
 /// follow a new action without being edited; only the decision
 /// (`exits::kernel_action`, an exhaustive match) must be written.
 macro_rules! kernel_actions {
-    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal => $code:expr,)*) => {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal => $code:expr, reach $reach:ident,)*) => {
         /// Actions of `kernel`-mode events.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum KernelAction {
@@ -343,6 +352,15 @@ macro_rules! kernel_actions {
                 }
             }
 
+            /// Whom the action affects: the caller alone, or the whole
+            /// system (what the information-flow report counts as a flow
+            /// from the caller to every other subject).
+            pub const fn reach(self) -> ActionReach {
+                match self {
+                    $(KernelAction::$variant => ActionReach::$reach,)*
+                }
+            }
+
             /// The variant's name in Rust source (what the emitter writes).
             pub const fn variant_name(self) -> &'static str {
                 match self {
@@ -355,19 +373,19 @@ macro_rules! kernel_actions {
 
 kernel_actions! {
     /// Give up the rest of the minor frame.
-    Yield = "yield" => Some(KernelActionCode::Yield),
+    Yield = "yield" => Some(KernelActionCode::Yield), reach Caller,
     /// Sleep until the end of the minor frame or until an event is pending.
-    Sleep = "sleep" => Some(KernelActionCode::Sleep),
+    Sleep = "sleep" => Some(KernelActionCode::Sleep), reach Caller,
     /// Power the machine off (after draining the debug UART).
-    Poweroff = "poweroff" => Some(KernelActionCode::Poweroff),
+    Poweroff = "poweroff" => Some(KernelActionCode::Poweroff), reach System,
     /// Reset the machine.
-    Reboot = "reboot" => Some(KernelActionCode::Reboot),
+    Reboot = "reboot" => Some(KernelActionCode::Reboot), reach System,
     /// Stop the system, reporting a subject-requested panic.
-    SystemPanic = "panic" => Some(KernelActionCode::Panic),
+    SystemPanic = "panic" => Some(KernelActionCode::Panic), reach System,
     /// Unmask the subject's level-triggered device IRQ after handling it.
     /// The composer refuses it until interrupt routing exists, so no spec
     /// holds it yet.
-    UnmaskIrq = "unmask_irq" => None,
+    UnmaskIrq = "unmask_irq" => None, reach Caller,
 }
 
 /// Index into [`SystemSpec::partitions`].

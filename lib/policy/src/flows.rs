@@ -129,13 +129,10 @@ pub struct Flow {
     pub to_span: Span,
 }
 
-/// Whether a kernel action changes what other subjects see. An exhaustive
-/// match, so a new action must be decided here.
-const fn affects_others(action: KernelAction) -> bool {
-    match action {
-        KernelAction::Poweroff | KernelAction::Reboot | KernelAction::SystemPanic => true,
-        KernelAction::Yield | KernelAction::Sleep | KernelAction::UnmaskIrq => false,
-    }
+/// Whether a kernel action changes what other subjects see (its reach, as
+/// the one list of kernel actions in the kernel's spec declares it).
+fn affects_others(action: KernelAction) -> bool {
+    action.reach() == septum_kerncore::spec::ActionReach::System
 }
 
 /// Every flow the policy allows, sorted and without duplicates (same
