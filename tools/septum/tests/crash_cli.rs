@@ -15,10 +15,10 @@ use septum_abi::{SubjectId, TscCycles};
 const IMAGE: u64 = 0x1111_2222_3333_4444;
 const OTHER: u64 = 0x5555_6666_7777_8888;
 
+/// A file of its own per test and run: tests run in parallel, so they share
+/// no directory that one of them could remove under another.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("septum-crash-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    std::env::temp_dir().join(format!("septum-crash-cli-{}-{name}", std::process::id()))
 }
 
 fn decode(args: &[&str]) -> Output {
@@ -114,10 +114,6 @@ impl DumpFile {
 impl Drop for DumpFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-        // The directory goes with the last file of this run.
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir(dir);
-        }
     }
 }
 
