@@ -1,4 +1,4 @@
-//! Prerequisites: Debian packages for Bochs and the ISO, rustup pieces.
+//! Prerequisites: Debian packages for Bochs, the ISO and Graphviz, rustup pieces.
 //!
 //! Checked with `dpkg -s` and `rustup`; installed without questions when
 //! running as root (`apt-get install -y`, non-interactive). Not root: the
