@@ -1,4 +1,4 @@
-//! Prerequisites: Debian packages for Bochs and the ISO, rustup pieces.
+//! Prerequisites: Debian packages for Bochs, the ISO and Graphviz, rustup pieces.
 //!
 //! Checked with `dpkg -s` and `rustup`; installed without questions when
 //! running as root (`apt-get install -y`, non-interactive). Not root: the
@@ -11,14 +11,16 @@ use std::process::Command;
 
 use crate::util::{self, Error, Output};
 
-/// Debian packages `run` and `test` need.
-pub const PACKAGES: [&str; 6] = [
+/// Debian packages `run` and `test` need (`graphviz` gives the `dot` that
+/// `septum flows --format svg` and its CLI test run).
+pub const PACKAGES: [&str; 7] = [
     "bochs",
     "bochsbios",
     "vgabios",
     "bochs-sdl",
     "grub-pc-bin",
     "xorriso",
+    "graphviz",
 ];
 
 fn installed(package: &str) -> bool {

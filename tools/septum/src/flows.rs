@@ -1,4 +1,4 @@
-//! `septum flows POLICY [--format text|json|dot]`: every path by which
+//! `septum flows POLICY [--format text|json|dot|svg]`: every path by which
 //! information can move between subjects, derived from the policy alone
 //! (`septum_policy::flows`, see docs/flows.md).
 //!
@@ -16,10 +16,16 @@
 //! - dot: a Graphviz digraph (overt flows solid, covert ones dashed; flows
 //!   that go both ways by nature, devices and covert paths, drawn once with
 //!   arrows at both ends). Render with `dot -Tsvg`.
+//! - svg: the DOT picture rendered by Graphviz's `dot -Tsvg`, run as a
+//!   child process. Graphviz is an optional runtime tool, not a build
+//!   dependency: without `dot` on PATH this format fails with an error that
+//!   names the missing program (exit 1, nothing on stdout), and the other
+//!   formats keep working.
 
 use std::fmt::Write as _;
+use std::io::{self, Write as _};
 use std::path::Path;
-use std::process::ExitCode;
+use std::process::{Command, ExitCode, Stdio};
 
 use septum_policy::diag::{TEXT_LIMIT, render_text_capped};
 use septum_policy::flows::{self, Flow, FlowKind};
@@ -34,6 +40,8 @@ pub enum FlowFormat {
     Json,
     /// Graphviz DOT.
     Dot,
+    /// The DOT picture rendered to SVG by Graphviz's `dot` (must be on PATH).
+    Svg,
 }
 
 /// Runs `septum flows`.
@@ -53,11 +61,21 @@ pub fn run(path: &Path, format: FlowFormat) -> ExitCode {
     };
     let all = flows::derive(policy);
     let output = match format {
-        FlowFormat::Text => text(policy, &all, &loaded.sources),
-        FlowFormat::Json => json(policy, &all, &loaded.sources),
-        FlowFormat::Dot => dot(policy, &all),
+        FlowFormat::Text => text(policy, &all, &loaded.sources).into_bytes(),
+        FlowFormat::Json => json(policy, &all, &loaded.sources).into_bytes(),
+        FlowFormat::Dot => dot(policy, &all).into_bytes(),
+        FlowFormat::Svg => match render_svg(&dot(policy, &all)) {
+            Ok(svg) => svg,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::FAILURE;
+            }
+        },
     };
-    print!("{output}");
+    if let Err(error) = io::stdout().lock().write_all(&output) {
+        eprintln!("error: cannot write the flows to stdout: {error}");
+        return ExitCode::FAILURE;
+    }
     if loaded.diagnostics.has_errors() {
         eprint!(
             "{}",
@@ -249,4 +267,53 @@ pub fn dot(policy: &Policy, all: &[Flow]) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// The Graphviz program `--format svg` runs.
+const DOT_PROGRAM: &str = "dot";
+
+/// Renders a DOT text to SVG with `dot -Tsvg`; the error says what went
+/// wrong in words (missing program, failed run), never panics.
+fn render_svg(dot_text: &str) -> Result<Vec<u8>, String> {
+    let mut child = Command::new(DOT_PROGRAM)
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| {
+            if error.kind() == io::ErrorKind::NotFound {
+                format!(
+                    "--format svg needs Graphviz's `{DOT_PROGRAM}` program, which is not on \
+                     PATH; install Graphviz (Debian: graphviz) or use --format dot"
+                )
+            } else {
+                format!("cannot run Graphviz's `{DOT_PROGRAM}`: {error}")
+            }
+        })?;
+    // Feed stdin from another thread so a large picture cannot deadlock
+    // against `dot` filling its stdout pipe.
+    let stdin = child.stdin.take();
+    let output = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || stdin.map(|mut pipe| pipe.write_all(dot_text.as_bytes())));
+        let output = child.wait_with_output();
+        let written = writer.join();
+        (output, written)
+    });
+    let (output, written) = output;
+    let output =
+        output.map_err(|error| format!("cannot run Graphviz's `{DOT_PROGRAM}`: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "Graphviz's `{DOT_PROGRAM} -Tsvg` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    if !matches!(written, Ok(Some(Ok(())))) {
+        return Err(format!(
+            "cannot pass the picture to Graphviz's `{DOT_PROGRAM}` on its stdin"
+        ));
+    }
+    Ok(output.stdout)
 }

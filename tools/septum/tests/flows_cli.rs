@@ -1,5 +1,7 @@
 //! `septum flows` end to end on systems/demo.xml: the text matrix, the
-//! JSON edges and the DOT picture; and a denied flow's exit status.
+//! JSON edges, the DOT picture and its SVG rendering (skipped with a note
+//! where Graphviz's `dot` is not installed); and a denied flow's exit
+//! status.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -102,6 +104,91 @@ fn the_demo_as_dot() {
     assert!(
         manual.contains(&format!("```text\n{}```", text(&matrix.stdout))),
         "docs/flows.md does not show the demo's matrix as the command prints it"
+    );
+}
+
+/// The node and edge titles and the label texts of a Graphviz SVG, sorted:
+/// what the picture says, without the coordinates and the version comment
+/// that differ between Graphviz releases.
+fn svg_words(svg: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for (open, close) in [("<title>", "</title>"), ("<text", "</text>")] {
+        let mut rest = svg;
+        while let Some(start) = rest.find(open) {
+            let after = &rest[start + open.len()..];
+            let body = after.find('>').map_or(after, |gt| {
+                if open == "<text" {
+                    &after[gt + 1..]
+                } else {
+                    after
+                }
+            });
+            let end = body.find(close).unwrap_or(body.len());
+            words.push(body[..end].to_owned());
+            rest = &body[end..];
+        }
+    }
+    words.sort();
+    words
+}
+
+#[test]
+fn the_demo_as_svg() {
+    let manual = std::fs::read_to_string(repo().join("docs/flows.md")).expect("docs/flows.md");
+    assert!(
+        manual.contains("](flows-demo.svg)"),
+        "docs/flows.md does not show docs/flows-demo.svg"
+    );
+    let committed = std::fs::read_to_string(repo().join("docs/flows-demo.svg")).expect("svg");
+    if Command::new("dot").arg("-V").output().is_err() {
+        eprintln!(
+            "note: Graphviz's `dot` is not on PATH; skipping the --format svg rendering test"
+        );
+        return;
+    }
+    let out = flows(&["--format", "svg", "systems/demo.xml"]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let svg = text(&out.stdout);
+    assert!(svg.starts_with("<?xml"), "{svg}");
+    assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
+    let words = svg_words(&svg);
+    for word in [
+        "flows of demo",
+        "producer",
+        "console",
+        "producer&#45;&gt;console",
+        "console&#45;&gt;producer",
+        "channel: channel &quot;messages&quot;",
+        "same&#45;cpu: CPU 0",
+    ] {
+        assert!(words.iter().any(|w| w == word), "{word:?} not in {words:?}");
+    }
+    assert_eq!(
+        svg_words(&committed),
+        words,
+        "docs/flows-demo.svg is stale: septum flows --format svg systems/demo.xml > \
+         docs/flows-demo.svg"
+    );
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn svg_without_dot_names_the_missing_program() {
+    let empty = std::env::temp_dir().join(format!("septum-flows-no-dot-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_septum"))
+        .args(["flows", "--format", "svg", "systems/demo.xml"])
+        .env("PATH", &empty)
+        .current_dir(repo())
+        .output()
+        .expect("septum runs");
+    let _ = std::fs::remove_dir_all(&empty);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(
+        text(&out.stderr),
+        "error: --format svg needs Graphviz's `dot` program, which is not on PATH; install \
+         Graphviz (Debian: graphviz) or use --format dot\n"
     );
 }
 

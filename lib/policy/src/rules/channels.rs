@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use septum_abi::channel::{HEADER_SIZE, elements_for};
 
 use super::common::{
-    ChannelEnds, DiagnosticExt, PAGE, channel_ends, first_definitions, group_of, hex, memberships,
+    ChannelEnds, DiagnosticExt, PAGE, channel_ends, first_definitions, group_of, hex_size,
+    memberships,
 };
 use crate::diag::Diagnostics;
 use crate::model::{EventMode, Policy};
@@ -164,7 +165,7 @@ rule! {
                 channel.size.span,
                 format!(
                     "size {} of channel \"{}\" is not a multiple of 4 KiB",
-                    hex(channel.size.value),
+                    hex_size(channel.size.value),
                     channel.name.as_str()
                 ),
             );
@@ -186,10 +187,10 @@ rule! {
                     SIZE_TOO_SMALL.id,
                     channel.size.span,
                     format!(
-                        "channel \"{}\" of {} bytes cannot hold the {HEADER_SIZE}-byte header and \
+                        "channel \"{}\" of size {} cannot hold the {HEADER_SIZE}-byte header and \
                          one element of {element} bytes",
                         channel.name.as_str(),
-                        hex(size)
+                        hex_size(size)
                     ),
                 );
             }

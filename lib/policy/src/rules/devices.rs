@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::common::{DiagnosticExt, PAGE, Range, hex, owned_irqs, subjects};
+use super::common::{DiagnosticExt, PAGE, Range, hex, hex_size, owned_irqs, subjects};
 use crate::diag::Diagnostics;
 use crate::model::{Caching, Policy, SubjectIdx};
 use crate::rule::{Category, Rule};
@@ -471,7 +471,7 @@ rule! {
                 size.span,
                 format!(
                     "pciConfigSize {} is not a multiple of 1 MiB between 1 MiB and 256 MiB",
-                    hex(v)
+                    hex_size(v)
                 ),
             );
         }
@@ -547,7 +547,7 @@ rule! {
                              multiple of 4 KiB",
                             memory.name.as_str(),
                             device.name.as_str(),
-                            hex(size)
+                            hex_size(size)
                         ),
                     );
                 }

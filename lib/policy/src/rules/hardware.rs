@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::common::{DiagnosticExt, PAGE, PHYS_LIMIT, Range, hex};
+use super::common::{DiagnosticExt, PAGE, PHYS_LIMIT, Range, hex_size};
 use crate::diag::Diagnostics;
 use crate::model::Policy;
 use crate::rule::{Category, Rule};
@@ -117,10 +117,10 @@ rule! {
                     MEMORY_BLOCK_UNALIGNED.id,
                     span,
                     format!(
-                        "allocatable memory block \"{}\" ({} bytes at {}) is not 4 KiB aligned",
+                        "allocatable memory block \"{}\" at {} with size {} is not 4 KiB aligned",
                         block.name.as_str(),
-                        hex(size.value),
-                        address.value
+                        address.value,
+                        hex_size(size.value)
                     ),
                 );
             }

@@ -96,7 +96,7 @@ rule! {
                 region.size.span,
                 format!("memory region \"{}\" has size 0", region.name.as_str()),
             )
-            .help("give it a size of at least one page (0x1000)");
+            .help(format!("give it a size of at least one page ({})", hex_size(PAGE)));
         }
     }
 }
@@ -114,11 +114,11 @@ rule! {
                     region.size.span,
                     format!(
                         "size {} of memory region \"{}\" is not a multiple of 4 KiB",
-                        hex(size),
+                        hex_size(size),
                         region.name.as_str()
                     ),
                 )
-                .help(format!("round it up to {}", hex(page_round(size))));
+                .help(format!("round it up to {}", hex_size(page_round(size))));
             }
         }
     }
@@ -134,7 +134,7 @@ rule! {
                 region.size.span,
                 format!(
                     "size {} of memory region \"{}\" exceeds the 48-bit physical address space",
-                    hex(region.size.value),
+                    hex_size(region.size.value),
                     region.name.as_str()
                 ),
             );
@@ -186,7 +186,7 @@ rule! {
                          address space",
                         region.name.as_str(),
                         address.value,
-                        hex(region.size.value)
+                        hex_size(region.size.value)
                     ),
                 );
             }
@@ -721,10 +721,10 @@ rule! {
                     FILE_OFFSET_BEYOND.id,
                     file.offset.span,
                     format!(
-                        "file offset {} is beyond the end of memory region \"{}\" (size {})",
+                        "file offset {} is beyond the end of memory region \"{}\" of size {}",
                         hex(file.offset.value),
                         region.name.as_str(),
-                        hex(region.size.value)
+                        hex_size(region.size.value)
                     ),
                 );
             }

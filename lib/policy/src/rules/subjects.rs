@@ -10,7 +10,7 @@
 use septum_abi::{info, layout};
 
 use super::common::{
-    DiagnosticExt, PAGE, STACK_GUARD, core_count, cores_text, first_definitions, hex, hex_size,
+    DiagnosticExt, PAGE, STACK_GUARD, core_count, cores_text, first_definitions, hex_size,
     info_page_range, memberships, partition_cpus,
 };
 use super::names::KERNEL;
@@ -189,7 +189,7 @@ rule! {
                 subject.stack_size.span,
                 format!(
                     "stack size {} of subject \"{}\" is not a multiple of 4 KiB",
-                    hex(subject.stack_size.value),
+                    hex_size(subject.stack_size.value),
                     subject.name.as_str()
                 ),
             );

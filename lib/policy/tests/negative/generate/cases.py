@@ -208,11 +208,11 @@ test("memory-size-zero", one(buf_map(), memory='<memory name="buf" $1size="0" ca
      ("$1", 'memory region "buf" has size 0'))
 
 test("memory-size-unaligned", one(buf_map(), memory='<memory name="buf" $1size="0x1800" caching="WB"/>'),
-     ("$1", 'size 0x1800 of memory region "buf" is not a multiple of 4 KiB'))
+     ("$1", 'size 0x1800 (6.0 KiB) of memory region "buf" is not a multiple of 4 KiB'))
 
 test("memory-size-too-large",
      one(buf_map(), memory='<memory name="buf" $1size="0x2_0000_0000_0000" caching="WB"/>'),
-     ("$1", 'size 0x2000000000000 of memory region "buf" exceeds the 48-bit physical address space'))
+     ("$1", 'size 0x2000000000000 (512.0 TiB) of memory region "buf" exceeds the 48-bit physical address space'))
 
 test("memory-physical-unaligned",
      one(buf_map(), memory='<memory name="buf" size="0x1000" caching="WB" $1physicalAddress="0x0100_0800"/>'),
@@ -220,7 +220,7 @@ test("memory-physical-unaligned",
 
 test("memory-physical-end-overflow",
      one(buf_map(), memory='<memory name="buf" size="0x2000" caching="WB" $1physicalAddress="0xffff_ffff_ffff_f000"/>'),
-     ("$1", 'memory region "buf" at 0xfffffffffffff000 with size 0x2000 wraps around the end of the address space'))
+     ("$1", 'memory region "buf" at 0xfffffffffffff000 with size 0x2000 (8.0 KiB) wraps around the end of the address space'))
 
 test("memory-physical-too-high",
      one(buf_map(), memory='<memory name="buf" size="0x1000" caching="WB" $1physicalAddress="0x1_0000_0000_0000"/>'),
@@ -288,7 +288,7 @@ test("memory-device-executable",
 test("memory-file-offset-beyond",
      one(buf_map(), memory='<memory name="buf" size="0x1000" caching="WB">\n'
                            '  <file href="blob.bin" $1offset="0x1000"/>\n</memory>'),
-     ("$1", 'file offset 0x1000 is beyond the end of memory region "buf" (size 0x1000)'))
+     ("$1", 'file offset 0x1000 is beyond the end of memory region "buf" of size 0x1000 (4.0 KiB)'))
 
 test("memory-virtual-unaligned",
      one(maps('<map logical="buf" physical="buf" $1virtualAddress="0x4000_0800" writable="true"/>'), memory=mem("buf")),
@@ -389,7 +389,7 @@ test("devices-pci-config-unaligned",
 
 test("devices-pci-config-size",
      system(A, hardware=hw(('pciConfigSize="16#1000_0000#"', '$1pciConfigSize="16#1000#"'))),
-     ("$1", 'pciConfigSize 0x1000 is not a multiple of 1 MiB between 1 MiB and 256 MiB'))
+     ("$1", 'pciConfigSize 0x1000 (4.0 KiB) is not a multiple of 1 MiB between 1 MiB and 256 MiB'))
 
 test("devices-pci-config-in-ram",
      system(A, hardware=hw(('pciConfigAddress="16#e000_0000#" pciConfigSize="16#1000_0000#"',
@@ -403,7 +403,7 @@ test("devices-memory-unaligned",
 test("devices-memory-size",
      system(A, hardware=hw(('<memory name="mmio" physicalAddress="16#feb0_0000#" size="16#1000#"',
                             '<memory name="mmio" physicalAddress="16#feb0_0000#" $1size="16#0800#"'))),
-     ("$1", 'memory "mmio" of device "nic" has size 0x800, which is not a non-zero multiple of 4 KiB'))
+     ("$1", 'memory "mmio" of device "nic" has size 0x800 (2.0 KiB), which is not a non-zero multiple of 4 KiB'))
 
 test("devices-memory-overlap",
      system(A, hardware=hw(('physicalAddress="16#feb1_0000#"', '$1physicalAddress="16#feb0_0000#"'))),
@@ -437,7 +437,7 @@ test("hardware-memory-block-size-zero",
 test("hardware-memory-block-unaligned",
      system(A, hardware=hw(('size="16#0fef_0000#"/>',
                             'size="16#0fef_0000#"/>\n    <memoryBlock allocatable="true" name="ram2" $1physicalAddress="16#1000_0800#" size="16#1000#"/>'))),
-     ("$1", 'allocatable memory block "ram2" (0x1000 bytes at 0x10000800) is not 4 KiB aligned'))
+     ("$1", 'allocatable memory block "ram2" at 0x10000800 with size 0x1000 (4.0 KiB) is not 4 KiB aligned'))
 
 test("hardware-memory-block-too-high",
      system(A, hardware=hw(('size="16#0fef_0000#"/>',
@@ -627,10 +627,10 @@ test("channels-size-zero", csys('<channel name="data" $1size="0"/>'),
      ("$1", 'channel "data" has size 0'))
 
 test("channels-size-unaligned", csys('<channel name="data" $1size="0x1800"/>'),
-     ("$1", 'size 0x1800 of channel "data" is not a multiple of 4 KiB'))
+     ("$1", 'size 0x1800 (6.0 KiB) of channel "data" is not a multiple of 4 KiB'))
 
 test("channels-size-too-small", csys('<channel name="data" $1size="0x1000" elementSize="0x1000"/>'),
-     ("$1", 'channel "data" of 0x1000 bytes cannot hold the 64-byte header and one element of 4096 bytes'))
+     ("$1", 'channel "data" of size 0x1000 (4.0 KiB) cannot hold the 64-byte header and one element of 4096 bytes'))
 
 test("channels-element-size-zero", csys('<channel name="data" size="0x1000" $1elementSize="0"/>'),
      ("$1", 'element size of channel "data" is 0'))
@@ -711,7 +711,7 @@ test("subjects-stack-zero", system([S("a", attrs='$1stackSize="0"')]),
      ("$1", 'stack size of subject "a" is 0'))
 
 test("subjects-stack-unaligned", system([S("a", attrs='$1stackSize="0x1800"')]),
-     ("$1", 'stack size 0x1800 of subject "a" is not a multiple of 4 KiB'))
+     ("$1", 'stack size 0x1800 (6.0 KiB) of subject "a" is not a multiple of 4 KiB'))
 
 test("subjects-stack-too-large", system([S("a", attrs='$1stackSize="0x10_0000"')]),
      ("$1", 'stack size 0x100000 (1.0 MiB) of subject "a" exceeds the 0xee000 (952.0 KiB) between its info page and the stack top'))
