@@ -7,7 +7,7 @@
 //!   regions and the report (see docs/compose.md).
 //! - `septum pack --composed DIR --kernel KERNEL --out system.elf [--iso
 //!   system.iso]`: the bootable multiboot2 ELF and, optionally, its GRUB ISO.
-//! - `septum flows POLICY [--format text|json|dot]`: every path by which
+//! - `septum flows POLICY [--format text|json|dot|svg]`: every path by which
 //!   information can move between subjects (implemented in [`flows`], see
 //!   docs/flows.md).
 //! - `septum crash decode DUMP [--format text|json] [--policy-hash HEX]`:
