@@ -12,7 +12,8 @@
 //! 2. [`dispatch`] (kerncore) decides, with this CPU's [`Scheduler`];
 //! 3. `execute` carries out the [`Decision`]: resume, switch subject
 //!    (VMPTRLD of the other subject's VMCS and an exchange of the register
-//!    frame with its save slot), wake a sleeper (enter it, switching if it is
+//!    frame, the x87/SSE state and CR2 with its save slot: the state a
+//!    subject can write that the VMCS does not hold), wake a sleeper (enter it, switching if it is
 //!    another subject, with the pending events kerncore took for it written
 //!    into RAX of its register frame: the result of its `sleep` hypercall,
 //!    no VMCS access), idle in root mode until the frame deadline, report a
@@ -191,6 +192,10 @@ struct SubjectContext {
     regs: GuestRegs,
     /// x87/MMX/SSE state (FXSAVE format).
     fpu: FpuState,
+    /// CR2: MOV to and from CR2 does not exit in VMX non-root mode and the
+    /// VMCS does not hold it (docs/kernel.md, "Architectural state per
+    /// subject").
+    cr2: u64,
     /// Whether the subject's VMCS has been launched.
     launched: bool,
 }
@@ -212,6 +217,7 @@ static SUBJECTS: SubjectSlots = SubjectSlots(
         UnsafeCell::new(SubjectContext {
             regs: GuestRegs::ZERO,
             fpu: FpuState([0; 512]),
+            cr2: 0,
             launched: false,
         })
     }; MAX_SUBJECTS],
@@ -568,6 +574,7 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         {
             context.regs = *frame;
             fxsave(&mut context.fpu);
+            context.cr2 = cpu::read_cr2();
         }
         or_stop(vmcs.load());
         cpu.loaded = Some(vmcs);
@@ -579,10 +586,14 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         stop()
     };
     if switching {
-        // The FPU registers are not part of the VMCS: without this a subject
-        // could read what the previous one left in them.
+        // The FPU registers and CR2 are not part of the VMCS: without this
+        // a subject could read what the previous one left in them.
         *frame = context.regs;
         fxrstor(&context.fpu);
+        // Safety: CR2 only reports the last page-fault address; no
+        // translation or protection depends on it, and root mode reads it
+        // only in its exception report, which resets the machine.
+        unsafe { cpu::write_cr2(context.cr2) };
     }
     if context.launched {
         0
