@@ -128,10 +128,13 @@ global_asm!(
     // the first subject of a minor frame (see `enter_at`). Spins until the
     // TSC reaches `not_before`, then evens out the spin's granularity: the
     // loop reads the TSC every 5 instructions, so the read that ends it
-    // lies 0 to 4 ticks past `not_before` (`d`); 4 - d NOPs follow, so
-    // VMRESUME runs the same number of instructions after `not_before`
-    // whatever `d` was (exactly so where one tick is one instruction, as in
-    // Bochs). Arriving later than that (d > 4) enters at once.
+    // lies d = 0 to 4 ticks past `not_before`. A ladder of compares (two
+    // instructions per step) leads to NOPs such that compares, NOPs and
+    // the jump to `septum_vmx_enter` take 15 - d instructions (d = 4: 8
+    // + 2 + 1; d < 4: 2d + 2, then 12 - 3d NOPs, then 1): VMRESUME runs
+    // the same time after `not_before` whatever d was (exactly so where
+    // one tick is one instruction, as in Bochs). Only direct branches. A
+    // read later than that (d > 4: arrived late) takes the d = 4 path.
     ".global septum_vmx_enter_padded",
     "septum_vmx_enter_padded:",
     "mov %rdx, %r8",
@@ -142,13 +145,30 @@ global_asm!(
     "cmp %r8, %rax",
     "jb 3b",
     "sub %r8, %rax",
+    "cmp $1, %rax",
+    "jb 10f",
+    "cmp $2, %rax",
+    "jb 11f",
+    "cmp $3, %rax",
+    "jb 12f",
     "cmp $4, %rax",
-    "ja septum_vmx_enter",
-    "lea 4f(%rip), %rcx",
-    "add %rax, %rcx",
-    "jmp *%rcx",
-    "4:",
+    "jb 13f",
     "nop",
+    "nop",
+    "jmp septum_vmx_enter",
+    "10:",
+    "nop",
+    "nop",
+    "nop",
+    "11:",
+    "nop",
+    "nop",
+    "nop",
+    "12:",
+    "nop",
+    "nop",
+    "nop",
+    "13:",
     "nop",
     "nop",
     "nop",
