@@ -21,6 +21,13 @@
 //! [`crate::arch::inb`] are safe because the I/O bitmap decides what they
 //! do.
 //!
+//! The CR2 probes ([`read_cr2`], [`write_cr2`]) are for the state isolation
+//! test: MOV to and from CR2 does not exit in VMX non-root mode and CR2 is
+//! not part of the VMCS, so the kernel must keep it per subject. A subject
+//! runs with every exception exiting to the kernel, so CR2 holds nothing
+//! the subject's own code relies on; writing it cannot break Rust's memory
+//! safety.
+//!
 //! The x87 probes ([`x87_mark`], [`x87_state`]) are for the FPU isolation
 //! test: the kernel must save and restore the x87 state when the subject on
 //! a CPU changes. Subjects are built soft-float (`x86_64-unknown-none`), so
@@ -167,6 +174,27 @@ pub fn vmxoff() {
 /// range check: the kernel must ignore numbers the policy does not define.
 pub fn raw_hypercall(number: u64) {
     crate::arch::vmcall(number);
+}
+
+/// Reads CR2 (`mov rax, cr2`; no exit in VMX non-root mode).
+pub fn read_cr2() -> u64 {
+    let value: u64;
+    // Safety: reading a control register touches no memory and changes no
+    // state.
+    unsafe {
+        core::arch::asm!("mov {}, cr2", out(reg) value, options(nomem, nostack, preserves_flags));
+    }
+    value
+}
+
+/// Writes CR2 (`mov cr2, rax`; no exit in VMX non-root mode).
+pub fn write_cr2(value: u64) {
+    // Safety: CR2 only reports the address of the last page fault; no
+    // translation, protection or memory depends on it, and a subject's
+    // page faults exit to the kernel rather than reading it.
+    unsafe {
+        core::arch::asm!("mov cr2, {}", in(reg) value, options(nomem, nostack, preserves_flags));
+    }
 }
 
 /// The x87 part of an FXSAVE image (SDM Vol. 1, 10.5.1).

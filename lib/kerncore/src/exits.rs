@@ -155,6 +155,11 @@ pub enum Decision {
 pub fn dispatch(cpu: &mut Scheduler<'_>, exit: Exit) -> Decision {
     match exit {
         Exit::Hypercall { event } => hypercall(cpu, event),
+        // The VMX-preemption timer counts at most 2^32 - 1 units, so the
+        // arch layer arms it with the largest value for a frame longer than
+        // that: it expires early, and the frame goes on (re-armed for what
+        // is left) until its deadline.
+        Exit::TimerExpired { now } if now < cpu.deadline() => Decision::Resume,
         Exit::TimerExpired { now } => cpu.on_frame_end(now),
         // Interrupts are not routed to subjects in this version.
         Exit::ExternalInterrupt | Exit::Nmi => cpu.resume_or_idle(),
@@ -523,6 +528,30 @@ mod tests {
             now: TscCycles(100),
         };
         assert_eq!(dispatch(&mut s, end), Decision::Run(B));
+        assert_eq!(s.deadline(), TscCycles(300));
+    }
+
+    #[test]
+    fn an_early_timer_expiry_keeps_the_frame() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        s.start(TscCycles(0));
+        assert_eq!(s.deadline(), TscCycles(100));
+        // A timer that could not count to the deadline expires before it:
+        // the same subject resumes, the frame and its deadline stay.
+        for now in [0, 1, 50, 99] {
+            let early = Exit::TimerExpired {
+                now: TscCycles(now),
+            };
+            assert_eq!(dispatch(&mut s, early), Decision::Resume);
+            assert_eq!(s.deadline(), TscCycles(100));
+            assert_eq!(s.current(), Some(A));
+            assert!(s.at_major_frame_start());
+        }
+        let at_deadline = Exit::TimerExpired {
+            now: TscCycles(100),
+        };
+        assert_eq!(dispatch(&mut s, at_deadline), Decision::Run(B));
         assert_eq!(s.deadline(), TscCycles(300));
     }
 

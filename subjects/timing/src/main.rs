@@ -44,13 +44,14 @@ const FRAMES: usize = 30;
 /// shortest time off the CPU is the load's frame (60 000 cycles).
 const GAP: u64 = 1000;
 /// Largest deviation (cycles) from `resume_0 + k * P` accepted as no drift.
-/// Measured in Bochs: deviations between -8 and 2 cycles (periods 99 999 to
-/// 100 010), the same in every boot and not growing with `k`: the timer
-/// exit lands within a few instructions of the deadline, and where exactly
-/// depends on the spin loop's phase. The bound is eight times that, yet
-/// well below one major frame's switch overhead (362 cycles: the off-CPU
-/// gap minus the load's 60 000-cycle frame), so a kernel whose frame ends
-/// slipped by its exit cost would exceed it within the first frame.
+/// Measured in Bochs: deviation 0 on one CPU (the first entry of a frame is
+/// made at a fixed time after its boundary, docs/kernel.md "Constant-time
+/// frame transitions"), -5 to 5 on an application processor (the
+/// major-frame barrier); before that entry was padded, -8 to 2 cycles. The
+/// bound is well below one major frame's switch overhead (1012 cycles: the
+/// off-CPU gap minus the load's 60 000-cycle frame; 362 before the pad),
+/// so a kernel whose frame ends slipped by its exit cost would exceed it
+/// within the first frame.
 const DEVIATION_BOUND: u64 = 64;
 
 fn main(info: Info<'static>) -> ! {

@@ -12,7 +12,8 @@
 //! 2. [`dispatch`] (kerncore) decides, with this CPU's [`Scheduler`];
 //! 3. `execute` carries out the [`Decision`]: resume, switch subject
 //!    (VMPTRLD of the other subject's VMCS and an exchange of the register
-//!    frame with its save slot), wake a sleeper (enter it, switching if it is
+//!    frame, the x87/SSE state and CR2 with its save slot: the state a
+//!    subject can write that the VMCS does not hold), wake a sleeper (enter it, switching if it is
 //!    another subject, with the pending events kerncore took for it written
 //!    into RAX of its register frame: the result of its `sleep` hypercall,
 //!    no VMCS access), idle in root mode until the frame deadline, report a
@@ -21,7 +22,11 @@
 //! Nothing here chooses a subject or interprets the policy. It returns 1
 //! for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the stub
 //! restores the frame and enters. Before every entry the VMX-preemption
-//! timer is set to `(deadline - rdtsc) >> IA32_VMX_MISC[4:0]`.
+//! timer is set to `(deadline - entry) >> IA32_VMX_MISC[4:0]`. The first
+//! entry of a minor frame does not return: `enter_at` enters at the fixed
+//! time `boundary + FRAME_ENTRY_PAD`, so when the next subject starts says
+//! nothing about what the previous one did (docs/kernel.md,
+//! "Constant-time frame transitions").
 //!
 //! A VMCALL exit costs 5 VMCS accesses: exit reason, instruction length,
 //! guest RIP (read and write back, advanced past VMCALL) and the
@@ -38,7 +43,7 @@ use core::cell::UnsafeCell;
 #[cfg(feature = "count-vmcs")]
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use septum_abi::SubjectId;
+use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::events::PendingTable;
 use septum_kerncore::exits::{Decision, Exit, FaultDetail, FaultInfo, dispatch};
 use septum_kerncore::fault::FaultLine;
@@ -119,6 +124,56 @@ impl GuestRegs {
 global_asm!(
     ".text",
     ".balign 16",
+    // septum_vmx_enter_padded(frame, launch, not_before): the entry of
+    // the first subject of a minor frame (see `enter_at`). Spins until the
+    // TSC reaches `not_before`, then evens out the spin's granularity: the
+    // loop reads the TSC every 5 instructions, so the read that ends it
+    // lies d = 0 to 4 ticks past `not_before`. A ladder of compares (two
+    // instructions per step) leads to NOPs such that compares, NOPs and
+    // the jump to `septum_vmx_enter` take 15 - d instructions (d = 4: 8
+    // + 2 + 1; d < 4: 2d + 2, then 12 - 3d NOPs, then 1): VMRESUME runs
+    // the same time after `not_before` whatever d was (exactly so where
+    // one tick is one instruction, as in Bochs). Only direct branches. A
+    // read later than that (d > 4: arrived late) takes the d = 4 path.
+    ".global septum_vmx_enter_padded",
+    "septum_vmx_enter_padded:",
+    "mov %rdx, %r8",
+    "3:",
+    "rdtsc",
+    "shl $32, %rdx",
+    "or %rdx, %rax",
+    "cmp %r8, %rax",
+    "jb 3b",
+    "sub %r8, %rax",
+    "cmp $1, %rax",
+    "jb 10f",
+    "cmp $2, %rax",
+    "jb 11f",
+    "cmp $3, %rax",
+    "jb 12f",
+    "cmp $4, %rax",
+    "jb 13f",
+    "nop",
+    "nop",
+    "jmp septum_vmx_enter",
+    "10:",
+    "nop",
+    "nop",
+    "nop",
+    "11:",
+    "nop",
+    "nop",
+    "nop",
+    "12:",
+    "nop",
+    "nop",
+    "nop",
+    "13:",
+    "nop",
+    "nop",
+    "nop",
+    "jmp septum_vmx_enter",
+    ".balign 16",
     ".global septum_vmexit_stub",
     "septum_vmexit_stub:",
     "sub $8, %rsp",
@@ -176,7 +231,15 @@ global_asm!(
 
 unsafe extern "C" {
     fn septum_vmx_enter(frame: *mut GuestRegs, launch: u64) -> !;
+    fn septum_vmx_enter_padded(frame: *mut GuestRegs, launch: u64, not_before: TscCycles) -> !;
 }
+
+/// Ticks after a minor-frame boundary (the old frame's deadline) at which
+/// the next subject is entered, whatever happened before: the pad covers
+/// the longest transition, so the entry time does not depend on what the
+/// previous subject did (docs/kernel.md, "Constant-time frame
+/// transitions", which gives the measurements behind the value).
+const FRAME_ENTRY_PAD: TscCycles = TscCycles(1000);
 
 /// One FXSAVE area (SDM Vol. 1, 10.5.1): x87, MMX and (with CR4.OSFXSR)
 /// SSE state.
@@ -191,6 +254,10 @@ struct SubjectContext {
     regs: GuestRegs,
     /// x87/MMX/SSE state (FXSAVE format).
     fpu: FpuState,
+    /// CR2: MOV to and from CR2 does not exit in VMX non-root mode and the
+    /// VMCS does not hold it (docs/kernel.md, "Architectural state per
+    /// subject").
+    cr2: u64,
     /// Whether the subject's VMCS has been launched.
     launched: bool,
 }
@@ -212,6 +279,7 @@ static SUBJECTS: SubjectSlots = SubjectSlots(
         UnsafeCell::new(SubjectContext {
             regs: GuestRegs::ZERO,
             fpu: FpuState([0; 512]),
+            cr2: 0,
             launched: false,
         })
     }; MAX_SUBJECTS],
@@ -306,7 +374,7 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
     // Safety: the frame lies at the top of `cpu`'s exit stack, which nothing
     // uses before the first entry (this code runs on the boot stack).
     let frame = unsafe { &mut *frame_pointer };
-    let launch = execute(core, frame, decision);
+    let launch = execute(core, frame, decision, None);
     // Safety: the frame holds the subject's registers, its VMCS is current
     // and fully initialised; the stub enters it and never returns here.
     unsafe { septum_vmx_enter(frame_pointer, launch) }
@@ -341,10 +409,10 @@ extern "C" fn septum_vmexit(frame_pointer: *mut GuestRegs) -> u64 {
 
 /// Read the VMCS into a vendor-neutral [`Exit`] (SDM 28.2; reasons: Vol.
 /// 3D, appendix C), let kerncore decide, execute the decision. A VMCALL is
-/// completed here: guest RIP moves past it. The hypercall and the end of a
-/// minor frame are the hot paths and are handled inline; every other exit
-/// goes through [`other_exit`], kept out of line so that its registers do
-/// not burden them.
+/// completed here: guest RIP moves past it. The hypercall is the hot path
+/// and is handled inline; the end of a minor frame goes through
+/// [`timer_exit`] and every other exit through [`other_exit`], kept out of
+/// line so that their registers do not burden it.
 /// Returns the launch flag and whether the exit was a hypercall (for
 /// `count-vmcs`).
 #[inline(always)]
@@ -357,11 +425,19 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
         let exit = Exit::Hypercall { event: frame.rax };
         (decide_and_execute(cpu, frame, exit), true)
     } else if reason == u64::from(EXIT_PREEMPTION_TIMER) {
-        let exit = Exit::TimerExpired { now: rdtsc() };
-        (decide_and_execute(cpu, frame, exit), false)
+        (timer_exit(cpu, frame), false)
     } else {
         (other_exit(cpu, frame, reason), false)
     }
+}
+
+/// A VMX-preemption timer expiry: the end of the minor frame (or, for a
+/// frame longer than the timer can count, an early expiry). Out of line:
+/// the next frame's entry is padded to a fixed time after the boundary
+/// anyway ([`enter_at`]), and inline its registers burdened the hypercall.
+#[inline(never)]
+fn timer_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
+    decide_and_execute(cpu, frame, Exit::TimerExpired { now: rdtsc() })
 }
 
 /// Every exit but a hypercall or a timer expiry (`reason`: the full
@@ -388,18 +464,25 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
 /// who runs, only re-arms the timer.
 #[inline(always)]
 fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u64 {
+    let frame_deadline = cpu.scheduler.deadline();
     let decision = dispatch(&mut cpu.scheduler, exit);
-    if let Exit::TimerExpired { .. } = exit {
+    // An early expiry (a frame longer than the timer can count) resumes
+    // the subject with the timer re-armed; only a real end is a boundary.
+    let boundary = match exit {
+        Exit::TimerExpired { now } if now >= frame_deadline => Some(frame_deadline),
+        _ => None,
+    };
+    if boundary.is_some() {
         frame_ended(cpu);
     }
     if let Exit::Fault(info) | Exit::EntryFailure(info) = exit {
         report_fault(cpu, &info);
     }
-    if decision == Decision::Resume {
+    if decision == Decision::Resume && boundary.is_none() {
         arm_timer(cpu);
         0
     } else {
-        execute(cpu, frame, decision)
+        execute(cpu, frame, decision, boundary)
     }
 }
 
@@ -472,8 +555,16 @@ fn report_fault(cpu: &CpuCore, info: &FaultInfo) {
 
 /// Carry out a decision up to the next VM entry; returns 1 to VMLAUNCH, 0
 /// to VMRESUME. Idles (interrupts off, in root mode) as long as nothing may
-/// run.
-fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> u64 {
+/// run. `boundary`: the minor-frame boundary just crossed, if the decision
+/// starts a new frame; the entry that follows one is made at the fixed
+/// time `boundary + FRAME_ENTRY_PAD` ([`enter_at`], which does not return
+/// here).
+fn execute(
+    cpu: &mut CpuCore,
+    frame: &mut GuestRegs,
+    mut decision: Decision,
+    mut boundary: Option<TscCycles>,
+) -> u64 {
     loop {
         let launch = match decision {
             Decision::Resume => 0,
@@ -486,7 +577,7 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
                 launch
             }
             Decision::Idle => {
-                decision = idle(cpu);
+                (decision, boundary) = idle(cpu);
                 continue;
             }
             Decision::Poweroff { by } => {
@@ -525,9 +616,32 @@ fn execute(cpu: &mut CpuCore, frame: &mut GuestRegs, mut decision: Decision) -> 
                 continue;
             }
         };
+        if let Some(boundary) = boundary {
+            enter_at(cpu, frame, launch, boundary)
+        }
         arm_timer(cpu);
         return launch;
     }
+}
+
+/// Enter the loaded subject, the first of the minor frame that began at
+/// `boundary`, at `boundary + FRAME_ENTRY_PAD` (never earlier, and, within
+/// the pad, never later): the time the previous subject's frame ended and
+/// the work it left the kernel (a timer exit, a hypercall just before the
+/// deadline, an idle loop, a stopped subject) leave no trace in when the
+/// next one starts. The timer is armed for the time of entry, not for now.
+/// Enters from here: the Rust frames of this exit are abandoned, like at
+/// the first entry (`start`).
+fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycles) -> ! {
+    let entry = TscCycles(boundary.get().wrapping_add(FRAME_ENTRY_PAD.get()));
+    arm_timer_from(cpu, entry);
+    let frame_pointer = core::ptr::from_mut(frame);
+    // Safety: `frame` is the register frame at the top of this CPU's exit
+    // stack (every caller of `execute` passes it), holding the loaded
+    // subject's registers; its VMCS is current with the timer armed. The
+    // stub resets RSP to the frame, so the Rust frames above it are simply
+    // abandoned: nothing in them needs dropping.
+    unsafe { septum_vmx_enter_padded(frame_pointer, launch, entry) }
 }
 
 /// A minor frame ended (its new one is current): before the first minor
@@ -541,18 +655,19 @@ fn frame_ended(cpu: &CpuCore) {
 
 /// Idle in root mode until the minor frame's deadline, or until one of the
 /// frame's subjects becomes runnable (a sleeper whose event another CPU
-/// set); returns what runs next.
-fn idle(cpu: &mut CpuCore) -> Decision {
+/// set); returns what runs next and, if the frame ended, its deadline (the
+/// boundary).
+fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
     let deadline = cpu.scheduler.deadline();
     while rdtsc() < deadline {
         if let Some(woken) = cpu.scheduler.wake() {
-            return woken;
+            return (woken, None);
         }
         cpu::pause();
     }
     let decision = cpu.scheduler.on_frame_end(rdtsc());
     frame_ended(cpu);
-    decision
+    (decision, Some(deadline))
 }
 
 /// Make `subject` the loaded one: save the frame of the previous one, load
@@ -572,6 +687,7 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         {
             context.regs = *frame;
             fxsave(&mut context.fpu);
+            context.cr2 = cpu::read_cr2();
         }
         or_stop(vmcs.load());
         cpu.loaded = Some(vmcs);
@@ -583,10 +699,14 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         stop()
     };
     if switching {
-        // The FPU registers are not part of the VMCS: without this a subject
-        // could read what the previous one left in them.
+        // The FPU registers and CR2 are not part of the VMCS: without this
+        // a subject could read what the previous one left in them.
         *frame = context.regs;
         fxrstor(&context.fpu);
+        // Safety: CR2 only reports the last page-fault address; no
+        // translation or protection depends on it, and root mode reads it
+        // only in its exception report, which resets the machine.
+        unsafe { cpu::write_cr2(context.cr2) };
     }
     if context.launched {
         0
@@ -614,8 +734,17 @@ fn fxrstor(area: &FpuState) {
 /// Program the VMX-preemption timer for the current deadline.
 #[inline(always)]
 fn arm_timer(cpu: &CpuCore) {
+    arm_timer_from(cpu, rdtsc());
+}
+
+/// Program the VMX-preemption timer for the current deadline, counted from
+/// `entry` (the time of the VM entry that follows). A frame longer than
+/// the timer can count gets the largest value; its early expiry resumes
+/// the subject and re-arms (kerncore `dispatch`).
+#[inline(always)]
+fn arm_timer_from(cpu: &CpuCore, entry: TscCycles) {
     let deadline = cpu.scheduler.deadline();
-    let remaining = deadline.get().saturating_sub(rdtsc().get()) >> cpu.timer_shift;
+    let remaining = deadline.get().saturating_sub(entry.get()) >> cpu.timer_shift;
     let value = u32::try_from(remaining).unwrap_or(u32::MAX);
     or_stop(write_guest(GuestField::PreemptionTimer, u64::from(value)));
 }
