@@ -19,7 +19,7 @@
 //! - [`region`] is the memory abstraction under channels and shared memory:
 //!   atomics for counters, volatile copies for payload;
 //! - [`uart`] writes formatted text to a 16550 the subject owns, without
-//!   allocation;
+//!   allocation, and implements the `embedded-io` traits;
 //! - [`needs!`] declares the names the code looks up, so the composer
 //!   checks them against the policy before boot ([`needs`](mod@needs));
 //! - [`text`] formats into fixed buffers (channel messages);
