@@ -15,7 +15,7 @@
 //!   events as typed calls ([`Kernel`]: `wait` for target events,
 //!   `yield_now`, `poweroff`, ...) and reads the TSC;
 //! - [`channel`] implements SHMStream v2 writers and readers that survive a
-//!   hostile writer;
+//!   hostile writer, carrying raw bytes or `zerocopy` typed values;
 //! - [`region`] is the memory abstraction under channels and shared memory:
 //!   atomics for counters, volatile copies for payload;
 //! - [`uart`] writes formatted text to a 16550 the subject owns, without
