@@ -18,6 +18,11 @@
 //!   re-checks the epoch, so a copy that raced a re-initialisation is
 //!   discarded.
 //!
+//! The writer's epoch is the SDK's choice ([`fresh_epoch`]): the TSC at
+//! initialisation mixed with the subject id, so a writer that restarts
+//! (a new initialisation later in time) announces a new epoch and its
+//! readers see [`ReadOutcome::EpochChanged`], as SHMStream v2 intends.
+//!
 //! Beside raw byte elements, both ends carry typed values
 //! ([`Writer::write_value`], [`Reader::read_value`]) of any type the
 //! `zerocopy` crate can view as bytes (`#[derive(IntoBytes, FromBytes,
@@ -36,6 +41,7 @@
 use core::num::NonZeroU64;
 use core::sync::atomic::{Ordering, fence};
 
+use septum_abi::SubjectId;
 use septum_abi::channel::{HEADER_SIZE, TRANSPORT_MARKER, offset};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -71,6 +77,26 @@ impl Format {
     /// Whether a `T` fits in one element.
     pub const fn fits<T>(&self) -> bool {
         (core::mem::size_of::<T>() as u64) <= self.element_size
+    }
+}
+
+/// The epoch a writer initialised at TSC value `tsc` by subject `subject`
+/// announces: never zero (zero means inactive).
+///
+/// The subject id goes into the top 16 bits, the TSC into the low 48
+/// (about a day of cycles at 3 GHz before they wrap), and a bijective
+/// mixer (the SplitMix64 finaliser) spreads them over the whole word. So
+/// two initialisations by one subject at different TSC values within that
+/// span get different epochs, as do two subjects at the same TSC value;
+/// only the single input that mixes to zero is replaced (by 1).
+pub const fn fresh_epoch(tsc: u64, subject: SubjectId) -> NonZeroU64 {
+    let mut x = (tsc & 0xffff_ffff_ffff) | ((subject.0 as u64) << 48);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    match NonZeroU64::new(x) {
+        Some(epoch) => epoch,
+        None => NonZeroU64::MIN,
     }
 }
 
@@ -412,6 +438,23 @@ mod tests {
             }
             other => Err(other),
         }
+    }
+
+    #[test]
+    fn fresh_epochs_differ_by_time_and_subject() {
+        let mut seen = std::collections::BTreeSet::new();
+        for subject in 0..8u16 {
+            for tsc in [0u64, 1, 2, 1000, 1001, 0xffff_ffff_fffe, 0xffff_ffff_ffff] {
+                assert!(
+                    seen.insert(fresh_epoch(tsc, SubjectId(subject))),
+                    "{tsc} {subject}"
+                );
+            }
+        }
+        // A restarted writer (later TSC) announces a new epoch.
+        let first = fresh_epoch(123_456, SubjectId(3));
+        assert_ne!(first, fresh_epoch(123_457, SubjectId(3)));
+        assert_eq!(first, fresh_epoch(123_456, SubjectId(3)), "a pure function");
     }
 
     #[test]
