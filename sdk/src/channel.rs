@@ -18,6 +18,19 @@
 //!   re-checks the epoch, so a copy that raced a re-initialisation is
 //!   discarded.
 //!
+//! The writer's epoch is the SDK's choice ([`fresh_epoch`]): the TSC at
+//! initialisation mixed with the subject id, so a writer that restarts
+//! (a new initialisation later in time) announces a new epoch and its
+//! readers see [`ReadOutcome::EpochChanged`], as SHMStream v2 intends.
+//!
+//! Beside raw byte elements, both ends carry typed values
+//! ([`Writer::write_value`], [`Reader::read_value`]) of any type the
+//! `zerocopy` crate can view as bytes (`#[derive(IntoBytes, FromBytes,
+//! Immutable)]` on a `#[repr(C)]` struct without padding): the value's
+//! bytes are the element, zero-padded to the element size. A type larger
+//! than the element is refused with an error value before anything is
+//! written or read; [`Format::of`] makes the element exactly the type.
+//!
 //! Readers treat the writer as hostile: every header value is read once per
 //! use through atomics, the geometry a reader indexes with is its own copy
 //! taken (and checked against the region) when it accepted the epoch, and
@@ -28,7 +41,9 @@
 use core::num::NonZeroU64;
 use core::sync::atomic::{Ordering, fence};
 
+use septum_abi::SubjectId;
 use septum_abi::channel::{HEADER_SIZE, TRANSPORT_MARKER, offset};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::region::{Region, RegionError};
 
@@ -48,6 +63,41 @@ impl Format {
         protocol: 1,
         element_size: 64,
     };
+
+    /// Elements of exactly `size_of::<T>()` bytes, for a channel that
+    /// carries `T` values; the policy's `elementSize` must say the same.
+    /// (A zero-sized `T` gives an invalid format, refused at init.)
+    pub const fn of<T>(protocol: u64) -> Self {
+        Self {
+            protocol,
+            element_size: core::mem::size_of::<T>() as u64,
+        }
+    }
+
+    /// Whether a `T` fits in one element.
+    pub const fn fits<T>(&self) -> bool {
+        (core::mem::size_of::<T>() as u64) <= self.element_size
+    }
+}
+
+/// The epoch a writer initialised at TSC value `tsc` by subject `subject`
+/// announces: never zero (zero means inactive).
+///
+/// The subject id goes into the top 16 bits, the TSC into the low 48
+/// (about a day of cycles at 3 GHz before they wrap), and a bijective
+/// mixer (the SplitMix64 finaliser) spreads them over the whole word. So
+/// two initialisations by one subject at different TSC values within that
+/// span get different epochs, as do two subjects at the same TSC value;
+/// only the single input that mixes to zero is replaced (by 1).
+pub const fn fresh_epoch(tsc: u64, subject: SubjectId) -> NonZeroU64 {
+    let mut x = (tsc & 0xffff_ffff_ffff) | ((subject.0 as u64) << 48);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    match NonZeroU64::new(x) {
+        Some(epoch) => epoch,
+        None => NonZeroU64::MIN,
+    }
 }
 
 /// Why a writer could not be set up or could not write.
@@ -170,6 +220,13 @@ impl<'a> Writer<'a> {
         self.wc = next;
         Ok(())
     }
+
+    /// Appends `value`'s bytes as one element (zero-padded to the element
+    /// size). [`ChannelError::ElementTooLong`], and nothing written, if a
+    /// `T` is larger than an element.
+    pub fn write_value<T: IntoBytes + Immutable>(&mut self, value: &T) -> Result<(), ChannelError> {
+        self.write(value.as_bytes())
+    }
 }
 
 /// The result of one [`Reader::read`].
@@ -191,6 +248,29 @@ pub enum ReadOutcome {
     /// The writer lapped the reader; elements were lost and the reader
     /// continues with the next element written.
     Overrun,
+}
+
+/// The result of one [`Reader::read_value`].
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueOutcome<T> {
+    /// The next element, as a `T` (its first `size_of::<T>()` bytes).
+    Value(T),
+    /// No value: why (any [`ReadOutcome`] but `Element`).
+    NotRead(ReadOutcome),
+    /// A `T` is larger than the channel's element size; nothing was read
+    /// and the reader's position is unchanged.
+    TooLarge,
+}
+
+impl<T> ValueOutcome<T> {
+    /// The value, if one was read.
+    pub fn value(self) -> Option<T> {
+        match self {
+            Self::Value(value) => Some(value),
+            Self::NotRead(_) | Self::TooLarge => None,
+        }
+    }
 }
 
 /// A reading end of a channel.
@@ -307,6 +387,21 @@ impl<'a> Reader<'a> {
         self.rc = self.rc.wrapping_add(1);
         ReadOutcome::Element
     }
+
+    /// Reads the next element as a `T`. Any bit pattern is a valid `T`
+    /// (`FromBytes`), so a hostile writer can make the value odd, never
+    /// invalid. [`ValueOutcome::TooLarge`] if a `T` does not fit in one
+    /// element.
+    pub fn read_value<T: FromBytes + IntoBytes>(&mut self) -> ValueOutcome<T> {
+        if !self.format.fits::<T>() {
+            return ValueOutcome::TooLarge;
+        }
+        let mut value = T::new_zeroed();
+        match self.read(value.as_mut_bytes()) {
+            ReadOutcome::Element => ValueOutcome::Value(value),
+            other => ValueOutcome::NotRead(other),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -343,6 +438,23 @@ mod tests {
             }
             other => Err(other),
         }
+    }
+
+    #[test]
+    fn fresh_epochs_differ_by_time_and_subject() {
+        let mut seen = std::collections::BTreeSet::new();
+        for subject in 0..8u16 {
+            for tsc in [0u64, 1, 2, 1000, 1001, 0xffff_ffff_fffe, 0xffff_ffff_ffff] {
+                assert!(
+                    seen.insert(fresh_epoch(tsc, SubjectId(subject))),
+                    "{tsc} {subject}"
+                );
+            }
+        }
+        // A restarted writer (later TSC) announces a new epoch.
+        let first = fresh_epoch(123_456, SubjectId(3));
+        assert_ne!(first, fresh_epoch(123_457, SubjectId(3)));
+        assert_eq!(first, fresh_epoch(123_456, SubjectId(3)), "a pure function");
     }
 
     #[test]
@@ -586,6 +698,83 @@ mod tests {
         assert_eq!(r.read(&mut [0u8; 64]), ReadOutcome::Inactive);
     }
 
+    /// A typed message: 24 bytes, no padding.
+    #[derive(
+        Clone,
+        Copy,
+        Debug,
+        PartialEq,
+        Eq,
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::Immutable,
+    )]
+    #[repr(C)]
+    struct Sample {
+        sequence: u64,
+        value: i32,
+        flags: u32,
+        tag: [u8; 8],
+    }
+
+    #[test]
+    fn typed_values_round_trip() {
+        let mem = buffer();
+        let format = Format::of::<Sample>(7);
+        assert_eq!(format.element_size, 24);
+        let mut w = Writer::init(Region::from_atomics(&mem), format, epoch(1)).unwrap();
+        let mut r = Reader::new(Region::from_atomics(&mem).read_only(), format);
+        assert_eq!(
+            r.read_value::<Sample>(),
+            ValueOutcome::NotRead(ReadOutcome::Empty)
+        );
+        let sample = Sample {
+            sequence: 9,
+            value: -3,
+            flags: 0x8000_0001,
+            tag: *b"septum!\0",
+        };
+        w.write_value(&sample).unwrap();
+        w.write_value(&42u64).unwrap();
+        assert_eq!(r.read_value::<Sample>(), ValueOutcome::Value(sample));
+        // A smaller type reads the element's first bytes.
+        assert_eq!(r.read_value::<u64>().value(), Some(42));
+        assert_eq!(r.read_value::<u64>().value(), None);
+    }
+
+    #[test]
+    fn typed_values_that_do_not_fit_are_refused() {
+        let mem = buffer();
+        let format = Format::of::<u64>(1);
+        let mut w = Writer::init(Region::from_atomics(&mem), format, epoch(1)).unwrap();
+        let mut r = Reader::new(Region::from_atomics(&mem), format);
+        assert!(!format.fits::<Sample>());
+        assert_eq!(
+            w.write_value(&Sample {
+                sequence: 1,
+                value: 2,
+                flags: 3,
+                tag: [4; 8]
+            }),
+            Err(ChannelError::ElementTooLong)
+        );
+        w.write_value(&5u64).unwrap();
+        assert_eq!(r.read_value::<Sample>(), ValueOutcome::TooLarge);
+        assert_eq!(r.position(), 0, "a refused read leaves the position alone");
+        assert_eq!(
+            r.read_value::<[u8; 8]>(),
+            ValueOutcome::Value(5u64.to_le_bytes())
+        );
+        // Raw bytes and typed values mix: the same element, either way.
+        w.write(&6u64.to_le_bytes()).unwrap();
+        assert_eq!(r.read_value::<u64>(), ValueOutcome::Value(6));
+        let zero_sized = Format::of::<()>(1);
+        assert_eq!(
+            Writer::init(Region::from_atomics(&mem), zero_sized, epoch(2)).unwrap_err(),
+            ChannelError::InvalidFormat
+        );
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Write,
@@ -630,6 +819,7 @@ mod tests {
             let mut out = vec![0u8; out_len];
             for _ in 0..8 {
                 let _ = r.read(&mut out);
+                let _ = r.read_value::<Sample>();
             }
         }
 

@@ -15,11 +15,11 @@
 //!   events as typed calls ([`Kernel`]: `wait` for target events,
 //!   `yield_now`, `poweroff`, ...) and reads the TSC;
 //! - [`channel`] implements SHMStream v2 writers and readers that survive a
-//!   hostile writer;
+//!   hostile writer, carrying raw bytes or `zerocopy` typed values;
 //! - [`region`] is the memory abstraction under channels and shared memory:
 //!   atomics for counters, volatile copies for payload;
 //! - [`uart`] writes formatted text to a 16550 the subject owns, without
-//!   allocation;
+//!   allocation, and implements the `embedded-io` traits;
 //! - [`needs!`] declares the names the code looks up, so the composer
 //!   checks them against the policy before boot ([`needs`](mod@needs));
 //! - [`text`] formats into fixed buffers (channel messages);

@@ -19,7 +19,7 @@ use core::num::NonZeroU64;
 use septum_abi::info::INFO_PAGE_SIZE;
 use septum_abi::layout::SUBJECT_INFO;
 
-use crate::channel::{Format, Reader, Writer};
+use crate::channel::{Format, Reader, Writer, fresh_epoch};
 use crate::info::{ChannelRole, Info};
 use crate::region::Region;
 
@@ -77,10 +77,19 @@ impl Info<'static> {
         unsafe { Region::from_raw(channel.address, channel.size, writable) }
     }
 
-    /// Initialises the channel this subject writes, named `name`, and
-    /// returns its writer. `None` if there is no such writer end or the
-    /// format does not fit the region.
-    pub fn channel_writer(
+    /// Initialises the channel this subject writes, named `name`, with a
+    /// fresh epoch and returns its writer. The epoch is
+    /// [`crate::channel::fresh_epoch`] of the TSC now and this subject's id:
+    /// a writer initialised again later announces a new epoch. `None` if
+    /// there is no such writer end or the format does not fit the region.
+    pub fn channel_writer(&self, name: &str, format: Format) -> Option<Writer<'static>> {
+        let epoch = fresh_epoch(crate::arch::rdtsc(), self.subject_id());
+        self.channel_writer_with_epoch(name, format, epoch)
+    }
+
+    /// As [`Self::channel_writer`], announcing `epoch` (tests that need a
+    /// known epoch).
+    pub fn channel_writer_with_epoch(
         &self,
         name: &str,
         format: Format,

@@ -10,11 +10,10 @@
 #![no_std]
 
 use core::fmt::{Arguments, Write};
-use core::num::NonZeroU64;
 
 use septum_sdk::channel::{Format, Writer};
 use septum_sdk::text::TextBuf;
-use septum_sdk::{Info, raise, rdtsc};
+use septum_sdk::{Info, raise};
 
 /// The probe's line to the victim (its `report` channel writer).
 pub struct Report {
@@ -25,9 +24,8 @@ impl Report {
     /// Initialises the `report` channel with a fresh epoch. A policy that
     /// gives no such channel makes every line a no-op.
     pub fn open(info: &Info<'static>) -> Self {
-        let epoch = NonZeroU64::new(rdtsc() | 1).unwrap_or(NonZeroU64::MIN);
         Self {
-            writer: info.channel_writer("report", Format::DEFAULT, epoch),
+            writer: info.channel_writer("report", Format::DEFAULT),
         }
     }
 

@@ -4,13 +4,11 @@
 //! raises the channel's event if the policy gives it one, and yields the
 //! rest of its minor frame with its kernel `yield` event, so the console
 //! sees a steady trickle of a few messages per major frame and the ring
-//! never overflows. The epoch comes from the TSC: it only has to differ
-//! between initialisations.
+//! never overflows. The SDK picks the channel's epoch (TSC and subject id).
 #![no_std]
 #![no_main]
 
 use core::fmt::Write;
-use core::num::NonZeroU64;
 
 use septum_sdk::channel::Format;
 use septum_sdk::needs::Need;
@@ -27,8 +25,7 @@ septum_sdk::needs![Need::channel_writer("out", Format::DEFAULT)];
 const PER_RUN: u64 = 3;
 
 fn main(info: Info<'static>) -> ! {
-    let epoch = NonZeroU64::new(rdtsc() | 1).unwrap_or(NonZeroU64::MIN);
-    let Some(mut out) = info.channel_writer("out", Format::DEFAULT, epoch) else {
+    let Some(mut out) = info.channel_writer("out", Format::DEFAULT) else {
         panic!("producer: no writable channel \"out\"");
     };
     let notify = info.channel("out").and_then(|c| c.notify_event());

@@ -25,7 +25,6 @@
 #![no_main]
 
 use core::fmt::Write;
-use core::num::NonZeroU64;
 
 use septum_sdk::channel::{Format, ReadOutcome, Writer};
 use septum_sdk::text::{TextBuf, until_nul};
@@ -45,8 +44,7 @@ fn main(info: Info<'static>) -> ! {
     if let Some(kick) = info.source_event("kick") {
         kicker(kick, pause)
     }
-    let epoch = NonZeroU64::new(rdtsc() | 1).unwrap_or(NonZeroU64::MIN);
-    let Some(mut out) = info.channel_writer("out", Format::DEFAULT, epoch) else {
+    let Some(mut out) = info.channel_writer("out", Format::DEFAULT) else {
         panic!("smp_node: no role (no uart, kick or out)");
     };
     if info.source_event("sleep").is_some() {

@@ -9,12 +9,10 @@
 #![no_std]
 #![no_main]
 
-use core::num::NonZeroU64;
-
 use septum_sdk::channel::Format;
 use septum_sdk::needs::Need;
 use septum_sdk::text::TextBuf;
-use septum_sdk::{Info, KernelActionCode, raise, rdtsc};
+use septum_sdk::{Info, KernelActionCode, raise};
 
 septum_sdk::entry!(main);
 
@@ -32,8 +30,7 @@ const EVERY: u64 = 3;
 const SIGNALS: u64 = 5;
 
 fn main(info: Info<'static>) -> ! {
-    let epoch = NonZeroU64::new(rdtsc() | 1).unwrap_or(NonZeroU64::MIN);
-    let Some(mut out) = info.channel_writer("out", Format::DEFAULT, epoch) else {
+    let Some(mut out) = info.channel_writer("out", Format::DEFAULT) else {
         panic!("ticker: no channel \"out\"");
     };
     let Some(tick) = info.source_event("tick") else {
