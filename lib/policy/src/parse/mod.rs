@@ -46,83 +46,28 @@ use number::{NumberError, is_valid_name, parse_bool, parse_u64};
 
 /// Loads the policy at `path`.
 pub(crate) fn load(path: &Path, files: &dyn FileSource) -> Loaded {
-    let mut ctx = Ctx {
-        files,
-        sources: SourceMap::new(),
-        diags: Diagnostics::new(),
-        include_stack: vec![(files.identity(path), None)],
-        bytes_read: 0,
-        gave_up: false,
-    };
-    let shown = path.display().to_string();
-    let policy = ctx
-        .open(path, &shown, None, ids::FILE_UNREADABLE)
-        .and_then(|(file, text)| {
-            let doc = ctx.parse_doc(file, &text)?;
-            let root = El {
-                node: doc.root_element(),
-                file,
-            };
-            if root.name() != "system" {
-                ctx.diags.error(
-                    ids::INVALID_ROOT,
-                    root.span(),
-                    format!(
-                        "the root element of a policy must be <system>, not <{}>",
-                        quoted(root.name())
-                    ),
-                );
-                return None;
-            }
-            let mut policy = system::system(&mut ctx, root, path);
-            resolve::resolve(&mut policy, &mut ctx.diags);
-            Some(policy)
-        });
-    Loaded {
-        sources: ctx.sources,
-        policy,
-        diagnostics: ctx.diags,
-        rules_run: false,
-    }
+    load_root(path, files, "system", "a policy", |ctx, root| {
+        let mut policy = system::system(ctx, root, path);
+        resolve::resolve(&mut policy, &mut ctx.diags);
+        Some(policy)
+    })
 }
 
 /// Loads a hardware description alone (`septum validate --hardware`): the
 /// same limits and loader checks, root `<hardware>`, and a model whose only
 /// content is the machine (no subjects, no plan) for the hardware rules.
 pub(crate) fn load_hardware(path: &Path, files: &dyn FileSource) -> Loaded {
-    let mut ctx = Ctx {
+    load_root(
+        path,
         files,
-        sources: SourceMap::new(),
-        diags: Diagnostics::new(),
-        include_stack: vec![(files.identity(path), None)],
-        bytes_read: 0,
-        gave_up: false,
-    };
-    let shown = path.display().to_string();
-    let policy = ctx
-        .open(path, &shown, None, ids::FILE_UNREADABLE)
-        .and_then(|(file, text)| {
-            let doc = ctx.parse_doc(file, &text)?;
-            let root = El {
-                node: doc.root_element(),
-                file,
-            };
-            if root.name() != "hardware" {
-                ctx.diags.error(
-                    ids::INVALID_ROOT,
-                    root.span(),
-                    format!(
-                        "the root element of a hardware description must be <hardware>, not <{}>",
-                        quoted(root.name())
-                    ),
-                );
-                return None;
-            }
+        "hardware",
+        "a hardware description",
+        |ctx, root| {
             ctx.attributes(root, &[]);
-            let hardware = hardware::hardware(&mut ctx, root);
+            let hardware = hardware::hardware(ctx, root);
             let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
             Some(crate::model::Policy {
-                root_file: file,
+                root_file: root.file,
                 span: root.span(),
                 name: Spanned::new(stem.unwrap_or_default(), root.span()),
                 hardware,
@@ -134,6 +79,49 @@ pub(crate) fn load_hardware(path: &Path, files: &dyn FileSource) -> Loaded {
                 scheduling: crate::model::Scheduling::default(),
                 flow_denials: Vec::new(),
             })
+        },
+    )
+}
+
+/// What both loaders share: open `path` under the input limits, parse it,
+/// require the root element `root_name` (a located error naming `what`
+/// otherwise), and build the model from the root with `build`.
+fn load_root(
+    path: &Path,
+    files: &dyn FileSource,
+    root_name: &str,
+    what: &str,
+    build: impl FnOnce(&mut Ctx<'_>, El<'_, '_>) -> Option<crate::model::Policy>,
+) -> Loaded {
+    let mut ctx = Ctx {
+        files,
+        sources: SourceMap::new(),
+        diags: Diagnostics::new(),
+        include_stack: vec![(files.identity(path), None)],
+        bytes_read: 0,
+        gave_up: false,
+    };
+    let shown = path.display().to_string();
+    let policy = ctx
+        .open(path, &shown, None, ids::FILE_UNREADABLE)
+        .and_then(|(file, text)| {
+            let doc = ctx.parse_doc(file, &text)?;
+            let root = El {
+                node: doc.root_element(),
+                file,
+            };
+            if root.name() != root_name {
+                ctx.diags.error(
+                    ids::INVALID_ROOT,
+                    root.span(),
+                    format!(
+                        "the root element of {what} must be <{root_name}>, not <{}>",
+                        quoted(root.name())
+                    ),
+                );
+                return None;
+            }
+            build(&mut ctx, root)
         });
     Loaded {
         sources: ctx.sources,
