@@ -399,7 +399,8 @@ rule! {
     MINOR_FRAME_SHORT = "scheduling-minor-frame-short" in Scheduling;
     fn minor_frame_short(policy, out) {
         for (minor, cycles) in minor_frame_cycles(policy) {
-            // Shorter frames are scheduling-minor-frame-unusable.
+            // Shorter frames are scheduling-minor-frame-unusable. The share
+            // is rounded up, so a warned frame never shows 10%.
             if (UNUSABLE_BELOW..SHORT_BELOW).contains(&cycles) {
                 out.warning(
                     MINOR_FRAME_SHORT.id,
@@ -408,7 +409,7 @@ rule! {
                         "minor frame of partition \"{}\" lasts {cycles} TSC cycles, of which the \
                          first {PAD} ({}%) go to the switch into it",
                         minor.partition.name.as_str(),
-                        PAD * 100 / cycles
+                        (PAD * 100).div_ceil(cycles)
                     ),
                 )
                 .help(format!(
@@ -548,5 +549,37 @@ rule! {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule docs (and the manual's rule list made from them) spell the
+    /// thresholds out; they must follow the kernel's pad if it changes.
+    #[test]
+    fn frame_length_docs_give_the_thresholds_of_the_pad() {
+        assert!(
+            MINOR_FRAME_UNUSABLE
+                .doc
+                .contains(&format!("({UNUSABLE_BELOW} TSC cycles)")),
+            "{}",
+            MINOR_FRAME_UNUSABLE.doc
+        );
+        assert!(
+            MINOR_FRAME_UNUSABLE
+                .doc
+                .contains(&format!("starts {PAD} cycles after")),
+            "{}",
+            MINOR_FRAME_UNUSABLE.doc
+        );
+        assert!(
+            MINOR_FRAME_SHORT
+                .doc
+                .contains(&format!("({SHORT_BELOW} TSC cycles)")),
+            "{}",
+            MINOR_FRAME_SHORT.doc
+        );
     }
 }

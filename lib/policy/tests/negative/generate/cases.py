@@ -890,7 +890,7 @@ test("scheduling-minor-frame-short",
                                     '<minorFrame partition="p_a" ticks="1000"/></cpu>\n</majorFrame>',
                                 rate="1000000")),
      ("$1", "warning", 'minor frame of partition "p_a" lasts 2000 TSC cycles, of which the first 1000 (50%) go to the switch into it'),
-     ("$2", "warning", 'minor frame of partition "p_a" lasts 9990 TSC cycles, of which the first 1000 (10%) go to the switch into it'))
+     ("$2", "warning", 'minor frame of partition "p_a" lasts 9990 TSC cycles, of which the first 1000 (11%) go to the switch into it'))
 
 LOGICAL27 = "serial_port_number_one_xxxx"
 test("subjects-port-name-too-long",
