@@ -328,9 +328,9 @@ rule! {
 const PAD: u128 = FRAME_ENTRY_PAD.0 as u128;
 
 /// Shortest minor frame in TSC cycles: the pad plus as long again for the
-/// subject, so a subject gets at least as much of its frame as the switch
-/// into it takes (measured: 1012 cycles off the CPU, of which 1000 are the
-/// pad; docs/benchmarks.md, "Minor-frame switch").
+/// subject, so a subject gets about as much of its frame as the switch into
+/// it takes (measured: 1012 cycles off the CPU, the pad and 12 cycles of
+/// timer exit; docs/benchmarks.md, "Minor-frame switch").
 const UNUSABLE_BELOW: u128 = 2 * PAD;
 
 /// Minor frames shorter than this many TSC cycles lose more than a tenth to
@@ -367,8 +367,8 @@ fn ticks_for(policy: &Policy, cycles: u128) -> u128 {
 
 rule! {
     /// A minor frame lasts at least twice the kernel's frame entry pad (2000 TSC
-    /// cycles): its subject starts 1000 cycles after the boundary and gets at
-    /// least as long as that.
+    /// cycles): its subject starts 1000 cycles after the boundary, and the rest
+    /// of the frame is at least as long.
     MINOR_FRAME_UNUSABLE = "scheduling-minor-frame-unusable" in Scheduling;
     fn minor_frame_unusable(policy, out) {
         for (minor, cycles) in minor_frame_cycles(policy) {
