@@ -202,6 +202,7 @@ pub static ALL: &[Rule] = &[
     scheduling::FRAME_LENGTH,
     scheduling::TICKS_ZERO,
     scheduling::INEXACT_TICKS,
+    scheduling::MINOR_FRAME_UNUSABLE,
     scheduling::MINOR_FRAME_SHORT,
     scheduling::MAJOR_OVERFLOW,
     scheduling::BOOT_CPU_MISSING,

@@ -6,15 +6,20 @@
 //! all CPUs take equally long, so they meet at the major frame boundary.
 //! Ticks are converted to TSC cycles offline as `ticks * speed_kHz * 1000 /
 //! tickRate`; the conversion must be exact and fit 64 bits, so deadlines do
-//! not drift and never wrap.
+//! not drift and never wrap. A minor frame must also be long enough to run
+//! anything: the kernel enters its subject a fixed pad after the boundary
+//! (`septum_abi::timing::FRAME_ENTRY_PAD`), so a frame barely longer than
+//! the pad leaves the subject no time, and the plan makes no progress.
 
 use std::collections::{HashMap, HashSet};
+
+use septum_abi::timing::FRAME_ENTRY_PAD;
 
 use super::common::{
     DiagnosticExt, core_count, cores_text, first_definitions, partition_cpus, plan_cpus,
 };
 use crate::diag::Diagnostics;
-use crate::model::{ChannelRole, EventMode, FrameCpu, Policy, SubjectIdx};
+use crate::model::{ChannelRole, EventMode, FrameCpu, MinorFrame, Policy, SubjectIdx};
 use crate::rule::{Category, Rule};
 use crate::source::Span;
 
@@ -318,33 +323,100 @@ rule! {
     }
 }
 
+/// TSC cycles of the kernel's frame entry pad: a minor frame's subject runs
+/// its first instruction this long after the boundary.
+const PAD: u128 = FRAME_ENTRY_PAD.0 as u128;
+
+/// Shortest minor frame in TSC cycles: the pad plus as long again for the
+/// subject, so a subject gets about as much of its frame as the switch into
+/// it takes (measured: 1012 cycles off the CPU, the pad and 12 cycles of
+/// timer exit; docs/benchmarks.md, "Minor-frame switch").
+const UNUSABLE_BELOW: u128 = 2 * PAD;
+
+/// Minor frames shorter than this many TSC cycles lose more than a tenth to
+/// the switch into them.
+const SHORT_BELOW: u128 = 10 * PAD;
+
+/// Every minor frame of the plan with at least one tick, and its length in
+/// TSC cycles (rounded down; `scheduling-inexact-ticks` reports a rest).
+/// Empty when the tick rate or the speed is 0 (other rules report those).
+fn minor_frame_cycles(policy: &Policy) -> Vec<(&MinorFrame, u128)> {
+    let rate = u128::from(policy.scheduling.tick_rate.value);
+    if rate == 0 || policy.hardware.processor.speed_khz.value == 0 {
+        return Vec::new();
+    }
+    let cpus = policy.scheduling.major_frames.iter().flat_map(|m| &m.cpus);
+    cpus.flat_map(|c| &c.minor_frames)
+        .filter(|m| m.ticks.value.0 > 0)
+        .map(|m| {
+            (
+                m,
+                cycles_numerator(policy, u128::from(m.ticks.value.0)) / rate,
+            )
+        })
+        .collect()
+}
+
+/// The fewest ticks that last at least `cycles` TSC cycles at the plan's
+/// tick rate and the processor's speed (both not 0).
+fn ticks_for(policy: &Policy, cycles: u128) -> u128 {
+    let rate = u128::from(policy.scheduling.tick_rate.value);
+    let per_second = u128::from(policy.hardware.processor.speed_khz.value).saturating_mul(1000);
+    cycles.saturating_mul(rate).div_ceil(per_second.max(1))
+}
+
 rule! {
-    /// Warning: a minor frame lasts at least 10 µs; shorter frames are mostly spent
-    /// switching subjects.
+    /// A minor frame lasts at least twice the kernel's frame entry pad (2000 TSC
+    /// cycles): its subject starts 1000 cycles after the boundary, and the rest
+    /// of the frame is at least as long.
+    MINOR_FRAME_UNUSABLE = "scheduling-minor-frame-unusable" in Scheduling;
+    fn minor_frame_unusable(policy, out) {
+        for (minor, cycles) in minor_frame_cycles(policy) {
+            if cycles < UNUSABLE_BELOW {
+                out.error(
+                    MINOR_FRAME_UNUSABLE.id,
+                    minor.ticks.span,
+                    format!(
+                        "minor frame of partition \"{}\" lasts {cycles} TSC cycles; its subject \
+                         starts {PAD} cycles after the boundary, so the frame needs at least \
+                         {UNUSABLE_BELOW}",
+                        minor.partition.name.as_str()
+                    ),
+                )
+                .help(format!(
+                    "give it at least {} ticks at this tickRate and speed; a shorter frame leaves \
+                     its subject less time than the switch takes, or none",
+                    ticks_for(policy, UNUSABLE_BELOW)
+                ));
+            }
+        }
+    }
+}
+
+rule! {
+    /// Warning: a minor frame lasts at least ten times the kernel's frame entry
+    /// pad (10000 TSC cycles), so the switch into it takes at most a tenth of it.
     MINOR_FRAME_SHORT = "scheduling-minor-frame-short" in Scheduling;
     fn minor_frame_short(policy, out) {
-        let rate = u128::from(policy.scheduling.tick_rate.value);
-        let speed = u128::from(policy.hardware.processor.speed_khz.value);
-        if rate == 0 || speed == 0 {
-            return;
-        }
-        // 10 µs in TSC cycles: speed (kHz) cycles per ms, over 100.
-        let shortest = speed.div_ceil(100);
-        let cpus = policy.scheduling.major_frames.iter().flat_map(|m| &m.cpus);
-        for minor in cpus.flat_map(|c| &c.minor_frames) {
-            let ticks = minor.ticks.value.0;
-            let cycles = cycles_numerator(policy, u128::from(ticks)) / rate;
-            if ticks > 0 && cycles < shortest {
+        for (minor, cycles) in minor_frame_cycles(policy) {
+            // Shorter frames are scheduling-minor-frame-unusable. The share
+            // is rounded up, so a warned frame never shows 10%.
+            if (UNUSABLE_BELOW..SHORT_BELOW).contains(&cycles) {
                 out.warning(
                     MINOR_FRAME_SHORT.id,
                     minor.ticks.span,
                     format!(
-                        "minor frame of partition \"{}\" lasts {cycles} TSC cycles, less than \
-                         10 µs",
-                        minor.partition.name.as_str()
+                        "minor frame of partition \"{}\" lasts {cycles} TSC cycles, of which the \
+                         first {PAD} ({}%) go to the switch into it",
+                        minor.partition.name.as_str(),
+                        (PAD * 100).div_ceil(cycles)
                     ),
                 )
-                .help("switching subjects alone takes about a microsecond; use longer frames");
+                .help(format!(
+                    "frames of at least {SHORT_BELOW} TSC cycles ({} ticks at this tickRate and \
+                     speed) lose at most a tenth to switching",
+                    ticks_for(policy, SHORT_BELOW)
+                ));
             }
         }
     }
@@ -477,5 +549,37 @@ rule! {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rule docs (and the manual's rule list made from them) spell the
+    /// thresholds out; they must follow the kernel's pad if it changes.
+    #[test]
+    fn frame_length_docs_give_the_thresholds_of_the_pad() {
+        assert!(
+            MINOR_FRAME_UNUSABLE
+                .doc
+                .contains(&format!("({UNUSABLE_BELOW} TSC cycles)")),
+            "{}",
+            MINOR_FRAME_UNUSABLE.doc
+        );
+        assert!(
+            MINOR_FRAME_UNUSABLE
+                .doc
+                .contains(&format!("starts {PAD} cycles after")),
+            "{}",
+            MINOR_FRAME_UNUSABLE.doc
+        );
+        assert!(
+            MINOR_FRAME_SHORT
+                .doc
+                .contains(&format!("({SHORT_BELOW} TSC cycles)")),
+            "{}",
+            MINOR_FRAME_SHORT.doc
+        );
     }
 }
