@@ -43,6 +43,7 @@ use core::cell::UnsafeCell;
 #[cfg(feature = "count-vmcs")]
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use septum_abi::timing::FRAME_ENTRY_PAD;
 use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::events::PendingTable;
 use septum_kerncore::exits::{Decision, Exit, FaultDetail, FaultInfo, dispatch};
@@ -234,12 +235,12 @@ unsafe extern "C" {
     fn septum_vmx_enter_padded(frame: *mut GuestRegs, launch: u64, not_before: TscCycles) -> !;
 }
 
-/// Ticks after a minor-frame boundary (the old frame's deadline) at which
-/// the next subject is entered, whatever happened before: the pad covers
-/// the longest transition, so the entry time does not depend on what the
-/// previous subject did (docs/kernel.md, "Constant-time frame
-/// transitions", which gives the measurements behind the value).
-const FRAME_ENTRY_PAD: TscCycles = TscCycles(1000);
+// `FRAME_ENTRY_PAD` (septum_abi::timing): ticks after a minor-frame
+// boundary at which the next subject is entered, whatever happened before;
+// the pad covers the longest transition, so the entry time does not depend
+// on what the previous subject did (docs/kernel.md, "Constant-time frame
+// transitions"). The policy validator's short-frame rules read the same
+// constant.
 
 /// One FXSAVE area (SDM Vol. 1, 10.5.1): x87, MMX and (with CR4.OSFXSR)
 /// SSE state.
