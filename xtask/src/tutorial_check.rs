@@ -7,7 +7,9 @@
 //! `cargo xtask test`'s "test host workspace" step) assert that each
 //! marked block equals the file at `PATH` (relative to the repository
 //! root) byte for byte, and that every file the pipeline consists of is
-//! shown. The system test `tutorial` boots the same files in Bochs.
+//! shown; and every link to another page of the manual must name a page
+//! and a heading that exist, so a renamed section cannot strand the
+//! reader. The system test `tutorial` boots the same files in Bochs.
 #![cfg(test)]
 
 use std::fs;
@@ -19,8 +21,8 @@ const MARKER: &str = "<!-- file: ";
 /// Files the tutorial must show whole: the policy, the system test and
 /// the three subjects.
 const REQUIRED: [&str; 6] = [
-    "subjects/sensor/Cargo.toml",
-    "subjects/sensor/src/main.rs",
+    "subjects/sampler/Cargo.toml",
+    "subjects/sampler/src/main.rs",
     "subjects/filter/src/main.rs",
     "subjects/monitor/src/main.rs",
     "systems/tutorial.xml",
@@ -82,6 +84,91 @@ fn root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
+}
+
+/// GitHub's anchor for a heading's text: lowercase, only letters, digits,
+/// `-`, `_` and spaces kept, each space a `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// The anchors of every heading in `page`, outside fenced blocks.
+fn anchors(page: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in page.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            out.push(slug(line.trim_start_matches('#').trim()));
+        }
+    }
+    out
+}
+
+/// Every `](target)` link of `doc` to another Markdown page, outside
+/// fenced blocks: (page, anchor or "").
+fn page_links(doc: &str) -> Vec<(String, String)> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in doc.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        for (start, _) in line.match_indices("](") {
+            let rest = line.get(start + 2..).unwrap_or_default();
+            let Some((target, _)) = rest.split_once(')') else {
+                continue;
+            };
+            if target.contains("://") {
+                continue;
+            }
+            let (page, anchor) = target.split_once('#').unwrap_or((target, ""));
+            if page.ends_with(".md") {
+                out.push((page.to_owned(), anchor.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_link_names_a_page_and_heading_that_exist() {
+    let docs = root().join("docs");
+    let doc = fs::read_to_string(docs.join("tutorial.md")).expect("docs/tutorial.md");
+    let links = page_links(&doc);
+    assert!(!links.is_empty());
+    for (page, anchor) in links {
+        let text = fs::read_to_string(docs.join(&page))
+            .unwrap_or_else(|e| panic!("docs/tutorial.md links to {page}: {e}"));
+        assert!(
+            anchor.is_empty() || anchors(&text).contains(&anchor),
+            "docs/tutorial.md links to {page}#{anchor}, which has no such heading"
+        );
+    }
+}
+
+#[test]
+fn slugs_are_githubs() {
+    assert_eq!(slug("`<events>` / `<event>`"), "events--event");
+    assert_eq!(
+        slug("A new subject: `cargo xtask new-subject NAME`"),
+        "a-new-subject-cargo-xtask-new-subject-name"
+    );
+    assert_eq!(slug("Declared needs (`needs!`)"), "declared-needs-needs");
+    assert_eq!(
+        page_links("see [a](policy.md#x), [b](https://e.org/c.md)\n```\n[c](d.md)\n```\n"),
+        vec![("policy.md".to_owned(), "x".to_owned())]
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Filter: the middle stage of the tutorial's pipeline (docs/tutorial.md).
 //!
-//! It sleeps until the sensor raises `sample` (the typed `wait`: no
+//! It sleeps until the sampler raises `sample` (the typed `wait`: no
 //! polling), reads every [`Reading`] waiting in channel `readings`, and
 //! passes on those whose value is above [`THRESHOLD`]: it writes them,
 //! unchanged, into channel `filtered` and raises its source event `passed`
@@ -15,11 +15,11 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 septum_sdk::entry!(main);
 
-/// One channel element, the same layout as the sensor's.
+/// One channel element, the same layout as the sampler's.
 #[derive(FromBytes, IntoBytes, Immutable)]
 #[repr(C)]
 struct Reading {
-    /// 1 for the sensor's first reading, 2 for the second, ...
+    /// 1 for the sampler's first reading, 2 for the second, ...
     sequence: u64,
     /// The measured value.
     value: u64,

@@ -21,11 +21,11 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 septum_sdk::entry!(main);
 
-/// One channel element, the same layout as the sensor's and the filter's.
+/// One channel element, the same layout as the sampler's and the filter's.
 #[derive(FromBytes, IntoBytes, Immutable)]
 #[repr(C)]
 struct Reading {
-    /// 1 for the sensor's first reading, 2 for the second, ...
+    /// 1 for the sampler's first reading, 2 for the second, ...
     sequence: u64,
     /// The measured value.
     value: u64,
@@ -43,7 +43,7 @@ septum_sdk::needs![
     Need::kernel(KernelActionCode::Poweroff),
 ];
 
-/// Values to receive before powering off (5 of the sensor's 8 pass).
+/// Values to receive before powering off (5 of the sampler's 8 pass).
 const DONE_AFTER: u64 = 5;
 
 fn main(info: Info<'static>) -> ! {

@@ -1,4 +1,4 @@
-//! Sensor: the first stage of the tutorial's pipeline (docs/tutorial.md).
+//! Sampler: the first stage of the tutorial's pipeline (docs/tutorial.md).
 //!
 //! Every second run it takes the next of [`VALUES`] as a reading, writes it
 //! as a typed [`Reading`] into channel `readings` and raises its source
@@ -36,15 +36,15 @@ septum_sdk::needs![
     Need::kernel(KernelActionCode::Yield),
 ];
 
-/// The values the sensor "measures", one every second run.
+/// The values the sampler "measures", one every second run.
 const VALUES: [u64; 8] = [3, 9, 4, 12, 7, 15, 2, 11];
 
 fn main(info: Info<'static>) -> ! {
     let Some(mut out) = info.channel_writer("readings", READINGS) else {
-        panic!("sensor: no channel \"readings\"");
+        panic!("sampler: no channel \"readings\"");
     };
     let Some(sample) = info.source_event("sample") else {
-        panic!("sensor: no source event \"sample\"");
+        panic!("sampler: no source event \"sample\"");
     };
     let kernel = info.kernel();
     let mut run = 0u64;
@@ -60,12 +60,12 @@ fn main(info: Info<'static>) -> ! {
                 value,
             };
             if out.write_value(&reading).is_err() {
-                panic!("sensor: a Reading does not fit the channel's element");
+                panic!("sampler: a Reading does not fit the channel's element");
             }
             raise(sample);
         }
         if kernel.yield_now().is_err() {
-            panic!("sensor: the policy grants no yield");
+            panic!("sampler: the policy grants no yield");
         }
     }
 }
