@@ -31,6 +31,7 @@ mod prereq;
 mod run;
 mod steps;
 mod systest;
+mod tutorial_check;
 mod util;
 
 use std::process::ExitCode;
