@@ -66,6 +66,26 @@ static AP_TRAMPOLINE_NEEDED: u32 = if SPEC.kernel.cpu_count > 1 { 1 } else { 0 }
 
 global_asm!(
     r#"
+    /* The boot CPU and the APs enter long mode the same way: the
+       kernel's page tables, PAE, EFER.LME and NXE, paging with write
+       protection, the kernel GDT, then a far jump to `target`. */
+    .macro enter_long_mode target
+    movl septum_kernel_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl $0x20, %eax
+    movl %eax, %cr4
+    movl $0xc0000080, %ecx
+    rdmsr
+    orl $0x900, %eax
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80010001, %eax
+    movl %eax, %cr0
+    lgdt septum_gdt_pointer
+    ljmp $0x08, $\target
+    .endm
+
     .section .text.boot, "ax"
     .code32
     .global septum_start32
@@ -92,20 +112,7 @@ septum_start32:
     subl %esi, %ecx
     rep movsb
 2:
-    movl septum_kernel_pml4, %eax
-    movl %eax, %cr3
-    movl %cr4, %eax
-    orl $0x20, %eax
-    movl %eax, %cr4
-    movl $0xc0000080, %ecx
-    rdmsr
-    orl $0x900, %eax
-    wrmsr
-    movl %cr0, %eax
-    orl $0x80010001, %eax
-    movl %eax, %cr0
-    lgdt septum_gdt_pointer
-    ljmp $0x08, $septum_start64
+    enter_long_mode septum_start64
 9:
     hlt
     jmp 9b
@@ -131,20 +138,7 @@ septum_ap_start32:
     movw %ax, %ds
     movw %ax, %es
     movw %ax, %ss
-    movl septum_kernel_pml4, %eax
-    movl %eax, %cr3
-    movl %cr4, %eax
-    orl $0x20, %eax
-    movl %eax, %cr4
-    movl $0xc0000080, %ecx
-    rdmsr
-    orl $0x900, %eax
-    wrmsr
-    movl %cr0, %eax
-    orl $0x80010001, %eax
-    movl %eax, %cr0
-    lgdt septum_gdt_pointer
-    ljmp $0x08, $septum_ap_start64
+    enter_long_mode septum_ap_start64
 
     .code64
     .global septum_ap_start64
