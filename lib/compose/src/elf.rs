@@ -290,6 +290,35 @@ pub mod build {
         pub flags: u32,
     }
 
+    /// A kernel-shaped executable for pack tests: text (r-x), rodata (r--)
+    /// and data (rw-, with bss) inside the kernel windows of
+    /// `septum_abi::layout`.
+    pub fn sample_kernel() -> Vec<u8> {
+        executable(
+            0x10_0000,
+            &[
+                SegmentSpec {
+                    vaddr: 0x10_0000,
+                    data: &[0x90; 16],
+                    mem_size: 16,
+                    flags: 5,
+                },
+                SegmentSpec {
+                    vaddr: 0x20_0000,
+                    data: b"rodata",
+                    mem_size: 6,
+                    flags: 4,
+                },
+                SegmentSpec {
+                    vaddr: 0x28_0000,
+                    data: &[7; 8],
+                    mem_size: 0x4000,
+                    flags: 6,
+                },
+            ],
+        )
+    }
+
     /// A static little-endian x86-64 ELF executable with the given segments
     /// (each at a page-aligned file offset) and entry point.
     pub fn executable(entry: u64, segments: &[SegmentSpec<'_>]) -> Vec<u8> {

@@ -462,7 +462,7 @@ pub fn make_iso(elf_path: &Path, iso_path: &Path, work: &Path) -> Result<(), Pac
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::elf::build::{SegmentSpec, executable};
+    use crate::elf::build::sample_kernel;
 
     /// Regions and their blob; `(start, size, content)` each.
     fn records(specs: &[(u64, u64, Vec<u8>)]) -> (Vec<RegionRecord>, Vec<u8>) {
@@ -601,23 +601,6 @@ mod tests {
         assert_loads(&specs, &segments);
     }
 
-    fn kernel() -> Vec<u8> {
-        let segment = |vaddr, data: &'static [u8], mem_size, flags| SegmentSpec {
-            vaddr,
-            data,
-            mem_size,
-            flags,
-        };
-        executable(
-            0x10_0000,
-            &[
-                segment(0x10_0000, &[0x90; 16], 16, 5),
-                segment(0x20_0000, b"rodata", 6, 4),
-                segment(0x28_0000, &[7; 8], 0x4000, 6),
-            ],
-        )
-    }
-
     fn regions_file(specs: &[(u64, u64, Vec<u8>)]) -> (RegionsFile, Vec<u8>) {
         let (regions, blob) = records(specs);
         let file = RegionsFile {
@@ -640,7 +623,7 @@ mod tests {
             slot_count: 1,
             policy_hash: format!("{:#018x}", 0),
         });
-        let error = pack("k", &kernel(), &file, &blob).unwrap_err();
+        let error = pack("k", &sample_kernel(), &file, &blob).unwrap_err();
         assert!(
             error
                 .0
@@ -648,7 +631,7 @@ mod tests {
             "{error:?}"
         );
         file.crash_audit.as_mut().unwrap().start = 0x40_0000;
-        assert!(pack("k", &kernel(), &file, &blob).is_ok());
+        assert!(pack("k", &sample_kernel(), &file, &blob).is_ok());
     }
 
     #[test]
@@ -662,7 +645,7 @@ mod tests {
         };
         let fits = MAX_SEGMENTS as u64 - 3;
         let (file, blob) = regions_file(&spread(fits));
-        let elf = pack("k", &kernel(), &file, &blob).unwrap();
+        let elf = pack("k", &sample_kernel(), &file, &blob).unwrap();
         let phnum = u16::from_le_bytes([elf[56], elf[57]]) as usize;
         assert_eq!(phnum, MAX_SEGMENTS);
         assert!(EHDR_SIZE + MB2_HEADER_SIZE + PHDR_SIZE * phnum <= MULTIBOOT_SEARCH);
@@ -676,7 +659,9 @@ mod tests {
             );
         }
         let (file, blob) = regions_file(&spread(fits + 1));
-        let err = pack("k", &kernel(), &file, &blob).unwrap_err().to_string();
+        let err = pack("k", &sample_kernel(), &file, &blob)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("584 segments: the program header table"),
             "{err}"
@@ -686,7 +671,7 @@ mod tests {
             .map(|i| (0x30_0000 + 0x1000 * i, 0x1000, vec![i as u8; 3]))
             .collect();
         let (file, blob) = regions_file(&adjacent);
-        let elf = pack("k", &kernel(), &file, &blob).unwrap();
+        let elf = pack("k", &sample_kernel(), &file, &blob).unwrap();
         assert_eq!(u16::from_le_bytes([elf[56], elf[57]]), 4);
     }
 

@@ -384,41 +384,15 @@ fn golden_spec_compiles_to_the_expected_values() {
     assert_eq!(spec.image_regions[0].name, "kernel|text");
 }
 
-fn fake_kernel() -> Vec<u8> {
-    build::executable(
-        0x10_0000,
-        &[
-            build::SegmentSpec {
-                vaddr: 0x10_0000,
-                data: &[0x90; 16],
-                mem_size: 16,
-                flags: 5,
-            },
-            build::SegmentSpec {
-                vaddr: 0x20_0000,
-                data: b"rodata",
-                mem_size: 6,
-                flags: 4,
-            },
-            build::SegmentSpec {
-                vaddr: 0x28_0000,
-                data: &[7; 8],
-                mem_size: 0x4000,
-                flags: 6,
-            },
-        ],
-    )
-}
-
 #[test]
 fn pack_puts_every_region_at_its_address() {
     use object::read::elf::{FileHeader, ProgramHeader};
     let composed = demo();
     let (regions, blob) = output::regions(&composed.composition);
-    let elf = pack::pack("kernel", &fake_kernel(), &regions, &blob).unwrap();
+    let elf = pack::pack("kernel", &build::sample_kernel(), &regions, &blob).unwrap();
     assert_eq!(
         elf,
-        pack::pack("kernel", &fake_kernel(), &regions, &blob).unwrap(),
+        pack::pack("kernel", &build::sample_kernel(), &regions, &blob).unwrap(),
         "reproducible"
     );
     // multiboot2 header at 64: magic, arch 0, length, checksum, end tag.
@@ -520,12 +494,12 @@ fn pack_refuses_misplaced_kernels_and_overlaps() {
         .to_string();
     assert!(err.starts_with("k.elf: not a 64-bit ELF file"), "{err}");
     regions.regions[1].start = regions.regions[0].start;
-    let err = pack::pack("k.elf", &fake_kernel(), &regions, &blob)
+    let err = pack::pack("k.elf", &build::sample_kernel(), &regions, &blob)
         .unwrap_err()
         .to_string();
     assert!(err.contains("overlaps"), "{err}");
     regions.regions[1].start = 0x28_1000;
-    let err = pack::pack("k.elf", &fake_kernel(), &regions, &blob)
+    let err = pack::pack("k.elf", &build::sample_kernel(), &regions, &blob)
         .unwrap_err()
         .to_string();
     assert!(err.contains("overlaps kernel|data"), "{err}");

@@ -5,7 +5,7 @@
 //! back-to-back allocation to the packer: an allocator change that left
 //! gaps between a subject's regions would fail here, not at boot.
 
-use septum_compose::elf::build::{SegmentSpec, executable};
+use septum_compose::elf::build::sample_kernel;
 use septum_compose::{output, pack, testgen};
 use septum_policy::MemoryFiles;
 
@@ -20,23 +20,6 @@ fn regions(subjects: usize) -> (output::RegionsFile, Vec<u8>) {
     output::regions(&composed.composition)
 }
 
-fn kernel() -> Vec<u8> {
-    let segment = |vaddr, data: &'static [u8], mem_size, flags| SegmentSpec {
-        vaddr,
-        data,
-        mem_size,
-        flags,
-    };
-    executable(
-        0x10_0000,
-        &[
-            segment(0x10_0000, &[0x90; 16], 16, 5),
-            segment(0x20_0000, b"rodata", 6, 4),
-            segment(0x28_0000, &[7; 8], 0x4000, 6),
-        ],
-    )
-}
-
 #[test]
 fn segments_do_not_grow_with_subjects() {
     let mut counts = Vec::new();
@@ -44,7 +27,7 @@ fn segments_do_not_grow_with_subjects() {
         let (file, blob) = regions(subjects);
         assert!(file.regions.len() > 10 * subjects);
         let segments = pack::region_segments(&file.regions, &blob).unwrap();
-        let elf = pack::pack("kernel", &kernel(), &file, &blob).unwrap();
+        let elf = pack::pack("kernel", &sample_kernel(), &file, &blob).unwrap();
         let phnum = u16::from_le_bytes([elf[56], elf[57]]) as usize;
         assert_eq!(phnum, 3 + segments.len());
         // The segments load exactly the regions, nothing between them.
