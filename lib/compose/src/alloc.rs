@@ -114,6 +114,20 @@ impl PhysAllocator {
         self.free = next;
     }
 
+    /// Take `start..end` out of free range `i`, which holds it, keeping the
+    /// pieces before and after it.
+    fn take(&mut self, i: usize, start: u64, end: u64) {
+        let (s, e) = self.free[i];
+        let mut pieces = Vec::with_capacity(2);
+        if s < start {
+            pieces.push((s, start));
+        }
+        if end < e {
+            pieces.push((end, e));
+        }
+        self.free.splice(i..=i, pieces);
+    }
+
     /// Reserve a fixed range; it must lie entirely inside one free range.
     pub fn reserve(&mut self, start: PhysAddr, size: u64) -> Result<(), AllocError> {
         let start = start.get();
@@ -153,16 +167,7 @@ impl PhysAllocator {
         let Some((i, start)) = found else {
             return Err(exhausted());
         };
-        let (s, e) = self.free[i];
-        let end = start + size;
-        let mut pieces = Vec::with_capacity(2);
-        if s < start {
-            pieces.push((s, start));
-        }
-        if end < e {
-            pieces.push((end, e));
-        }
-        self.free.splice(i..=i, pieces);
+        self.take(i, start, start + size);
         Ok(PhysAddr(start))
     }
 
@@ -176,19 +181,12 @@ impl PhysAllocator {
         let found = self.free.iter().enumerate().find_map(|(i, &(s, e))| {
             let start = s.checked_add(align - 1)? & !(align - 1);
             let end = start.checked_add(size)?;
-            (end <= e).then_some((i, s, e, start, end))
+            (end <= e).then_some((i, start, end))
         });
-        let Some((i, s, e, start, end)) = found else {
+        let Some((i, start, end)) = found else {
             return Err(exhausted());
         };
-        let mut pieces = Vec::with_capacity(2);
-        if s < start {
-            pieces.push((s, start));
-        }
-        if end < e {
-            pieces.push((end, e));
-        }
-        self.free.splice(i..=i, pieces);
+        self.take(i, start, end);
         Ok(PhysAddr(start))
     }
 }
