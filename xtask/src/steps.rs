@@ -323,14 +323,7 @@ pub fn test(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         )
     });
 
-    let host = r
-        .step("build septum (release)", |out| {
-            pipeline::build_host(paths, out)
-        })
-        .is_some();
-    let binaries = r.step("build subjects (release)", |out| {
-        pipeline::build_subjects(paths, out)
-    });
+    let (host, binaries) = build_steps(&mut r, paths);
 
     // Images: every system test, plus the demo with a debug-profile kernel.
     let mut image_jobs: Vec<ImageJob> = tests.iter().map(ImageJob::of_test).collect();
@@ -509,14 +502,7 @@ pub fn systest(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         results: Vec::new(),
     };
     r.step("prerequisites", |out| prereq::ensure(false, out));
-    let host = r
-        .step("build septum (release)", |out| {
-            pipeline::build_host(paths, out)
-        })
-        .is_some();
-    let binaries = r.step("build subjects (release)", |out| {
-        pipeline::build_subjects(paths, out)
-    });
+    let (host, binaries) = build_steps(&mut r, paths);
     let (jobs, _) = image_steps(&mut r, paths, host, binaries.as_ref(), image_jobs);
     boot_steps(&mut r, &jobs);
     Ok(r.summary())
@@ -544,6 +530,20 @@ impl ImageJob {
             def: def.clone(),
         }
     }
+}
+
+/// The two builds every image needs, as steps: the `septum` tool (whether
+/// it built) and the subjects (their binaries' directory).
+fn build_steps(r: &mut Runner, paths: &Paths) -> (bool, Option<PathBuf>) {
+    let host = r
+        .step("build septum (release)", |out| {
+            pipeline::build_host(paths, out)
+        })
+        .is_some();
+    let binaries = r.step("build subjects (release)", |out| {
+        pipeline::build_subjects(paths, out)
+    });
+    (host, binaries)
 }
 
 /// Builds each image as a step `image NAME` (a failed one blocks its
