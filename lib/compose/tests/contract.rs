@@ -207,3 +207,66 @@ fn a_malformed_section_is_a_binary_error() {
         let _ = septum_compose::contract::parse(&damaged);
     }
 }
+
+mod hostile {
+    //! The section and the symbol table come from subject binaries, which
+    //! the integrator may not have built: any bytes must give a value or an
+    //! error, never a panic or a hang.
+
+    use proptest::prelude::*;
+    use septum_compose::contract::parse;
+    use septum_compose::symbols::SymbolMap;
+
+    /// A block header (magic, version 1, `count`, `length`) before `rest`.
+    fn with_header(count: u16, length: u32, rest: &[u8]) -> Vec<u8> {
+        let mut bytes = b"SEPTNEED".to_vec();
+        bytes.extend_from_slice(&1u16.to_le_bytes());
+        bytes.extend_from_slice(&count.to_le_bytes());
+        bytes.extend_from_slice(&length.to_le_bytes());
+        bytes.extend_from_slice(rest);
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_section_parses_or_is_refused(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn any_block_after_a_valid_header_parses_or_is_refused(
+            count in any::<u16>(),
+            length in any::<u32>(),
+            rest in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let _ = parse(&with_header(count, length, &rest));
+        }
+
+        #[test]
+        fn any_binary_gives_a_symbol_map(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = SymbolMap::from_elf("hostile", &bytes);
+        }
+
+        #[test]
+        fn a_corrupted_elf_gives_a_symbol_map(
+            edits in proptest::collection::vec((0usize..0x3000, any::<u8>()), 1..16),
+        ) {
+            let mut bytes = septum_compose::elf::build::sample_kernel();
+            let len = bytes.len();
+            for (at, value) in edits {
+                bytes[at % len] = value;
+            }
+            let _ = SymbolMap::from_elf("hostile", &bytes);
+        }
+    }
+
+    #[test]
+    fn a_zero_length_block_does_not_loop() {
+        // `length` 0 and no records: the parser must still move on.
+        let mut bytes = with_header(0, 0, &[]);
+        bytes.extend(with_header(0, 0, &[]));
+        assert_eq!(parse(&bytes).map(|needs| needs.len()), Ok(0));
+    }
+}
