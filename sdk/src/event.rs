@@ -123,6 +123,7 @@ pub struct Kernel {
     poweroff: Option<SourceEventId>,
     reboot: Option<SourceEventId>,
     panic: Option<SourceEventId>,
+    next_plan: Option<SourceEventId>,
 }
 
 impl Kernel {
@@ -134,6 +135,7 @@ impl Kernel {
             poweroff: info.kernel_event(KernelActionCode::Poweroff),
             reboot: info.kernel_event(KernelActionCode::Reboot),
             panic: info.kernel_event(KernelActionCode::Panic),
+            next_plan: info.kernel_event(KernelActionCode::NextPlan),
         }
     }
 
@@ -145,6 +147,7 @@ impl Kernel {
             KernelActionCode::Poweroff => self.poweroff,
             KernelActionCode::Reboot => self.reboot,
             KernelActionCode::Panic => self.panic,
+            KernelActionCode::NextPlan => self.next_plan,
         }
     }
 
@@ -188,6 +191,15 @@ impl Kernel {
     /// `panic` action). Returns only if the policy does not grant it.
     pub fn panic_system(&self) -> NotGranted {
         self.never_returns(KernelActionCode::Panic)
+    }
+
+    /// Asks for the next plan (the `next_plan` action): at the end of the
+    /// current major frame every CPU moves on to the next major frame of
+    /// the policy's list (after the last, the first). Returns at once; the
+    /// subject goes on running in the current plan until then.
+    pub fn next_plan(&self) -> Result<(), NotGranted> {
+        raise(self.granted(KernelActionCode::NextPlan)?);
+        Ok(())
     }
 
     fn never_returns(&self, action: KernelActionCode) -> NotGranted {

@@ -39,6 +39,8 @@ pub enum KernelActionCode {
     Reboot = 4,
     /// Stop the system, reporting a subject-requested panic.
     Panic = 5,
+    /// Switch every CPU to the next plan at the end of the major frame.
+    NextPlan = 6,
 }
 
 /// Action byte of a source event that is not a kernel event.
@@ -54,6 +56,7 @@ impl KernelActionCode {
             3 => Some(Self::Poweroff),
             4 => Some(Self::Reboot),
             5 => Some(Self::Panic),
+            6 => Some(Self::NextPlan),
             _ => None,
         }
     }

@@ -230,6 +230,10 @@ fn kernel_action(cpu: &mut Scheduler<'_>, caller: SubjectId, action: KernelActio
         KernelAction::Poweroff => Decision::Poweroff { by: caller },
         KernelAction::Reboot => Decision::Reboot { by: caller },
         KernelAction::SystemPanic => Decision::Panic { by: caller },
+        KernelAction::NextPlan => {
+            cpu.request_next_plan();
+            Decision::Resume
+        }
         // The composer refuses `unmask_irq` until interrupt routing exists;
         // with no IRQ to unmask it changes nothing.
         KernelAction::UnmaskIrq => Decision::Resume,

@@ -8,8 +8,15 @@
 //! (give up the frame, switch within a group, stop a subject, end the minor
 //! frame), and the arch layer executes the [`Decision`] they return.
 //!
-//! The plan: the first major frame of the spec repeats forever. A major
-//! frame gives each CPU a sequence of minor frames `(partition, end)`; each
+//! The plan: the spec holds one or more major frames (plans); the first
+//! runs at boot and repeats until a subject's `next_plan` kernel event asks
+//! for the next one ([`crate::sync::PlanSwitch`]). A switch takes effect
+//! only where a major frame ends: the arch layer passes the plan decided at
+//! the major-frame barrier to [`Scheduler::set_next_plan`] before it ends
+//! the frame, and [`Scheduler::on_frame_end`] applies it only when it wraps
+//! to a first minor frame, so every plan CPU begins the new plan at the
+//! same boundary and no minor frame of the old one is cut short or lost. A
+//! major frame gives each CPU a sequence of minor frames `(partition, end)`; each
 //! deadline is absolute, `major_start + end`, so frame boundaries never
 //! drift however late an exit is handled. A partition holds groups that take
 //! turns (round-robin) at the partition's minor frames; a group holds
@@ -44,7 +51,8 @@ use septum_abi::{SubjectId, TscCycles};
 
 use crate::events::PendingTable;
 use crate::exits::Decision;
-use crate::spec::{SourceEvent, SystemSpec};
+use crate::spec::{MajorFrameSpec, SourceEvent, SystemSpec};
+use crate::sync::PlanSwitch;
 
 /// Most subjects a system may have.
 pub const MAX_SUBJECTS: usize = 256;
@@ -113,10 +121,14 @@ impl fmt::Display for SpecError {
 pub struct Scheduler<'e> {
     spec: &'static SystemSpec,
     events: &'e PendingTable,
+    /// Where a `next_plan` request goes (`None`: requests change nothing).
+    plan_switch: Option<&'e PlanSwitch>,
     cpu: usize,
-    /// Index of the current major frame (always 0: plan changes are not
-    /// implemented).
+    /// Index of the current major frame (the plan).
     major: usize,
+    /// Index of the major frame that begins when the current one ends
+    /// (`major` unless [`Scheduler::set_next_plan`] chose another).
+    next_major: usize,
     /// Index of the current minor frame on this CPU.
     minor: usize,
     /// TSC value at which the current major frame began.
@@ -166,8 +178,10 @@ impl<'e> Scheduler<'e> {
         let mut scheduler = Self {
             spec,
             events,
+            plan_switch: None,
             cpu,
             major: 0,
+            next_major: 0,
             minor: 0,
             major_start: TscCycles(0),
             deadline: TscCycles(0),
@@ -238,7 +252,9 @@ impl<'e> Scheduler<'e> {
                 }
             }
         }
-        let major = spec.major_frames.first().ok_or(SpecError::NoFrames)?;
+        if spec.major_frames.is_empty() {
+            return Err(SpecError::NoFrames);
+        }
         for frame in spec.major_frames {
             let minors = frame.cpus.get(cpu).ok_or(SpecError::NoFrames)?;
             let mut previous_end = 0u64;
@@ -262,16 +278,28 @@ impl<'e> Scheduler<'e> {
                 return Err(SpecError::BadFrameEnds);
             }
         }
-        if major.cpus.get(cpu).is_none_or(|m| m.is_empty()) {
+        // Every plan gives this CPU frames: a switch never leaves it without.
+        let without = |major: &MajorFrameSpec| major.cpus.get(cpu).is_none_or(|m| m.is_empty());
+        if spec.major_frames.iter().any(without) {
             return Err(SpecError::NoFrames);
         }
         Ok(scheduler)
+    }
+
+    /// Send this CPU's `next_plan` requests to `plan_switch` (one for the
+    /// whole system, like the pending table). Without it a request changes
+    /// nothing.
+    #[must_use]
+    pub fn with_plan_switch(mut self, plan_switch: &'e PlanSwitch) -> Self {
+        self.plan_switch = Some(plan_switch);
+        self
     }
 
     /// Begin the plan: the first minor frame of the first major frame
     /// starts at `now`.
     pub fn start(&mut self, now: TscCycles) -> Decision {
         self.major = 0;
+        self.next_major = 0;
         self.minor = 0;
         self.major_start = now;
         self.current = None;
@@ -321,6 +349,56 @@ impl<'e> Scheduler<'e> {
         self.minor == 0
     }
 
+    /// Whether the current minor frame is the last of its major frame: its
+    /// end is a major-frame boundary, where the plan CPUs meet and a plan
+    /// switch may take effect.
+    pub fn at_major_frame_end(&self) -> bool {
+        let count = self.minor_count();
+        self.minor.checked_add(1).is_none_or(|next| next >= count)
+    }
+
+    /// Index of the running plan (major frame of the spec).
+    pub fn plan(&self) -> usize {
+        self.major
+    }
+
+    /// Number of plans (major frames) in the spec.
+    pub fn plan_count(&self) -> usize {
+        self.spec.major_frames.len()
+    }
+
+    /// Choose the plan of the next major frame (the decision taken at the
+    /// major-frame barrier, the same on every plan CPU). It takes effect
+    /// when the current major frame ends, never within it. Refused
+    /// (returns `false`, nothing changes) for an index beyond the spec's
+    /// plans.
+    pub fn set_next_plan(&mut self, plan: usize) -> bool {
+        if plan < self.spec.major_frames.len() {
+            self.next_major = plan;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A `next_plan` kernel event: ask for the next plan at the end of the
+    /// current major frame (see [`crate::sync::PlanSwitch`]); the caller
+    /// goes on running.
+    pub fn request_next_plan(&self) {
+        if let Some(plan_switch) = self.plan_switch {
+            plan_switch.request();
+        }
+    }
+
+    /// Minor frames of the current major frame on this CPU.
+    fn minor_count(&self) -> usize {
+        self.spec
+            .major_frames
+            .get(self.major)
+            .and_then(|major| major.cpus.get(self.cpu))
+            .map_or(0, |minors| minors.len())
+    }
+
     /// While the CPU idles in the current minor frame: the subject that has
     /// become runnable since (a sleeper of the frame's partition whose event
     /// another CPU set), as the decision that enters it (`Decision::Wake`
@@ -363,6 +441,8 @@ impl<'e> Scheduler<'e> {
         let next = next_index(self.minor, minor_count);
         if next == 0 {
             self.major_start = TscCycles(self.major_start.get().wrapping_add(length));
+            // Only here, where a major frame ends, may the plan change.
+            self.major = self.next_major;
         }
         self.minor = next;
         // Yielded subjects get their next frame; a sleeper waits on for an
@@ -756,5 +836,345 @@ mod tests {
         let mut text = std::string::String::new();
         core::fmt::write(&mut text, format_args!("{}", SpecError::BadFrameEnds)).unwrap();
         assert!(text.contains("minor frame ends"));
+    }
+
+    /// Two plans on CPU 0: plan 0 is p_a [0,100), p_b [100,300); plan 1 is
+    /// p_b [0,200), p_a [200,300).
+    static TWO_PLANS: SystemSpec = SystemSpec {
+        name: "plans",
+        kernel: KERNEL,
+        subjects: TWO_PARTITIONS.subjects,
+        partitions: TWO_PARTITIONS.partitions,
+        groups: TWO_PARTITIONS.groups,
+        major_frames: &[
+            MajorFrameSpec {
+                length: TscCycles(300),
+                cpus: &[&[
+                    MinorFrameSpec {
+                        partition: PartitionId(0),
+                        end: TscCycles(100),
+                    },
+                    MinorFrameSpec {
+                        partition: PartitionId(1),
+                        end: TscCycles(300),
+                    },
+                ]],
+            },
+            MajorFrameSpec {
+                length: TscCycles(300),
+                cpus: &[&[
+                    MinorFrameSpec {
+                        partition: PartitionId(1),
+                        end: TscCycles(200),
+                    },
+                    MinorFrameSpec {
+                        partition: PartitionId(0),
+                        end: TscCycles(300),
+                    },
+                ]],
+            },
+        ],
+        image_regions: &[],
+    };
+
+    #[test]
+    fn a_plan_chosen_mid_frame_begins_at_the_next_major_frame() {
+        let events = PendingTable::new();
+        let mut s = Scheduler::new(&TWO_PLANS, 0, &events).unwrap();
+        assert_eq!(s.plan_count(), 2);
+        assert_eq!(s.start(TscCycles(0)), Decision::Run(A));
+        assert!(!s.at_major_frame_end());
+        assert!(s.set_next_plan(1));
+        // The rest of plan 0 runs as it is.
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        assert_eq!((s.plan(), s.deadline()), (0, TscCycles(300)));
+        assert!(s.at_major_frame_end());
+        // Plan 1 from the boundary on, and it repeats.
+        assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Resume);
+        assert_eq!((s.plan(), s.deadline()), (1, TscCycles(500)));
+        assert_eq!(s.on_frame_end(TscCycles(500)), Decision::Run(A));
+        assert_eq!(s.deadline(), TscCycles(600));
+        assert_eq!(s.on_frame_end(TscCycles(600)), Decision::Run(B));
+        assert_eq!((s.plan(), s.deadline()), (1, TscCycles(800)));
+        // An index beyond the plans changes nothing.
+        assert!(!s.set_next_plan(2));
+        assert!(s.set_next_plan(0));
+        assert_eq!(s.on_frame_end(TscCycles(800)), Decision::Run(A));
+        assert_eq!((s.plan(), s.deadline()), (1, TscCycles(900)));
+        assert_eq!(s.on_frame_end(TscCycles(900)), Decision::Resume);
+        assert_eq!((s.plan(), s.deadline()), (0, TscCycles(1000)));
+    }
+
+    #[test]
+    fn a_next_plan_request_waits_for_the_barrier_decision() {
+        let events = PendingTable::new();
+        let switch = PlanSwitch::new();
+        let s = Scheduler::new(&TWO_PLANS, 0, &events).unwrap();
+        // Without a plan switch a request changes nothing.
+        s.request_next_plan();
+        let s = s.with_plan_switch(&switch);
+        assert!(!switch.is_requested());
+        s.request_next_plan();
+        s.request_next_plan();
+        assert!(switch.is_requested());
+        // Two requests, one switch; after the last plan, the first.
+        assert_eq!(switch.decide(1, 2), 0);
+        assert_eq!(switch.decide(0, 2), 0);
+        switch.request();
+        assert_eq!(switch.decide(0, 2), 1);
+        switch.request();
+        assert_eq!(switch.decide(0, 1), 0);
+    }
+
+    static PLAN_WITHOUT_CPU: SystemSpec = SystemSpec {
+        name: "gap",
+        kernel: KERNEL,
+        subjects: TWO_PARTITIONS.subjects,
+        partitions: TWO_PARTITIONS.partitions,
+        groups: TWO_PARTITIONS.groups,
+        major_frames: &[
+            MajorFrameSpec {
+                length: TscCycles(300),
+                cpus: TWO_PLANS.major_frames[0].cpus,
+            },
+            MajorFrameSpec {
+                length: TscCycles(0),
+                cpus: &[&[]],
+            },
+        ],
+        image_regions: &[],
+    };
+
+    #[test]
+    fn every_plan_must_give_the_cpu_frames() {
+        let events = PendingTable::new();
+        assert_eq!(
+            Scheduler::new(&PLAN_WITHOUT_CPU, 0, &events).unwrap_err(),
+            SpecError::NoFrames
+        );
+    }
+
+    /// Random plans for several CPUs, walked the way the kernel walks them:
+    /// each CPU to the end of its major frame, then the barrier's last
+    /// arrival decides the next plan for all.
+    mod model {
+        use super::*;
+        use crate::spec::SubjectSpec;
+        use crate::sync::{Barrier, PlanSwitch};
+        use proptest::prelude::*;
+        use std::boxed::Box;
+        use std::vec;
+        use std::vec::Vec;
+
+        fn leak<T>(items: Vec<T>) -> &'static [T] {
+            Box::leak(items.into_boxed_slice())
+        }
+
+        /// One subject and one partition per CPU; `plans[p][c]` are the
+        /// minor frame ends of CPU `c` in plan `p` (the last is the length).
+        fn spec(cpus: usize, plans: &[Vec<Vec<u64>>]) -> &'static SystemSpec {
+            let subjects = leak(
+                (0..cpus)
+                    .map(|c| SubjectSpec {
+                        cpu: c as u32,
+                        ..subject("s", FaultAction::StopSystem, NO_EVENTS)
+                    })
+                    .collect(),
+            );
+            let groups = leak(
+                (0..cpus)
+                    .map(|c| GroupSpec {
+                        subjects: leak(vec![SubjectId(c as u16)]),
+                        initial: SubjectId(c as u16),
+                    })
+                    .collect(),
+            );
+            let partitions = leak(
+                (0..cpus)
+                    .map(|c| PartitionSpec {
+                        name: "p",
+                        cpu: c as u32,
+                        groups: leak(vec![GroupId(c as u16)]),
+                    })
+                    .collect(),
+            );
+            let major_frames = leak(
+                plans
+                    .iter()
+                    .map(|plan| MajorFrameSpec {
+                        length: TscCycles(*plan[0].last().unwrap()),
+                        cpus: leak(
+                            plan.iter()
+                                .enumerate()
+                                .map(|(c, ends)| {
+                                    leak(
+                                        ends.iter()
+                                            .map(|&end| MinorFrameSpec {
+                                                partition: PartitionId(c as u16),
+                                                end: TscCycles(end),
+                                            })
+                                            .collect(),
+                                    )
+                                })
+                                .collect(),
+                        ),
+                    })
+                    .collect(),
+            );
+            Box::leak(Box::new(SystemSpec {
+                name: "model",
+                kernel: KERNEL,
+                subjects,
+                partitions,
+                groups,
+                major_frames,
+                image_regions: &[],
+            }))
+        }
+
+        /// `cpus` CPUs, 1 to 3 plans, each of a random length, cut at
+        /// random points per CPU.
+        fn plans() -> impl Strategy<Value = (usize, Vec<Vec<Vec<u64>>>)> {
+            (1usize..4, 1usize..4).prop_flat_map(|(cpus, count)| {
+                let plan = (2u64..60).prop_flat_map(move |length| {
+                    proptest::collection::vec(proptest::collection::vec(1..length, 0..4), cpus)
+                        .prop_map(move |cuts| {
+                            cuts.into_iter()
+                                .map(|mut cpu| {
+                                    cpu.sort_unstable();
+                                    cpu.dedup();
+                                    cpu.push(length);
+                                    cpu
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                });
+                (Just(cpus), proptest::collection::vec(plan, count))
+            })
+        }
+
+        fn cases() -> u32 {
+            if cfg!(miri) { 4 } else { 256 }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: cases(),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// Every CPU runs every minor frame of its plan, in order, at
+            /// the deadlines the plan gives, with no gap and no overlap;
+            /// the plan changes only where a major frame ends, on every
+            /// CPU at once, and exactly after a major frame in which a
+            /// switch was requested.
+            #[test]
+            fn no_frame_is_lost_and_plans_switch_only_at_boundaries(
+                (cpus, plans) in plans(),
+                requests in proptest::collection::vec(any::<bool>(), 1..12),
+            ) {
+                let spec = spec(cpus, &plans);
+                let events = PendingTable::new();
+                let switch = PlanSwitch::new();
+                let mut schedulers: Vec<_> = (0..cpus)
+                    .map(|c| {
+                        Scheduler::new(spec, c as u32, &events)
+                            .unwrap()
+                            .with_plan_switch(&switch)
+                    })
+                    .collect();
+                for s in &mut schedulers {
+                    s.start(TscCycles(1000));
+                }
+                let mut plan = 0usize;
+                let mut major_start = 1000u64;
+                for &request in &requests {
+                    for (c, s) in schedulers.iter_mut().enumerate() {
+                        prop_assert_eq!(s.plan(), plan);
+                        prop_assert!(s.at_major_frame_start());
+                        let ends = &plans[plan][c];
+                        for (i, end) in ends.iter().enumerate() {
+                            prop_assert_eq!(s.deadline(), TscCycles(major_start + end));
+                            prop_assert_eq!(s.current(), Some(SubjectId(c as u16)));
+                            if request && i == 0 && c == 0 {
+                                s.request_next_plan();
+                            }
+                            if i + 1 < ends.len() {
+                                prop_assert!(!s.at_major_frame_end());
+                                s.on_frame_end(s.deadline());
+                                prop_assert_eq!(s.plan(), plan, "mid-frame switch");
+                            }
+                        }
+                        prop_assert!(s.at_major_frame_end());
+                    }
+                    // The barrier: the last arrival decides for all.
+                    let next = switch.decide(plan, plans.len());
+                    let expected = if request { (plan + 1) % plans.len() } else { plan };
+                    prop_assert_eq!(next, expected);
+                    major_start += *plans[plan][0].last().unwrap();
+                    for s in &mut schedulers {
+                        prop_assert!(s.set_next_plan(next));
+                        s.on_frame_end(s.deadline());
+                        prop_assert_eq!(s.plan(), next);
+                    }
+                    plan = next;
+                }
+            }
+        }
+
+        /// The kernel's protocol on threads: each thread walks its CPU's
+        /// scheduler, CPU 0's subject asks for a switch in some major
+        /// frames, and the barrier publishes the decision. Every thread
+        /// runs the same plan in every major frame.
+        #[test]
+        fn cpus_on_threads_agree_on_every_plan() {
+            const CPUS: usize = 4;
+            let rounds: usize = if cfg!(miri) { 4 } else { 200 };
+            let ends = vec![vec![10, 30], vec![30], vec![5, 20, 30], vec![30]];
+            let spec = spec(CPUS, &[ends.clone(), ends.clone(), ends]);
+            let events = PendingTable::new();
+            let switch = PlanSwitch::new();
+            let barrier = Barrier::new();
+            let histories: Vec<Vec<usize>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..CPUS)
+                    .map(|c| {
+                        let (events, switch, barrier) = (&events, &switch, &barrier);
+                        scope.spawn(move || {
+                            let mut s = Scheduler::new(spec, c as u32, events)
+                                .unwrap()
+                                .with_plan_switch(switch);
+                            s.start(TscCycles(0));
+                            let mut history = Vec::new();
+                            for round in 0..rounds {
+                                history.push(s.plan());
+                                while !s.at_major_frame_end() {
+                                    s.on_frame_end(s.deadline());
+                                    std::thread::yield_now();
+                                }
+                                if c == 0 && round % 3 == 1 {
+                                    s.request_next_plan();
+                                }
+                                let (current, count) = (s.plan(), s.plan_count());
+                                let (_, next) = barrier.wait_with(
+                                    CPUS as u32,
+                                    || switch.decide(current, count) as u64,
+                                    std::thread::yield_now,
+                                );
+                                assert!(s.set_next_plan(next as usize));
+                                s.on_frame_end(s.deadline());
+                            }
+                            history
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for history in &histories {
+                assert_eq!(history, &histories[0]);
+            }
+            let switches = histories[0].windows(2).filter(|w| w[0] != w[1]).count();
+            assert_eq!(switches, (0..rounds - 1).filter(|r| r % 3 == 1).count());
+        }
     }
 }

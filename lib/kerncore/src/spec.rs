@@ -382,6 +382,9 @@ kernel_actions! {
     Reboot = "reboot" => Some(KernelActionCode::Reboot), reach System,
     /// Stop the system, reporting a subject-requested panic.
     SystemPanic = "panic" => Some(KernelActionCode::Panic), reach System,
+    /// Move every CPU on to the next plan (major frame) at the end of the
+    /// current major frame (`sync::PlanSwitch`).
+    NextPlan = "next_plan" => Some(KernelActionCode::NextPlan), reach System,
     /// Unmask the subject's level-triggered device IRQ after handling it.
     /// The composer refuses it until interrupt routing exists, so no spec
     /// holds it yet.

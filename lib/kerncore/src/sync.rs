@@ -25,8 +25,21 @@
 //! it are acquires; so everything each CPU did before it arrived
 //! happens-before everything every CPU does after it leaves. The module
 //! has no `unsafe`; its tests run threads on the host and under Miri.
+//!
+//! # Plan switches
+//!
+//! A subject with a `next_plan` kernel event asks for the next major frame
+//! of the spec's list ([`PlanSwitch::request`]); nothing changes at once.
+//! At the end of the major frame, the last CPU to arrive at the barrier
+//! decides ([`PlanSwitch::decide`]: the requested plan, or the current one
+//! again) and publishes the decision with [`Barrier::wait_with`], so every
+//! plan CPU leaves the barrier with the same plan and begins it at the same
+//! boundary. A request cannot be seen by some CPUs and missed by others:
+//! only the last arrival reads it, and the requester's CPU arrives after
+//! its subject made the request (a subject runs only inside its frame).
+//! Several requests within one major frame are one switch.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// A reusable barrier for a fixed number of participants (given at each
 /// wait; every participant must pass the same number).
@@ -92,6 +105,55 @@ impl Barrier {
             spin();
         }
         (false, self.value.load(Ordering::Relaxed))
+    }
+}
+
+/// A pending request to move on to the next plan (major frame), shared by
+/// every CPU (see the module doc).
+#[derive(Debug)]
+pub struct PlanSwitch {
+    requested: AtomicBool,
+}
+
+impl Default for PlanSwitch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PlanSwitch {
+    /// Nothing requested.
+    pub const fn new() -> Self {
+        Self {
+            requested: AtomicBool::new(false),
+        }
+    }
+
+    /// Ask for the next plan at the end of the current major frame (any
+    /// CPU, any time; idempotent until [`PlanSwitch::decide`] takes it).
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::Release);
+    }
+
+    /// Whether a request waits for the next major-frame boundary.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// At a major-frame boundary, called once (by the barrier's last
+    /// arrival): the plan the next major frame runs, given the plan that
+    /// ends (`current`) and the number of plans. Takes the request: the
+    /// plan after `current` (after the last, the first) if there was one,
+    /// else `current` again.
+    pub fn decide(&self, current: usize, plan_count: usize) -> usize {
+        if self.requested.swap(false, Ordering::AcqRel) {
+            match current.checked_add(1) {
+                Some(next) if next < plan_count => next,
+                _ => 0,
+            }
+        } else {
+            current
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! (`systems/smp.xml`); its role follows from what the policy gives it.
 //!
 //! - **reporter** (has the `uart` device): prints every message arriving on
-//!   its channels `in1`, `in2`, `in3` (one per other CPU) as
+//!   its channels `in1` to `in6` (those the policy gives it) as
 //!   `smp: <message>`, once per major frame, and powers the machine off
 //!   after [`FRAMES`] frames of its own.
 //! - **kicker** (has the source event `kick`): in every odd-numbered frame
@@ -19,6 +19,9 @@
 //!   frame boundary shows as `waiter: woken at a frame boundary`, and one
 //!   without a pending event as `waiter: woke with nothing pending`: the
 //!   test forbids both. It writes the verdict to its channel `out`.
+//! - **switcher** (has a `next_plan` kernel event, `systems/plans.xml`):
+//!   yields every frame and, in its frame [`SWITCH_FRAME`], asks for the
+//!   next plan: every CPU begins it at the next major-frame boundary.
 //! - **node** (anything else with a channel `out`): writes
 //!   `<name> alive frame <k>` to `out` once per frame and yields.
 #![no_std]
@@ -29,12 +32,16 @@ use core::fmt::Write;
 use septum_sdk::channel::{Format, ReadOutcome, Writer};
 use septum_sdk::text::{TextBuf, until_nul};
 use septum_sdk::uart::Uart;
-use septum_sdk::{Info, SourceEventId, raise, rdtsc};
+use septum_sdk::{Info, KernelActionCode, SourceEventId, raise, rdtsc};
 
 septum_sdk::entry!(main);
 
 /// Major frames the reporter runs before it powers off.
 const FRAMES: u32 = 30;
+
+/// The switcher's frame (counted from 0) in which it asks for the next
+/// plan; the plan changes where that major frame ends.
+const SWITCH_FRAME: u64 = 9;
 
 fn main(info: Info<'static>) -> ! {
     if Uart::from_info(&info, "uart").is_some() {
@@ -43,6 +50,9 @@ fn main(info: Info<'static>) -> ! {
     let pause = info.source_event("yield");
     if let Some(kick) = info.source_event("kick") {
         kicker(kick, pause)
+    }
+    if info.kernel().event(KernelActionCode::NextPlan).is_some() {
+        switcher(&info, pause)
     }
     let Some(mut out) = info.channel_writer("out", Format::DEFAULT) else {
         panic!("smp_node: no role (no uart, kick or out)");
@@ -104,6 +114,18 @@ fn give_up(pause: Option<SourceEventId>) {
     }
 }
 
+fn switcher(info: &Info<'static>, pause: Option<SourceEventId>) -> ! {
+    let kernel = info.kernel();
+    let mut frame = 0u64;
+    loop {
+        if frame == SWITCH_FRAME {
+            let _ = kernel.next_plan();
+        }
+        frame = frame.wrapping_add(1);
+        give_up(pause);
+    }
+}
+
 fn kicker(kick: SourceEventId, pause: Option<SourceEventId>) -> ! {
     let mut frame = 0u64;
     loop {
@@ -120,7 +142,8 @@ fn reporter(info: &Info<'static>) -> ! {
         panic!("smp_node: no UART");
     };
     uart.init();
-    let mut inputs = ["in1", "in2", "in3"].map(|name| info.channel_reader(name, Format::DEFAULT));
+    let mut inputs = ["in1", "in2", "in3", "in4", "in5", "in6"]
+        .map(|name| info.channel_reader(name, Format::DEFAULT));
     let pause = info.source_event("yield");
     let poweroff = info.source_event("poweroff");
     let _ = writeln!(uart, "smp: {} reporting", info.name());

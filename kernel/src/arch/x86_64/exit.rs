@@ -341,7 +341,7 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
     unsafe {
         core_pointer.write(CpuCore {
             number: cpu,
-            scheduler,
+            scheduler: scheduler.with_plan_switch(&smp::PLAN_SWITCH),
             loaded: None,
             timer_shift,
         });
@@ -466,7 +466,6 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
 #[inline(always)]
 fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u64 {
     let frame_deadline = cpu.scheduler.deadline();
-    let decision = dispatch(&mut cpu.scheduler, exit);
     // An early expiry (a frame longer than the timer can count) resumes
     // the subject with the timer re-armed; only a real end is a boundary.
     let boundary = match exit {
@@ -474,8 +473,9 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         _ => None,
     };
     if boundary.is_some() {
-        frame_ended(cpu);
+        frame_ending(cpu);
     }
+    let decision = dispatch(&mut cpu.scheduler, exit);
     if let Exit::Fault(info) | Exit::EntryFailure(info) = exit {
         report_fault(cpu, &info);
     }
@@ -645,12 +645,15 @@ fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycl
     unsafe { septum_vmx_enter_padded(frame_pointer, launch, entry) }
 }
 
-/// A minor frame ended (its new one is current): before the first minor
-/// frame of a major frame, wait for every plan CPU (`smp`).
+/// A minor frame's deadline passed, before the scheduler moves on: at the
+/// end of a major frame, wait for every plan CPU and take the plan they
+/// all begin next (`smp`).
 #[inline(always)]
-fn frame_ended(cpu: &CpuCore) {
-    if cpu.scheduler.at_major_frame_start() {
-        smp::major_frame_barrier();
+fn frame_ending(cpu: &mut CpuCore) {
+    if cpu.scheduler.at_major_frame_end() {
+        let plan =
+            smp::major_frame_barrier(cpu.number, cpu.scheduler.plan(), cpu.scheduler.plan_count());
+        cpu.scheduler.set_next_plan(plan);
     }
 }
 
@@ -666,8 +669,8 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
         }
         cpu::pause();
     }
+    frame_ending(cpu);
     let decision = cpu.scheduler.on_frame_end(rdtsc());
-    frame_ended(cpu);
     (decision, Some(deadline))
 }
 

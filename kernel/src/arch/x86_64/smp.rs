@@ -18,12 +18,20 @@
 //! then, so every CPU's deadlines are absolute from the same start. At
 //! every later major-frame boundary the CPUs meet at the same barrier
 //! before any of them enters the new major frame.
+//!
+//! Plans: the major-frame barrier also decides which plan (major frame of
+//! the spec) comes next. The last CPU to arrive takes a pending `next_plan`
+//! request from [`PLAN_SWITCH`] and publishes the plan through the barrier
+//! (`kerncore::sync`, "Plan switches"), so every plan CPU leaves with the
+//! same plan, which its scheduler applies to the major frame that begins
+//! there. Each CPU notes its plan switches; [`barrier_report`] prints them
+//! at poweroff (printing at the boundary itself would delay the frame).
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use septum_abi::TscCycles;
 use septum_kerncore::spec::ApicId;
-use septum_kerncore::sync::Barrier;
+use septum_kerncore::sync::{Barrier, PlanSwitch};
 
 use super::cpu::{self, rdtsc};
 use super::percpu::{self, CpuNumber, MAX_CPUS};
@@ -53,6 +61,10 @@ pub const START_MARGIN_US: u64 = 100;
 
 /// The barrier of the plan's CPUs (plan start and every major frame).
 static PLAN_BARRIER: Barrier = Barrier::new();
+
+/// The system's pending `next_plan` request (set by any CPU's scheduler,
+/// taken at a major-frame barrier).
+pub static PLAN_SWITCH: PlanSwitch = PlanSwitch::new();
 
 /// TSC at which the boot CPU sent the INIT of the AP being started (for the
 /// AP's start-up line).
@@ -222,27 +234,73 @@ static LONGEST_WAIT: AtomicU64 = AtomicU64::new(0);
 /// Latest a CPU left a major-frame barrier after the last arrival opened
 /// it (TSC ticks): the barrier's own skew.
 static LATEST_LEAVE: AtomicU64 = AtomicU64::new(0);
+/// When the last arrival opened the latest major-frame barrier (TSC).
+static RELEASED_AT: AtomicU64 = AtomicU64::new(0);
 
-/// The major-frame barrier: returns when every plan CPU has reached the end
-/// of the major frame. A no-op with one CPU. Keeps the numbers that
+/// Plan switches of each CPU.
+static SWITCHES: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// The plan the latest switch of each CPU began.
+static SWITCHED_TO: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// The major frame (counted from 0 at the plan's start) at which the
+/// latest switch of each CPU took effect.
+static SWITCHED_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// The major-frame barrier, at the end of a major frame of plan `current`
+/// (of `plan_count`): returns when every plan CPU has reached it, with the
+/// plan the next major frame runs, the same on every CPU (see the module
+/// doc). With one CPU nobody waits. Keeps the numbers that
 /// [`barrier_report`] prints.
 #[inline]
-pub fn major_frame_barrier() {
+pub fn major_frame_barrier(cpu: CpuNumber, current: usize, plan_count: usize) -> usize {
+    let decide = || {
+        BARRIERS.fetch_add(1, Ordering::Relaxed);
+        PLAN_SWITCH.decide(current, plan_count) as u64
+    };
     let participants = plan_cpu_count();
-    if participants > 1 {
+    let plan = if participants > 1 {
         let arrived = rdtsc().get();
-        let (last, released) = PLAN_BARRIER.wait_with(participants, || rdtsc().get(), cpu::pause);
+        let (_, plan) = PLAN_BARRIER.wait_with(
+            participants,
+            || {
+                RELEASED_AT.store(rdtsc().get(), Ordering::Relaxed);
+                decide()
+            },
+            cpu::pause,
+        );
         let left = rdtsc().get();
-        if last {
-            BARRIERS.fetch_add(1, Ordering::Relaxed);
-        }
+        let released = RELEASED_AT.load(Ordering::Relaxed);
         LONGEST_WAIT.fetch_max(left.wrapping_sub(arrived), Ordering::Relaxed);
         LATEST_LEAVE.fetch_max(left.saturating_sub(released), Ordering::Relaxed);
+        plan
+    } else {
+        decide()
+    };
+    // `decide` returns a plan index below `plan_count`.
+    let plan = usize::try_from(plan).unwrap_or(current);
+    if plan != current {
+        note_switch(cpu, plan);
+    }
+    plan
+}
+
+/// Note that `cpu` begins `plan` at the major frame that starts now (the
+/// number of boundaries passed: the next barrier cannot open before this
+/// CPU arrives at it, so the count is this boundary's).
+fn note_switch(cpu: CpuNumber, plan: usize) {
+    let index = cpu.get() as usize;
+    if let (Some(count), Some(to), Some(at)) = (
+        SWITCHES.get(index),
+        SWITCHED_TO.get(index),
+        SWITCHED_AT.get(index),
+    ) {
+        count.fetch_add(1, Ordering::Relaxed);
+        to.store(plan as u64, Ordering::Relaxed);
+        at.store(BARRIERS.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 
-/// Print the major-frame barrier's numbers (at poweroff; multi-CPU plans
-/// only).
+/// Print the major-frame barrier's numbers (multi-CPU plans only) and each
+/// CPU's plan switches (at poweroff).
 pub fn barrier_report() {
     if plan_cpu_count() > 1 {
         crate::kprintln!(
@@ -251,6 +309,22 @@ pub fn barrier_report() {
             BARRIERS.load(Ordering::Relaxed),
             LONGEST_WAIT.load(Ordering::Relaxed),
             LATEST_LEAVE.load(Ordering::Relaxed)
+        );
+    }
+    for number in plan_cpus() {
+        let index = number as usize;
+        let count = SWITCHES.get(index).map_or(0, |c| c.load(Ordering::Relaxed));
+        if count == 0 {
+            continue;
+        }
+        crate::kprintln!(
+            "septum: cpu {number}: {count} plan switch(es), the latest to plan {} at major frame {}",
+            SWITCHED_TO
+                .get(index)
+                .map_or(0, |p| p.load(Ordering::Relaxed)),
+            SWITCHED_AT
+                .get(index)
+                .map_or(0, |f| f.load(Ordering::Relaxed))
         );
     }
 }

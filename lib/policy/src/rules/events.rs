@@ -345,7 +345,7 @@ rule! {
                     event.name.span,
                     format!("kernel event \"{}\" has no action", event.name.as_str()),
                 )
-                .help("add action=\"yield|sleep|poweroff|reboot|panic|unmask_irq\"");
+                .help("add action=\"yield|sleep|poweroff|reboot|panic|next_plan|unmask_irq\"");
             }
         }
     }

@@ -208,6 +208,7 @@ pub static ALL: &[Rule] = &[
     scheduling::BOOT_CPU_MISSING,
     scheduling::CPU_NO_APIC,
     scheduling::GROUP_UNREACHABLE,
+    scheduling::PLAN_SWITCH_SINGLE,
     kernel::DEBUG_CONSOLE_UNKNOWN,
     kernel::DEBUG_CONSOLE_NO_PORTS,
     kernel::DEBUG_CONSOLE_PORT_COUNT,

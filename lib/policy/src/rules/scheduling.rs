@@ -19,7 +19,9 @@ use super::common::{
     DiagnosticExt, core_count, cores_text, first_definitions, partition_cpus, plan_cpus,
 };
 use crate::diag::Diagnostics;
-use crate::model::{ChannelRole, EventMode, FrameCpu, MinorFrame, Policy, SubjectIdx};
+use crate::model::{
+    ChannelRole, EventMode, FrameCpu, KernelAction, MinorFrame, Policy, SubjectIdx,
+};
 use crate::rule::{Category, Rule};
 use crate::source::Span;
 
@@ -547,6 +549,34 @@ rule! {
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+rule! {
+    /// Warning: a `next_plan` kernel event needs a second major frame to switch to; with
+    /// one, the switch begins the same plan again.
+    PLAN_SWITCH_SINGLE = "scheduling-plan-switch-single" in Scheduling;
+    fn plan_switch_single(policy, out) {
+        if policy.scheduling.major_frames.len() != 1 {
+            return; // none: scheduling-no-major-frame
+        }
+        for event in policy.events.iter().filter(|e| e.mode.value == EventMode::Kernel) {
+            let Some(action) = event.action.as_ref() else {
+                continue;
+            };
+            if action.value == KernelAction::NextPlan {
+                out.warning(
+                    PLAN_SWITCH_SINGLE.id,
+                    action.span,
+                    format!(
+                        "kernel event \"{}\" switches to the next plan, but the plan has only one \
+                         major frame",
+                        event.name.as_str()
+                    ),
+                )
+                .help("add another <majorFrame> to switch to, or remove the event");
             }
         }
     }

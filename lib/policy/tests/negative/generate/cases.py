@@ -809,6 +809,11 @@ test("scheduling-frame-length",
                                                       '  <cpu $1id="1"><minorFrame partition="p_b" ticks="20"/></cpu>\n</majorFrame>')),
      ("$1", 'major frame 1 lasts 20 ticks on CPU 1 but 10 ticks on CPU 0'))
 
+test("scheduling-plan-switch-single",
+     system([S("a", ev_src('<event id="1" logical="next" physical="next"/>'))],
+            events='<event name="next" mode="kernel" $1action="next_plan"/>'),
+     ("$1", "warning", 'kernel event "next" switches to the next plan, but the plan has only one major frame'))
+
 test("scheduling-ticks-zero",
      system(A, scheduling=sched(PA, '<majorFrame>\n  <cpu id="0">\n    <minorFrame partition="p_a" ticks="10"/>\n'
                                     '    <minorFrame partition="p_a" $1ticks="0"/>\n  </cpu>\n</majorFrame>')),
