@@ -116,6 +116,8 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
     panic_probe();
     #[cfg(feature = "root-fault-probe")]
     root_fault_probe();
+    #[cfg(feature = "root-nmi-probe")]
+    arch::x86_64::nmi::probe(septum_kerncore::spec::ApicId(smp::apic_id(boot_cpu)));
     kprintln!("septum: vmx on, starting plan");
     exit::start(boot_cpu, scheduler, caps.preemption_timer_rate())
 }

@@ -30,6 +30,9 @@ const X2APIC_ICR: u32 = 0x830;
 const ICR_INIT: u64 = 0x4500;
 /// ICR: start-up (delivery mode 110, bit 14), vector in bits 7:0.
 const ICR_STARTUP: u64 = 0x4600;
+/// ICR: NMI (delivery mode 100, bit 14; the vector field is ignored).
+#[cfg(feature = "root-nmi-probe")]
+const ICR_NMI: u64 = 0x4400;
 
 /// Whether this processor has an x2APIC (CPUID.1:ECX[21]).
 pub fn has_x2apic() -> bool {
@@ -69,6 +72,16 @@ fn send_ipi(destination: ApicId, command: u64) {
     // only (re)starts that CPU in the AP start-up code the kernel placed;
     // x2APIC mode is on (`enable_x2apic`, checked by the caller).
     unsafe { cpu::wrmsr(X2APIC_ICR, (u64::from(destination.0) << 32) | command) };
+}
+
+/// Send an NMI to the CPU with local APIC id `destination` (test-only:
+/// the `root-nmi-probe` feature, `nmi.rs`).
+#[cfg(feature = "root-nmi-probe")]
+pub fn send_nmi(destination: ApicId) {
+    // Safety: an NMI to a CPU of the kernel, whose root-mode handler
+    // (`nmi.rs`) counts it and returns; x2APIC mode is on (the caller
+    // enabled it).
+    unsafe { cpu::wrmsr(X2APIC_ICR, (u64::from(destination.0) << 32) | ICR_NMI) };
 }
 
 /// INIT, 10 ms, start-up, 200 us, start-up (the SDM's sequence): the CPU

@@ -9,7 +9,8 @@
 //! so they are reported even when the kernel stack is the problem.
 //!
 //! Root mode runs with interrupts off, so the IDT has only the 32 exception
-//! vectors. Any exception in root mode is a kernel bug or a hardware fault:
+//! vectors. An NMI (vector 2) is counted and returned from (`nmi.rs`). Any
+//! other exception in root mode is a kernel bug or a hardware fault:
 //! the handler prints vector, error code, RIP, CS, RFLAGS, RSP, CR2 and CR3
 //! on the debug console and resets the machine through port 0xCF9 (fail
 //! closed; there is nothing to return to).
@@ -238,7 +239,12 @@ pub fn init(cpu: CpuNumber) {
             18 => 3,
             _ => 0,
         };
-        *entry = gate(stubs.wrapping_add(vector.wrapping_mul(16)), ist);
+        let handler = match vector {
+            // An NMI is noted and returned from, not reported (`nmi.rs`).
+            2 => super::nmi::handler_address(),
+            _ => stubs.wrapping_add(vector.wrapping_mul(16)),
+        };
+        *entry = gate(handler, ist);
     }
     // Safety: as above; the IDT is written before IDTR points at it.
     unsafe { (&raw mut (*block).idt).write_volatile(Idt(idt)) };

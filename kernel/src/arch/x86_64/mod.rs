@@ -9,6 +9,7 @@
 //! - `apic`: the local APIC in x2APIC mode, for INIT-SIPI-SIPI only.
 //! - `smp`: the plan's CPUs, starting the APs, the plan barrier.
 //! - `descriptors`: TSS/IDT, root-mode exception reporting.
+//! - `nmi`: root-mode NMIs, counted and returned from.
 //! - `cpu`: single instructions (ports, MSRs, CRs, TSC, reset, poweroff).
 //! - `crash`: volatile access to the crash-audit region, the state a record
 //!   holds.
@@ -27,6 +28,7 @@ pub mod cpu;
 pub mod crash;
 pub mod descriptors;
 pub mod exit;
+pub mod nmi;
 #[cfg(not(debug_assertions))]
 pub mod no_panic;
 pub mod percpu;
