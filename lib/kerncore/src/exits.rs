@@ -504,10 +504,15 @@ mod tests {
         // c faults: group 1 (b) gets the rest of the frame.
         assert_eq!(dispatch(&mut s, FAULT), Decision::SubjectStopped { by: C });
         assert_eq!(s.continue_frame(), Decision::Run(B));
-        // Group 0's active subject is stopped: b keeps every frame.
-        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Resume);
-        assert_eq!(s.on_frame_end(TscCycles(200)), Decision::Resume);
-        assert_eq!(s.current(), Some(B));
+        // c was group 0's active subject: a, the next member, takes over
+        // (a stopped subject does not starve its group); the groups go on
+        // taking turns.
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(A));
+        assert_eq!(s.on_frame_end(TscCycles(200)), Decision::Run(B));
+        assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Run(A));
+        // A switch to the stopped c is refused: a resumes.
+        assert_eq!(hypercall(&mut s, 2), Decision::Resume);
+        assert_eq!(s.current(), Some(A));
     }
 
     #[test]

@@ -26,7 +26,9 @@
 //! Subject states: `Runnable`; `Yielded` (gave up the rest of its minor
 //! frame); `Sleeping` (waits for a target event: however many minor frames
 //! pass, it runs again only once an event is pending for it); `Stopped`
-//! (faulted with `onFault="stopSubject"`: never scheduled again). At the
+//! (faulted with `onFault="stopSubject"`: never scheduled again; if it was
+//! its group's active subject, the next member that is not stopped becomes
+//! active, so the rest of the group keeps its turns). At the
 //! end of every minor frame, yielded subjects become runnable again;
 //! sleeping ones stay asleep. When the running subject gives up its frame,
 //! the next runnable group of the same partition gets the rest of it; with
@@ -483,7 +485,41 @@ impl<'e> Scheduler<'e> {
     pub fn stop_current(&mut self) -> Option<SubjectId> {
         let by = self.current.take()?;
         self.set_state(by, SubjectState::Stopped);
+        self.hand_group_on(by);
         Some(by)
+    }
+
+    /// After `stopped` was stopped: if it was the active subject of its
+    /// group, the next member in policy order (after the last, the first)
+    /// that is not stopped becomes active, so a stopped subject does not
+    /// take the group's turns with it (its other members would never run
+    /// again: only the active subject can switch). A group whose members
+    /// are all stopped keeps its stopped active subject and is skipped.
+    fn hand_group_on(&mut self, stopped: SubjectId) {
+        let Some(group_index) = self.group_of.get(stopped.index()).map(|g| usize::from(*g)) else {
+            return;
+        };
+        if self.active.get(group_index) != Some(&stopped) {
+            return;
+        }
+        let Some(group) = self.spec.groups.get(group_index) else {
+            return;
+        };
+        let members = group.subjects;
+        let after = members
+            .iter()
+            .position(|member| *member == stopped)
+            .map_or(0, |position| position.saturating_add(1));
+        let successor = members
+            .iter()
+            .cycle()
+            .skip(after)
+            .take(members.len())
+            .copied()
+            .find(|member| self.state.get(member.index()) != Some(&SubjectState::Stopped));
+        if let (Some(successor), Some(active)) = (successor, self.active.get_mut(group_index)) {
+            *active = successor;
+        }
     }
 
     /// Give the rest of the current minor frame to the next runnable group
@@ -836,6 +872,27 @@ mod tests {
         let mut text = std::string::String::new();
         core::fmt::write(&mut text, format_args!("{}", SpecError::BadFrameEnds)).unwrap();
         assert!(text.contains("minor frame ends"));
+    }
+
+    #[test]
+    fn a_stopped_active_subject_hands_its_group_on() {
+        let events = PendingTable::new();
+        let mut s = Scheduler::new(&SHARED_PARTITION, 0, &events).unwrap();
+        // Groups [a, c] and [b]; a is group 0's active subject.
+        assert_eq!(s.start(TscCycles(0)), Decision::Run(A));
+        assert_eq!(s.stop_current(), Some(A));
+        assert_eq!(s.continue_frame(), Decision::Run(B));
+        // c, never switched to, now has group 0's turns.
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(C));
+        assert_eq!(s.on_frame_end(TscCycles(200)), Decision::Run(B));
+        assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Run(C));
+        // With every member stopped the group is skipped for good.
+        assert_eq!(s.stop_current(), Some(C));
+        assert_eq!(s.state(A), Some(SubjectState::Stopped));
+        assert_eq!(s.continue_frame(), Decision::Run(B));
+        assert_eq!(s.on_frame_end(TscCycles(400)), Decision::Resume);
+        assert_eq!(s.on_frame_end(TscCycles(500)), Decision::Resume);
+        assert_eq!(s.current(), Some(B));
     }
 
     /// Two plans on CPU 0: plan 0 is p_a [0,100), p_b [100,300); plan 1 is
