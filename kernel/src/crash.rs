@@ -323,6 +323,20 @@ pub fn exit_stop(cpu: &CpuCore, frame: &GuestRegs) {
     write(record);
 }
 
+/// A fault of `by` that restarts it (`onFault="restartSubject"`):
+/// `subject_restarted`, with the exit and its registers. The system goes
+/// on, so the CPU may write again afterwards (a later restart or stop
+/// overwrites this record in its slot).
+pub fn subject_restarted(cpu: &CpuCore, frame: &GuestRegs, by: SubjectId) {
+    let (number, _) = region::whose(cpu);
+    let mut record = new_record(Reason::SubjectRestarted, number, Some(by));
+    record.set_exit(region::exit_info());
+    record.set_guest(region::guest_registers(frame));
+    write(record);
+    let bit = 1u64.checked_shl(number.get()).unwrap_or(0);
+    RECORDING.fetch_and(!bit, Ordering::Relaxed);
+}
+
 /// A subject raised an event whose kernel action is `panic`: `panic_action`,
 /// with the exit (its VMCALL) and its registers.
 pub fn panic_action(cpu: &CpuCore, frame: &GuestRegs, by: SubjectId) {

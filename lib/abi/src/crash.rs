@@ -223,11 +223,15 @@ pub enum Reason {
     UnexpectedNmi = 7,
     /// A machine-check exception; [`Record::machine_check`] holds the bank.
     MachineCheck = 8,
+    /// A subject faulted and was restarted (`onFault="restartSubject"`);
+    /// the system went on. [`Record::exit`] and [`Record::guest`] hold the
+    /// fault.
+    SubjectRestarted = 9,
 }
 
 impl Reason {
     /// Every reason, in number order.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::RootException,
         Reason::VmEntryFailure,
         Reason::VmxInstructionFailed,
@@ -236,6 +240,7 @@ impl Reason {
         Reason::BootCapability,
         Reason::UnexpectedNmi,
         Reason::MachineCheck,
+        Reason::SubjectRestarted,
     ];
 
     /// Decode a reason number; `None` for unknown values (0 is never a
@@ -250,6 +255,7 @@ impl Reason {
             6 => Some(Self::BootCapability),
             7 => Some(Self::UnexpectedNmi),
             8 => Some(Self::MachineCheck),
+            9 => Some(Self::SubjectRestarted),
             _ => None,
         }
     }
@@ -265,6 +271,7 @@ impl Reason {
             Self::BootCapability => "boot_capability",
             Self::UnexpectedNmi => "unexpected_nmi",
             Self::MachineCheck => "machine_check",
+            Self::SubjectRestarted => "subject_restarted",
         }
     }
 }

@@ -21,6 +21,7 @@ use std::collections::HashMap;
 
 use septum_abi::SubjectId;
 use septum_abi::hypercall::MAX_EVENTS;
+use septum_kerncore::lifecycle::{Fallback, RestartPolicy};
 use septum_kerncore::spec::{FaultAction, SourceEvent};
 
 use crate::error::{ComposeError, fail};
@@ -74,11 +75,26 @@ pub fn kernel_action(action: KernelAction) -> Result<KernelAction, String> {
     }
 }
 
-/// The kernel's fault action for the policy's `onFault`.
-pub const fn fault_action(on_fault: OnFault) -> FaultAction {
+/// The kernel's fault action for the policy's `onFault` (`restart`: the
+/// subject's restart limit and fallback, used by `restartSubject`).
+pub const fn fault_action(on_fault: OnFault, restart: RestartPolicy) -> FaultAction {
     match on_fault {
         OnFault::StopSystem => FaultAction::StopSystem,
         OnFault::StopSubject => FaultAction::StopSubject,
+        OnFault::RestartSubject => FaultAction::RestartSubject(restart),
+    }
+}
+
+/// A subject's restart limit and fallback (`restartLimit`,
+/// `onRestartLimit`, or their defaults; the rules have checked the range
+/// and that the fallback is no restart).
+pub fn restart_policy(subject: &septum_policy::model::Subject) -> RestartPolicy {
+    RestartPolicy {
+        limit: u16::try_from(subject.restart_limit()).unwrap_or(u16::MAX),
+        fallback: match subject.restart_fallback() {
+            OnFault::StopSubject => Fallback::StopSubject,
+            OnFault::StopSystem | OnFault::RestartSubject => Fallback::StopSystem,
+        },
     }
 }
 
@@ -87,6 +103,15 @@ pub const fn on_fault_name(action: FaultAction) -> &'static str {
     match action {
         FaultAction::StopSystem => "stopSystem",
         FaultAction::StopSubject => "stopSubject",
+        FaultAction::RestartSubject(_) => "restartSubject",
+    }
+}
+
+/// The policy's `onRestartLimit` spelling of a fallback.
+pub const fn fallback_name(fallback: Fallback) -> &'static str {
+    match fallback {
+        Fallback::StopSubject => "stopSubject",
+        Fallback::StopSystem => "stopSystem",
     }
 }
 
@@ -236,15 +261,28 @@ mod tests {
 
     #[test]
     fn fault_actions_keep_the_policy_spelling() {
-        for on_fault in [OnFault::StopSystem, OnFault::StopSubject] {
-            let name = on_fault_name(fault_action(on_fault));
+        let restart = RestartPolicy {
+            limit: 2,
+            fallback: Fallback::StopSubject,
+        };
+        for on_fault in [
+            OnFault::StopSystem,
+            OnFault::StopSubject,
+            OnFault::RestartSubject,
+        ] {
+            let name = on_fault_name(fault_action(on_fault, restart));
             assert_eq!(
                 name,
                 match on_fault {
                     OnFault::StopSystem => "stopSystem",
                     OnFault::StopSubject => "stopSubject",
+                    OnFault::RestartSubject => "restartSubject",
                 }
             );
         }
+        assert_eq!(
+            fault_action(OnFault::RestartSubject, restart),
+            FaultAction::RestartSubject(restart)
+        );
     }
 }

@@ -403,6 +403,8 @@ fn subject_input(
         symbols: symbols.unwrap_or_default(),
         cpu: s.cpu.value.0,
         on_fault: s.on_fault.value,
+        restart: crate::events::restart_policy(s),
+        default_fault_action: s.relies_on_default_fault_action(),
         stack_size: s.stack_size.value,
         maps,
         devices,

@@ -16,6 +16,7 @@
 //! and every output depend on it, so the same policy gives the same bytes.
 
 use septum_abi::{PhysAddr, VirtAddr};
+use septum_kerncore::lifecycle::RestartPolicy;
 pub use septum_policy::model::{Caching, EventMode, KernelAction, OnFault, Profile};
 
 use crate::elf::SubjectImage;
@@ -155,6 +156,11 @@ pub struct SubjectInput {
     pub cpu: u32,
     /// Fault action.
     pub on_fault: OnFault,
+    /// Restart limit and fallback (used with `OnFault::RestartSubject`).
+    pub restart: RestartPolicy,
+    /// Whether the policy left `onFault` out (the default applies; the
+    /// report says so).
+    pub default_fault_action: bool,
     /// Stack size in bytes (a multiple of 4 KiB).
     pub stack_size: u64,
     /// Memory maps.

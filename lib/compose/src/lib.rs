@@ -44,6 +44,7 @@ pub mod paging;
 pub mod pipeline;
 pub mod placement;
 pub mod plan;
+pub mod pristine;
 pub mod profile;
 pub mod report;
 pub mod specgen;
@@ -62,6 +63,10 @@ pub struct Composed {
     /// Each subject's name and symbol map, in policy order (written as
     /// `symbols/NAME.txt` by [`output::write_symbols`]).
     pub symbols: Vec<(String, symbols::SymbolMap)>,
+    /// Located warnings about the composed system (a subject on the
+    /// default fault action: [`report::default_fault_warnings`]); empty
+    /// for [`compose_input`], which has no policy to locate them in.
+    pub warnings: Vec<septum_policy::Diagnostic>,
 }
 
 /// Why a validated policy did not compose.
@@ -109,7 +114,9 @@ fn compose_located(
             None => Failure::Compose(e.message),
         }
     })?;
-    finish(input, composition)
+    let mut composed = finish(input, composition)?;
+    composed.warnings = report::default_fault_warnings(policy);
+    Ok(composed)
 }
 
 /// [`compose_policy`], with the image's policy hash computed from the
@@ -163,5 +170,6 @@ fn finish(
         composition,
         spec,
         symbols,
+        warnings: Vec::new(),
     })
 }

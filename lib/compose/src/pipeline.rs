@@ -33,6 +33,7 @@ use crate::input::{Caching, SystemInput};
 use crate::paging::{Format, KernelTables, Rights};
 use crate::placement::{self, Placer, RegionRequest};
 use crate::plan;
+use crate::pristine;
 use crate::subjects::{self, SubjectContext};
 use crate::system::{Composition, DeviceOwner, DeviceOwnership, RegionKind, SubjectOut};
 
@@ -70,9 +71,16 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         subjects.push(subject);
     }
 
-    // 5. The kernel's own tables.
+    // 5. Pristine copies for restarts, then the kernel's own tables.
+    let restart_images = pristine::plan(&mut placer, &subjects)?;
     placer.origin = None;
-    let kernel_pml4 = kernel_tables(&mut placer, &vmxon, &subjects, &placed.crash_audit)?;
+    let kernel_pml4 = kernel_tables(
+        &mut placer,
+        &vmxon,
+        &subjects,
+        &placed.crash_audit,
+        &pristine::identity_maps(&restart_images),
+    )?;
 
     // 6. The plan; every info page carries the boot major frame's length,
     // known only now.
@@ -123,6 +131,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         schedule,
         device_owners,
         crash_audit: placed.crash_audit,
+        restart_images,
     })
 }
 
@@ -136,6 +145,7 @@ fn kernel_tables(
     vmxon: &[PhysAddr],
     subjects: &[SubjectOut],
     crash_audit: &CrashAudit,
+    restart_maps: &[(PhysAddr, u64, bool)],
 ) -> Result<PhysAddr, ComposeError> {
     let mut kernel = KernelTables::new(Format::Ia32e, true);
     let mut identity = |start: PhysAddr, size: u64, rights: Rights| {
@@ -158,6 +168,9 @@ fn kernel_tables(
         ..Rights::of(true, false, Caching::Uc)
     };
     identity(crash_audit.start, crash_audit.size, uncached)?;
+    for &(start, size, writable) in restart_maps {
+        identity(start, size, wb(writable, false))?;
+    }
     let tables = placer.place(RegionRequest::kernel(
         "pt",
         RegionKind::KernelPageTables,

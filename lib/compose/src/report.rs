@@ -13,15 +13,102 @@
 //! `crash_audit`, caching UC) and once more on its own line with its slot
 //! count and the image's policy hash, the value `septum crash decode
 //! --policy-hash` compares records with.
+//!
+//! Each subject's fault action is stated with where it comes from: a
+//! subject that relies on the default (`stopSystem`, no `onFault` in the
+//! policy) is marked `(default)`, and [`default_fault_warnings`] gives the
+//! located warning `septum compose` prints for it (any fault of such a
+//! subject, even a HLT or a CPUID, stops the whole system). A restartable
+//! subject shows its restart limit and fallback and every region its
+//! restart re-initialises (zero-filled, or copied from its pristine copy,
+//! see [`crate::pristine`]).
 
 use std::fmt::Write;
 
 use serde_json::{Value, json};
 
-use septum_kerncore::spec::SourceEvent;
+use septum_kerncore::lifecycle::{RestartRegion, RestartSource};
+use septum_kerncore::spec::{FaultAction, SourceEvent};
 
-use crate::events::on_fault_name;
-use crate::system::{Composition, DeviceOwner, MappingKind};
+use crate::events::{fallback_name, on_fault_name};
+use crate::system::{Composition, DeviceOwner, MappingKind, SubjectOut};
+
+/// Rule id of the warning for a subject on the default fault action.
+pub const RULE_DEFAULT_FAULT_ACTION: &str = "compose-default-fault-action";
+
+/// One located warning per subject whose policy leaves `onFault` out.
+pub fn default_fault_warnings(policy: &septum_policy::Policy) -> Vec<septum_policy::Diagnostic> {
+    policy
+        .subjects
+        .iter()
+        .filter(|s| s.relies_on_default_fault_action())
+        .map(|s| {
+            let mut warning = septum_policy::Diagnostic::warning(
+                RULE_DEFAULT_FAULT_ACTION,
+                s.span,
+                format!(
+                    "subject \"{}\" relies on the default fault action stopSystem: any fault \
+                     it causes (even HLT or CPUID) stops the whole system",
+                    s.name.as_str()
+                ),
+            );
+            warning.help = Some(
+                "state onFault=\"stopSystem\" if that is meant, or choose \"stopSubject\" or \
+                 \"restartSubject\""
+                    .to_owned(),
+            );
+            warning
+        })
+        .collect()
+}
+
+/// The fault action as the report states it: `stopSystem (default)`,
+/// `restartSubject (limit N, then ACTION)`, or the policy's word.
+fn fault_text(s: &SubjectOut) -> String {
+    match s.fault_action {
+        FaultAction::RestartSubject(p) => format!(
+            "restartSubject (limit {}, then {})",
+            p.limit,
+            fallback_name(p.fallback)
+        ),
+        action if s.default_fault_action => format!("{} (default)", on_fault_name(action)),
+        action => on_fault_name(action).to_owned(),
+    }
+}
+
+/// What a restart of subject `id` re-initialises, as JSON (`null` when it
+/// cannot restart).
+fn restart_json(c: &Composition, s: &SubjectOut, id: usize) -> Value {
+    let FaultAction::RestartSubject(p) = s.fault_action else {
+        return Value::Null;
+    };
+    let regions: Vec<Value> = image_of_owned(c, id)
+        .iter()
+        .map(|r| {
+            json!({
+                "start": hex(r.start.get()),
+                "size": r.size,
+                "from": match r.source {
+                    RestartSource::Zero => Value::from("zero"),
+                    RestartSource::Copy(from) => Value::from(hex(from.get())),
+                },
+            })
+        })
+        .collect();
+    json!({
+        "limit": p.limit,
+        "then": fallback_name(p.fallback),
+        "regions": regions,
+    })
+}
+
+/// The restart regions of subject `id` (empty if it has none).
+fn image_of_owned(c: &Composition, id: usize) -> &[RestartRegion] {
+    c.restart_images
+        .iter()
+        .find(|image| image.subject.index() == id)
+        .map_or(&[], |image| image.regions.as_slice())
+}
 
 fn hex(v: u64) -> String {
     format!("{v:#x}")
@@ -160,6 +247,8 @@ pub fn json_report(c: &Composition) -> Value {
                 "cpu": s.cpu,
                 "vpid": s.vpid,
                 "on_fault": on_fault_name(s.fault_action),
+                "on_fault_default": s.default_fault_action,
+                "restart": restart_json(c, s, id),
                 "entry": hex(s.guest.rip.get()),
                 "cr3": hex(s.guest.cr3.get()),
                 "eptp": hex(s.eptp),
@@ -327,7 +416,7 @@ pub fn text_report(c: &Composition) -> String {
             s.guest.rip.get(),
             s.guest.cr3.get(),
             s.eptp,
-            on_fault_name(s.fault_action)
+            fault_text(s)
         );
         let _ = writeln!(
             o,
@@ -349,6 +438,18 @@ pub fn text_report(c: &Composition) -> String {
                 c.regions[m.region].caching.as_str(),
                 kind_name(m.kind),
                 m.name
+            );
+        }
+        for r in image_of_owned(c, id) {
+            let from = match r.source {
+                RestartSource::Zero => "zero-filled".to_owned(),
+                RestartSource::Copy(from) => format!("copied from {:#018x}", from.get()),
+            };
+            let _ = writeln!(
+                o,
+                "    restart re-initialises {:#018x} {:>#10x} {from}",
+                r.start.get(),
+                r.size
             );
         }
     }

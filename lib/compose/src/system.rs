@@ -12,6 +12,7 @@
 use std::ops::{Index, IndexMut};
 
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, VirtAddr};
+use septum_kerncore::lifecycle::RestartImage;
 use septum_kerncore::spec::{self, FaultAction, GuestState, Owned, SourceEvent, VmxControls};
 
 use crate::alloc::KERNEL_WINDOWS;
@@ -67,6 +68,9 @@ pub enum RegionKind {
     Memory,
     /// A channel.
     Channel,
+    /// The pristine copy of a restartable subject's writable region
+    /// (mapped by the kernel only, read-only; see [`crate::pristine`]).
+    Pristine,
 }
 
 /// Whom a region belongs to.
@@ -232,6 +236,9 @@ pub struct SubjectOut {
     pub guest: GuestState,
     /// What the kernel does on an unrouted exit.
     pub fault_action: FaultAction,
+    /// Whether `fault_action` is the default because the policy gave none
+    /// (the report states it and warns).
+    pub default_fault_action: bool,
     /// Every mapping (virtual and EPT-only).
     pub mappings: Vec<Mapping>,
     /// Source events by number.
@@ -299,6 +306,9 @@ pub struct Composition {
     /// The crash-audit region. Not in [`Composition::regions`]: `septum
     /// pack` must neither load nor zero it (see [`crate::crash_audit`]).
     pub crash_audit: CrashAudit,
+    /// What a restart re-initialises, per restartable subject
+    /// ([`crate::pristine`]).
+    pub restart_images: Vec<RestartImage<Owned>>,
 }
 
 impl Composition {

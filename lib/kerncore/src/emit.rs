@@ -70,7 +70,7 @@ impl RustWriter {
         self.out
     }
 
-    fn text(&mut self, args: fmt::Arguments<'_>) {
+    pub(crate) fn text(&mut self, args: fmt::Arguments<'_>) {
         // Writing to a `String` cannot fail.
         let _ = self.out.write_fmt(args);
     }
@@ -82,7 +82,7 @@ impl RustWriter {
     }
 
     /// `path {` then one `name: value,` line per field, then `}`.
-    fn block(&mut self, path: fmt::Arguments<'_>, fields: &[(&str, &dyn EmitRust)]) {
+    pub(crate) fn block(&mut self, path: fmt::Arguments<'_>, fields: &[(&str, &dyn EmitRust)]) {
         self.text(format_args!("{path} {{\n"));
         let outer = self.indent;
         self.indent = outer.saturating_add(INDENT);
@@ -98,7 +98,7 @@ impl RustWriter {
     }
 
     /// `path { name: value, ... }` on one line.
-    fn inline(&mut self, path: fmt::Arguments<'_>, fields: &[(&str, &dyn EmitRust)]) {
+    pub(crate) fn inline(&mut self, path: fmt::Arguments<'_>, fields: &[(&str, &dyn EmitRust)]) {
         self.text(format_args!("{path} {{"));
         let mut separator = " ";
         for (name, value) in fields {
@@ -110,7 +110,7 @@ impl RustWriter {
     }
 
     /// `&[` then one `item,` line per item, then `]`.
-    fn block_list<T: EmitRust>(&mut self, items: &[T]) {
+    pub(crate) fn block_list<T: EmitRust>(&mut self, items: &[T]) {
         self.out.push_str("&[\n");
         let outer = self.indent;
         self.indent = outer.saturating_add(INDENT);
@@ -173,7 +173,7 @@ pub fn spec_source<S: Storage>(spec: &SystemSpec<S>, crash_audit: &CrashAuditSpe
 }
 
 /// A number written in hex (addresses, masks, control words).
-struct Hex(u64);
+pub(crate) struct Hex(pub(crate) u64);
 
 impl EmitRust for Hex {
     fn emit_rust(&self, w: &mut RustWriter) {
@@ -182,7 +182,7 @@ impl EmitRust for Hex {
 }
 
 /// A number written in decimal (counts, ids, rates).
-struct Dec(u64);
+pub(crate) struct Dec(pub(crate) u64);
 
 impl EmitRust for Dec {
     fn emit_rust(&self, w: &mut RustWriter) {
@@ -354,6 +354,12 @@ impl EmitRust for FaultAction {
         let variant = match self {
             FaultAction::StopSystem => "StopSystem",
             FaultAction::StopSubject => "StopSubject",
+            FaultAction::RestartSubject(policy) => {
+                w.text(format_args!("{SPEC}::FaultAction::RestartSubject("));
+                policy.emit_rust(w);
+                w.out.push(')');
+                return;
+            }
         };
         w.text(format_args!("{SPEC}::FaultAction::{variant}"));
     }

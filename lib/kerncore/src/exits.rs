@@ -146,6 +146,15 @@ pub enum Decision {
         /// The faulting subject, never scheduled again.
         by: SubjectId,
     },
+    /// A fault of a subject whose `onFault` is `restartSubject`; it still
+    /// has the CPU. The arch layer reports the fault, then asks
+    /// [`crate::lifecycle::after_fault`] what follows.
+    Restart {
+        /// The faulting subject.
+        by: SubjectId,
+        /// Its restart limit and fallback.
+        policy: crate::lifecycle::RestartPolicy,
+    },
 }
 
 /// Decide what `exit` does on the CPU whose scheduler is `cpu`. Inlined, so
@@ -250,6 +259,10 @@ fn fault(cpu: &mut Scheduler<'_>) -> Decision {
     match action {
         Some(FaultAction::StopSubject) => match cpu.stop_current() {
             Some(by) => Decision::SubjectStopped { by },
+            None => Decision::StopSystem { by: None },
+        },
+        Some(FaultAction::RestartSubject(policy)) => match cpu.current() {
+            Some(by) => Decision::Restart { by, policy },
             None => Decision::StopSystem { by: None },
         },
         Some(FaultAction::StopSystem) | None => Decision::StopSystem { by: cpu.current() },

@@ -176,6 +176,10 @@ pub enum FaultAction {
     StopSystem,
     /// Report and never schedule this subject again; its minor frames idle.
     StopSubject,
+    /// Report, re-initialise the subject and start it again in its next
+    /// frame; after `limit` such restarts, `fallback` (see
+    /// [`crate::lifecycle`]).
+    RestartSubject(crate::lifecycle::RestartPolicy),
 }
 
 /// One subject (a native program in VMX non-root mode).

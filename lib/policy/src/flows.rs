@@ -33,7 +33,7 @@
 
 use std::collections::VecDeque;
 
-use crate::model::{ChannelRole, EventMode, FlowDeny, KernelAction, OnFault, Policy, SubjectIdx};
+use crate::model::{ChannelRole, EventMode, FlowDeny, KernelAction, Policy, SubjectIdx};
 use crate::source::Span;
 
 /// How information moves along a [`Flow`].
@@ -305,7 +305,7 @@ fn events(policy: &Policy, out: &mut Vec<Flow>) {
 
 fn faults(policy: &Policy, out: &mut Vec<Flow>) {
     for (s, subject) in subjects(policy) {
-        if subject.on_fault.value != OnFault::StopSystem {
+        if !subject.fault_can_stop_system() {
             continue;
         }
         for (t, other) in subjects(policy) {
@@ -570,7 +570,7 @@ impl Graph {
         );
         graph.edge(fault, everyone, policy.span);
         for (s, subject) in subjects(policy) {
-            if subject.on_fault.value == OnFault::StopSystem {
+            if subject.fault_can_stop_system() {
                 graph.edge(s.index(), fault, subject.on_fault.span);
             }
         }

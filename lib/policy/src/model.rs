@@ -241,6 +241,10 @@ pub enum Profile {
     Native,
 }
 
+/// Restarts a subject with `onFault="restartSubject"` gets when the policy
+/// gives no `restartLimit`.
+pub const DEFAULT_RESTART_LIMIT: u64 = 3;
+
 /// What the kernel does when a subject faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OnFault {
@@ -248,6 +252,9 @@ pub enum OnFault {
     StopSystem,
     /// Stop only the faulting subject.
     StopSubject,
+    /// Restart only the faulting subject, up to its restart limit; then
+    /// its `onRestartLimit` action.
+    RestartSubject,
 }
 
 /// The kind of a subject's source event group.
@@ -587,6 +594,12 @@ pub struct Subject {
     pub cpu: Spanned<CpuId>,
     /// Fault policy (default stopSystem).
     pub on_fault: Spanned<OnFault>,
+    /// `restartLimit`: restarts allowed with `onFault="restartSubject"`
+    /// (default [`DEFAULT_RESTART_LIMIT`]; rules check 1..=65535).
+    pub restart_limit: Option<Spanned<u64>>,
+    /// `onRestartLimit`: the fault action after the last restart (default
+    /// stopSystem; rules refuse restartSubject).
+    pub on_restart_limit: Option<Spanned<OnFault>>,
     /// Stack size in bytes (default `septum_abi::layout::SUBJECT_STACK_SIZE`).
     pub stack_size: Spanned<u64>,
     /// `allowWritableExecutable` (default false): the opt-in that lets this
@@ -609,6 +622,38 @@ impl Subject {
     /// Every source event of every group, in document order.
     pub fn source_events(&self) -> impl Iterator<Item = &SourceEvent> {
         self.source_groups.iter().flat_map(|g| g.events.iter())
+    }
+
+    /// The restart limit (`restartLimit`, or its default).
+    pub fn restart_limit(&self) -> u64 {
+        self.restart_limit
+            .as_ref()
+            .map_or(DEFAULT_RESTART_LIMIT, |limit| limit.value)
+    }
+
+    /// The action after the last restart (`onRestartLimit`, or stopSystem).
+    pub fn restart_fallback(&self) -> OnFault {
+        self.on_restart_limit
+            .as_ref()
+            .map_or(OnFault::StopSystem, |fallback| fallback.value)
+    }
+
+    /// Whether the policy leaves `onFault` out, so the default
+    /// (stopSystem) applies: the parser gives a defaulted value the
+    /// element's own span.
+    pub fn relies_on_default_fault_action(&self) -> bool {
+        self.on_fault.span == self.span
+    }
+
+    /// Whether a fault of this subject can stop the whole system: its
+    /// `onFault` is stopSystem, or restartSubject with stopSystem after the
+    /// last restart.
+    pub fn fault_can_stop_system(&self) -> bool {
+        match self.on_fault.value {
+            OnFault::StopSystem => true,
+            OnFault::StopSubject => false,
+            OnFault::RestartSubject => self.restart_fallback() == OnFault::StopSystem,
+        }
     }
 }
 

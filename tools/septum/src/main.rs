@@ -282,6 +282,7 @@ fn compose(policy: &Path, binaries: &Path, out: &Path, json: bool) -> Result<Exi
             bail!("cannot compose {}: {message}", policy.display())
         }
     };
+    diagnostics.extend(composed.warnings.iter().cloned());
     print_diagnostics(&diagnostics, &loaded.sources, json);
     output::write_dir(out, &composed.composition, &composed.spec)
         .and_then(|()| output::write_symbols(out, &composed.symbols))

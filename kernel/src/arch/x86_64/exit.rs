@@ -246,21 +246,21 @@ unsafe extern "C" {
 /// SSE state.
 #[repr(C, align(16))]
 #[derive(Clone, Copy)]
-struct FpuState([u8; 512]);
+pub struct FpuState([u8; 512]);
 
 /// What the kernel keeps of a subject while it is not loaded. All zero at
 /// boot, so the slots live in `.bss` and cost nothing in the image.
-struct SubjectContext {
+pub struct SubjectContext {
     /// Registers, while the subject is not in the exit frame.
-    regs: GuestRegs,
+    pub regs: GuestRegs,
     /// x87/MMX/SSE state (FXSAVE format).
-    fpu: FpuState,
+    pub fpu: FpuState,
     /// CR2: MOV to and from CR2 does not exit in VMX non-root mode and the
     /// VMCS does not hold it (docs/kernel.md, "Architectural state per
     /// subject").
-    cr2: u64,
+    pub cr2: u64,
     /// Whether the subject's VMCS has been launched.
-    launched: bool,
+    pub launched: bool,
 }
 
 /// One context slot per subject, indexed by subject id. A slot belongs to
@@ -609,6 +609,12 @@ fn execute(
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
             }
+            Decision::Restart { by, policy } => {
+                let verdict;
+                (verdict, decision) = crate::lifecycle::after_fault(&mut cpu.scheduler, by, policy);
+                crate::lifecycle::report(cpu, frame, by, policy, verdict);
+                continue;
+            }
             Decision::SubjectStopped { by } => {
                 kprintln!(
                     "septum: subject \"{}\" stopped; system continues",
@@ -683,6 +689,7 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         kprintln!("septum: system stopped (fail-closed)");
         stop()
     };
+    let number = cpu.number;
     let previous = cpu.loaded;
     let switching = previous.map(|loaded| loaded.id()) != Some(subject);
     if switching {
@@ -713,6 +720,7 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         // only in its exception report, which resets the machine.
         unsafe { cpu::write_cr2(context.cr2) };
     }
+    super::restart::restart_if_requested(number, vmcs, context, frame);
     if context.launched {
         0
     } else {
@@ -721,7 +729,7 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
     }
 }
 
-fn fxsave(area: &mut FpuState) {
+pub fn fxsave(area: &mut FpuState) {
     // Safety: FXSAVE writes exactly 512 bytes to a 16-byte aligned area the
     // kernel owns; CR0.EM and CR0.TS are clear (cpu::fpu_reset at boot).
     unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack)) }

@@ -19,6 +19,7 @@
 //! - `vmcs`: one-time VMCS initialisation per subject.
 //! - `percpu`: the per-CPU block (exit and IST stacks, TSS/IDT, scheduler,
 //!   loaded subject), reached from the exit frame.
+//! - `restart`: re-initialising a subject before it restarts.
 //! - `exit`: the VM-exit path and the execution of scheduler decisions.
 //! - `no_panic`: the link-time proof that no panic path survives.
 
@@ -33,6 +34,7 @@ pub mod nmi;
 pub mod no_panic;
 pub mod percpu;
 pub mod pit;
+pub mod restart;
 pub mod serial;
 pub mod smp;
 pub mod vmcs;

@@ -197,7 +197,7 @@ fn every_reason_round_trips_and_zero_is_none() {
         assert_eq!(Reason::from_u32(reason as u32), Some(reason));
     }
     assert_eq!(Reason::from_u32(0), None);
-    assert_eq!(Reason::from_u32(9), None);
+    assert_eq!(Reason::from_u32(10), None);
 }
 
 #[test]

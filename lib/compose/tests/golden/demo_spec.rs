@@ -127,3 +127,6 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
 /// Where fail-closed paths leave their crash records (docs/crash.md).
 #[allow(dead_code, reason = "read once the kernel writes crash records")]
 pub static CRASH_AUDIT: septum_kerncore::spec::CrashAuditSpec = septum_kerncore::spec::CrashAuditSpec { start: septum_abi::PhysAddr(0x8000000), size: 0x2000, slot_count: 1, policy_hash: 0x0 };
+/// What a restart re-initialises, per restartable subject (docs/kernel.md).
+#[allow(dead_code, reason = "read by the kernel's restart path only")]
+pub static RESTART_IMAGES: &[septum_kerncore::lifecycle::RestartImage] = &[];

@@ -16,6 +16,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::*;
+use crate::lifecycle::{Fallback, RestartPolicy};
 use crate::spec::{Owned, Static};
 
 /// The golden crash-audit region.
@@ -65,10 +66,18 @@ fn every_source_event() -> Vec<SourceEvent> {
 
 /// Every fault action.
 fn every_fault_action() -> Vec<FaultAction> {
-    let all = vec![FaultAction::StopSystem, FaultAction::StopSubject];
+    let all = vec![
+        FaultAction::StopSystem,
+        FaultAction::StopSubject,
+        FaultAction::RestartSubject(RestartPolicy {
+            limit: 3,
+            fallback: Fallback::StopSystem,
+        }),
+    ];
     for action in &all {
         match action {
-            FaultAction::StopSystem | FaultAction::StopSubject => {}
+            FaultAction::StopSystem | FaultAction::StopSubject | FaultAction::RestartSubject(_) => {
+            }
         }
     }
     all
@@ -167,6 +176,7 @@ fn every_variant() -> SystemSpec<Owned> {
         subjects: vec![
             subject("a", 1, events, faults[0]),
             subject("b", 2, [None; MAX_EVENTS], faults[1]),
+            subject("c", 3, [None; MAX_EVENTS], faults[2]),
         ],
         partitions: vec![
             PartitionSpec {
@@ -182,7 +192,7 @@ fn every_variant() -> SystemSpec<Owned> {
         ],
         groups: vec![
             GroupSpec {
-                subjects: vec![SubjectId(0)],
+                subjects: vec![SubjectId(0), SubjectId(2)],
                 initial: SubjectId(0),
             },
             GroupSpec {

@@ -43,6 +43,7 @@ const CHANNEL_EVENT_MODES: &[(&str, EventMode)] = &[
 const ON_FAULT: &[(&str, OnFault)] = &[
     ("stopSystem", OnFault::StopSystem),
     ("stopSubject", OnFault::StopSubject),
+    ("restartSubject", OnFault::RestartSubject),
 ];
 
 const GROUP_KINDS: &[(&str, SourceGroupKind)] = &[("vmcall", SourceGroupKind::Vmcall)];
@@ -306,6 +307,8 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
             "binary",
             "cpu",
             "onFault",
+            "restartLimit",
+            "onRestartLimit",
             "stackSize",
             "allowWritableExecutable",
         ],
@@ -344,6 +347,8 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
         on_fault: ctx
             .opt_enum(el, "onFault", ON_FAULT)
             .unwrap_or(Spanned::new(OnFault::StopSystem, el.span())),
+        restart_limit: ctx.opt_number(el, "restartLimit"),
+        on_restart_limit: ctx.opt_enum(el, "onRestartLimit", ON_FAULT),
         stack_size: ctx.number_or(el, "stackSize", SUBJECT_STACK_SIZE),
         allow_writable_executable: ctx.boolean_or(el, "allowWritableExecutable", false),
         maps: Vec::new(),

@@ -43,6 +43,7 @@ pub mod events;
 pub mod flows;
 pub mod hardware;
 pub mod kernel;
+pub mod lifecycle;
 pub mod memory;
 pub mod names;
 pub mod scheduling;
@@ -190,6 +191,10 @@ pub static ALL: &[Rule] = &[
     subjects::PORT_NAME_TOO_LONG,
     subjects::NOT_SCHEDULED,
     subjects::SCHEDULED_TWICE,
+    lifecycle::RESTART_LIMIT_RANGE,
+    lifecycle::RESTART_UNUSED,
+    lifecycle::RESTART_FALLBACK,
+    lifecycle::RESTART_SHARED_MEMORY,
     scheduling::TICK_RATE_ZERO,
     scheduling::NO_MAJOR_FRAME,
     scheduling::PARTITION_EMPTY,

@@ -1,0 +1,68 @@
+//! Subject lifecycle in the kernel: what a fault of a restartable subject
+//! (`onFault="restartSubject"`) prints and records, and the system-wide
+//! restart state.
+//!
+//! The decision (count the restart against the limit, or apply the
+//! fallback) is kerncore's `lifecycle::after_fault`; the re-initialisation
+//! itself happens when the subject's CPU next enters it
+//! (`arch::x86_64::restart`). See docs/kernel.md, "Subject restart".
+
+use septum_abi::SubjectId;
+use septum_kerncore::exits::Decision;
+use septum_kerncore::lifecycle::{
+    self, Fallback, RestartLedger, RestartPolicy, RestartRequests, Verdict,
+};
+use septum_kerncore::plan::Scheduler;
+
+use crate::arch::x86_64::exit::GuestRegs;
+use crate::arch::x86_64::percpu::CpuCore;
+use crate::kprintln;
+use crate::system::SPEC;
+
+/// Pending restart requests (set by a fault here; taken before entry).
+pub static REQUESTS: RestartRequests = RestartRequests::new();
+
+/// Restarts so far per subject.
+pub static LEDGER: RestartLedger = RestartLedger::new();
+
+/// `by` faulted (its report is printed) and its fault action is
+/// `restartSubject` under `policy`: count the restart and mark it for its
+/// next entry, or apply the fallback (kerncore `lifecycle::after_fault`).
+/// Returns the verdict (for [`report`]) and what runs next.
+pub fn after_fault(
+    scheduler: &mut Scheduler<'static>,
+    by: SubjectId,
+    policy: RestartPolicy,
+) -> (Verdict, Decision) {
+    lifecycle::after_fault(scheduler, &LEDGER, &REQUESTS, by, policy)
+}
+
+/// Say what [`after_fault`] decided: a line, and for a restart a crash
+/// record (`subject_restarted`) with the fault; the fallbacks' own paths
+/// (`Decision::StopSystem`, `Decision::SubjectStopped`) report the rest.
+pub fn report(
+    cpu: &CpuCore,
+    frame: &GuestRegs,
+    by: SubjectId,
+    policy: RestartPolicy,
+    verdict: Verdict,
+) {
+    let name = SPEC.subjects.get(by.index()).map_or("?", |s| s.name);
+    match verdict {
+        Verdict::Restart { count } => {
+            kprintln!(
+                "septum: subject \"{name}\" restarts in its next frame (restart {count} of {})",
+                policy.limit
+            );
+            crate::crash::subject_restarted(cpu, frame, by);
+        }
+        Verdict::Fallback(fallback) => kprintln!(
+            "septum: subject \"{name}\" used up its {} restarts: {}",
+            policy.limit,
+            match fallback {
+                Fallback::StopSubject => "stopSubject",
+                Fallback::StopSystem => "stopSystem",
+            }
+        ),
+    }
+}
