@@ -303,7 +303,10 @@ fn load_linux(
     let (shown, kernel) = match binaries.read(&linux.kernel.value) {
         Ok(read) => read,
         Err(message) => {
-            errors.push(located(linux.kernel.span, format!("linux kernel: {message}")));
+            errors.push(located(
+                linux.kernel.span,
+                format!("linux kernel: {message}"),
+            ));
             return None;
         }
     };

@@ -128,7 +128,9 @@ pub fn parse<'a>(file: &str, data: &'a [u8]) -> Result<BzImage<'a>, LinuxError> 
     };
     let too_short = || error(format!("{} bytes: too short for a bzImage", data.len()));
     if u16_at(data, 0x1fe).ok_or_else(too_short)? != 0xaa55 {
-        return Err(error("no boot-sector signature 0xaa55 at 0x1fe: not a bzImage".into()));
+        return Err(error(
+            "no boot-sector signature 0xaa55 at 0x1fe: not a bzImage".into(),
+        ));
     }
     if u32_at(data, 0x202).ok_or_else(too_short)? != 0x5372_6448 {
         return Err(error(
@@ -183,9 +185,11 @@ pub fn parse<'a>(file: &str, data: &'a [u8]) -> Result<BzImage<'a>, LinuxError> 
         })?;
     // The header ends at 0x202 plus the jump offset at 0x201.
     let header_end = 0x202 + usize::from(data.get(0x201).copied().ok_or_else(too_short)?);
-    let header = data
-        .get(HEADER..header_end)
-        .ok_or_else(|| error(format!("setup header ends at {header_end:#x}, past the file")))?;
+    let header = data.get(HEADER..header_end).ok_or_else(|| {
+        error(format!(
+            "setup header ends at {header_end:#x}, past the file"
+        ))
+    })?;
     if u64::try_from(kernel.len()).unwrap_or(u64::MAX) > init_size {
         return Err(error(format!(
             "init_size (0x260) {init_size:#x} is smaller than the kernel ({:#x} bytes)",
@@ -291,9 +295,21 @@ pub fn boot_image(
     put(&mut boot, 0x218, &(initrd as u32).to_le_bytes());
     put(&mut boot, 0x21c, &(initrd_len as u32).to_le_bytes());
     put(&mut boot, 0x228, &(cmdline_at as u32).to_le_bytes());
-    put(&mut boot, BP_EXT_RAMDISK_IMAGE, &((initrd >> 32) as u32).to_le_bytes());
-    put(&mut boot, BP_EXT_RAMDISK_SIZE, &((initrd_len >> 32) as u32).to_le_bytes());
-    put(&mut boot, BP_EXT_CMD_LINE_PTR, &((cmdline_at >> 32) as u32).to_le_bytes());
+    put(
+        &mut boot,
+        BP_EXT_RAMDISK_IMAGE,
+        &((initrd >> 32) as u32).to_le_bytes(),
+    );
+    put(
+        &mut boot,
+        BP_EXT_RAMDISK_SIZE,
+        &((initrd_len >> 32) as u32).to_le_bytes(),
+    );
+    put(
+        &mut boot,
+        BP_EXT_CMD_LINE_PTR,
+        &((cmdline_at >> 32) as u32).to_le_bytes(),
+    );
     // e820: the subject's RAM is the only usable memory.
     put(&mut boot, BP_E820_ENTRIES, &[1]);
     let mut entry = [0u8; 20];
@@ -405,7 +421,12 @@ mod tests {
         d[0x260..0x264].copy_from_slice(&0x800u32.to_le_bytes());
         assert!(parse("k", &d).unwrap_err().message.contains("init_size"));
         let d = sample(0x1000);
-        assert!(parse("k", &d[..1024]).unwrap_err().message.contains("setup_sects"));
+        assert!(
+            parse("k", &d[..1024])
+                .unwrap_err()
+                .message
+                .contains("setup_sects")
+        );
     }
 
     #[test]
