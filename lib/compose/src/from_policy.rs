@@ -212,6 +212,11 @@ pub fn system_input(
     let mut images: HashMap<&str, Option<Loaded>> = HashMap::new();
     let mut subjects = Vec::with_capacity(policy.subjects.len());
     for s in &policy.subjects {
+        if let Some(linux) = &s.linux {
+            let loaded = load_linux(binaries, linux, &mut errors);
+            subjects.push(subject_input(policy, s, loaded, &mut errors));
+            continue;
+        }
         let loaded = images
             .entry(s.binary.value.as_str())
             .or_insert_with(|| load_binary(binaries, &s.binary.value, s.binary.span, &mut errors))
@@ -281,6 +286,59 @@ fn load_binary(
                 span,
                 format!("subject binary: {message}"),
             ));
+            None
+        }
+    }
+}
+
+/// The image of a `vm` subject that boots Linux: the kernel and initramfs
+/// from the binaries directory, laid out by [`crate::linux`]. Errors are
+/// located at the `<linux>` element (or its `kernel` attribute).
+fn load_linux(
+    binaries: &dyn Binaries,
+    linux: &model::LinuxBoot,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Loaded> {
+    let located = |span: Span, message: String| Diagnostic::error(RULE_BINARY, span, message);
+    let (shown, kernel) = match binaries.read(&linux.kernel.value) {
+        Ok(read) => read,
+        Err(message) => {
+            errors.push(located(
+                linux.kernel.span,
+                format!("linux kernel: {message}"),
+            ));
+            return None;
+        }
+    };
+    let initrd = match &linux.initrd {
+        Some(name) => match binaries.read(&name.value) {
+            Ok((_, bytes)) => bytes,
+            Err(message) => {
+                errors.push(located(name.span, format!("linux initrd: {message}")));
+                return None;
+            }
+        },
+        None => Vec::new(),
+    };
+    let result = crate::linux::parse(&shown, &kernel).and_then(|image| {
+        crate::linux::boot_image(
+            &shown,
+            &image,
+            &crate::linux::BootConfig {
+                initrd: &initrd,
+                cmdline: &linux.cmdline.value,
+                ram_size: linux.ram_size.value,
+            },
+        )
+    });
+    match result {
+        Ok((image, _)) => Some(Loaded {
+            image,
+            needs: None,
+            symbols: SymbolMap::default(),
+        }),
+        Err(e) => {
+            errors.push(located(linux.span, format!("linux: {e}")));
             None
         }
     }

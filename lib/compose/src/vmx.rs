@@ -65,7 +65,11 @@ pub mod exit {
     pub const HOST_ADDRESS_SPACE_SIZE: u32 = 1 << 9;
     /// Acknowledge interrupt on exit.
     pub const ACK_INTERRUPT_ON_EXIT: u32 = 1 << 15;
-    /// Save IA32_EFER.
+    /// Save IA32_PAT on exit.
+    pub const SAVE_IA32_PAT: u32 = 1 << 18;
+    /// Load IA32_PAT on exit.
+    pub const LOAD_IA32_PAT: u32 = 1 << 19;
+    /// Save IA32_EFER on exit.
     pub const SAVE_IA32_EFER: u32 = 1 << 20;
     /// Load IA32_EFER.
     pub const LOAD_IA32_EFER: u32 = 1 << 21;
@@ -77,6 +81,8 @@ pub mod entry {
     pub const IA32E_MODE_GUEST: u32 = 1 << 9;
     /// Load IA32_EFER.
     pub const LOAD_IA32_EFER: u32 = 1 << 15;
+    /// Load IA32_PAT on entry.
+    pub const LOAD_IA32_PAT: u32 = 1 << 14;
 }
 
 /// Control register and EFER bits (SDM Vol. 3A 2.5, 2.2.1).
@@ -93,6 +99,14 @@ pub mod cr {
     pub const CR0_WP: u64 = 1 << 16;
     /// CR0.PG: paging.
     pub const CR0_PG: u64 = 1 << 31;
+    /// CR0.NW (not write-through).
+    pub const CR0_NW: u64 = 1 << 29;
+    /// CR0.CD (cache disable).
+    pub const CR0_CD: u64 = 1 << 30;
+    /// CR4.VMXE (VMX enable).
+    pub const CR4_VMXE: u64 = 1 << 13;
+    /// CR4.SMXE (SMX enable).
+    pub const CR4_SMXE: u64 = 1 << 14;
     /// CR4.PAE.
     pub const CR4_PAE: u64 = 1 << 5;
     /// EFER.LME.

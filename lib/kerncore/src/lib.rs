@@ -38,4 +38,5 @@ pub mod spec;
 pub mod sync;
 #[cfg(test)]
 mod testing;
+pub mod vm;
 pub mod vmx;

@@ -236,9 +236,11 @@ pub use septum_kerncore::spec::KernelAction;
 /// What kind of program a subject is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Profile {
-    /// A native 64-bit program built with the SDK. (`vm` is rejected by the
-    /// loader for now.)
+    /// A native 64-bit program built with the SDK.
     Native,
+    /// A virtual machine booting an unmodified kernel; only with a
+    /// `<linux>` boot (the loader rejects any other `vm` subject).
+    Vm,
 }
 
 /// Restarts a subject with `onFault="restartSubject"` gets when the policy
@@ -616,6 +618,25 @@ pub struct Subject {
     pub targets: Vec<TargetEvent>,
     /// `<channels>` `<reader>`/`<writer>` children, in document order.
     pub channels: Vec<ChannelEnd>,
+    /// `<linux>`: the Linux boot of a `vm` subject.
+    pub linux: Option<LinuxBoot>,
+}
+
+/// `<linux kernel initrd cmdline ramSize>` inside a `vm` subject: the
+/// files (in the composer's binaries directory) and settings of a Linux
+/// boot (docs/policy.md, "VM subjects").
+#[derive(Clone, Debug)]
+pub struct LinuxBoot {
+    /// The element.
+    pub span: Span,
+    /// bzImage file name.
+    pub kernel: Spanned<String>,
+    /// Initramfs file name (optional).
+    pub initrd: Option<Spanned<String>>,
+    /// Kernel command line (default empty).
+    pub cmdline: Spanned<String>,
+    /// Bytes of RAM the guest gets from 1 MiB (its only e820 RAM entry).
+    pub ram_size: Spanned<u64>,
 }
 
 impl Subject {

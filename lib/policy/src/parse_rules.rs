@@ -69,7 +69,7 @@ parse_rules! {
     INVALID_ENUM = "invalid-enum":
         "Enumerated attributes (caching, mode, action, hasEvent, profile, onFault, group name) have one of their listed values.";
     VM_PROFILE_UNSUPPORTED = "vm-profile-unsupported":
-        "Subjects use profile `native`; `vm` is reserved for a later release.";
+        "Subjects use profile `native`, or `vm` with a `<linux>` boot; other virtual machines are reserved for a later release.";
     INCLUDE_MISSING = "include-missing":
         "Every `<include href>` names a readable file.";
     INCLUDE_CYCLE = "include-cycle":

@@ -10,10 +10,9 @@
 //!
 //! - [`native`]: a 64-bit SDK program (the only profile the policy loader
 //!   accepts today);
-//! - [`vm`]: the place for a full virtual machine (real-mode entry,
-//!   unrestricted guest, its own IDT and interrupts). It is not built yet
-//!   and refuses every subject; when the policy model gains a `vm` profile,
-//!   [`subject_vmx`] sends it there.
+//! - [`vm`]: a virtual machine booting Linux at its 64-bit entry (its own
+//!   IDT, GDT, page tables and exceptions; the kernel emulates its small
+//!   platform).
 
 pub mod native;
 pub mod vm;
@@ -54,5 +53,6 @@ pub struct Unsupported {
 pub fn subject_vmx(profile: Profile, inputs: &VmxInputs) -> Result<SubjectVmx, Unsupported> {
     match profile {
         Profile::Native => Ok(native::subject_vmx(inputs)),
+        Profile::Vm => Ok(vm::subject_vmx(inputs)),
     }
 }

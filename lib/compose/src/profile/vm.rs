@@ -1,18 +1,96 @@
-//! The `vm` profile: a full virtual machine (its own IDT, interrupts,
-//! real-mode or protected-mode entry). Not built yet.
+//! The `vm` profile: a virtual machine that boots an unmodified Linux
+//! kernel at its 64-bit entry (docs/policy.md, "VM subjects").
 //!
-//! This is where its controls (unrestricted guest, interrupt-window and
-//! NMI-window exiting, no CR0/CR4 ownership beyond what isolation needs)
-//! and its initial state (reset-vector entry, flat real-mode segments) will
-//! go. The policy loader rejects `profile="vm"` today, so nothing reaches
-//! this module; it refuses every subject so a half-configured VM can never
-//! be composed.
+//! The guest owns what an operating system needs to own: its IDT and GDT
+//! (no descriptor-table exiting), its page tables (no CR3 or INVLPG
+//! exiting; the EPT confines it), its exceptions (empty exception bitmap:
+//! a triple fault still exits and is the subject's fault), and CR0/CR4
+//! except the bits isolation needs: CR0.PE/NE/PG (leaving long mode or
+//! native FPU errors), CR0.CD/NW (caching is the EPT's and the host's),
+//! CR4.VMXE/SMXE (no nested VMX or SMX). A write that changes an owned bit
+//! exits; the kernel's `vm` exit handling keeps the guest's view in the
+//! read shadow for CD/NW and faults the subject for the others.
+//!
+//! Everything that reaches beyond the VM exits: interrupts and NMIs (the
+//! host's), HLT, MONITOR/MWAIT, RDPMC, CR8 (the real TPR), debug registers
+//! (not in the VMCS), WBINVD, every I/O port and MSR (all-ones bitmaps:
+//! the kernel emulates the small platform Linux needs and faults the rest),
+//! and the VMX-preemption timer bounds the minor frame as for every
+//! subject. PAT and EFER are loaded and saved with the VMCS, so the guest's
+//! values never reach the host or another subject.
+//!
+//! Initial state: the 64-bit boot protocol's (paging on with the composer's
+//! identity page tables of the subject's mappings, flat 64-bit code and
+//! data segments, interrupts off), entering the stub of [`crate::linux`]
+//! with RDI = the zero page.
 
-use super::{SubjectVmx, Unsupported, VmxInputs};
+use septum_abi::VirtAddr;
+use septum_kerncore::spec::{GuestState, VmxControls};
 
-/// Refuses: the `vm` profile is not supported yet.
-pub fn subject_vmx(_inputs: &VmxInputs) -> Result<SubjectVmx, Unsupported> {
-    Err(Unsupported { profile: "vm" })
+use super::native::{GUEST_CS, GUEST_DATA, GUEST_EFER, GUEST_LDTR, GUEST_PAT, GUEST_TR};
+use super::{SubjectVmx, VmxInputs};
+use crate::linux::BOOT_BASE;
+use crate::vmx::{cr, entry, exit, pin, proc, proc2};
+
+/// CR0 bits the kernel owns for a VM.
+pub const CR0_MASK: u64 = cr::CR0_PE | cr::CR0_NE | cr::CR0_PG | cr::CR0_CD | cr::CR0_NW;
+/// CR4 bits the kernel owns for a VM.
+pub const CR4_MASK: u64 = cr::CR4_VMXE | cr::CR4_SMXE;
+/// Guest CR0 at entry: protected mode, paging, native FPU errors, WP.
+pub const GUEST_CR0: u64 =
+    cr::CR0_PE | cr::CR0_MP | cr::CR0_ET | cr::CR0_NE | cr::CR0_WP | cr::CR0_PG;
+/// Guest CR4 at entry: PAE (long mode).
+pub const GUEST_CR4: u64 = cr::CR4_PAE;
+
+/// Controls of every `vm` subject.
+pub const fn controls() -> VmxControls {
+    VmxControls {
+        pin: pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING | pin::ACTIVATE_PREEMPTION_TIMER,
+        proc: proc::HLT_EXITING
+            | proc::MWAIT_EXITING
+            | proc::RDPMC_EXITING
+            | proc::CR8_LOAD_EXITING
+            | proc::CR8_STORE_EXITING
+            | proc::MOV_DR_EXITING
+            | proc::USE_IO_BITMAPS
+            | proc::USE_MSR_BITMAPS
+            | proc::MONITOR_EXITING
+            | proc::ACTIVATE_SECONDARY_CONTROLS,
+        proc2: proc2::ENABLE_EPT | proc2::ENABLE_VPID | proc2::WBINVD_EXITING,
+        exit: exit::HOST_ADDRESS_SPACE_SIZE
+            | exit::SAVE_IA32_EFER
+            | exit::LOAD_IA32_EFER
+            | exit::SAVE_IA32_PAT
+            | exit::LOAD_IA32_PAT
+            | exit::ACK_INTERRUPT_ON_EXIT,
+        entry: entry::IA32E_MODE_GUEST | entry::LOAD_IA32_EFER | entry::LOAD_IA32_PAT,
+        exception_bitmap: 0,
+        cr0_mask: CR0_MASK,
+        cr4_mask: CR4_MASK,
+    }
+}
+
+/// The `vm` profile's controls and initial state: entry at the Linux
+/// boot stub with RDI = the zero page.
+pub fn subject_vmx(inputs: &VmxInputs) -> SubjectVmx {
+    SubjectVmx {
+        controls: controls(),
+        guest: GuestState {
+            rip: inputs.entry,
+            rsp: VirtAddr(0),
+            rflags: 2,
+            cr0: GUEST_CR0,
+            cr3: inputs.page_tables,
+            cr4: GUEST_CR4,
+            efer: GUEST_EFER,
+            pat: GUEST_PAT,
+            rdi: BOOT_BASE,
+            cs: GUEST_CS,
+            data: GUEST_DATA,
+            tr: GUEST_TR,
+            ldtr: GUEST_LDTR,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -20,12 +98,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vm_is_refused_by_name() {
-        let inputs = VmxInputs {
-            entry: septum_abi::VirtAddr(0),
-            page_tables: septum_abi::GuestPhysAddr(0),
-        };
-        let e = subject_vmx(&inputs).unwrap_err();
-        assert_eq!(e.to_string(), "profile vm is not supported yet");
+    fn the_guest_owns_its_tables_and_exceptions() {
+        let c = controls();
+        assert_eq!(c.exception_bitmap, 0);
+        assert_eq!(c.proc & (proc::CR3_LOAD_EXITING | proc::INVLPG_EXITING), 0);
+        assert_eq!(c.proc2 & proc2::DESCRIPTOR_TABLE_EXITING, 0);
+        assert_ne!(c.proc & proc::HLT_EXITING, 0);
+        assert_eq!(c.cr0_mask, 0xe000_0021);
+        assert_eq!(c.cr4_mask, 0x6000);
+    }
+
+    #[test]
+    fn entry_is_the_boot_stub_with_the_zero_page() {
+        let vmx = subject_vmx(&VmxInputs {
+            entry: VirtAddr(0x2_2000),
+            page_tables: septum_abi::GuestPhysAddr(0x1000),
+        });
+        assert_eq!(vmx.guest.rip.get(), 0x2_2000);
+        assert_eq!(vmx.guest.rdi, BOOT_BASE);
+        assert_eq!(vmx.guest.rflags & (1 << 9), 0, "interrupts off");
     }
 }

@@ -315,34 +315,29 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
     );
     let name = ctx.name(el, "name");
     let profile = match ctx.required(el, "profile") {
-        Some(raw) if raw.value == "vm" => {
-            ctx.diags.push(
-                crate::Diagnostic::error(
-                    ids::VM_PROFILE_UNSUPPORTED,
-                    raw.span,
-                    "profile `vm` is not supported yet",
-                )
-                .with_help("use profile=\"native\" for a program built with the Septum SDK"),
-            );
-            Spanned::new(Profile::Native, raw.span)
-        }
         Some(raw) => {
             let span = raw.span;
             ctx.enum_value(
                 raw,
                 "profile",
-                &[("native", Profile::Native), ("vm", Profile::Native)],
+                &[("native", Profile::Native), ("vm", Profile::Vm)],
             )
             .unwrap_or(Spanned::new(Profile::Native, span))
         }
         None => Spanned::new(Profile::Native, el.span()),
     };
     let cpu = ctx.number_or(el, "cpu", 0u32);
+    let is_vm = profile.value == Profile::Vm;
     let mut subject = Subject {
         span: el.span(),
         name,
         profile,
-        binary: ctx.string(el, "binary"),
+        binary: if is_vm {
+            ctx.optional(el, "binary")
+                .unwrap_or_else(|| Spanned::new(String::new(), el.span()))
+        } else {
+            ctx.string(el, "binary")
+        },
         cpu: Spanned::new(CpuId(cpu.value), cpu.span),
         on_fault: ctx
             .opt_enum(el, "onFault", ON_FAULT)
@@ -356,9 +351,11 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
         source_groups: Vec::new(),
         targets: Vec::new(),
         channels: Vec::new(),
+        linux: None,
     };
     let (mut seen_memory, mut seen_devices, mut seen_events, mut seen_channels) =
         (None, None, None, None);
+    let mut seen_linux = None;
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "memory" => {
             if ctx.first_time(&mut seen_memory, child, "subject") {
@@ -407,13 +404,61 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
                 });
             }
         }
+        "linux" => {
+            if ctx.first_time(&mut seen_linux, child, "subject") {
+                subject.linux = Some(linux_boot(ctx, child));
+            }
+        }
         _ => ctx.unknown_element(
             child,
             "subject",
-            &["memory", "devices", "events", "channels"],
+            &["memory", "devices", "events", "channels", "linux"],
         ),
     });
+    // A `vm` subject boots Linux; any other virtual machine (its own
+    // firmware, real-mode entry) is not supported yet. A `<linux>` in a
+    // native subject means nothing and is refused too.
+    match (subject.profile.value, &subject.linux) {
+        (Profile::Vm, None) => ctx.diags.push(
+            crate::Diagnostic::error(
+                ids::VM_PROFILE_UNSUPPORTED,
+                subject.profile.span,
+                "profile `vm` is not supported yet",
+            )
+            .with_help(
+                "a `vm` subject needs a <linux kernel=... initrd=... cmdline=... ramSize=...> \
+                 child; use profile=\"native\" for a program built with the Septum SDK",
+            ),
+        ),
+        (Profile::Native, Some(linux)) => ctx.diags.push(crate::Diagnostic::error(
+            ids::VM_PROFILE_UNSUPPORTED,
+            linux.span,
+            "<linux> is only allowed in a subject with profile=\"vm\"",
+        )),
+        _ => {}
+    }
+    if subject.profile.value == Profile::Vm
+        && let Some(linux) = &subject.linux
+        && subject.binary.value.is_empty()
+    {
+        subject.binary = linux.kernel.clone();
+    }
     subject
+}
+
+/// `<linux kernel initrd cmdline ramSize>`.
+fn linux_boot(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> LinuxBoot {
+    ctx.attributes(el, &["kernel", "initrd", "cmdline", "ramSize"]);
+    ctx.no_children(el);
+    LinuxBoot {
+        span: el.span(),
+        kernel: ctx.string(el, "kernel"),
+        initrd: ctx.optional(el, "initrd"),
+        cmdline: ctx
+            .optional(el, "cmdline")
+            .unwrap_or_else(|| Spanned::new(String::new(), el.span())),
+        ram_size: ctx.number(el, "ramSize"),
+    }
 }
 
 /// `<map>`.

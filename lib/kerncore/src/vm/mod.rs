@@ -1,0 +1,87 @@
+//! Decisions for the exits of `vm` subjects (virtual machines that boot an
+//! unmodified Linux; docs/kernel.md, "VM subjects").
+//!
+//! A VM's kernel expects a PC: CPUID, model-specific registers, a UART, an
+//! interrupt controller and timer, CMOS, PCI configuration space. The
+//! kernel emulates the few pieces Linux needs to boot to a shell, because
+//! each sits on an exit path that a booting kernel takes thousands of times
+//! (a monitor subject, which later emulation moves to, is not ready yet).
+//! Everything here is pure logic, unit-tested on the host; the arch layer
+//! (`kernel/src/arch/x86_64/vm.rs`) reads the exit, calls these, and
+//! applies the result to the VMCS and the register frame:
+//!
+//! - [`cpuid`]: the filtered CPUID view (no XSAVE/AVX, no FSRM, no local
+//!   APIC, hypervisor bit set);
+//! - [`msr`]: what a RDMSR/WRMSR of a VM does (a value, a VMCS field, the
+//!   real MSR, a #GP, or a fault of the subject);
+//! - [`platform`]: the emulated I/O ports (16550 UART, 8259 PIC, 8254 PIT,
+//!   CMOS/RTC, PCI configuration "no devices", absent legacy ports);
+//! - [`control`]: MOV to/from CR0/CR4/CR8 and debug registers.
+//!
+//! Which subjects are VMs is read from their controls ([`is_vm`]), so the
+//! spec needs no new field.
+
+pub mod control;
+pub mod cpuid;
+pub mod msr;
+pub mod platform;
+
+use crate::spec::{SubjectSpec, VmxControls};
+
+/// Primary processor-based control "CR3-load exiting" (SDM 25.6.2).
+const PROC_CR3_LOAD_EXITING: u32 = 1 << 15;
+
+/// Whether a subject with `controls` is a VM: the `vm` profile is the only
+/// one that lets the guest load CR3 without an exit (it owns its page
+/// tables; the EPT confines it).
+pub const fn is_vm_controls(controls: &VmxControls) -> bool {
+    controls.proc & PROC_CR3_LOAD_EXITING == 0
+}
+
+/// Whether `subject` is a VM (see [`is_vm_controls`]).
+pub fn is_vm(subject: &SubjectSpec) -> bool {
+    is_vm_controls(&subject.controls)
+}
+
+/// An exception the arch layer injects into the guest at the next entry
+/// (the instruction is not completed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inject {
+    /// #UD: the instruction does not exist on this virtual CPU.
+    InvalidOpcode,
+    /// #GP(0): the access is refused the way a real CPU refuses it.
+    GeneralProtection,
+}
+
+impl Inject {
+    /// VM-entry interruption information (SDM 25.8.3): vector, type 3
+    /// (hardware exception), error code valid for #GP, valid bit.
+    pub const fn interruption_info(self) -> u32 {
+        match self {
+            Self::InvalidOpcode => 6 | (3 << 8) | (1 << 31),
+            Self::GeneralProtection => 13 | (3 << 8) | (1 << 11) | (1 << 31),
+        }
+    }
+}
+
+/// Guest CPL from the SS access rights in VMCS format (DPL, bits 6:5).
+pub const fn cpl(ss_access_rights: u64) -> u8 {
+    ((ss_access_rights >> 5) & 3) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injection_words() {
+        assert_eq!(Inject::InvalidOpcode.interruption_info(), 0x8000_0306);
+        assert_eq!(Inject::GeneralProtection.interruption_info(), 0x8000_0b0d);
+    }
+
+    #[test]
+    fn cpl_is_the_ss_dpl() {
+        assert_eq!(cpl(0xc093), 0);
+        assert_eq!(cpl(0xc0f3), 3);
+    }
+}
