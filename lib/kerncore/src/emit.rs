@@ -33,8 +33,8 @@ use core::fmt::{self, Write};
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
 
 use crate::spec::{
-    ApicId, CrashAuditSpec, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion, KernelAction,
-    KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, PartitionId, PartitionSpec, Segment,
+    ApicId, CrashAuditSpec, ExitSet, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion, KernelAction,
+    KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, MonitorSpec, PartitionId, PartitionSpec, Segment,
     SourceEvent, Storage, SubjectSpec, SystemSpec, VmxControls,
 };
 
@@ -354,8 +354,40 @@ impl EmitRust for FaultAction {
         let variant = match self {
             FaultAction::StopSystem => "StopSystem",
             FaultAction::StopSubject => "StopSubject",
+            FaultAction::Monitor(monitor) => {
+                w.text(format_args!("{SPEC}::FaultAction::Monitor("));
+                monitor.emit_rust(w);
+                w.text(format_args!(")"));
+                return;
+            }
         };
         w.text(format_args!("{SPEC}::FaultAction::{variant}"));
+    }
+}
+
+impl EmitRust for MonitorSpec {
+    fn emit_rust(&self, w: &mut RustWriter) {
+        let MonitorSpec {
+            monitor,
+            event,
+            state,
+            exits,
+        } = self;
+        w.inline(
+            format_args!("{SPEC}::MonitorSpec"),
+            &[
+                ("monitor", monitor),
+                ("event", &Dec((*event).into())),
+                ("state", state),
+                ("exits", exits),
+            ],
+        );
+    }
+}
+
+impl EmitRust for ExitSet {
+    fn emit_rust(&self, w: &mut RustWriter) {
+        w.text(format_args!("{SPEC}::ExitSet({:#x})", self.0));
     }
 }
 

@@ -65,10 +65,19 @@ fn every_source_event() -> Vec<SourceEvent> {
 
 /// Every fault action.
 fn every_fault_action() -> Vec<FaultAction> {
-    let all = vec![FaultAction::StopSystem, FaultAction::StopSubject];
+    let all = vec![
+        FaultAction::StopSystem,
+        FaultAction::StopSubject,
+        FaultAction::Monitor(MonitorSpec {
+            monitor: SubjectId(1),
+            event: 62,
+            state: PhysAddr(0x50_0000),
+            exits: ExitSet(0).with(0).with(30).with(127),
+        }),
+    ];
     for action in &all {
         match action {
-            FaultAction::StopSystem | FaultAction::StopSubject => {}
+            FaultAction::StopSystem | FaultAction::StopSubject | FaultAction::Monitor(_) => {}
         }
     }
     all
@@ -167,6 +176,7 @@ fn every_variant() -> SystemSpec<Owned> {
         subjects: vec![
             subject("a", 1, events, faults[0]),
             subject("b", 2, [None; MAX_EVENTS], faults[1]),
+            subject("c", 3, [None; MAX_EVENTS], faults[2]),
         ],
         partitions: vec![
             PartitionSpec {
@@ -186,7 +196,7 @@ fn every_variant() -> SystemSpec<Owned> {
                 initial: SubjectId(0),
             },
             GroupSpec {
-                subjects: vec![SubjectId(1)],
+                subjects: vec![SubjectId(1), SubjectId(2)],
                 initial: SubjectId(1),
             },
         ],
