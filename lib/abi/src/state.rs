@@ -174,6 +174,122 @@ const _: () = assert!(STATE_SIZE as u64 <= STATE_PAGE_SIZE);
 /// how the subject runs or that VM entry would refuse.
 pub const RFLAGS_WRITABLE: u64 = 1 | 1 << 2 | 1 << 4 | 1 << 6 | 1 << 7 | 1 << 10 | 1 << 11;
 
+/// Number of `u64` words of [`SubjectState`].
+pub const STATE_WORDS: usize = STATE_SIZE / 8;
+
+impl SubjectState {
+    /// The basic exit reason (bits 15:0 of the exit reason).
+    pub const fn basic_exit_reason(&self) -> u16 {
+        self.exit_reason as u16
+    }
+
+    /// The exception vector of an exception exit (bits 7:0 of the
+    /// interruption information; meaningful when it is valid, bit 31).
+    pub const fn vector(&self) -> Option<u8> {
+        if self.interruption_info & (1 << 31) != 0 {
+            Some(self.interruption_info as u8)
+        } else {
+            None
+        }
+    }
+
+    /// General-purpose register `register`.
+    pub const fn gpr(&self, register: Gpr) -> u64 {
+        self.gprs[register.index()]
+    }
+
+    /// Sets general-purpose register `register`.
+    pub const fn set_gpr(&mut self, register: Gpr, value: u64) {
+        self.gprs[register.index()] = value;
+    }
+
+    /// Moves RIP past the exiting instruction (by the instruction length
+    /// the CPU reported; 0 where it defines none, so RIP stays).
+    pub const fn advance_rip(&mut self) {
+        self.rip = self.rip.wrapping_add(self.instruction_length);
+    }
+
+    /// The page as words, in layout order.
+    pub const fn to_words(&self) -> [u64; STATE_WORDS] {
+        let mut words = [0; STATE_WORDS];
+        let head = [
+            self.magic,
+            self.version,
+            self.traps,
+            self.exit_reason,
+            self.exit_qualification,
+            self.guest_physical,
+            self.guest_linear,
+            self.instruction_length,
+            self.interruption_info,
+            self.error_code,
+        ];
+        let tail = [
+            self.rip, self.rflags, self.cr0, self.cr2, self.cr3, self.cr4, self.efer,
+        ];
+        let mut i = 0;
+        while i < head.len() {
+            words[i] = head[i];
+            i += 1;
+        }
+        let mut j = 0;
+        while j < 16 {
+            words[i + j] = self.gprs[j];
+            j += 1;
+        }
+        i += 16;
+        j = 0;
+        while j < tail.len() {
+            words[i + j] = tail[j];
+            j += 1;
+        }
+        i += tail.len();
+        j = 0;
+        while j < 6 {
+            words[i + j] = self.segment_bases[j];
+            j += 1;
+        }
+        words
+    }
+
+    /// The page from its words, in layout order.
+    pub const fn from_words(w: &[u64; STATE_WORDS]) -> Self {
+        let mut gprs = [0; 16];
+        let mut j = 0;
+        while j < 16 {
+            gprs[j] = w[10 + j];
+            j += 1;
+        }
+        let mut segment_bases = [0; 6];
+        j = 0;
+        while j < 6 {
+            segment_bases[j] = w[33 + j];
+            j += 1;
+        }
+        Self {
+            magic: w[0],
+            version: w[1],
+            traps: w[2],
+            exit_reason: w[3],
+            exit_qualification: w[4],
+            guest_physical: w[5],
+            guest_linear: w[6],
+            instruction_length: w[7],
+            interruption_info: w[8],
+            error_code: w[9],
+            gprs,
+            rip: w[26],
+            rflags: w[27],
+            cr0: w[28],
+            cr2: w[29],
+            cr3: w[30],
+            cr4: w[31],
+            efer: w[32],
+            segment_bases,
+        }
+    }
+}
+
 impl Gpr {
     /// Index into [`SubjectState::gprs`].
     pub const fn index(self) -> usize {
@@ -233,6 +349,33 @@ mod tests {
     fn a_non_canonical_rip_keeps_the_old_one() {
         assert_eq!(resume_rip(0x1000, 0x2000), 0x2000);
         assert_eq!(resume_rip(0x1000, 0x8000_0000_0000_0000), 0x1000);
+    }
+
+    #[test]
+    fn words_follow_the_layout() {
+        let mut state = SubjectState {
+            magic: STATE_MAGIC,
+            exit_reason: 30,
+            instruction_length: 2,
+            rip: 0x1000,
+            efer: 0xd00,
+            ..SubjectState::default()
+        };
+        state.set_gpr(Gpr::R15, 0xf);
+        state.segment_bases[Seg::Gs.index()] = 0x6;
+        let words = state.to_words();
+        assert_eq!(words[0], STATE_MAGIC);
+        assert_eq!(words[core::mem::offset_of!(SubjectState, rip) / 8], 0x1000);
+        assert_eq!(words[core::mem::offset_of!(SubjectState, efer) / 8], 0xd00);
+        assert_eq!(words[core::mem::offset_of!(SubjectState, gprs) / 8 + 15], 0xf);
+        assert_eq!(words[STATE_WORDS - 1], 0x6);
+        assert_eq!(SubjectState::from_words(&words), state);
+        state.advance_rip();
+        assert_eq!(state.rip, 0x1002);
+        assert_eq!(state.basic_exit_reason(), 30);
+        assert_eq!(state.vector(), None);
+        state.interruption_info = 1 << 31 | 3 << 8 | 14;
+        assert_eq!(state.vector(), Some(14));
     }
 
     #[test]

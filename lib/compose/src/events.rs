@@ -79,6 +79,9 @@ pub const fn fault_action(on_fault: OnFault) -> FaultAction {
     match on_fault {
         OnFault::StopSystem => FaultAction::StopSystem,
         OnFault::StopSubject => FaultAction::StopSubject,
+        // Without its monitor's spec (`crate::monitor::fault_action`
+        // builds it) a monitored subject fails closed.
+        OnFault::Monitor => FaultAction::StopSystem,
     }
 }
 
@@ -87,6 +90,7 @@ pub const fn on_fault_name(action: FaultAction) -> &'static str {
     match action {
         FaultAction::StopSystem => "stopSystem",
         FaultAction::StopSubject => "stopSubject",
+        FaultAction::Monitor(_) => "monitor",
     }
 }
 
@@ -236,15 +240,21 @@ mod tests {
 
     #[test]
     fn fault_actions_keep_the_policy_spelling() {
-        for on_fault in [OnFault::StopSystem, OnFault::StopSubject] {
-            let name = on_fault_name(fault_action(on_fault));
-            assert_eq!(
-                name,
-                match on_fault {
-                    OnFault::StopSystem => "stopSystem",
-                    OnFault::StopSubject => "stopSubject",
-                }
-            );
+        for (on_fault, name) in [
+            (OnFault::StopSystem, "stopSystem"),
+            (OnFault::StopSubject, "stopSubject"),
+        ] {
+            assert_eq!(on_fault_name(fault_action(on_fault)), name);
         }
+        // A monitored subject's action comes from `crate::monitor`.
+        assert_eq!(
+            on_fault_name(FaultAction::Monitor(septum_kerncore::spec::MonitorSpec {
+                monitor: SubjectId(1),
+                event: 0,
+                state: septum_abi::PhysAddr(0x1000),
+                exits: septum_kerncore::spec::ExitSet(1),
+            })),
+            "monitor"
+        );
     }
 }

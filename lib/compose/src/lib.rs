@@ -38,6 +38,7 @@ pub mod from_policy;
 pub mod info;
 pub mod input;
 pub mod layers;
+pub mod monitor;
 pub mod output;
 pub mod pack;
 pub mod paging;

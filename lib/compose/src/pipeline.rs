@@ -72,7 +72,14 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
 
     // 5. The kernel's own tables.
     placer.origin = None;
-    let kernel_pml4 = kernel_tables(&mut placer, &vmxon, &subjects, &placed.crash_audit)?;
+    let state_pages = crate::monitor::kernel_mappings(input, &subjects);
+    let kernel_pml4 = kernel_tables(
+        &mut placer,
+        &vmxon,
+        &subjects,
+        &state_pages,
+        &placed.crash_audit,
+    )?;
 
     // 6. The plan; every info page carries the boot major frame's length,
     // known only now.
@@ -135,6 +142,7 @@ fn kernel_tables(
     placer: &mut Placer,
     vmxon: &[PhysAddr],
     subjects: &[SubjectOut],
+    state_pages: &[(PhysAddr, Caching)],
     crash_audit: &CrashAudit,
 ) -> Result<PhysAddr, ComposeError> {
     let mut kernel = KernelTables::new(Format::Ia32e, true);
@@ -152,6 +160,10 @@ fn kernel_tables(
     }
     for s in subjects {
         identity(s.vmcs, PAGE_SIZE, wb(true, false))?;
+    }
+    // Monitored subjects' state pages (`crate::monitor`).
+    for &(page, caching) in state_pages {
+        identity(page, PAGE_SIZE, Rights::of(true, false, caching))?;
     }
     let uncached = Rights {
         uncached: true,

@@ -34,6 +34,51 @@ use crate::exits::Decision;
 use crate::plan::Scheduler;
 use crate::spec::MonitorSpec;
 
+/// The exits a `<monitor exits="...">` may choose, by the policy's name,
+/// each with its VT-x basic exit reasons (SDM Vol. 3D, appendix C). A
+/// hypercall (`vmcall`) is not here: it is an event. `rdtsc` also makes
+/// the composer turn on RDTSC exiting for the subject, which native
+/// subjects otherwise run without.
+pub const EXIT_NAMES: &[(&str, &[u16])] = &[
+    ("exception", &[0]),
+    ("triple_fault", &[2]),
+    ("cpuid", &[10]),
+    ("getsec", &[11]),
+    ("hlt", &[12]),
+    ("invd", &[13]),
+    ("invlpg", &[14]),
+    ("rdpmc", &[15]),
+    ("rdtsc", &[16]),
+    ("vmx", &[19, 20, 21, 22, 23, 24, 25, 26, 27, 50, 53, 59]),
+    ("cr", &[28]),
+    ("dr", &[29]),
+    ("io", &[30]),
+    ("rdmsr", &[31]),
+    ("wrmsr", &[32]),
+    ("mwait", &[36]),
+    ("monitor", &[39]),
+    ("pause", &[40]),
+    ("descriptor_table", &[46, 47]),
+    ("ept_violation", &[48]),
+    ("ept_misconfiguration", &[49]),
+    ("rdtscp", &[51]),
+    ("wbinvd", &[54]),
+    ("xsetbv", &[55]),
+    ("rdrand", &[57]),
+    ("invpcid", &[58]),
+    ("rdseed", &[61]),
+    ("xsaves", &[63]),
+    ("xrstors", &[64]),
+];
+
+/// The exit reasons of the policy's exit `name` (`None`: no such name).
+pub fn exit_reasons(name: &str) -> Option<&'static [u16]> {
+    EXIT_NAMES
+        .iter()
+        .find(|&&(known, _)| known == name)
+        .map(|&(_, reasons)| reasons)
+}
+
 /// The decision for a fault of the monitored subject `by` (the running
 /// one; `None`: nobody had the CPU) with basic exit reason `exit` (`None`:
 /// a failed VM entry).
@@ -226,6 +271,16 @@ mod tests {
             Decision::SubjectStopped { by: A }
         );
         assert_eq!(s.state(A), Some(SubjectState::Stopped));
+    }
+
+    #[test]
+    fn exit_names_are_unique_and_below_128() {
+        for (i, (name, reasons)) in EXIT_NAMES.iter().enumerate() {
+            assert!(EXIT_NAMES[i + 1..].iter().all(|(other, _)| other != name));
+            assert!(reasons.iter().all(|&r| r < 128 && r != 18), "{name}");
+        }
+        assert_eq!(exit_reasons("io"), Some(&[30u16][..]));
+        assert_eq!(exit_reasons("vmcall"), None);
     }
 
     #[test]

@@ -248,6 +248,8 @@ pub enum OnFault {
     StopSystem,
     /// Stop only the faulting subject.
     StopSubject,
+    /// Hand the exits its `<monitor>` chooses to a monitor subject.
+    Monitor,
 }
 
 /// The kind of a subject's source event group.
@@ -603,6 +605,25 @@ pub struct Subject {
     pub targets: Vec<TargetEvent>,
     /// `<channels>` `<reader>`/`<writer>` children, in document order.
     pub channels: Vec<ChannelEnd>,
+    /// `<monitor>`: who gets this subject's exits (with
+    /// `onFault="monitor"`).
+    pub monitor: Option<Monitor>,
+}
+
+/// `<monitor event state exits>` inside a subject: its chosen exits go to
+/// the target of `event` (a `switch` event), its state page is `state`.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    /// The element.
+    pub span: Span,
+    /// The `switch` event whose target subject is the monitor.
+    pub event: Ref<EventIdx>,
+    /// The 4 KiB `<memory>` region that holds the subject's state page
+    /// (mapped by the monitor only).
+    pub state: Ref<RegionIdx>,
+    /// The chosen exits, by name (`septum_kerncore::monitor::EXIT_NAMES`),
+    /// with the span of the `exits` attribute.
+    pub exits: Spanned<Vec<String>>,
 }
 
 impl Subject {

@@ -18,6 +18,8 @@
 //! - `vmcs`: one-time VMCS initialisation per subject.
 //! - `percpu`: the per-CPU block (exit and IST stacks, TSS/IDT, scheduler,
 //!   loaded subject), reached from the exit frame.
+//! - `monitor`: volatile access to monitored subjects' state pages, and
+//!   the move of their registers to and from them.
 //! - `exit`: the VM-exit path and the execution of scheduler decisions.
 //! - `no_panic`: the link-time proof that no panic path survives.
 
@@ -27,6 +29,7 @@ pub mod cpu;
 pub mod crash;
 pub mod descriptors;
 pub mod exit;
+pub mod monitor;
 #[cfg(not(debug_assertions))]
 pub mod no_panic;
 pub mod percpu;

@@ -43,6 +43,7 @@ const CHANNEL_EVENT_MODES: &[(&str, EventMode)] = &[
 const ON_FAULT: &[(&str, OnFault)] = &[
     ("stopSystem", OnFault::StopSystem),
     ("stopSubject", OnFault::StopSubject),
+    ("monitor", OnFault::Monitor),
 ];
 
 const GROUP_KINDS: &[(&str, SourceGroupKind)] = &[("vmcall", SourceGroupKind::Vmcall)];
@@ -351,9 +352,11 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
         source_groups: Vec::new(),
         targets: Vec::new(),
         channels: Vec::new(),
+        monitor: None,
     };
     let (mut seen_memory, mut seen_devices, mut seen_events, mut seen_channels) =
         (None, None, None, None);
+    let mut seen_monitor = None;
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "memory" => {
             if ctx.first_time(&mut seen_memory, child, "subject") {
@@ -402,13 +405,34 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
                 });
             }
         }
+        "monitor" => {
+            if ctx.first_time(&mut seen_monitor, child, "subject") {
+                subject.monitor = Some(monitor(ctx, child));
+            }
+        }
         _ => ctx.unknown_element(
             child,
             "subject",
-            &["memory", "devices", "events", "channels"],
+            &["memory", "devices", "events", "channels", "monitor"],
         ),
     });
     subject
+}
+
+/// `<monitor event state exits>`.
+fn monitor(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Monitor {
+    ctx.attributes(el, &["event", "state", "exits"]);
+    ctx.no_children(el);
+    let exits = ctx.string(el, "exits");
+    Monitor {
+        span: el.span(),
+        event: unresolved(ctx.string(el, "event")),
+        state: unresolved(ctx.string(el, "state")),
+        exits: Spanned::new(
+            exits.value.split_whitespace().map(str::to_owned).collect(),
+            exits.span,
+        ),
+    }
 }
 
 /// `<map>`.

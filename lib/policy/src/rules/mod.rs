@@ -44,6 +44,7 @@ pub mod flows;
 pub mod hardware;
 pub mod kernel;
 pub mod memory;
+pub mod monitor;
 pub mod names;
 pub mod scheduling;
 pub mod subjects;
@@ -190,6 +191,12 @@ pub static ALL: &[Rule] = &[
     subjects::PORT_NAME_TOO_LONG,
     subjects::NOT_SCHEDULED,
     subjects::SCHEDULED_TWICE,
+    monitor::ON_FAULT,
+    monitor::REFERENCE,
+    monitor::CYCLE,
+    monitor::GROUP,
+    monitor::EXITS,
+    monitor::STATE,
     scheduling::TICK_RATE_ZERO,
     scheduling::NO_MAJOR_FRAME,
     scheduling::PARTITION_EMPTY,
