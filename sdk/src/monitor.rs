@@ -31,8 +31,8 @@
 
 use core::sync::atomic::Ordering;
 
-pub use septum_abi::state::{Gpr, STATE_MAGIC, Seg, SubjectState};
 use septum_abi::state::STATE_WORDS;
+pub use septum_abi::state::{Gpr, STATE_MAGIC, Seg, SubjectState};
 
 use crate::event::{SourceEventId, raise};
 use crate::info::Info;
@@ -68,7 +68,8 @@ impl<'a> Monitored<'a> {
     /// rest). Refused if the monitor maps the page read-only.
     pub fn set_state(&self, state: &SubjectState) -> Result<(), RegionError> {
         for (i, word) in state.to_words().into_iter().enumerate() {
-            self.page.store(i.wrapping_mul(8), word, Ordering::Release)?;
+            self.page
+                .store(i.wrapping_mul(8), word, Ordering::Release)?;
         }
         Ok(())
     }

@@ -225,7 +225,13 @@ impl SubjectState {
             self.error_code,
         ];
         let tail = [
-            self.rip, self.rflags, self.cr0, self.cr2, self.cr3, self.cr4, self.efer,
+            self.rip,
+            self.rflags,
+            self.cr0,
+            self.cr2,
+            self.cr3,
+            self.cr4,
+            self.efer,
         ];
         let mut i = 0;
         while i < head.len() {
@@ -367,7 +373,10 @@ mod tests {
         assert_eq!(words[0], STATE_MAGIC);
         assert_eq!(words[core::mem::offset_of!(SubjectState, rip) / 8], 0x1000);
         assert_eq!(words[core::mem::offset_of!(SubjectState, efer) / 8], 0xd00);
-        assert_eq!(words[core::mem::offset_of!(SubjectState, gprs) / 8 + 15], 0xf);
+        assert_eq!(
+            words[core::mem::offset_of!(SubjectState, gprs) / 8 + 15],
+            0xf
+        );
         assert_eq!(words[STATE_WORDS - 1], 0x6);
         assert_eq!(SubjectState::from_words(&words), state);
         state.advance_rip();

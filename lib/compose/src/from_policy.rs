@@ -35,8 +35,8 @@ use crate::elf::{SubjectImage, parse_subject, section};
 use crate::input::{
     ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput, EventInput,
     HardwareInput, IoPortRange, MapInput, MemoryBlockInput, MinorFrameInput, MonitorInput,
-    PartitionInput,
-    RegionInput, SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
+    PartitionInput, RegionInput, SchedulingInput, SourceEventInput, SubjectInput, SystemInput,
+    TargetEventInput,
 };
 use crate::symbols::SymbolMap;
 

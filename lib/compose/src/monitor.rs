@@ -69,7 +69,10 @@ pub fn fault_action(
 /// `controls` with what `s`'s monitor needs: RDTSC exiting if it chose
 /// `rdtsc`.
 pub fn controls(s: &SubjectInput, mut controls: VmxControls) -> VmxControls {
-    if s.monitor.as_ref().is_some_and(|m| m.exits.contains(EXIT_RDTSC)) {
+    if s.monitor
+        .as_ref()
+        .is_some_and(|m| m.exits.contains(EXIT_RDTSC))
+    {
         controls.proc |= RDTSC_EXITING;
     }
     controls
@@ -82,7 +85,10 @@ pub fn kernel_mappings(input: &SystemInput, subjects: &[SubjectOut]) -> Vec<(Phy
         .zip(&input.subjects)
         .filter_map(|(out, s)| match (out.fault_action, &s.monitor) {
             (FaultAction::Monitor(spec), Some(m)) => {
-                let caching = input.regions.get(m.state).map_or(Caching::Wb, |r| r.caching);
+                let caching = input
+                    .regions
+                    .get(m.state)
+                    .map_or(Caching::Wb, |r| r.caching);
                 Some((spec.state, caching))
             }
             _ => None,

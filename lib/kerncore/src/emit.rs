@@ -33,9 +33,9 @@ use core::fmt::{self, Write};
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
 
 use crate::spec::{
-    ApicId, CrashAuditSpec, ExitSet, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion, KernelAction,
-    KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, MonitorSpec, PartitionId, PartitionSpec, Segment,
-    SourceEvent, Storage, SubjectSpec, SystemSpec, VmxControls,
+    ApicId, CrashAuditSpec, ExitSet, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion,
+    KernelAction, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, MonitorSpec, PartitionId,
+    PartitionSpec, Segment, SourceEvent, Storage, SubjectSpec, SystemSpec, VmxControls,
 };
 
 /// Path of the spec module in the generated source.

@@ -237,7 +237,10 @@ mod tests {
         // The monitor sleeps with nothing pending: nobody runs, and frame
         // ends do not bring the subject back (its group's active member is
         // the monitor).
-        assert_eq!(dispatch(&mut s, Exit::Hypercall { event: 1 }), Decision::Idle);
+        assert_eq!(
+            dispatch(&mut s, Exit::Hypercall { event: 1 }),
+            Decision::Idle
+        );
         for frame in 1..4 {
             assert_eq!(s.on_frame_end(TscCycles(frame * 100)), Decision::Idle);
         }
@@ -257,7 +260,10 @@ mod tests {
             trap(Some(A), &WATCH, None),
             Decision::StopSystem { by: Some(A) }
         );
-        assert_eq!(trap(None, &WATCH, Some(IO)), Decision::StopSystem { by: None });
+        assert_eq!(
+            trap(None, &WATCH, Some(IO)),
+            Decision::StopSystem { by: None }
+        );
     }
 
     #[test]

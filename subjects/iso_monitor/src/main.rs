@@ -176,7 +176,10 @@ fn main(info: Info<'static>) -> ! {
     uart.init();
     let mut out = uart;
     let Some(target) = Monitored::open(&info, "target", "resume") else {
-        let _ = writeln!(out, "iso_monitor: no state page \"target\" or event \"resume\"");
+        let _ = writeln!(
+            out,
+            "iso_monitor: no state page \"target\" or event \"resume\""
+        );
         power_off(&info, &out)
     };
     let _ = writeln!(out, "iso_monitor: {} traps expected", TESTS.len());
@@ -229,9 +232,9 @@ fn main(info: Info<'static>) -> ! {
             break;
         }
     }
-    let notice_intact = info.memory_region("notice").is_some_and(|notice| {
-        (0..notice.len()).all(|i| notice.read_u8(i) == Ok(NOTICE_FILL))
-    });
+    let notice_intact = info
+        .memory_region("notice")
+        .is_some_and(|notice| (0..notice.len()).all(|i| notice.read_u8(i) == Ok(NOTICE_FILL)));
     if notice_intact {
         let _ = writeln!(out, "iso_monitor: notice page intact");
     } else {

@@ -134,8 +134,24 @@ pub fn capture(frame: &GuestRegs) -> SubjectState {
 /// RFLAGS (status flags and DF only) into the current VMCS. A failed VMCS
 /// write leaves that field as it was.
 pub fn load(frame: &mut GuestRegs, state: &SubjectState) {
-    let [rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15] =
-        state.gprs;
+    let [
+        rax,
+        rcx,
+        rdx,
+        rbx,
+        rsp,
+        rbp,
+        rsi,
+        rdi,
+        r8,
+        r9,
+        r10,
+        r11,
+        r12,
+        r13,
+        r14,
+        r15,
+    ] = state.gprs;
     *frame = GuestRegs {
         rax,
         rcx,
