@@ -22,6 +22,8 @@
 //!   allocation, and implements the `embedded-io` traits;
 //! - [`needs!`] declares the names the code looks up, so the composer
 //!   checks them against the policy before boot ([`needs`](mod@needs));
+//! - [`monitor`](mod@monitor) reads, changes and resumes a monitored
+//!   subject from its monitor (state page, resume event);
 //! - [`text`] formats into fixed buffers (channel messages);
 //! - [`probe`] performs deliberately forbidden accesses for isolation tests.
 //!
@@ -39,6 +41,7 @@ pub mod arch;
 pub mod channel;
 pub mod event;
 pub mod info;
+pub mod monitor;
 pub mod needs;
 pub mod probe;
 pub mod region;

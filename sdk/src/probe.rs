@@ -10,6 +10,11 @@
 //! hits memory no Rust object of the subject occupies.
 //!
 //! [`read_u64`] is the load counterpart with the same address rules.
+//! [`resumable_write_u64`], [`resumable_read_u64`] and [`mark`] are for a
+//! subject whose faults go to a monitor (`onFault="monitor"`): each puts
+//! the address after its probing instruction in R15, where the monitor
+//! resumes it (the CPU reports no instruction length for a page fault or
+//! `ud2`).
 //!
 //! The privileged-instruction probes ([`read_msr`], [`write_msr`],
 //! [`toggle_cr0_ts`], [`write_cr3_reserved`], [`vmxoff`],
@@ -95,6 +100,89 @@ pub fn read_u64(info: &Info<'static>, address: VirtAddr) -> Result<u64, ProbeErr
     // memory the program holds no reference to (a volatile read of a `u64`,
     // for which every bit pattern is valid).
     Ok(unsafe { core::ptr::with_exposed_provenance::<u64>(address).read_volatile() })
+}
+
+/// [`write_u64`] for a monitored subject (`onFault="monitor"`): R15 holds
+/// the address right after the store, so that the monitor can resume the
+/// subject there (RIP = R15) after the fault, which reports no instruction
+/// length. Returns whether or not the store faulted; the monitor tells.
+pub fn resumable_write_u64(
+    info: &Info<'static>,
+    address: VirtAddr,
+    value: u64,
+) -> Result<(), ProbeError> {
+    if !info.mapped {
+        return Err(ProbeError::NotMapped);
+    }
+    if address < PROBE_FLOOR || !address.is_aligned(8) {
+        return Err(ProbeError::BadAddress);
+    }
+    if info.covers_writable(address, 8) {
+        return Err(ProbeError::Allowed);
+    }
+    // Safety: as in `write_u64` (the same address rules); the block also
+    // writes R15 (declared clobbered), and execution leaves it only at its
+    // end, whether the store completes or a monitor resumes the subject at
+    // the label.
+    unsafe {
+        core::arch::asm!(
+            "lea r15, [rip + 2f]",
+            "mov qword ptr [{address}], {value}",
+            "2:",
+            address = in(reg) address.get(),
+            value = in(reg) value,
+            out("r15") _,
+            options(nostack, preserves_flags),
+        );
+    }
+    Ok(())
+}
+
+/// [`read_u64`] for a monitored subject: R15 holds the address right after
+/// the load (see [`resumable_write_u64`]). If the load faulted and the
+/// monitor resumed the subject, the value is whatever the register held.
+pub fn resumable_read_u64(info: &Info<'static>, address: VirtAddr) -> Result<u64, ProbeError> {
+    if !info.mapped {
+        return Err(ProbeError::NotMapped);
+    }
+    if address < PROBE_FLOOR || !address.is_aligned(8) {
+        return Err(ProbeError::BadAddress);
+    }
+    let value: u64;
+    // Safety: as in `read_u64`; R15 is declared clobbered, and execution
+    // leaves the block only at its end.
+    unsafe {
+        core::arch::asm!(
+            "lea r15, [rip + 2f]",
+            "mov {value}, qword ptr [{address}]",
+            "2:",
+            address = in(reg) address.get(),
+            value = lateout(reg) value,
+            out("r15") _,
+            options(nostack, preserves_flags, readonly),
+        );
+    }
+    Ok(value)
+}
+
+/// Traps to the monitor on purpose (`ud2`, an invalid-opcode exception)
+/// with `tag` in RDI and `value` in RSI, R15 holding the address after the
+/// `ud2`: a monitored subject's way to report to its monitor. Without a
+/// monitor that resumes it, the subject's `onFault` applies.
+pub fn mark(tag: u64, value: u64) {
+    // Safety: `ud2` touches no memory; a monitor resumes the subject at the
+    // label (R15, declared clobbered) or the kernel applies its `onFault`.
+    unsafe {
+        core::arch::asm!(
+            "lea r15, [rip + 2f]",
+            "ud2",
+            "2:",
+            in("rdi") tag,
+            in("rsi") value,
+            out("r15") _,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
 }
 
 /// Reads model-specific register `msr` (`rdmsr`).

@@ -82,6 +82,9 @@ pub const fn fault_action(on_fault: OnFault, restart: RestartPolicy) -> FaultAct
         OnFault::StopSystem => FaultAction::StopSystem,
         OnFault::StopSubject => FaultAction::StopSubject,
         OnFault::RestartSubject => FaultAction::RestartSubject(restart),
+        // Without its monitor's spec (`crate::monitor::fault_action`
+        // builds it) a monitored subject fails closed.
+        OnFault::Monitor => FaultAction::StopSystem,
     }
 }
 
@@ -93,7 +96,9 @@ pub fn restart_policy(subject: &septum_policy::model::Subject) -> RestartPolicy 
         limit: u16::try_from(subject.restart_limit()).unwrap_or(u16::MAX),
         fallback: match subject.restart_fallback() {
             OnFault::StopSubject => Fallback::StopSubject,
-            OnFault::StopSystem | OnFault::RestartSubject => Fallback::StopSystem,
+            OnFault::StopSystem | OnFault::RestartSubject | OnFault::Monitor => {
+                Fallback::StopSystem
+            }
         },
     }
 }
@@ -104,6 +109,7 @@ pub const fn on_fault_name(action: FaultAction) -> &'static str {
         FaultAction::StopSystem => "stopSystem",
         FaultAction::StopSubject => "stopSubject",
         FaultAction::RestartSubject(_) => "restartSubject",
+        FaultAction::Monitor(_) => "monitor",
     }
 }
 
@@ -277,12 +283,23 @@ mod tests {
                     OnFault::StopSystem => "stopSystem",
                     OnFault::StopSubject => "stopSubject",
                     OnFault::RestartSubject => "restartSubject",
+                    OnFault::Monitor => "monitor",
                 }
             );
         }
         assert_eq!(
             fault_action(OnFault::RestartSubject, restart),
             FaultAction::RestartSubject(restart)
+        );
+        // A monitored subject's action comes from `crate::monitor`.
+        assert_eq!(
+            on_fault_name(FaultAction::Monitor(septum_kerncore::spec::MonitorSpec {
+                monitor: SubjectId(1),
+                event: 0,
+                state: septum_abi::PhysAddr(0x1000),
+                exits: septum_kerncore::spec::ExitSet(1),
+            })),
+            "monitor"
         );
     }
 }

@@ -25,6 +25,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use septum_kerncore::monitor::exit_reasons;
+use septum_kerncore::spec::ExitSet;
 use septum_policy::model::{self, ChannelRole, Policy};
 use septum_policy::{Diagnostic, Span};
 
@@ -32,8 +34,9 @@ use crate::contract::{self, Need};
 use crate::elf::{SubjectImage, parse_subject, section};
 use crate::input::{
     ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput, EventInput,
-    HardwareInput, IoPortRange, MapInput, MemoryBlockInput, MinorFrameInput, PartitionInput,
-    RegionInput, SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
+    HardwareInput, IoPortRange, MapInput, MemoryBlockInput, MinorFrameInput, MonitorInput,
+    PartitionInput, RegionInput, SchedulingInput, SourceEventInput, SubjectInput, SystemInput,
+    TargetEventInput,
 };
 use crate::symbols::SymbolMap;
 
@@ -469,7 +472,26 @@ fn subject_input(
         source_events,
         target_events,
         channels,
+        monitor: monitor_input(s),
     }
+}
+
+/// A subject's `<monitor>`, if it has one whose references resolved (the
+/// `subjects-monitor-*` rules report the rest).
+fn monitor_input(s: &model::Subject) -> Option<MonitorInput> {
+    let monitor = s.monitor.as_ref()?;
+    let exits = monitor
+        .exits
+        .value
+        .iter()
+        .filter_map(|name| exit_reasons(name))
+        .flatten()
+        .fold(ExitSet::default(), |set, &reason| set.with(reason));
+    Some(MonitorInput {
+        event: monitor.event.get()?.index(),
+        state: monitor.state.get()?.index(),
+        exits,
+    })
 }
 
 fn scheduling(policy: &Policy, errors: &mut Vec<Diagnostic>) -> SchedulingInput {

@@ -173,6 +173,20 @@ pub struct SubjectInput {
     pub target_events: Vec<TargetEventInput>,
     /// Channel ends.
     pub channels: Vec<ChannelEndInput>,
+    /// Its monitor (with `onFault="monitor"`).
+    pub monitor: Option<MonitorInput>,
+}
+
+/// A subject's `<monitor>`.
+#[derive(Clone, Debug)]
+pub struct MonitorInput {
+    /// Index into [`SystemInput::events`] of the `switch` event whose
+    /// target is the monitor.
+    pub event: usize,
+    /// Index into [`SystemInput::regions`] of the 4 KiB state region.
+    pub state: usize,
+    /// The chosen exits' basic exit reasons.
+    pub exits: septum_kerncore::spec::ExitSet,
 }
 
 /// A mapping of a `<memory>` region into a subject.

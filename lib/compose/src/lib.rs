@@ -39,6 +39,7 @@ pub mod info;
 pub mod input;
 pub mod layers;
 pub mod linux;
+pub mod monitor;
 pub mod output;
 pub mod pack;
 pub mod paging;

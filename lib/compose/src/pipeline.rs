@@ -74,10 +74,12 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     // 5. Pristine copies for restarts, then the kernel's own tables.
     let restart_images = pristine::plan(&mut placer, &subjects)?;
     placer.origin = None;
+    let state_pages = crate::monitor::kernel_mappings(input, &subjects);
     let kernel_pml4 = kernel_tables(
         &mut placer,
         &vmxon,
         &subjects,
+        &state_pages,
         &placed.crash_audit,
         &pristine::identity_maps(&restart_images),
     )?;
@@ -144,6 +146,7 @@ fn kernel_tables(
     placer: &mut Placer,
     vmxon: &[PhysAddr],
     subjects: &[SubjectOut],
+    state_pages: &[(PhysAddr, Caching)],
     crash_audit: &CrashAudit,
     restart_maps: &[(PhysAddr, u64, bool)],
 ) -> Result<PhysAddr, ComposeError> {
@@ -162,6 +165,10 @@ fn kernel_tables(
     }
     for s in subjects {
         identity(s.vmcs, PAGE_SIZE, wb(true, false))?;
+    }
+    // Monitored subjects' state pages (`crate::monitor`).
+    for &(page, caching) in state_pages {
+        identity(page, PAGE_SIZE, Rights::of(true, false, caching))?;
     }
     let uncached = Rights {
         uncached: true,

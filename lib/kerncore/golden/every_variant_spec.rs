@@ -109,6 +109,34 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             source_events: [None; 64],
             fault_action: septum_kerncore::spec::FaultAction::RestartSubject(septum_kerncore::lifecycle::RestartPolicy { limit: 3, fallback: septum_kerncore::lifecycle::Fallback::StopSystem }),
         },
+        septum_kerncore::spec::SubjectSpec {
+            name: "d",
+            cpu: 3,
+            vpid: 4,
+            vmcs: septum_abi::PhysAddr(0x400000),
+            eptp: 0x40001e,
+            io_bitmap_a: septum_abi::PhysAddr(0x401000),
+            io_bitmap_b: septum_abi::PhysAddr(0x402000),
+            msr_bitmap: septum_abi::PhysAddr(0x403000),
+            controls: septum_kerncore::spec::VmxControls { pin: 0x49, proc: 0xb2998e80, proc2: 0x66, exit: 0x308200, entry: 0x8200, exception_bitmap: 0xffffffff, cr0_mask: 0xffffffffffffffff, cr4_mask: 0xffffffffffffffff },
+            guest: septum_kerncore::spec::GuestState {
+                rip: septum_abi::VirtAddr(0x200000),
+                rsp: septum_abi::VirtAddr(0x100000),
+                rflags: 0x2,
+                cr0: 0x80010033,
+                cr3: septum_abi::GuestPhysAddr(0x1000),
+                cr4: 0x20,
+                efer: 0xd00,
+                pat: 0x7040600070406,
+                rdi: 0x10000,
+                cs: septum_kerncore::spec::Segment { selector: 0x8, base: 0x0, limit: 0xffffffff, access_rights: 0xa09b },
+                data: septum_kerncore::spec::Segment { selector: 0x10, base: 0x0, limit: 0xffffffff, access_rights: 0xc093 },
+                tr: septum_kerncore::spec::Segment { selector: 0x18, base: 0x0, limit: 0x67, access_rights: 0x8b },
+                ldtr: septum_kerncore::spec::Segment { selector: 0x0, base: 0x0, limit: 0x0, access_rights: 0x10000 },
+            },
+            source_events: [None; 64],
+            fault_action: septum_kerncore::spec::FaultAction::Monitor(septum_kerncore::spec::MonitorSpec { monitor: septum_abi::SubjectId(1), event: 62, state: septum_abi::PhysAddr(0x500000), exits: septum_kerncore::spec::ExitSet(0x80000000000000000000000040000001) }),
+        },
     ],
     partitions: &[
         septum_kerncore::spec::PartitionSpec { name: "p0", cpu: 0, groups: &[septum_kerncore::spec::GroupId(0)] },
@@ -116,7 +144,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
     ],
     groups: &[
         septum_kerncore::spec::GroupSpec { subjects: &[septum_abi::SubjectId(0), septum_abi::SubjectId(2)], initial: septum_abi::SubjectId(0) },
-        septum_kerncore::spec::GroupSpec { subjects: &[septum_abi::SubjectId(1)], initial: septum_abi::SubjectId(1) },
+        septum_kerncore::spec::GroupSpec { subjects: &[septum_abi::SubjectId(1), septum_abi::SubjectId(3)], initial: septum_abi::SubjectId(1) },
     ],
     major_frames: &[
         septum_kerncore::spec::MajorFrameSpec {

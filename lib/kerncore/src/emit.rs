@@ -33,9 +33,9 @@ use core::fmt::{self, Write};
 use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
 
 use crate::spec::{
-    ApicId, CrashAuditSpec, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion, KernelAction,
-    KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, PartitionId, PartitionSpec, Segment,
-    SourceEvent, Storage, SubjectSpec, SystemSpec, VmxControls,
+    ApicId, CrashAuditSpec, ExitSet, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion,
+    KernelAction, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, MonitorSpec, PartitionId,
+    PartitionSpec, Segment, SourceEvent, Storage, SubjectSpec, SystemSpec, VmxControls,
 };
 
 /// Path of the spec module in the generated source.
@@ -360,8 +360,40 @@ impl EmitRust for FaultAction {
                 w.out.push(')');
                 return;
             }
+            FaultAction::Monitor(monitor) => {
+                w.text(format_args!("{SPEC}::FaultAction::Monitor("));
+                monitor.emit_rust(w);
+                w.text(format_args!(")"));
+                return;
+            }
         };
         w.text(format_args!("{SPEC}::FaultAction::{variant}"));
+    }
+}
+
+impl EmitRust for MonitorSpec {
+    fn emit_rust(&self, w: &mut RustWriter) {
+        let MonitorSpec {
+            monitor,
+            event,
+            state,
+            exits,
+        } = self;
+        w.inline(
+            format_args!("{SPEC}::MonitorSpec"),
+            &[
+                ("monitor", monitor),
+                ("event", &Dec((*event).into())),
+                ("state", state),
+                ("exits", exits),
+            ],
+        );
+    }
+}
+
+impl EmitRust for ExitSet {
+    fn emit_rust(&self, w: &mut RustWriter) {
+        w.text(format_args!("{SPEC}::ExitSet({:#x})", self.0));
     }
 }
 

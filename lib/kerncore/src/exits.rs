@@ -139,6 +139,18 @@ pub enum Decision {
         /// The faulting subject.
         by: Option<SubjectId>,
     },
+    /// A chosen exit of a monitored subject (`onFault="monitor"`): the arch
+    /// layer writes `by`'s state page while its registers and VMCS are
+    /// still loaded, then calls [`crate::monitor::hand_over`] and executes
+    /// what that returns.
+    Trap {
+        /// The monitored subject that exited (the running one).
+        by: SubjectId,
+        /// Its monitor.
+        monitor: SubjectId,
+        /// The monitor's target event to mark pending.
+        event: u8,
+    },
     /// A fault stopped its subject (`onFault="stopSubject"`); no subject has
     /// the CPU. The system goes on: after reporting, the arch layer asks
     /// [`Scheduler::continue_frame`] who gets the rest of the frame.
@@ -172,7 +184,8 @@ pub fn dispatch(cpu: &mut Scheduler<'_>, exit: Exit) -> Decision {
         Exit::TimerExpired { now } => cpu.on_frame_end(now),
         // Interrupts are not routed to subjects in this version.
         Exit::ExternalInterrupt | Exit::Nmi => cpu.resume_or_idle(),
-        Exit::Fault(_) | Exit::EntryFailure(_) => fault(cpu),
+        Exit::Fault(info) => fault(cpu, Some(info.code)),
+        Exit::EntryFailure(_) => fault(cpu, None),
     }
 }
 
@@ -250,13 +263,15 @@ fn kernel_action(cpu: &mut Scheduler<'_>, caller: SubjectId, action: KernelActio
 }
 
 /// The running subject caused an exit the policy does not route: its
-/// `onFault` decides.
-fn fault(cpu: &mut Scheduler<'_>) -> Decision {
+/// `onFault` decides. `exit`: the basic exit reason (`None` for a failed
+/// VM entry, which no monitor is handed).
+fn fault(cpu: &mut Scheduler<'_>, exit: Option<u16>) -> Decision {
     let action = cpu
         .current()
         .and_then(|by| cpu.spec().subjects.get(by.index()))
         .map(|subject| subject.fault_action);
     match action {
+        Some(FaultAction::Monitor(monitor)) => crate::monitor::trap(cpu.current(), &monitor, exit),
         Some(FaultAction::StopSubject) => match cpu.stop_current() {
             Some(by) => Decision::SubjectStopped { by },
             None => Decision::StopSystem { by: None },

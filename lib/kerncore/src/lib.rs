@@ -7,7 +7,8 @@
 //! ([`events`]), the barrier that keeps the CPUs of the plan in step
 //! ([`sync`]), the vendor-neutral exits and the one function that decides
 //! what each does ([`exits`]), the fault report line ([`fault`]), subject
-//! restarts ([`lifecycle`]), the
+//! restarts ([`lifecycle`]), the hand-over of a monitored subject's exits
+//! to its monitor ([`monitor`]), the
 //! reading of the boot loader's memory map
 //! ([`mbi`]), the VT-x capability decisions ([`vmx`]) and, on the host
 //! only, the emitter that writes a spec as Rust source ([`emit`]). It is
@@ -33,6 +34,7 @@ pub mod exits;
 pub mod fault;
 pub mod lifecycle;
 pub mod mbi;
+pub mod monitor;
 pub mod plan;
 pub mod spec;
 pub mod sync;

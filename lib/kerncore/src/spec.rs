@@ -180,6 +180,45 @@ pub enum FaultAction {
     /// frame; after `limit` such restarts, `fallback` (see
     /// [`crate::lifecycle`]).
     RestartSubject(crate::lifecycle::RestartPolicy),
+    /// Hand the exit to a monitor subject (`onFault="monitor"`; see
+    /// `crate::monitor`); an exit the monitor did not choose stops the
+    /// system.
+    Monitor(MonitorSpec),
+}
+
+/// A monitored subject's monitor: who gets which exits, and where the
+/// subject's state page is (layout: [`septum_abi::state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorSpec {
+    /// The monitor subject (same scheduling group as the monitored one).
+    pub monitor: SubjectId,
+    /// The monitor's target event marked pending on every trap.
+    pub event: u8,
+    /// Physical address of the monitored subject's 4 KiB state page
+    /// (identity-mapped read-write in the kernel's tables).
+    pub state: PhysAddr,
+    /// The basic exit reasons handed to the monitor.
+    pub exits: ExitSet,
+}
+
+/// A set of VT-x basic exit reasons (0..127).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExitSet(pub u128);
+
+impl ExitSet {
+    /// Whether basic exit reason `reason` is in the set.
+    pub const fn contains(self, reason: u16) -> bool {
+        reason < 128 && self.0 & (1 << reason) != 0
+    }
+
+    /// The set with `reason` added (a reason of 128 or more is ignored).
+    pub const fn with(self, reason: u16) -> Self {
+        if reason < 128 {
+            Self(self.0 | 1 << reason)
+        } else {
+            self
+        }
+    }
 }
 
 /// One subject (a native program in VMX non-root mode).

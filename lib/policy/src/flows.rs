@@ -20,7 +20,10 @@
 //! - [`FlowKind::KernelAction`]: a subject that may ask the kernel to power
 //!   off, reboot or panic affects every other subject;
 //! - [`FlowKind::FaultStop`]: a subject whose fault stops the whole system
-//!   (`onFault="stopSystem"`, the default) affects every other subject;
+//!   (`onFault="stopSystem"`, the default, or `monitor`, whose unchosen
+//!   exits stop it) affects every other subject;
+//! - a monitored subject's traps are an [`FlowKind::Event`] to its monitor
+//!   (the `<monitor event>`, carrying its registers in the state page);
 //! - [`FlowKind::Device`]: two subjects granted parts of the same device
 //!   share its state, both ways;
 //! - covert, left by the schedule, both ways: [`FlowKind::SameGroup`]
@@ -33,7 +36,7 @@
 
 use std::collections::VecDeque;
 
-use crate::model::{ChannelRole, EventMode, FlowDeny, KernelAction, Policy, SubjectIdx};
+use crate::model::{ChannelRole, EventMode, FlowDeny, KernelAction, OnFault, Policy, SubjectIdx};
 use crate::source::Span;
 
 /// How information moves along a [`Flow`].
@@ -142,6 +145,7 @@ pub fn derive(policy: &Policy) -> Vec<Flow> {
     channels(policy, &mut flows);
     shared_memory(policy, &mut flows);
     events(policy, &mut flows);
+    monitors(policy, &mut flows);
     faults(policy, &mut flows);
     devices(policy, &mut flows);
     schedule(policy, &mut flows);
@@ -303,17 +307,55 @@ fn events(policy: &Policy, out: &mut Vec<Flow>) {
     }
 }
 
+/// A monitored subject's traps reach its monitor (the target of its
+/// `<monitor event>`): the event, and its registers in the state page.
+fn monitors(policy: &Policy, out: &mut Vec<Flow>) {
+    for (s, subject) in subjects(policy) {
+        let Some(monitor) = &subject.monitor else {
+            continue;
+        };
+        for (t, other) in subjects(policy) {
+            let receives = other.targets.iter().find(|target| {
+                target.physical.get().is_some() && target.physical.get() == monitor.event.get()
+            });
+            if let Some(target) = receives {
+                out.push(Flow {
+                    from: s,
+                    to: t,
+                    kind: FlowKind::Event,
+                    detail: format!(
+                        "traps to its monitor (event \"{}\", state page \"{}\")",
+                        monitor.event.name.as_str(),
+                        monitor.state.name.as_str()
+                    ),
+                    span: monitor.span,
+                    to_span: target.span,
+                });
+            }
+        }
+    }
+}
+
 fn faults(policy: &Policy, out: &mut Vec<Flow>) {
     for (s, subject) in subjects(policy) {
         if !subject.fault_can_stop_system() {
             continue;
         }
+        let detail = match subject.on_fault.value {
+            OnFault::Monitor => "an exit its monitor did not choose stops the system",
+            OnFault::RestartSubject => {
+                "a fault after its last restart stops the system (onRestartLimit=\"stopSystem\")"
+            }
+            OnFault::StopSystem | OnFault::StopSubject => {
+                "a fault stops the system (onFault=\"stopSystem\")"
+            }
+        };
         for (t, other) in subjects(policy) {
             out.push(Flow {
                 from: s,
                 to: t,
                 kind: FlowKind::FaultStop,
-                detail: "a fault stops the system (onFault=\"stopSystem\")".to_owned(),
+                detail: detail.to_owned(),
                 span: subject.on_fault.span,
                 to_span: other.span,
             });

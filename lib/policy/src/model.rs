@@ -257,6 +257,8 @@ pub enum OnFault {
     /// Restart only the faulting subject, up to its restart limit; then
     /// its `onRestartLimit` action.
     RestartSubject,
+    /// Hand the exits its `<monitor>` chooses to a monitor subject.
+    Monitor,
 }
 
 /// The kind of a subject's source event group.
@@ -620,6 +622,9 @@ pub struct Subject {
     pub channels: Vec<ChannelEnd>,
     /// `<linux>`: the Linux boot of a `vm` subject.
     pub linux: Option<LinuxBoot>,
+    /// `<monitor>`: who gets this subject's exits (with
+    /// `onFault="monitor"`).
+    pub monitor: Option<Monitor>,
 }
 
 /// `<linux kernel initrd cmdline ramSize>` inside a `vm` subject: the
@@ -637,6 +642,22 @@ pub struct LinuxBoot {
     pub cmdline: Spanned<String>,
     /// Bytes of RAM the guest gets from 1 MiB (its only e820 RAM entry).
     pub ram_size: Spanned<u64>,
+}
+
+/// `<monitor event state exits>` inside a subject: its chosen exits go to
+/// the target of `event` (a `switch` event), its state page is `state`.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    /// The element.
+    pub span: Span,
+    /// The `switch` event whose target subject is the monitor.
+    pub event: Ref<EventIdx>,
+    /// The 4 KiB `<memory>` region that holds the subject's state page
+    /// (mapped by the monitor only).
+    pub state: Ref<RegionIdx>,
+    /// The chosen exits, by name (`septum_kerncore::monitor::EXIT_NAMES`),
+    /// with the span of the `exits` attribute.
+    pub exits: Spanned<Vec<String>>,
 }
 
 impl Subject {
@@ -674,6 +695,7 @@ impl Subject {
             OnFault::StopSystem => true,
             OnFault::StopSubject => false,
             OnFault::RestartSubject => self.restart_fallback() == OnFault::StopSystem,
+            OnFault::Monitor => true,
         }
     }
 }

@@ -476,7 +476,9 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         frame_ending(cpu);
     }
     let decision = dispatch(&mut cpu.scheduler, exit);
-    if let Exit::Fault(info) | Exit::EntryFailure(info) = exit {
+    if let Exit::Fault(info) | Exit::EntryFailure(info) = exit
+        && !matches!(decision, Decision::Trap { .. })
+    {
         report_fault(cpu, &info);
     }
     if decision == Decision::Resume && boundary.is_none() {
@@ -615,6 +617,12 @@ fn execute(
                 crate::lifecycle::report(cpu, frame, by, policy, verdict);
                 continue;
             }
+            // A monitored subject's chosen exit (no fault line: its
+            // monitor reads the state page).
+            Decision::Trap { by, monitor, event } => {
+                decision = crate::monitor::trap(&mut cpu.scheduler, frame, by, monitor, event);
+                continue;
+            }
             Decision::SubjectStopped { by } => {
                 kprintln!(
                     "septum: subject \"{}\" stopped; system continues",
@@ -719,6 +727,7 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         // translation or protection depends on it, and root mode reads it
         // only in its exception report, which resets the machine.
         unsafe { cpu::write_cr2(context.cr2) };
+        crate::monitor::on_enter(subject, frame);
     }
     super::restart::restart_if_requested(number, vmcs, context, frame);
     if context.launched {

@@ -20,6 +20,8 @@
 //! - `percpu`: the per-CPU block (exit and IST stacks, TSS/IDT, scheduler,
 //!   loaded subject), reached from the exit frame.
 //! - `restart`: re-initialising a subject before it restarts.
+//! - `monitor`: volatile access to monitored subjects' state pages, and
+//!   the move of their registers to and from them.
 //! - `exit`: the VM-exit path and the execution of scheduler decisions.
 //! - `no_panic`: the link-time proof that no panic path survives.
 
@@ -30,6 +32,7 @@ pub mod crash;
 pub mod descriptors;
 pub mod exit;
 pub mod nmi;
+pub mod monitor;
 #[cfg(not(debug_assertions))]
 pub mod no_panic;
 pub mod percpu;

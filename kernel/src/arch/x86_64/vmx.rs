@@ -272,6 +272,12 @@ pub enum GuestField {
     /// VMX-preemption timer value: when the subject exits next. Any value
     /// is safe for the host; the kernel's deadline is what keeps the plan.
     PreemptionTimer,
+    /// Guest RSP: a register of the subject's own (monitors change it).
+    Rsp,
+    /// Guest RFLAGS. A value VM entry refuses fails the entry, which the
+    /// kernel handles fail-closed; the one writer (`crate::monitor`) only
+    /// changes the status flags and DF, which entry never refuses.
+    Rflags,
 }
 
 impl GuestField {
@@ -281,6 +287,8 @@ impl GuestField {
         match self {
             Self::Rip => field::GUEST_RIP,
             Self::PreemptionTimer => field::PREEMPTION_TIMER_VALUE,
+            Self::Rsp => field::GUEST_RSP,
+            Self::Rflags => field::GUEST_RFLAGS,
         }
     }
 }
@@ -289,9 +297,10 @@ impl GuestField {
 /// host, whatever the value.
 #[inline(always)]
 pub fn write_guest(field: GuestField, value: u64) -> Result<(), VmxError> {
-    // Safety: `GuestField` names only guest RIP and the preemption-timer
-    // value; neither can make the guest reach memory, ports or MSRs outside
-    // its EPT and bitmaps, nor change host state (see the variants).
+    // Safety: `GuestField` names only guest RIP, RSP, RFLAGS and the
+    // preemption-timer value; none can make the guest reach memory, ports
+    // or MSRs outside its EPT and bitmaps, nor change host state (see the
+    // variants).
     unsafe { vmwrite(field.encoding(), value) }
 }
 

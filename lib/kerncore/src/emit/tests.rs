@@ -73,11 +73,19 @@ fn every_fault_action() -> Vec<FaultAction> {
             limit: 3,
             fallback: Fallback::StopSystem,
         }),
+        FaultAction::Monitor(MonitorSpec {
+            monitor: SubjectId(1),
+            event: 62,
+            state: PhysAddr(0x50_0000),
+            exits: ExitSet(0).with(0).with(30).with(127),
+        }),
     ];
     for action in &all {
         match action {
-            FaultAction::StopSystem | FaultAction::StopSubject | FaultAction::RestartSubject(_) => {
-            }
+            FaultAction::StopSystem
+            | FaultAction::StopSubject
+            | FaultAction::RestartSubject(_)
+            | FaultAction::Monitor(_) => {}
         }
     }
     all
@@ -177,6 +185,7 @@ fn every_variant() -> SystemSpec<Owned> {
             subject("a", 1, events, faults[0]),
             subject("b", 2, [None; MAX_EVENTS], faults[1]),
             subject("c", 3, [None; MAX_EVENTS], faults[2]),
+            subject("d", 4, [None; MAX_EVENTS], faults[3]),
         ],
         partitions: vec![
             PartitionSpec {
@@ -196,7 +205,7 @@ fn every_variant() -> SystemSpec<Owned> {
                 initial: SubjectId(0),
             },
             GroupSpec {
-                subjects: vec![SubjectId(1)],
+                subjects: vec![SubjectId(1), SubjectId(3)],
                 initial: SubjectId(1),
             },
         ],

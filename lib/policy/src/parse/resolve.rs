@@ -135,6 +135,10 @@ fn resolve_references(policy: &mut Policy) {
         for end in &mut subject.channels {
             link(&mut end.physical, &channels);
         }
+        if let Some(monitor) = &mut subject.monitor {
+            link(&mut monitor.event, &events);
+            link(&mut monitor.state, &regions);
+        }
     }
     for deny in &mut policy.flow_denials {
         link(&mut deny.from, &subjects);

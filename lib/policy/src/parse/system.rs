@@ -44,6 +44,7 @@ const ON_FAULT: &[(&str, OnFault)] = &[
     ("stopSystem", OnFault::StopSystem),
     ("stopSubject", OnFault::StopSubject),
     ("restartSubject", OnFault::RestartSubject),
+    ("monitor", OnFault::Monitor),
 ];
 
 const GROUP_KINDS: &[(&str, SourceGroupKind)] = &[("vmcall", SourceGroupKind::Vmcall)];
@@ -352,10 +353,12 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
         targets: Vec::new(),
         channels: Vec::new(),
         linux: None,
+        monitor: None,
     };
     let (mut seen_memory, mut seen_devices, mut seen_events, mut seen_channels) =
         (None, None, None, None);
     let mut seen_linux = None;
+    let mut seen_monitor = None;
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "memory" => {
             if ctx.first_time(&mut seen_memory, child, "subject") {
@@ -409,10 +412,15 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
                 subject.linux = Some(linux_boot(ctx, child));
             }
         }
+        "monitor" => {
+            if ctx.first_time(&mut seen_monitor, child, "subject") {
+                subject.monitor = Some(monitor(ctx, child));
+            }
+        }
         _ => ctx.unknown_element(
             child,
             "subject",
-            &["memory", "devices", "events", "channels", "linux"],
+            &["memory", "devices", "events", "channels", "linux", "monitor"],
         ),
     });
     // A `vm` subject boots Linux; any other virtual machine (its own
@@ -458,6 +466,22 @@ fn linux_boot(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> LinuxBoot {
             .optional(el, "cmdline")
             .unwrap_or_else(|| Spanned::new(String::new(), el.span())),
         ram_size: ctx.number(el, "ramSize"),
+    }
+}
+
+/// `<monitor event state exits>`.
+fn monitor(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Monitor {
+    ctx.attributes(el, &["event", "state", "exits"]);
+    ctx.no_children(el);
+    let exits = ctx.string(el, "exits");
+    Monitor {
+        span: el.span(),
+        event: unresolved(ctx.string(el, "event")),
+        state: unresolved(ctx.string(el, "state")),
+        exits: Spanned::new(
+            exits.value.split_whitespace().map(str::to_owned).collect(),
+            exits.span,
+        ),
     }
 }
 

@@ -65,8 +65,16 @@ rule! {
     fn no_source(policy, out) {
         let ends = event_ends(policy);
         let first = first_definitions(policy.events.iter().map(|e| e.name.as_str()));
+        // A `<monitor event>` raises its event on every trap.
+        let monitor_raises = |name: &str| {
+            policy
+                .subjects
+                .iter()
+                .filter_map(|s| s.monitor.as_ref())
+                .any(|m| m.event.name.value == name)
+        };
         for ((event, ends), first) in policy.events.iter().zip(&ends).zip(first) {
-            if first && ends.sources.is_empty() {
+            if first && ends.sources.is_empty() && !monitor_raises(event.name.as_str()) {
                 out.error(
                     NO_SOURCE.id,
                     event.name.span,

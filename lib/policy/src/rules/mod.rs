@@ -45,6 +45,7 @@ pub mod hardware;
 pub mod kernel;
 pub mod lifecycle;
 pub mod memory;
+pub mod monitor;
 pub mod names;
 pub mod scheduling;
 pub mod subjects;
@@ -195,6 +196,12 @@ pub static ALL: &[Rule] = &[
     lifecycle::RESTART_UNUSED,
     lifecycle::RESTART_FALLBACK,
     lifecycle::RESTART_SHARED_MEMORY,
+    monitor::ON_FAULT,
+    monitor::REFERENCE,
+    monitor::CYCLE,
+    monitor::GROUP,
+    monitor::EXITS,
+    monitor::STATE,
     scheduling::TICK_RATE_ZERO,
     scheduling::NO_MAJOR_FRAME,
     scheduling::PARTITION_EMPTY,

@@ -1,0 +1,75 @@
+//! Monitors: a monitored subject's trap written to its state page, and its
+//! registers loaded back from the page when its monitor resumes it.
+//!
+//! Why here: kerncore (`septum_kerncore::monitor`) decides who runs, but
+//! owns no memory; the arch layer moves bytes. This module is the kernel's
+//! sequence between the two (docs/kernel.md, "Monitors"):
+//!
+//! - [`trap`] (the arch executes `Decision::Trap`): while the subject's
+//!   registers are in the exit frame and its VMCS is current, capture them
+//!   with the exit data, count the trap, write the page and mark the
+//!   subject *trapped*; then kerncore hands the CPU to the monitor.
+//! - [`on_enter`] (every time the arch makes a subject the loaded one): a
+//!   trapped subject gets the registers its monitor may have changed,
+//!   read from the page, before it runs; the mark is cleared. A subject
+//!   that was not trapped is not touched, so the page is read once per
+//!   trap, never on the ordinary switch path.
+//!
+//! The trapped marks are one flag per subject. Only the subject's own CPU
+//! touches its flag (a monitored subject and its monitor share a
+//! scheduling group, so a CPU), so relaxed atomics suffice; atomics only
+//! because the table is a `static`.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use septum_abi::SubjectId;
+use septum_abi::state::{STATE_MAGIC, STATE_VERSION};
+use septum_kerncore::exits::Decision;
+use septum_kerncore::plan::{MAX_SUBJECTS, Scheduler};
+
+use crate::arch::x86_64::exit::GuestRegs;
+use crate::arch::x86_64::monitor as page;
+
+/// Whether each subject trapped and was not yet resumed.
+static TRAPPED: [AtomicBool; MAX_SUBJECTS] = [const { AtomicBool::new(false) }; MAX_SUBJECTS];
+
+/// Save `by`'s state (loaded: its registers in `frame`, its VMCS current)
+/// to its page, mark it trapped, and hand the CPU to `monitor` with
+/// `event` pending. Returns what runs next.
+pub fn trap(
+    scheduler: &mut Scheduler<'_>,
+    frame: &GuestRegs,
+    by: SubjectId,
+    monitor: SubjectId,
+    event: u8,
+) -> Decision {
+    let traps = page::read_page(by).map_or(0, |old| {
+        if old.magic == STATE_MAGIC {
+            old.traps.wrapping_add(1)
+        } else {
+            1
+        }
+    });
+    let mut state = page::capture(frame);
+    state.magic = STATE_MAGIC;
+    state.version = STATE_VERSION;
+    state.traps = traps;
+    if page::write_page(by, &state)
+        && let Some(flag) = TRAPPED.get(by.index())
+    {
+        flag.store(true, Ordering::Relaxed);
+    }
+    septum_kerncore::monitor::hand_over(scheduler, by, monitor, event)
+}
+
+/// `subject` is now the loaded one (its registers in `frame`, its VMCS
+/// current): if it was trapped, load what its monitor may have changed.
+#[inline(always)]
+pub fn on_enter(subject: SubjectId, frame: &mut GuestRegs) {
+    let trapped = TRAPPED
+        .get(subject.index())
+        .is_some_and(|flag| flag.swap(false, Ordering::Relaxed));
+    if trapped && let Some(state) = page::read_page(subject) {
+        page::load(frame, &state);
+    }
+}
