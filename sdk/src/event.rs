@@ -123,6 +123,7 @@ pub struct Kernel {
     poweroff: Option<SourceEventId>,
     reboot: Option<SourceEventId>,
     panic: Option<SourceEventId>,
+    unmask_irq: Option<SourceEventId>,
 }
 
 impl Kernel {
@@ -134,6 +135,7 @@ impl Kernel {
             poweroff: info.kernel_event(KernelActionCode::Poweroff),
             reboot: info.kernel_event(KernelActionCode::Reboot),
             panic: info.kernel_event(KernelActionCode::Panic),
+            unmask_irq: info.kernel_event(KernelActionCode::UnmaskIrq),
         }
     }
 
@@ -145,6 +147,7 @@ impl Kernel {
             KernelActionCode::Poweroff => self.poweroff,
             KernelActionCode::Reboot => self.reboot,
             KernelActionCode::Panic => self.panic,
+            KernelActionCode::UnmaskIrq => self.unmask_irq,
         }
     }
 
@@ -169,6 +172,15 @@ impl Kernel {
     /// at the subject's next turn.
     pub fn yield_now(&self) -> Result<(), NotGranted> {
         raise(self.granted(KernelActionCode::Yield)?);
+        Ok(())
+    }
+
+    /// Unmasks the subject's level-triggered IRQ lines (the `unmask_irq`
+    /// action): the kernel masks a level line from its interrupt on until
+    /// its owner has handled the device and says so (docs/sdk.md,
+    /// "Interrupts"). Edge-triggered lines are never masked.
+    pub fn unmask_irq(&self) -> Result<(), NotGranted> {
+        raise(self.granted(KernelActionCode::UnmaskIrq)?);
         Ok(())
     }
 

@@ -169,6 +169,7 @@ impl Need {
             KernelActionCode::Poweroff => "poweroff",
             KernelActionCode::Reboot => "reboot",
             KernelActionCode::Panic => "panic",
+            KernelActionCode::UnmaskIrq => "unmask_irq",
         };
         Self {
             a: action as u64,

@@ -39,6 +39,8 @@ pub enum KernelActionCode {
     Reboot = 4,
     /// Stop the system, reporting a subject-requested panic.
     Panic = 5,
+    /// Unmask the caller's level-triggered IRQ lines after handling them.
+    UnmaskIrq = 6,
 }
 
 /// Action byte of a source event that is not a kernel event.
@@ -54,6 +56,7 @@ impl KernelActionCode {
             3 => Some(Self::Poweroff),
             4 => Some(Self::Reboot),
             5 => Some(Self::Panic),
+            6 => Some(Self::UnmaskIrq),
             _ => None,
         }
     }

@@ -32,8 +32,9 @@ use crate::contract::{self, Need};
 use crate::elf::{SubjectImage, parse_subject, section};
 use crate::input::{
     ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput, EventInput,
-    HardwareInput, IoPortRange, MapInput, MemoryBlockInput, MinorFrameInput, PartitionInput,
-    RegionInput, SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
+    HardwareInput, IoApicInput, IoPortRange, IrqGrantInput, MapInput, MemoryBlockInput,
+    MinorFrameInput, PartitionInput, RegionInput, SchedulingInput, SourceEventInput, SubjectInput,
+    SystemInput, TargetEventInput,
 };
 use crate::symbols::SymbolMap;
 
@@ -90,6 +91,23 @@ fn get<I: Copy>(what: &str, r: &model::Ref<I>, errors: &mut Vec<Diagnostic>) -> 
         errors.push(unresolved(what, &r.name));
     }
     r.target
+}
+
+/// The I/O APIC a device describes: capability `ioapic` and a `<memory>`
+/// for its registers.
+fn ioapic(d: &model::Device) -> Option<IoApicInput> {
+    d.capability("ioapic")?;
+    let registers = d.memory.first()?;
+    let entries = d
+        .capability("max_redirection_entry")
+        .and_then(|c| c.value.as_ref())
+        .and_then(|v| v.value.parse::<u32>().ok())
+        .map_or(24, |max| max.saturating_add(1));
+    Some(IoApicInput {
+        name: d.name.value.clone(),
+        address: registers.physical_address.value,
+        entries,
+    })
 }
 
 fn port_range(p: &model::IoPortRange) -> IoPortRange {
@@ -169,6 +187,7 @@ pub fn system_input(
                 io_ports: d.io_ports.iter().map(port_range).collect(),
             })
             .collect(),
+        ioapic: hw.devices.iter().find_map(ioapic),
     };
     let debug_console = get(
         "debug console device",
@@ -336,10 +355,24 @@ fn subject_input(
                 })
                 .collect()
         };
+        let irqs = d
+            .irqs
+            .iter()
+            .filter_map(|g| {
+                let i = get("IRQ", &g.physical, errors)?;
+                let line = device.irqs.get(i.index())?;
+                Some(IrqGrantInput {
+                    logical: g.logical.value.clone(),
+                    line: line.number.value,
+                    vector: g.vector.value.0,
+                })
+            })
+            .collect();
         devices.push(DeviceGrantInput {
             logical: d.logical.value.clone(),
             device: idx.index(),
             io_ports,
+            irqs,
         });
     }
     let source_events = s

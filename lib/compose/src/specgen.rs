@@ -107,5 +107,7 @@ pub fn crash_audit_spec(c: &Composition) -> CrashAuditSpec {
 
 /// The `spec.rs` source for a composition.
 pub fn spec_source(c: &Composition) -> String {
-    emit::spec_source(&system_spec(c), &crash_audit_spec(c))
+    let mut source = emit::spec_source(&system_spec(c), &crash_audit_spec(c));
+    source.push_str(&c.interrupts.source());
+    source
 }

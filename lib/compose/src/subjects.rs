@@ -25,6 +25,7 @@ use crate::error::{ComposeError, fail};
 use crate::events::{self, EventTargets};
 use crate::info::{self, InfoHeader, Resource};
 use crate::input::{EventMode, SubjectInput, SystemInput};
+use crate::interrupts::Interrupts;
 use crate::paging::{EptTables, Format, GuestTables, INPUT_LIMIT, Rights};
 use crate::placement::{Placed, Placer, RegionRequest, SubjectRegions};
 use crate::profile::{self, VmxInputs};
@@ -42,6 +43,8 @@ pub struct SubjectContext<'a> {
     pub placed: &'a Placed,
     /// The receiver of each global event.
     pub targets: &'a EventTargets,
+    /// The IRQ routes.
+    pub interrupts: &'a Interrupts,
 }
 
 /// A range of a subject's guest-physical space that something occupies,
@@ -277,6 +280,7 @@ pub fn compose_subject(
         &VmxInputs {
             entry: s.image.entry,
             page_tables: pt_gpa,
+            interrupt_entry: ctx.interrupts.takes_interrupts(id),
         },
     )
     .map_err(|e| ComposeError::new(format!("subject \"{}\": {e}", s.name)))?;
@@ -376,6 +380,11 @@ fn resources_of(input: &SystemInput, s: &SubjectInput) -> (Vec<Resource>, Vec<De
                 first: range.start,
                 last: range.end,
             });
+        }
+        for irq in &d.irqs {
+            let mut r = Resource::new(&irq.logical, ResourceKind::Irq, irq.line.into(), 0);
+            r.vector = irq.vector;
+            resources.push(r);
         }
         devices.push(DeviceGrant {
             logical: d.logical.clone(),

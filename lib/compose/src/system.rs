@@ -299,6 +299,8 @@ pub struct Composition {
     /// The crash-audit region. Not in [`Composition::regions`]: `septum
     /// pack` must neither load nor zero it (see [`crate::crash_audit`]).
     pub crash_audit: CrashAudit,
+    /// Device IRQ routes (the kernel's `INTERRUPTS`).
+    pub interrupts: crate::interrupts::Interrupts,
 }
 
 impl Composition {

@@ -6,7 +6,8 @@
 //! scheduling plan ([`plan`]), the system-wide table of pending events
 //! ([`events`]), the barrier that keeps the CPUs of the plan in step
 //! ([`sync`]), the vendor-neutral exits and the one function that decides
-//! what each does ([`exits`]), the fault report line ([`fault`]), the
+//! what each does ([`exits`]), the fault report line ([`fault`]), device interrupt routing and the
+//! vectors pending per subject ([`irq`]), the
 //! reading of the boot loader's memory map
 //! ([`mbi`]), the VT-x capability decisions ([`vmx`]) and, on the host
 //! only, the emitter that writes a spec as Rust source ([`emit`]). It is
@@ -30,6 +31,7 @@ pub mod emit;
 pub mod events;
 pub mod exits;
 pub mod fault;
+pub mod irq;
 pub mod mbi;
 pub mod plan;
 pub mod spec;

@@ -382,10 +382,9 @@ kernel_actions! {
     Reboot = "reboot" => Some(KernelActionCode::Reboot), reach System,
     /// Stop the system, reporting a subject-requested panic.
     SystemPanic = "panic" => Some(KernelActionCode::Panic), reach System,
-    /// Unmask the subject's level-triggered device IRQ after handling it.
-    /// The composer refuses it until interrupt routing exists, so no spec
-    /// holds it yet.
-    UnmaskIrq = "unmask_irq" => None, reach Caller,
+    /// Unmask the subject's level-triggered device IRQ lines after
+    /// handling them (`irq`: a level line is masked from its interrupt on).
+    UnmaskIrq = "unmask_irq" => Some(KernelActionCode::UnmaskIrq), reach Caller,
 }
 
 /// Index into [`SystemSpec::partitions`].

@@ -24,6 +24,7 @@ mod tests {
         let inputs = VmxInputs {
             entry: septum_abi::VirtAddr(0),
             page_tables: septum_abi::GuestPhysAddr(0),
+            interrupt_entry: false,
         };
         let e = subject_vmx(&inputs).unwrap_err();
         assert_eq!(e.to_string(), "profile vm is not supported yet");

@@ -127,3 +127,9 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
 /// Where fail-closed paths leave their crash records (docs/crash.md).
 #[allow(dead_code, reason = "read once the kernel writes crash records")]
 pub static CRASH_AUDIT: septum_kerncore::spec::CrashAuditSpec = septum_kerncore::spec::CrashAuditSpec { start: septum_abi::PhysAddr(0x8000000), size: 0x2000, slot_count: 1, policy_hash: 0x0 };
+/// Device interrupt routes and injected vectors (docs/kernel.md, "Device interrupts").
+pub static INTERRUPTS: septum_kerncore::irq::InterruptSpec = septum_kerncore::irq::InterruptSpec {
+    ioapic: None,
+    routes: &[],
+    event_vectors: &[],
+};
