@@ -23,11 +23,13 @@
 //! - [`needs!`] declares the names the code looks up, so the composer
 //!   checks them against the policy before boot ([`needs`](mod@needs));
 //! - [`text`] formats into fixed buffers (channel messages);
-//! - [`probe`] performs deliberately forbidden accesses for isolation tests.
+//! - [`probe`] performs deliberately forbidden accesses for isolation tests;
+//! - [`interrupt`] gives a subject that owns an IRQ line its own IDT and
+//!   handlers registered by vector.
 //!
 //! `unsafe` lives only in the tiny hardware shims ([`arch`] for
 //! instructions, [`region`] for raw shared memory, [`rt`] for the info page
-//! at its fixed address); each block carries a `// Safety:` argument. All
+//! at its fixed address, the handler table of [`interrupt`]); each block carries a `// Safety:` argument. All
 //! parsing and protocol logic is safe and tested on the host and under Miri.
 #![no_std]
 #![deny(unsafe_code)]
@@ -39,6 +41,7 @@ pub mod arch;
 pub mod channel;
 pub mod event;
 pub mod info;
+pub mod interrupt;
 pub mod needs;
 pub mod probe;
 pub mod region;

@@ -1,0 +1,107 @@
+//! RTC driver: owns the CMOS real-time clock and works from its periodic
+//! interrupt.
+//!
+//! It finds its IRQ line (`irq`, ISA IRQ 8) and ports (`ports`, 0x70-0x71)
+//! by name, registers a handler for the line's vector, loads the SDK's
+//! descriptor tables and enables interrupts, then turns on the RTC's
+//! periodic interrupt at 1024 Hz. The handler reads RTC register C (which
+//! ends the RTC's interrupt, so it can raise the next one) and counts.
+//! The main loop only waits for the count: every [`REPORT_EVERY`] ticks it
+//! writes `rtc ticks <n> on vector <v>` into channel `out` and raises
+//! `report`. The kernel injects the vector only while the driver runs; an
+//! interrupt that comes in another partition's frame waits for the
+//! driver's next frame (and the RTC raises no other until register C is
+//! read), so the count follows the driver's own time.
+#![no_std]
+#![no_main]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use septum_sdk::channel::Format;
+use septum_sdk::needs::Need;
+use septum_sdk::text::TextBuf;
+use septum_sdk::{Info, arch, interrupt, raise};
+
+septum_sdk::entry!(main);
+
+septum_sdk::needs![
+    Need::channel_writer("out", Format::DEFAULT),
+    Need::source_event("report"),
+];
+
+/// Ticks between two reports.
+const REPORT_EVERY: u64 = 16;
+/// RTC index port (bit 7 would disable NMIs: kept clear).
+const RTC_INDEX: u16 = 0x70;
+/// RTC data port.
+const RTC_DATA: u16 = 0x71;
+/// Register A: rate select in bits 3:0 (6: 1024 Hz).
+const REG_A: u8 = 0x0a;
+/// Register B: bit 6 enables the periodic interrupt.
+const REG_B: u8 = 0x0b;
+/// Register C: reading it acknowledges the RTC's interrupt.
+const REG_C: u8 = 0x0c;
+/// Rate 6: 32768 >> (6 - 1) = 1024 Hz.
+const RATE_1024_HZ: u8 = 6;
+/// Register B: periodic interrupt enable.
+const PERIODIC_INTERRUPT: u8 = 1 << 6;
+
+/// Interrupts handled.
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+fn rtc_read(register: u8) -> u8 {
+    arch::outb(RTC_INDEX, register);
+    arch::inb(RTC_DATA)
+}
+
+fn rtc_write(register: u8, value: u8) {
+    arch::outb(RTC_INDEX, register);
+    arch::outb(RTC_DATA, value);
+}
+
+fn on_rtc(_vector: u8) {
+    // Register C says why; reading it re-arms the RTC's interrupt.
+    let _ = rtc_read(REG_C);
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn main(info: Info<'static>) -> ! {
+    let Some(irq) = info.irq("irq") else {
+        panic!("rtc_driver: no IRQ \"irq\"");
+    };
+    if info.io_ports("ports").is_none() {
+        panic!("rtc_driver: no ports \"ports\"");
+    }
+    let Some(mut out) = info.channel_writer("out", Format::DEFAULT) else {
+        panic!("rtc_driver: no channel \"out\"");
+    };
+    let Some(report) = info.source_event("report") else {
+        panic!("rtc_driver: no source event \"report\"");
+    };
+    interrupt::register(irq.vector, on_rtc);
+    interrupt::install();
+    let a = rtc_read(REG_A);
+    rtc_write(REG_A, (a & 0xf0) | RATE_1024_HZ);
+    let b = rtc_read(REG_B);
+    rtc_write(REG_B, b | PERIODIC_INTERRUPT);
+    let _ = rtc_read(REG_C);
+    interrupt::enable();
+    let mut next = REPORT_EVERY;
+    loop {
+        let ticks = TICKS.load(Ordering::Relaxed);
+        if ticks >= next {
+            let mut text = TextBuf::<64>::new();
+            let _ = core::fmt::write(
+                &mut text,
+                format_args!(
+                    "rtc ticks {next} on vector {} line {}",
+                    irq.vector, irq.line
+                ),
+            );
+            let _ = out.write(text.as_bytes());
+            raise(report);
+            next = next.saturating_add(REPORT_EVERY);
+        }
+        arch::pause();
+    }
+}
