@@ -7,8 +7,17 @@
 //! periodic interrupt at 1024 Hz. The handler reads RTC register C (which
 //! ends the RTC's interrupt, so it can raise the next one) and counts.
 //! The main loop only waits for the count: every [`REPORT_EVERY`] ticks it
-//! writes `rtc ticks <n> on vector <v>` into channel `out` and raises
-//! `report`. The kernel injects the vector only while the driver runs; an
+//! writes `rtc ticks <n> on vector <v> line <l> latency <min>..<max>` into
+//! channel `out` and raises `report`.
+//!
+//! Latency: the loop stores the TSC on every turn (a handful of
+//! instructions); the handler's first act is to read the TSC, and the
+//! difference is the time from the last instruction before the interrupt's
+//! VM exit to the handler, through the kernel's acknowledge, EOI and
+//! injection (in Bochs one tick is one instruction, so it is exact up to
+//! the loop's length). An interrupt that came while the driver was not
+//! running waited for its frame; its difference is at least the other
+//! partition's frame, so differences above [`WAITED`] are left out. The kernel injects the vector only while the driver runs; an
 //! interrupt that comes in another partition's frame waits for the
 //! driver's next frame (and the RTC raises no other until register C is
 //! read), so the count follows the driver's own time.
@@ -20,7 +29,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use septum_sdk::channel::Format;
 use septum_sdk::needs::Need;
 use septum_sdk::text::TextBuf;
-use septum_sdk::{Info, arch, interrupt, raise};
+use septum_sdk::{Info, arch, interrupt, raise, rdtsc};
 
 septum_sdk::entry!(main);
 
@@ -48,6 +57,14 @@ const PERIODIC_INTERRUPT: u8 = 1 << 6;
 
 /// Interrupts handled.
 static TICKS: AtomicU64 = AtomicU64::new(0);
+/// TSC of the main loop's last turn.
+static LAST_TURN: AtomicU64 = AtomicU64::new(0);
+/// Smallest and largest latency seen (TSC ticks).
+static LATENCY_MIN: AtomicU64 = AtomicU64::new(u64::MAX);
+static LATENCY_MAX: AtomicU64 = AtomicU64::new(0);
+/// A difference above this waited for the driver's frame (the other
+/// partition's frame is 50 000 ticks).
+const WAITED: u64 = 20_000;
 
 fn rtc_read(register: u8) -> u8 {
     arch::outb(RTC_INDEX, register);
@@ -60,6 +77,11 @@ fn rtc_write(register: u8, value: u8) {
 }
 
 fn on_rtc(_vector: u8) {
+    let latency = rdtsc().wrapping_sub(LAST_TURN.load(Ordering::Relaxed));
+    if latency < WAITED {
+        LATENCY_MIN.fetch_min(latency, Ordering::Relaxed);
+        LATENCY_MAX.fetch_max(latency, Ordering::Relaxed);
+    }
     // Register C says why; reading it re-arms the RTC's interrupt.
     let _ = rtc_read(REG_C);
     TICKS.fetch_add(1, Ordering::Relaxed);
@@ -94,14 +116,17 @@ fn main(info: Info<'static>) -> ! {
             let _ = core::fmt::write(
                 &mut text,
                 format_args!(
-                    "rtc ticks {next} on vector {} line {}",
-                    irq.vector, irq.line
+                    "rtc ticks {next} on vector {} line {} latency {}..{}",
+                    irq.vector,
+                    irq.line,
+                    LATENCY_MIN.load(Ordering::Relaxed),
+                    LATENCY_MAX.load(Ordering::Relaxed)
                 ),
             );
             let _ = out.write(text.as_bytes());
             raise(report);
             next = next.saturating_add(REPORT_EVERY);
         }
-        arch::pause();
+        LAST_TURN.store(rdtsc(), Ordering::Relaxed);
     }
 }

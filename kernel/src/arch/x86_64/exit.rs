@@ -596,6 +596,7 @@ fn execute(
             Decision::Poweroff { by } => {
                 kprintln!("septum: poweroff requested by \"{}\"", subject_name(by));
                 smp::barrier_report();
+                interrupts::report();
                 #[cfg(feature = "count-vmcs")]
                 kprintln!(
                     "septum: vmcs accesses per VMCALL exit: {}",

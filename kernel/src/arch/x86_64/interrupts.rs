@@ -22,6 +22,8 @@
 //! page. A system with routes on a processor without x2APIC is refused at
 //! boot (the xAPIC fallback is not built).
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use septum_abi::SubjectId;
 use septum_kerncore::irq::{Acknowledge, Injection, PendingVectors, Vector};
 
@@ -33,6 +35,11 @@ use crate::system::INTERRUPTS;
 /// Vectors pending for each subject (set on the owner's CPU or, for
 /// events, on any CPU).
 pub static PENDING: PendingVectors = PendingVectors::new();
+
+/// Device interrupts acknowledged (routed ones), for the poweroff report.
+static ACKNOWLEDGED: AtomicU64 = AtomicU64::new(0);
+/// Vectors injected into subjects, for the poweroff report.
+static INJECTED: AtomicU64 = AtomicU64::new(0);
 
 /// x2APIC end-of-interrupt register.
 const X2APIC_EOI: u32 = 0x80b;
@@ -117,11 +124,13 @@ pub fn acknowledge() {
         return;
     }
     let vector = info as u8;
-    if let Acknowledge::Routed {
-        mask: Some(line), ..
-    } = INTERRUPTS.on_device_interrupt(&PENDING, Vector(vector))
+    if let Acknowledge::Routed { mask, .. } =
+        INTERRUPTS.on_device_interrupt(&PENDING, Vector(vector))
     {
-        ioapic::mask(line);
+        ACKNOWLEDGED.fetch_add(1, Ordering::Relaxed);
+        if let Some(line) = mask {
+            ioapic::mask(line);
+        }
     }
     if vector != SPURIOUS {
         // Safety: the end-of-interrupt for the vector the exit acknowledged;
@@ -160,6 +169,7 @@ fn inject(subject: SubjectId) {
     match PENDING.next(subject, can_take) {
         Injection::Nothing => {}
         Injection::Inject(vector) => {
+            INJECTED.fetch_add(1, Ordering::Relaxed);
             // Safety: an external interrupt with a vector the policy gave
             // this subject, delivered through its own IDT in its own
             // address space (SDM 26.6); the subject can take it (IF set,
@@ -173,6 +183,19 @@ fn inject(subject: SubjectId) {
         }
         Injection::OpenWindow => set_window(true),
     }
+}
+
+/// The poweroff line of a system with routes: `septum: device interrupts:
+/// <n> acknowledged, <m> injected` (the counts of every CPU).
+pub fn report() {
+    if INTERRUPTS.routes.is_empty() {
+        return;
+    }
+    crate::kprintln!(
+        "septum: device interrupts: {} acknowledged, {} injected",
+        ACKNOWLEDGED.load(Ordering::Relaxed),
+        INJECTED.load(Ordering::Relaxed)
+    );
 }
 
 /// An interrupt-window exit: the subject can take an interrupt now; stop
