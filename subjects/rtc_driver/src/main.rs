@@ -10,6 +10,11 @@
 //! writes `rtc ticks <n> on vector <v> line <l> latency <min>..<max>` into
 //! channel `out` and raises `report`.
 //!
+//! Run as subject `rtc_rogue_mmio` (`systems/irq_isolation.xml`) it is a
+//! driver gone bad: after its first report it announces on `out`, then
+//! writes the I/O APIC's registers at 0xfec0_0000, which it does not own;
+//! the kernel must stop it (a `write succeeded` line must never appear).
+//!
 //! Latency: the loop stores the TSC on every turn (a handful of
 //! instructions); the handler's first act is to read the TSC, and the
 //! difference is the time from the last instruction before the interrupt's
@@ -29,7 +34,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use septum_sdk::channel::Format;
 use septum_sdk::needs::Need;
 use septum_sdk::text::TextBuf;
-use septum_sdk::{Info, arch, interrupt, raise, rdtsc};
+use septum_sdk::{Info, VirtAddr, arch, interrupt, probe, raise, rdtsc};
 
 septum_sdk::entry!(main);
 
@@ -37,6 +42,9 @@ septum_sdk::needs![
     Need::channel_writer("out", Format::DEFAULT),
     Need::source_event("report"),
 ];
+
+/// The I/O APIC's registers (the rogue's target; nobody maps them).
+const IOAPIC_REGISTERS: VirtAddr = VirtAddr(0xfec0_0000);
 
 /// Ticks between two reports.
 const REPORT_EVERY: u64 = 16;
@@ -126,6 +134,13 @@ fn main(info: Info<'static>) -> ! {
             let _ = out.write(text.as_bytes());
             raise(report);
             next = next.saturating_add(REPORT_EVERY);
+            if info.name() == "rtc_rogue_mmio" {
+                let _ = out.write(b"rtc_rogue_mmio: writing I/O APIC registers 0xfec00000");
+                raise(report);
+                let _ = probe::write_u64(&info, IOAPIC_REGISTERS, 0);
+                let _ = out.write(b"rtc_rogue_mmio: write succeeded");
+                raise(report);
+            }
         }
         LAST_TURN.store(rdtsc(), Ordering::Relaxed);
     }
