@@ -31,10 +31,10 @@ use septum_policy::{Diagnostic, Span};
 use crate::contract::{self, Need};
 use crate::elf::{SubjectImage, parse_subject, section};
 use crate::input::{
-    ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput, EventInput,
-    HardwareInput, IoApicInput, IoPortRange, IrqGrantInput, MapInput, MemoryBlockInput,
-    MinorFrameInput, PartitionInput, RegionInput, SchedulingInput, SourceEventInput, SubjectInput,
-    SystemInput, TargetEventInput,
+    ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput,
+    DeviceMemoryGrantInput, EventInput, HardwareInput, IoApicInput, IoPortRange, IrqGrantInput,
+    MapInput, MemoryBlockInput, MinorFrameInput, PartitionInput, RegionInput, SchedulingInput,
+    SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
 };
 use crate::symbols::SymbolMap;
 
@@ -368,11 +368,29 @@ fn subject_input(
                 })
             })
             .collect();
+        let memory = d
+            .memory
+            .iter()
+            .filter_map(|g| {
+                let i = get("device memory", &g.physical, errors)?;
+                let m = device.memory.get(i.index())?;
+                Some(DeviceMemoryGrantInput {
+                    logical: g.logical.value.clone(),
+                    physical: m.physical_address.value,
+                    size: m.size.value,
+                    caching: m.caching.value,
+                    virtual_address: g.virtual_address.value,
+                    writable: g.writable.value,
+                    executable: g.executable.value,
+                })
+            })
+            .collect();
         devices.push(DeviceGrantInput {
             logical: d.logical.value.clone(),
             device: idx.index(),
             io_ports,
             irqs,
+            memory,
         });
     }
     let source_events = s

@@ -210,6 +210,28 @@ pub struct DeviceGrantInput {
     /// IRQ lines granted by name (`<irq>` children; a whole-device grant
     /// routes none: its lines stay masked).
     pub irqs: Vec<IrqGrantInput>,
+    /// Device memory granted by name (`<memory>` children; a whole-device
+    /// grant maps none).
+    pub memory: Vec<DeviceMemoryGrantInput>,
+}
+
+/// Device memory (MMIO) granted to a subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceMemoryGrantInput {
+    /// Logical name the subject sees.
+    pub logical: String,
+    /// First byte (page aligned; the policy checks it).
+    pub physical: PhysAddr,
+    /// Size in bytes (a multiple of 4 KiB).
+    pub size: u64,
+    /// The device memory's type (the hardware description's `caching`).
+    pub caching: Caching,
+    /// Virtual (= guest-physical) address in the subject.
+    pub virtual_address: VirtAddr,
+    /// Writable.
+    pub writable: bool,
+    /// Executable.
+    pub executable: bool,
 }
 
 /// An IRQ line granted to a subject.

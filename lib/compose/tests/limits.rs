@@ -144,6 +144,7 @@ fn an_irq_grant_without_an_io_apic_is_refused() {
             line: 8,
             vector: 40,
         }],
+        memory: Vec::new(),
     });
     let e = error(&input);
     assert!(e.contains("IRQ 8 of device"), "{e}");
