@@ -37,7 +37,7 @@ mod system {
 }
 
 use arch::x86_64::percpu::CpuNumber;
-use arch::x86_64::{cpu, descriptors, exit, pit, smp, vmcs, vmx};
+use arch::x86_64::{cpu, descriptors, exit, interrupts, pit, smp, vmcs, vmx};
 use septum_abi::SubjectId;
 use septum_kerncore::plan::Scheduler;
 use system::SPEC;
@@ -108,6 +108,9 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         caps.preemption_timer_rate()
     );
     bring_up_vmx(boot_cpu, &caps);
+    if let Err(error) = interrupts::init_cpu(true) {
+        refuse(format_args!("{error}"));
+    }
     if let Err(error) = smp::start_application_processors() {
         refuse(format_args!("{error}"));
     }
@@ -145,6 +148,9 @@ extern "C" fn septum_ap_main(number: u32) -> ! {
         Err(feature) => refuse_on(cpu, format_args!("VMX feature missing: {feature}")),
     };
     bring_up_vmx(cpu, &caps);
+    if let Err(error) = interrupts::init_cpu(false) {
+        refuse_on(cpu, format_args!("{error}"));
+    }
     kprintln!(
         "septum: cpu {number} started (APIC id {}), answered {answered_after} TSC ticks after INIT",
         smp::apic_id(cpu)

@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 use core::arch::asm;
+use core::sync::atomic::AtomicU64;
 
 /// Executes `vmcall` with `number` in RAX.
 pub fn vmcall(number: u64) {
@@ -91,4 +92,122 @@ core::arch::global_asm!(
     "    xor ebp, ebp",
     "    call __septum_subject_main",
     "    ud2",
+);
+
+/// Loads the subject's own GDT and IDT (`lgdt`, `lidt`). Only a subject
+/// that owns a routed IRQ line may: for the others the kernel makes
+/// descriptor-table instructions exit, and the subject is stopped as its
+/// policy says.
+pub fn load_descriptor_tables(gdt: &'static [AtomicU64], idt: &'static [AtomicU64]) {
+    #[repr(C, packed)]
+    struct Pointer {
+        limit: u16,
+        base: u64,
+    }
+    let limit = |table: &[AtomicU64]| u16::try_from(table.len() * 8 - 1).unwrap_or(u16::MAX);
+    let gdt = Pointer {
+        limit: limit(gdt),
+        base: gdt.as_ptr() as u64,
+    };
+    let idt = Pointer {
+        limit: limit(idt),
+        base: idt.as_ptr() as u64,
+    };
+    // Safety: both tables are `'static`, so they outlive every interrupt
+    // the CPU delivers through them; `lgdt`/`lidt` read the 10-byte
+    // pointers and change only this subject's descriptor-table registers
+    // (the current CS and SS stay loaded). The tables hold what
+    // `crate::interrupt` writes: valid 64-bit descriptors and interrupt
+    // gates to the SDK's entry stubs.
+    unsafe {
+        asm!("lgdt [{}]", "lidt [{}]", in(reg) &gdt, in(reg) &idt, options(readonly, nostack, preserves_flags));
+    }
+}
+
+/// Sets RFLAGS.IF: injected interrupts may arrive.
+pub fn enable_interrupts() {
+    // Safety: `sti` changes only RFLAGS.IF; handlers run through the IDT
+    // the SDK installed. Not `nomem`: a handler may change memory.
+    unsafe { asm!("sti", options(nostack)) }
+}
+
+/// Clears RFLAGS.IF.
+pub fn disable_interrupts() {
+    // Safety: `cli` changes only RFLAGS.IF.
+    unsafe { asm!("cli", options(nostack)) }
+}
+
+/// Executes `pause` (a spin-loop hint).
+pub fn pause() {
+    // Safety: `pause` has no architectural effect.
+    unsafe { asm!("pause", options(nomem, nostack, preserves_flags)) }
+}
+
+/// Address of the entry stub of `vector` (32..=255): the stubs are 16
+/// bytes apart from `septum_interrupt_stubs` (below).
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub fn interrupt_stub(vector: u8) -> u64 {
+    let base: u64;
+    // Safety: `lea` only computes the address of the stubs.
+    unsafe {
+        asm!("lea {}, [rip + septum_interrupt_stubs]", out(reg) base, options(nomem, nostack, preserves_flags));
+    }
+    base + u64::from(vector.saturating_sub(32)) * 16
+}
+
+/// On the host there are no stubs (tests only build gate words).
+#[cfg(not(all(target_arch = "x86_64", target_os = "none")))]
+pub fn interrupt_stub(vector: u8) -> u64 {
+    u64::from(vector) * 16
+}
+
+// Interrupt entry: one 16-byte stub per vector 32..=255 pushes its vector
+// and jumps to the common path, which saves the registers the System V ABI
+// lets a function clobber, aligns the stack, calls the SDK's dispatcher
+// with the vector and returns with `iretq`. Native subjects are built
+// without SSE or x87 code (x86_64-unknown-none is soft-float), so there is
+// no FPU state to save. The CPU has already aligned RSP to 16 and pushed
+// SS, RSP, RFLAGS, CS, RIP; the gate cleared IF.
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+core::arch::global_asm!(
+    ".section .text.septum_interrupts,\"ax\",@progbits",
+    ".balign 16",
+    ".global septum_interrupt_stubs",
+    "septum_interrupt_stubs:",
+    ".set septum_vector, 32",
+    ".rept 224",
+    ".balign 16",
+    "pushq $septum_vector",
+    "jmp septum_interrupt_common",
+    ".set septum_vector, septum_vector + 1",
+    ".endr",
+    "septum_interrupt_common:",
+    "push %rax",
+    "push %rcx",
+    "push %rdx",
+    "push %rsi",
+    "push %rdi",
+    "push %r8",
+    "push %r9",
+    "push %r10",
+    "push %r11",
+    "push %rbp",
+    "mov %rsp, %rbp",
+    "and $-16, %rsp",
+    "mov 80(%rbp), %rdi",
+    "call septum_sdk_interrupt",
+    "mov %rbp, %rsp",
+    "pop %rbp",
+    "pop %r11",
+    "pop %r10",
+    "pop %r9",
+    "pop %r8",
+    "pop %rdi",
+    "pop %rsi",
+    "pop %rdx",
+    "pop %rcx",
+    "pop %rax",
+    "add $8, %rsp",
+    "iretq",
+    options(att_syntax)
 );

@@ -124,6 +124,7 @@ pub struct Kernel {
     reboot: Option<SourceEventId>,
     panic: Option<SourceEventId>,
     next_plan: Option<SourceEventId>,
+    unmask_irq: Option<SourceEventId>,
 }
 
 impl Kernel {
@@ -136,6 +137,7 @@ impl Kernel {
             reboot: info.kernel_event(KernelActionCode::Reboot),
             panic: info.kernel_event(KernelActionCode::Panic),
             next_plan: info.kernel_event(KernelActionCode::NextPlan),
+            unmask_irq: info.kernel_event(KernelActionCode::UnmaskIrq),
         }
     }
 
@@ -148,6 +150,7 @@ impl Kernel {
             KernelActionCode::Reboot => self.reboot,
             KernelActionCode::Panic => self.panic,
             KernelActionCode::NextPlan => self.next_plan,
+            KernelActionCode::UnmaskIrq => self.unmask_irq,
         }
     }
 
@@ -172,6 +175,15 @@ impl Kernel {
     /// at the subject's next turn.
     pub fn yield_now(&self) -> Result<(), NotGranted> {
         raise(self.granted(KernelActionCode::Yield)?);
+        Ok(())
+    }
+
+    /// Unmasks the subject's level-triggered IRQ lines (the `unmask_irq`
+    /// action): the kernel masks a level line from its interrupt on until
+    /// its owner has handled the device and says so (docs/sdk.md,
+    /// "Interrupts"). Edge-triggered lines are never masked.
+    pub fn unmask_irq(&self) -> Result<(), NotGranted> {
+        raise(self.granted(KernelActionCode::UnmaskIrq)?);
         Ok(())
     }
 

@@ -25,11 +25,13 @@
 //! - [`monitor`](mod@monitor) reads, changes and resumes a monitored
 //!   subject from its monitor (state page, resume event);
 //! - [`text`] formats into fixed buffers (channel messages);
-//! - [`probe`] performs deliberately forbidden accesses for isolation tests.
+//! - [`probe`] performs deliberately forbidden accesses for isolation tests;
+//! - [`interrupt`] gives a subject that owns an IRQ line its own IDT and
+//!   handlers registered by vector.
 //!
 //! `unsafe` lives only in the tiny hardware shims ([`arch`] for
 //! instructions, [`region`] for raw shared memory, [`rt`] for the info page
-//! at its fixed address); each block carries a `// Safety:` argument. All
+//! at its fixed address, the handler table of [`interrupt`]); each block carries a `// Safety:` argument. All
 //! parsing and protocol logic is safe and tested on the host and under Miri.
 #![no_std]
 #![deny(unsafe_code)]
@@ -41,6 +43,7 @@ pub mod arch;
 pub mod channel;
 pub mod event;
 pub mod info;
+pub mod interrupt;
 pub mod monitor;
 pub mod needs;
 pub mod probe;

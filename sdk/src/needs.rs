@@ -170,6 +170,7 @@ impl Need {
             KernelActionCode::Reboot => "reboot",
             KernelActionCode::Panic => "panic",
             KernelActionCode::NextPlan => "next_plan",
+            KernelActionCode::UnmaskIrq => "unmask_irq",
         };
         Self {
             a: action as u64,

@@ -150,10 +150,12 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     let boot_only = match args {
         [] => false,
         [flag] if flag == "--boot-only" => true,
+        [flag] if flag == "--interrupts-only" => return crate::bench_irq::only(paths),
         _ => {
-            return Err(
-                format!("bench: unexpected arguments {args:?} (known: --boot-only)").into(),
-            );
+            return Err(format!(
+                "bench: unexpected arguments {args:?} (known: --boot-only, --interrupts-only)"
+            )
+            .into());
         }
     };
     prereq::ensure(false, Output::Inherit)?;
@@ -163,7 +165,7 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     let hypercall_ok = if boot_only {
         true
     } else {
-        hypercall(paths, &doc_path)?
+        hypercall(paths, &doc_path)? & crate::bench_irq::interrupts(paths, &doc_path)?
     };
     let boot_ok = boot_times(paths, &doc_path)?;
     Ok(if hypercall_ok && boot_ok {

@@ -23,6 +23,7 @@
 //! running as root, otherwise the exact command to run is printed.
 
 mod bench;
+mod bench_irq;
 mod bochs;
 mod boottime;
 mod new_subject;
@@ -69,8 +70,9 @@ commands:
   new-subject NAME
         create subjects/NAME, a minimal annotated subject crate, add it to
         the subjects workspace and build it
-  bench [--boot-only]
+  bench [--boot-only | --interrupts-only]
         hypercall cost in Bochs (and VMCS accesses per exit), composer benches,
+        device-interrupt latency and its cost to a neighbour partition,
         time to the kernel banner of the demo and of 55- and 200-subject
         systems; writes the Bochs numbers into docs/benchmarks.md
   help [COMMAND]

@@ -41,6 +41,8 @@ pub enum KernelActionCode {
     Panic = 5,
     /// Switch every CPU to the next plan at the end of the major frame.
     NextPlan = 6,
+    /// Unmask the caller's level-triggered IRQ lines after handling them.
+    UnmaskIrq = 7,
 }
 
 /// Action byte of a source event that is not a kernel event.
@@ -57,6 +59,7 @@ impl KernelActionCode {
             4 => Some(Self::Reboot),
             5 => Some(Self::Panic),
             6 => Some(Self::NextPlan),
+            7 => Some(Self::UnmaskIrq),
             _ => None,
         }
     }

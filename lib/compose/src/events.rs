@@ -12,7 +12,7 @@
 //! adds a source event on its writer whose target is the channel's first
 //! reader. The result is the kernel's own type, so the spec writer copies
 //! it as it is; a kernel action this kernel version does not implement
-//! (`unmask_irq`) is refused here.
+//! would be refused here (every action is implemented today).
 //!
 //! The mapping between the policy's `onFault` and the kernel's fault
 //! action, both ways (the report speaks the policy's words), lives here too.
@@ -60,19 +60,11 @@ pub fn targets(input: &SystemInput) -> EventTargets {
 }
 
 /// A policy kernel action as the kernel gets it (the policy and the
-/// kernel share one `KernelAction` type).
-///
-/// Fails for an action this kernel version does not implement
-/// (`unmask_irq`), naming it.
+/// kernel share one `KernelAction` type). Every action has its decision in
+/// kerncore's `exits`, so none fails today; the `Result` is where a future
+/// action the kernel does not implement yet is refused, naming it.
 pub fn kernel_action(action: KernelAction) -> Result<KernelAction, String> {
-    match action {
-        KernelAction::UnmaskIrq => Err(format!(
-            "kernel action \"{}\" is not supported by this kernel version",
-            action.policy_name()
-        )),
-        // Every other action has its decision in kerncore's `exits`.
-        supported => Ok(supported),
-    }
+    Ok(action)
 }
 
 /// The kernel's fault action for the policy's `onFault` (`restart`: the
@@ -250,19 +242,9 @@ mod tests {
     #[test]
     fn supported_kernel_actions_pass_unchanged() {
         for &action in KernelAction::ALL {
-            if action != KernelAction::UnmaskIrq {
-                assert_eq!(kernel_action(action), Ok(action));
-            }
+            assert_eq!(kernel_action(action), Ok(action));
         }
         assert_eq!(KernelAction::SystemPanic.policy_name(), "panic");
-    }
-
-    #[test]
-    fn unmask_irq_is_refused_by_name() {
-        assert_eq!(
-            kernel_action(KernelAction::UnmaskIrq),
-            Err("kernel action \"unmask_irq\" is not supported by this kernel version".into())
-        );
     }
 
     #[test]

@@ -33,10 +33,10 @@ use septum_policy::{Diagnostic, Span};
 use crate::contract::{self, Need};
 use crate::elf::{SubjectImage, parse_subject, section};
 use crate::input::{
-    ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput, EventInput,
-    HardwareInput, IoPortRange, MapInput, MemoryBlockInput, MinorFrameInput, MonitorInput,
-    PartitionInput, RegionInput, SchedulingInput, SourceEventInput, SubjectInput, SystemInput,
-    TargetEventInput,
+    ChannelEndInput, ChannelInput, CpuFramesInput, DeviceGrantInput, DeviceInput,
+    DeviceMemoryGrantInput, EventInput, HardwareInput, IoApicInput, IoPortRange, IrqGrantInput,
+    MapInput, MemoryBlockInput, MinorFrameInput, MonitorInput, PartitionInput, RegionInput,
+    SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
 };
 use crate::symbols::SymbolMap;
 
@@ -93,6 +93,23 @@ fn get<I: Copy>(what: &str, r: &model::Ref<I>, errors: &mut Vec<Diagnostic>) -> 
         errors.push(unresolved(what, &r.name));
     }
     r.target
+}
+
+/// The I/O APIC a device describes: capability `ioapic` and a `<memory>`
+/// for its registers.
+fn ioapic(d: &model::Device) -> Option<IoApicInput> {
+    d.capability("ioapic")?;
+    let registers = d.memory.first()?;
+    let entries = d
+        .capability("max_redirection_entry")
+        .and_then(|c| c.value.as_ref())
+        .and_then(|v| v.value.parse::<u32>().ok())
+        .map_or(24, |max| max.saturating_add(1));
+    Some(IoApicInput {
+        name: d.name.value.clone(),
+        address: registers.physical_address.value,
+        entries,
+    })
 }
 
 fn port_range(p: &model::IoPortRange) -> IoPortRange {
@@ -172,6 +189,7 @@ pub fn system_input(
                 io_ports: d.io_ports.iter().map(port_range).collect(),
             })
             .collect(),
+        ioapic: hw.devices.iter().find_map(ioapic),
     };
     let debug_console = get(
         "debug console device",
@@ -397,10 +415,42 @@ fn subject_input(
                 })
                 .collect()
         };
+        let irqs = d
+            .irqs
+            .iter()
+            .filter_map(|g| {
+                let i = get("IRQ", &g.physical, errors)?;
+                let line = device.irqs.get(i.index())?;
+                Some(IrqGrantInput {
+                    logical: g.logical.value.clone(),
+                    line: line.number.value,
+                    vector: g.vector.value.0,
+                })
+            })
+            .collect();
+        let memory = d
+            .memory
+            .iter()
+            .filter_map(|g| {
+                let i = get("device memory", &g.physical, errors)?;
+                let m = device.memory.get(i.index())?;
+                Some(DeviceMemoryGrantInput {
+                    logical: g.logical.value.clone(),
+                    physical: m.physical_address.value,
+                    size: m.size.value,
+                    caching: m.caching.value,
+                    virtual_address: g.virtual_address.value,
+                    writable: g.writable.value,
+                    executable: g.executable.value,
+                })
+            })
+            .collect();
         devices.push(DeviceGrantInput {
             logical: d.logical.value.clone(),
             device: idx.index(),
             io_ports,
+            irqs,
+            memory,
         });
     }
     let source_events = s

@@ -59,6 +59,20 @@ pub struct HardwareInput {
     pub memory_blocks: Vec<MemoryBlockInput>,
     /// Devices.
     pub devices: Vec<DeviceInput>,
+    /// The I/O APIC (the first device with capability `ioapic`), if any.
+    pub ioapic: Option<IoApicInput>,
+}
+
+/// The I/O APIC the kernel routes device IRQs through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoApicInput {
+    /// Its device name.
+    pub name: String,
+    /// Physical address of its registers (its first `<memory>`).
+    pub address: PhysAddr,
+    /// Redirection entries (capability `max_redirection_entry` + 1; 24 if
+    /// not given).
+    pub entries: u32,
 }
 
 /// A block of physical memory.
@@ -213,6 +227,42 @@ pub struct DeviceGrantInput {
     pub device: usize,
     /// Granted I/O port ranges, each with the logical name the subject sees.
     pub io_ports: Vec<(String, IoPortRange)>,
+    /// IRQ lines granted by name (`<irq>` children; a whole-device grant
+    /// routes none: its lines stay masked).
+    pub irqs: Vec<IrqGrantInput>,
+    /// Device memory granted by name (`<memory>` children; a whole-device
+    /// grant maps none).
+    pub memory: Vec<DeviceMemoryGrantInput>,
+}
+
+/// Device memory (MMIO) granted to a subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceMemoryGrantInput {
+    /// Logical name the subject sees.
+    pub logical: String,
+    /// First byte (page aligned; the policy checks it).
+    pub physical: PhysAddr,
+    /// Size in bytes (a multiple of 4 KiB).
+    pub size: u64,
+    /// The device memory's type (the hardware description's `caching`).
+    pub caching: Caching,
+    /// Virtual (= guest-physical) address in the subject.
+    pub virtual_address: VirtAddr,
+    /// Writable.
+    pub writable: bool,
+    /// Executable.
+    pub executable: bool,
+}
+
+/// An IRQ line granted to a subject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IrqGrantInput {
+    /// Logical name the subject sees.
+    pub logical: String,
+    /// The line (GSI) number.
+    pub line: u32,
+    /// Vector injected into the subject (32..=255).
+    pub vector: u8,
 }
 
 /// A source event of a subject.

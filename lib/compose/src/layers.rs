@@ -23,9 +23,14 @@
 //! 4. every EPT page lands in memory the subject may see: its own program,
 //!    info page and stack, its own page tables (read-only, as in 2), or a
 //!    `<memory>` region or channel the *input* grants it at that address
-//!    with at least those rights. Never another subject's private regions,
-//!    any kernel or table region (VMXON, VMCS, bitmaps, EPT, kernel page
-//!    tables, kernel windows), nor unallocated memory.
+//!    with at least those rights, or device memory (MMIO) the input grants
+//!    it at that address with at least those rights and with the device
+//!    memory's type (UC unless the hardware description says otherwise).
+//!    Never another subject's private regions, any kernel or table region
+//!    (VMXON, VMCS, bitmaps, EPT, kernel page tables, kernel windows), nor
+//!    unallocated memory, nor device memory it is not granted;
+//! 5. every virtual page on uncached (UC) device memory is uncached in the
+//!    guest tables too (PCD and PWT: PAT entry 3, UC).
 //!
 //! Grants in 4 come from the [`SystemInput`], not from the composer's own
 //! mapping list, so a composer bug cannot vouch for itself.
@@ -36,8 +41,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use septum_abi::SubjectId;
 
 use crate::alloc::KERNEL_WINDOWS;
-use crate::input::{SubjectInput, SystemInput};
-use crate::paging::{Format, TableMemory, ept, ia32e, leaves_in, small_pages, translate_in};
+use crate::input::{Caching, DeviceMemoryGrantInput, SubjectInput, SystemInput};
+use crate::paging::{
+    Format, MemoryType, TableMemory, ept, ia32e, leaves_in, small_pages, translate_in,
+};
 use crate::system::{Composition, Region, RegionKind, RegionOwner, SubjectOut};
 
 /// The outcome of [`check`]: what was looked at and what is wrong.
@@ -196,6 +203,15 @@ fn check_subject(
         if va != gpa {
             violation(format!("virtual page {va:#x} maps guest-physical {gpa:#x}"));
         }
+        // 5. Uncached device memory is uncached in the guest tables.
+        let uncached = ia32e::CACHE_DISABLE | ia32e::WRITE_THROUGH;
+        if device_grant_at(granted, gpa).is_some_and(|d| d.caching == Caching::Uc)
+            && leaf & uncached != uncached
+        {
+            violation(format!(
+                "virtual page {va:#x} maps UC device memory without PCD and PWT"
+            ));
+        }
         let guest = (
             leaf & ia32e::WRITABLE != 0,
             leaf & ia32e::EXECUTE_DISABLE == 0,
@@ -268,6 +284,7 @@ fn check_subject(
             hpa,
             writable: e & ept::WRITE != 0,
             executable: e & ept::EXECUTE != 0,
+            memory_type: (e >> ept::MEMORY_TYPE_SHIFT) & 7,
         };
         if let Some(problem) = placement_problem(input, memory, id, granted, &tables, page) {
             violation(format!("EPT page {gpa:#x} -> {hpa:#x}: {problem}"));
@@ -289,6 +306,57 @@ struct EptPage {
     hpa: u64,
     writable: bool,
     executable: bool,
+    /// EPT memory type (bits 5:3).
+    memory_type: u64,
+}
+
+/// The device memory grant of `granted` whose guest-physical range holds
+/// `gpa`.
+fn device_grant_at(granted: &SubjectInput, gpa: u64) -> Option<&DeviceMemoryGrantInput> {
+    granted.devices.iter().flat_map(|d| &d.memory).find(|m| {
+        gpa.checked_sub(m.virtual_address.get())
+            .is_some_and(|offset| offset < m.size)
+    })
+}
+
+/// If `page` lands in device memory `granted` is given: why that mapping is
+/// wrong, or `None` if it is right. `Err(())` if the page is not in the
+/// subject's device memory at all.
+fn device_memory_problem(granted: &SubjectInput, page: EptPage) -> Result<Option<String>, ()> {
+    let grant = granted.devices.iter().flat_map(|d| &d.memory).find(|m| {
+        page.hpa
+            .checked_sub(m.physical.get())
+            .is_some_and(|offset| offset < m.size)
+    });
+    let Some(m) = grant else {
+        return Err(());
+    };
+    let offset = page.hpa - m.physical.get();
+    Ok(
+        if page.gpa.checked_sub(m.virtual_address.get()) != Some(offset) {
+            Some(format!(
+                "device memory \"{}\" is not granted at this address",
+                m.logical
+            ))
+        } else if (page.writable && !m.writable) || (page.executable && !m.executable) {
+            Some(format!(
+                "device memory \"{}\" mapped {}, granted {}",
+                m.logical,
+                rights_text(page.writable, page.executable),
+                rights_text(m.writable, m.executable)
+            ))
+        } else if page.memory_type != m.caching.memory_type() {
+            Some(format!(
+                "device memory \"{}\" has EPT memory type {}, the device's is {} ({})",
+                m.logical,
+                page.memory_type,
+                m.caching.memory_type(),
+                m.caching.as_str()
+            ))
+        } else {
+            None
+        },
+    )
 }
 
 /// Why `page` must not be in this subject's EPT; `None` if it may.
@@ -300,11 +368,15 @@ fn placement_problem(
     tables: &BTreeMap<u64, u64>,
     page: EptPage,
 ) -> Option<String> {
+    if let Ok(verdict) = device_memory_problem(granted, page) {
+        return verdict;
+    }
     let EptPage {
         gpa,
         hpa,
         writable,
         executable,
+        ..
     } = page;
     if let Some((window, _)) = KERNEL_WINDOWS
         .iter()

@@ -11,7 +11,8 @@
 //!   [`placement`] of regions in physical memory ([`alloc`]), the
 //!   [`crash_audit`] region kept out of the loaded ones; per subject
 //!   ([`subjects`]) its page tables and EPT ([`paging`]), I/O and MSR
-//!   bitmaps ([`bitmaps`]), info page ([`info`]), resolved [`events`], and
+//!   bitmaps ([`bitmaps`]), info page ([`info`]), resolved [`events`], IRQ
+//!   routes ([`interrupts`]), and
 //!   the VMX controls and guest state its [`profile`] chooses (from the bit
 //!   definitions in [`vmx`]); the kernel's tables; the [`plan`]. Failures
 //!   are [`error::ComposeError`]s located at a policy element;
@@ -37,6 +38,7 @@ pub mod events;
 pub mod from_policy;
 pub mod info;
 pub mod input;
+pub mod interrupts;
 pub mod layers;
 pub mod linux;
 pub mod monitor;

@@ -15,7 +15,9 @@
 //!    page is written ([`crate::subjects`], [`crate::events`],
 //!    [`crate::profile`]).
 //! 5. The kernel's identity tables (kernel windows, VMXON and VMCS regions,
-//!    the crash-audit region uncached) are built and placed.
+//!    the crash-audit region and the I/O APIC's registers uncached) are
+//!    built and placed; the IRQ routes ([`crate::interrupts`]) are decided
+//!    before the subjects, whose VMX controls depend on them.
 //! 6. The plan is converted to TSC cycles ([`crate::plan`]) and the boot
 //!    major frame's length is written into every info page.
 //!
@@ -30,6 +32,7 @@ use crate::error::{ComposeError, Origin, fail};
 use crate::events;
 use crate::info;
 use crate::input::{Caching, SystemInput};
+use crate::interrupts;
 use crate::paging::{Format, KernelTables, Rights};
 use crate::placement::{self, Placer, RegionRequest};
 use crate::plan;
@@ -58,10 +61,12 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
 
     // 3.-4. Per-subject address spaces.
     let targets = events::targets(input);
+    let interrupts = interrupts::routes(input)?;
     let ctx = SubjectContext {
         input,
         placed: &placed,
         targets: &targets,
+        interrupts: &interrupts,
     };
     let mut subjects = Vec::with_capacity(input.subjects.len());
     for (si, (s, own)) in input.subjects.iter().zip(&placed.subjects).enumerate() {
@@ -82,6 +87,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         &state_pages,
         &placed.crash_audit,
         &pristine::identity_maps(&restart_images),
+        interrupts.ioapic,
     )?;
 
     // 6. The plan; every info page carries the boot major frame's length,
@@ -134,6 +140,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         device_owners,
         crash_audit: placed.crash_audit,
         restart_images,
+        interrupts,
     })
 }
 
@@ -141,7 +148,8 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
 /// rights, the VMXON and VMCS regions read-write, no execute, and the
 /// crash-audit region read-write, no execute, uncached (PCD|PWT: a record
 /// is in RAM, not in a cache line, when the reset comes; docs/crash.md),
-/// all identity-mapped. Returns the PML4's address.
+/// all identity-mapped; with IRQ routes, also the I/O APIC's register page,
+/// read-write, no execute, uncached. Returns the PML4's address.
 fn kernel_tables(
     placer: &mut Placer,
     vmxon: &[PhysAddr],
@@ -149,6 +157,7 @@ fn kernel_tables(
     state_pages: &[(PhysAddr, Caching)],
     crash_audit: &CrashAudit,
     restart_maps: &[(PhysAddr, u64, bool)],
+    ioapic: Option<PhysAddr>,
 ) -> Result<PhysAddr, ComposeError> {
     let mut kernel = KernelTables::new(Format::Ia32e, true);
     let mut identity = |start: PhysAddr, size: u64, rights: Rights| {
@@ -177,6 +186,9 @@ fn kernel_tables(
     identity(crash_audit.start, crash_audit.size, uncached)?;
     for &(start, size, writable) in restart_maps {
         identity(start, size, wb(writable, false))?;
+    }
+    if let Some(ioapic) = ioapic {
+        identity(ioapic, PAGE_SIZE, uncached)?;
     }
     let tables = placer.place(RegionRequest::kernel(
         "pt",

@@ -111,5 +111,6 @@ pub fn spec_source(c: &Composition) -> String {
     source.push_str(&septum_kerncore::lifecycle::restart_source(
         &c.restart_images,
     ));
+    source.push_str(&c.interrupts.source());
     source
 }

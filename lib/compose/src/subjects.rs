@@ -24,7 +24,8 @@ use crate::elf::round_up;
 use crate::error::{ComposeError, fail};
 use crate::events::{self, EventTargets};
 use crate::info::{self, InfoHeader, Resource};
-use crate::input::{EventMode, SubjectInput, SystemInput};
+use crate::input::{Caching, DeviceMemoryGrantInput, EventMode, SubjectInput, SystemInput};
+use crate::interrupts::Interrupts;
 use crate::paging::{EptTables, Format, GuestTables, INPUT_LIMIT, Rights};
 use crate::placement::{Placed, Placer, RegionRequest, SubjectRegions};
 use crate::profile::{self, VmxInputs};
@@ -42,6 +43,8 @@ pub struct SubjectContext<'a> {
     pub placed: &'a Placed,
     /// The receiver of each global event.
     pub targets: &'a EventTargets,
+    /// The IRQ routes.
+    pub interrupts: &'a Interrupts,
 }
 
 /// A range of a subject's guest-physical space that something occupies,
@@ -170,6 +173,10 @@ pub fn compose_subject(
         ));
     }
 
+    // Device memory is no composed region: it is mapped from the grants
+    // ([`device_memory`]), beside the mappings.
+    let device = device_memory(s);
+
     // Overlap check with names, including the stack guard page.
     let mut used: Vec<Occupied> = mappings
         .iter()
@@ -180,6 +187,10 @@ pub fn compose_subject(
                 what: format!("{} ({})", m.name, m.kind.label()),
             }
         })
+        .chain(device.iter().map(|d| Occupied {
+            range: d.virtual_address.get()..d.virtual_address.get().saturating_add(d.size),
+            what: format!("{} (device memory)", d.logical),
+        }))
         .collect();
     used.push(Occupied {
         range: stack_bottom - PAGE_SIZE..stack_bottom,
@@ -225,6 +236,16 @@ pub fn compose_subject(
             )
             .map_err(|e| ComposeError::new(format!("subject \"{}\": {e}", s.name)))?;
     }
+    for d in &device {
+        guest
+            .map(
+                d.virtual_address,
+                GuestPhysAddr(d.virtual_address.get()),
+                d.size,
+                guest_device_rights(d),
+            )
+            .map_err(|e| ComposeError::new(format!("subject \"{}\": {e}", s.name)))?;
+    }
     let pt_pages = guest.page_count() as u64;
     let pt_gpa = GuestPhysAddr(free_guest_range(&used, pt_pages));
     let pt_region = placer.place(
@@ -261,6 +282,15 @@ pub fn compose_subject(
         )
         .map_err(|e| ComposeError::new(format!("subject \"{}\": EPT: {e}", s.name)))?;
     }
+    for d in &device {
+        ept.map(
+            GuestPhysAddr(d.virtual_address.get()),
+            d.physical,
+            d.size,
+            Rights::of(d.writable, d.executable, d.caching),
+        )
+        .map_err(|e| ComposeError::new(format!("subject \"{}\": EPT: {e}", s.name)))?;
+    }
     let ept_pages = ept.page_count() as u64;
     let ept_region = placer.place(RegionRequest::subject(
         id,
@@ -277,6 +307,7 @@ pub fn compose_subject(
         &VmxInputs {
             entry: s.image.entry,
             page_tables: pt_gpa,
+            interrupt_entry: ctx.interrupts.takes_interrupts(id),
         },
     )
     .map_err(|e| ComposeError::new(format!("subject \"{}\": {e}", s.name)))?;
@@ -312,6 +343,27 @@ pub fn compose_subject(
         resources,
         devices,
     })
+}
+
+/// Every device memory grant of `s` (the `<memory>` children of its device
+/// grants). Mapped in its EPT with the device memory's type (UC unless the
+/// hardware description says otherwise) and in its page tables uncached
+/// for UC (PCD|PWT: PAT entry 3, UC with the reset PAT), so neither layer
+/// lets the CPU cache device registers; nothing else maps them ([`crate::layers`]
+/// checks both).
+fn device_memory(s: &SubjectInput) -> Vec<DeviceMemoryGrantInput> {
+    s.devices
+        .iter()
+        .flat_map(|d| d.memory.iter().cloned())
+        .collect()
+}
+
+/// The guest page-table rights of device memory `d`.
+fn guest_device_rights(d: &DeviceMemoryGrantInput) -> Rights {
+    Rights {
+        uncached: d.caching == Caching::Uc,
+        ..Rights::of(d.writable, d.executable, d.caching)
+    }
 }
 
 /// The subject's info page records and device grants.
@@ -377,6 +429,28 @@ fn resources_of(input: &SystemInput, s: &SubjectInput) -> (Vec<Resource>, Vec<De
                 first: range.start,
                 last: range.end,
             });
+        }
+        for m in &d.memory {
+            let mut flags = 0;
+            if m.writable {
+                flags |= FLAG_WRITABLE;
+            }
+            if m.executable {
+                flags |= FLAG_EXECUTABLE;
+            }
+            let mut r = Resource::new(
+                &m.logical,
+                ResourceKind::DeviceMemory,
+                m.virtual_address.get(),
+                m.size,
+            );
+            r.flags = flags;
+            resources.push(r);
+        }
+        for irq in &d.irqs {
+            let mut r = Resource::new(&irq.logical, ResourceKind::Irq, irq.line.into(), 0);
+            r.vector = irq.vector;
+            resources.push(r);
         }
         devices.push(DeviceGrant {
             logical: d.logical.clone(),

@@ -309,6 +309,8 @@ pub struct Composition {
     /// What a restart re-initialises, per restartable subject
     /// ([`crate::pristine`]).
     pub restart_images: Vec<RestartImage<Owned>>,
+    /// Device IRQ routes (the kernel's `INTERRUPTS`).
+    pub interrupts: crate::interrupts::Interrupts,
 }
 
 impl Composition {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use septum_compose::elf::build;
-use septum_compose::input::SystemInput;
+use septum_compose::input::{Caching, DeviceGrantInput, DeviceMemoryGrantInput, SystemInput};
 use septum_compose::layers::{LayerReport, check};
 use septum_compose::paging::{self, Format, ept, ia32e};
 use septum_compose::system::{Composition, MappingKind, Region};
@@ -308,6 +308,131 @@ fn detects_grants_exceeded_or_missing() {
     });
     assert!(
         v.contains("memory region \"producer_ram\" is not granted at this address"),
+        "{v}"
+    );
+}
+
+// ---- Device memory (MMIO). ----
+
+const MMIO_VA: u64 = 0x7000_0000;
+const MMIO_PA: u64 = 0xfeb0_0000;
+
+/// The demo with one page of UC device memory granted to the console,
+/// writable, at `MMIO_VA`.
+fn demo_with_mmio() -> (SystemInput, Composition) {
+    let (mut input, _) = demo();
+    input.subjects[1].devices.push(DeviceGrantInput {
+        logical: "dev".into(),
+        device: 0,
+        io_ports: Vec::new(),
+        irqs: Vec::new(),
+        memory: vec![DeviceMemoryGrantInput {
+            logical: "regs".into(),
+            physical: septum_abi::PhysAddr(MMIO_PA),
+            size: 0x1000,
+            caching: Caching::Uc,
+            virtual_address: septum_abi::VirtAddr(MMIO_VA),
+            writable: true,
+            executable: false,
+        }],
+    });
+    let mut c = compose_input(&input).unwrap().composition;
+    // The composer trims trailing zero bytes of each region; the device
+    // page's EPT leaf ends in zero bytes at the end of its region, and the
+    // helpers above read whole entries from `content`.
+    for r in &mut c.regions {
+        r.content.resize(r.size as usize, 0);
+    }
+    (input, c)
+}
+
+#[test]
+fn device_memory_is_mapped_uncached_in_both_layers_for_its_owner_only() {
+    let (input, c) = demo_with_mmio();
+    assert_consistent(&input, &c);
+    let (_, leaf) = ept_leaf(&c, 1, MMIO_VA);
+    assert_eq!(leaf & ADDRESS, MMIO_PA);
+    assert_eq!(
+        (leaf >> ept::MEMORY_TYPE_SHIFT) & 7,
+        0,
+        "EPT memory type UC"
+    );
+    assert_ne!(leaf & ept::WRITE, 0);
+    assert_eq!(leaf & ept::EXECUTE, 0);
+    let (_, guest) = guest_leaf(&c, 1, MMIO_VA);
+    let uncached = ia32e::CACHE_DISABLE | ia32e::WRITE_THROUGH;
+    assert_eq!(guest & uncached, uncached, "guest PCD|PWT");
+    // The producer does not see it.
+    let root = c.subjects[0].eptp & !0xfff;
+    let r = c.regions.iter().find(|r| r.start.get() == root).unwrap();
+    assert!(paging::translate(Format::Ept, &r.content, root, MMIO_VA).is_none());
+}
+
+fn mmio_violations_after(
+    mutate_input: impl FnOnce(&mut SystemInput),
+    mutate: impl FnOnce(&mut Composition),
+) -> String {
+    let (mut input, mut c) = demo_with_mmio();
+    mutate_input(&mut input);
+    mutate(&mut c);
+    let report = check(&input, &c);
+    assert!(!report.violations.is_empty(), "corruption not detected");
+    report.violations.join("\n")
+}
+
+#[test]
+fn detects_device_memory_cached_ungranted_or_elsewhere() {
+    // Write-back in EPT.
+    let v = mmio_violations_after(
+        |_| {},
+        |c| {
+            let (name, leaf) = ept_leaf(c, 1, MMIO_VA);
+            patch_entry(region_mut(c, &name), leaf, |e| {
+                e | (6 << ept::MEMORY_TYPE_SHIFT)
+            });
+        },
+    );
+    assert!(
+        v.contains("device memory \"regs\" has EPT memory type 6, the device's is 0 (UC)"),
+        "{v}"
+    );
+    // Cacheable in the guest tables.
+    let v = mmio_violations_after(
+        |_| {},
+        |c| {
+            let (name, leaf) = guest_leaf(c, 1, MMIO_VA);
+            patch_entry(region_mut(c, &name), leaf, |e| e & !ia32e::CACHE_DISABLE);
+        },
+    );
+    assert!(
+        v.contains("virtual page 0x70000000 maps UC device memory without PCD and PWT"),
+        "{v}"
+    );
+    // Mapped executable.
+    let v = mmio_violations_after(
+        |_| {},
+        |c| {
+            let (name, leaf) = ept_leaf(c, 1, MMIO_VA);
+            patch_entry(region_mut(c, &name), leaf, |e| e | ept::EXECUTE);
+        },
+    );
+    assert!(
+        v.contains("device memory \"regs\" mapped rwx, granted rw-"),
+        "{v}"
+    );
+    // Not granted (the input no longer gives it): no composed region.
+    let v = mmio_violations_after(|input| input.subjects[1].devices.clear(), |_| {});
+    assert!(v.contains("host page lies in no composed region"), "{v}");
+    // Another subject's EPT pointing at it.
+    let v = mmio_violations_after(
+        |_| {},
+        |c| {
+            let (name, leaf) = ept_leaf(c, 0, 0x4000_0000);
+            patch_entry(region_mut(c, &name), leaf, |e| (e & !ADDRESS) | MMIO_PA);
+        },
+    );
+    assert!(
+        v.contains("subject \"producer\": EPT page 0x40000000 -> 0xfeb00000: host page lies in no composed region"),
         "{v}"
     );
 }

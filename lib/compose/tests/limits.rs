@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use septum_compose::elf::{self, build};
-use septum_compose::input::{KernelAction, SystemInput};
+use septum_compose::input::{
+    DeviceGrantInput, IoApicInput, IrqGrantInput, KernelAction, SystemInput,
+};
 use septum_compose::{Failure, compose_input, from_policy};
 
 fn demo_input() -> SystemInput {
@@ -120,11 +122,61 @@ fn fixed_placement_must_be_free_ram() {
 }
 
 #[test]
-fn unsupported_kernel_action_is_refused() {
+fn unmask_irq_composes_now_that_irqs_are_routed() {
+    // It was refused while the kernel routed no interrupt; it is a kernel
+    // action like the others now.
     let mut input = demo_input();
     input.events[0].action = Some(KernelAction::UnmaskIrq);
+    let composed = compose_input(&input).unwrap();
+    assert!(composed.spec.contains("KernelAction::UnmaskIrq"));
+}
+
+#[test]
+fn an_irq_grant_without_an_io_apic_is_refused() {
+    let mut input = demo_input();
+    input.hardware.ioapic = None;
+    input.subjects[1].devices.push(DeviceGrantInput {
+        logical: "rtc".into(),
+        device: 0,
+        io_ports: Vec::new(),
+        irqs: vec![IrqGrantInput {
+            logical: "irq".into(),
+            line: 8,
+            vector: 40,
+        }],
+        memory: Vec::new(),
+    });
     let e = error(&input);
-    assert!(e.contains("\"unmask_irq\" is not supported"), "{e}");
+    assert!(e.contains("IRQ 8 of device"), "{e}");
+    assert!(e.contains("has no I/O APIC"), "{e}");
+    input.hardware.ioapic = Some(IoApicInput {
+        name: "ioapic".into(),
+        address: septum_abi::PhysAddr(0xfec0_0000),
+        entries: 8,
+    });
+    let e = error(&input);
+    assert!(e.contains("IRQ 8 of device"), "{e}");
+    assert!(
+        e.contains("no redirection entry in I/O APIC \"ioapic\" (8 entries)"),
+        "{e}"
+    );
+    input.hardware.ioapic.as_mut().unwrap().entries = 24;
+    let composed = compose_input(&input).unwrap();
+    let routes = &composed.composition.interrupts.routes;
+    assert_eq!(routes.len(), 1);
+    assert_eq!(
+        (routes[0].line.0, routes[0].vector.0, routes[0].owner.0),
+        (8, 40, 1)
+    );
+    assert!(
+        composed
+            .spec
+            .contains("ioapic: Some(septum_abi::PhysAddr(0xfec00000)),")
+    );
+    // The owner leaves LGDT/LIDT to itself; the other subject does not.
+    let s = &composed.composition.subjects;
+    assert_eq!(s[1].controls.proc2 & (1 << 2), 0);
+    assert_ne!(s[0].controls.proc2 & (1 << 2), 0);
 }
 
 #[test]

@@ -53,8 +53,12 @@ pub enum Exit {
         /// When the exit was handled (TSC).
         now: TscCycles,
     },
-    /// An external interrupt arrived while the subject ran.
+    /// An external interrupt arrived while the subject ran (a device IRQ
+    /// is already acknowledged and recorded, see [`crate::irq`]).
     ExternalInterrupt,
+    /// The subject can take an interrupt again (interrupt-window exit,
+    /// asked for because a vector is pending for it).
+    InterruptWindow,
     /// A hardware NMI arrived while the subject ran.
     Nmi,
     /// An exit the policy does not route (an EPT violation, an I/O or MSR
@@ -118,6 +122,12 @@ pub enum Decision {
     /// Nothing may run: wait in root mode until [`Scheduler::deadline`], then
     /// call [`Scheduler::on_frame_end`].
     Idle,
+    /// A subject raised an `unmask_irq` kernel event: unmask its
+    /// level-triggered IRQ lines, then resume it.
+    UnmaskIrq {
+        /// The subject.
+        by: SubjectId,
+    },
     /// A subject raised a `poweroff` kernel event.
     Poweroff {
         /// The subject.
@@ -182,8 +192,10 @@ pub fn dispatch(cpu: &mut Scheduler<'_>, exit: Exit) -> Decision {
         // is left) until its deadline.
         Exit::TimerExpired { now } if now < cpu.deadline() => Decision::Resume,
         Exit::TimerExpired { now } => cpu.on_frame_end(now),
-        // Interrupts are not routed to subjects in this version.
-        Exit::ExternalInterrupt | Exit::Nmi => cpu.resume_or_idle(),
+        // A device IRQ is recorded for its owner by the arch layer before
+        // dispatch; who runs does not change (the vector waits for its
+        // owner). A window exit only lets the arch layer inject.
+        Exit::ExternalInterrupt | Exit::InterruptWindow | Exit::Nmi => cpu.resume_or_idle(),
         Exit::Fault(info) => fault(cpu, Some(info.code)),
         Exit::EntryFailure(_) => fault(cpu, None),
     }
@@ -256,9 +268,7 @@ fn kernel_action(cpu: &mut Scheduler<'_>, caller: SubjectId, action: KernelActio
             cpu.request_next_plan();
             Decision::Resume
         }
-        // The composer refuses `unmask_irq` until interrupt routing exists;
-        // with no IRQ to unmask it changes nothing.
-        KernelAction::UnmaskIrq => Decision::Resume,
+        KernelAction::UnmaskIrq => Decision::UnmaskIrq { by: caller },
     }
 }
 

@@ -8,7 +8,8 @@
 //! ([`sync`]), the vendor-neutral exits and the one function that decides
 //! what each does ([`exits`]), the fault report line ([`fault`]), subject
 //! restarts ([`lifecycle`]), the hand-over of a monitored subject's exits
-//! to its monitor ([`monitor`]), the
+//! to its monitor ([`monitor`]), device interrupt routing and the vectors
+//! pending per subject ([`irq`]), the
 //! reading of the boot loader's memory map
 //! ([`mbi`]), the VT-x capability decisions ([`vmx`]) and, on the host
 //! only, the emitter that writes a spec as Rust source ([`emit`]). It is
@@ -32,6 +33,7 @@ pub mod emit;
 pub mod events;
 pub mod exits;
 pub mod fault;
+pub mod irq;
 pub mod lifecycle;
 pub mod mbi;
 pub mod monitor;

@@ -428,10 +428,9 @@ kernel_actions! {
     /// Move every CPU on to the next plan (major frame) at the end of the
     /// current major frame (`sync::PlanSwitch`).
     NextPlan = "next_plan" => Some(KernelActionCode::NextPlan), reach System,
-    /// Unmask the subject's level-triggered device IRQ after handling it.
-    /// The composer refuses it until interrupt routing exists, so no spec
-    /// holds it yet.
-    UnmaskIrq = "unmask_irq" => None, reach Caller,
+    /// Unmask the subject's level-triggered device IRQ lines after
+    /// handling them (`irq`: a level line is masked from its interrupt on).
+    UnmaskIrq = "unmask_irq" => Some(KernelActionCode::UnmaskIrq), reach Caller,
 }
 
 /// Index into [`SystemSpec::partitions`].

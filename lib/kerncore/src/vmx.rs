@@ -352,6 +352,8 @@ impl VmxCaps {
 pub const EXIT_EXCEPTION_OR_NMI: u16 = 0;
 /// Basic exit reason "external interrupt".
 pub const EXIT_EXTERNAL_INTERRUPT: u16 = 1;
+/// Basic exit reason "interrupt window".
+pub const EXIT_INTERRUPT_WINDOW: u16 = 7;
 /// Basic exit reason "VMCALL".
 pub const EXIT_VMCALL: u16 = 18;
 /// Basic exit reason "I/O instruction".

@@ -51,12 +51,12 @@ use septum_kerncore::fault::FaultLine;
 use septum_kerncore::plan::{MAX_SUBJECTS, Scheduler};
 use septum_kerncore::vmx::{
     EXIT_EPT_MISCONFIGURATION, EXIT_EPT_VIOLATION, EXIT_EXCEPTION_OR_NMI, EXIT_EXTERNAL_INTERRUPT,
-    EXIT_IO_INSTRUCTION, EXIT_PREEMPTION_TIMER, EXIT_VMCALL,
+    EXIT_INTERRUPT_WINDOW, EXIT_IO_INSTRUCTION, EXIT_PREEMPTION_TIMER, EXIT_VMCALL,
 };
 
 use super::cpu::{self, rdtsc};
 use super::percpu::{self, CpuCore, CpuNumber};
-use super::smp;
+use super::{interrupts, smp};
 use super::vmx::{self, GuestField, Vmcs, VmxError, field, vmread, write_guest};
 use crate::system::SPEC;
 use crate::{kprintln, stop};
@@ -452,7 +452,14 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
         return decide_and_execute(cpu, frame, Exit::EntryFailure(fault_info(basic)));
     }
     match basic {
-        EXIT_EXTERNAL_INTERRUPT => decide_and_execute(cpu, frame, Exit::ExternalInterrupt),
+        EXIT_EXTERNAL_INTERRUPT => {
+            interrupts::acknowledge();
+            decide_and_execute(cpu, frame, Exit::ExternalInterrupt)
+        }
+        EXIT_INTERRUPT_WINDOW => {
+            interrupts::window_exit();
+            decide_and_execute(cpu, frame, Exit::InterruptWindow)
+        }
         // A hardware NMI (interruption type 2) is not the subject's doing.
         EXIT_EXCEPTION_OR_NMI if is_nmi() => decide_and_execute(cpu, frame, Exit::Nmi),
         _ => decide_and_execute(cpu, frame, Exit::Fault(fault_info(basic))),
@@ -482,6 +489,7 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         report_fault(cpu, &info);
     }
     if decision == Decision::Resume && boundary.is_none() {
+        interrupts::before_entry(cpu);
         arm_timer(cpu);
         0
     } else {
@@ -583,10 +591,15 @@ fn execute(
                 (decision, boundary) = idle(cpu);
                 continue;
             }
+            Decision::UnmaskIrq { by } => {
+                interrupts::unmask_irq(by);
+                0
+            }
             Decision::Poweroff { by } => {
                 kprintln!("septum: poweroff requested by \"{}\"", subject_name(by));
                 smp::barrier_report();
                 super::nmi::report();
+                interrupts::report();
                 #[cfg(feature = "count-vmcs")]
                 kprintln!(
                     "septum: vmcs accesses per VMCALL exit: {}",
@@ -632,6 +645,7 @@ fn execute(
                 continue;
             }
         };
+        interrupts::before_entry(cpu);
         if let Some(boundary) = boundary {
             enter_at(cpu, frame, launch, boundary)
         }

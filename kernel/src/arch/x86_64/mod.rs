@@ -6,7 +6,10 @@
 //!
 //! - `boot`: 32-bit entry, long mode, boot-time memory (GDT, stacks), the
 //!   AP start-up code.
-//! - `apic`: the local APIC in x2APIC mode, for INIT-SIPI-SIPI only.
+//! - `apic`: the local APIC in x2APIC mode, for INIT-SIPI-SIPI.
+//! - `ioapic`: the I/O APIC's redirection entries (device IRQ routes).
+//! - `interrupts`: device interrupts on the exit path (acknowledge, EOI,
+//!   injection before entry).
 //! - `smp`: the plan's CPUs, starting the APs, the plan barrier.
 //! - `descriptors`: TSS/IDT, root-mode exception reporting.
 //! - `nmi`: root-mode NMIs, counted and returned from.
@@ -33,6 +36,8 @@ pub mod descriptors;
 pub mod exit;
 pub mod nmi;
 pub mod monitor;
+pub mod interrupts;
+pub mod ioapic;
 #[cfg(not(debug_assertions))]
 pub mod no_panic;
 pub mod percpu;

@@ -28,6 +28,9 @@ pub struct VmxInputs {
     pub entry: VirtAddr,
     /// Guest-physical address of the subject's own top-level page table.
     pub page_tables: GuestPhysAddr,
+    /// The subject owns a routed IRQ line, so it receives interrupts
+    /// through its own IDT ([`crate::interrupts`]).
+    pub interrupt_entry: bool,
 }
 
 /// A subject's VMX controls and initial guest state, as its profile chose

@@ -98,10 +98,25 @@ pub const GUEST_LDTR: Segment = Segment {
 /// 13.12.4, so the EPT memory type alone decides.
 pub const GUEST_PAT: u64 = 0x0007_0406_0007_0406;
 
+/// Controls of a native subject with an interrupt entry (it owns a routed
+/// IRQ line): as [`controls`], but descriptor-table instructions do not
+/// exit, so the SDK loads the subject's own GDT and IDT with LGDT and LIDT.
+/// They change only the subject's own descriptor tables, which the kernel
+/// never uses (its host GDTR and IDTR come from the VMCS host state).
+pub const fn controls_with_interrupt_entry() -> VmxControls {
+    let mut c = controls();
+    c.proc2 &= !proc2::DESCRIPTOR_TABLE_EXITING;
+    c
+}
+
 /// The native profile's controls and initial state for one subject.
 pub fn subject_vmx(inputs: &VmxInputs) -> SubjectVmx {
     SubjectVmx {
-        controls: controls(),
+        controls: if inputs.interrupt_entry {
+            controls_with_interrupt_entry()
+        } else {
+            controls()
+        },
         guest: GuestState {
             rip: inputs.entry,
             rsp: SUBJECT_STACK_TOP,
@@ -135,6 +150,9 @@ mod tests {
         assert_eq!(c.entry, 0x8200);
         assert_eq!(GUEST_CR0, 0x8001_0033);
         assert_eq!(GUEST_EFER, 0xd00);
+        let i = controls_with_interrupt_entry();
+        assert_eq!(i.proc2, 0x62);
+        assert_eq!((i.pin, i.proc, i.exit), (c.pin, c.proc, c.exit));
     }
 
     #[test]
@@ -142,6 +160,7 @@ mod tests {
         let vmx = subject_vmx(&VmxInputs {
             entry: septum_abi::VirtAddr(0x20_1000),
             page_tables: septum_abi::GuestPhysAddr(0x3000),
+            interrupt_entry: false,
         });
         assert_eq!(vmx.guest.rip.get(), 0x20_1000);
         assert_eq!(vmx.guest.rsp.get(), 0x10_0000);

@@ -113,6 +113,7 @@ mod tests {
         let vmx = subject_vmx(&VmxInputs {
             entry: VirtAddr(0x2_2000),
             page_tables: septum_abi::GuestPhysAddr(0x1000),
+            interrupt_entry: false,
         });
         assert_eq!(vmx.guest.rip.get(), 0x2_2000);
         assert_eq!(vmx.guest.rdi, BOOT_BASE);

@@ -130,3 +130,9 @@ pub static CRASH_AUDIT: septum_kerncore::spec::CrashAuditSpec = septum_kerncore:
 /// What a restart re-initialises, per restartable subject (docs/kernel.md).
 #[allow(dead_code, reason = "read by the kernel's restart path only")]
 pub static RESTART_IMAGES: &[septum_kerncore::lifecycle::RestartImage] = &[];
+/// Device interrupt routes and injected vectors (docs/kernel.md, "Device interrupts").
+pub static INTERRUPTS: septum_kerncore::irq::InterruptSpec = septum_kerncore::irq::InterruptSpec {
+    ioapic: None,
+    routes: &[],
+    event_vectors: &[],
+};

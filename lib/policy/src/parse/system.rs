@@ -420,7 +420,9 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
         _ => ctx.unknown_element(
             child,
             "subject",
-            &["memory", "devices", "events", "channels", "linux", "monitor"],
+            &[
+                "memory", "devices", "events", "channels", "linux", "monitor",
+            ],
         ),
     });
     // A `vm` subject boots Linux; any other virtual machine (its own

@@ -1,0 +1,222 @@
+//! Device interrupts on the VT-x side: the local APIC that receives them,
+//! the acknowledge on the exit, the injection before the entry.
+//!
+//! A device line the spec routes (kerncore `irq`, [`super::ioapic`])
+//! arrives at the owner's CPU as host vector `32 + line` and, with
+//! external-interrupt exiting and acknowledge-interrupt-on-exit (the native
+//! profile's controls), is a VM exit whose interruption information holds
+//! the vector (SDM 28.2.2). [`acknowledge`] hands it to kerncore, which
+//! marks the owner's guest vector pending; a level line is masked at the
+//! I/O APIC; then the end-of-interrupt goes to the local APIC. Whoever ran
+//! resumes.
+//!
+//! Before every VM entry [`before_entry`] asks kerncore what the loaded
+//! subject gets: a vector to inject through the VM-entry
+//! interruption-information field (type external interrupt, SDM 26.6), or,
+//! if RFLAGS.IF is clear or STI/MOV-SS blocking is on, interrupt-window
+//! exiting (SDM 25.6.2), whose exit ([`window_exit`]) clears it again and
+//! lets the next entry inject. Systems without routes skip all of this
+//! with one test of a constant.
+//!
+//! The local APIC runs in x2APIC mode (MSRs): the kernel maps no xAPIC
+//! page. A system with routes on a processor without x2APIC is refused at
+//! boot (the xAPIC fallback is not built).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use septum_abi::SubjectId;
+use septum_kerncore::irq::{Acknowledge, Injection, PendingVectors, Vector};
+
+use super::percpu::CpuCore;
+use super::vmx::{field, vmread, vmwrite};
+use super::{apic, cpu, ioapic};
+use crate::system::INTERRUPTS;
+
+/// Vectors pending for each subject (set on the owner's CPU or, for
+/// events, on any CPU).
+pub static PENDING: PendingVectors = PendingVectors::new();
+
+/// Device interrupts acknowledged (routed ones), for the poweroff report.
+static ACKNOWLEDGED: AtomicU64 = AtomicU64::new(0);
+/// Vectors injected into subjects, for the poweroff report.
+static INJECTED: AtomicU64 = AtomicU64::new(0);
+
+/// x2APIC end-of-interrupt register.
+const X2APIC_EOI: u32 = 0x80b;
+/// x2APIC spurious-interrupt vector register.
+const X2APIC_SVR: u32 = 0x80f;
+/// x2APIC task-priority register.
+const X2APIC_TPR: u32 = 0x808;
+/// SVR: APIC software enable, spurious vector 0xff.
+const SVR_ENABLED: u64 = 0x1ff;
+/// The spurious vector (no end-of-interrupt for it).
+const SPURIOUS: u8 = 0xff;
+/// IA32_VMX_PROCBASED_CTLS (allowed-1 settings in bits 63:32).
+const IA32_VMX_PROCBASED_CTLS: u32 = 0x482;
+/// Primary processor-based control: interrupt-window exiting.
+const INTERRUPT_WINDOW_EXITING: u64 = 1 << 2;
+/// VM-entry interruption information: valid, type external interrupt (0).
+const INJECT_EXTERNAL: u64 = 1 << 31;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+/// Interruptibility state: blocking by STI (bit 0) or by MOV SS (bit 1).
+const BLOCKING_STI_OR_MOV_SS: u64 = 0b11;
+
+/// Why a CPU cannot take device interrupts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterruptError {
+    /// No x2APIC (the xAPIC fallback is not built).
+    NoX2apic,
+    /// The processor cannot exit on an interrupt window.
+    NoInterruptWindow,
+    /// The I/O APIC refused a route.
+    IoApic(ioapic::IoApicError),
+}
+
+impl core::fmt::Display for InterruptError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoX2apic => f.write_str("device interrupts need an x2APIC"),
+            Self::NoInterruptWindow => {
+                f.write_str("VMX feature missing: interrupt-window exiting")
+            }
+            Self::IoApic(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// Prepare this CPU's local APIC for device interrupts (x2APIC mode,
+/// software-enabled, priority 0) if the system routes any; on the boot CPU
+/// also program the I/O APIC. Every plan CPU calls it once at boot, with
+/// interrupts off in root mode.
+pub fn init_cpu(boot: bool) -> Result<(), InterruptError> {
+    if INTERRUPTS.routes.is_empty() {
+        return Ok(());
+    }
+    if !apic::has_x2apic() {
+        return Err(InterruptError::NoX2apic);
+    }
+    if (cpu::rdmsr(IA32_VMX_PROCBASED_CTLS) >> 32) & INTERRUPT_WINDOW_EXITING == 0 {
+        return Err(InterruptError::NoInterruptWindow);
+    }
+    apic::enable_x2apic();
+    // Safety: software-enables the local APIC with spurious vector 0xff and
+    // accepts every priority; root mode runs with RFLAGS.IF clear, so an
+    // interrupt only ever arrives as a VM exit of a subject.
+    unsafe {
+        cpu::wrmsr(X2APIC_TPR, 0);
+        cpu::wrmsr(X2APIC_SVR, SVR_ENABLED);
+    }
+    if boot {
+        ioapic::init().map_err(InterruptError::IoApic)?;
+    }
+    Ok(())
+}
+
+/// An external-interrupt exit: record a device IRQ for its owner, mask a
+/// level line, end the interrupt at the local APIC. Costs the running
+/// subject only this.
+pub fn acknowledge() {
+    let Ok(info) = vmread(field::EXIT_INTERRUPTION_INFO) else {
+        return;
+    };
+    if info & (1 << 31) == 0 {
+        return;
+    }
+    let vector = info as u8;
+    if let Acknowledge::Routed { mask, .. } =
+        INTERRUPTS.on_device_interrupt(&PENDING, Vector(vector))
+    {
+        ACKNOWLEDGED.fetch_add(1, Ordering::Relaxed);
+        if let Some(line) = mask {
+            ioapic::mask(line);
+        }
+    }
+    if vector != SPURIOUS {
+        // Safety: the end-of-interrupt for the vector the exit acknowledged;
+        // it only lets the local APIC deliver the next one.
+        unsafe { cpu::wrmsr(X2APIC_EOI, 0) };
+    }
+}
+
+/// The owner's `unmask_irq`: unmask its level-triggered lines.
+pub fn unmask_irq(by: SubjectId) {
+    for line in INTERRUPTS.level_lines_of(by) {
+        ioapic::unmask(line);
+    }
+}
+
+/// Before entering the loaded subject: inject its highest pending vector
+/// if it can take it, else exit as soon as it can.
+#[inline(always)]
+pub fn before_entry(cpu: &CpuCore) {
+    if INTERRUPTS.routes.is_empty() && INTERRUPTS.event_vectors.is_empty() {
+        return;
+    }
+    let Some(subject) = cpu.loaded.map(|vmcs| vmcs.id()) else {
+        return;
+    };
+    if PENDING.any(subject) {
+        inject(subject);
+    }
+}
+
+#[inline(never)]
+fn inject(subject: SubjectId) {
+    let rflags = vmread(field::GUEST_RFLAGS).unwrap_or(0);
+    let blocking = vmread(field::GUEST_INTERRUPTIBILITY).unwrap_or(BLOCKING_STI_OR_MOV_SS);
+    let can_take = rflags & RFLAGS_IF != 0 && blocking & BLOCKING_STI_OR_MOV_SS == 0;
+    match PENDING.next(subject, can_take) {
+        Injection::Nothing => {}
+        Injection::Inject(vector) => {
+            INJECTED.fetch_add(1, Ordering::Relaxed);
+            // Safety: an external interrupt with a vector the policy gave
+            // this subject, delivered through its own IDT in its own
+            // address space (SDM 26.6); the subject can take it (IF set,
+            // no blocking), so VM entry accepts it.
+            let _ = unsafe {
+                vmwrite(
+                    field::ENTRY_INTERRUPTION_INFO,
+                    INJECT_EXTERNAL | u64::from(vector.0),
+                )
+            };
+        }
+        Injection::OpenWindow => set_window(true),
+    }
+}
+
+/// The poweroff line of a system with routes: `septum: device interrupts:
+/// <n> acknowledged, <m> injected` (the counts of every CPU).
+pub fn report() {
+    if INTERRUPTS.routes.is_empty() {
+        return;
+    }
+    crate::kprintln!(
+        "septum: device interrupts: {} acknowledged, {} injected",
+        ACKNOWLEDGED.load(Ordering::Relaxed),
+        INJECTED.load(Ordering::Relaxed)
+    );
+}
+
+/// An interrupt-window exit: the subject can take an interrupt now; stop
+/// asking (the entry that follows injects).
+pub fn window_exit() {
+    set_window(false);
+}
+
+fn set_window(open: bool) {
+    let Ok(controls) = vmread(field::PROC_CONTROLS) else {
+        return;
+    };
+    let wanted = if open {
+        controls | INTERRUPT_WINDOW_EXITING
+    } else {
+        controls & !INTERRUPT_WINDOW_EXITING
+    };
+    if wanted != controls {
+        // Safety: only the interrupt-window bit changes, which `init_cpu`
+        // checked the processor allows; every other control keeps the value
+        // the kernel checked at VMCS set-up.
+        let _ = unsafe { vmwrite(field::PROC_CONTROLS, wanted) };
+    }
+}

@@ -1,0 +1,111 @@
+//! Device interrupts of a composition: which IRQ line goes to which
+//! subject, at which vector, through which I/O APIC.
+//!
+//! Every `<irq>` a subject is granted by name becomes a route
+//! ([`septum_kerncore::irq::IrqRoute`]): the kernel programs the I/O APIC's
+//! redirection entry of that line to the local APIC of the subject's CPU
+//! and injects the grant's vector into the subject (docs/kernel.md,
+//! "Device interrupts"). A whole-device grant routes no line: its lines stay
+//! masked, because no vector was chosen for them, and a subject that polls
+//! its device (as every subject did before routing existed) must not start
+//! receiving interrupts it has no handler for.
+//!
+//! A route needs an I/O APIC in the hardware description (a device with
+//! capability `ioapic` and its registers as `<memory>`) and a line below its
+//! number of redirection entries; both are checked here, with the subject
+//! named, because the kernel could not route the line otherwise.
+//!
+//! A subject that owns a routed line gets an interrupt entry: its VMX
+//! controls leave descriptor-table instructions to it (LGDT/LIDT load its
+//! own tables, which the SDK builds; [`crate::profile`]).
+
+use septum_abi::{PhysAddr, SubjectId};
+use septum_kerncore::irq::{self, EventVector, IrqLine, IrqRoute, Trigger, Vector};
+use septum_kerncore::spec::ApicId;
+
+use crate::error::{ComposeError, Origin};
+use crate::input::SystemInput;
+
+/// The interrupt routes of a composition.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interrupts {
+    /// Registers of the I/O APIC, when any line is routed.
+    pub ioapic: Option<PhysAddr>,
+    /// One route per granted line, in subject and grant order.
+    pub routes: Vec<IrqRoute>,
+    /// Target events that inject a vector. Empty in this version: event
+    /// vectors are validated but not yet delivered (docs/kernel.md).
+    pub event_vectors: Vec<EventVector>,
+}
+
+impl Interrupts {
+    /// Whether `subject` owns a routed line (and so gets an interrupt
+    /// entry).
+    pub fn takes_interrupts(&self, subject: SubjectId) -> bool {
+        self.routes.iter().any(|r| r.owner == subject)
+    }
+
+    /// The `pub static INTERRUPTS` source for `spec.rs`.
+    pub fn source(&self) -> String {
+        irq::emit_source(self.ioapic, &self.routes, &self.event_vectors)
+    }
+}
+
+/// Which subjects own which lines.
+pub fn routes(input: &SystemInput) -> Result<Interrupts, ComposeError> {
+    let mut routes = Vec::new();
+    for (si, s) in input.subjects.iter().enumerate() {
+        let id = SubjectId(u16::try_from(si).unwrap_or(u16::MAX));
+        for grant in &s.devices {
+            for g in &grant.irqs {
+                let located = |message: String| {
+                    ComposeError::new(format!("subject \"{}\": {message}", s.name))
+                        .at(Origin::Subject(si))
+                };
+                let device = input
+                    .hardware
+                    .devices
+                    .get(grant.device)
+                    .map_or("?", |d| d.name.as_str());
+                let Some(ioapic) = &input.hardware.ioapic else {
+                    return Err(located(format!(
+                        "IRQ {} of device \"{device}\" is granted, but the hardware has no I/O \
+                         APIC (a device with capability \"ioapic\" and its registers as \
+                         <memory>) to route it",
+                        g.line
+                    )));
+                };
+                let line = u8::try_from(g.line)
+                    .ok()
+                    .filter(|&l| l <= irq::MAX_LINE && u32::from(l) < ioapic.entries);
+                let Some(line) = line else {
+                    return Err(located(format!(
+                        "IRQ {} of device \"{device}\" has no redirection entry in I/O APIC \
+                         \"{}\" ({} entries)",
+                        g.line, ioapic.name, ioapic.entries
+                    )));
+                };
+                let Some(&apic_id) = input.hardware.apic_ids.get(s.cpu as usize) else {
+                    return Err(located(format!("CPU {} has no local APIC id", s.cpu)));
+                };
+                routes.push(IrqRoute {
+                    line: IrqLine(line),
+                    owner: id,
+                    apic_id: ApicId(apic_id),
+                    vector: Vector(g.vector),
+                    trigger: Trigger::of(IrqLine(line)),
+                });
+            }
+        }
+    }
+    let ioapic = if routes.is_empty() {
+        None
+    } else {
+        input.hardware.ioapic.as_ref().map(|i| i.address)
+    };
+    Ok(Interrupts {
+        ioapic,
+        routes,
+        event_vectors: Vec::new(),
+    })
+}

@@ -1,0 +1,72 @@
+//! RTC display: prints what the RTC driver reports.
+//!
+//! It owns COM1 and loops on the typed `wait`: each time the driver's
+//! `report` event wakes it, it prints every message waiting in channel `in`
+//! as `rtc_display: report <n>: <message>`. After [`DONE_AFTER`] reports it
+//! prints `rtc_display: done` and powers off.
+#![no_std]
+#![no_main]
+
+use core::fmt::Write;
+
+use septum_sdk::channel::{Format, ReadOutcome};
+use septum_sdk::needs::Need;
+use septum_sdk::text::until_nul;
+use septum_sdk::uart::Uart;
+use septum_sdk::{Info, KernelActionCode};
+
+septum_sdk::entry!(main);
+
+septum_sdk::needs![
+    Need::uart("uart"),
+    Need::channel_reader("in", Format::DEFAULT),
+    Need::kernel(KernelActionCode::Sleep),
+];
+
+/// Reports to print before powering off.
+const DONE_AFTER: u32 = 5;
+
+fn main(info: Info<'static>) -> ! {
+    let Some(mut uart) = Uart::from_info(&info, "uart") else {
+        panic!("rtc_display: no UART \"uart\"");
+    };
+    uart.init();
+    let Some(mut input) = info.channel_reader("in", Format::DEFAULT) else {
+        let _ = writeln!(uart, "rtc_display: no channel \"in\"");
+        panic!("rtc_display: no channel");
+    };
+    let kernel = info.kernel();
+    let _ = writeln!(uart, "rtc_display: waiting for reports");
+    let mut reports = 0u32;
+    loop {
+        if kernel.wait().is_err() {
+            let _ = writeln!(uart, "rtc_display: the policy grants no sleep event");
+            panic!("rtc_display: cannot wait");
+        }
+        let mut element = [0u8; 64];
+        loop {
+            match input.read(&mut element) {
+                ReadOutcome::Element => {
+                    reports = reports.saturating_add(1);
+                    let _ = writeln!(
+                        uart,
+                        "rtc_display: report {reports}: {}",
+                        until_nul(&element)
+                    );
+                }
+                ReadOutcome::Empty | ReadOutcome::Inactive => break,
+                other => {
+                    let _ = writeln!(uart, "rtc_display: channel trouble: {other:?}");
+                    break;
+                }
+            }
+        }
+        if reports >= DONE_AFTER {
+            let _ = writeln!(uart, "rtc_display: done");
+            uart.flush();
+            let _ = kernel.poweroff();
+            let _ = writeln!(uart, "rtc_display: the policy grants no poweroff");
+            panic!("rtc_display: cannot power off");
+        }
+    }
+}
