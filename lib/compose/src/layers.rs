@@ -324,7 +324,8 @@ fn placement_problem(
         | RegionKind::Vmcs
         | RegionKind::IoBitmaps
         | RegionKind::MsrBitmap
-        | RegionKind::Ept => Some(format!(
+        | RegionKind::Ept
+        | RegionKind::VtdTables => Some(format!(
             "host page lies in {:?} region \"{}\"",
             region.kind, region.name
         )),

@@ -70,9 +70,17 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         subjects.push(subject);
     }
 
-    // 5. The kernel's own tables.
+    // The VT-d tables (their windows are placed `<memory>` regions).
     placer.origin = None;
-    let kernel_pml4 = kernel_tables(&mut placer, &vmxon, &subjects, &placed.crash_audit)?;
+    let window = |r: usize| {
+        let region = placer.region(placed.memory[r]);
+        (region.start, input.regions[r].size)
+    };
+    let windows: Vec<_> = (0..input.regions.len()).map(window).collect();
+    let vtd = crate::vtd::compose(&input.vtd, &mut placer, &|r| windows[r])?;
+
+    // 5. The kernel's own tables.
+    let kernel_pml4 = kernel_tables(&mut placer, &vmxon, &subjects, &placed.crash_audit, &vtd)?;
 
     // 6. The plan; every info page carries the boot major frame's length,
     // known only now.
@@ -123,6 +131,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         schedule,
         device_owners,
         crash_audit: placed.crash_audit,
+        vtd,
     })
 }
 
@@ -130,12 +139,13 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
 /// rights, the VMXON and VMCS regions read-write, no execute, and the
 /// crash-audit region read-write, no execute, uncached (PCD|PWT: a record
 /// is in RAM, not in a cache line, when the reset comes; docs/crash.md),
-/// all identity-mapped. Returns the PML4's address.
+/// and the IOMMU register pages likewise, all identity-mapped. Returns the PML4's address.
 fn kernel_tables(
     placer: &mut Placer,
     vmxon: &[PhysAddr],
     subjects: &[SubjectOut],
     crash_audit: &CrashAudit,
+    vtd: &septum_kerncore::vtd::VtdSpec<septum_kerncore::spec::Owned>,
 ) -> Result<PhysAddr, ComposeError> {
     let mut kernel = KernelTables::new(Format::Ia32e, true);
     let mut identity = |start: PhysAddr, size: u64, rights: Rights| {
@@ -158,6 +168,10 @@ fn kernel_tables(
         ..Rights::of(true, false, Caching::Uc)
     };
     identity(crash_audit.start, crash_audit.size, uncached)?;
+    // The IOMMUs' register pages, uncached (docs/kernel.md, VT-d).
+    for unit in &vtd.iommus {
+        identity(unit.registers, PAGE_SIZE, uncached)?;
+    }
     let tables = placer.place(RegionRequest::kernel(
         "pt",
         RegionKind::KernelPageTables,

@@ -105,7 +105,9 @@ pub fn crash_audit_spec(c: &Composition) -> CrashAuditSpec {
     }
 }
 
-/// The `spec.rs` source for a composition.
+/// The `spec.rs` source for a composition: `SPEC`, `CRASH_AUDIT`, `VTD`.
 pub fn spec_source(c: &Composition) -> String {
-    emit::spec_source(&system_spec(c), &crash_audit_spec(c))
+    let mut source = emit::spec_source(&system_spec(c), &crash_audit_spec(c));
+    source.push_str(&emit::vtd_source(&c.vtd));
+    source
 }

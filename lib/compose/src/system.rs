@@ -67,6 +67,9 @@ pub enum RegionKind {
     Memory,
     /// A channel.
     Channel,
+    /// VT-d tables: root and context tables, a domain's second-level
+    /// tables, the interrupt remapping table.
+    VtdTables,
 }
 
 /// Whom a region belongs to.
@@ -299,6 +302,8 @@ pub struct Composition {
     /// The crash-audit region. Not in [`Composition::regions`]: `septum
     /// pack` must neither load nor zero it (see [`crate::crash_audit`]).
     pub crash_audit: CrashAudit,
+    /// The VT-d tables and units ([`crate::vtd`]).
+    pub vtd: septum_kerncore::vtd::VtdSpec<septum_kerncore::spec::Owned>,
 }
 
 impl Composition {

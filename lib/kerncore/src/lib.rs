@@ -8,7 +8,8 @@
 //! ([`sync`]), the vendor-neutral exits and the one function that decides
 //! what each does ([`exits`]), the fault report line ([`fault`]), the
 //! reading of the boot loader's memory map
-//! ([`mbi`]), the VT-x capability decisions ([`vmx`]) and, on the host
+//! ([`mbi`]), the VT-x capability decisions ([`vmx`]), the VT-d setup and
+//! fault reports ([`vtd`]) and, on the host
 //! only, the emitter that writes a spec as Rust source ([`emit`]). It is
 //! `no_std`, has no `unsafe`, and is unit-tested on the host (and under
 //! Miri), so every decision the kernel takes is tested without hardware.
@@ -37,3 +38,4 @@ pub mod sync;
 #[cfg(test)]
 mod testing;
 pub mod vmx;
+pub mod vtd;

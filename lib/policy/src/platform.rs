@@ -27,9 +27,9 @@ pub const REGISTER_PAGE: u64 = 0x1000;
 /// Adjusted guest address widths a VT-d unit may report (3-, 4- and
 /// 5-level second-level tables).
 pub const IOMMU_AGAWS: [u64; 3] = [39, 48, 57];
-/// Bytes of the IOTLB registers (invalidate address + IOTLB invalidate)
-/// from `iotlb_invalidate_offset` (VT-d spec 10.4.8).
-pub const IOTLB_REGISTERS: u64 = 16;
+/// Bytes of the IOTLB invalidate register at `iotlb_invalidate_offset`
+/// (VT-d spec 10.4.8: ECAP.IRO * 16 + 8).
+pub const IOTLB_REGISTERS: u64 = 8;
 /// Bytes of one fault recording register (VT-d spec 10.4.14).
 pub const FAULT_RECORD: u64 = 16;
 /// Most redirection entries an I/O APIC can have (an 8-bit "max entry").
@@ -93,7 +93,7 @@ pub struct Iommu {
     pub agaw: u8,
     /// Offset of the first fault recording register in the page.
     pub fault_recording_offset: u16,
-    /// Offset of the IOTLB registers in the page.
+    /// Offset of the IOTLB invalidate register in the page.
     pub iotlb_offset: u16,
 }
 

@@ -127,3 +127,16 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
 /// Where fail-closed paths leave their crash records (docs/crash.md).
 #[allow(dead_code, reason = "read once the kernel writes crash records")]
 pub static CRASH_AUDIT: septum_kerncore::spec::CrashAuditSpec = septum_kerncore::spec::CrashAuditSpec { start: septum_abi::PhysAddr(0x8000000), size: 0x2000, slot_count: 1, policy_hash: 0x0 };
+/// The VT-d tables and remapping units (docs/kernel.md, VT-d).
+#[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
+pub static VTD: septum_kerncore::vtd::VtdSpec = septum_kerncore::vtd::VtdSpec {
+    iommus: &[
+    ],
+    root_table: septum_abi::PhysAddr(0x0),
+    interrupt_table: septum_abi::PhysAddr(0x0),
+    interrupt_entries_log2: 0,
+    devices: &[
+    ],
+    domains: &[
+    ],
+};
