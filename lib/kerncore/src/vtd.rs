@@ -308,8 +308,8 @@ impl Fault {
             0x02 => "no present context entry",
             0x03 => "invalid context entry",
             0x04 => "address beyond the domain's width",
-            0x05 => "write to a read-only page",
-            0x06 => "read of a page not readable",
+            0x05 => "no write permission (not mapped writable)",
+            0x06 => "no read permission (not mapped)",
             0x07 | 0x0a..=0x0c => "invalid paging entry",
             0x20 => "malformed interrupt request",
             0x21 => "interrupt index beyond the table",
@@ -563,8 +563,8 @@ mod tests {
         );
         assert_eq!(
             line,
-            "vtd fault: device 00:03.0 (edu) DMA write 0x1234000 blocked: write to a read-only \
-             page (reason 0x05)"
+            "vtd fault: device 00:03.0 (edu) DMA write 0x1234000 blocked: no write permission \
+             (not mapped writable) (reason 0x05)"
         );
         assert_eq!(Fault::decode(0, high & !(1 << 63)), None);
     }
