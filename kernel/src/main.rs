@@ -83,6 +83,13 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         refuse(format_args!("{reason}"));
     }
     crash::boot_scan();
+    match arch::x86_64::vtd::enable() {
+        Ok(0) => {}
+        Ok(units) => kprintln!("septum: vt-d: {units} IOMMU(s) remapping DMA and interrupts"),
+        Err(failure) => refuse(format_args!("VT-d: {failure}")),
+    }
+    #[cfg(feature = "vtd-probe")]
+    arch::x86_64::vtd_probe::run();
     match pit::measure_tsc_khz() {
         Some(khz) => kprintln!(
             "septum: tsc rate measured {khz} kHz against the PIT (spec: {} kHz)",

@@ -142,6 +142,9 @@ pub enum Ending {
     TimedOut,
     /// The stop line was seen and the grace period passed.
     StopLine,
+    /// QEMU exited (`crate::qemu`; the probe ends it through
+    /// isa-debug-exit, exit code `2 * value + 1`).
+    QemuExited(Option<i32>),
 }
 
 impl Ending {
@@ -159,6 +162,8 @@ impl fmt::Display for Ending {
             Self::Exited(None) => write!(f, "Bochs was killed by a signal"),
             Self::TimedOut => write!(f, "watchdog timeout: Bochs killed"),
             Self::StopLine => write!(f, "stop line seen: Bochs stopped"),
+            Self::QemuExited(Some(code)) => write!(f, "QEMU exited (code {code})"),
+            Self::QemuExited(None) => write!(f, "QEMU was killed by a signal"),
         }
     }
 }

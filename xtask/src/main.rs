@@ -29,6 +29,7 @@ mod boottime;
 mod new_subject;
 mod pipeline;
 mod prereq;
+mod qemu;
 mod run;
 mod steps;
 mod systest;

@@ -12,8 +12,9 @@ use std::process::Command;
 use crate::util::{self, Error, Output};
 
 /// Debian packages `run` and `test` need (`graphviz` gives the `dot` that
-/// `septum flows --format svg` and its CLI test run).
-pub const PACKAGES: [&str; 7] = [
+/// `septum flows --format svg` and its CLI test run; `qemu-system-x86`
+/// the VT-d test's machine).
+pub const PACKAGES: [&str; 8] = [
     "bochs",
     "bochsbios",
     "vgabios",
@@ -21,6 +22,7 @@ pub const PACKAGES: [&str; 7] = [
     "grub-pc-bin",
     "xorriso",
     "graphviz",
+    "qemu-system-x86",
 ];
 
 fn installed(package: &str) -> bool {

@@ -226,7 +226,8 @@ pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         image.iso.display(),
         timeout.as_secs()
     );
-    let boot = bochs::boot(&dir, &options)?;
+    let emulator = def.map_or(systest::Emulator::Bochs, |d| d.emulator);
+    let boot = emulator.boot(&dir, &options)?;
     eprintln!(
         "xtask: {} after {:.1} s",
         boot.ending,

@@ -189,7 +189,7 @@ fn run_boot(job: &BootJob) -> BootOutcome {
         stop_grace: Duration::from_secs(job.def.stop_grace),
     };
     let start = Instant::now();
-    let boot = match bochs::boot(&job.dir, &options) {
+    let boot = match job.def.emulator.boot(&job.dir, &options) {
         Ok(boot) => boot,
         Err(e) => {
             return BootOutcome {
@@ -257,7 +257,7 @@ fn boot_all(jobs: &[BootJob], parallel: usize) -> Vec<BootOutcome> {
                         i
                     };
                     let Some(job) = jobs.get(index) else { return };
-                    println!("....  boot {} (in Bochs)", job.name);
+                    println!("....  boot {} (in {})", job.name, job.def.emulator.name());
                     let outcome = run_boot(job);
                     if let Ok(mut r) = results.lock() {
                         r.insert(index, outcome);

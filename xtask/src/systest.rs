@@ -28,7 +28,8 @@
 //! after a line containing this appears on either port: for systems that
 //! halt instead of powering off), `features` (kernel cargo features),
 //! `cpu_model` (the Bochs CPU model, default `tigerlake`: for tests of how
-//! the kernel refuses a CPU).
+//! the kernel refuses a CPU), `emulator` (`bochs`, the default, or
+//! `qemu-q35-vtd`: QEMU's VT-d machine, for kernel builds that skip VMX).
 //!
 //! A malformed definition is reported as `FILE:LINE:COL: message`.
 
@@ -64,6 +65,9 @@ pub struct TestDef {
     /// Bochs CPU model to boot on.
     #[serde(default = "default_cpu_model")]
     pub cpu_model: Spanned<String>,
+    /// The emulator: Bochs (default) or QEMU's VT-d machine.
+    #[serde(default)]
+    pub emulator: Emulator,
     /// Expectations on COM1.
     #[serde(default)]
     pub com1: PortExpect,
@@ -82,6 +86,40 @@ fn default_grace() -> u64 {
 
 fn default_cpu_model() -> Spanned<String> {
     Spanned::new(0..0, crate::bochs::DEFAULT_CPU_MODEL.to_owned())
+}
+
+/// Which emulator boots a test.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum Emulator {
+    /// Bochs with VT-x (`crate::bochs`).
+    #[default]
+    #[serde(rename = "bochs")]
+    Bochs,
+    /// QEMU q35 with an IOMMU and the edu device, no VT-x (`crate::qemu`).
+    #[serde(rename = "qemu-q35-vtd")]
+    QemuQ35Vtd,
+}
+
+impl Emulator {
+    /// Name for progress lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Emulator::Bochs => "Bochs",
+            Emulator::QemuQ35Vtd => "QEMU",
+        }
+    }
+
+    /// Boots the image in `dir` with this emulator.
+    pub fn boot(
+        self,
+        dir: &Path,
+        options: &crate::bochs::BootOptions,
+    ) -> Result<crate::bochs::Boot, Error> {
+        match self {
+            Emulator::Bochs => crate::bochs::boot(dir, options),
+            Emulator::QemuQ35Vtd => crate::qemu::boot(dir, options),
+        }
+    }
 }
 
 /// Expectations on one port.

@@ -55,6 +55,11 @@ address_type!(
     /// one subject's).
     VirtAddr
 );
+address_type!(
+    /// An I/O virtual address: what a device puts on the bus for DMA, and
+    /// what its device domain's VT-d tables translate to a [`PhysAddr`].
+    DmaAddr
+);
 
 /// Index of a subject in the composed system (0-based, dense, in policy
 /// order). The kernel uses it to index its subject tables after a bounds

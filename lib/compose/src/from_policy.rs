@@ -261,6 +261,7 @@ pub fn system_input(
         channels,
         subjects,
         scheduling,
+        vtd: crate::vtd::input(policy),
         policy_hash: 0,
     })
 }

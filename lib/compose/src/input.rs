@@ -40,6 +40,8 @@ pub struct SystemInput {
     pub subjects: Vec<SubjectInput>,
     /// The scheduling plan.
     pub scheduling: SchedulingInput,
+    /// VT-d: IOMMUs, device domains, owned interrupts ([`crate::vtd`]).
+    pub vtd: crate::vtd::VtdInput,
     /// The image's policy hash, carried by its crash-audit records
     /// ([`crate::crash_audit::policy_hash`] of the policy's source files);
     /// 0 when the sources are not known.

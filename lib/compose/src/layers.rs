@@ -397,7 +397,8 @@ fn placement_problem(
         | RegionKind::IoBitmaps
         | RegionKind::MsrBitmap
         | RegionKind::Ept
-        | RegionKind::Pristine => Some(format!(
+        | RegionKind::Pristine
+        | RegionKind::VtdTables => Some(format!(
             "host page lies in {:?} region \"{}\"",
             region.kind, region.name
         )),

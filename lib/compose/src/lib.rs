@@ -57,6 +57,7 @@ pub mod symbols;
 pub mod system;
 pub mod testgen;
 pub mod vmx;
+pub mod vtd;
 
 /// Everything `septum compose` produces, in memory.
 pub struct Composed {

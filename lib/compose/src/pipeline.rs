@@ -76,18 +76,30 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         subjects.push(subject);
     }
 
+    // The VT-d tables (their windows are placed `<memory>` regions).
+    placer.origin = None;
+    let window = |r: usize| {
+        let region = placer.region(placed.memory[r]);
+        (region.start, input.regions[r].size)
+    };
+    let windows: Vec<_> = (0..input.regions.len()).map(window).collect();
+    let vtd = crate::vtd::compose(&input.vtd, &mut placer, &|r| windows[r])?;
+
     // 5. Pristine copies for restarts, then the kernel's own tables.
     let restart_images = pristine::plan(&mut placer, &subjects)?;
     placer.origin = None;
     let state_pages = crate::monitor::kernel_mappings(input, &subjects);
     let kernel_pml4 = kernel_tables(
         &mut placer,
-        &vmxon,
-        &subjects,
-        &state_pages,
-        &placed.crash_audit,
-        &pristine::identity_maps(&restart_images),
-        interrupts.ioapic,
+        &KernelMaps {
+            vmxon: &vmxon,
+            subjects: &subjects,
+            state_pages: &state_pages,
+            crash_audit: &placed.crash_audit,
+            restart_maps: &pristine::identity_maps(&restart_images),
+            ioapic: interrupts.ioapic,
+            vtd: &vtd,
+        },
     )?;
 
     // 6. The plan; every info page carries the boot major frame's length,
@@ -141,7 +153,23 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         crash_audit: placed.crash_audit,
         restart_images,
         interrupts,
+        vtd,
     })
+}
+
+/// What the kernel's own page tables map besides its windows.
+#[derive(Clone, Copy)]
+struct KernelMaps<'a> {
+    vmxon: &'a [PhysAddr],
+    subjects: &'a [SubjectOut],
+    /// Monitored subjects' state pages (`crate::monitor`).
+    state_pages: &'a [(PhysAddr, Caching)],
+    crash_audit: &'a CrashAudit,
+    /// Pristine images and their targets (`crate::pristine`).
+    restart_maps: &'a [(PhysAddr, u64, bool)],
+    /// The I/O APIC's register page, with IRQ routes.
+    ioapic: Option<PhysAddr>,
+    vtd: &'a septum_kerncore::vtd::VtdSpec<septum_kerncore::spec::Owned>,
 }
 
 /// Build and place the kernel's page tables: the kernel windows with their
@@ -149,16 +177,18 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
 /// crash-audit region read-write, no execute, uncached (PCD|PWT: a record
 /// is in RAM, not in a cache line, when the reset comes; docs/crash.md),
 /// all identity-mapped; with IRQ routes, also the I/O APIC's register page,
-/// read-write, no execute, uncached. Returns the PML4's address.
-fn kernel_tables(
-    placer: &mut Placer,
-    vmxon: &[PhysAddr],
-    subjects: &[SubjectOut],
-    state_pages: &[(PhysAddr, Caching)],
-    crash_audit: &CrashAudit,
-    restart_maps: &[(PhysAddr, u64, bool)],
-    ioapic: Option<PhysAddr>,
-) -> Result<PhysAddr, ComposeError> {
+/// read-write, no execute, uncached; and the IOMMU register pages likewise.
+/// Returns the PML4's address.
+fn kernel_tables(placer: &mut Placer, maps: &KernelMaps<'_>) -> Result<PhysAddr, ComposeError> {
+    let KernelMaps {
+        vmxon,
+        subjects,
+        state_pages,
+        crash_audit,
+        restart_maps,
+        ioapic,
+        vtd,
+    } = *maps;
     let mut kernel = KernelTables::new(Format::Ia32e, true);
     let mut identity = |start: PhysAddr, size: u64, rights: Rights| {
         kernel
@@ -189,6 +219,10 @@ fn kernel_tables(
     }
     if let Some(ioapic) = ioapic {
         identity(ioapic, PAGE_SIZE, uncached)?;
+    }
+    // The IOMMUs' register pages, uncached (docs/kernel.md, VT-d).
+    for unit in &vtd.iommus {
+        identity(unit.registers, PAGE_SIZE, uncached)?;
     }
     let tables = placer.place(RegionRequest::kernel(
         "pt",

@@ -105,12 +105,13 @@ pub fn crash_audit_spec(c: &Composition) -> CrashAuditSpec {
     }
 }
 
-/// The `spec.rs` source for a composition.
+/// The `spec.rs` source for a composition: `SPEC`, `CRASH_AUDIT`, `VTD`.
 pub fn spec_source(c: &Composition) -> String {
     let mut source = emit::spec_source(&system_spec(c), &crash_audit_spec(c));
     source.push_str(&septum_kerncore::lifecycle::restart_source(
         &c.restart_images,
     ));
     source.push_str(&c.interrupts.source());
+    source.push_str(&emit::vtd_source(&c.vtd));
     source
 }

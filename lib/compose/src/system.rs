@@ -71,6 +71,9 @@ pub enum RegionKind {
     /// The pristine copy of a restartable subject's writable region
     /// (mapped by the kernel only, read-only; see [`crate::pristine`]).
     Pristine,
+    /// VT-d tables: root and context tables, a domain's second-level
+    /// tables, the interrupt remapping table.
+    VtdTables,
 }
 
 /// Whom a region belongs to.
@@ -311,6 +314,8 @@ pub struct Composition {
     pub restart_images: Vec<RestartImage<Owned>>,
     /// Device IRQ routes (the kernel's `INTERRUPTS`).
     pub interrupts: crate::interrupts::Interrupts,
+    /// The VT-d tables and units ([`crate::vtd`]).
+    pub vtd: septum_kerncore::vtd::VtdSpec<septum_kerncore::spec::Owned>,
 }
 
 impl Composition {

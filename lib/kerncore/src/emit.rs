@@ -655,3 +655,5 @@ impl EmitRust for MinorFrameSpec {
 
 #[cfg(test)]
 mod tests;
+mod vtd;
+pub use vtd::vtd_source;

@@ -11,7 +11,8 @@
 //! to its monitor ([`monitor`]), device interrupt routing and the vectors
 //! pending per subject ([`irq`]), the
 //! reading of the boot loader's memory map
-//! ([`mbi`]), the VT-x capability decisions ([`vmx`]) and, on the host
+//! ([`mbi`]), the VT-x capability decisions ([`vmx`]), the VT-d setup and
+//! fault reports ([`vtd`]) and, on the host
 //! only, the emitter that writes a spec as Rust source ([`emit`]). It is
 //! `no_std`, has no `unsafe`, and is unit-tested on the host (and under
 //! Miri), so every decision the kernel takes is tested without hardware.
@@ -44,3 +45,4 @@ pub mod sync;
 mod testing;
 pub mod vm;
 pub mod vmx;
+pub mod vtd;

@@ -28,6 +28,7 @@ pub mod flows;
 pub mod model;
 mod parse;
 pub mod parse_rules;
+pub mod platform;
 pub mod rule;
 pub mod rules;
 pub mod source;

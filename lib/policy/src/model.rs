@@ -27,7 +27,7 @@
 
 use std::path::PathBuf;
 
-use septum_abi::units::{PhysAddr, VirtAddr};
+use septum_abi::units::{DmaAddr, PhysAddr, VirtAddr};
 
 use crate::source::{FileId, Span};
 
@@ -136,6 +136,10 @@ index_type!(
 index_type!(
     /// Index into [`Hardware::devices`].
     DeviceIdx
+);
+index_type!(
+    /// Index into [`Policy::device_domains`].
+    DomainIdx
 );
 index_type!(
     /// Index into [`Scheduling::partitions`].
@@ -293,6 +297,9 @@ pub struct Policy {
     pub scheduling: Scheduling,
     /// `<flows><deny>`: flows the integrator states must not exist.
     pub flow_denials: Vec<FlowDeny>,
+    /// `<deviceDomains><domain>`: what each group of devices may reach by
+    /// DMA (the VT-d tables).
+    pub device_domains: Vec<DeviceDomain>,
 }
 
 impl Policy {
@@ -454,8 +461,21 @@ pub struct Irq {
     pub name: Spanned<String>,
     /// Legacy IRQ (GSI) number.
     pub number: Spanned<u32>,
-    /// `<msi name>` children.
-    pub msis: Vec<Spanned<String>>,
+    /// `<msi name number>` children.
+    pub msis: Vec<Msi>,
+}
+
+/// `<msi name number>` of a device's IRQ: one message-signalled interrupt.
+#[derive(Clone, Debug)]
+pub struct Msi {
+    /// The element.
+    pub span: Span,
+    /// Name within the IRQ.
+    pub name: Spanned<String>,
+    /// `number`: the IRQ number the message raises (optional; the anchor's
+    /// generated descriptions leave it out). A device's MSIs raise
+    /// consecutive numbers in the MSI range, which the rules check.
+    pub number: Option<Spanned<u32>>,
 }
 
 /// `<memory name physicalAddress size caching>` of a device.
@@ -733,6 +753,10 @@ pub struct DeviceGrant {
     pub irqs: Vec<IrqGrant>,
     /// `<memory>` children.
     pub memory: Vec<DeviceMemoryGrant>,
+    /// `acceptUnconfinedDma` (default false): the integrator accepts that
+    /// this DMA-capable device can reach all of memory because the machine
+    /// has no IOMMU to confine it. Without it such a grant is an error.
+    pub accept_unconfined_dma: Spanned<bool>,
 }
 
 impl DeviceGrant {
@@ -955,4 +979,54 @@ pub struct FlowDeny {
     /// `covert` (default false): also count the schedule's covert paths
     /// (shared CPU, partition, group).
     pub covert: Spanned<bool>,
+}
+
+// ---------------------------------------------------------- device domains
+
+/// `<domain name>` in `<deviceDomains>`: a set of devices that share one
+/// DMA address space (one set of VT-d second-level tables).
+#[derive(Clone, Debug)]
+pub struct DeviceDomain {
+    /// The element.
+    pub span: Span,
+    /// Name.
+    pub name: Spanned<String>,
+    /// `<memory><memory>` children: the regions the devices may reach.
+    pub memory: Vec<DomainMap>,
+    /// `<devices><device>` children.
+    pub devices: Vec<DomainDevice>,
+}
+
+/// `<memory logical physical virtualAddress writable executable>` in a
+/// domain: a region at an I/O virtual address of the domain.
+#[derive(Clone, Debug)]
+pub struct DomainMap {
+    /// The element.
+    pub span: Span,
+    /// Name inside the domain.
+    pub logical: Spanned<String>,
+    /// The region.
+    pub physical: Ref<RegionIdx>,
+    /// Where the devices see it (required: a driver programs this address
+    /// into its device).
+    pub virtual_address: Spanned<DmaAddr>,
+    /// Default false: devices may only read it.
+    pub writable: Spanned<bool>,
+    /// Default false (accepted for the anchor's format; VT-d second-level
+    /// tables have an execute bit only for requests with PASID).
+    pub executable: Spanned<bool>,
+}
+
+/// `<device logical physical mapReservedMemory>` in a domain.
+#[derive(Clone, Debug)]
+pub struct DomainDevice {
+    /// The element.
+    pub span: Span,
+    /// Name inside the domain.
+    pub logical: Spanned<String>,
+    /// The hardware device (a PCI device).
+    pub physical: Ref<DeviceIdx>,
+    /// `mapReservedMemory` (default false): map the device's RMRRs 1:1 in
+    /// the domain (firmware needs them, e.g. for USB legacy emulation).
+    pub map_reserved_memory: Spanned<bool>,
 }

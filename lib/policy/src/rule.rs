@@ -21,6 +21,8 @@ pub enum Category {
     Memory,
     /// Devices and their resources.
     Devices,
+    /// Device domains (DMA address spaces, `<deviceDomains>`).
+    Domains,
     /// The hardware description.
     Hardware,
     /// Events, ids and vectors.
@@ -45,6 +47,7 @@ impl Category {
             Category::Names => "Names",
             Category::Memory => "Memory",
             Category::Devices => "Devices",
+            Category::Domains => "Domains",
             Category::Hardware => "Hardware",
             Category::Events => "Events",
             Category::Channels => "Channels",

@@ -41,6 +41,15 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The shared collection of real hardware descriptions: `../shared/data`
+/// beside the repository, or the folder `SEPTUM_SHARED_DATA` names (a git
+/// worktree lives elsewhere than its main checkout).
+fn shared_hardware() -> PathBuf {
+    std::env::var_os("SEPTUM_SHARED_DATA")
+        .map_or_else(|| repo_root().join("../shared/data"), PathBuf::from)
+        .join("hardware")
+}
+
 /// The `*.xml` files directly in `dir`, sorted.
 fn xml_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -289,7 +298,7 @@ const MINIMAL_SYSTEM: &str = r#"<system>
 /// not present.
 #[test]
 fn real_hardware_descriptions_pass_the_rules() {
-    let dir = repo_root().join("../shared/data/hardware");
+    let dir = shared_hardware();
     let machines = xml_files(&dir);
     if machines.is_empty() {
         println!("note: {} not present; skipping", dir.display());
@@ -465,7 +474,7 @@ fn reading_an_event_channel_twice_is_not_a_second_reader() {
 #[test]
 fn real_hardware_descriptions_pass_alone() {
     let mut machines = xml_files(&repo_root().join("hardware"));
-    machines.extend(xml_files(&repo_root().join("../shared/data/hardware")));
+    machines.extend(xml_files(&shared_hardware()));
     assert!(!machines.is_empty());
     let mut failures = Vec::new();
     for machine in &machines {

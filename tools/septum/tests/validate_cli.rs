@@ -199,7 +199,7 @@ fn a_hardware_description_is_checked_alone() {
     assert_eq!(
         text(&out.stdout),
         "ok: ../../../hardware/bochs-tigerlake.xml is a valid hardware description (1 CPU, 2 \
-         memory blocks, 3 devices)\n"
+         memory blocks, 4 devices)\n"
     );
 
     // A machine mistake is found by the hardware rules, located in the file.

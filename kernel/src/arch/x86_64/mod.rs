@@ -27,6 +27,9 @@
 //!   the move of their registers to and from them.
 //! - `exit`: the VM-exit path and the execution of scheduler decisions.
 //! - `no_panic`: the link-time proof that no panic path survives.
+//! - `vtd`: the VT-d remapping units (enable at boot, fault records);
+//!   `vtd_probe` (feature `vtd-probe`): the QEMU test that drives a DMA
+//!   device against them.
 
 pub mod apic;
 pub mod boot;
@@ -47,3 +50,6 @@ pub mod serial;
 pub mod smp;
 pub mod vmcs;
 pub mod vmx;
+pub mod vtd;
+#[cfg(feature = "vtd-probe")]
+pub mod vtd_probe;

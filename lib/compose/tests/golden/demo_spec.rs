@@ -136,3 +136,16 @@ pub static INTERRUPTS: septum_kerncore::irq::InterruptSpec = septum_kerncore::ir
     routes: &[],
     event_vectors: &[],
 };
+/// The VT-d tables and remapping units (docs/kernel.md, VT-d).
+#[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
+pub static VTD: septum_kerncore::vtd::VtdSpec = septum_kerncore::vtd::VtdSpec {
+    iommus: &[
+    ],
+    root_table: septum_abi::PhysAddr(0x0),
+    interrupt_table: septum_abi::PhysAddr(0x0),
+    interrupt_entries_log2: 0,
+    devices: &[
+    ],
+    domains: &[
+    ],
+};

@@ -248,7 +248,7 @@ fn pci(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Pci {
     pci
 }
 
-/// `<irq name number>` with `<msi name>` children.
+/// `<irq name number>` with `<msi name number>` children.
 fn irq(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Irq {
     ctx.attributes(el, &["name", "number"]);
     let mut irq = Irq {
@@ -259,9 +259,13 @@ fn irq(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Irq {
     };
     ctx.each_child(el, false, &mut |ctx, child| {
         if child.name() == "msi" {
-            ctx.attributes(child, &["name"]);
+            ctx.attributes(child, &["name", "number"]);
             ctx.no_children(child);
-            irq.msis.push(ctx.string(child, "name"));
+            irq.msis.push(Msi {
+                span: child.span(),
+                name: ctx.string(child, "name"),
+                number: ctx.opt_number(child, "number"),
+            });
         } else {
             ctx.unknown_element(child, "irq", &["msi"]);
         }

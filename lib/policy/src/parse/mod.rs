@@ -78,6 +78,7 @@ pub(crate) fn load_hardware(path: &Path, files: &dyn FileSource) -> Loaded {
                 subjects: Vec::new(),
                 scheduling: crate::model::Scheduling::default(),
                 flow_denials: Vec::new(),
+                device_domains: Vec::new(),
             })
         },
     )
@@ -1102,6 +1103,7 @@ fn include_children(container: &str) -> &'static [&'static str] {
             "hardware",
             "kernel",
             "memory",
+            "deviceDomains",
             "events",
             "channels",
             "subjects",
@@ -1109,6 +1111,7 @@ fn include_children(container: &str) -> &'static [&'static str] {
             "flows",
         ],
         "memory" => &["memory"],
+        "deviceDomains" => &["domain"],
         "flows" => &["deny"],
         "events" => &["event"],
         "channels" => &["channel"],

@@ -140,6 +140,14 @@ fn resolve_references(policy: &mut Policy) {
             link(&mut monitor.state, &regions);
         }
     }
+    for domain in &mut policy.device_domains {
+        for map in &mut domain.memory {
+            link(&mut map.physical, &regions);
+        }
+        for device in &mut domain.devices {
+            link(&mut device.physical, &devices);
+        }
+    }
     for deny in &mut policy.flow_denials {
         link(&mut deny.from, &subjects);
         link(&mut deny.to, &subjects);

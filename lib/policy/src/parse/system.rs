@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use septum_abi::layout::SUBJECT_STACK_SIZE;
-use septum_abi::units::{PhysAddr, VirtAddr};
+use septum_abi::units::{DmaAddr, PhysAddr, VirtAddr};
 
 use super::{Ctx, El, hardware};
 use crate::model::*;
@@ -87,6 +87,7 @@ pub(super) fn system(ctx: &mut Ctx<'_>, root: El<'_, '_>, path: &Path) -> Policy
         subjects: Vec::new(),
         scheduling: Scheduling::default(),
         flow_denials: Vec::new(),
+        device_domains: Vec::new(),
     };
     let (mut seen_hardware, mut seen_kernel, mut seen_scheduling) = (None, None, None);
     ctx.each_child(root, true, &mut |ctx, child| match child.name() {
@@ -143,6 +144,16 @@ pub(super) fn system(ctx: &mut Ctx<'_>, root: El<'_, '_>, path: &Path) -> Policy
                 }
             });
         }
+        "deviceDomains" => {
+            ctx.attributes(child, &[]);
+            ctx.each_child(child, true, &mut |ctx, domain_el| {
+                if domain_el.name() == "domain" {
+                    policy.device_domains.push(device_domain(ctx, domain_el));
+                } else {
+                    ctx.unknown_element(domain_el, "deviceDomains", &["domain", "include"]);
+                }
+            });
+        }
         _ => ctx.unknown_element(
             child,
             "system",
@@ -151,6 +162,7 @@ pub(super) fn system(ctx: &mut Ctx<'_>, root: El<'_, '_>, path: &Path) -> Policy
                 "hardware",
                 "kernel",
                 "memory",
+                "deviceDomains",
                 "events",
                 "channels",
                 "subjects",
@@ -512,7 +524,7 @@ fn map(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Map {
 
 /// `<device logical physical>` in a subject.
 fn device_grant(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> DeviceGrant {
-    ctx.attributes(el, &["logical", "physical"]);
+    ctx.attributes(el, &["logical", "physical", "acceptUnconfinedDma"]);
     let mut grant = DeviceGrant {
         span: el.span(),
         logical: ctx.name(el, "logical"),
@@ -520,6 +532,7 @@ fn device_grant(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> DeviceGrant {
         io_ports: Vec::new(),
         irqs: Vec::new(),
         memory: Vec::new(),
+        accept_unconfined_dma: ctx.boolean_or(el, "acceptUnconfinedDma", false),
     };
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "ioPort" => {
@@ -818,5 +831,82 @@ fn flow_deny(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> FlowDeny {
         to: unresolved(ctx.string(el, "to")),
         direct: ctx.boolean_or(el, "direct", false),
         covert: ctx.boolean_or(el, "covert", false),
+    }
+}
+
+/// `<domain name>` in `<deviceDomains>`: `<memory>` and `<devices>`, each at
+/// most once.
+fn device_domain(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> DeviceDomain {
+    ctx.attributes(el, &["name"]);
+    let mut domain = DeviceDomain {
+        span: el.span(),
+        name: ctx.name(el, "name"),
+        memory: Vec::new(),
+        devices: Vec::new(),
+    };
+    let (mut seen_memory, mut seen_devices) = (None, None);
+    ctx.each_child(el, false, &mut |ctx, child| match child.name() {
+        "memory" => {
+            if ctx.first_time(&mut seen_memory, child, "domain") {
+                ctx.attributes(child, &[]);
+                ctx.each_child(child, false, &mut |ctx, map_el| {
+                    if map_el.name() == "memory" {
+                        domain.memory.push(domain_map(ctx, map_el));
+                    } else {
+                        ctx.unknown_element(map_el, "memory", &["memory"]);
+                    }
+                });
+            }
+        }
+        "devices" => {
+            if ctx.first_time(&mut seen_devices, child, "domain") {
+                ctx.attributes(child, &[]);
+                ctx.each_child(child, false, &mut |ctx, device_el| {
+                    if device_el.name() == "device" {
+                        ctx.attributes(device_el, &["logical", "physical", "mapReservedMemory"]);
+                        ctx.no_children(device_el);
+                        domain.devices.push(DomainDevice {
+                            span: device_el.span(),
+                            logical: ctx.name(device_el, "logical"),
+                            physical: unresolved(ctx.string(device_el, "physical")),
+                            map_reserved_memory: ctx.boolean_or(
+                                device_el,
+                                "mapReservedMemory",
+                                false,
+                            ),
+                        });
+                    } else {
+                        ctx.unknown_element(device_el, "devices", &["device"]);
+                    }
+                });
+            }
+        }
+        _ => ctx.unknown_element(child, "domain", &["memory", "devices"]),
+    });
+    domain
+}
+
+/// `<memory logical physical virtualAddress writable executable>` in a
+/// domain; the address is required.
+fn domain_map(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> DomainMap {
+    ctx.attributes(
+        el,
+        &[
+            "logical",
+            "physical",
+            "virtualAddress",
+            "writable",
+            "executable",
+        ],
+    );
+    ctx.no_children(el);
+    let address: Spanned<u64> = ctx.number(el, "virtualAddress");
+    DomainMap {
+        span: el.span(),
+        logical: ctx.name(el, "logical"),
+        physical: unresolved(ctx.string(el, "physical")),
+        virtual_address: Spanned::new(DmaAddr(address.value), address.span),
+        writable: ctx.boolean_or(el, "writable", false),
+        executable: ctx.boolean_or(el, "executable", false),
     }
 }

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use super::common::{DiagnosticExt, PAGE, Range, hex, hex_size, owned_irqs, subjects};
 use crate::diag::Diagnostics;
 use crate::model::{Caching, Policy, SubjectIdx};
+use crate::platform;
 use crate::rule::{Category, Rule};
 use crate::source::Span;
 
@@ -21,6 +22,9 @@ const LEGACY_IRQS: u32 = 16;
 /// The kernel routes IRQ n to host vector 32 + n, which must stay below the
 /// reserved vectors 253 and 254.
 const MAX_IRQ: u32 = 220;
+/// The first IRQ number of the MSI range: two I/O APICs of 24 inputs
+/// (GSIs 0..=47) stay below it.
+const FIRST_MSI: u32 = 48;
 /// ECAM maps 1 MiB of configuration space per PCI bus.
 const PCI_BUS_CONFIG: u64 = 0x10_0000;
 /// 256 buses at most.
@@ -284,14 +288,25 @@ rule! {
 }
 
 rule! {
-    /// An ISA IRQ line (0..=15) belongs to one device; unlike PCI lines they
-    /// cannot be shared.
+    /// An ISA IRQ line (0..=15) of a non-PCI device belongs to that device
+    /// alone (ISA lines are edge-triggered); PCI devices may share a legacy
+    /// line with each other.
     LEGACY_IRQ_DUPLICATE = "devices-legacy-irq-duplicate" in Devices;
     fn legacy_irq_duplicate(policy, out) {
-        let mut owner: HashMap<u32, (usize, Span)> = HashMap::new();
+        // The first device on each legacy line, and the first non-PCI one.
+        let mut first: HashMap<u32, (usize, Span)> = HashMap::new();
+        let mut isa: HashMap<u32, (usize, Span)> = HashMap::new();
         for (d, device) in policy.hardware.devices.iter().enumerate() {
             for irq in device.irqs.iter().filter(|i| i.number.value < LEGACY_IRQS) {
-                match owner.get(&irq.number.value) {
+                let number = irq.number.value;
+                // A PCI device clashes only with an ISA device on the line;
+                // a non-PCI device with any other device.
+                let clash = if device.pci.is_some() {
+                    isa.get(&number)
+                } else {
+                    first.get(&number)
+                };
+                match clash {
                     Some(&(other, span)) if other != d => {
                         let Some(other) = policy.hardware.devices.get(other) else {
                             continue;
@@ -300,17 +315,147 @@ rule! {
                             LEGACY_IRQ_DUPLICATE.id,
                             irq.number.span,
                             format!(
-                                "IRQ {} of device \"{}\" is also used by device \"{}\"",
-                                irq.number.value,
+                                "IRQ {number} of device \"{}\" is also used by device \"{}\"",
                                 device.name.as_str(),
                                 other.name.as_str()
                             ),
                         )
                         .label(span, "used here");
                     }
-                    Some(_) => {}
-                    None => {
-                        owner.insert(irq.number.value, (d, irq.number.span));
+                    _ => {}
+                }
+                first.entry(number).or_insert((d, irq.number.span));
+                if device.pci.is_none() {
+                    isa.entry(number).or_insert((d, irq.number.span));
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// A device without a PCI address is an ISA device: its IRQs are ISA
+    /// lines 0..=15.
+    ISA_IRQ_RANGE = "devices-isa-irq-range" in Devices;
+    fn isa_irq_range(policy, out) {
+        for device in policy.hardware.devices.iter().filter(|d| d.pci.is_none()) {
+            for irq in device
+                .irqs
+                .iter()
+                .filter(|i| (LEGACY_IRQS..=MAX_IRQ).contains(&i.number.value))
+            {
+                out.error(
+                    ISA_IRQ_RANGE.id,
+                    irq.number.span,
+                    format!(
+                        "IRQ \"{}\" of non-PCI device \"{}\" has number {}; ISA IRQs are 0..=15",
+                        irq.name.as_str(),
+                        device.name.as_str(),
+                        irq.number.value
+                    ),
+                );
+            }
+        }
+    }
+}
+
+rule! {
+    /// A PCI device's legacy (line-based) IRQ is an input of an I/O APIC of
+    /// the hardware, when the hardware describes I/O APICs.
+    PCI_IRQ_IOAPIC = "devices-pci-irq-ioapic" in Devices;
+    fn pci_irq_ioapic(policy, out) {
+        let ioapics = platform::ioapics(&policy.hardware);
+        if ioapics.is_empty() {
+            return;
+        }
+        for device in policy.hardware.devices.iter().filter(|d| d.pci.is_some()) {
+            for irq in device.irqs.iter().filter(|i| i.number.value <= MAX_IRQ) {
+                if !ioapics.iter().any(|a| a.serves(irq.number.value)) {
+                    out.error(
+                        PCI_IRQ_IOAPIC.id,
+                        irq.number.span,
+                        format!(
+                            "IRQ \"{}\" of PCI device \"{}\" has number {}, which no I/O APIC \
+                             of the hardware serves",
+                            irq.name.as_str(),
+                            device.name.as_str(),
+                            irq.number.value
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// An MSI's IRQ number, when given, lies in the MSI range 48..=220 (above
+    /// every I/O APIC input the kernel supports).
+    MSI_RANGE = "devices-msi-range" in Devices;
+    fn msi_range(policy, out) {
+        for device in &policy.hardware.devices {
+            for irq in &device.irqs {
+                for msi in &irq.msis {
+                    let Some(number) = &msi.number else { continue };
+                    if !(FIRST_MSI..=MAX_IRQ).contains(&number.value) {
+                        out.error(
+                            MSI_RANGE.id,
+                            number.span,
+                            format!(
+                                "MSI \"{}\" of device \"{}\" has IRQ number {}; MSIs use \
+                                 {FIRST_MSI}..={MAX_IRQ}",
+                                msi.name.as_str(),
+                                device.name.as_str(),
+                                number.value
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+rule! {
+    /// The MSIs of one IRQ raise consecutive IRQ numbers in document order
+    /// (multi-message MSI signals message k as base + k), all numbered or
+    /// none.
+    MSI_CONSECUTIVE = "devices-msi-consecutive" in Devices;
+    fn msi_consecutive(policy, out) {
+        for device in &policy.hardware.devices {
+            for irq in &device.irqs {
+                let Some(base) = irq.msis.first().and_then(|m| m.number.as_ref()) else {
+                    if let Some(numbered) = irq.msis.iter().find_map(|m| m.number.as_ref()) {
+                        out.error(
+                            MSI_CONSECUTIVE.id,
+                            numbered.span,
+                            format!(
+                                "MSIs of IRQ \"{}\" of device \"{}\" are numbered only in part",
+                                irq.name.as_str(),
+                                device.name.as_str()
+                            ),
+                        );
+                    }
+                    continue;
+                };
+                for (k, msi) in irq.msis.iter().enumerate() {
+                    let want = u32::try_from(k).ok().and_then(|k| base.value.checked_add(k));
+                    let have = msi.number.as_ref().map(|n| n.value);
+                    if have != want {
+                        let span = msi.number.as_ref().map_or(msi.span, |n| n.span);
+                        out.error(
+                            MSI_CONSECUTIVE.id,
+                            span,
+                            format!(
+                                "MSI \"{}\" of device \"{}\" must have IRQ number {}: the MSIs \
+                                 of an IRQ are consecutive from the first's {}",
+                                msi.name.as_str(),
+                                device.name.as_str(),
+                                want.map_or_else(|| "beyond u32".to_owned(), |w| w.to_string()),
+                                base.value
+                            ),
+                        );
+                        break;
                     }
                 }
             }

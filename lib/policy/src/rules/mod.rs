@@ -39,6 +39,7 @@ macro_rules! rule {
 pub mod channels;
 mod common;
 pub mod devices;
+pub mod domains;
 pub mod events;
 pub mod flows;
 pub mod hardware;
@@ -47,6 +48,7 @@ pub mod lifecycle;
 pub mod memory;
 pub mod monitor;
 pub mod names;
+pub mod platform;
 pub mod scheduling;
 pub mod subjects;
 
@@ -118,6 +120,10 @@ pub static ALL: &[Rule] = &[
     devices::IOPORT_OVERLAP,
     devices::IRQ_OUT_OF_RANGE,
     devices::LEGACY_IRQ_DUPLICATE,
+    devices::ISA_IRQ_RANGE,
+    devices::PCI_IRQ_IOAPIC,
+    devices::MSI_RANGE,
+    devices::MSI_CONSECUTIVE,
     devices::IRQ_SHARED,
     devices::PCI_DUPLICATE,
     devices::PCI_RANGE,
@@ -130,6 +136,14 @@ pub static ALL: &[Rule] = &[
     devices::MEMORY_OVERLAP,
     devices::MEMORY_IN_RAM,
     devices::MEMORY_WRITE_BACK,
+    platform::PLATFORM_DEVICE_GRANTED,
+    platform::DMA_UNCONFINED,
+    domains::DUPLICATE,
+    domains::UNKNOWN_REFERENCE,
+    domains::DEVICE_TWICE,
+    domains::DEVICE_NOT_PCI,
+    domains::MEMORY_NOT_OWNED,
+    domains::VIRTUAL_LAYOUT,
     hardware::MEMORY_BLOCK_OVERLAP,
     hardware::NO_ALLOCATABLE_MEMORY,
     hardware::MEMORY_BLOCK_SIZE_ZERO,
@@ -141,6 +155,13 @@ pub static ALL: &[Rule] = &[
     hardware::APIC_ID_DUPLICATE,
     hardware::VMX_TIMER_RATE,
     hardware::RESERVED_MEMORY_IN_RAM,
+    platform::IOMMU_CAPABILITIES,
+    platform::IOAPIC_CAPABILITIES,
+    platform::IOMMU_MISSING,
+    platform::IOAPIC_MISSING,
+    platform::SYSTEM_BOARD_MISSING,
+    platform::RMRR_DUPLICATE,
+    platform::RMRR_UNKNOWN,
     events::NO_SOURCE,
     events::NO_TARGET,
     events::MULTIPLE_TARGETS,
