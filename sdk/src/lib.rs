@@ -8,8 +8,9 @@
 //! into a small, safe API:
 //!
 //! - [`entry!`] names the subject's `main`, which receives an [`Info`];
-//!   a panic executes `ud2`, so the kernel reports an invalid-opcode exit and
-//!   stops the subject (or the system) as its policy says;
+//!   a panic hands `FILE:LINE: MESSAGE` to the kernel, which prints it on
+//!   the debug console and stops the subject (or the system) as its policy
+//!   says;
 //! - [`info`] parses the info page (safe code over a byte slice);
 //! - [`event`] raises source events (`vmcall`), offers the policy's kernel
 //!   events as typed calls ([`Kernel`]: `wait` for target events,

@@ -477,7 +477,7 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         frame_ended(cpu);
     }
     if let Exit::Fault(info) | Exit::EntryFailure(info) = exit {
-        report_fault(cpu, &info);
+        report_fault(cpu, frame, &info);
     }
     if decision == Decision::Resume && boundary.is_none() {
         arm_timer(cpu);
@@ -548,9 +548,11 @@ extern "C" fn septum_vmentry_failed() -> ! {
 }
 
 /// Print the fault report line of the loaded subject (format: kerncore
-/// `fault`, docs/kernel.md "Fault lines").
-fn report_fault(cpu: &CpuCore, info: &FaultInfo) {
+/// `fault`, docs/kernel.md "Fault lines"), after its panic text if the
+/// fault is an SDK panic (`subject_report`).
+fn report_fault(cpu: &CpuCore, frame: &GuestRegs, info: &FaultInfo) {
     let subject = cpu.loaded.map_or("?", |vmcs| vmcs.subject().name);
+    crate::subject_report::panic_text(subject, frame, info);
     kprintln!("septum: {}", FaultLine { subject, info });
 }
 
