@@ -24,6 +24,8 @@
 //! - [`needs!`] declares the names the code looks up, so the composer
 //!   checks them against the policy before boot ([`needs`](mod@needs));
 //! - [`text`] formats into fixed buffers (channel messages);
+//! - [`log`] writes lines of text into a log channel ([`log::Log`]) and
+//!   reads them back for a debug server ([`log::Source`]);
 //! - [`probe`] performs deliberately forbidden accesses for isolation tests.
 //!
 //! `unsafe` lives only in the tiny hardware shims ([`arch`] for
@@ -40,6 +42,7 @@ pub mod arch;
 pub mod channel;
 pub mod event;
 pub mod info;
+pub mod log;
 pub mod needs;
 pub mod probe;
 pub mod region;

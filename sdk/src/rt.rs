@@ -27,6 +27,7 @@ use septum_abi::panic::PANIC_TEXT_LEN;
 
 use crate::channel::{Format, Reader, Writer, fresh_epoch};
 use crate::info::{ChannelRole, Info};
+use crate::log::Log;
 use crate::region::Region;
 use crate::text::TextBuf;
 
@@ -108,6 +109,14 @@ impl Info<'static> {
             epoch,
         )
         .ok()
+    }
+
+    /// The log channel this subject writes, named `name` (a writer end
+    /// with the policy's default format, [`crate::log::FORMAT`]),
+    /// initialised with a fresh epoch. `None` as for
+    /// [`Self::channel_writer`].
+    pub fn log(&self, name: &str) -> Option<Log<'static>> {
+        self.channel_writer(name, crate::log::FORMAT).map(Log::new)
     }
 
     /// A reader of the channel named `name`.
