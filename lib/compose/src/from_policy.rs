@@ -403,6 +403,7 @@ fn subject_input(
         symbols: symbols.unwrap_or_default(),
         cpu: s.cpu.value.0,
         on_fault: s.on_fault.value,
+        minor_frame_deadline: s.minor_frame_deadline.value,
         stack_size: s.stack_size.value,
         maps,
         devices,

@@ -155,6 +155,9 @@ pub struct SubjectInput {
     pub cpu: u32,
     /// Fault action.
     pub on_fault: OnFault,
+    /// Whether a minor frame that ends while the subject runs is reported
+    /// as a missed deadline (`minorFrameDeadline`).
+    pub minor_frame_deadline: bool,
     /// Stack size in bytes (a multiple of 4 KiB).
     pub stack_size: u64,
     /// Memory maps.

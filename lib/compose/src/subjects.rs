@@ -306,6 +306,7 @@ pub fn compose_subject(
         controls: vmx_state.controls,
         guest: vmx_state.guest,
         fault_action: events::fault_action(s.on_fault),
+        minor_frame_deadline: s.minor_frame_deadline,
         mappings,
         source_events,
         resources,

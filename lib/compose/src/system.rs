@@ -232,6 +232,8 @@ pub struct SubjectOut {
     pub guest: GuestState,
     /// What the kernel does on an unrouted exit.
     pub fault_action: FaultAction,
+    /// Report a minor frame that ends while the subject runs.
+    pub minor_frame_deadline: bool,
     /// Every mapping (virtual and EPT-only).
     pub mappings: Vec<Mapping>,
     /// Source events by number.

@@ -51,6 +51,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
                 None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None,
             ],
             fault_action: septum_kerncore::spec::FaultAction::StopSystem,
+            minor_frame_deadline: false,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "b",
@@ -79,6 +80,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             },
             source_events: [None; 64],
             fault_action: septum_kerncore::spec::FaultAction::StopSubject,
+            minor_frame_deadline: true,
         },
     ],
     partitions: &[

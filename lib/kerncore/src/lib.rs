@@ -6,7 +6,8 @@
 //! scheduling plan ([`plan`]), the system-wide table of pending events
 //! ([`events`]), the barrier that keeps the CPUs of the plan in step
 //! ([`sync`]), the vendor-neutral exits and the one function that decides
-//! what each does ([`exits`]), the fault report line ([`fault`]), the
+//! what each does ([`exits`]), which minor-frame end is a missed deadline
+//! ([`deadline`]), the fault report line ([`fault`]), the
 //! reading of the boot loader's memory map
 //! ([`mbi`]), the VT-x capability decisions ([`vmx`]) and, on the host
 //! only, the emitter that writes a spec as Rust source ([`emit`]). It is
@@ -25,6 +26,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate self as septum_kerncore;
 
+pub mod deadline;
 #[cfg(any(test, feature = "emit"))]
 pub mod emit;
 pub mod events;

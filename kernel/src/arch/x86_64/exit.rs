@@ -436,9 +436,15 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
 /// frame longer than the timer can count, an early expiry). Out of line:
 /// the next frame's entry is padded to a fixed time after the boundary
 /// anyway ([`enter_at`]), and inline its registers burdened the hypercall.
+/// A real frame end first reports a missed deadline of the subject still
+/// running (`subject_report::frame_end`).
 #[inline(never)]
 fn timer_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
-    decide_and_execute(cpu, frame, Exit::TimerExpired { now: rdtsc() })
+    let now = rdtsc();
+    if now >= cpu.scheduler.deadline() {
+        crate::subject_report::frame_end(cpu.scheduler.current());
+    }
+    decide_and_execute(cpu, frame, Exit::TimerExpired { now })
 }
 
 /// Every exit but a hypercall or a timer expiry (`reason`: the full
@@ -586,6 +592,7 @@ fn execute(
             Decision::Poweroff { by } => {
                 kprintln!("septum: poweroff requested by \"{}\"", subject_name(by));
                 smp::barrier_report();
+                crate::subject_report::miss_totals();
                 #[cfg(feature = "count-vmcs")]
                 kprintln!(
                     "septum: vmcs accesses per VMCALL exit: {}",

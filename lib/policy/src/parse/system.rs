@@ -308,6 +308,7 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
             "onFault",
             "stackSize",
             "allowWritableExecutable",
+            "minorFrameDeadline",
         ],
     );
     let name = ctx.name(el, "name");
@@ -346,6 +347,7 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
             .unwrap_or(Spanned::new(OnFault::StopSystem, el.span())),
         stack_size: ctx.number_or(el, "stackSize", SUBJECT_STACK_SIZE),
         allow_writable_executable: ctx.boolean_or(el, "allowWritableExecutable", false),
+        minor_frame_deadline: ctx.boolean_or(el, "minorFrameDeadline", false),
         maps: Vec::new(),
         devices: Vec::new(),
         source_groups: Vec::new(),
