@@ -106,6 +106,20 @@ impl fmt::Display for PanicText {
     }
 }
 
+impl crate::crash::GuestRegisters {
+    /// The panic text a crash record's guest block holds, if the subject
+    /// stopped in the SDK's panic handler (RAX is [`PANIC_MAGIC`]).
+    pub const fn panic_text(&self) -> Option<PanicText> {
+        PanicText::from_registers(
+            self.rax,
+            [
+                self.rbx, self.rcx, self.rdx, self.rsi, self.rdi, self.rbp, self.r8, self.r9,
+                self.r10, self.r11, self.r12, self.r13, self.r14, self.r15,
+            ],
+        )
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing, clippy::unwrap_used)]
 mod tests {
@@ -124,6 +138,50 @@ mod tests {
     fn a_text_round_trips() {
         let text = "subjects/faulter/src/main.rs:26:5: faulter: deliberate fault";
         assert_eq!(shown(encode(text.as_bytes())), text);
+    }
+
+    #[test]
+    fn a_crash_records_guest_block_gives_the_text_back() {
+        let [
+            rbx,
+            rcx,
+            rdx,
+            rsi,
+            rdi,
+            rbp,
+            r8,
+            r9,
+            r10,
+            r11,
+            r12,
+            r13,
+            r14,
+            r15,
+        ] = encode(b"a/src/main.rs:3: boom");
+        let guest = crate::crash::GuestRegisters {
+            rax: PANIC_MAGIC,
+            rbx,
+            rcx,
+            rdx,
+            rsi,
+            rdi,
+            rbp,
+            r8,
+            r9,
+            r10,
+            r11,
+            r12,
+            r13,
+            r14,
+            r15,
+            ..Default::default()
+        };
+        assert_eq!(
+            guest.panic_text().unwrap().to_string(),
+            "a/src/main.rs:3: boom"
+        );
+        let plain = crate::crash::GuestRegisters { rax: 1, ..guest };
+        assert!(plain.panic_text().is_none());
     }
 
     #[test]
@@ -148,6 +206,11 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            ..ProptestConfig::default()
+        })]
+
         #[test]
         fn any_registers_give_bounded_printable_text(registers in prop::array::uniform14(any::<u64>())) {
             let text = shown(registers);
