@@ -23,6 +23,7 @@
 //! running as root, otherwise the exact command to run is printed.
 
 mod bench;
+mod bench_switch;
 mod bochs;
 mod boottime;
 mod new_subject;

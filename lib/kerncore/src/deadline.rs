@@ -64,11 +64,21 @@ impl MissCounters {
     /// otherwise. The count saturates at `u32::MAX` (no longer reported).
     pub fn record(&self, subject: SubjectId) -> Option<u32> {
         let counter = self.counts.get(subject.index())?;
-        let previous = counter
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
-            .ok()?;
-        let count = previous.checked_add(1)?;
-        count.is_power_of_two().then_some(count)
+        // Only the subject's own CPU counts its misses, so the exchange
+        // succeeds at the first try; the loop only keeps it correct if not.
+        let mut current = counter.load(Ordering::Relaxed);
+        loop {
+            let count = current.checked_add(1)?;
+            match counter.compare_exchange_weak(
+                current,
+                count,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return count.is_power_of_two().then_some(count),
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     /// Misses of `subject` so far.
