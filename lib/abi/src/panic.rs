@@ -208,6 +208,7 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig {
             cases: if cfg!(miri) { 4 } else { 256 },
+            failure_persistence: None,
             ..ProptestConfig::default()
         })]
 
