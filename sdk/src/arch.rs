@@ -5,7 +5,8 @@
 //! kernel, which changes no subject register but RAX and no memory but what
 //! the policy shares; `rdtsc` and port I/O touch no memory at all (the I/O
 //! bitmap decides what a port access does, and a forbidden one ends in a VM
-//! exit, not in corrupted memory); `ud2` never returns. Hence they are safe
+//! exit, not in corrupted memory); `ud2` never returns, also after
+//! [`panic_stop`] loaded the panic text into the registers. Hence they are safe
 //! functions.
 //!
 //! On the host (tests) the functions exist but must not be called: they
@@ -14,6 +15,8 @@
 
 use core::arch::asm;
 use core::sync::atomic::AtomicU64;
+
+use septum_abi::panic::{PANIC_MAGIC, REGISTER_COUNT};
 
 /// Executes `vmcall` with `number` in RAX.
 pub fn vmcall(number: u64) {
@@ -76,6 +79,42 @@ pub fn invalid_opcode() -> ! {
     // subject and never resumes it at this instruction.
     unsafe {
         asm!("ud2", options(noreturn, nomem, nostack));
+    }
+}
+
+/// Ends the subject after a panic: loads `text` (a panic text as
+/// `septum_abi::panic::encode` lays it out) into the registers named by
+/// `septum_abi::panic::TEXT_REGISTERS`, [`PANIC_MAGIC`] into RAX, and
+/// executes `ud2`. The kernel reads the text from the register frame of the
+/// invalid-opcode exit and prints it before applying the subject's
+/// `onFault` action.
+pub fn panic_stop(text: &[u64; REGISTER_COUNT]) -> ! {
+    // Safety: only reads the 112 bytes of `text` (RAX points at it) and
+    // overwrites registers, then `ud2` raises #UD and never falls through:
+    // nothing after it relies on a register, so RBX and RBP (which LLVM
+    // reserves and an operand could not name) may be written too.
+    unsafe {
+        asm!(
+            "mov rbx, [rax]",
+            "mov rcx, [rax + 8]",
+            "mov rdx, [rax + 16]",
+            "mov rsi, [rax + 24]",
+            "mov rdi, [rax + 32]",
+            "mov rbp, [rax + 40]",
+            "mov r8, [rax + 48]",
+            "mov r9, [rax + 56]",
+            "mov r10, [rax + 64]",
+            "mov r11, [rax + 72]",
+            "mov r12, [rax + 80]",
+            "mov r13, [rax + 88]",
+            "mov r14, [rax + 96]",
+            "mov r15, [rax + 104]",
+            "mov rax, {magic}",
+            "ud2",
+            magic = const PANIC_MAGIC,
+            in("rax") text.as_ptr(),
+            options(noreturn, nostack, readonly),
+        );
     }
 }
 

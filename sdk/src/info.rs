@@ -281,6 +281,17 @@ impl<'a> Info<'a> {
         })
     }
 
+    /// The logical names of the channel ends this subject holds as
+    /// `role`, in page order (a collector such as the debug server reads
+    /// every channel it is given, whatever its name).
+    pub fn channel_names(&self, role: ChannelRole) -> impl Iterator<Item = &'a str> + 'a {
+        let page = *self;
+        self.resources().filter_map(move |r| {
+            let name = r.name().filter(|_| r.kind == Some(ResourceKind::Channel))?;
+            (page.channel(name)?.role == role).then_some(name)
+        })
+    }
+
     /// The source event named `name`.
     pub fn source_event(&self, name: &str) -> Option<SourceEventId> {
         self.find(name, ResourceKind::SourceEvent)?
@@ -460,6 +471,10 @@ pub(crate) mod tests {
                 count: 8
             })
         );
+        let readers: std::vec::Vec<&str> = info.channel_names(ChannelRole::Reader).collect();
+        assert_eq!(readers, ["in"]);
+        let writers: std::vec::Vec<&str> = info.channel_names(ChannelRole::Writer).collect();
+        assert_eq!(writers, ["out"]);
         // Right name, wrong kind; and unknown names.
         assert!(info.memory("in").is_none());
         assert!(info.source_event("wake").is_none());

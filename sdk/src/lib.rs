@@ -8,8 +8,9 @@
 //! into a small, safe API:
 //!
 //! - [`entry!`] names the subject's `main`, which receives an [`Info`];
-//!   a panic executes `ud2`, so the kernel reports an invalid-opcode exit and
-//!   stops the subject (or the system) as its policy says;
+//!   a panic hands `FILE:LINE: MESSAGE` to the kernel, which prints it on
+//!   the debug console and stops the subject (or the system) as its policy
+//!   says;
 //! - [`info`] parses the info page (safe code over a byte slice);
 //! - [`event`] raises source events (`vmcall`), offers the policy's kernel
 //!   events as typed calls ([`Kernel`]: `wait` for target events,
@@ -25,6 +26,8 @@
 //! - [`monitor`](mod@monitor) reads, changes and resumes a monitored
 //!   subject from its monitor (state page, resume event);
 //! - [`text`] formats into fixed buffers (channel messages);
+//! - [`log`] writes lines of text into a log channel ([`log::Log`]) and
+//!   reads them back for a debug server ([`log::Source`]);
 //! - [`probe`] performs deliberately forbidden accesses for isolation tests;
 //! - [`interrupt`] gives a subject that owns an IRQ line its own IDT and
 //!   handlers registered by vector.
@@ -44,6 +47,7 @@ pub mod channel;
 pub mod event;
 pub mod info;
 pub mod interrupt;
+pub mod log;
 pub mod monitor;
 pub mod needs;
 pub mod probe;

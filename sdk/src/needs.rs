@@ -116,6 +116,12 @@ impl Need {
         }
     }
 
+    /// `info.log(name)`: a log channel this subject writes
+    /// ([`crate::log::FORMAT`]).
+    pub const fn log(name: &'static str) -> Self {
+        Self::channel_writer(name, crate::log::FORMAT)
+    }
+
     /// `info.source_event(name)`.
     pub const fn source_event(name: &'static str) -> Self {
         Self::new(KIND_SOURCE_EVENT, name)

@@ -9,19 +9,27 @@
 //! from arbitrary bytes ([`Info::parse`]) can be inspected but never turns
 //! into memory access.
 //!
-//! The panic handler lives here too: it executes `ud2`, so the kernel sees
-//! an invalid-opcode exit and applies the subject's `onFault` policy. There
-//! is nothing useful a subject could print that the kernel does not report.
+//! The panic handler lives here too. It formats `FILE:LINE: MESSAGE` into
+//! [`PANIC_TEXT_LEN`] bytes (cut if longer) and ends the subject with
+//! [`crate::arch::panic_stop`]: the text travels in registers to the
+//! kernel, which prints `subject "NAME" panicked at FILE:LINE: MESSAGE` on
+//! the debug console and then applies the subject's `onFault` action to the
+//! invalid-opcode exit (`septum_abi::panic` explains why registers). A
+//! subject needs no UART or policy line for its panic to be reported.
 #![allow(unsafe_code)]
 
+use core::fmt::Write;
 use core::num::NonZeroU64;
 
 use septum_abi::info::INFO_PAGE_SIZE;
 use septum_abi::layout::SUBJECT_INFO;
+use septum_abi::panic::PANIC_TEXT_LEN;
 
 use crate::channel::{Format, Reader, Writer, fresh_epoch};
 use crate::info::{ChannelRole, Info};
+use crate::log::Log;
 use crate::region::Region;
+use crate::text::TextBuf;
 
 /// Checks and parses the info page; ends the subject with `ud2` if the
 /// kernel passed another address or the page is malformed (a composer or
@@ -103,6 +111,14 @@ impl Info<'static> {
         .ok()
     }
 
+    /// The log channel this subject writes, named `name` (a writer end
+    /// with the policy's default format, [`crate::log::FORMAT`]),
+    /// initialised with a fresh epoch. `None` as for
+    /// [`Self::channel_writer`].
+    pub fn log(&self, name: &str) -> Option<Log<'static>> {
+        self.channel_writer(name, crate::log::FORMAT).map(Log::new)
+    }
+
     /// A reader of the channel named `name`.
     pub fn channel_reader(&self, name: &str, format: Format) -> Option<Reader<'static>> {
         Some(Reader::new(
@@ -112,8 +128,26 @@ impl Info<'static> {
     }
 }
 
+/// The text of a panic as the kernel prints it: `FILE:LINE: MESSAGE`,
+/// cut at [`PANIC_TEXT_LEN`] bytes.
+pub fn panic_text(info: &core::panic::PanicInfo<'_>) -> TextBuf<PANIC_TEXT_LEN> {
+    let mut text = TextBuf::new();
+    // A text that does not fit is cut; the error only says so.
+    let _ = match info.location() {
+        Some(location) => write!(
+            text,
+            "{}:{}: {}",
+            location.file(),
+            location.line(),
+            info.message()
+        ),
+        None => write!(text, "{}", info.message()),
+    };
+    text
+}
+
 #[cfg(all(target_os = "none", not(test)))]
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    crate::arch::invalid_opcode()
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    crate::arch::panic_stop(&septum_abi::panic::encode(panic_text(info).as_bytes()))
 }

@@ -8,7 +8,9 @@
 //! (which prints VMREAD/VMWRITE accesses per VMCALL exit at power off).
 //! Then runs the composer's criterion benches. Then boots the demo and
 //! generated systems of 55 and 200 subjects up to the kernel banner
-//! ([`crate::boottime`]). The Bochs numbers replace the "Hypercall" and
+//! ([`crate::boottime`]). It also measures the minor-frame switch and
+//! checks that the kernel's frame entry pad covers it
+//! ([`crate::bench_switch`]). The Bochs numbers replace the "Hypercall" and
 //! "Boot time" sections of docs/benchmarks.md together with the command
 //! that produced them; the other sections of that file are left as they
 //! are. `--boot-only` measures the boot times alone.
@@ -167,8 +169,9 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     } else {
         hypercall(paths, &doc_path)? & crate::bench_irq::interrupts(paths, &doc_path)?
     };
+    let switch_ok = boot_only || crate::bench_switch::run(paths)?;
     let boot_ok = boot_times(paths, &doc_path)?;
-    Ok(if hypercall_ok && boot_ok {
+    Ok(if hypercall_ok && switch_ok && boot_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

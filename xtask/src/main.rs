@@ -24,6 +24,7 @@
 
 mod bench;
 mod bench_irq;
+mod bench_switch;
 mod bochs;
 mod boottime;
 mod new_subject;
@@ -50,7 +51,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   run [SYSTEM] [--timeout SECS] [--debug] [--features F,...]
-        build and boot SYSTEM (default: demo) in Bochs, streaming COM1 and
+        build and boot SYSTEM (default: debug, the demo with the debug
+        server: every subject's log on COM1) in Bochs, streaming COM1 and
         COM2 as one stream in time order until power off, Ctrl-C or the
         timeout. SYSTEM is a name in systems/ (a system test's name boots
         its policy on its CPU model with its kernel features, then checks

@@ -23,6 +23,10 @@ use crate::prereq;
 use crate::systest::{self, TestDef};
 use crate::util::{Error, Output};
 
+/// What `run` boots without a `SYSTEM`: the demo with the debug server,
+/// which prints every subject's log on COM1 (`systems/debug.xml`).
+pub const DEFAULT_SYSTEM: &str = "debug";
+
 /// `run`'s watchdog when `SYSTEM` has no system test.
 const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -202,7 +206,7 @@ fn current_dir() -> Result<PathBuf, Error> {
 /// `cargo xtask run`.
 pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     let a = parse_image_args(args)?;
-    let system = a.system.as_deref().unwrap_or("demo");
+    let system = a.system.as_deref().unwrap_or(DEFAULT_SYSTEM);
     let target = resolve(paths, &current_dir()?, system)?;
     let def = target.def();
     let cpu_model = def.map_or(bochs::DEFAULT_CPU_MODEL, |d| d.cpu_model.get_ref().as_str());

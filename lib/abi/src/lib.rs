@@ -19,6 +19,7 @@ pub mod crash;
 pub mod hypercall;
 pub mod info;
 pub mod layout;
+pub mod panic;
 pub mod state;
 pub mod timing;
 pub mod units;

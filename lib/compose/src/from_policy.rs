@@ -517,6 +517,7 @@ fn subject_input(
         on_fault: s.on_fault.value,
         restart: crate::events::restart_policy(s),
         default_fault_action: s.relies_on_default_fault_action(),
+        minor_frame_deadline: s.minor_frame_deadline.value,
         stack_size: s.stack_size.value,
         maps,
         devices,

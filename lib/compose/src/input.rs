@@ -177,6 +177,9 @@ pub struct SubjectInput {
     /// Whether the policy left `onFault` out (the default applies; the
     /// report says so).
     pub default_fault_action: bool,
+    /// Whether a minor frame that ends while the subject runs is reported
+    /// as a missed deadline (`minorFrameDeadline`).
+    pub minor_frame_deadline: bool,
     /// Stack size in bytes (a multiple of 4 KiB).
     pub stack_size: u64,
     /// Memory maps.

@@ -92,6 +92,7 @@ fn subject_spec(s: &SubjectOut) -> SubjectSpec<Owned> {
         guest: s.guest,
         source_events,
         fault_action: s.fault_action,
+        minor_frame_deadline: s.minor_frame_deadline,
     }
 }
 

@@ -338,6 +338,7 @@ pub fn compose_subject(
         guest: vmx_state.guest,
         default_fault_action: s.default_fault_action,
         fault_action: crate::monitor::fault_action(input, ctx.placed, placer, ctx.targets, s)?,
+        minor_frame_deadline: s.minor_frame_deadline,
         mappings,
         source_events,
         resources,

@@ -242,6 +242,8 @@ pub struct SubjectOut {
     /// Whether `fault_action` is the default because the policy gave none
     /// (the report states it and warns).
     pub default_fault_action: bool,
+    /// Report a minor frame that ends while the subject runs.
+    pub minor_frame_deadline: bool,
     /// Every mapping (virtual and EPT-only).
     pub mappings: Vec<Mapping>,
     /// Source events by number.

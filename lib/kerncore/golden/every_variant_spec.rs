@@ -52,6 +52,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
                 None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None,
             ],
             fault_action: septum_kerncore::spec::FaultAction::StopSystem,
+            minor_frame_deadline: false,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "b",
@@ -80,6 +81,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             },
             source_events: [None; 64],
             fault_action: septum_kerncore::spec::FaultAction::StopSubject,
+            minor_frame_deadline: true,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "c",
@@ -108,6 +110,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             },
             source_events: [None; 64],
             fault_action: septum_kerncore::spec::FaultAction::RestartSubject(septum_kerncore::lifecycle::RestartPolicy { limit: 3, fallback: septum_kerncore::lifecycle::Fallback::StopSystem }),
+            minor_frame_deadline: false,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "d",
@@ -136,6 +139,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             },
             source_events: [None; 64],
             fault_action: septum_kerncore::spec::FaultAction::Monitor(septum_kerncore::spec::MonitorSpec { monitor: septum_abi::SubjectId(1), event: 62, state: septum_abi::PhysAddr(0x500000), exits: septum_kerncore::spec::ExitSet(0x80000000000000000000000040000001) }),
+            minor_frame_deadline: false,
         },
     ],
     partitions: &[

@@ -217,6 +217,12 @@ impl<T: EmitRust> EmitRust for Inline<'_, T> {
     }
 }
 
+impl EmitRust for bool {
+    fn emit_rust(&self, w: &mut RustWriter) {
+        w.text(format_args!("{self}"));
+    }
+}
+
 impl EmitRust for PhysAddr {
     fn emit_rust(&self, w: &mut RustWriter) {
         w.text(format_args!("septum_abi::PhysAddr({:#x})", self.get()));
@@ -412,6 +418,7 @@ impl<S: Storage> EmitRust for SubjectSpec<S> {
             guest,
             source_events,
             fault_action,
+            minor_frame_deadline,
         } = self;
         w.block(
             format_args!("{SPEC}::SubjectSpec"),
@@ -428,6 +435,7 @@ impl<S: Storage> EmitRust for SubjectSpec<S> {
                 ("guest", guest),
                 ("source_events", &EventTable(source_events)),
                 ("fault_action", fault_action),
+                ("minor_frame_deadline", minor_frame_deadline),
             ],
         );
     }

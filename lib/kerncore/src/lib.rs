@@ -9,7 +9,8 @@
 //! what each does ([`exits`]), the fault report line ([`fault`]), subject
 //! restarts ([`lifecycle`]), the hand-over of a monitored subject's exits
 //! to its monitor ([`monitor`]), device interrupt routing and the vectors
-//! pending per subject ([`irq`]), the
+//! pending per subject ([`irq`]), which minor-frame end is a missed
+//! deadline ([`deadline`]), the
 //! reading of the boot loader's memory map
 //! ([`mbi`]), the VT-x capability decisions ([`vmx`]), the VT-d setup and
 //! fault reports ([`vtd`]) and, on the host
@@ -29,6 +30,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate self as septum_kerncore;
 
+pub mod deadline;
 #[cfg(any(test, feature = "emit"))]
 pub mod emit;
 pub mod events;

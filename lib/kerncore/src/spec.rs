@@ -251,6 +251,10 @@ pub struct SubjectSpec<S: Storage = Static> {
     pub source_events: [Option<SourceEvent>; MAX_EVENTS],
     /// What the kernel does on an unrouted exit.
     pub fault_action: FaultAction,
+    /// The subject must give up the CPU (yield, sleep, switch) before each
+    /// of its minor frames ends; a frame that ends while it runs is a
+    /// missed deadline, which the kernel reports ([`crate::deadline`]).
+    pub minor_frame_deadline: bool,
 }
 
 /// VMX controls (SDM Vol. 3C, 25.6-25.8), as the subject wants them before

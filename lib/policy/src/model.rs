@@ -630,6 +630,11 @@ pub struct Subject {
     /// subject's `<map>`s be writable and executable at once (for code it
     /// generates itself). Without it such a map is an error.
     pub allow_writable_executable: Spanned<bool>,
+    /// `minorFrameDeadline` (default false): the subject's work in each of
+    /// its minor frames must be done before the frame ends (it yields,
+    /// sleeps or switches away); the kernel reports a frame that ends while
+    /// it still runs as a missed deadline.
+    pub minor_frame_deadline: Spanned<bool>,
     /// `<memory><map>` children.
     pub maps: Vec<Map>,
     /// `<devices><device>` children.

@@ -195,6 +195,9 @@ fn text_record(o: &mut String, record: &Record) {
                 .collect();
             let _ = writeln!(o, "    guest {}", words.join(" "));
         }
+        if let Some(text) = g.panic_text() {
+            let _ = writeln!(o, "    panic: {text}");
+        }
     }
     if let Some(x) = record.root_exception() {
         let RootException {
@@ -360,6 +363,7 @@ fn json_record(record: &Record) -> Value {
         "checksum": format!("{:#010x}", record.checksum),
         "exit": exit,
         "guest": record.guest().map(json_guest),
+        "panic": record.guest().and_then(|g| g.panic_text()).map(|t| t.to_string()),
         "root_exception": root,
         "machine_check": machine_check,
     })

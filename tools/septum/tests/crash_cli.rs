@@ -315,3 +315,67 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_panic_text_in_the_guest_registers_is_shown() {
+    let [
+        rbx,
+        rcx,
+        rdx,
+        rsi,
+        rdi,
+        rbp,
+        r8,
+        r9,
+        r10,
+        r11,
+        r12,
+        r13,
+        r14,
+        r15,
+    ] = septum_abi::panic::encode(b"faulter/src/main.rs:26: faulter: deliberate fault\n");
+    let mut r = subject_fault();
+    r.set_guest(GuestRegisters {
+        rax: septum_abi::panic::PANIC_MAGIC,
+        rbx,
+        rcx,
+        rdx,
+        rsi,
+        rdi,
+        rbp,
+        r8,
+        r9,
+        r10,
+        r11,
+        r12,
+        r13,
+        r14,
+        r15,
+        ..GuestRegisters::default()
+    });
+    r.seal();
+    let path = write("panic.bin", &r.encode());
+    let out = decode(&[path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "    panic: faulter/src/main.rs:26: faulter: deliberate fault?"),
+        "{stdout}"
+    );
+    let out = decode(&[path.to_str().unwrap(), "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["record"]["record"]["panic"],
+        "faulter/src/main.rs:26: faulter: deliberate fault?"
+    );
+
+    // An ordinary fault record has no panic line, and null in JSON.
+    let path = write("plain.bin", &subject_fault().encode());
+    let out = decode(&[path.to_str().unwrap()]);
+    assert!(!text(&out.stdout).contains("panic:"));
+    let out = decode(&[path.to_str().unwrap(), "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["record"]["record"]["panic"].is_null());
+}

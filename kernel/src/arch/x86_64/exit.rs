@@ -436,9 +436,15 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
 /// frame longer than the timer can count, an early expiry). Out of line:
 /// the next frame's entry is padded to a fixed time after the boundary
 /// anyway ([`enter_at`]), and inline its registers burdened the hypercall.
+/// A real frame end first reports a missed deadline of the subject still
+/// running (`subject_report::frame_end`).
 #[inline(never)]
 fn timer_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
-    decide_and_execute(cpu, frame, Exit::TimerExpired { now: rdtsc() })
+    let now = rdtsc();
+    if now >= cpu.scheduler.deadline() {
+        crate::subject_report::frame_end(cpu.scheduler.current());
+    }
+    decide_and_execute(cpu, frame, Exit::TimerExpired { now })
 }
 
 /// Every exit but a hypercall or a timer expiry (`reason`: the full
@@ -486,7 +492,7 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
     if let Exit::Fault(info) | Exit::EntryFailure(info) = exit
         && !matches!(decision, Decision::Trap { .. })
     {
-        report_fault(cpu, &info);
+        report_fault(cpu, frame, &info);
     }
     if decision == Decision::Resume && boundary.is_none() {
         interrupts::before_entry(cpu);
@@ -558,9 +564,11 @@ extern "C" fn septum_vmentry_failed() -> ! {
 }
 
 /// Print the fault report line of the loaded subject (format: kerncore
-/// `fault`, docs/kernel.md "Fault lines").
-fn report_fault(cpu: &CpuCore, info: &FaultInfo) {
+/// `fault`, docs/kernel.md "Fault lines"), after its panic text if the
+/// fault is an SDK panic (`subject_report`).
+fn report_fault(cpu: &CpuCore, frame: &GuestRegs, info: &FaultInfo) {
     let subject = cpu.loaded.map_or("?", |vmcs| vmcs.subject().name);
+    crate::subject_report::panic_text(subject, frame, info);
     kprintln!("septum: {}", FaultLine { subject, info });
 }
 
@@ -600,6 +608,7 @@ fn execute(
                 smp::barrier_report();
                 super::nmi::report();
                 interrupts::report();
+                crate::subject_report::miss_totals();
                 #[cfg(feature = "count-vmcs")]
                 kprintln!(
                     "septum: vmcs accesses per VMCALL exit: {}",

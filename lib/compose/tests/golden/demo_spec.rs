@@ -43,6 +43,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
                 None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None,
             ],
             fault_action: septum_kerncore::spec::FaultAction::StopSubject,
+            minor_frame_deadline: false,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "console",
@@ -74,6 +75,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
                 None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None, None,
             ],
             fault_action: septum_kerncore::spec::FaultAction::StopSystem,
+            minor_frame_deadline: false,
         },
     ],
     partitions: &[

@@ -154,6 +154,7 @@ fn subject(
             },
         },
         source_events,
+        minor_frame_deadline: fault_action == FaultAction::StopSubject,
         fault_action,
     }
 }
@@ -285,6 +286,7 @@ fn the_compiled_golden_spec_holds_every_variant() {
     for (c, b) in compiled.subjects.iter().zip(&built.subjects) {
         assert_eq!(c.source_events, b.source_events);
         assert_eq!(c.fault_action, b.fault_action);
+        assert_eq!(c.minor_frame_deadline, b.minor_frame_deadline);
         assert_eq!(c.controls, b.controls);
         assert_eq!(c.guest, b.guest);
     }

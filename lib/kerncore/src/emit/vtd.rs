@@ -47,12 +47,6 @@ impl EmitRust for SourceId {
     }
 }
 
-impl EmitRust for bool {
-    fn emit_rust(&self, w: &mut RustWriter) {
-        w.text(format_args!("{self}"));
-    }
-}
-
 impl<S: Storage> EmitRust for VtdSpec<S> {
     fn emit_rust(&self, w: &mut RustWriter) {
         let VtdSpec {

@@ -324,6 +324,7 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
             "onRestartLimit",
             "stackSize",
             "allowWritableExecutable",
+            "minorFrameDeadline",
         ],
     );
     let name = ctx.name(el, "name");
@@ -359,6 +360,7 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
         on_restart_limit: ctx.opt_enum(el, "onRestartLimit", ON_FAULT),
         stack_size: ctx.number_or(el, "stackSize", SUBJECT_STACK_SIZE),
         allow_writable_executable: ctx.boolean_or(el, "allowWritableExecutable", false),
+        minor_frame_deadline: ctx.boolean_or(el, "minorFrameDeadline", false),
         maps: Vec::new(),
         devices: Vec::new(),
         source_groups: Vec::new(),
