@@ -1018,13 +1018,25 @@ mod tests {
         use super::*;
         use crate::spec::SubjectSpec;
         use crate::sync::{Barrier, PlanSwitch};
+        use core::any::Any;
         use proptest::prelude::*;
         use std::boxed::Box;
+        use std::sync::Mutex;
         use std::vec;
         use std::vec::Vec;
 
-        fn leak<T>(items: Vec<T>) -> &'static [T] {
-            Box::leak(items.into_boxed_slice())
+        /// Everything [`leak`] and [`spec`] made, kept reachable from a
+        /// static so that Miri's leak check accepts the `'static` specs.
+        static KEPT: Mutex<Vec<&'static (dyn Any + Send + Sync)>> = Mutex::new(Vec::new());
+
+        fn keep<T: Any + Send + Sync>(value: T) -> &'static T {
+            let kept: &'static T = Box::leak(Box::new(value));
+            KEPT.lock().unwrap().push(kept);
+            kept
+        }
+
+        fn leak<T: Any + Send + Sync>(items: Vec<T>) -> &'static [T] {
+            keep(items.into_boxed_slice())
         }
 
         /// One subject and one partition per CPU; `plans[p][c]` are the
@@ -1078,7 +1090,7 @@ mod tests {
                     })
                     .collect(),
             );
-            Box::leak(Box::new(SystemSpec {
+            keep(SystemSpec {
                 name: "model",
                 kernel: KERNEL,
                 subjects,
@@ -1086,7 +1098,7 @@ mod tests {
                 groups,
                 major_frames,
                 image_regions: &[],
-            }))
+            })
         }
 
         /// `cpus` CPUs, 1 to 3 plans, each of a random length, cut at
