@@ -195,6 +195,7 @@ pub static ALL: &[Rule] = &[
     lifecycle::RESTART_UNUSED,
     lifecycle::RESTART_FALLBACK,
     lifecycle::RESTART_SHARED_MEMORY,
+    lifecycle::RESET_MODE,
     scheduling::TICK_RATE_ZERO,
     scheduling::NO_MAJOR_FRAME,
     scheduling::PARTITION_EMPTY,
