@@ -148,11 +148,14 @@ impl RestartRequests {
     }
 
     /// Whether a restart of `subject` was asked for, clearing the request.
+    /// Called before every entry of a subject, so the common case (no
+    /// request) is one load; only a set bit costs a read-modify-write.
     pub fn take(&self, subject: SubjectId) -> bool {
         let (word, bit) = Self::word_and_bit(subject);
-        self.words
-            .get(word)
-            .is_some_and(|word| word.fetch_and(!bit, Ordering::AcqRel) & bit != 0)
+        self.words.get(word).is_some_and(|word| {
+            word.load(Ordering::Acquire) & bit != 0
+                && word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+        })
     }
 }
 
