@@ -2,7 +2,9 @@
 //! (`onFault="restartSubject"`) prints and records, and the system-wide
 //! restart state.
 //!
-//! The decision (count the restart against the limit, or apply the
+//! Restarts come from a fault ([`after_fault`], [`report`]) or from a
+//! `<reset/>` target event another subject raised ([`reset`]). The
+//! decision for a fault (count the restart against the limit, or apply the
 //! fallback) is kerncore's `lifecycle::after_fault`; the re-initialisation
 //! itself happens when the subject's CPU next enters it
 //! (`arch::x86_64::restart`). See docs/kernel.md, "Subject restart".
@@ -65,4 +67,18 @@ pub fn report(
             }
         ),
     }
+}
+
+/// `by` raised an event that resets `target` (a `<reset/>` target event):
+/// request its restart, which its own CPU carries out before it next
+/// enters it (`arch::x86_64::restart`), and say so. A stopped subject is
+/// never entered again, so its reset has no effect.
+pub fn reset(by: SubjectId, target: SubjectId) {
+    REQUESTS.request(target);
+    let name = |id: SubjectId| SPEC.subjects.get(id.index()).map_or("?", |s| s.name);
+    kprintln!(
+        "septum: subject \"{}\" reset by \"{}\"; it restarts at its next entry",
+        name(target),
+        name(by)
+    );
 }

@@ -37,6 +37,8 @@ pub struct EventTarget {
     pub target_event: u8,
     /// Vector injected on delivery, if any.
     pub vector: Option<u8>,
+    /// Delivery restarts the receiver (`<reset/>`).
+    pub reset: bool,
 }
 
 /// The receiver of each global event, by index into
@@ -53,6 +55,7 @@ pub fn targets(input: &SystemInput) -> EventTargets {
                 subject: SubjectId(si as u16),
                 target_event: t.id,
                 vector: t.vector,
+                reset: t.reset,
             });
         }
     }
@@ -145,6 +148,7 @@ pub fn resolve(
                     subject: target,
                     target_event,
                     vector,
+                    reset,
                 }) = targets.get(&e.event)
                 else {
                     return fail(format!("event \"{}\" has no target subject", event.name));
@@ -162,6 +166,10 @@ pub fn resolve(
                             input.subjects[target.index()].name
                         ));
                     }
+                    _ if reset => SourceEvent::Reset {
+                        target,
+                        target_event,
+                    },
                     _ => SourceEvent::Async {
                         target,
                         target_event,
@@ -194,6 +202,7 @@ pub fn resolve(
                         subject: SubjectId(ri as u16),
                         target_event: c.event?,
                         vector: c.vector,
+                        reset: false,
                     })
                 })
         });

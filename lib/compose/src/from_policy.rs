@@ -473,6 +473,7 @@ fn subject_input(
                 logical: t.logical.value.clone(),
                 event: get("event", &t.physical, errors)?.index(),
                 vector: t.inject.as_ref().map(|i| i.vector.value.0),
+                reset: t.reset.is_some(),
             })
         })
         .collect();

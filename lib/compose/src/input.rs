@@ -292,6 +292,8 @@ pub struct TargetEventInput {
     pub event: usize,
     /// Interrupt vector injected on delivery, if any.
     pub vector: Option<u8>,
+    /// Delivering the event restarts the subject (`<reset/>`).
+    pub reset: bool,
 }
 
 /// One end of a channel in a subject.

@@ -1,8 +1,9 @@
 //! Pristine images: what a restart of a subject re-initialises, and the
 //! untouched copies it re-initialises from.
 //!
-//! A subject with `onFault="restartSubject"` changes, while it runs, every
-//! region it maps writable. For each such region the composer records how
+//! A restartable subject (`onFault="restartSubject"`, or the target of a
+//! `<reset/>` target event) changes, while it runs, every region it maps
+//! writable. For each such region the composer records how
 //! to give it back its boot content ([`RestartRegion`]): a pristine copy
 //! of its initial bytes, placed in the image as a region of its own
 //! (`SUBJECT|WHAT|pristine`, same size and content, mapped into no
@@ -24,7 +25,7 @@ use std::collections::BTreeSet;
 
 use septum_abi::{PhysAddr, SubjectId};
 use septum_kerncore::lifecycle::{RestartImage, RestartRegion, RestartSource};
-use septum_kerncore::spec::{FaultAction, Owned};
+use septum_kerncore::spec::{FaultAction, Owned, SourceEvent};
 
 use crate::error::{ComposeError, Origin};
 use crate::placement::{Placer, RegionRequest};
@@ -33,18 +34,28 @@ use crate::system::{MappingKind, RegionKind, SubjectOut};
 /// Suffix of a pristine copy's region name.
 pub const SUFFIX: &str = "pristine";
 
-/// Place the pristine copies of every restartable subject and list what
-/// its restart re-initialises.
+/// Place the pristine copies of every restartable subject (its fault
+/// action is `restartSubject`, or another subject may reset it with a
+/// `<reset/>` target event) and list what its restart re-initialises.
 pub fn plan(
     placer: &mut Placer,
     subjects: &[SubjectOut],
 ) -> Result<Vec<RestartImage<Owned>>, ComposeError> {
     let mut images = Vec::new();
+    let reset_targets: BTreeSet<SubjectId> = subjects
+        .iter()
+        .flat_map(|s| &s.source_events)
+        .filter_map(|e| match e.action {
+            SourceEvent::Reset { target, .. } => Some(target),
+            _ => None,
+        })
+        .collect();
     for (si, s) in subjects.iter().enumerate() {
-        if !matches!(s.fault_action, FaultAction::RestartSubject(_)) {
+        let id = SubjectId(si as u16);
+        let restarts = matches!(s.fault_action, FaultAction::RestartSubject(_));
+        if !restarts && !reset_targets.contains(&id) {
             continue;
         }
-        let id = SubjectId(si as u16);
         let mut seen = BTreeSet::new();
         let mut regions = Vec::new();
         for mapping in s.mappings.iter().filter(|m| m.writable) {

@@ -77,10 +77,18 @@ fn fault_text(s: &SubjectOut) -> String {
 }
 
 /// What a restart of subject `id` re-initialises, as JSON (`null` when it
-/// cannot restart).
+/// cannot restart; `limit` and `then` are `null` for a subject only a
+/// `<reset/>` target event restarts).
 fn restart_json(c: &Composition, s: &SubjectOut, id: usize) -> Value {
-    let FaultAction::RestartSubject(p) = s.fault_action else {
+    let restartable = c.restart_images.iter().any(|i| i.subject.index() == id);
+    if !restartable {
         return Value::Null;
+    }
+    let (limit, then) = match s.fault_action {
+        FaultAction::RestartSubject(p) => {
+            (Value::from(p.limit), Value::from(fallback_name(p.fallback)))
+        }
+        _ => (Value::Null, Value::Null),
     };
     let regions: Vec<Value> = image_of_owned(c, id)
         .iter()
@@ -96,8 +104,8 @@ fn restart_json(c: &Composition, s: &SubjectOut, id: usize) -> Value {
         })
         .collect();
     json!({
-        "limit": p.limit,
-        "then": fallback_name(p.fallback),
+        "limit": limit,
+        "then": then,
         "regions": regions,
     })
 }
@@ -133,6 +141,13 @@ fn target_of(c: &Composition, action: SourceEvent) -> (String, Option<u8>) {
             target,
             target_event,
         } => (c.subject(target).name.clone(), Some(target_event)),
+        SourceEvent::Reset {
+            target,
+            target_event,
+        } => (
+            format!("{} (reset)", c.subject(target).name),
+            Some(target_event),
+        ),
         SourceEvent::SelfEvent { target_event } => ("(self)".into(), Some(target_event)),
         SourceEvent::Kernel(a) => (format!("kernel:{}", a.policy_name()), None),
     }

@@ -40,6 +40,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
                 Some(septum_kerncore::spec::SourceEvent::Async { target: septum_abi::SubjectId(1), target_event: 5 }),
                 Some(septum_kerncore::spec::SourceEvent::Switch { target: septum_abi::SubjectId(1), target_event: 63 }),
                 Some(septum_kerncore::spec::SourceEvent::SelfEvent { target_event: 0 }),
+                Some(septum_kerncore::spec::SourceEvent::Reset { target: septum_abi::SubjectId(2), target_event: 7 }),
                 Some(septum_kerncore::spec::SourceEvent::Kernel(septum_kerncore::spec::KernelAction::Yield)),
                 Some(septum_kerncore::spec::SourceEvent::Kernel(septum_kerncore::spec::KernelAction::Sleep)),
                 Some(septum_kerncore::spec::SourceEvent::Kernel(septum_kerncore::spec::KernelAction::Poweroff)),

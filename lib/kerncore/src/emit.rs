@@ -590,6 +590,16 @@ impl EmitRust for SourceEvent {
                     ("target_event", &Dec((*target_event).into())),
                 ],
             ),
+            SourceEvent::Reset {
+                target,
+                target_event,
+            } => w.inline(
+                format_args!("{SPEC}::SourceEvent::Reset"),
+                &[
+                    ("target", target),
+                    ("target_event", &Dec((*target_event).into())),
+                ],
+            ),
             SourceEvent::SelfEvent { target_event } => w.inline(
                 format_args!("{SPEC}::SourceEvent::SelfEvent"),
                 &[("target_event", &Dec((*target_event).into()))],

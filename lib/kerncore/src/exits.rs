@@ -28,6 +28,11 @@
 //! writes into the subject's RAX: bit `n` set means target event `n` was
 //! pending. Every other hypercall leaves RAX as the subject set it.
 //!
+//! `reset` events (a `<reset/>` target event, [`SourceEvent::Reset`]) mark
+//! the target event pending like `async` ones and return
+//! [`Decision::Reset`]: the arch layer requests the target's restart
+//! ([`crate::lifecycle`]) and the caller resumes.
+//!
 //! Adding a kernel action: a variant of `spec::KernelAction`, its arm in
 //! `kernel_action` here (with a new [`Decision`] variant if the arch must do
 //! something new) and, for a new decision, its execution in the arch's
@@ -168,6 +173,17 @@ pub enum Decision {
         /// The faulting subject, never scheduled again.
         by: SubjectId,
     },
+    /// A subject raised a source event whose target event resets its
+    /// target (the event is already pending on the target). The arch layer
+    /// requests the target's restart ([`crate::lifecycle::RestartRequests`]),
+    /// which the target's CPU carries out before it next enters the
+    /// target; the caller resumes.
+    Reset {
+        /// The subject that raised the event.
+        by: SubjectId,
+        /// The subject to restart.
+        target: SubjectId,
+    },
     /// A fault of a subject whose `onFault` is `restartSubject`; it still
     /// has the CPU. The arch layer reports the fault, then asks
     /// [`crate::lifecycle::after_fault`] what follows.
@@ -229,6 +245,13 @@ fn hypercall(cpu: &mut Scheduler<'_>, event: u64) -> Decision {
         }) => {
             cpu.events().set(target, target_event);
             Decision::Resume
+        }
+        Some(SourceEvent::Reset {
+            target,
+            target_event,
+        }) => {
+            cpu.events().set(target, target_event);
+            Decision::Reset { by: caller, target }
         }
         Some(SourceEvent::SelfEvent { target_event }) => {
             cpu.events().set(caller, target_event);

@@ -148,11 +148,14 @@ impl RestartRequests {
     }
 
     /// Whether a restart of `subject` was asked for, clearing the request.
+    /// Called before every entry of a subject, so the common case (no
+    /// request) is one load; only a set bit costs a read-modify-write.
     pub fn take(&self, subject: SubjectId) -> bool {
         let (word, bit) = Self::word_and_bit(subject);
-        self.words
-            .get(word)
-            .is_some_and(|word| word.fetch_and(!bit, Ordering::AcqRel) & bit != 0)
+        self.words.get(word).is_some_and(|word| {
+            word.load(Ordering::Acquire) & bit != 0
+                && word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
+        })
     }
 }
 
@@ -353,7 +356,7 @@ mod tests {
     use crate::exits::{Exit, FaultDetail, FaultInfo, dispatch};
     use crate::spec::{
         FaultAction, GroupId, GroupSpec, MajorFrameSpec, MinorFrameSpec, Owned, PartitionId,
-        PartitionSpec, SystemSpec,
+        PartitionSpec, SourceEvent, SystemSpec,
     };
     use crate::testing::*;
     use alloc::vec;
@@ -505,6 +508,63 @@ mod tests {
         assert!(!requests.take(A));
         assert_eq!(s.continue_frame(), Decision::Idle);
         assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Idle);
+    }
+
+    /// a may reset b (source event 0, b's target event 3).
+    static RESETTING: SystemSpec = SystemSpec {
+        name: "resetting",
+        kernel: KERNEL,
+        subjects: &[
+            subject(
+                "a",
+                FaultAction::StopSystem,
+                events(&[(
+                    0,
+                    SourceEvent::Reset {
+                        target: B,
+                        target_event: 3,
+                    },
+                )]),
+            ),
+            subject("b", FaultAction::StopSystem, NO_EVENTS),
+        ],
+        partitions: &[PartitionSpec {
+            name: "p",
+            cpu: 0,
+            groups: &[GroupId(0), GroupId(1)],
+        }],
+        groups: &[
+            GroupSpec {
+                subjects: &[A],
+                initial: A,
+            },
+            GroupSpec {
+                subjects: &[B],
+                initial: B,
+            },
+        ],
+        major_frames: &[MajorFrameSpec {
+            length: TscCycles(100),
+            cpus: &[&[MinorFrameSpec {
+                partition: PartitionId(0),
+                end: TscCycles(100),
+            }]],
+        }],
+        image_regions: &[],
+    };
+
+    #[test]
+    fn a_reset_event_marks_its_target_pending_and_asks_for_its_restart() {
+        let events = PendingTable::new();
+        let mut s = Scheduler::new(&RESETTING, 0, &events).unwrap();
+        assert_eq!(s.start(TscCycles(0)), Decision::Run(A));
+        assert_eq!(
+            dispatch(&mut s, Exit::Hypercall { event: 0 }),
+            Decision::Reset { by: A, target: B }
+        );
+        assert_eq!(s.pending(B), 1 << 3);
+        // The caller keeps the CPU.
+        assert_eq!(s.current(), Some(A));
     }
 
     #[test]

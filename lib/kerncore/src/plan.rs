@@ -244,9 +244,9 @@ impl<'e> Scheduler<'e> {
         for subject in spec.subjects {
             for event in subject.source_events.iter().flatten() {
                 let target = match event {
-                    SourceEvent::Async { target, .. } | SourceEvent::Switch { target, .. } => {
-                        *target
-                    }
+                    SourceEvent::Async { target, .. }
+                    | SourceEvent::Switch { target, .. }
+                    | SourceEvent::Reset { target, .. } => *target,
                     SourceEvent::SelfEvent { .. } | SourceEvent::Kernel(_) => continue,
                 };
                 if target.index() >= spec.subjects.len() {

@@ -341,6 +341,15 @@ pub enum SourceEvent {
         /// Target event number.
         target_event: u8,
     },
+    /// Mark `target_event` pending on `target` and have `target` restarted
+    /// before its next entry (the anchor's `reset` target-event action; see
+    /// [`crate::lifecycle`]).
+    Reset {
+        /// The subject to restart.
+        target: SubjectId,
+        /// Target event number on it.
+        target_event: u8,
+    },
     /// Mark `target_event` pending on the calling subject itself.
     SelfEvent {
         /// Target event number.

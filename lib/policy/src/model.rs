@@ -853,6 +853,9 @@ pub struct TargetEvent {
     pub physical: Ref<EventIdx>,
     /// `<inject_interrupt vector>`.
     pub inject: Option<InjectInterrupt>,
+    /// `<reset/>`: delivering the event restarts the subject (the anchor's
+    /// reset action); the element's span.
+    pub reset: Option<Span>,
 }
 
 /// `<inject_interrupt vector>`.

@@ -7,8 +7,10 @@
 //! epoch changes (the driver's restart: SHMStream v2), after which it reads
 //! on from the new epoch. It also checks that it missed none of its own
 //! frames: each run must begin about one major frame after the previous
-//! one (between half and one and a half major frames). After [`FRAMES`]
-//! frames it prints the counts and powers off.
+//! one (between half and one and a half major frames). If the policy
+//! grants it a source event `reset` (a `<reset/>` target event of the
+//! driver), it raises it every [`RESET_EVERY`] frames, after reading. After
+//! [`FRAMES`] frames it prints the counts and powers off.
 #![no_std]
 #![no_main]
 
@@ -18,7 +20,7 @@ use septum_sdk::channel::{Format, ReadOutcome};
 use septum_sdk::needs::Need;
 use septum_sdk::text::until_nul;
 use septum_sdk::uart::Uart;
-use septum_sdk::{Info, KernelActionCode, rdtsc};
+use septum_sdk::{Info, KernelActionCode, raise, rdtsc};
 
 septum_sdk::entry!(main);
 
@@ -31,6 +33,8 @@ septum_sdk::needs![
 
 /// Frames to run before reporting and powering off.
 const FRAMES: u32 = 30;
+/// Frames between two resets of the driver (when the policy grants one).
+const RESET_EVERY: u32 = 2;
 
 fn main(info: Info<'static>) -> ! {
     let Some(mut uart) = Uart::from_info(&info, "uart") else {
@@ -47,6 +51,7 @@ fn main(info: Info<'static>) -> ! {
     };
     let major = major.get();
     let kernel = info.kernel();
+    let reset = info.source_event("reset");
     let (mut reconnects, mut works, mut missed) = (0u32, 0u32, 0u32);
     let mut last_start: Option<u64> = None;
     let mut element = [0u8; 64];
@@ -86,6 +91,11 @@ fn main(info: Info<'static>) -> ! {
                     break;
                 }
             }
+        }
+        if let Some(reset) = reset
+            && frame.is_multiple_of(RESET_EVERY)
+        {
+            raise(reset);
         }
         if kernel.yield_now().is_err() {
             let _ = writeln!(uart, "reconnect: the policy grants no yield");

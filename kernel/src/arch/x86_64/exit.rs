@@ -633,6 +633,10 @@ fn execute(
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
             }
+            Decision::Reset { by, target } => {
+                crate::lifecycle::reset(by, target);
+                0
+            }
             Decision::Restart { by, policy } => {
                 let verdict;
                 (verdict, decision) = crate::lifecycle::after_fault(&mut cpu.scheduler, by, policy);

@@ -51,6 +51,10 @@ fn every_source_event() -> Vec<SourceEvent> {
             target_event: 63,
         },
         SourceEvent::SelfEvent { target_event: 0 },
+        SourceEvent::Reset {
+            target: SubjectId(2),
+            target_event: 7,
+        },
     ];
     all.extend(every_kernel_action().into_iter().map(SourceEvent::Kernel));
     for event in &all {
@@ -58,6 +62,7 @@ fn every_source_event() -> Vec<SourceEvent> {
             SourceEvent::Async { .. }
             | SourceEvent::Switch { .. }
             | SourceEvent::SelfEvent { .. }
+            | SourceEvent::Reset { .. }
             | SourceEvent::Kernel(_) => {}
         }
     }

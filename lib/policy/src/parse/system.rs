@@ -665,11 +665,18 @@ fn target_event(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> TargetEvent {
         logical: ctx.name(el, "logical"),
         physical: unresolved(ctx.string(el, "physical")),
         inject: None,
+        reset: None,
     };
-    let mut seen_inject = None;
+    let (mut seen_inject, mut seen_reset) = (None, None);
     ctx.each_child(el, false, &mut |ctx, child| {
-        if child.name() != "inject_interrupt" {
-            ctx.unknown_element(child, "event", &["inject_interrupt"]);
+        if child.name() == "reset" {
+            if ctx.first_time(&mut seen_reset, child, "event") {
+                ctx.attributes(child, &[]);
+                ctx.no_children(child);
+                target.reset = Some(child.span());
+            }
+        } else if child.name() != "inject_interrupt" {
+            ctx.unknown_element(child, "event", &["inject_interrupt", "reset"]);
         } else if ctx.first_time(&mut seen_inject, child, "event") {
             ctx.attributes(child, &["vector"]);
             ctx.no_children(child);

@@ -1,5 +1,6 @@
-//! Fault actions: a subject's `onFault`, and for `restartSubject` its
-//! restart limit and fallback, say something the kernel can do.
+//! Fault actions and resets: a subject's `onFault`, for `restartSubject`
+//! its restart limit and fallback, and a `<reset/>` target event say
+//! something the kernel can do.
 //!
 //! A restart re-initialises every region the subject writes from the
 //! image (docs/kernel.md, "Subject restart"). That is only sound for memory
@@ -10,7 +11,14 @@
 
 use super::common::DiagnosticExt;
 use crate::diag::Diagnostics;
-use crate::model::{OnFault, Policy};
+use crate::model::{EventMode, OnFault, Policy, Subject};
+
+/// Whether `subject` can be restarted: its fault action is
+/// `restartSubject`, or one of its target events resets it.
+fn restartable(subject: &Subject) -> bool {
+    subject.on_fault.value == OnFault::RestartSubject
+        || subject.targets.iter().any(|t| t.reset.is_some())
+}
 use crate::rule::{Category, Rule};
 
 rule! {
@@ -91,12 +99,13 @@ rule! {
 }
 
 rule! {
-    /// A restartable subject maps no `<memory>` region that another subject
-    /// also maps: its restart re-initialises every region it writes.
+    /// A restartable subject (`restartSubject`, or a `<reset/>` target) maps
+    /// no `<memory>` region that another subject also maps: its restart
+    /// re-initialises every region it writes.
     RESTART_SHARED_MEMORY = "subjects-restart-shared-memory" in Subjects;
     fn restart_shared_memory(policy, out) {
         for (s, subject) in policy.subjects.iter().enumerate() {
-            if subject.on_fault.value != OnFault::RestartSubject {
+            if !restartable(subject) {
                 continue;
             }
             for map in subject.maps.iter().filter(|m| m.writable.value) {
@@ -115,7 +124,7 @@ rule! {
                     RESTART_SHARED_MEMORY.id,
                     map.span,
                     format!(
-                        "subject \"{}\" restarts on a fault but writes memory region \"{}\", \
+                        "subject \"{}\" can be restarted but writes memory region \"{}\", \
                          which subject \"{}\" also maps",
                         subject.name.as_str(),
                         map.physical.name.as_str(),
@@ -124,6 +133,39 @@ rule! {
                 )
                 .label(other.name.span, "maps it too")
                 .help("a restart re-initialises the region; share data through a channel instead");
+            }
+        }
+    }
+}
+
+rule! {
+    /// A `<reset/>` target event belongs to an `async` or `ipi` event: another
+    /// subject raises it, and the kernel restarts the receiver before its
+    /// next entry.
+    RESET_MODE = "events-reset-mode" in Events;
+    fn reset_mode(policy, out) {
+        for subject in &policy.subjects {
+            for target in &subject.targets {
+                let (Some(span), Some(event)) = (target.reset, target.physical.get()) else {
+                    continue;
+                };
+                let event = policy.event(event);
+                if matches!(event.mode.value, EventMode::Async | EventMode::Ipi) {
+                    continue;
+                }
+                out.error(
+                    RESET_MODE.id,
+                    span,
+                    format!(
+                        "target event \"{}\" of subject \"{}\" resets it, but event \"{}\" has \
+                         mode `{}`",
+                        target.logical.as_str(),
+                        subject.name.as_str(),
+                        event.name.as_str(),
+                        event.mode.value.as_str()
+                    ),
+                )
+                .help("a reset is raised by another subject: give the event mode \"async\" or \"ipi\"");
             }
         }
     }

@@ -217,6 +217,7 @@ pub static ALL: &[Rule] = &[
     lifecycle::RESTART_UNUSED,
     lifecycle::RESTART_FALLBACK,
     lifecycle::RESTART_SHARED_MEMORY,
+    lifecycle::RESET_MODE,
     monitor::ON_FAULT,
     monitor::REFERENCE,
     monitor::CYCLE,
