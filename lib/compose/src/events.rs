@@ -288,7 +288,7 @@ mod tests {
                 monitor: SubjectId(1),
                 event: 0,
                 state: septum_abi::PhysAddr(0x1000),
-                exits: septum_kerncore::spec::ExitSet(1),
+                exits: septum_kerncore::spec::ExitSet::EMPTY.with(0),
             })),
             "monitor"
         );

@@ -399,7 +399,8 @@ impl EmitRust for MonitorSpec {
 
 impl EmitRust for ExitSet {
     fn emit_rust(&self, w: &mut RustWriter) {
-        w.text(format_args!("{SPEC}::ExitSet({:#x})", self.0));
+        let [low, high] = self.0;
+        w.text(format_args!("{SPEC}::ExitSet([{low:#x}, {high:#x}])"));
     }
 }
 

@@ -135,7 +135,7 @@ mod tests {
         monitor: B,
         event: TRAP,
         state: PhysAddr(0x9000),
-        exits: ExitSet(0).with(IO).with(0),
+        exits: ExitSet::EMPTY.with(IO).with(0),
     };
     const MONITORED: FaultAction = FaultAction::Monitor(WATCH);
 

@@ -201,22 +201,33 @@ pub struct MonitorSpec {
     pub exits: ExitSet,
 }
 
-/// A set of VT-x basic exit reasons (0..127).
+/// A set of VT-x basic exit reasons (0..127): bit `r % 64` of word
+/// `r / 64`. Two `u64`s rather than a `u128`, whose 16-byte alignment
+/// would grow every [`SubjectSpec`] (and the hypercall path's index
+/// arithmetic) for the sake of monitored subjects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ExitSet(pub u128);
+pub struct ExitSet(pub [u64; 2]);
 
 impl ExitSet {
+    /// The empty set.
+    pub const EMPTY: Self = Self([0; 2]);
+
     /// Whether basic exit reason `reason` is in the set.
     pub const fn contains(self, reason: u16) -> bool {
-        reason < 128 && self.0 & (1 << reason) != 0
+        match (reason / 64, reason % 64) {
+            (0, bit) => self.0[0] & (1 << bit) != 0,
+            (1, bit) => self.0[1] & (1 << bit) != 0,
+            _ => false,
+        }
     }
 
     /// The set with `reason` added (a reason of 128 or more is ignored).
     pub const fn with(self, reason: u16) -> Self {
-        if reason < 128 {
-            Self(self.0 | 1 << reason)
-        } else {
-            self
+        let [low, high] = self.0;
+        match (reason / 64, reason % 64) {
+            (0, bit) => Self([low | 1 << bit, high]),
+            (1, bit) => Self([low, high | 1 << bit]),
+            _ => self,
         }
     }
 }

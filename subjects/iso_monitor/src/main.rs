@@ -14,8 +14,10 @@
 //! there), by the instruction length otherwise. The RDTSC row is resumed
 //! with an emulated result ([`EMULATED_TSC`]), which the target sends back
 //! in its next mark. After the last row it checks that the read-only page
-//! `notice` still holds its fill, prints `All isolation tests PASSED` (or
-//! `isolation tests FAILED`) and powers off.
+//! `notice` still holds its fill, prints how long each `resume` took
+//! until the next trap (TSC ticks: in Bochs, instructions; the subject's
+//! own work between two traps included), prints `All isolation tests
+//! PASSED` (or `isolation tests FAILED`) and powers off.
 #![no_std]
 #![no_main]
 
@@ -184,8 +186,13 @@ fn main(info: Info<'static>) -> ! {
     };
     let _ = writeln!(out, "iso_monitor: {} traps expected", TESTS.len());
     let mut failed: usize = 0;
+    let (mut fastest, mut slowest) = (u64::MAX, 0);
     for (n, test) in (1u64..).zip(TESTS) {
+        let before = septum_sdk::rdtsc();
         target.resume();
+        let ticks = septum_sdk::rdtsc().wrapping_sub(before);
+        fastest = fastest.min(ticks);
+        slowest = slowest.max(ticks);
         let Ok(mut state) = target.state() else {
             let _ = writeln!(out, "iso_monitor: FAIL state page unreadable");
             failed += 1;
@@ -241,6 +248,10 @@ fn main(info: Info<'static>) -> ! {
         failed += 1;
         let _ = writeln!(out, "iso_monitor: FAIL notice page changed");
     }
+    let _ = writeln!(
+        out,
+        "iso_monitor: resume to trap min={fastest} max={slowest} ticks"
+    );
     if failed == 0 {
         let _ = writeln!(out, "All isolation tests PASSED");
     } else {

@@ -82,7 +82,7 @@ fn every_fault_action() -> Vec<FaultAction> {
             monitor: SubjectId(1),
             event: 62,
             state: PhysAddr(0x50_0000),
-            exits: ExitSet(0).with(0).with(30).with(127),
+            exits: ExitSet::EMPTY.with(0).with(30).with(127),
         }),
     ];
     for action in &all {
