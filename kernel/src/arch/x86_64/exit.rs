@@ -423,6 +423,7 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
         let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
         let rip = or_stop(vmread(field::GUEST_RIP));
         or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
+        interrupts::on_hypercall(cpu, frame.rax);
         let exit = Exit::Hypercall { event: frame.rax };
         (decide_and_execute(cpu, frame, exit), true)
     } else if reason == u64::from(EXIT_PREEMPTION_TIMER) {
