@@ -56,8 +56,8 @@ use septum_kerncore::vmx::{
 
 use super::cpu::{self, rdtsc};
 use super::percpu::{self, CpuCore, CpuNumber};
-use super::{interrupts, smp};
 use super::vmx::{self, GuestField, Vmcs, VmxError, field, vmread, write_guest};
+use super::{interrupts, smp};
 use crate::system::SPEC;
 use crate::{kprintln, stop};
 

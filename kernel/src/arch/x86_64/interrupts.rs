@@ -81,9 +81,7 @@ impl core::fmt::Display for InterruptError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NoX2apic => f.write_str("device interrupts need an x2APIC"),
-            Self::NoInterruptWindow => {
-                f.write_str("VMX feature missing: interrupt-window exiting")
-            }
+            Self::NoInterruptWindow => f.write_str("VMX feature missing: interrupt-window exiting"),
             Self::IoApic(error) => write!(f, "{error}"),
         }
     }
