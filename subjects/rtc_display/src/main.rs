@@ -5,6 +5,10 @@
 //! as `rtc_display: report <n>: <message>`. After [`DONE_AFTER`] reports it
 //! prints `rtc_display: done, <k> report interrupts` and powers off.
 //!
+//! If the policy grants it device memory `vga` (VGA text memory), it first
+//! writes `IRQ` there (character and attribute bytes), reads it back and
+//! prints `rtc_display: device memory "vga" ok` (or what it read).
+//!
 //! Its target event `report` also injects a vector (`<inject_interrupt>`):
 //! the display enables interrupts, and its handler counts how often the
 //! kernel injected it (at most once per wake-up: one pending bit).
@@ -52,6 +56,16 @@ fn main(info: Info<'static>) -> ! {
         interrupt::register(vector, on_report);
         interrupt::install();
         interrupt::enable();
+    }
+    if let Some(vga) = info.device_memory("vga") {
+        let text = [b'I', 0x1f, b'R', 0x1f, b'Q', 0x1f];
+        let mut back = [0u8; 6];
+        let wrote = vga.write_bytes(0, &text).is_ok() && vga.read_bytes(0, &mut back).is_ok();
+        if wrote && back == text {
+            let _ = writeln!(uart, "rtc_display: device memory \"vga\" ok");
+        } else {
+            let _ = writeln!(uart, "rtc_display: device memory \"vga\" read {back:02x?}");
+        }
     }
     let _ = writeln!(uart, "rtc_display: waiting for reports");
     let mut reports = 0u32;
