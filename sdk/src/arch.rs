@@ -134,7 +134,8 @@ core::arch::global_asm!(
 );
 
 /// Loads the subject's own GDT and IDT (`lgdt`, `lidt`). Only a subject
-/// that owns a routed IRQ line may: for the others the kernel makes
+/// that is given vectors (a routed IRQ line or an `<inject_interrupt>`
+/// target event) may: for the others the kernel makes
 /// descriptor-table instructions exit, and the subject is stopped as its
 /// policy says.
 pub fn load_descriptor_tables(gdt: &'static [AtomicU64], idt: &'static [AtomicU64]) {

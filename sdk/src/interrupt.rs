@@ -4,8 +4,9 @@
 //! A subject that owns a device IRQ line (an `<irq logical physical
 //! vector>` in its device grant) gets that vector injected by the kernel
 //! whenever the device interrupts and the subject runs with interrupts
-//! enabled; events with `<inject_interrupt>` are validated but not yet
-//! delivered. The subject finds the vector by the line's logical name
+//! enabled; a target event with `<inject_interrupt vector>` injects its
+//! vector whenever it is raised ([`crate::info::TargetEvent::vector`]). The
+//! subject finds the vector by the line's logical name
 //! ([`Info::irq`]), registers a handler for it ([`register`]), loads the
 //! SDK's descriptor tables ([`install`]) and enables interrupts
 //! ([`enable`]).
@@ -91,7 +92,8 @@ pub fn register(vector: u8, handler: Handler) {
 }
 
 /// Writes the SDK's GDT and IDT and loads them. Interrupts stay disabled
-/// until [`enable`]. Only a subject that owns a routed IRQ line may call
+/// until [`enable`]. Only a subject that is given vectors (a routed IRQ line
+/// or an `<inject_interrupt>` target event) may call
 /// it (see [`crate::arch::load_descriptor_tables`]).
 pub fn install() {
     for (slot, value) in GDT.iter().zip(GDT_ENTRIES) {

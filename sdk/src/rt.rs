@@ -21,7 +21,7 @@
 use core::fmt::Write;
 use core::num::NonZeroU64;
 
-use septum_abi::info::INFO_PAGE_SIZE;
+use septum_abi::info::{INFO_PAGE_SIZE, ResourceKind};
 use septum_abi::layout::SUBJECT_INFO;
 use septum_abi::panic::PANIC_TEXT_LEN;
 
@@ -72,6 +72,27 @@ impl Info<'static> {
         // exists for the subject's life with the listed rights, and the
         // composer never overlaps it with the image, stack or info page.
         unsafe { Region::from_raw(memory.address, memory.size, memory.writable) }
+    }
+
+    /// The device memory (MMIO) granted as `name` (a `<memory>` child of a
+    /// device grant) as a [`Region`]: volatile copies, read-only unless the
+    /// policy maps it writable. The kernel maps it uncached (unless the
+    /// hardware description gives the device memory another type).
+    pub fn device_memory(&self, name: &str) -> Option<Region<'static>> {
+        if !self.mapped {
+            return None;
+        }
+        let r = self.find(name, ResourceKind::DeviceMemory)?;
+        // Safety: as in `memory_region`: the composer maps the device's
+        // pages at this address for the subject's life with these rights,
+        // apart from the image, stack and info page.
+        unsafe {
+            Region::from_raw(
+                crate::VirtAddr(r.address),
+                r.size,
+                r.flags & septum_abi::info::FLAG_WRITABLE != 0,
+            )
+        }
     }
 
     fn channel_region(&self, name: &str, role: ChannelRole) -> Option<Region<'static>> {

@@ -15,9 +15,13 @@
 //! number of redirection entries; both are checked here, with the subject
 //! named, because the kernel could not route the line otherwise.
 //!
-//! A subject that owns a routed line gets an interrupt entry: its VMX
-//! controls leave descriptor-table instructions to it (LGDT/LIDT load its
-//! own tables, which the SDK builds; [`crate::profile`]).
+//! Every target event with `<inject_interrupt vector>` becomes an
+//! [`EventVector`]: when the event is marked pending, so is its vector.
+//!
+//! A subject that owns a routed line or has such a target event gets an
+//! interrupt entry: its VMX controls leave descriptor-table instructions to
+//! it (LGDT/LIDT load its own tables, which the SDK builds;
+//! [`crate::profile`]).
 
 use septum_abi::{PhysAddr, SubjectId};
 use septum_kerncore::irq::{self, EventVector, IrqLine, IrqRoute, Trigger, Vector};
@@ -33,16 +37,19 @@ pub struct Interrupts {
     pub ioapic: Option<PhysAddr>,
     /// One route per granted line, in subject and grant order.
     pub routes: Vec<IrqRoute>,
-    /// Target events that inject a vector. Empty in this version: event
-    /// vectors are validated but not yet delivered (docs/kernel.md).
+    /// Target events with `<inject_interrupt vector>`, in subject and
+    /// target order. (A channel reader's `vector` is shown on its info page
+    /// but not injected in this version.)
     pub event_vectors: Vec<EventVector>,
 }
 
 impl Interrupts {
-    /// Whether `subject` owns a routed line (and so gets an interrupt
-    /// entry).
+    /// Whether `subject` is given vectors (it owns a routed line or has a
+    /// target event with `<inject_interrupt>`), and so gets an interrupt
+    /// entry.
     pub fn takes_interrupts(&self, subject: SubjectId) -> bool {
         self.routes.iter().any(|r| r.owner == subject)
+            || self.event_vectors.iter().any(|e| e.subject == subject)
     }
 
     /// The `pub static INTERRUPTS` source for `spec.rs`.
@@ -98,6 +105,19 @@ pub fn routes(input: &SystemInput) -> Result<Interrupts, ComposeError> {
             }
         }
     }
+    let mut event_vectors = Vec::new();
+    for (si, s) in input.subjects.iter().enumerate() {
+        let id = SubjectId(u16::try_from(si).unwrap_or(u16::MAX));
+        for t in &s.target_events {
+            if let Some(vector) = t.vector {
+                event_vectors.push(EventVector {
+                    subject: id,
+                    target_event: t.id,
+                    vector: Vector(vector),
+                });
+            }
+        }
+    }
     let ioapic = if routes.is_empty() {
         None
     } else {
@@ -106,6 +126,6 @@ pub fn routes(input: &SystemInput) -> Result<Interrupts, ComposeError> {
     Ok(Interrupts {
         ioapic,
         routes,
-        event_vectors: Vec::new(),
+        event_vectors,
     })
 }

@@ -382,8 +382,17 @@ fn golden_spec_compiles_to_the_expected_values() {
     assert_eq!(spec.subjects[0].guest.rsp.get(), 0x10_0000);
     assert_eq!(spec.major_frames[0].cpus[0].len(), 2);
     assert_eq!(spec.image_regions[0].name, "kernel|text");
-    // The demo owns no IRQ line: nothing to route, the I/O APIC stays alone.
-    assert!(golden::INTERRUPTS.ioapic.is_none() && !golden::INTERRUPTS.injects());
+    // The demo owns no IRQ line: nothing to route, the I/O APIC stays alone;
+    // the console's target event 5 injects vector 40 (<inject_interrupt>).
+    assert!(golden::INTERRUPTS.ioapic.is_none() && golden::INTERRUPTS.routes.is_empty());
+    assert_eq!(
+        golden::INTERRUPTS.event_vectors,
+        &[septum_kerncore::irq::EventVector {
+            subject: septum_abi::SubjectId(1),
+            target_event: 5,
+            vector: septum_kerncore::irq::Vector(40),
+        }]
+    );
 }
 
 #[test]

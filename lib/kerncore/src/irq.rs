@@ -19,9 +19,9 @@
 //! no STI or MOV-SS blocking), else ask for an interrupt-window exit, which
 //! comes as soon as it can.
 //!
-//! Target events with `<inject_interrupt vector>` (and channel readers with
-//! a vector) are [`EventVector`]s: when such an event is marked pending,
-//! [`InterruptSpec::on_event`] marks its vector pending too.
+//! Target events with `<inject_interrupt vector>` are [`EventVector`]s:
+//! when a hypercall marks such an event pending ([`event_target`] finds
+//! which), [`InterruptSpec::on_event`] marks its vector pending too.
 //!
 //! Like [`crate::events::PendingTable`] the vector table is shared by every
 //! CPU and only uses atomic `fetch_or`/`fetch_and`: a device IRQ is taken
@@ -36,8 +36,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use septum_abi::{PhysAddr, SubjectId};
 
+use septum_abi::hypercall::{EVENT_MASK, MAX_EVENTS};
+
 use crate::plan::MAX_SUBJECTS;
-use crate::spec::ApicId;
+use crate::spec::{ApicId, SourceEvent, SystemSpec};
 
 /// An interrupt line of the I/O APIC (a GSI; ISA IRQ `n` is line `n`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -206,6 +208,36 @@ impl InterruptSpec {
     /// pending-vector check before each entry).
     pub fn injects(&self) -> bool {
         !self.routes.is_empty() || !self.event_vectors.is_empty()
+    }
+}
+
+/// The target event that source event `event` of `caller` marks pending
+/// (`async`, `switch` and `self` events; `None` for a kernel event, an
+/// undefined slot or a number of 64 or more). The same lookup as the
+/// hypercall's, with the same range check and Spectre-v1 mask, for
+/// [`InterruptSpec::on_event`].
+pub fn event_target(spec: &SystemSpec, caller: SubjectId, event: u64) -> Option<(SubjectId, u8)> {
+    if event >= MAX_EVENTS as u64 {
+        return None;
+    }
+    let index = usize::try_from(core::hint::black_box(event) & EVENT_MASK).ok()?;
+    match spec
+        .subjects
+        .get(caller.index())?
+        .source_events
+        .get(index)?
+        .as_ref()?
+    {
+        SourceEvent::Async {
+            target,
+            target_event,
+        }
+        | SourceEvent::Switch {
+            target,
+            target_event,
+        } => Some((*target, *target_event)),
+        SourceEvent::SelfEvent { target_event } => Some((caller, *target_event)),
+        SourceEvent::Kernel(_) => None,
     }
 }
 
@@ -525,6 +557,19 @@ mod tests {
         pending.set(beyond, Vector(40));
         assert!(!pending.any(beyond));
         assert_eq!(pending.next(beyond, true), Injection::Nothing);
+    }
+
+    #[test]
+    fn an_event_target_is_found_as_the_hypercall_finds_it() {
+        use crate::testing::TWO_PARTITIONS;
+        assert_eq!(event_target(&TWO_PARTITIONS, A, 1), Some((B, 3)));
+        assert_eq!(event_target(&TWO_PARTITIONS, A, 5), Some((A, 63)));
+        // Kernel events, undefined slots, out-of-range numbers, unknown
+        // callers: nothing.
+        for event in [2, 63, 6, 64, u64::MAX] {
+            assert_eq!(event_target(&TWO_PARTITIONS, A, event), None, "{event}");
+        }
+        assert_eq!(event_target(&TWO_PARTITIONS, SubjectId(9), 1), None);
     }
 
     #[test]

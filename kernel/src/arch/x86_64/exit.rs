@@ -56,8 +56,8 @@ use septum_kerncore::vmx::{
 
 use super::cpu::{self, rdtsc};
 use super::percpu::{self, CpuCore, CpuNumber};
-use super::{interrupts, smp};
 use super::vmx::{self, GuestField, Vmcs, VmxError, field, vmread, write_guest};
+use super::{interrupts, smp};
 use crate::system::SPEC;
 use crate::{kprintln, stop};
 
@@ -423,6 +423,7 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
         let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
         let rip = or_stop(vmread(field::GUEST_RIP));
         or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
+        interrupts::on_hypercall(cpu, frame.rax);
         let exit = Exit::Hypercall { event: frame.rax };
         (decide_and_execute(cpu, frame, exit), true)
     } else if reason == u64::from(EXIT_PREEMPTION_TIMER) {

@@ -18,6 +18,10 @@
 //! lets the next entry inject. Systems without routes skip all of this
 //! with one test of a constant.
 //!
+//! A hypercall whose event marks a target event with `<inject_interrupt>`
+//! marks that vector pending too ([`on_hypercall`], before the hypercall
+//! is dispatched); the target gets it at its next entry like a device's.
+//!
 //! The local APIC runs in x2APIC mode (MSRs): the kernel maps no xAPIC
 //! page. A system with routes on a processor without x2APIC is refused at
 //! boot (the xAPIC fallback is not built).
@@ -25,12 +29,12 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use septum_abi::SubjectId;
-use septum_kerncore::irq::{Acknowledge, Injection, PendingVectors, Vector};
+use septum_kerncore::irq::{Acknowledge, Injection, PendingVectors, Vector, event_target};
 
 use super::percpu::CpuCore;
 use super::vmx::{field, vmread, vmwrite};
 use super::{apic, cpu, ioapic};
-use crate::system::INTERRUPTS;
+use crate::system::{INTERRUPTS, SPEC};
 
 /// Vectors pending for each subject (set on the owner's CPU or, for
 /// events, on any CPU).
@@ -77,9 +81,7 @@ impl core::fmt::Display for InterruptError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NoX2apic => f.write_str("device interrupts need an x2APIC"),
-            Self::NoInterruptWindow => {
-                f.write_str("VMX feature missing: interrupt-window exiting")
-            }
+            Self::NoInterruptWindow => f.write_str("VMX feature missing: interrupt-window exiting"),
             Self::IoApic(error) => write!(f, "{error}"),
         }
     }
@@ -136,6 +138,28 @@ pub fn acknowledge() {
         // Safety: the end-of-interrupt for the vector the exit acknowledged;
         // it only lets the local APIC deliver the next one.
         unsafe { cpu::wrmsr(X2APIC_EOI, 0) };
+    }
+}
+
+/// A hypercall of the loaded subject (before it is dispatched): if its
+/// source event marks a target event that injects a vector, mark the vector
+/// pending too (kerncore `irq::event_target`, the hypercall's own lookup).
+/// One length test when the system has no such event.
+#[inline(always)]
+pub fn on_hypercall(cpu: &CpuCore, event: u64) {
+    if INTERRUPTS.event_vectors.is_empty() {
+        return;
+    }
+    on_event_hypercall(cpu, event);
+}
+
+#[inline(never)]
+fn on_event_hypercall(cpu: &CpuCore, event: u64) {
+    let Some(caller) = cpu.loaded.map(|vmcs| vmcs.id()) else {
+        return;
+    };
+    if let Some((target, target_event)) = event_target(&SPEC, caller, event) {
+        INTERRUPTS.on_event(&PENDING, target, target_event);
     }
 }
 

@@ -28,7 +28,8 @@ pub struct VmxInputs {
     pub entry: VirtAddr,
     /// Guest-physical address of the subject's own top-level page table.
     pub page_tables: GuestPhysAddr,
-    /// The subject owns a routed IRQ line, so it receives interrupts
+    /// The subject is given vectors (a routed IRQ line or an
+    /// `<inject_interrupt>` target event), so it receives interrupts
     /// through its own IDT ([`crate::interrupts`]).
     pub interrupt_entry: bool,
 }

@@ -98,8 +98,9 @@ pub const GUEST_LDTR: Segment = Segment {
 /// 13.12.4, so the EPT memory type alone decides.
 pub const GUEST_PAT: u64 = 0x0007_0406_0007_0406;
 
-/// Controls of a native subject with an interrupt entry (it owns a routed
-/// IRQ line): as [`controls`], but descriptor-table instructions do not
+/// Controls of a native subject with an interrupt entry (it is given
+/// vectors: a routed IRQ line or an `<inject_interrupt>` target event): as
+/// [`controls`], but descriptor-table instructions do not
 /// exit, so the SDK loads the subject's own GDT and IDT with LGDT and LIDT.
 /// They change only the subject's own descriptor tables, which the kernel
 /// never uses (its host GDTR and IDTR come from the VMCS host state).

@@ -54,7 +54,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             io_bitmap_a: septum_abi::PhysAddr(0x30f000),
             io_bitmap_b: septum_abi::PhysAddr(0x310000),
             msr_bitmap: septum_abi::PhysAddr(0x311000),
-            controls: septum_kerncore::spec::VmxControls { pin: 0x49, proc: 0xb2998e80, proc2: 0x66, exit: 0x308200, entry: 0x8200, exception_bitmap: 0xffffffff, cr0_mask: 0xffffffffffffffff, cr4_mask: 0xffffffffffffffff },
+            controls: septum_kerncore::spec::VmxControls { pin: 0x49, proc: 0xb2998e80, proc2: 0x62, exit: 0x308200, entry: 0x8200, exception_bitmap: 0xffffffff, cr0_mask: 0xffffffffffffffff, cr4_mask: 0xffffffffffffffff },
             guest: septum_kerncore::spec::GuestState {
                 rip: septum_abi::VirtAddr(0x200000),
                 rsp: septum_abi::VirtAddr(0x100000),
@@ -136,7 +136,9 @@ pub static RESTART_IMAGES: &[septum_kerncore::lifecycle::RestartImage] = &[];
 pub static INTERRUPTS: septum_kerncore::irq::InterruptSpec = septum_kerncore::irq::InterruptSpec {
     ioapic: None,
     routes: &[],
-    event_vectors: &[],
+    event_vectors: &[
+        septum_kerncore::irq::EventVector { subject: septum_abi::SubjectId(1), target_event: 5, vector: septum_kerncore::irq::Vector(40) },
+    ],
 };
 /// The VT-d tables and remapping units (docs/kernel.md, VT-d).
 #[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
