@@ -11,7 +11,10 @@
 //!   Devices in no domain have no context entry, so their DMA is blocked;
 //! - per device domain, second-level page tables (3 levels for a 39-bit
 //!   unit, 4 for 48 bits) mapping each of the domain's windows, 4 KiB
-//!   pages, read or read-write as the policy says, nothing else;
+//!   pages, read or read-write as the policy says, and the reserved memory
+//!   regions (RMRRs) of its `mapReservedMemory` devices 1:1 read-write
+//!   (firmware keeps using them, e.g. for USB legacy emulation), nothing
+//!   else;
 //! - the interrupt remapping table, 256 entries indexed by IRQ number: one
 //!   present entry per IRQ a subject owns (an I/O APIC line, requester id
 //!   the I/O APIC's, or a numbered MSI of an owned device, requester id the
@@ -65,6 +68,9 @@ pub struct DomainInput {
     /// Its windows: the `<memory>` region (index into the system's
     /// regions), where devices see it, whether they may write it.
     pub windows: Vec<(usize, DmaAddr, bool)>,
+    /// Reserved memory (RMRRs) of devices with `mapReservedMemory`, mapped
+    /// 1:1 read-write: start and size.
+    pub reserved: Vec<(PhysAddr, u64)>,
 }
 
 /// An interrupt a subject owns.
@@ -101,6 +107,20 @@ pub fn input(policy: &Policy) -> VtdInput {
         .device_domains
         .iter()
         .map(|d| DomainInput {
+            reserved: d
+                .devices
+                .iter()
+                .filter(|dev| dev.map_reserved_memory.value)
+                .filter_map(|dev| dev.physical.get())
+                .flat_map(|dev| &policy.device(dev).reserved_memory_refs)
+                .filter_map(|name| {
+                    hardware
+                        .reserved_memory
+                        .iter()
+                        .find(|r| r.name.value == name.value)
+                })
+                .map(|r| (r.physical_address.value, r.size.value))
+                .collect(),
             name: d.name.value.clone(),
             devices: d
                 .devices
@@ -296,8 +316,19 @@ pub fn compose(
     for domain in &input.domains {
         let mut tables = SecondLevel::new(depth);
         let mut windows = Vec::new();
-        for &(region, address, writable) in &domain.windows {
+        // The policy's windows first (the spec lists them in policy order),
+        // then the RMRRs 1:1; an RMRR over a window is a "mapped twice"
+        // error.
+        let identity = domain.reserved.iter().map(|&(start, size)| {
+            let first = start.get() & !(PAGE_SIZE - 1);
+            let end = start.get().saturating_add(size).next_multiple_of(PAGE_SIZE);
+            (DmaAddr(first), PhysAddr(first), end - first, true)
+        });
+        let policy = domain.windows.iter().map(|&(region, address, writable)| {
             let (physical, size) = window_physical(region);
+            (address, physical, size, writable)
+        });
+        for (address, physical, size, writable) in policy.chain(identity) {
             let end = address
                 .get()
                 .checked_add(size)

@@ -12,9 +12,16 @@ use septum_compose::{Composed, compose_policy};
 use septum_kerncore::vtd::SourceId;
 
 fn compose(text: &str) -> Composed {
+    compose_with(text, |hardware| hardware)
+}
+
+/// Composes `text` on the valid fixtures' two-CPU machine, changed by
+/// `machine`.
+fn compose_with(text: &str, machine: impl Fn(String) -> String) -> Composed {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy/tests/valid");
     let mut files = septum_policy::MemoryFiles::new();
-    let hardware = std::fs::read_to_string(dir.join("hardware/two-cpus.xml")).expect("hardware");
+    let hardware =
+        machine(std::fs::read_to_string(dir.join("hardware/two-cpus.xml")).expect("hardware"));
     files.insert("valid/hardware/two-cpus.xml", hardware);
     let loaded = septum_policy::check_str("valid/vtd.xml", text, &files);
     let policy = loaded.valid_policy().unwrap_or_else(|| {
@@ -139,4 +146,42 @@ fn the_interrupt_table_holds_exactly_the_owned_irqs() {
     for index in (0..256).filter(|&i| i != 11) {
         assert_eq!(entry(index), (0, 0), "entry {index}");
     }
+}
+
+#[test]
+fn reserved_memory_is_mapped_one_to_one_only_when_asked() {
+    // An RMRR at 0xe0000 that nic uses.
+    let machine = |hardware: String| {
+        hardware
+            .replacen(
+                "  </memory>",
+                "    <reservedMemory name=\"rmrr\" physicalAddress=\"16#000e_0000#\" \
+                 size=\"16#1800#\"/>\n  </memory>",
+                1,
+            )
+            .replacen(
+                "<irq name=\"irq\" number=\"11\"/>",
+                "<irq name=\"irq\" number=\"11\"/>\n      <reservedMemory ref=\"rmrr\"/>",
+                1,
+            )
+    };
+    let nic = SourceId::new(0, 3, 0);
+    let plain = compose_with(POLICY, machine);
+    assert_eq!(translate(&plain.composition, nic, 0xe_0000), None);
+    let asked = compose_with(
+        &POLICY.replace(
+            "<device logical=\"nic\" physical=\"nic\"/>\n      </devices>\n    </domain>",
+            "<device logical=\"nic\" physical=\"nic\" mapReservedMemory=\"true\"/>\n      \
+             </devices>\n    </domain>",
+        ),
+        machine,
+    );
+    let c = &asked.composition;
+    // Both pages the 0x1800 bytes touch, read-write, 1:1.
+    assert_eq!(translate(c, nic, 0xe_0010), Some((0xe_0010, true)));
+    assert_eq!(translate(c, nic, 0xe_1000), Some((0xe_1000, true)));
+    assert_eq!(translate(c, nic, 0xe_2000), None);
+    // The policy's window is still the domain's first.
+    assert_eq!(c.vtd.domains[0].windows[0].address.get(), 0x10_0000);
+    assert_eq!(c.vtd.domains[0].windows.len(), 2);
 }

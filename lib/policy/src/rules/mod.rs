@@ -138,6 +138,7 @@ pub static ALL: &[Rule] = &[
     devices::MEMORY_WRITE_BACK,
     platform::PLATFORM_DEVICE_GRANTED,
     platform::DMA_UNCONFINED,
+    platform::DMA_ACCEPT_UNUSED,
     domains::DUPLICATE,
     domains::UNKNOWN_REFERENCE,
     domains::DEVICE_TWICE,

@@ -265,6 +265,39 @@ rule! {
 }
 
 rule! {
+    /// Warning: `acceptUnconfinedDma` is written only where it accepts something: on
+    /// a DMA-capable device on a machine without an IOMMU.
+    DMA_ACCEPT_UNUSED = "devices-dma-accept-unused" in Devices;
+    fn dma_accept_unused(policy, out) {
+        let iommu = policy.hardware.devices.iter().any(platform::is_iommu);
+        for subject in &policy.subjects {
+            for grant in subject.devices.iter().filter(|g| g.accept_unconfined_dma.value) {
+                let Some(device) = grant.physical.get().map(|d| policy.device(d)) else {
+                    continue;
+                };
+                let why = if !platform::is_dma_capable(device) {
+                    "the device cannot do DMA"
+                } else if iommu {
+                    "the IOMMU confines it"
+                } else {
+                    continue;
+                };
+                out.warning(
+                    DMA_ACCEPT_UNUSED.id,
+                    grant.accept_unconfined_dma.span,
+                    format!(
+                        "acceptUnconfinedDma on device \"{}\" of subject \"{}\" accepts nothing: \
+                         {why}",
+                        device.name.as_str(),
+                        subject.name.as_str()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+rule! {
     /// Reserved memory regions (RMRRs) have unique names.
     RMRR_DUPLICATE = "hardware-rmrr-duplicate" in Hardware;
     fn rmrr_duplicate(policy, out) {
