@@ -235,6 +235,10 @@ pub fn event_target(spec: &SystemSpec, caller: SubjectId, event: u64) -> Option<
         | SourceEvent::Switch {
             target,
             target_event,
+        }
+        | SourceEvent::Reset {
+            target,
+            target_event,
         } => Some((*target, *target_event)),
         SourceEvent::SelfEvent { target_event } => Some((caller, *target_event)),
         SourceEvent::Kernel(_) => None,
