@@ -25,6 +25,7 @@
 mod bench;
 mod bochs;
 mod boottime;
+mod linux;
 mod new_subject;
 mod pipeline;
 mod prereq;

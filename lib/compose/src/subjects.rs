@@ -24,7 +24,7 @@ use crate::elf::round_up;
 use crate::error::{ComposeError, fail};
 use crate::events::{self, EventTargets};
 use crate::info::{self, InfoHeader, Resource};
-use crate::input::{EventMode, SubjectInput, SystemInput};
+use crate::input::{EventMode, Profile, SubjectInput, SystemInput};
 use crate::paging::{EptTables, Format, GuestTables, INPUT_LIMIT, Rights};
 use crate::placement::{Placed, Placer, RegionRequest, SubjectRegions};
 use crate::profile::{self, VmxInputs};
@@ -115,14 +115,19 @@ pub fn compose_subject(
             kind: MappingKind::Program,
         });
     }
-    mappings.push(whole_region(
-        placer,
-        "info",
-        own.info,
-        layout::SUBJECT_INFO,
-        false,
-        MappingKind::InfoPage,
-    ));
+    // A VM gets neither the info page nor the SDK's stack: its low
+    // megabyte is the boot segment of its Linux image (`crate::linux`).
+    let native = s.profile != Profile::Vm;
+    if native {
+        mappings.push(whole_region(
+            placer,
+            "info",
+            own.info,
+            layout::SUBJECT_INFO,
+            false,
+            MappingKind::InfoPage,
+        ));
+    }
     let stack_size = placer.region(own.stack).size;
     let Some(stack_bottom) = layout::SUBJECT_STACK_TOP
         .get()
@@ -134,14 +139,16 @@ pub fn compose_subject(
         ));
     };
     let stack_bottom = stack_bottom + PAGE_SIZE;
-    mappings.push(whole_region(
-        placer,
-        "stack",
-        own.stack,
-        VirtAddr(stack_bottom),
-        true,
-        MappingKind::Stack,
-    ));
+    if native {
+        mappings.push(whole_region(
+            placer,
+            "stack",
+            own.stack,
+            VirtAddr(stack_bottom),
+            true,
+            MappingKind::Stack,
+        ));
+    }
     for m in &s.maps {
         let mut map = whole_region(
             placer,
@@ -181,10 +188,12 @@ pub fn compose_subject(
             }
         })
         .collect();
-    used.push(Occupied {
-        range: stack_bottom - PAGE_SIZE..stack_bottom,
-        what: "stack guard page".into(),
-    });
+    if native {
+        used.push(Occupied {
+            range: stack_bottom - PAGE_SIZE..stack_bottom,
+            what: "stack guard page".into(),
+        });
+    }
     used.sort_by(|a, b| {
         (a.range.start, a.range.end, &a.what).cmp(&(b.range.start, b.range.end, &b.what))
     });

@@ -33,5 +33,6 @@ pub mod percpu;
 pub mod pit;
 pub mod serial;
 pub mod smp;
+pub mod vm;
 pub mod vmcs;
 pub mod vmx;
