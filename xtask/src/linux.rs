@@ -48,6 +48,20 @@ say "memory: $(grep MemTotal /proc/meminfo | tr -s ' ')"
 say "sum: $(echo $((6 * 7)))"
 say "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 say "uptime: $(cut -d' ' -f1 /proc/uptime)"
+# Isolation checks (systems/linux_isolation*.xml): each is stopped by the
+# kernel, so a run makes at most one.
+case "$(cat /proc/cmdline)" in
+*septum_attack=port*)
+    say "attack: reading I/O port 0x1f0, which the VM does not own"
+    dd if=/dev/port of=/dev/null bs=1 skip=496 count=1 2>/dev/null
+    say "attack: port read survived"
+    ;;
+*septum_attack=memory*)
+    say "attack: writing guest-physical 0x50000000, which the VM does not own"
+    devmem 0x50000000 32 0x5eb7
+    say "attack: memory write survived"
+    ;;
+esac
 say "halting"
 halt -f
 "#;

@@ -120,6 +120,15 @@ fn slot_index(id: SubjectId) -> usize {
 }
 
 /// The loaded subject of `cpu` if it is a VM, with its device state.
+///
+/// Takes the core shared because the entry path (`exit.rs`'s timer
+/// arming) holds it shared; the slot is still this CPU's alone, and its
+/// callers hold the returned reference only while the core is borrowed
+/// and never call `loaded_vm` again meanwhile (see `VmSlots`).
+#[allow(
+    clippy::mut_from_ref,
+    reason = "the slot is reached only by its own CPU, once per exit or entry"
+)]
 fn loaded_vm(cpu: &CpuCore) -> Option<(SubjectId, &'static SubjectSpec, &mut VmState)> {
     let vmcs = cpu.loaded?;
     let subject = vmcs.subject();
