@@ -301,7 +301,11 @@ pub const MAX_VMS: usize = 4;
 fn vm_limits(policy: &Policy) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
     let mut cpus: Vec<u32> = Vec::new();
-    for s in policy.subjects.iter().filter(|s| s.profile.value == model::Profile::Vm) {
+    for s in policy
+        .subjects
+        .iter()
+        .filter(|s| s.profile.value == model::Profile::Vm)
+    {
         let cpu = s.cpu.value.0;
         if cpus.contains(&cpu) {
             errors.push(Diagnostic::error(

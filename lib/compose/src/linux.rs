@@ -262,7 +262,7 @@ pub fn boot_image(
             kernel.cmdline_size
         )));
     }
-    if config.ram_size % PAGE_SIZE != 0 || config.ram_size == 0 {
+    if !config.ram_size.is_multiple_of(PAGE_SIZE) || config.ram_size == 0 {
         return Err(error(format!(
             "ramSize {:#x} is not a non-zero multiple of 4 KiB",
             config.ram_size
