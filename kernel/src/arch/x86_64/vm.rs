@@ -81,10 +81,16 @@ pub enum Outcome {
     Raise(Exit),
 }
 
+/// Exit reasons counted per VM (basic exit reasons are below 80).
+const COUNTED_REASONS: usize = 80;
+
 /// One VM's device state.
 struct VmState {
     platform: Platform,
     line: Line,
+    /// Exits [`handle`] saw, by basic exit reason (printed when the VM
+    /// halts for good).
+    exits: [u32; COUNTED_REASONS],
 }
 
 /// Most VM subjects a system may have (one per CPU: the composer refuses
@@ -106,6 +112,7 @@ static VMS: VmSlots = VmSlots(
         UnsafeCell::new(VmState {
             platform: Platform::new(),
             line: Line::new(),
+            exits: [0; COUNTED_REASONS],
         })
     }; MAX_VMS],
 );
@@ -242,6 +249,9 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
     let Some((_, subject, state)) = loaded_vm(cpu) else {
         return Outcome::Unhandled;
     };
+    if let Some(count) = state.exits.get_mut(usize::from(basic)) {
+        *count = count.saturating_add(1);
+    }
     let result = match basic {
         EXIT_CPUID => {
             let (a, b, c, d) = cpu::cpuid(frame.rax as u32, frame.rcx as u32);
@@ -257,7 +267,7 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
             frame.rdx = u64::from(d);
             skip()
         }
-        EXIT_HLT => halt(subject),
+        EXIT_HLT => halt(subject, state),
         EXIT_IO => io(subject, state, frame),
         EXIT_RDMSR => rdmsr(frame),
         EXIT_WRMSR => wrmsr(frame),
@@ -287,10 +297,11 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
 /// `poweroff` kernel event if the policy gives it one (it is then the
 /// subject asking for poweroff, like a native subject's hypercall);
 /// otherwise it is a fault of the subject.
-fn halt(subject: &SubjectSpec) -> Result<Outcome, VmxError> {
+fn halt(subject: &SubjectSpec, state: &VmState) -> Result<Outcome, VmxError> {
     if read(field::GUEST_RFLAGS)? & RFLAGS_IF != 0 {
         return skip();
     }
+    report_exits(subject, state);
     let poweroff = subject
         .source_events
         .iter()
@@ -301,6 +312,22 @@ fn halt(subject: &SubjectSpec) -> Result<Outcome, VmxError> {
         }),
         None => Outcome::Unhandled,
     })
+}
+
+/// Print the VM's exit counts by reason (the exits [`handle`] saw: not
+/// hypercalls or preemption-timer expiries).
+fn report_exits(subject: &SubjectSpec, state: &VmState) {
+    for (reason, &count) in (0u16..).zip(state.exits.iter()) {
+        if count != 0 {
+            kprintln!(
+                "septum: vm \"{}\" exits: {} (reason {}): {}",
+                subject.name,
+                septum_kerncore::vmx::exit_reason_text(reason),
+                reason,
+                count
+            );
+        }
+    }
 }
 
 fn io(
