@@ -27,6 +27,7 @@ mod bench_irq;
 mod bench_switch;
 mod bochs;
 mod boottime;
+mod linux;
 mod new_subject;
 mod pipeline;
 mod prereq;

@@ -254,6 +254,7 @@ pub fn image_from_parts(
         .and_then(|s| s.to_str())
         .ok_or_else(|| format!("bad system name {system}"))?;
     let dir = util::create_dir(&paths.build.join(format!("{name}{}", variant.suffix())))?;
+    crate::linux::prepare(paths, &paths.policy(system), binaries, output)?;
     let composed = compose(paths, system, binaries, &dir, output)?;
     let kernel = build_kernel(paths, &composed, variant, &dir, output)?;
     let elf = dir.join("system.elf");

@@ -248,6 +248,7 @@ pub fn system_input(
         let subject = subject_input(policy, s, loaded, &mut errors);
         subjects.push(subject);
     }
+    errors.extend(vm_limits(policy));
     let scheduling = scheduling(policy, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
@@ -311,6 +312,39 @@ fn load_binary(
             None
         }
     }
+}
+
+/// Most `vm` subjects in one system (the kernel's VM state slots).
+pub const MAX_VMS: usize = 4;
+
+/// At most one `vm` subject per CPU (the kernel leaves a VM's SYSCALL MSRs
+/// and KERNEL_GS_BASE in the processor, where a second VM on that CPU
+/// could read them; docs/kernel.md, "VM subjects") and [`MAX_VMS`] in all.
+fn vm_limits(policy: &Policy) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let mut cpus: Vec<u32> = Vec::new();
+    for s in policy
+        .subjects
+        .iter()
+        .filter(|s| s.profile.value == model::Profile::Vm)
+    {
+        let cpu = s.cpu.value.0;
+        if cpus.contains(&cpu) {
+            errors.push(Diagnostic::error(
+                RULE_BINARY,
+                s.profile.span,
+                format!("a second vm subject on CPU {cpu}: at most one VM per CPU"),
+            ));
+        } else if cpus.len() == MAX_VMS {
+            errors.push(Diagnostic::error(
+                RULE_BINARY,
+                s.profile.span,
+                format!("more than {MAX_VMS} vm subjects"),
+            ));
+        }
+        cpus.push(cpu);
+    }
+    errors
 }
 
 /// The image of a `vm` subject that boots Linux: the kernel and initramfs

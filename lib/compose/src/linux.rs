@@ -7,13 +7,16 @@
 //! the subject pipeline (placement, the subject's identity page tables,
 //! EPT) treats them like the segments of a native program:
 //!
-//! - the boot segment at [`BOOT_BASE`]: the zero page (`boot_params`, with
+//! - the boot segment, the low megabyte: the zero page (`boot_params`, with
 //!   the setup header copied from the image and an e820 map generated from
-//!   the subject's RAM), the command line and a 20-byte entry stub;
+//!   the subject's RAM) at [`BOOT_BASE`], the command line and a 20-byte
+//!   entry stub after it, zeros elsewhere;
 //! - the RAM segment at [`RAM_BASE`]: the initramfs at its start, the
 //!   protected-mode kernel at the next `kernel_alignment` boundary after it,
-//!   the rest zero. Its size is the policy's `ramSize`, and it is the only
-//!   e820 RAM entry, so Linux uses exactly the memory the policy gives it.
+//!   the rest zero. Its size is the policy's `ramSize`. The e820 map has it
+//!   and the conventional memory below 0x9_f000 as RAM (Linux needs some
+//!   memory below 1 MiB for its real-mode trampoline), the rest of the low
+//!   megabyte reserved: Linux uses exactly the memory the policy gives it.
 //!
 //! The 64-bit entry wants the zero page's address in RSI; the kernel starts
 //! every subject with only RDI set from the spec, so the subject enters the
@@ -35,17 +38,18 @@ use septum_abi::layout::PAGE_SIZE;
 
 use crate::elf::{Segment, SubjectImage, round_up};
 
-/// Guest-physical address of the boot segment (zero page, command line,
-/// entry stub): below the native info page's and stack's reach of nothing,
-/// above the subject's own page tables, which the composer places at the
-/// lowest free pages.
+/// Guest-physical address of the zero page, in the boot segment (the low
+/// megabyte). The rest of that segment reads zero: Linux looks there for
+/// the BIOS data area (EBDA pointer at 0x40e), MP tables and SMBIOS
+/// (0xf_0000-0xf_ffff), finds nothing, and never allocates from it (it is
+/// not in the e820 map).
 pub const BOOT_BASE: u64 = 0x2_0000;
-/// Offset of the command line in the boot segment.
+/// Offset of the command line from [`BOOT_BASE`].
 const CMDLINE_OFFSET: u64 = 0x1000;
-/// Offset of the entry stub in the boot segment.
+/// Offset of the entry stub from [`BOOT_BASE`].
 const STUB_OFFSET: u64 = 0x2000;
-/// Size of the boot segment.
-const BOOT_SIZE: u64 = 0x3000;
+/// Bytes of the boot segment with content (from guest-physical 0).
+const BOOT_DATA: u64 = BOOT_BASE + 0x3000;
 /// Guest-physical address where the subject's RAM starts (1 MiB, where boot
 /// loaders traditionally load a bzImage).
 pub const RAM_BASE: u64 = 0x10_0000;
@@ -66,6 +70,11 @@ const BP_EXT_RAMDISK_SIZE: usize = 0x0c4;
 const BP_EXT_CMD_LINE_PTR: usize = 0x0c8;
 /// e820 type of usable RAM.
 const E820_RAM: u32 = 1;
+/// e820 type of reserved memory.
+const E820_RESERVED: u32 = 2;
+/// End of the conventional memory below 1 MiB the e820 map reports (as a
+/// PC's BIOS does: 636 KiB).
+const LOW_RAM_END: u64 = 0x9_f000;
 
 /// Why a Linux image cannot be booted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -253,7 +262,7 @@ pub fn boot_image(
             kernel.cmdline_size
         )));
     }
-    if config.ram_size % PAGE_SIZE != 0 || config.ram_size == 0 {
+    if !config.ram_size.is_multiple_of(PAGE_SIZE) || config.ram_size == 0 {
         return Err(error(format!(
             "ramSize {:#x} is not a non-zero multiple of 4 KiB",
             config.ram_size
@@ -286,43 +295,55 @@ pub fn boot_image(
     let zero_page = BOOT_BASE;
     let cmdline_at = BOOT_BASE + CMDLINE_OFFSET;
     let kernel_entry = kernel_load + ENTRY_64;
-    let mut boot = vec![0u8; BOOT_SIZE as usize];
-    put(&mut boot, HEADER, kernel.header);
+    let mut page = vec![0u8; (BOOT_DATA - BOOT_BASE) as usize];
+    let boot = &mut page;
+    put(boot, HEADER, kernel.header);
     // Setup header fields a boot loader writes (boot.rst, "Details of
     // header fields"): type_of_loader "undefined", LOADED_HIGH kept,
     // the initramfs and the command line.
-    put(&mut boot, 0x210, &[0xff]);
-    put(&mut boot, 0x218, &(initrd as u32).to_le_bytes());
-    put(&mut boot, 0x21c, &(initrd_len as u32).to_le_bytes());
-    put(&mut boot, 0x228, &(cmdline_at as u32).to_le_bytes());
+    put(boot, 0x210, &[0xff]);
+    put(boot, 0x218, &(initrd as u32).to_le_bytes());
+    put(boot, 0x21c, &(initrd_len as u32).to_le_bytes());
+    put(boot, 0x228, &(cmdline_at as u32).to_le_bytes());
     put(
-        &mut boot,
+        boot,
         BP_EXT_RAMDISK_IMAGE,
         &((initrd >> 32) as u32).to_le_bytes(),
     );
     put(
-        &mut boot,
+        boot,
         BP_EXT_RAMDISK_SIZE,
         &((initrd_len >> 32) as u32).to_le_bytes(),
     );
     put(
-        &mut boot,
+        boot,
         BP_EXT_CMD_LINE_PTR,
         &((cmdline_at >> 32) as u32).to_le_bytes(),
     );
-    // e820: the subject's RAM is the only usable memory.
-    put(&mut boot, BP_E820_ENTRIES, &[1]);
-    let mut entry = [0u8; 20];
-    put(&mut entry, 0, &RAM_BASE.to_le_bytes());
-    put(&mut entry, 8, &config.ram_size.to_le_bytes());
-    put(&mut entry, 16, &E820_RAM.to_le_bytes());
-    put(&mut boot, BP_E820_TABLE, &entry);
-    put(&mut boot, CMDLINE_OFFSET as usize, cmdline);
+    // e820: conventional memory below LOW_RAM_END (Linux needs some below
+    // 1 MiB for its real-mode trampoline and reserves the first megabyte
+    // after that), the BIOS area up to 1 MiB reserved, then the RAM.
+    put(boot, BP_E820_ENTRIES, &[3]);
+    let e820 = [
+        (0, LOW_RAM_END, E820_RAM),
+        (LOW_RAM_END, RAM_BASE - LOW_RAM_END, E820_RESERVED),
+        (RAM_BASE, config.ram_size, E820_RAM),
+    ];
+    for (index, (start, size, kind)) in e820.into_iter().enumerate() {
+        let mut entry = [0u8; 20];
+        put(&mut entry, 0, &start.to_le_bytes());
+        put(&mut entry, 8, &size.to_le_bytes());
+        put(&mut entry, 16, &kind.to_le_bytes());
+        put(boot, BP_E820_TABLE + 20 * index, &entry);
+    }
+    put(boot, CMDLINE_OFFSET as usize, cmdline);
     // Entry stub: mov rsi, rdi; movabs rax, kernel_entry; jmp rax.
     let mut stub = vec![0x48, 0x89, 0xfe, 0x48, 0xb8];
     stub.extend_from_slice(&kernel_entry.to_le_bytes());
     stub.extend_from_slice(&[0xff, 0xe0]);
-    put(&mut boot, STUB_OFFSET as usize, &stub);
+    put(boot, STUB_OFFSET as usize, &stub);
+    let mut low = vec![0u8; BOOT_BASE as usize];
+    low.extend_from_slice(&page);
 
     let kernel_offset = (kernel_load - RAM_BASE) as usize;
     let mut ram = vec![0u8; kernel_offset + kernel.kernel.len()];
@@ -333,9 +354,9 @@ pub fn boot_image(
         entry: VirtAddr(BOOT_BASE + STUB_OFFSET),
         segments: vec![
             Segment {
-                virtual_address: VirtAddr(BOOT_BASE),
-                mem_size: BOOT_SIZE,
-                data: boot,
+                virtual_address: VirtAddr(0),
+                mem_size: RAM_BASE,
+                data: low,
                 writable: true,
                 executable: true,
             },
@@ -443,7 +464,8 @@ mod tests {
         assert_eq!(layout.kernel_load, 0x20_0000);
         assert_eq!(layout.kernel_entry, 0x20_0200);
         assert_eq!(layout.initrd, RAM_BASE);
-        let boot = &image.segments[0].data;
+        let boot = &image.segments[0].data[BOOT_BASE as usize..];
+        assert_eq!(image.segments[0].mem_size, RAM_BASE);
         assert_eq!(boot[0x210], 0xff);
         assert_eq!(&boot[0x202..0x206], b"HdrS");
         assert_eq!(u32_at(boot, 0x218), Some(RAM_BASE as u32));
@@ -451,10 +473,18 @@ mod tests {
         assert_eq!(u32_at(boot, 0x228), Some(0x2_1000));
         assert_eq!(&boot[0x1000..0x1013], b"console=ttyS0 quiet");
         assert_eq!(boot[0x1013], 0);
-        assert_eq!(boot[BP_E820_ENTRIES], 1);
-        assert_eq!(u64_at(boot, BP_E820_TABLE), Some(RAM_BASE));
-        assert_eq!(u64_at(boot, BP_E820_TABLE + 8), Some(0x200_0000));
-        assert_eq!(u32_at(boot, BP_E820_TABLE + 16), Some(E820_RAM));
+        assert_eq!(boot[BP_E820_ENTRIES], 3);
+        let entry = |i: usize| {
+            let at = BP_E820_TABLE + 20 * i;
+            (
+                u64_at(boot, at).unwrap(),
+                u64_at(boot, at + 8).unwrap(),
+                u32_at(boot, at + 16).unwrap(),
+            )
+        };
+        assert_eq!(entry(0), (0, 0x9_f000, E820_RAM));
+        assert_eq!(entry(1), (0x9_f000, 0x6_1000, E820_RESERVED));
+        assert_eq!(entry(2), (RAM_BASE, 0x200_0000, E820_RAM));
         assert_eq!(image.entry.get(), 0x2_2000);
         assert_eq!(&boot[0x2000..0x2005], &[0x48, 0x89, 0xfe, 0x48, 0xb8]);
         assert_eq!(u64_at(boot, 0x2005), Some(0x20_0200));

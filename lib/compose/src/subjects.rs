@@ -24,7 +24,9 @@ use crate::elf::round_up;
 use crate::error::{ComposeError, fail};
 use crate::events::{self, EventTargets};
 use crate::info::{self, InfoHeader, Resource};
-use crate::input::{Caching, DeviceMemoryGrantInput, EventMode, SubjectInput, SystemInput};
+use crate::input::{
+    Caching, DeviceMemoryGrantInput, EventMode, Profile, SubjectInput, SystemInput,
+};
 use crate::interrupts::Interrupts;
 use crate::paging::{EptTables, Format, GuestTables, INPUT_LIMIT, Rights};
 use crate::placement::{Placed, Placer, RegionRequest, SubjectRegions};
@@ -118,14 +120,19 @@ pub fn compose_subject(
             kind: MappingKind::Program,
         });
     }
-    mappings.push(whole_region(
-        placer,
-        "info",
-        own.info,
-        layout::SUBJECT_INFO,
-        false,
-        MappingKind::InfoPage,
-    ));
+    // A VM gets neither the info page nor the SDK's stack: its low
+    // megabyte is the boot segment of its Linux image (`crate::linux`).
+    let native = s.profile != Profile::Vm;
+    if native {
+        mappings.push(whole_region(
+            placer,
+            "info",
+            own.info,
+            layout::SUBJECT_INFO,
+            false,
+            MappingKind::InfoPage,
+        ));
+    }
     let stack_size = placer.region(own.stack).size;
     let Some(stack_bottom) = layout::SUBJECT_STACK_TOP
         .get()
@@ -137,14 +144,16 @@ pub fn compose_subject(
         ));
     };
     let stack_bottom = stack_bottom + PAGE_SIZE;
-    mappings.push(whole_region(
-        placer,
-        "stack",
-        own.stack,
-        VirtAddr(stack_bottom),
-        true,
-        MappingKind::Stack,
-    ));
+    if native {
+        mappings.push(whole_region(
+            placer,
+            "stack",
+            own.stack,
+            VirtAddr(stack_bottom),
+            true,
+            MappingKind::Stack,
+        ));
+    }
     for m in &s.maps {
         let mut map = whole_region(
             placer,
@@ -192,10 +201,12 @@ pub fn compose_subject(
             what: format!("{} (device memory)", d.logical),
         }))
         .collect();
-    used.push(Occupied {
-        range: stack_bottom - PAGE_SIZE..stack_bottom,
-        what: "stack guard page".into(),
-    });
+    if native {
+        used.push(Occupied {
+            range: stack_bottom - PAGE_SIZE..stack_bottom,
+            what: "stack guard page".into(),
+        });
+    }
     used.sort_by(|a, b| {
         (a.range.start, a.range.end, &a.what).cmp(&(b.range.start, b.range.end, &b.what))
     });

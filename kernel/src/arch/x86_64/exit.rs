@@ -419,7 +419,7 @@ extern "C" fn septum_vmexit(frame_pointer: *mut GuestRegs) -> u64 {
 #[inline(always)]
 fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
     let reason = or_stop(vmread(field::EXIT_REASON));
-    if reason == u64::from(EXIT_VMCALL) {
+    if reason == u64::from(EXIT_VMCALL) && !super::vm::vmcall_refused(cpu) {
         let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
         let rip = or_stop(vmread(field::GUEST_RIP));
         or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
@@ -457,6 +457,14 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
     let basic = reason as u16;
     if reason & (1 << 31) != 0 {
         return decide_and_execute(cpu, frame, Exit::EntryFailure(fault_info(basic)));
+    }
+    match super::vm::handle(cpu, frame, basic) {
+        super::vm::Outcome::Resume => {
+            arm_timer(cpu);
+            return 0;
+        }
+        super::vm::Outcome::Raise(exit) => return decide_and_execute(cpu, frame, exit),
+        super::vm::Outcome::Unhandled => {}
     }
     match basic {
         EXIT_EXTERNAL_INTERRUPT => {
@@ -793,7 +801,7 @@ fn arm_timer(cpu: &CpuCore) {
 /// the subject and re-arms (kerncore `dispatch`).
 #[inline(always)]
 fn arm_timer_from(cpu: &CpuCore, entry: TscCycles) {
-    let deadline = cpu.scheduler.deadline();
+    let deadline = super::vm::before_entry(cpu, cpu.scheduler.deadline());
     let remaining = deadline.get().saturating_sub(entry.get()) >> cpu.timer_shift;
     let value = u32::try_from(remaining).unwrap_or(u32::MAX);
     or_stop(write_guest(GuestField::PreemptionTimer, u64::from(value)));

@@ -23,8 +23,10 @@
 //!   up read zero: Linux knows it is virtualised and finds no paravirtual
 //!   interface to use.
 //!
-//! Leaves 0x15 and 0x16 pass unchanged: they give the TSC rate, so Linux
-//! needs no timer to calibrate the TSC.
+//! Leaves 0x15 and 0x16 give the TSC rate, so Linux needs no timer to
+//! calibrate the TSC; they report the rate of the hardware description
+//! (`tsc_khz`), not the processor's own answer, which in Bochs describes a
+//! 2.4 GHz part while its TSC counts one tick per instruction (10 MHz).
 
 /// One CPUID answer: EAX, EBX, ECX, EDX.
 pub type Registers = [u32; 4];
@@ -82,10 +84,21 @@ const EXT1_EDX_RDTSCP: u32 = 1 << 27;
 
 /// The guest's answer to CPUID leaf `leaf`, subleaf `subleaf`, given the
 /// processor's answer `raw`.
-pub fn filter(leaf: u32, subleaf: u32, raw: Registers) -> Registers {
+/// `tsc_khz` is the TSC rate the kernel knows (leaves 0x15 and 0x16).
+pub fn filter(leaf: u32, subleaf: u32, raw: Registers, tsc_khz: u64) -> Registers {
     let [eax, ebx, ecx, edx] = raw;
+    let mhz = u32::try_from(tsc_khz / 1000).unwrap_or(u32::MAX);
     match leaf {
-        0 | 2 | 3 | 0x15 | 0x16 | 0x8000_0000 | 0x8000_0002..=0x8000_0008 => raw,
+        0 | 2 | 3 | 0x8000_0000 | 0x8000_0002..=0x8000_0008 => raw,
+        // TSC = crystal (ECX, Hz) * EBX / EAX.
+        0x15 => [
+            1,
+            1,
+            u32::try_from(tsc_khz.saturating_mul(1000)).unwrap_or(u32::MAX),
+            0,
+        ],
+        // Base, maximum and bus frequency in MHz.
+        0x16 => [mhz, mhz, 0, 0],
         // Initial APIC id 0, one logical processor, CLFLUSH size kept.
         1 => [
             eax,
@@ -106,10 +119,11 @@ mod tests {
     use super::*;
 
     const ALL: Registers = [u32::MAX; 4];
+    const KHZ: u64 = 10_000;
 
     #[test]
     fn extended_state_and_fsrm_are_hidden() {
-        let one = filter(1, 0, ALL);
+        let one = filter(1, 0, ALL, KHZ);
         assert_eq!(one[2] & (1 << 26), 0, "XSAVE");
         assert_eq!(one[2] & (1 << 27), 0, "OSXSAVE");
         assert_eq!(one[2] & (1 << 28), 0, "AVX");
@@ -121,32 +135,32 @@ mod tests {
         assert_eq!(one[3] & (1 << 12), 0, "MTRR");
         assert_eq!(one[3] & (1 << 28), 0, "HTT");
         assert_eq!(one[1] >> 16, 0, "one logical CPU, APIC id 0");
-        let seven = filter(7, 0, ALL);
+        let seven = filter(7, 0, ALL, KHZ);
         assert_eq!(seven[3] & (1 << 4), 0, "FSRM");
         assert_eq!(seven[1] & (1 << 5), 0, "AVX2");
         assert_eq!(seven[1] & (1 << 10), 0, "INVPCID");
         assert_ne!(seven[1] & (1 << 9), 0, "ERMS stays");
-        assert_eq!(filter(7, 1, ALL), [0; 4]);
-        assert_eq!(filter(0xd, 0, ALL), [0; 4]);
-        assert_eq!(filter(0xd, 1, ALL), [0; 4]);
-        assert_eq!(filter(0xb, 0, ALL), [0; 4]);
-        assert_eq!(filter(0x8000_0001, 0, ALL)[3] & EXT1_EDX_RDTSCP, 0);
+        assert_eq!(filter(7, 1, ALL, KHZ), [0; 4]);
+        assert_eq!(filter(0xd, 0, ALL, KHZ), [0; 4]);
+        assert_eq!(filter(0xd, 1, ALL, KHZ), [0; 4]);
+        assert_eq!(filter(0xb, 0, ALL, KHZ), [0; 4]);
+        assert_eq!(filter(0x8000_0001, 0, ALL, KHZ)[3] & EXT1_EDX_RDTSCP, 0);
     }
 
     #[test]
-    fn the_tsc_rate_and_vendor_pass() {
+    fn the_vendor_passes_and_the_tsc_rate_is_the_kernels() {
         let raw = [0x1f, 0x756e_6547, 0x6c65_746e, 0x4965_6e69];
-        assert_eq!(filter(0, 0, raw), raw);
+        assert_eq!(filter(0, 0, raw, KHZ), raw);
         assert_eq!(
-            filter(0x15, 0, [2, 100, 38_400_000, 0]),
-            [2, 100, 38_400_000, 0]
+            filter(0x15, 0, [2, 100, 38_400_000, 0], KHZ),
+            [1, 1, 10_000_000, 0]
         );
-        assert_eq!(filter(0x16, 0, [2000, 2000, 100, 0]), [2000, 2000, 100, 0]);
+        assert_eq!(filter(0x16, 0, [2400, 2400, 100, 0], KHZ), [10, 10, 0, 0]);
     }
 
     #[test]
     fn hypervisor_leaves_are_empty() {
-        assert_eq!(filter(0x4000_0000, 0, ALL), [0; 4]);
-        assert_eq!(filter(0x4000_0001, 0, ALL), [0; 4]);
+        assert_eq!(filter(0x4000_0000, 0, ALL, KHZ), [0; 4]);
+        assert_eq!(filter(0x4000_0001, 0, ALL, KHZ), [0; 4]);
     }
 }

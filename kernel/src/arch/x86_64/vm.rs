@@ -1,0 +1,535 @@
+//! VM exits of `vm` subjects: the arch half of the small PC a Linux guest
+//! sees (docs/kernel.md, "VM subjects").
+//!
+//! `exit.rs` calls [`handle`] for every exit that is neither a hypercall
+//! nor a timer expiry, and [`before_entry`] just before every VM entry.
+//! For a subject that is not a VM both do nothing. For a VM, [`handle`]
+//! reads the exit's VMCS fields, lets kerncore's `vm` modules decide (CPUID
+//! view, MSR policy, emulated ports, CR/DR accesses) and applies the
+//! result: registers in the exit frame, guest fields of the VMCS, an
+//! exception to inject, or the exit left to the normal fault path (an
+//! unemulated port, a forbidden MSR write, an EPT violation, a triple
+//! fault: the subject's `onFault` decides). [`before_entry`] runs the
+//! VM's interrupt sources (PIT, UART) and injects the PIC's vector when the
+//! guest can take it, or asks for an interrupt-window exit; it returns
+//! the earlier of the frame's deadline and the PIT's next expiry, so the
+//! preemption timer brings the guest back in time for its tick.
+//!
+//! Each VM's device state lives in one of [`MAX_VMS`] slots, touched only
+//! by the CPU the subject runs on (the same discipline as the subject
+//! contexts of `exit.rs`).
+//!
+//! VMCS writes here are guest state of the VM that exited, with values
+//! kerncore checked the way the CPU would (a value VM entry would refuse
+//! becomes a #GP for the guest instead), and the interrupt-window control.
+
+use core::cell::UnsafeCell;
+
+use septum_abi::{SubjectId, TscCycles};
+use septum_kerncore::exits::Exit;
+use septum_kerncore::spec::{KernelAction, SourceEvent, SubjectSpec};
+use septum_kerncore::vm::control::{self, CrAccess, CrWrite, DrAccess};
+use septum_kerncore::vm::msr::{self, GuestField};
+use septum_kerncore::vm::platform::{Line, Out, Platform};
+use septum_kerncore::vm::{self, Inject, cpuid};
+
+use super::cpu::{self, rdtsc};
+use super::exit::GuestRegs;
+use super::percpu::CpuCore;
+use super::vmx::{self, VmxError, field, vmread, vmwrite};
+use crate::kprintln;
+use crate::system::SPEC;
+
+const EXIT_INTERRUPT_WINDOW: u16 = 7;
+const EXIT_CPUID: u16 = 10;
+const EXIT_HLT: u16 = 12;
+const EXIT_INVD: u16 = 13;
+const EXIT_RDPMC: u16 = 15;
+const EXIT_VMCALL: u16 = 18;
+const EXIT_CR_ACCESS: u16 = 28;
+const EXIT_DR_ACCESS: u16 = 29;
+const EXIT_IO: u16 = 30;
+const EXIT_RDMSR: u16 = 31;
+const EXIT_WRMSR: u16 = 32;
+const EXIT_MWAIT: u16 = 36;
+const EXIT_MONITOR: u16 = 39;
+const EXIT_INVEPT: u16 = 50;
+const EXIT_INVVPID: u16 = 53;
+const EXIT_WBINVD: u16 = 54;
+const EXIT_XSETBV: u16 = 55;
+
+const ENTRY_EXCEPTION_ERROR_CODE: u64 = 0x4018;
+const ENTRY_INSTRUCTION_LENGTH: u64 = 0x401a;
+const IDT_VECTORING_INFO: u64 = 0x4408;
+const IDT_VECTORING_ERROR_CODE: u64 = 0x440a;
+/// Primary processor-based control "interrupt-window exiting".
+const PROC_INTERRUPT_WINDOW: u64 = 1 << 2;
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
+/// Interruption information: valid.
+const INFO_VALID: u64 = 1 << 31;
+
+/// What [`handle`] did with an exit.
+pub enum Outcome {
+    /// Not a VM, or an exit the VM platform does not handle: the normal
+    /// path (fault report, `onFault`) takes it.
+    Unhandled,
+    /// Handled: resume the subject.
+    Resume,
+    /// Handled as this exit (the guest halted for good: its poweroff
+    /// event).
+    Raise(Exit),
+}
+
+/// Exit reasons counted per VM (basic exit reasons are below 80).
+const COUNTED_REASONS: usize = 80;
+
+/// One VM's device state.
+struct VmState {
+    platform: Platform,
+    line: Line,
+    /// Exits [`handle`] saw, by basic exit reason (printed when the VM
+    /// halts for good).
+    exits: [u32; COUNTED_REASONS],
+}
+
+/// Most VM subjects a system may have (one per CPU: the composer refuses
+/// a second VM on a CPU, see `msr`'s SYSCALL MSRs).
+pub const MAX_VMS: usize = 4;
+
+/// One slot per VM, in subject-id order; a slot belongs to its subject's
+/// CPU.
+struct VmSlots([UnsafeCell<VmState>; MAX_VMS]);
+
+// Safety: a slot is only reached through `state`, by the CPU that owns its
+// subject (the loaded subject of that CPU's core), with that CPU's core
+// borrowed for as long as the reference lives; exits on one CPU never
+// nest. So no two references to one slot exist at once.
+unsafe impl Sync for VmSlots {}
+
+static VMS: VmSlots = VmSlots(
+    [const {
+        UnsafeCell::new(VmState {
+            platform: Platform::new(),
+            line: Line::new(),
+            exits: [0; COUNTED_REASONS],
+        })
+    }; MAX_VMS],
+);
+
+/// The slot index of VM `id`: how many VMs come before it.
+fn slot_index(id: SubjectId) -> usize {
+    SPEC.subjects
+        .iter()
+        .take(id.index())
+        .filter(|subject| vm::is_vm(subject))
+        .count()
+}
+
+/// The loaded subject of `cpu` if it is a VM, with its device state.
+///
+/// Takes the core shared because the entry path (`exit.rs`'s timer
+/// arming) holds it shared; the slot is still this CPU's alone, and its
+/// callers hold the returned reference only while the core is borrowed
+/// and never call `loaded_vm` again meanwhile (see `VmSlots`).
+#[allow(
+    clippy::mut_from_ref,
+    reason = "the slot is reached only by its own CPU, once per exit or entry"
+)]
+fn loaded_vm(cpu: &CpuCore) -> Option<(SubjectId, &'static SubjectSpec, &mut VmState)> {
+    let vmcs = cpu.loaded?;
+    let subject = vmcs.subject();
+    if !vm::is_vm(subject) {
+        return None;
+    }
+    let slot = VMS.0.get(slot_index(vmcs.id()))?;
+    // Safety: `vmcs` is `cpu`'s loaded subject, so its slot belongs to this
+    // CPU, and the reference lives only while `cpu` is borrowed by the exit
+    // (or entry) path of this CPU: see `VmSlots`.
+    Some((vmcs.id(), subject, unsafe { &mut *slot.get() }))
+}
+
+fn read(encoding: u64) -> Result<u64, VmxError> {
+    vmread(encoding)
+}
+
+/// Write a guest field of the current (VM's) VMCS.
+///
+/// # Safety
+/// `encoding` must be a guest-state or entry-event field of the loaded VM
+/// and `value` one the CPU accepts for it (checked by kerncore's `vm`
+/// decisions or composed from values read from the same VMCS).
+unsafe fn write(encoding: u64, value: u64) -> Result<(), VmxError> {
+    // Safety: the caller's contract.
+    unsafe { vmwrite(encoding, value) }
+}
+
+/// Move guest RIP past the exiting instruction.
+fn skip() -> Result<Outcome, VmxError> {
+    let length = read(field::EXIT_INSTRUCTION_LENGTH)?;
+    let rip = read(field::GUEST_RIP)?;
+    vmx::write_guest(vmx::GuestField::Rip, rip.wrapping_add(length))?;
+    Ok(Outcome::Resume)
+}
+
+/// Inject `exception` at the next entry (the instruction does not
+/// complete).
+fn inject(exception: Inject) -> Result<Outcome, VmxError> {
+    // Safety: a hardware exception (#UD or #GP with error code 0) is a
+    // valid event for any guest state; the guest's own IDT handles it.
+    unsafe {
+        write(ENTRY_EXCEPTION_ERROR_CODE, 0)?;
+        write(
+            field::ENTRY_INTERRUPTION_INFO,
+            u64::from(exception.interruption_info()),
+        )?;
+    }
+    Ok(Outcome::Resume)
+}
+
+fn gpr(frame: &GuestRegs, index: u8) -> Result<u64, VmxError> {
+    Ok(match index {
+        0 => frame.rax,
+        1 => frame.rcx,
+        2 => frame.rdx,
+        3 => frame.rbx,
+        4 => read(field::GUEST_RSP)?,
+        5 => frame.rbp,
+        6 => frame.rsi,
+        7 => frame.rdi,
+        8 => frame.r8,
+        9 => frame.r9,
+        10 => frame.r10,
+        11 => frame.r11,
+        12 => frame.r12,
+        13 => frame.r13,
+        14 => frame.r14,
+        _ => frame.r15,
+    })
+}
+
+fn set_gpr(frame: &mut GuestRegs, index: u8, value: u64) -> Result<(), VmxError> {
+    let slot = match index {
+        0 => &mut frame.rax,
+        1 => &mut frame.rcx,
+        2 => &mut frame.rdx,
+        3 => &mut frame.rbx,
+        4 => {
+            // Safety: the guest's own stack pointer, in its own address
+            // space (the EPT confines what it reaches).
+            return unsafe { write(field::GUEST_RSP, value) };
+        }
+        5 => &mut frame.rbp,
+        6 => &mut frame.rsi,
+        7 => &mut frame.rdi,
+        8 => &mut frame.r8,
+        9 => &mut frame.r9,
+        10 => &mut frame.r10,
+        11 => &mut frame.r11,
+        12 => &mut frame.r12,
+        13 => &mut frame.r13,
+        14 => &mut frame.r14,
+        _ => &mut frame.r15,
+    };
+    *slot = value;
+    Ok(())
+}
+
+/// Whether a VMCALL of the loaded subject is refused: a VM's VMCALL from
+/// CPL > 0 (its user space) is not a hypercall but an invalid opcode.
+pub fn vmcall_refused(cpu: &CpuCore) -> bool {
+    let Some(vmcs) = cpu.loaded else {
+        return false;
+    };
+    vm::is_vm(vmcs.subject()) && vm::cpl(read(field::GUEST_SS_ACCESS).unwrap_or(0)) != 0
+}
+
+/// Handle exit `basic` of the loaded subject if it is a VM's to handle.
+pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
+    let Some((_, subject, state)) = loaded_vm(cpu) else {
+        return Outcome::Unhandled;
+    };
+    if let Some(count) = state.exits.get_mut(usize::from(basic)) {
+        *count = count.saturating_add(1);
+    }
+    let result = match basic {
+        EXIT_CPUID => {
+            let (a, b, c, d) = cpu::cpuid(frame.rax as u32, frame.rcx as u32);
+            let [a, b, c, d] = cpuid::filter(
+                frame.rax as u32,
+                frame.rcx as u32,
+                [a, b, c, d],
+                SPEC.kernel.tsc_khz,
+            );
+            frame.rax = u64::from(a);
+            frame.rbx = u64::from(b);
+            frame.rcx = u64::from(c);
+            frame.rdx = u64::from(d);
+            skip()
+        }
+        EXIT_HLT => halt(subject, state),
+        EXIT_IO => io(subject, state, frame),
+        EXIT_RDMSR => rdmsr(frame),
+        EXIT_WRMSR => wrmsr(frame),
+        EXIT_CR_ACCESS => cr_access(frame),
+        EXIT_DR_ACCESS => dr_access(frame),
+        EXIT_WBINVD | EXIT_INVD => skip(),
+        EXIT_INTERRUPT_WINDOW => Ok(Outcome::Resume),
+        EXIT_RDPMC => inject(Inject::GeneralProtection),
+        // Instructions this virtual CPU does not have: VMX (the guest's
+        // VMCALL from user space included), MONITOR/MWAIT, XSETBV.
+        EXIT_VMCALL
+        | 19..=27
+        | EXIT_INVEPT
+        | EXIT_INVVPID
+        | EXIT_MWAIT
+        | EXIT_MONITOR
+        | EXIT_XSETBV => inject(Inject::InvalidOpcode),
+        _ => Ok(Outcome::Unhandled),
+    };
+    result.unwrap_or(Outcome::Unhandled)
+}
+
+/// HLT: with interrupts enabled the guest waits for its next interrupt,
+/// which [`before_entry`] injects when due, so HLT completes at once (the
+/// guest's idle loop halts again). With interrupts disabled it can never
+/// wake: Linux's last act after `poweroff`/`halt`. That raises the VM's
+/// `poweroff` kernel event if the policy gives it one (it is then the
+/// subject asking for poweroff, like a native subject's hypercall);
+/// otherwise it is a fault of the subject.
+fn halt(subject: &SubjectSpec, state: &VmState) -> Result<Outcome, VmxError> {
+    if read(field::GUEST_RFLAGS)? & RFLAGS_IF != 0 {
+        return skip();
+    }
+    report_exits(subject, state);
+    let poweroff = subject
+        .source_events
+        .iter()
+        .position(|event| matches!(event, Some(SourceEvent::Kernel(KernelAction::Poweroff))));
+    Ok(match poweroff {
+        Some(event) => Outcome::Raise(Exit::Hypercall {
+            event: event as u64,
+        }),
+        None => Outcome::Unhandled,
+    })
+}
+
+/// Print the VM's exit counts by reason (the exits [`handle`] saw: not
+/// hypercalls or preemption-timer expiries).
+fn report_exits(subject: &SubjectSpec, state: &VmState) {
+    for (reason, &count) in (0u16..).zip(state.exits.iter()) {
+        if count != 0 {
+            kprintln!(
+                "septum: vm \"{}\" exits: {} (reason {}): {}",
+                subject.name,
+                septum_kerncore::vmx::exit_reason_text(reason),
+                reason,
+                count
+            );
+        }
+    }
+}
+
+fn io(
+    subject: &SubjectSpec,
+    state: &mut VmState,
+    frame: &mut GuestRegs,
+) -> Result<Outcome, VmxError> {
+    let q = read(field::EXIT_QUALIFICATION)?;
+    let size = ((q & 7) as u8).wrapping_add(1);
+    let input = q & (1 << 3) != 0;
+    let string = q & (1 << 4) != 0;
+    let port = (q >> 16) as u16;
+    if string {
+        return Ok(Outcome::Unhandled);
+    }
+    if input {
+        let Some(value) = state.platform.port_in(port, size) else {
+            return Ok(Outcome::Unhandled);
+        };
+        frame.rax = match size {
+            1 => (frame.rax & !0xff) | u64::from(value),
+            2 => (frame.rax & !0xffff) | u64::from(value),
+            _ => u64::from(value),
+        };
+    } else {
+        let tsc_khz = SPEC.kernel.tsc_khz;
+        match state
+            .platform
+            .port_out(port, size, frame.rax as u32, rdtsc(), tsc_khz)
+        {
+            Out::Done => {}
+            Out::Sent(byte) => {
+                if state.line.push(byte) {
+                    kprintln!("{}: {}", subject.name, state.line.text());
+                    state.line.clear();
+                }
+            }
+            Out::NotEmulated => return Ok(Outcome::Unhandled),
+        }
+    }
+    skip()
+}
+
+fn guest_field(field_of: GuestField) -> u64 {
+    match field_of {
+        GuestField::Efer => field::GUEST_EFER,
+        GuestField::Pat => field::GUEST_PAT,
+        GuestField::FsBase => field::GUEST_FS_BASE,
+        GuestField::GsBase => field::GUEST_GS_BASE,
+        GuestField::SysenterCs => field::GUEST_SYSENTER_CS,
+        GuestField::SysenterEsp => field::GUEST_SYSENTER_ESP,
+        GuestField::SysenterEip => field::GUEST_SYSENTER_EIP,
+    }
+}
+
+fn rdmsr(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
+    let number = frame.rcx as u32;
+    let value = match msr::read(number) {
+        msr::Read::Value(value) => value,
+        msr::Read::Field(which) => read(guest_field(which))?,
+        msr::Read::Real => cpu::rdmsr(number),
+        msr::Read::Fault => return inject(Inject::GeneralProtection),
+    };
+    frame.rax = value & 0xffff_ffff;
+    frame.rdx = value >> 32;
+    skip()
+}
+
+fn wrmsr(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
+    let number = frame.rcx as u32;
+    let value = (frame.rdx << 32) | (frame.rax & 0xffff_ffff);
+    match msr::write(number, value, read(field::GUEST_EFER)?) {
+        msr::Write::Ignore => {}
+        msr::Write::Field(which, value) => {
+            // Safety: a guest MSR field of the VMCS with a value kerncore
+            // checked as the CPU would (canonical, valid PAT types, EFER
+            // keeping long mode).
+            unsafe { write(guest_field(which), value)? };
+        }
+        msr::Write::Real(value) => {
+            // Safety: SYSCALL's MSRs and KERNEL_GS_BASE, with values
+            // checked canonical (SFMASK: reserved bits clear): the kernel
+            // does not use SYSCALL or SWAPGS, and native subjects cannot
+            // read these MSRs (their bitmaps).
+            unsafe { cpu::wrmsr(number, value) };
+        }
+        msr::Write::GeneralProtection => return inject(Inject::GeneralProtection),
+        msr::Write::Forbidden => return Ok(Outcome::Unhandled),
+    }
+    skip()
+}
+
+fn cr_access(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
+    let access = CrAccess::decode(read(field::EXIT_QUALIFICATION)?);
+    match (access.cr, access.kind) {
+        // CR8 is the real TPR: reads 0, writes ignored (no local APIC).
+        (8, 1) => {
+            set_gpr(frame, access.gpr, 0)?;
+            skip()
+        }
+        (8, 0) => skip(),
+        (0 | 4, 0) => {
+            let value = gpr(frame, access.gpr)?;
+            match control::cr_write(access.cr, value) {
+                CrWrite::Set { real, shadow } => {
+                    let (register, read_shadow) = if access.cr == 0 {
+                        (field::GUEST_CR0, field::CR0_READ_SHADOW)
+                    } else {
+                        (field::GUEST_CR4, field::CR4_READ_SHADOW)
+                    };
+                    // Safety: PE/NE/PG stay set and CD/NW clear in CR0,
+                    // VMXE set in CR4 (kerncore `cr_write`): the values
+                    // VM entry requires; the shadow is what the guest reads.
+                    unsafe {
+                        write(register, real)?;
+                        write(read_shadow, shadow)?;
+                    }
+                    skip()
+                }
+                CrWrite::GeneralProtection => inject(Inject::GeneralProtection),
+                CrWrite::Forbidden => Ok(Outcome::Unhandled),
+            }
+        }
+        _ => Ok(Outcome::Unhandled),
+    }
+}
+
+fn dr_access(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
+    let access = DrAccess::decode(read(field::EXIT_QUALIFICATION)?);
+    if access.read {
+        set_gpr(frame, access.gpr, control::dr_read(access.dr))?;
+    }
+    skip()
+}
+
+/// Before entering the loaded subject: for a VM, re-inject an event whose
+/// delivery the exit interrupted, run its interrupt sources and inject
+/// the PIC's pending vector if the guest can take it (else ask for an
+/// interrupt-window exit). Returns the deadline to arm the preemption
+/// timer for: `deadline`, or the PIT's next expiry if that is earlier.
+pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
+    let Some((_, _, state)) = loaded_vm(cpu) else {
+        return deadline;
+    };
+    inject_pending(state).unwrap_or(());
+    match state.platform.pit.deadline {
+        Some(tick) if tick < deadline => tick,
+        _ => deadline,
+    }
+}
+
+fn inject_pending(state: &mut VmState) -> Result<(), VmxError> {
+    let vectoring = read(IDT_VECTORING_INFO)?;
+    let entry = read(field::ENTRY_INTERRUPTION_INFO)?;
+    if vectoring & INFO_VALID != 0 && entry & INFO_VALID == 0 {
+        // Safety: the event the CPU was delivering when the exit happened,
+        // as it reported it (reserved bit 12 cleared), with its error code
+        // and instruction length: re-injecting it is what the SDM asks
+        // (28.2.4).
+        unsafe {
+            write(ENTRY_EXCEPTION_ERROR_CODE, read(IDT_VECTORING_ERROR_CODE)?)?;
+            write(
+                ENTRY_INSTRUCTION_LENGTH,
+                read(field::EXIT_INSTRUCTION_LENGTH)?,
+            )?;
+            write(field::ENTRY_INTERRUPTION_INFO, vectoring & !(1 << 12))?;
+        }
+    }
+    state.platform.update(rdtsc());
+    let proc = read(field::PROC_CONTROLS)?;
+    let mut want_window = false;
+    if state.platform.pending().is_some() {
+        let entry = read(field::ENTRY_INTERRUPTION_INFO)?;
+        let open = read(field::GUEST_RFLAGS)? & RFLAGS_IF != 0
+            && read(field::GUEST_INTERRUPTIBILITY)? & 3 == 0
+            && entry & INFO_VALID == 0;
+        if open {
+            if let Some(vector) = state.platform.acknowledge() {
+                // Safety: an external interrupt (type 0) with the vector
+                // the guest programmed into its PIC, injected only with
+                // RFLAGS.IF set and no STI/MOV SS blocking, as SDM 26.3.1.5
+                // requires.
+                unsafe {
+                    write(
+                        field::ENTRY_INTERRUPTION_INFO,
+                        u64::from(vector) | INFO_VALID,
+                    )?
+                };
+            }
+        } else {
+            want_window = true;
+        }
+    }
+    let wanted = if want_window {
+        proc | PROC_INTERRUPT_WINDOW
+    } else {
+        proc & !PROC_INTERRUPT_WINDOW
+    };
+    if wanted != proc {
+        // Safety: only the interrupt-window exiting bit changes, a control
+        // every VMX processor allows either way; it only adds an exit.
+        unsafe { write(field::PROC_CONTROLS, wanted)? };
+    }
+    Ok(())
+}
