@@ -15,6 +15,7 @@
 use septum_abi::state::{STATE_PAGE_SIZE, STATE_SIZE, SubjectState, merge_rflags, resume_rip};
 use septum_abi::{PhysAddr, SubjectId};
 use septum_kerncore::spec::FaultAction;
+use septum_kerncore::vmx::{EXIT_EPT_MISCONFIGURATION, EXIT_EPT_VIOLATION, EXIT_EXCEPTION_OR_NMI};
 
 use super::cpu;
 use super::exit::GuestRegs;
@@ -63,10 +64,10 @@ pub fn write_page(subject: SubjectId, state: &SubjectState) -> bool {
 pub fn capture(frame: &GuestRegs) -> SubjectState {
     let read = |encoding| vmread(encoding).unwrap_or(0);
     let exit_reason = read(field::EXIT_REASON);
-    let basic = exit_reason & 0xffff;
+    let basic = exit_reason as u16;
     let qualification = read(field::EXIT_QUALIFICATION);
-    let ept = basic == 48 || basic == 49;
-    let interruption_info = if basic == 0 {
+    let ept = basic == EXIT_EPT_VIOLATION || basic == EXIT_EPT_MISCONFIGURATION;
+    let interruption_info = if basic == EXIT_EXCEPTION_OR_NMI {
         read(field::EXIT_INTERRUPTION_INFO)
     } else {
         0
@@ -84,7 +85,7 @@ pub fn capture(frame: &GuestRegs) -> SubjectState {
         } else {
             0
         },
-        guest_linear: if basic == 48 && qualification & (1 << 7) != 0 {
+        guest_linear: if basic == EXIT_EPT_VIOLATION && qualification & (1 << 7) != 0 {
             read(field::GUEST_LINEAR_ADDRESS)
         } else {
             0
