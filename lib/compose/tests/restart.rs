@@ -18,17 +18,21 @@ fn fixtures() -> PathBuf {
 }
 
 /// The composer's demo with the producer restartable (twice, then
-/// stopSubject). The policy is written next to the demo fixture, whose
-/// hardware path is relative.
+/// stopSubject).
 fn restartable_demo() -> Composed {
-    let demo = std::fs::read_to_string(fixtures().join("demo.xml")).unwrap();
-    let text = demo.replacen(
+    demo_with(
         "onFault=\"stopSubject\"",
         "onFault=\"restartSubject\" restartLimit=\"2\" onRestartLimit=\"stopSubject\"",
-        1,
-    );
+    )
+}
+
+/// The composer's demo with `from` replaced by `to` once. The policy is
+/// written next to the demo fixture, whose hardware path is relative.
+fn demo_with(from: &str, to: &str) -> Composed {
+    let demo = std::fs::read_to_string(fixtures().join("demo.xml")).unwrap();
+    let text = demo.replacen(from, to, 1);
     assert_ne!(text, demo);
-    let path = fixtures().join(format!("restart-{}.xml", std::process::id()));
+    let path = fixtures().join(format!("restart-{}-{}.xml", std::process::id(), from.len()));
     std::fs::write(&path, text).unwrap();
     let loaded = septum_policy::check(&path);
     std::fs::remove_file(&path).unwrap();
@@ -165,4 +169,41 @@ fn a_subject_on_the_default_fault_action_is_warned_about_and_reported() {
     assert_eq!(json["subjects"][1]["on_fault_default"], true);
     assert_eq!(json["subjects"][0]["restart"]["then"], "stopSubject");
     assert!(json["subjects"][1]["restart"].is_null());
+}
+
+#[test]
+fn a_reset_target_gets_a_restart_image_and_its_source_a_reset_event() {
+    // The producer's "kick" reaches the console's target event 5, which
+    // now resets the console.
+    let composed = demo_with(
+        "<inject_interrupt vector=\"40\"/>",
+        "<inject_interrupt vector=\"40\"/><reset/>",
+    );
+    let c = &composed.composition;
+    assert_eq!(c.restart_images.len(), 1);
+    assert_eq!(c.restart_images[0].subject.index(), 1, "the console");
+    let kick = c.subjects[0]
+        .source_events
+        .iter()
+        .find(|e| e.event == "kick")
+        .unwrap();
+    assert_eq!(
+        kick.action,
+        septum_kerncore::spec::SourceEvent::Reset {
+            target: septum_abi::SubjectId(1),
+            target_event: 5
+        }
+    );
+    assert!(composed.spec.contains("SourceEvent::Reset"));
+    let json = septum_compose::report::json_report(c);
+    assert!(json["subjects"][1]["restart"]["limit"].is_null());
+    assert!(
+        !json["subjects"][1]["restart"]["regions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(json["subjects"][0]["restart"].is_null());
+    let text = septum_compose::report::text_report(c);
+    assert!(text.contains("console (reset)"));
 }

@@ -246,21 +246,21 @@ unsafe extern "C" {
 /// SSE state.
 #[repr(C, align(16))]
 #[derive(Clone, Copy)]
-pub struct FpuState([u8; 512]);
+pub(super) struct FpuState([u8; 512]);
 
 /// What the kernel keeps of a subject while it is not loaded. All zero at
 /// boot, so the slots live in `.bss` and cost nothing in the image.
-pub struct SubjectContext {
+pub(super) struct SubjectContext {
     /// Registers, while the subject is not in the exit frame.
-    pub regs: GuestRegs,
+    pub(super) regs: GuestRegs,
     /// x87/MMX/SSE state (FXSAVE format).
-    pub fpu: FpuState,
+    pub(super) fpu: FpuState,
     /// CR2: MOV to and from CR2 does not exit in VMX non-root mode and the
     /// VMCS does not hold it (docs/kernel.md, "Architectural state per
     /// subject").
-    pub cr2: u64,
+    pub(super) cr2: u64,
     /// Whether the subject's VMCS has been launched.
-    pub launched: bool,
+    pub(super) launched: bool,
 }
 
 /// One context slot per subject, indexed by subject id. A slot belongs to
@@ -774,7 +774,7 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
     }
 }
 
-pub fn fxsave(area: &mut FpuState) {
+pub(super) fn fxsave(area: &mut FpuState) {
     // Safety: FXSAVE writes exactly 512 bytes to a 16-byte aligned area the
     // kernel owns; CR0.EM and CR0.TS are clear (cpu::fpu_reset at boot).
     unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack)) }

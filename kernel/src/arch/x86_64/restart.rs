@@ -33,7 +33,7 @@ use crate::{kprintln, stop};
 /// memory, VMCS (cleared, so the next entry is a VMLAUNCH), registers in
 /// `frame` and `context`, FPU and CR2. `vmcs` must be current on `cpu` and
 /// `context` its subject's slot; `frame` holds what the next entry loads.
-pub fn restart_if_requested(
+pub(super) fn restart_if_requested(
     cpu: CpuNumber,
     vmcs: Vmcs,
     context: &mut SubjectContext,
