@@ -142,7 +142,8 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
 /// rights, the VMXON and VMCS regions read-write, no execute, and the
 /// crash-audit region read-write, no execute, uncached (PCD|PWT: a record
 /// is in RAM, not in a cache line, when the reset comes; docs/crash.md),
-/// all identity-mapped; with IRQ routes, also the I/O APIC's register page,
+/// all identity-mapped; with IRQ routes, also the I/O APIC's register page
+/// and the local APIC's xAPIC page (for processors without x2APIC),
 /// read-write, no execute, uncached. Returns the PML4's address.
 fn kernel_tables(
     placer: &mut Placer,
@@ -174,6 +175,8 @@ fn kernel_tables(
     identity(crash_audit.start, crash_audit.size, uncached)?;
     if let Some(ioapic) = ioapic {
         identity(ioapic, PAGE_SIZE, uncached)?;
+        // The local APIC's xAPIC page, for processors without x2APIC.
+        identity(septum_kerncore::irq::XAPIC_BASE, PAGE_SIZE, uncached)?;
     }
     let tables = placer.place(RegionRequest::kernel(
         "pt",
