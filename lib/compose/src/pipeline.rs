@@ -176,7 +176,8 @@ struct KernelMaps<'a> {
 /// rights, the VMXON and VMCS regions read-write, no execute, and the
 /// crash-audit region read-write, no execute, uncached (PCD|PWT: a record
 /// is in RAM, not in a cache line, when the reset comes; docs/crash.md),
-/// all identity-mapped; with IRQ routes, also the I/O APIC's register page,
+/// all identity-mapped; with IRQ routes, also the I/O APIC's register page
+/// and the local APIC's xAPIC page (for processors without x2APIC),
 /// read-write, no execute, uncached; and the IOMMU register pages likewise.
 /// Returns the PML4's address.
 fn kernel_tables(placer: &mut Placer, maps: &KernelMaps<'_>) -> Result<PhysAddr, ComposeError> {
@@ -219,6 +220,8 @@ fn kernel_tables(placer: &mut Placer, maps: &KernelMaps<'_>) -> Result<PhysAddr,
     }
     if let Some(ioapic) = ioapic {
         identity(ioapic, PAGE_SIZE, uncached)?;
+        // The local APIC's xAPIC page, for processors without x2APIC.
+        identity(septum_kerncore::irq::XAPIC_BASE, PAGE_SIZE, uncached)?;
     }
     // The IOMMUs' register pages, uncached (docs/kernel.md, VT-d).
     for unit in &vtd.iommus {

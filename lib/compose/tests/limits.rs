@@ -7,6 +7,7 @@ use septum_compose::elf::{self, build};
 use septum_compose::input::{
     DeviceGrantInput, IoApicInput, IrqGrantInput, KernelAction, SystemInput,
 };
+use septum_compose::paging::{self, Format, ia32e};
 use septum_compose::{Failure, compose_input, from_policy};
 
 fn demo_input() -> SystemInput {
@@ -177,6 +178,18 @@ fn an_irq_grant_without_an_io_apic_is_refused() {
     let s = &composed.composition.subjects;
     assert_eq!(s[1].controls.proc2 & (1 << 2), 0);
     assert_ne!(s[0].controls.proc2 & (1 << 2), 0);
+    // The kernel maps the I/O APIC and the xAPIC page, uncached, no execute.
+    let c = &composed.composition;
+    let pt = c.regions.iter().find(|r| r.name == "kernel|pt").unwrap();
+    let mut bytes = pt.content.clone();
+    bytes.resize(pt.size as usize, 0);
+    for page in [0xfec0_0000u64, 0xfee0_0000] {
+        let t = paging::translate(Format::Ia32e, &bytes, c.kernel_pml4.get(), page).unwrap();
+        assert_eq!(t.output, page, "identity");
+        let uncached = ia32e::CACHE_DISABLE | ia32e::WRITE_THROUGH;
+        assert_eq!(t.leaf & uncached, uncached, "{page:#x} uncached");
+        assert_ne!(t.leaf & ia32e::EXECUTE_DISABLE, 0, "{page:#x} no execute");
+    }
 }
 
 #[test]

@@ -50,6 +50,12 @@ pub struct IrqLine(pub u8);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Vector(pub u8);
 
+/// Where the local APIC's registers are in xAPIC mode: the architectural
+/// default of IA32_APIC_BASE (SDM Vol. 3A 11.4.4). The composer maps this
+/// page in the kernel's tables when a line is routed; a processor without
+/// x2APIC whose local APIC is elsewhere is refused at boot.
+pub const XAPIC_BASE: PhysAddr = PhysAddr(0xfee0_0000);
+
 /// Host vector of line 0; line `n` arrives as `HOST_VECTOR_BASE + n`.
 pub const HOST_VECTOR_BASE: u8 = 32;
 

@@ -20,7 +20,8 @@
 //! difference is the time from the last instruction before the interrupt's
 //! VM exit to the handler, through the kernel's acknowledge, EOI and
 //! injection (in Bochs one tick is one instruction, so it is exact up to
-//! the loop's length). An interrupt that came while the driver was not
+//! the loop's length). An interrupt that comes while the loop writes a
+//! report is not counted; one that came while the driver was not
 //! running waited for its frame; its difference is at least the other
 //! partition's frame, so differences above [`WAITED`] are left out. The kernel injects the vector only while the driver runs; an
 //! interrupt that comes in another partition's frame waits for the
@@ -65,8 +66,12 @@ const PERIODIC_INTERRUPT: u8 = 1 << 6;
 
 /// Interrupts handled.
 static TICKS: AtomicU64 = AtomicU64::new(0);
-/// TSC of the main loop's last turn.
-static LAST_TURN: AtomicU64 = AtomicU64::new(0);
+/// TSC of the main loop's last turn; [`NOT_WAITING`] while the loop does
+/// something else (writing a report), so that an interrupt then is not
+/// counted as latency.
+static LAST_TURN: AtomicU64 = AtomicU64::new(NOT_WAITING);
+/// [`LAST_TURN`] while the main loop is not just waiting.
+const NOT_WAITING: u64 = u64::MAX;
 /// Smallest and largest latency seen (TSC ticks).
 static LATENCY_MIN: AtomicU64 = AtomicU64::new(u64::MAX);
 static LATENCY_MAX: AtomicU64 = AtomicU64::new(0);
@@ -85,8 +90,9 @@ fn rtc_write(register: u8, value: u8) {
 }
 
 fn on_rtc(_vector: u8) {
-    let latency = rdtsc().wrapping_sub(LAST_TURN.load(Ordering::Relaxed));
-    if latency < WAITED {
+    let last = LAST_TURN.load(Ordering::Relaxed);
+    let latency = rdtsc().wrapping_sub(last);
+    if last != NOT_WAITING && latency < WAITED {
         LATENCY_MIN.fetch_min(latency, Ordering::Relaxed);
         LATENCY_MAX.fetch_max(latency, Ordering::Relaxed);
     }
@@ -120,6 +126,7 @@ fn main(info: Info<'static>) -> ! {
     loop {
         let ticks = TICKS.load(Ordering::Relaxed);
         if ticks >= next {
+            LAST_TURN.store(NOT_WAITING, Ordering::Relaxed);
             let mut text = TextBuf::<64>::new();
             let _ = core::fmt::write(
                 &mut text,

@@ -22,14 +22,19 @@
 //! marks that vector pending too ([`on_hypercall`], before the hypercall
 //! is dispatched); the target gets it at its next entry like a device's.
 //!
-//! The local APIC runs in x2APIC mode (MSRs): the kernel maps no xAPIC
-//! page. A system with routes on a processor without x2APIC is refused at
-//! boot (the xAPIC fallback is not built).
+//! The local APIC runs in x2APIC mode (MSRs) where the processor has one.
+//! Without x2APIC (one CPU only: application processors are started
+//! through the x2APIC) it runs in xAPIC mode through its register page at
+//! the architectural address (`irq::XAPIC_BASE`), which the composer maps
+//! uncached in the kernel's tables whenever a line is routed; a local APIC
+//! the firmware moved elsewhere is refused at boot.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use septum_abi::SubjectId;
-use septum_kerncore::irq::{Acknowledge, Injection, PendingVectors, Vector, event_target};
+use septum_kerncore::irq::{
+    Acknowledge, Injection, PendingVectors, Vector, XAPIC_BASE, event_target,
+};
 
 use super::percpu::CpuCore;
 use super::vmx::{field, vmread, vmwrite};
@@ -44,6 +49,20 @@ pub static PENDING: PendingVectors = PendingVectors::new();
 static ACKNOWLEDGED: AtomicU64 = AtomicU64::new(0);
 /// Vectors injected into subjects, for the poweroff report.
 static INJECTED: AtomicU64 = AtomicU64::new(0);
+
+/// The local APIC is driven in xAPIC mode (set once by the boot CPU of a
+/// one-CPU system without x2APIC).
+static XAPIC: AtomicBool = AtomicBool::new(false);
+/// IA32_APIC_BASE.
+const IA32_APIC_BASE: u32 = 0x1b;
+/// IA32_APIC_BASE: APIC global enable.
+const APIC_GLOBAL_ENABLE: u64 = 1 << 11;
+/// IA32_APIC_BASE: the base address bits.
+const APIC_BASE_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// xAPIC register offsets: task priority, end of interrupt, spurious vector.
+const XAPIC_TPR: u64 = 0x80;
+const XAPIC_EOI: u64 = 0xb0;
+const XAPIC_SVR: u64 = 0xf0;
 
 /// x2APIC end-of-interrupt register.
 const X2APIC_EOI: u32 = 0x80b;
@@ -69,8 +88,11 @@ const BLOCKING_STI_OR_MOV_SS: u64 = 0b11;
 /// Why a CPU cannot take device interrupts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InterruptError {
-    /// No x2APIC (the xAPIC fallback is not built).
+    /// No x2APIC on an application processor (they are started through
+    /// the x2APIC; `smp` refuses such a plan before this).
     NoX2apic,
+    /// No x2APIC, and the xAPIC is not at the page the composer maps.
+    XapicElsewhere(u64),
     /// The processor cannot exit on an interrupt window.
     NoInterruptWindow,
     /// The I/O APIC refused a route.
@@ -81,33 +103,54 @@ impl core::fmt::Display for InterruptError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NoX2apic => f.write_str("device interrupts need an x2APIC"),
+            Self::XapicElsewhere(base) => write!(
+                f,
+                "the local APIC is at {base:#x}, not at {:#x} (no x2APIC)",
+                XAPIC_BASE.get()
+            ),
             Self::NoInterruptWindow => f.write_str("VMX feature missing: interrupt-window exiting"),
             Self::IoApic(error) => write!(f, "{error}"),
         }
     }
 }
 
-/// Prepare this CPU's local APIC for device interrupts (x2APIC mode,
-/// software-enabled, priority 0) if the system routes any; on the boot CPU
-/// also program the I/O APIC. Every plan CPU calls it once at boot, with
+/// Prepare this CPU's local APIC for device interrupts (x2APIC mode, or
+/// xAPIC mode on a one-CPU system without x2APIC; software-enabled,
+/// priority 0) if the system routes any; on the boot CPU also program the
+/// I/O APIC. Every plan CPU calls it once at boot, with
 /// interrupts off in root mode.
 pub fn init_cpu(boot: bool) -> Result<(), InterruptError> {
     if INTERRUPTS.routes.is_empty() {
         return Ok(());
     }
-    if !apic::has_x2apic() {
-        return Err(InterruptError::NoX2apic);
-    }
     if (cpu::rdmsr(IA32_VMX_PROCBASED_CTLS) >> 32) & INTERRUPT_WINDOW_EXITING == 0 {
         return Err(InterruptError::NoInterruptWindow);
     }
-    apic::enable_x2apic();
-    // Safety: software-enables the local APIC with spurious vector 0xff and
-    // accepts every priority; root mode runs with RFLAGS.IF clear, so an
-    // interrupt only ever arrives as a VM exit of a subject.
-    unsafe {
-        cpu::wrmsr(X2APIC_TPR, 0);
-        cpu::wrmsr(X2APIC_SVR, SVR_ENABLED);
+    if apic::has_x2apic() {
+        apic::enable_x2apic();
+        // Safety: software-enables the local APIC with spurious vector 0xff
+        // and accepts every priority; root mode runs with RFLAGS.IF clear,
+        // so an interrupt only ever arrives as a VM exit of a subject.
+        unsafe {
+            cpu::wrmsr(X2APIC_TPR, 0);
+            cpu::wrmsr(X2APIC_SVR, SVR_ENABLED);
+        }
+    } else {
+        if !boot {
+            return Err(InterruptError::NoX2apic);
+        }
+        let base = cpu::rdmsr(IA32_APIC_BASE);
+        if base & APIC_BASE_MASK != XAPIC_BASE.get() {
+            return Err(InterruptError::XapicElsewhere(base & APIC_BASE_MASK));
+        }
+        if base & APIC_GLOBAL_ENABLE == 0 {
+            // Safety: enables the local APIC at its (checked) base address;
+            // root mode runs with interrupts off.
+            unsafe { cpu::wrmsr(IA32_APIC_BASE, base | APIC_GLOBAL_ENABLE) };
+        }
+        XAPIC.store(true, Ordering::Relaxed);
+        xapic_write(XAPIC_TPR, 0);
+        xapic_write(XAPIC_SVR, SVR_ENABLED as u32);
     }
     if boot {
         ioapic::init().map_err(InterruptError::IoApic)?;
@@ -135,10 +178,29 @@ pub fn acknowledge() {
         }
     }
     if vector != SPURIOUS {
-        // Safety: the end-of-interrupt for the vector the exit acknowledged;
-        // it only lets the local APIC deliver the next one.
+        end_of_interrupt();
+    }
+}
+
+/// The end-of-interrupt for the vector the exit acknowledged: it only lets
+/// the local APIC deliver the next one.
+fn end_of_interrupt() {
+    if XAPIC.load(Ordering::Relaxed) {
+        xapic_write(XAPIC_EOI, 0);
+    } else {
+        // Safety: the x2APIC EOI register (x2APIC mode, `init_cpu`).
         unsafe { cpu::wrmsr(X2APIC_EOI, 0) };
     }
+}
+
+/// Write an xAPIC register (xAPIC mode only, see `init_cpu`).
+fn xapic_write(offset: u64, value: u32) {
+    let register = XAPIC_BASE.get().wrapping_add(offset) as *mut u32;
+    // Safety: the composer identity-maps the page at `XAPIC_BASE` read-write
+    // and uncached in the kernel's tables whenever a line is routed (the
+    // only case in which this runs), and `init_cpu` checked the local APIC
+    // is there; TPR, EOI and SVR are aligned 32-bit registers in it.
+    unsafe { register.write_volatile(value) };
 }
 
 /// A hypercall of the loaded subject (before it is dispatched): if its
