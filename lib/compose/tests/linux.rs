@@ -1,0 +1,105 @@
+//! VM subjects through the whole composer: a policy with a `<linux>` boot
+//! and a synthetic bzImage composes into a subject that enters the boot
+//! stub with the zero page in RDI under the `vm` profile's controls; a bad
+//! image and a second VM on one CPU are refused with located messages.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use septum_compose::{Failure, compose_policy};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/linux.xml")
+}
+
+/// A minimal bzImage (protocol 2.15, 64-bit entry, relocatable, 2 MiB
+/// alignment, init_size 1 MiB) with `kernel_len` bytes of kernel.
+fn bzimage(kernel_len: usize) -> Vec<u8> {
+    let mut d = vec![0u8; 1024 + kernel_len];
+    d[0x1f1] = 1;
+    d[0x1fe] = 0x55;
+    d[0x1ff] = 0xaa;
+    d[0x201] = 0x6a;
+    d[0x202..0x206].copy_from_slice(b"HdrS");
+    d[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    d[0x22c..0x230].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    d[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes());
+    d[0x234] = 1;
+    d[0x236..0x238].copy_from_slice(&0x7fu16.to_le_bytes());
+    d[0x238..0x23c].copy_from_slice(&0x7ffu32.to_le_bytes());
+    d[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
+    d[0x260..0x264].copy_from_slice(&0x10_0000u32.to_le_bytes());
+    d
+}
+
+/// Compose `policy_file` with `kernel`; the first line of each error, or
+/// "ok" and the composition's first subject's (rip, rdi, exception bitmap).
+fn compose(policy_file: &Path, kernel: Vec<u8>) -> Result<(u64, u64, u32), Vec<String>> {
+    let loaded = septum_policy::check(policy_file);
+    let policy = loaded.valid_policy().expect("fixture is valid");
+    let binaries: HashMap<String, Vec<u8>> = [
+        ("bzImage".to_owned(), kernel),
+        ("initrd".to_owned(), vec![0x30; 0x1000]),
+    ]
+    .into();
+    match compose_policy(policy, &binaries) {
+        Ok(composed) => {
+            let s = &composed.composition.subjects[0];
+            Ok((s.guest.rip.get(), s.guest.rdi, s.controls.exception_bitmap))
+        }
+        Err(Failure::Policy(diags)) => Err(diags
+            .iter()
+            .map(|d| {
+                let text = septum_policy::diag::render_text(d, &loaded.sources);
+                let first = text.lines().next().unwrap_or_default();
+                first[first.rfind('/').map_or(0, |i| i + 1)..].to_owned()
+            })
+            .collect()),
+        Err(e) => Err(vec![format!("{e:?}")]),
+    }
+}
+
+#[test]
+fn a_linux_vm_enters_the_boot_stub_with_the_zero_page() {
+    let (rip, rdi, exceptions) = compose(&fixture(), bzimage(0x3000)).unwrap();
+    assert_eq!(rip, 0x2_2000);
+    assert_eq!(rdi, 0x2_0000);
+    assert_eq!(exceptions, 0, "the guest handles its own exceptions");
+}
+
+#[test]
+fn a_bad_image_is_refused_at_the_linux_element() {
+    let mut kernel = bzimage(0x3000);
+    kernel[0x236] = 0;
+    let errors = compose(&fixture(), kernel).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("linux.xml:12:7: error[compose-binary]: linux: bzImage: xloadflags (0x236) lacks XLF_KERNEL_64"), "{errors:?}");
+}
+
+#[test]
+fn a_second_vm_on_one_cpu_is_refused() {
+    let text = std::fs::read_to_string(fixture()).unwrap();
+    let second = text
+        .replace(
+            "<!-- second -->",
+            r#"<subject name="other" profile="vm"><linux kernel="bzImage" ramSize="0x200_0000"/></subject>"#,
+        )
+        .replace(
+            "<!-- second partition -->",
+            r#"<partition name="p_other"><group><subject name="other"/></group></partition>"#,
+        )
+        .replace(
+            "<!-- second frame -->",
+            r#"<minorFrame partition="p_other" ticks="10"/>"#,
+        );
+    let path = fixture().with_file_name("linux-two-vms.generated.xml");
+    std::fs::write(&path, second).unwrap();
+    let errors = compose(&path, bzimage(0x3000));
+    let _ = std::fs::remove_file(&path);
+    let errors = errors.unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("a second vm subject on CPU 0: at most one VM per CPU"),
+        "{errors:?}"
+    );
+}
