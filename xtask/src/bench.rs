@@ -6,6 +6,9 @@
 //! of an empty `rdtsc` pair; in Bochs one tick is one instruction, so the
 //! numbers are exact instruction counts) and with the `count-vmcs` kernel
 //! (which prints VMREAD/VMWRITE accesses per VMCALL exit at power off).
+//! Then measures scheduling ([`crate::bench_sched`]: the minor-frame switch
+//! on CPU 0 and on an application processor, the major-frame barrier's
+//! wait and skew; its own "Scheduling" section).
 //! Then runs the composer's criterion benches. Then boots the demo and
 //! generated systems of 55 and 200 subjects up to the kernel banner
 //! ([`crate::boottime`]). The Bochs numbers replace the "Hypercall" and
@@ -165,8 +168,9 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     } else {
         hypercall(paths, &doc_path)?
     };
+    let scheduling_ok = boot_only || crate::bench_sched::scheduling(paths, &doc_path)?;
     let boot_ok = boot_times(paths, &doc_path)?;
-    Ok(if hypercall_ok && boot_ok {
+    Ok(if hypercall_ok && scheduling_ok && boot_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

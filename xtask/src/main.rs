@@ -23,6 +23,7 @@
 //! running as root, otherwise the exact command to run is printed.
 
 mod bench;
+mod bench_sched;
 mod bochs;
 mod boottime;
 mod new_subject;
@@ -70,7 +71,8 @@ commands:
         create subjects/NAME, a minimal annotated subject crate, add it to
         the subjects workspace and build it
   bench [--boot-only]
-        hypercall cost in Bochs (and VMCS accesses per exit), composer benches,
+        hypercall cost in Bochs (and VMCS accesses per exit), minor-frame
+        switch cost and major-frame barrier skew, composer benches,
         time to the kernel banner of the demo and of 55- and 200-subject
         systems; writes the Bochs numbers into docs/benchmarks.md
   help [COMMAND]
