@@ -6,6 +6,9 @@
 //! of an empty `rdtsc` pair; in Bochs one tick is one instruction, so the
 //! numbers are exact instruction counts) and with the `count-vmcs` kernel
 //! (which prints VMREAD/VMWRITE accesses per VMCALL exit at power off).
+//! Then measures scheduling ([`crate::bench_sched`]: the minor-frame switch
+//! on CPU 0 and on an application processor, the major-frame barrier's
+//! wait and skew; its own "Scheduling" section).
 //! Then runs the composer's criterion benches. Then boots the demo and
 //! generated systems of 55 and 200 subjects up to the kernel banner
 //! ([`crate::boottime`]). It also measures the minor-frame switch and
@@ -170,8 +173,9 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         hypercall(paths, &doc_path)? & crate::bench_irq::interrupts(paths, &doc_path)?
     };
     let switch_ok = boot_only || crate::bench_switch::run(paths)?;
+    let scheduling_ok = boot_only || crate::bench_sched::scheduling(paths, &doc_path)?;
     let boot_ok = boot_times(paths, &doc_path)?;
-    Ok(if hypercall_ok && switch_ok && boot_ok {
+    Ok(if hypercall_ok && switch_ok && scheduling_ok && boot_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

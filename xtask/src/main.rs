@@ -24,6 +24,7 @@
 
 mod bench;
 mod bench_irq;
+mod bench_sched;
 mod bench_switch;
 mod bochs;
 mod boottime;
@@ -75,7 +76,8 @@ commands:
         create subjects/NAME, a minimal annotated subject crate, add it to
         the subjects workspace and build it
   bench [--boot-only | --interrupts-only]
-        hypercall cost in Bochs (and VMCS accesses per exit), composer benches,
+        hypercall cost in Bochs (and VMCS accesses per exit), minor-frame
+        switch cost and major-frame barrier skew, composer benches,
         device-interrupt latency and its cost to a neighbour partition,
         time to the kernel banner of the demo and of 55- and 200-subject
         systems; writes the Bochs numbers into docs/benchmarks.md
