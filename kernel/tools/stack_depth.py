@@ -88,6 +88,8 @@ INDIRECT_ALLOWED = [
 NOT_CALLED = {
     "septum_start32": "the ELF entry point (GRUB jumps to it)",
     "septum_exception_stubs": "the IDT gates point into it",
+    "septum_root_nmi": "IDT vector 2 points at it (nmi.rs: one locked "
+                       "increment and IRETQ on the NMI IST stack, no call)",
     "septum_vmexit_stub": "HOST_RIP of every VMCS (the CPU enters it)",
     "septum_ap_start32": "an AP's start-up code (real mode, copied to 0x8000) "
                          "far-jumps to it",
@@ -512,7 +514,7 @@ def build_graph(elf: Elf, elf_path: Path) -> Graph:
     # Falling off the end of a stub continues in the next symbol.
     order = sorted(functions, key=lambda f: f.start)
     for prev, nxt in zip(order, order[1:]):
-        ends = last.get(prev.name, "ud2").startswith(("jmp", "ret", "ud2"))
+        ends = last.get(prev.name, "ud2").startswith(("jmp", "ret", "iret", "ud2"))
         if prev.frame_source.startswith("its instructions") and not ends:
             prev.direct.add(nxt.name)
     for name in NOT_CALLED:

@@ -290,11 +290,11 @@ impl<'e> Scheduler<'e> {
 
     /// Send this CPU's `next_plan` requests to `plan_switch` (one for the
     /// whole system, like the pending table). Without it a request changes
-    /// nothing.
-    #[must_use]
-    pub fn with_plan_switch(mut self, plan_switch: &'e PlanSwitch) -> Self {
+    /// nothing. In place (`&mut self`): the scheduler is large, and the
+    /// kernel must not move it (a move is a `memcpy` call, an indirect call
+    /// its stack-depth gate refuses).
+    pub fn set_plan_switch(&mut self, plan_switch: &'e PlanSwitch) {
         self.plan_switch = Some(plan_switch);
-        self
     }
 
     /// Begin the plan: the first minor frame of the first major frame
@@ -966,10 +966,10 @@ mod tests {
     fn a_next_plan_request_waits_for_the_barrier_decision() {
         let events = PendingTable::new();
         let switch = PlanSwitch::new();
-        let s = Scheduler::new(&TWO_PLANS, 0, &events).unwrap();
+        let mut s = Scheduler::new(&TWO_PLANS, 0, &events).unwrap();
         // Without a plan switch a request changes nothing.
         s.request_next_plan();
-        let s = s.with_plan_switch(&switch);
+        s.set_plan_switch(&switch);
         assert!(!switch.is_requested());
         s.request_next_plan();
         s.request_next_plan();
@@ -1148,9 +1148,9 @@ mod tests {
                 let switch = PlanSwitch::new();
                 let mut schedulers: Vec<_> = (0..cpus)
                     .map(|c| {
-                        Scheduler::new(spec, c as u32, &events)
-                            .unwrap()
-                            .with_plan_switch(&switch)
+                        let mut s = Scheduler::new(spec, c as u32, &events).unwrap();
+                        s.set_plan_switch(&switch);
+                        s
                     })
                     .collect();
                 for s in &mut schedulers {
@@ -1210,9 +1210,8 @@ mod tests {
                     .map(|c| {
                         let (events, switch, barrier) = (&events, &switch, &barrier);
                         scope.spawn(move || {
-                            let mut s = Scheduler::new(spec, c as u32, events)
-                                .unwrap()
-                                .with_plan_switch(switch);
+                            let mut s = Scheduler::new(spec, c as u32, events).unwrap();
+                            s.set_plan_switch(switch);
                             s.start(TscCycles(0));
                             let mut history = Vec::new();
                             for round in 0..rounds {

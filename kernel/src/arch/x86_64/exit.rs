@@ -341,7 +341,7 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
     unsafe {
         core_pointer.write(CpuCore {
             number: cpu,
-            scheduler: scheduler.with_plan_switch(&smp::PLAN_SWITCH),
+            scheduler,
             loaded: None,
             timer_shift,
         });
@@ -349,6 +349,7 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
     // Safety: just written; this is the only reference, and it is dead
     // before the first VM entry below.
     let core = unsafe { &mut *core_pointer };
+    core.scheduler.set_plan_switch(&smp::PLAN_SWITCH);
     // Every subject starts from the FNINIT state (FCW 0x37f, empty stack,
     // MXCSR at its reset value), not from an all-zero FXSAVE area, which
     // would unmask every x87 exception and select single precision.
