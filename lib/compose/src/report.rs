@@ -301,6 +301,20 @@ pub fn json_report(c: &Composition) -> Value {
             json!({"device": d.device, "owner": owner, "logical": logical})
         })
         .collect();
+    let irq_routes: Vec<Value> = c
+        .interrupts
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "line": r.line.0,
+                "owner": c.subject(r.owner).name,
+                "vector": r.vector.0,
+                "apic_id": r.apic_id.0,
+                "trigger": format!("{:?}", r.trigger).to_lowercase(),
+            })
+        })
+        .collect();
     let majors: Vec<Value> = c
         .schedule
         .major_frames
@@ -375,6 +389,7 @@ pub fn json_report(c: &Composition) -> Value {
         "subjects": subjects,
         "events": events,
         "devices": devices,
+        "irq_routes": irq_routes,
         "scheduling": {
             "tick_rate": c.schedule.tick_rate,
             "partitions": partitions,
@@ -495,6 +510,20 @@ pub fn text_report(c: &Composition) -> String {
         let (owner, logical) = owner_words(&d.owner);
         let device = &d.device;
         let _ = writeln!(o, "  {device:<20} owner {owner:<20} as {logical}");
+    }
+    if let Some(ioapic) = c.interrupts.ioapic {
+        let _ = writeln!(o, "\nIRQ routes (I/O APIC {:#x})", ioapic.get());
+        for r in &c.interrupts.routes {
+            let _ = writeln!(
+                o,
+                "  line {:<3} -> {:<20} vector {:<3} APIC id {:<3} {:?}",
+                r.line.0,
+                c.subject(r.owner).name,
+                r.vector.0,
+                r.apic_id.0,
+                r.trigger
+            );
+        }
     }
     let _ = writeln!(o, "\nSchedule (tickRate {} Hz)", c.schedule.tick_rate);
     for p in &c.schedule.partitions {

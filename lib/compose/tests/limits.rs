@@ -178,8 +178,15 @@ fn an_irq_grant_without_an_io_apic_is_refused() {
     let s = &composed.composition.subjects;
     assert_eq!(s[1].controls.proc2 & (1 << 2), 0);
     assert_ne!(s[0].controls.proc2 & (1 << 2), 0);
-    // The kernel maps the I/O APIC and the xAPIC page, uncached, no execute.
+    // The report lists the route.
     let c = &composed.composition;
+    let text = septum_compose::report::text_report(c);
+    assert!(text.contains("IRQ routes (I/O APIC 0xfec00000)"), "{text}");
+    assert!(
+        text.contains("  line 8   -> console              vector 40  APIC id 0   Edge"),
+        "{text}"
+    );
+    // The kernel maps the I/O APIC and the xAPIC page, uncached, no execute.
     let pt = c.regions.iter().find(|r| r.name == "kernel|pt").unwrap();
     let mut bytes = pt.content.clone();
     bytes.resize(pt.size as usize, 0);

@@ -588,6 +588,21 @@ mod tests {
     }
 
     #[test]
+    fn unmask_irq_and_interrupt_windows_keep_the_subject_running() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&TWO_PARTITIONS, &events);
+        assert_eq!(dispatch(&mut s, Exit::InterruptWindow), Decision::Idle);
+        s.start(TscCycles(0));
+        assert_eq!(dispatch(&mut s, Exit::InterruptWindow), Decision::Resume);
+        assert_eq!(
+            kernel_action(&mut s, A, KernelAction::UnmaskIrq),
+            Decision::UnmaskIrq { by: A }
+        );
+        assert_eq!(s.current(), Some(A));
+        assert_eq!(s.state(A), Some(SubjectState::Runnable));
+    }
+
+    #[test]
     fn timer_and_interrupt_exits() {
         let events = PendingTable::new();
         let mut s = scheduler(&TWO_PARTITIONS, &events);
