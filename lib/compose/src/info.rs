@@ -258,7 +258,7 @@ mod tests {
         assert_eq!(page[96 + 64 + 36], 0, "not a kernel event");
         let (_, _, _, resources) = parse_info_page(&page).unwrap();
         assert_eq!(resources, vec![sleep, plain]);
-        assert_eq!(action_code(KernelAction::UnmaskIrq), 6);
+        assert_eq!(action_code(KernelAction::UnmaskIrq), 7);
     }
 
     #[test]

@@ -37,10 +37,10 @@ pub mod cpu;
 pub mod crash;
 pub mod descriptors;
 pub mod exit;
-pub mod nmi;
-pub mod monitor;
 pub mod interrupts;
 pub mod ioapic;
+pub mod monitor;
+pub mod nmi;
 #[cfg(not(debug_assertions))]
 pub mod no_panic;
 pub mod percpu;
