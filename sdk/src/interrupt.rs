@@ -25,7 +25,7 @@
 //! interrupt gates to the SDK's entry stubs ([`crate::arch`]). Exceptions
 //! (0..=31) never reach the subject: they exit to the kernel.
 
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use septum_abi::info::ResourceKind;
 
@@ -47,8 +47,9 @@ const CODE_SELECTOR: u64 = 0x08;
 static GDT: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 /// 256 gates of 16 bytes.
 static IDT: [AtomicU64; 512] = [const { AtomicU64::new(0) }; 512];
-/// Handlers of vectors 32..=255 as `Handler` pointers (0: none).
-static HANDLERS: [AtomicUsize; 224] = [const { AtomicUsize::new(0) }; 224];
+/// Handlers of vectors 32..=255 as `Handler` pointers (null: none). Raw
+/// pointers rather than integers keep the function's provenance.
+static HANDLERS: [AtomicPtr<()>; 224] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 224];
 
 /// The two words of a 64-bit interrupt gate to `target` (present, DPL 0,
 /// type 0xe, no IST), SDM Vol. 3A 6.14.1.
@@ -87,7 +88,7 @@ pub fn register(vector: u8, handler: Handler) {
         .checked_sub(FIRST_VECTOR)
         .and_then(|i| HANDLERS.get(usize::from(i)))
     {
-        slot.store(handler as usize, Ordering::Release);
+        slot.store(handler as *mut (), Ordering::Release);
     }
 }
 
@@ -131,13 +132,14 @@ extern "C" fn septum_sdk_interrupt(vector: u64) {
         return;
     };
     let raw = slot.load(Ordering::Acquire);
-    if raw == 0 {
+    if raw.is_null() {
         return;
     }
-    // Safety: only `register` writes a non-zero slot, and it stores a
-    // `Handler` (a `fn(u8)`) cast to `usize`; function pointers and `usize`
-    // have the same size, so this turns it back into that pointer.
-    let handler = unsafe { core::mem::transmute::<usize, Handler>(raw) };
+    // Safety: only `register` writes a non-null slot, and it stores a
+    // `Handler` (a `fn(u8)`) cast to a raw pointer, which has the same size
+    // and keeps its provenance; this turns it back into that function
+    // pointer.
+    let handler = unsafe { core::mem::transmute::<*mut (), Handler>(raw) };
     handler(vector as u8);
 }
 

@@ -366,3 +366,56 @@ pub fn x87_mark(fcw: u16, significand: i64) {
         );
     }
 }
+
+/// Loads `gdt` as the subject's GDT (`lgdt`), leaving every segment
+/// register as it is. Only composes where descriptor-table exiting is off
+/// (a subject that takes interrupts, see [`crate::interrupt`]); elsewhere
+/// `lgdt` exits and is a fault of the subject.
+pub fn load_gdt(gdt: &'static [core::sync::atomic::AtomicU64]) {
+    #[repr(C, packed)]
+    struct Pointer {
+        limit: u16,
+        base: u64,
+    }
+    let pointer = Pointer {
+        limit: u16::try_from(gdt.len() * 8 - 1).unwrap_or(u16::MAX),
+        base: gdt.as_ptr() as u64,
+    };
+    // Safety: the table is `'static`; `lgdt` reads the 10-byte pointer and
+    // changes only the GDTR. The loaded segments keep their cached
+    // descriptors, so nothing the subject runs depends on the new table
+    // until it loads a selector from it.
+    unsafe {
+        core::arch::asm!("lgdt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags));
+    }
+}
+
+/// Loads GS with `selector` (`mov gs`): in 64-bit mode GS.base becomes the
+/// descriptor's 32-bit base. The SDK's code never uses GS.
+pub fn load_gs(selector: u16) {
+    // Safety: GS is not used by the SDK or by Rust code on this target; a
+    // bad selector raises #GP, which exits to the kernel (a fault).
+    unsafe {
+        core::arch::asm!("mov gs, {0:x}", in(reg) selector, options(nomem, nostack, preserves_flags));
+    }
+}
+
+/// `swapgs`: exchanges GS.base with IA32_KERNEL_GS_BASE (no exit at CPL 0).
+pub fn swapgs() {
+    // Safety: only the GS base and KERNEL_GS_BASE change; neither is used
+    // by the SDK or by Rust code on this target.
+    unsafe { core::arch::asm!("swapgs", options(nomem, nostack, preserves_flags)) }
+}
+
+/// Reads the u64 at `gs:[offset]`: at linear address GS.base + `offset`.
+/// With GS.base 0 that is `offset` itself; any other base reads elsewhere
+/// or faults (an exit, reported by the kernel).
+pub fn read_gs_u64(offset: u64) -> u64 {
+    let value: u64;
+    // Safety: a read through GS that reaches unmapped memory faults into the
+    // kernel (the subject is stopped), it never corrupts memory.
+    unsafe {
+        core::arch::asm!("mov {}, gs:[{}]", out(reg) value, in(reg) offset, options(readonly, nostack, preserves_flags));
+    }
+    value
+}

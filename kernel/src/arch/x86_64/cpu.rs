@@ -17,6 +17,22 @@ pub const IA32_FEATURE_CONTROL: u32 = 0x3a;
 pub const IA32_EFER: u32 = 0xc000_0080;
 /// IA32_PAT.
 pub const IA32_PAT: u32 = 0x277;
+/// IA32_KERNEL_GS_BASE: the value SWAPGS exchanges with GS.base.
+pub const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
+
+/// Read IA32_KERNEL_GS_BASE (present on every 64-bit processor).
+pub fn read_kernel_gs_base() -> u64 {
+    rdmsr(IA32_KERNEL_GS_BASE)
+}
+
+/// Write IA32_KERNEL_GS_BASE. Safe: the kernel never executes SWAPGS and
+/// never uses GS, so the value only matters to the subject that runs next
+/// (a non-canonical value would raise #GP; every value written comes from
+/// RDMSR of this register or is 0).
+pub fn write_kernel_gs_base(value: u64) {
+    // Safety: see above; KERNEL_GS_BASE affects nothing in root mode.
+    unsafe { wrmsr(IA32_KERNEL_GS_BASE, value) }
+}
 
 /// Write a byte to an I/O port.
 ///

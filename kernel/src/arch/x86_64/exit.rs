@@ -259,6 +259,9 @@ pub(super) struct SubjectContext {
     /// VMCS does not hold it (docs/kernel.md, "Architectural state per
     /// subject").
     pub(super) cr2: u64,
+    /// IA32_KERNEL_GS_BASE: SWAPGS exchanges it with GS.base without an
+    /// exit; GS.base is in the VMCS, this one is not.
+    pub(super) kernel_gs_base: u64,
     /// Whether the subject's VMCS has been launched.
     pub(super) launched: bool,
 }
@@ -281,6 +284,7 @@ static SUBJECTS: SubjectSlots = SubjectSlots(
             regs: GuestRegs::ZERO,
             fpu: FpuState([0; 512]),
             cr2: 0,
+            kernel_gs_base: 0,
             launched: false,
         })
     }; MAX_SUBJECTS],
@@ -745,6 +749,7 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
             context.regs = *frame;
             fxsave(&mut context.fpu);
             context.cr2 = cpu::read_cr2();
+            context.kernel_gs_base = cpu::read_kernel_gs_base();
         }
         or_stop(vmcs.load());
         cpu.loaded = Some(vmcs);
@@ -764,6 +769,11 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         // translation or protection depends on it, and root mode reads it
         // only in its exception report, which resets the machine.
         unsafe { cpu::write_cr2(context.cr2) };
+        // SWAPGS (allowed at CPL 0, no exit) exchanges GS.base with
+        // KERNEL_GS_BASE: a subject that can set GS.base (its own GDT, a VM)
+        // would otherwise hand its value to the next subject, and any
+        // subject could overwrite a VM's.
+        cpu::write_kernel_gs_base(context.kernel_gs_base);
         crate::monitor::on_enter(subject, frame);
     }
     super::restart::restart_if_requested(number, vmcs, context, frame);

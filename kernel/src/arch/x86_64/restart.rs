@@ -73,6 +73,8 @@ pub(super) fn restart_if_requested(
     // Safety: CR2 only reports the last page-fault address; no translation
     // or protection depends on it (see `exit::switch_to`).
     unsafe { cpu::write_cr2(0) };
+    context.kernel_gs_base = 0;
+    cpu::write_kernel_gs_base(0);
     context.launched = false;
     let took = cpu::rdtsc().get().wrapping_sub(began.get());
     kprintln!(
