@@ -12,8 +12,8 @@ use septum_abi::units::{DmaAddr, PhysAddr, VirtAddr};
 
 use super::{Ctx, El, hardware};
 use crate::model::*;
-use crate::source::Span;
 use crate::parse_rules as ids;
+use crate::source::Span;
 
 const CACHING: &[(&str, Caching)] = &[
     ("UC", Caching::Uc),
