@@ -22,6 +22,9 @@
 //! marks that vector pending too ([`on_hypercall`], before the hypercall
 //! is dispatched); the target gets it at its next entry like a device's.
 //!
+//! A VT-d unit's fault event (vector 253, to the boot CPU; `vtd`) is no
+//! subject's: [`acknowledge`] has the faults reported and ends it.
+//!
 //! The local APIC runs in x2APIC mode (MSRs): the kernel maps no xAPIC
 //! page. A system with routes on a processor without x2APIC is refused at
 //! boot (the xAPIC fallback is not built).
@@ -30,11 +33,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use septum_abi::SubjectId;
 use septum_kerncore::irq::{Acknowledge, Injection, PendingVectors, Vector, event_target};
+use septum_kerncore::vtd;
 
 use super::percpu::CpuCore;
 use super::vmx::{field, vmread, vmwrite};
 use super::{apic, cpu, ioapic};
-use crate::system::{INTERRUPTS, SPEC};
+use crate::system::{INTERRUPTS, SPEC, VTD};
 
 /// Vectors pending for each subject (set on the owner's CPU or, for
 /// events, on any CPU).
@@ -88,11 +92,14 @@ impl core::fmt::Display for InterruptError {
 }
 
 /// Prepare this CPU's local APIC for device interrupts (x2APIC mode,
-/// software-enabled, priority 0) if the system routes any; on the boot CPU
-/// also program the I/O APIC. Every plan CPU calls it once at boot, with
+/// software-enabled, priority 0) if the system routes any, and the boot
+/// CPU's also if the system has an IOMMU (its fault events, then
+/// unmasked); on the boot CPU also program the I/O APIC if there are
+/// routes. Every plan CPU calls it once at boot, with
 /// interrupts off in root mode.
 pub fn init_cpu(boot: bool) -> Result<(), InterruptError> {
-    if INTERRUPTS.routes.is_empty() {
+    let fault_events = boot && !VTD.iommus.is_empty();
+    if INTERRUPTS.routes.is_empty() && !fault_events {
         return Ok(());
     }
     if !apic::has_x2apic() {
@@ -109,8 +116,11 @@ pub fn init_cpu(boot: bool) -> Result<(), InterruptError> {
         cpu::wrmsr(X2APIC_TPR, 0);
         cpu::wrmsr(X2APIC_SVR, SVR_ENABLED);
     }
-    if boot {
+    if boot && !INTERRUPTS.routes.is_empty() {
         ioapic::init().map_err(InterruptError::IoApic)?;
+    }
+    if fault_events {
+        super::vtd::unmask_fault_events();
     }
     Ok(())
 }
@@ -126,7 +136,9 @@ pub fn acknowledge() {
         return;
     }
     let vector = info as u8;
-    if let Acknowledge::Routed { mask, .. } =
+    if vtd::is_fault_event(vector) {
+        super::vtd::report_faults();
+    } else if let Acknowledge::Routed { mask, .. } =
         INTERRUPTS.on_device_interrupt(&PENDING, Vector(vector))
     {
         ACKNOWLEDGED.fetch_add(1, Ordering::Relaxed);
