@@ -15,6 +15,13 @@
 //!   that was not trapped is not touched, so the page is read once per
 //!   trap, never on the ordinary switch path.
 //!
+//! - [`untrap`] (a restart, `arch::x86_64::restart`): a restarted subject
+//!   starts from its spec's registers, never from a page its monitor left;
+//!   its mark is cleared whatever the order of the calls on the entry path.
+//!   The page itself is the monitor's memory and keeps the last trap (its
+//!   `traps` count goes on), and the subject still runs only when a member
+//!   of its group switches to it (docs/kernel.md, "Monitors and restarts").
+//!
 //! The trapped marks are one flag per subject. Only the subject's own CPU
 //! touches its flag (a monitored subject and its monitor share a
 //! scheduling group, so a CPU), so relaxed atomics suffice; atomics only
@@ -71,5 +78,13 @@ pub fn on_enter(subject: SubjectId, frame: &mut GuestRegs) {
         .is_some_and(|flag| flag.swap(false, Ordering::Relaxed));
     if trapped && let Some(state) = page::read_page(subject) {
         page::load(frame, &state);
+    }
+}
+
+/// `subject` is being restarted: it is no longer trapped, so no later
+/// entry loads its state page.
+pub fn untrap(subject: SubjectId) {
+    if let Some(flag) = TRAPPED.get(subject.index()) {
+        flag.store(false, Ordering::Relaxed);
     }
 }

@@ -571,7 +571,7 @@ fn monitor_input(s: &model::Subject) -> Option<MonitorInput> {
         .exits
         .value
         .iter()
-        .filter_map(|name| exit_reasons(name))
+        .filter_map(|name| exit_reasons(name.as_str()))
         .flatten()
         .fold(ExitSet::default(), |set, &reason| set.with(reason));
     Some(MonitorInput {

@@ -22,13 +22,19 @@
 //! subject shows its restart limit and fallback and every region its
 //! restart re-initialises (zero-filled, or copied from its pristine copy,
 //! see [`crate::pristine`]).
+//!
+//! A monitored subject (`onFault="monitor"`) shows its monitor, the
+//! monitor's target event each trap marks pending (with the policy's event
+//! name), its state page (region and address) and the exits its monitor
+//! chose, by the policy's names (`septum_kerncore::monitor::EXIT_NAMES`).
 
 use std::fmt::Write;
 
 use serde_json::{Value, json};
 
 use septum_kerncore::lifecycle::{RestartRegion, RestartSource};
-use septum_kerncore::spec::{FaultAction, SourceEvent};
+use septum_kerncore::monitor::EXIT_NAMES;
+use septum_kerncore::spec::{ExitSet, FaultAction, MonitorSpec, SourceEvent};
 
 use crate::events::{fallback_name, on_fault_name};
 use crate::system::{Composition, DeviceOwner, MappingKind, SubjectOut};
@@ -107,6 +113,56 @@ fn restart_json(c: &Composition, s: &SubjectOut, id: usize) -> Value {
         "limit": limit,
         "then": then,
         "regions": regions,
+    })
+}
+
+/// The policy names of the exits in `exits`: every name all of whose exit
+/// reasons the set holds, in [`EXIT_NAMES`] order.
+fn exit_names(exits: ExitSet) -> Vec<&'static str> {
+    EXIT_NAMES
+        .iter()
+        .filter(|(_, reasons)| reasons.iter().all(|&r| exits.contains(r)))
+        .map(|&(name, _)| name)
+        .collect()
+}
+
+/// What the report says of a monitored subject's monitor: its name, the
+/// policy event whose `switch` hands a trap over, and the
+/// name of the region holding its state page (`-` if none).
+struct MonitorWords<'a> {
+    monitor: &'a str,
+    event: &'a str,
+    state: &'a str,
+}
+
+fn monitor_words<'a>(c: &'a Composition, s: &'a SubjectOut, m: &MonitorSpec) -> MonitorWords<'a> {
+    let event = s.monitor_event.as_deref().unwrap_or("-");
+    let state = c
+        .regions
+        .iter()
+        .find(|r| r.start == m.state)
+        .map_or("-", |r| r.name.as_str());
+    MonitorWords {
+        monitor: c.subject(m.monitor).name.as_str(),
+        event,
+        state,
+    }
+}
+
+/// A monitored subject's monitor as JSON (`null` when it has none).
+fn monitor_json(c: &Composition, s: &SubjectOut) -> Value {
+    let FaultAction::Monitor(m) = s.fault_action else {
+        return Value::Null;
+    };
+    let words = monitor_words(c, s, &m);
+    json!({
+        "monitor": words.monitor,
+        "monitor_id": m.monitor.index(),
+        "event": words.event,
+        "target_event": m.event,
+        "state": words.state,
+        "state_start": hex(m.state.get()),
+        "exits": exit_names(m.exits),
     })
 }
 
@@ -264,6 +320,7 @@ pub fn json_report(c: &Composition) -> Value {
                 "on_fault": on_fault_name(s.fault_action),
                 "on_fault_default": s.default_fault_action,
                 "restart": restart_json(c, s, id),
+                "monitor": monitor_json(c, s),
                 "entry": hex(s.guest.rip.get()),
                 "cr3": hex(s.guest.cr3.get()),
                 "eptp": hex(s.eptp),
@@ -448,6 +505,20 @@ pub fn text_report(c: &Composition) -> String {
             s.eptp,
             fault_text(s)
         );
+        if let FaultAction::Monitor(m) = s.fault_action {
+            let words = monitor_words(c, s, &m);
+            let _ = writeln!(
+                o,
+                "    monitor {} (event {}, its target event {}), state page {} at {:#018x}, \
+                 exits {}",
+                words.monitor,
+                words.event,
+                m.event,
+                words.state,
+                m.state.get(),
+                exit_names(m.exits).join(" ")
+            );
+        }
         let _ = writeln!(
             o,
             "    {:<18} {:<18} {:<18} {:>10} rights caching kind            name",

@@ -349,6 +349,11 @@ pub fn compose_subject(
         guest: vmx_state.guest,
         default_fault_action: s.default_fault_action,
         fault_action: crate::monitor::fault_action(input, ctx.placed, placer, ctx.targets, s)?,
+        monitor_event: s
+            .monitor
+            .as_ref()
+            .and_then(|m| input.events.get(m.event))
+            .map(|e| e.name.clone()),
         minor_frame_deadline: s.minor_frame_deadline,
         mappings,
         source_events,

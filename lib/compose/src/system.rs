@@ -239,6 +239,9 @@ pub struct SubjectOut {
     pub guest: GuestState,
     /// What the kernel does on an unrouted exit.
     pub fault_action: FaultAction,
+    /// For a monitored subject, the policy name of the `switch` event
+    /// that hands its traps to its monitor (for the report).
+    pub monitor_event: Option<String>,
     /// Whether `fault_action` is the default because the policy gave none
     /// (the report states it and warns).
     pub default_fault_action: bool,

@@ -11,7 +11,7 @@ use septum_abi::SubjectId;
 use septum_compose::elf::build;
 use septum_compose::paging::{Format, ia32e, leaves, small_pages};
 use septum_compose::system::Composition;
-use septum_compose::{compose_policy, monitor};
+use septum_compose::{compose_policy, monitor, report};
 use septum_kerncore::spec::{FaultAction, MonitorSpec};
 use septum_policy::MemoryFiles;
 
@@ -119,5 +119,39 @@ fn the_kernel_maps_the_state_page_read_write_no_execute() {
         small_pages(&leaves(Format::Ia32e, &bytes, c.kernel_pml4.get()))
             .iter()
             .all(|(va, _)| *va != notice.start.get())
+    );
+}
+
+#[test]
+fn the_report_shows_the_monitor_event_state_page_and_exits() {
+    let c = compose(None);
+    let page = c.regions.iter().find(|r| r.name == "target_state").unwrap();
+    let text = report::text_report(&c);
+    let line = format!(
+        "    monitor iso_monitor (event target_trap, its target event 0), state page \
+         target_state at {:#018x}, exits exception rdtsc vmx cr io rdmsr wrmsr",
+        page.start.get()
+    );
+    let target = text.find("  iso_target (id ").unwrap();
+    let after_header = text[target..].lines().nth(1).unwrap();
+    assert_eq!(after_header, line.as_str(), "{text}");
+    assert_eq!(text.matches("    monitor ").count(), 1, "{text}");
+
+    let json = report::json_report(&c);
+    let subjects = json["subjects"].as_array().unwrap();
+    let of = |name: &str| subjects.iter().find(|s| s["name"] == name).unwrap();
+    assert_eq!(of("iso_monitor")["monitor"], serde_json::Value::Null);
+    let (monitor, _) = spec_of(&c, "iso_monitor");
+    assert_eq!(
+        of("iso_target")["monitor"],
+        serde_json::json!({
+            "monitor": "iso_monitor",
+            "monitor_id": monitor,
+            "event": "target_trap",
+            "target_event": 0,
+            "state": "target_state",
+            "state_start": format!("{:#x}", page.start.get()),
+            "exits": ["exception", "rdtsc", "vmx", "cr", "io", "rdmsr", "wrmsr"],
+        })
     );
 }

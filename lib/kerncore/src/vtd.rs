@@ -20,7 +20,12 @@
 //!   software must preserve the enable bits when it sets another);
 //! - [`root_table_address`], [`irta_value`], the invalidation commands;
 //! - [`Fault::decode`]: a primary fault record as a report line naming the
-//!   device (bus:dev.fn), the address and the reason.
+//!   device (bus:dev.fn), the address and the reason;
+//! - [`fault_event_address`] and [`is_fault_event`]: a unit signals a new
+//!   fault with an interrupt at [`FAULT_EVENT_VECTOR`] to the boot CPU (not
+//!   remapped: the VT-d spec exempts the unit's own interrupts), which
+//!   arrives while a subject runs as an external-interrupt exit; the exit
+//!   path recognises the vector and reports the records.
 //!
 //! Register offsets and bits are from the Intel VT-d specification
 //! (rev. 4.1), chapter 10.
@@ -64,8 +69,32 @@ pub const IOTLB_BUSY: u64 = 1 << 63;
 pub const FSTS_PPF: u32 = 1 << 1;
 /// FSTS: the write-1-to-clear status bits (PFO, AFO, APF, IQE, ICE, ITE).
 pub const FSTS_CLEAR: u32 = 0x7d;
-/// FECTL.IM: fault events masked (the kernel polls the fault records).
+/// FECTL.IM: fault events masked (set while the unit is programmed;
+/// cleared once the boot CPU's local APIC can take the event).
 pub const FECTL_MASK: u32 = 1 << 31;
+/// Fault event data register (FEDATA_REG, 32 bits): the vector.
+pub const FEDATA: u16 = 0x3c;
+/// Fault event address register (FEADDR_REG, 32 bits).
+pub const FEADDR: u16 = 0x40;
+/// Fault event upper address register (FEUADDR_REG, 32 bits).
+pub const FEUADDR: u16 = 0x44;
+/// The host vector of the fault event: above every device line's vector
+/// (32 + line, at most 252: `irq::host_vector`) and below the spurious
+/// vector 0xff.
+pub const FAULT_EVENT_VECTOR: u8 = 253;
+
+/// FEADDR and FEUADDR for a fault event to the local APIC `apic_id`
+/// (physical destination, fixed delivery; VT-d spec 10.4.12-10.4.13): the
+/// low 8 bits of the id in FEADDR bits 19:12, the upper 24 bits (x2APIC
+/// ids above 255) in FEUADDR bits 31:8.
+pub const fn fault_event_address(apic_id: u32) -> (u32, u32) {
+    (0xfee0_0000 | (apic_id & 0xff) << 12, apic_id & !0xff)
+}
+
+/// Whether an external interrupt at `vector` is a VT-d fault event.
+pub const fn is_fault_event(vector: u8) -> bool {
+    vector == FAULT_EVENT_VECTOR
+}
 
 /// The bits of GSTS that mirror persistent enables in GCMD (TE, IRE, QIE,
 /// WBF excluded, CFI): VT-d spec 10.4.4 "software must read GSTS, keep
@@ -478,6 +507,20 @@ mod tests {
     use std::format;
 
     use super::*;
+
+    #[test]
+    fn fault_events_go_to_the_boot_cpu_at_their_own_vector() {
+        assert_eq!(fault_event_address(0), (0xfee0_0000, 0));
+        assert_eq!(fault_event_address(3), (0xfee0_3000, 0));
+        assert_eq!(fault_event_address(0x1_0205), (0xfee0_5000, 0x1_0200));
+        assert!(is_fault_event(FAULT_EVENT_VECTOR));
+        assert!(!is_fault_event(0xff) && !is_fault_event(32 + 48));
+        // No device line's host vector (32 + line) is the fault event's.
+        assert_eq!(
+            crate::irq::line_of(crate::irq::Vector(FAULT_EVENT_VECTOR)),
+            None
+        );
+    }
 
     const QEMU: IommuSpec = IommuSpec {
         registers: PhysAddr(0xfed9_0000),

@@ -681,8 +681,10 @@ pub struct Monitor {
     /// (mapped by the monitor only).
     pub state: Ref<RegionIdx>,
     /// The chosen exits, by name (`septum_kerncore::monitor::EXIT_NAMES`),
-    /// with the span of the `exits` attribute.
-    pub exits: Spanned<Vec<String>>,
+    /// each with the span of its word (the whole attribute value if the
+    /// value holds an XML entity reference, whose decoded text no longer
+    /// lines up with the source), with the span of the `exits` attribute.
+    pub exits: Spanned<Vec<Spanned<String>>>,
 }
 
 impl Subject {

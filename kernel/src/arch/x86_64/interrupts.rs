@@ -22,12 +22,17 @@
 //! marks that vector pending too ([`on_hypercall`], before the hypercall
 //! is dispatched); the target gets it at its next entry like a device's.
 //!
+//! A VT-d unit's fault event (vector 253, to the boot CPU; `vtd`) is no
+//! subject's: [`acknowledge`] has the faults reported and ends it.
+//!
 //! The local APIC runs in x2APIC mode (MSRs) where the processor has one.
 //! Without x2APIC (one CPU only: application processors are started
 //! through the x2APIC) it runs in xAPIC mode through its register page at
 //! the architectural address (`irq::XAPIC_BASE`), which the composer maps
 //! uncached in the kernel's tables whenever a line is routed; a local APIC
-//! the firmware moved elsewhere is refused at boot.
+//! the firmware moved elsewhere is refused at boot, and so is an IOMMU
+//! without lines routed on a processor without x2APIC (no xAPIC page is
+//! mapped then).
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -35,11 +40,12 @@ use septum_abi::SubjectId;
 use septum_kerncore::irq::{
     Acknowledge, Injection, PendingVectors, Vector, XAPIC_BASE, event_target,
 };
+use septum_kerncore::vtd;
 
 use super::percpu::CpuCore;
 use super::vmx::{field, vmread, vmwrite};
 use super::{apic, cpu, ioapic};
-use crate::system::{INTERRUPTS, SPEC};
+use crate::system::{INTERRUPTS, SPEC, VTD};
 
 /// Vectors pending for each subject (set on the owner's CPU or, for
 /// events, on any CPU).
@@ -116,11 +122,14 @@ impl core::fmt::Display for InterruptError {
 
 /// Prepare this CPU's local APIC for device interrupts (x2APIC mode, or
 /// xAPIC mode on a one-CPU system without x2APIC; software-enabled,
-/// priority 0) if the system routes any; on the boot CPU also program the
-/// I/O APIC. Every plan CPU calls it once at boot, with
+/// priority 0) if the system routes any, and the boot CPU's also if the
+/// system has an IOMMU (its fault events, then unmasked); on the boot CPU
+/// also program the I/O APIC if there are routes. Every plan CPU calls it
+/// once at boot, with
 /// interrupts off in root mode.
 pub fn init_cpu(boot: bool) -> Result<(), InterruptError> {
-    if INTERRUPTS.routes.is_empty() {
+    let fault_events = boot && !VTD.iommus.is_empty();
+    if INTERRUPTS.routes.is_empty() && !fault_events {
         return Ok(());
     }
     if (cpu::rdmsr(IA32_VMX_PROCBASED_CTLS) >> 32) & INTERRUPT_WINDOW_EXITING == 0 {
@@ -136,7 +145,7 @@ pub fn init_cpu(boot: bool) -> Result<(), InterruptError> {
             cpu::wrmsr(X2APIC_SVR, SVR_ENABLED);
         }
     } else {
-        if !boot {
+        if !boot || INTERRUPTS.routes.is_empty() {
             return Err(InterruptError::NoX2apic);
         }
         let base = cpu::rdmsr(IA32_APIC_BASE);
@@ -152,8 +161,11 @@ pub fn init_cpu(boot: bool) -> Result<(), InterruptError> {
         xapic_write(XAPIC_TPR, 0);
         xapic_write(XAPIC_SVR, SVR_ENABLED as u32);
     }
-    if boot {
+    if boot && !INTERRUPTS.routes.is_empty() {
         ioapic::init().map_err(InterruptError::IoApic)?;
+    }
+    if fault_events {
+        super::vtd::unmask_fault_events();
     }
     Ok(())
 }
@@ -169,7 +181,9 @@ pub fn acknowledge() {
         return;
     }
     let vector = info as u8;
-    if let Acknowledge::Routed { mask, .. } =
+    if vtd::is_fault_event(vector) {
+        super::vtd::report_faults();
+    } else if let Acknowledge::Routed { mask, .. } =
         INTERRUPTS.on_device_interrupt(&PENDING, Vector(vector))
     {
         ACKNOWLEDGED.fetch_add(1, Ordering::Relaxed);

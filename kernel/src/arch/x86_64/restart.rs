@@ -2,6 +2,10 @@
 //! its memory from its restart image, its VMCS from the spec, and the
 //! state the kernel keeps for it (registers, FPU, CR2) as at boot.
 //!
+//! A monitored subject that was trapped comes back untrapped
+//! (`crate::monitor::untrap`): its registers are the spec's, not those its
+//! monitor left in the state page.
+//!
 //! Runs on the subject's own CPU, when the CPU is about to enter the
 //! subject and a restart was requested ([`restart_if_requested`], called
 //! from `exit::switch_to` with the subject's VMCS current): in the
@@ -43,6 +47,7 @@ pub(super) fn restart_if_requested(
     if !crate::lifecycle::REQUESTS.take(id) {
         return;
     }
+    crate::monitor::untrap(id);
     let began = cpu::rdtsc();
     if let Some(image) = image_of(RESTART_IMAGES, id) {
         for region in image.regions {

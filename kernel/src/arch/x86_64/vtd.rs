@@ -6,7 +6,7 @@
 //! table and turns on interrupt remapping and DMA remapping, in the order
 //! the VT-d specification gives (rev. 4.1, 10.4.4-10.4.9; decisions and
 //! values in `septum_kerncore::vtd`): check the unit's capabilities; clear
-//! stale faults and mask fault events (the kernel polls the records); set
+//! stale faults, mask fault events and point them at the boot CPU; set
 //! the root table pointer; invalidate the context cache and the IOTLB
 //! globally; set the interrupt remapping table pointer; enable interrupt
 //! remapping (compatibility-format interrupts stay blocked: GCMD.CFI is
@@ -19,6 +19,13 @@
 //!
 //! [`report_faults`] prints every primary fault record with the device
 //! (bus:dev.fn and its name from the spec) and the address, and clears it.
+//! Faults while subjects run: once the boot CPU's local APIC is in x2APIC
+//! mode (`interrupts::init_cpu`), [`unmask_fault_events`] lets every unit
+//! signal a new fault at vector 253 (`vtd::FAULT_EVENT_VECTOR`); it arrives
+//! as an external-interrupt exit of whatever subject runs on the boot CPU,
+//! and `interrupts::acknowledge` calls [`report_faults`] before the
+//! end-of-interrupt. The cost falls on that subject's frame (one exit and
+//! a few uncached register reads per fault), as for any interrupt.
 //!
 //! The register pages are identity-mapped uncached in the kernel's page
 //! tables by the composer; every access below stays inside the page.
@@ -26,12 +33,13 @@
 use core::fmt;
 
 use septum_kerncore::vtd::{
-    self, CCMD, CCMD_BUSY, CCMD_GLOBAL_INVALIDATE, Command, FAULT_RECORD_CLEAR, FECTL, FECTL_MASK,
-    FSTS, FSTS_CLEAR, FSTS_PPF, Fault, FaultReport, GCMD, GSTS, IOTLB_BUSY,
-    IOTLB_GLOBAL_INVALIDATE, IRTA, IommuSpec, RTADDR, UnitError,
+    self, CCMD, CCMD_BUSY, CCMD_GLOBAL_INVALIDATE, Command, FAULT_EVENT_VECTOR, FAULT_RECORD_CLEAR,
+    FEADDR, FECTL, FECTL_MASK, FEDATA, FEUADDR, FSTS, FSTS_CLEAR, FSTS_PPF, Fault, FaultReport,
+    GCMD, GSTS, IOTLB_BUSY, IOTLB_GLOBAL_INVALIDATE, IRTA, IommuSpec, RTADDR, UnitError,
 };
 
 use super::cpu;
+use super::percpu::CpuNumber;
 use crate::system::VTD;
 
 /// Polls before a unit counts as not answering (each poll is one uncached
@@ -158,6 +166,10 @@ fn enable_unit(spec: &IommuSpec) -> Result<(), VtdError> {
     vtd::check_unit(spec, unit.read64(vtd::CAP), unit.read64(vtd::ECAP)).map_err(VtdError::Unit)?;
     unit.write32(FECTL, FECTL_MASK);
     clear_faults(&unit, spec);
+    let (address, upper) = vtd::fault_event_address(super::smp::apic_id(CpuNumber::BOOT));
+    unit.write32(FEDATA, u32::from(FAULT_EVENT_VECTOR));
+    unit.write32(FEADDR, address);
+    unit.write32(FEUADDR, upper);
 
     unit.write64(RTADDR, vtd::root_table_address(VTD.root_table));
     unit.command(Command::SetRootTable)?;
@@ -206,14 +218,20 @@ fn clear_faults(unit: &Unit, spec: &IommuSpec) -> usize {
     found
 }
 
+/// Let every unit signal new faults (at [`FAULT_EVENT_VECTOR`], to the
+/// boot CPU, as [`enable`] programmed). Call on the boot CPU once its local
+/// APIC is software-enabled in x2APIC mode, so that the exit path's
+/// end-of-interrupt (an x2APIC MSR) is valid.
+pub fn unmask_fault_events() {
+    for spec in VTD.iommus {
+        Unit::new(spec).write32(FECTL, 0);
+    }
+}
+
 /// Prints and clears every recorded fault of every unit; returns how many
 /// there were. A normal boot reports what firmware left (in [`enable`]);
-/// reporting faults while subjects run needs the fault event (vector 253)
-/// on the exit path, which is not wired yet: the probe calls this.
-#[cfg_attr(
-    not(feature = "vtd-probe"),
-    allow(dead_code, reason = "the probe calls it")
-)]
+/// while subjects run, the fault event's exit calls this
+/// (`interrupts::acknowledge`); the probe calls it directly.
 pub fn report_faults() -> usize {
     VTD.iommus
         .iter()

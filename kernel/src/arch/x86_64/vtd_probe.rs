@@ -11,8 +11,11 @@
 //!    window's second page succeeds (the bytes arrive);
 //! 2. a DMA to an address outside the domain (the physical address of a
 //!    kernel buffer, which it would hit without an IOMMU) is blocked,
-//!    reported as a fault naming the device and the address, and the
-//!    buffer is unchanged;
+//!    signalled by the unit's fault event at vector 253 (pending in the
+//!    local APIC's IRR: the probe runs with interrupts off and no VMX, so
+//!    the external-interrupt exit that acknowledges it in a normal boot
+//!    cannot happen here), reported as a fault naming the device and the
+//!    address, and the buffer is unchanged;
 //! 3. an MSI through the remapping entry the policy gives the device
 //!    reaches the local APIC (its vector is pending in the IRR); an MSI
 //!    through an entry the table does not have does not. A
@@ -29,7 +32,7 @@
 //! prints one `vtd probe:` line; the last says `passed` or `FAILED`, and
 //! the probe ends QEMU through the isa-debug-exit port.
 
-use septum_kerncore::vtd::SourceId;
+use septum_kerncore::vtd::{FAULT_EVENT_VECTOR, SourceId};
 
 use super::{cpu, vtd};
 use crate::kprintln;
@@ -301,14 +304,35 @@ fn checks() -> bool {
     );
     ok &= inside;
 
+    // Software-enable the local APIC (spurious vector 0xff); interrupts
+    // stay disabled, so a delivered vector waits in the IRR. Then let the
+    // unit signal faults, as the kernel does once the boot CPU's APIC is
+    // ready (`interrupts::init_cpu`).
+    let apic = cpu::rdmsr(0x1b) & 0xf_ffff_f000;
+    mmio_write32(apic.wrapping_add(0xf0), 0x1ff);
+    vtd::unmask_fault_events();
+
     // 2. Outside: the sentinel's physical address is not in the domain.
+    // The fault is signalled at the fault event's vector (what the exit
+    // path acknowledges and hands to `vtd::report_faults`).
+    let event = u32::from(FAULT_EVENT_VECTOR);
+    let quiet_before = !pending(apic, event);
     let sentinel = (&raw const SENTINEL) as u64;
     let completed = dma(bar, EDU_BUFFER, sentinel, true);
     let mut after = [0u8; DMA_BYTES];
     ram_read(sentinel, &mut after);
     let unchanged = after.iter().all(|&b| b == 0x5a);
+    let signalled = quiet_before && pending(apic, event);
+    kprintln!(
+        "vtd probe: fault event at vector {event}: {}",
+        if signalled {
+            "delivered"
+        } else {
+            "NOT delivered"
+        }
+    );
     let faults = vtd::report_faults();
-    let outside = completed && unchanged && faults > 0;
+    let outside = completed && unchanged && faults > 0 && signalled;
     kprintln!(
         "vtd probe: DMA outside the domain (to {sentinel:#x}): {}, {faults} fault(s) reported, memory {}",
         if faults > 0 { "blocked" } else { "NOT blocked" },
@@ -334,10 +358,6 @@ fn checks() -> bool {
         kprintln!("vtd probe: edu has no MSI capability");
         return false;
     };
-    let apic = cpu::rdmsr(0x1b) & 0xf_ffff_f000;
-    // Software-enable the local APIC (spurious vector 0xff); interrupts
-    // stay disabled, so a delivered vector waits in the IRR.
-    mmio_write32(apic.wrapping_add(0xf0), 0x1ff);
     let allowed_vector = VECTOR_BASE + ALLOWED_INDEX;
     let absent_vector = VECTOR_BASE + ABSENT_INDEX;
     raise_msi(source, msi, bar, remappable(ALLOWED_INDEX), 0);

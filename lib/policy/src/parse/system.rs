@@ -13,6 +13,7 @@ use septum_abi::units::{DmaAddr, PhysAddr, VirtAddr};
 use super::{Ctx, El, hardware};
 use crate::model::*;
 use crate::parse_rules as ids;
+use crate::source::Span;
 
 const CACHING: &[(&str, Caching)] = &[
     ("UC", Caching::Uc),
@@ -494,11 +495,29 @@ fn monitor(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Monitor {
         span: el.span(),
         event: unresolved(ctx.string(el, "event")),
         state: unresolved(ctx.string(el, "state")),
-        exits: Spanned::new(
-            exits.value.split_whitespace().map(str::to_owned).collect(),
-            exits.span,
-        ),
+        exits: Spanned::new(words(&exits), exits.span),
     }
+}
+
+/// The whitespace-separated words of an attribute value, each with its own
+/// span when the decoded value is as long as its source text (no entity
+/// reference), so a diagnostic can point at the one word; otherwise each
+/// word gets the whole value's span.
+fn words(value: &Spanned<String>) -> Vec<Spanned<String>> {
+    let text = value.value.as_str();
+    let literal = value.span.range().len() == text.len();
+    let base = value.span.range().start;
+    text.split_whitespace()
+        .map(|word| {
+            let span = if literal {
+                let offset = word.as_ptr() as usize - text.as_ptr() as usize;
+                Span::new(value.span.file, base + offset..base + offset + word.len())
+            } else {
+                value.span
+            };
+            Spanned::new(word.to_owned(), span)
+        })
+        .collect()
 }
 
 /// `<map>`.
@@ -917,5 +936,29 @@ fn domain_map(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> DomainMap {
         virtual_address: Spanned::new(DmaAddr(address.value), address.span),
         writable: ctx.boolean_or(el, "writable", false),
         executable: ctx.boolean_or(el, "executable", false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::FileId;
+
+    #[test]
+    fn words_get_their_own_spans_unless_an_entity_shifts_them() {
+        let file = FileId(0);
+        let literal = Spanned::new(" io  vmcall".to_owned(), Span::new(file, 100..111));
+        let spans: Vec<_> = words(&literal)
+            .into_iter()
+            .map(|w| (w.value, w.span.range()))
+            .collect();
+        assert_eq!(
+            spans,
+            [("io".to_owned(), 101..103), ("vmcall".to_owned(), 105..111)]
+        );
+        // `io&#32;cpuid` in the source decodes to "io cpuid": 11 bytes of
+        // source, 8 of value; every word gets the attribute's span.
+        let decoded = Spanned::new("io cpuid".to_owned(), Span::new(file, 50..61));
+        assert!(words(&decoded).iter().all(|w| w.span.range() == (50..61)));
     }
 }

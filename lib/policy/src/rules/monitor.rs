@@ -202,11 +202,11 @@ rule! {
                     .help(format!("name exits in exits=\"...\", from: {}", known()));
             }
             for name in &monitor.exits.value {
-                if exit_reasons(name).is_none() {
+                if exit_reasons(name.as_str()).is_none() {
                     out.error(
                         EXITS.id,
-                        monitor.exits.span,
-                        format!("unknown exit \"{name}\""),
+                        name.span,
+                        format!("unknown exit \"{}\"", name.as_str()),
                     )
                     .help(format!("known exits: {}", known()));
                 }
