@@ -187,6 +187,13 @@ pub fn system_input(
             .map(|d| DeviceInput {
                 name: d.name.value.clone(),
                 io_ports: d.io_ports.iter().map(port_range).collect(),
+                pci: d.pci.as_ref().map(|p| {
+                    septum_kerncore::vtd::SourceId::new(
+                        p.bus.value,
+                        p.device.value,
+                        p.function.value,
+                    )
+                }),
             })
             .collect(),
         ioapic: hw.devices.iter().find_map(ioapic),
