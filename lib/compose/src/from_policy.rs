@@ -470,7 +470,7 @@ fn subject_input(
                 })
             })
             .collect();
-        let memory = d
+        let mut memory: Vec<DeviceMemoryGrantInput> = d
             .memory
             .iter()
             .filter_map(|g| {
@@ -487,6 +487,13 @@ fn subject_input(
                 })
             })
             .collect();
+        if s.profile.value == model::Profile::Native {
+            memory.extend(crate::pcicfg::config_page(
+                &d.logical.value,
+                policy.hardware.pci_config_address.as_ref().map(|a| a.value),
+                device.pci.as_ref(),
+            ));
+        }
         devices.push(DeviceGrantInput {
             logical: d.logical.value.clone(),
             device: idx.index(),
