@@ -13,6 +13,10 @@
 //! - whether a write to its interrupt line register (0x3c, a plain
 //!   read-write register) reached the device (then restores it);
 //!
+//! - its device's ECAM configuration page as its info page lists it
+//!   (`ide|config`: one page, read-only; Bochs has no ECAM behind it, so it
+//!   is not read);
+//!
 //! then yields a few frames and powers off.
 //!
 //! As any other subject (`pci_rogue`, owner of the PIIX3 ISA bridge
@@ -97,6 +101,23 @@ fn main(info: Info<'static>) -> ! {
             "WRITE LOST"
         }
     );
+    match info.device_memory("ide|config") {
+        Some(page) => {
+            let _ = writeln!(
+                uart,
+                "pci_driver: config page \"ide|config\": {} bytes, {}",
+                page.len(),
+                if page.is_writable() {
+                    "WRITABLE"
+                } else {
+                    "read-only"
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(uart, "pci_driver: no config page");
+        }
+    }
     for _ in 0..FRAMES {
         let _ = kernel.yield_now();
     }
