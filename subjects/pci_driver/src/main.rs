@@ -17,6 +17,10 @@
 //!   (`ide|config`: one page, read-only; Bochs has no ECAM behind it, so it
 //!   is not read);
 //!
+//! - the mean cost of one configuration read (`read`: two emulated port
+//!   accesses) over [`READS`] reads, in TSC ticks (in Bochs one tick is
+//!   one instruction);
+//!
 //! then yields a few frames and powers off.
 //!
 //! As any other subject (`pci_rogue`, owner of the PIIX3 ISA bridge
@@ -31,7 +35,7 @@ use core::fmt::Write;
 use septum_sdk::needs::Need;
 use septum_sdk::pci::ConfigSpace;
 use septum_sdk::uart::Uart;
-use septum_sdk::{Info, KernelActionCode};
+use septum_sdk::{Info, KernelActionCode, rdtsc};
 
 septum_sdk::entry!(main);
 
@@ -47,6 +51,8 @@ const ISA: ConfigSpace = ConfigSpace::new(0, 1, 0);
 const BAR4: u8 = 0x20;
 /// Interrupt line (byte 0) of dword 0x3c.
 const INTERRUPT_LINE: u8 = 0x3c;
+/// Reads timed for the cost line.
+const READS: u64 = 64;
 /// Frames to yield before powering off (the rogue runs in between).
 const FRAMES: u32 = 20;
 
@@ -118,6 +124,12 @@ fn main(info: Info<'static>) -> ! {
             let _ = writeln!(uart, "pci_driver: no config page");
         }
     }
+    let start = rdtsc();
+    for _ in 0..READS {
+        let _ = IDE.id();
+    }
+    let ticks = rdtsc().wrapping_sub(start) / READS;
+    let _ = writeln!(uart, "pci_driver: config read {ticks} ticks");
     for _ in 0..FRAMES {
         let _ = kernel.yield_now();
     }
