@@ -10,7 +10,7 @@
 //! and names a device the subject owns, and then with an address the kernel
 //! builds from the owned device's bus/device/function and the register
 //! number alone: the latch's other bits never reach the hardware, so no
-//! access sequence reaches another device ([`tests`] checks this as a
+//! access sequence reaches another device (the host tests check this as a
 //! property).
 //!
 //! - A read of another device, or with the latch disabled, returns all
