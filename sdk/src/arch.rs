@@ -63,6 +63,24 @@ pub fn outb(port: u16, value: u8) {
     }
 }
 
+/// Writes the dword `value` to I/O port `port`.
+pub fn outl(port: u16, value: u32) {
+    // Safety: as for `outb`.
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags));
+    }
+}
+
+/// Reads a dword from I/O port `port`.
+pub fn inl(port: u16) -> u32 {
+    let value: u32;
+    // Safety: as for `outb`; only EAX is written.
+    unsafe {
+        asm!("in eax, dx", in("dx") port, out("eax") value, options(nomem, nostack, preserves_flags));
+    }
+    value
+}
+
 /// Reads I/O port `port`.
 pub fn inb(port: u16) -> u8 {
     let value: u8;

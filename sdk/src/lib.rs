@@ -50,6 +50,7 @@ pub mod interrupt;
 pub mod log;
 pub mod monitor;
 pub mod needs;
+pub mod pci;
 pub mod probe;
 pub mod region;
 pub mod rt;

@@ -187,6 +187,13 @@ pub fn system_input(
             .map(|d| DeviceInput {
                 name: d.name.value.clone(),
                 io_ports: d.io_ports.iter().map(port_range).collect(),
+                pci: d.pci.as_ref().map(|p| {
+                    septum_kerncore::vtd::SourceId::new(
+                        p.bus.value,
+                        p.device.value,
+                        p.function.value,
+                    )
+                }),
             })
             .collect(),
         ioapic: hw.devices.iter().find_map(ioapic),
@@ -463,7 +470,7 @@ fn subject_input(
                 })
             })
             .collect();
-        let memory = d
+        let mut memory: Vec<DeviceMemoryGrantInput> = d
             .memory
             .iter()
             .filter_map(|g| {
@@ -480,6 +487,13 @@ fn subject_input(
                 })
             })
             .collect();
+        if s.profile.value == model::Profile::Native {
+            memory.extend(crate::pcicfg::config_page(
+                &d.logical.value,
+                policy.hardware.pci_config_address.as_ref().map(|a| a.value),
+                device.pci.as_ref(),
+            ));
+        }
         devices.push(DeviceGrantInput {
             logical: d.logical.value.clone(),
             device: idx.index(),

@@ -97,6 +97,8 @@ pub struct DeviceInput {
     pub name: String,
     /// I/O port ranges.
     pub io_ports: Vec<IoPortRange>,
+    /// PCI bus/device/function (`<pci>`), for a PCI device.
+    pub pci: Option<septum_kerncore::vtd::SourceId>,
 }
 
 /// An inclusive range of I/O ports.

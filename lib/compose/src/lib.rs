@@ -45,6 +45,7 @@ pub mod monitor;
 pub mod output;
 pub mod pack;
 pub mod paging;
+pub mod pcicfg;
 pub mod pipeline;
 pub mod placement;
 pub mod plan;

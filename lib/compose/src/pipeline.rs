@@ -62,6 +62,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     // 3.-4. Per-subject address spaces.
     let targets = events::targets(input);
     let interrupts = interrupts::routes(input)?;
+    let pci_grants = crate::pcicfg::grants(input)?;
     let ctx = SubjectContext {
         input,
         placed: &placed,
@@ -154,6 +155,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         restart_images,
         interrupts,
         vtd,
+        pci_grants,
     })
 }
 

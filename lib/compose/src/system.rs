@@ -321,6 +321,9 @@ pub struct Composition {
     pub interrupts: crate::interrupts::Interrupts,
     /// The VT-d tables and units ([`crate::vtd`]).
     pub vtd: septum_kerncore::vtd::VtdSpec<septum_kerncore::spec::Owned>,
+    /// PCI functions owned by native subjects (the kernel's `PCI_CONFIG`,
+    /// [`crate::pcicfg`]).
+    pub pci_grants: Vec<septum_kerncore::pcicfg::PciGrant>,
 }
 
 impl Composition {

@@ -40,6 +40,7 @@ pub mod irq;
 pub mod lifecycle;
 pub mod mbi;
 pub mod monitor;
+pub mod pcicfg;
 pub mod plan;
 pub mod spec;
 pub mod sync;

@@ -480,6 +480,12 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
             interrupts::window_exit();
             decide_and_execute(cpu, frame, Exit::InterruptWindow)
         }
+        // A PCI device owner's configuration-space access (`pcicfg`).
+        EXIT_IO_INSTRUCTION if super::pcicfg::emulated(cpu, frame) => {
+            interrupts::before_entry(cpu);
+            arm_timer(cpu);
+            0
+        }
         // A hardware NMI (interruption type 2) is not the subject's doing.
         EXIT_EXCEPTION_OR_NMI if is_nmi() => decide_and_execute(cpu, frame, Exit::Nmi),
         _ => decide_and_execute(cpu, frame, Exit::Fault(fault_info(basic))),

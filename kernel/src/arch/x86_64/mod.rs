@@ -43,6 +43,7 @@ pub mod monitor;
 pub mod nmi;
 #[cfg(not(debug_assertions))]
 pub mod no_panic;
+pub mod pcicfg;
 pub mod percpu;
 pub mod pit;
 pub mod restart;

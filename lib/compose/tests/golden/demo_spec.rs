@@ -153,3 +153,8 @@ pub static VTD: septum_kerncore::vtd::VtdSpec = septum_kerncore::vtd::VtdSpec {
     domains: &[
     ],
 };
+/// PCI functions owned by subjects (docs/kernel.md, "PCI configuration space").
+#[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
+pub static PCI_CONFIG: septum_kerncore::pcicfg::PciConfigSpec = septum_kerncore::pcicfg::PciConfigSpec {
+    grants: &[],
+};

@@ -164,8 +164,8 @@ rule! {
 }
 
 rule! {
-    /// Warning: a device granted to a subject gives it something: I/O ports, IRQs or
-    /// memory.
+    /// Warning: a device granted to a subject gives it something: I/O ports, IRQs,
+    /// memory or (a PCI device) its configuration space.
     GRANT_NOTHING = "devices-grant-nothing" in Devices;
     fn grant_nothing(policy, out) {
         for subject in &policy.subjects {
@@ -174,7 +174,10 @@ rule! {
                     continue;
                 };
                 let device = policy.device(device);
-                if device.io_ports.is_empty() && device.irqs.is_empty() && device.memory.is_empty()
+                if device.io_ports.is_empty()
+                    && device.irqs.is_empty()
+                    && device.memory.is_empty()
+                    && device.pci.is_none()
                 {
                     out.warning(
                         GRANT_NOTHING.id,
