@@ -350,6 +350,7 @@ pub fn compose_subject(
         default_fault_action: s.default_fault_action,
         fault_action: crate::monitor::fault_action(input, ctx.placed, placer, ctx.targets, s)?,
         minor_frame_deadline: s.minor_frame_deadline,
+        timed_event: crate::timed::page(input, ctx.placed, placer, s)?,
         mappings,
         source_events,
         resources,
