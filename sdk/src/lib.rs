@@ -55,6 +55,7 @@ pub mod probe;
 pub mod region;
 pub mod rt;
 pub mod text;
+pub mod timed;
 pub mod uart;
 
 pub use event::{Kernel, NotGranted, PendingSet, SourceEventId, TargetEventId, raise, rdtsc};

@@ -21,6 +21,7 @@ pub mod info;
 pub mod layout;
 pub mod panic;
 pub mod state;
+pub mod timed;
 pub mod timing;
 pub mod units;
 

@@ -37,6 +37,7 @@ use crate::input::{
     DeviceMemoryGrantInput, EventInput, HardwareInput, IoApicInput, IoPortRange, IrqGrantInput,
     MapInput, MemoryBlockInput, MinorFrameInput, MonitorInput, PartitionInput, RegionInput,
     SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
+    TimedEventInput,
 };
 use crate::symbols::SymbolMap;
 
@@ -553,6 +554,16 @@ fn subject_input(
             vector: c.vector.map(|v| v.value.0),
         });
     }
+    // The `subjects-timed-*` rules report an unknown page or event.
+    let timed_event = s.timed_event.as_ref().and_then(|timed| {
+        Some(TimedEventInput {
+            page: timed.page.get()?.index(),
+            event: target_events
+                .iter()
+                .find(|t| t.logical == timed.event.value)?
+                .id,
+        })
+    });
     SubjectInput {
         name: s.name.value.clone(),
         profile: s.profile.value,
@@ -574,6 +585,7 @@ fn subject_input(
         target_events,
         channels,
         monitor: monitor_input(s),
+        timed_event,
     }
 }
 

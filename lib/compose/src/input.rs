@@ -196,6 +196,17 @@ pub struct SubjectInput {
     pub channels: Vec<ChannelEndInput>,
     /// Its monitor (with `onFault="monitor"`).
     pub monitor: Option<MonitorInput>,
+    /// Its timed event (`<timedEvent>`).
+    pub timed_event: Option<TimedEventInput>,
+}
+
+/// A subject's `<timedEvent>`.
+#[derive(Clone, Copy, Debug)]
+pub struct TimedEventInput {
+    /// Index into [`SystemInput::regions`] of the 4 KiB timed-event page.
+    pub page: usize,
+    /// The subject's target event number the kernel marks pending.
+    pub event: u8,
 }
 
 /// A subject's `<monitor>`.

@@ -57,6 +57,7 @@ pub mod subjects;
 pub mod symbols;
 pub mod system;
 pub mod testgen;
+pub mod timed;
 pub mod vmx;
 pub mod vtd;
 

@@ -89,7 +89,8 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
     // 5. Pristine copies for restarts, then the kernel's own tables.
     let restart_images = pristine::plan(&mut placer, &subjects)?;
     placer.origin = None;
-    let state_pages = crate::monitor::kernel_mappings(input, &subjects);
+    let mut state_pages = crate::monitor::kernel_mappings(input, &subjects);
+    state_pages.extend(crate::timed::kernel_mappings(input, &subjects));
     let kernel_pml4 = kernel_tables(
         &mut placer,
         &KernelMaps {

@@ -93,6 +93,7 @@ fn subject_spec(s: &SubjectOut) -> SubjectSpec<Owned> {
         source_events,
         fault_action: s.fault_action,
         minor_frame_deadline: s.minor_frame_deadline,
+        timed_event: s.timed_event,
     }
 }
 

@@ -355,6 +355,7 @@ pub fn compose_subject(
             .and_then(|m| input.events.get(m.event))
             .map(|e| e.name.clone()),
         minor_frame_deadline: s.minor_frame_deadline,
+        timed_event: crate::timed::page(input, ctx.placed, placer, s)?,
         mappings,
         source_events,
         resources,

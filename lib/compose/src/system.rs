@@ -247,6 +247,8 @@ pub struct SubjectOut {
     pub default_fault_action: bool,
     /// Report a minor frame that ends while the subject runs.
     pub minor_frame_deadline: bool,
+    /// Its timed event: page address and target event (`crate::timed`).
+    pub timed_event: Option<septum_kerncore::spec::TimedEventSpec>,
     /// Every mapping (virtual and EPT-only).
     pub mappings: Vec<Mapping>,
     /// Source events by number.

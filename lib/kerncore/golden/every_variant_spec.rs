@@ -54,6 +54,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             ],
             fault_action: septum_kerncore::spec::FaultAction::StopSystem,
             minor_frame_deadline: false,
+            timed_event: None,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "b",
@@ -83,6 +84,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             source_events: [None; 64],
             fault_action: septum_kerncore::spec::FaultAction::StopSubject,
             minor_frame_deadline: true,
+            timed_event: Some(septum_kerncore::spec::TimedEventSpec { page: septum_abi::PhysAddr(0x7000), event: 5 }),
         },
         septum_kerncore::spec::SubjectSpec {
             name: "c",
@@ -112,6 +114,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             source_events: [None; 64],
             fault_action: septum_kerncore::spec::FaultAction::RestartSubject(septum_kerncore::lifecycle::RestartPolicy { limit: 3, fallback: septum_kerncore::lifecycle::Fallback::StopSystem }),
             minor_frame_deadline: false,
+            timed_event: None,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "d",
@@ -141,6 +144,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             source_events: [None; 64],
             fault_action: septum_kerncore::spec::FaultAction::Monitor(septum_kerncore::spec::MonitorSpec { monitor: septum_abi::SubjectId(1), event: 62, state: septum_abi::PhysAddr(0x500000), exits: septum_kerncore::spec::ExitSet([0x40000001, 0x8000000000000000]) }),
             minor_frame_deadline: false,
+            timed_event: None,
         },
     ],
     partitions: &[

@@ -35,7 +35,8 @@ use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, TscCycles, VirtAddr};
 use crate::spec::{
     ApicId, CrashAuditSpec, ExitSet, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion,
     KernelAction, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, MonitorSpec, PartitionId,
-    PartitionSpec, Segment, SourceEvent, Storage, SubjectSpec, SystemSpec, VmxControls,
+    PartitionSpec, Segment, SourceEvent, Storage, SubjectSpec, SystemSpec, TimedEventSpec,
+    VmxControls,
 };
 
 /// Path of the spec module in the generated source.
@@ -420,6 +421,7 @@ impl<S: Storage> EmitRust for SubjectSpec<S> {
             source_events,
             fault_action,
             minor_frame_deadline,
+            timed_event,
         } = self;
         w.block(
             format_args!("{SPEC}::SubjectSpec"),
@@ -437,8 +439,28 @@ impl<S: Storage> EmitRust for SubjectSpec<S> {
                 ("source_events", &EventTable(source_events)),
                 ("fault_action", fault_action),
                 ("minor_frame_deadline", minor_frame_deadline),
+                ("timed_event", &TimedEvent(timed_event)),
             ],
         );
+    }
+}
+
+/// A subject's timed event: `None` or `Some(TimedEventSpec { .. })`.
+struct TimedEvent<'a>(&'a Option<TimedEventSpec>);
+
+impl EmitRust for TimedEvent<'_> {
+    fn emit_rust(&self, w: &mut RustWriter) {
+        match self.0 {
+            None => w.out.push_str("None"),
+            Some(TimedEventSpec { page, event }) => {
+                w.out.push_str("Some(");
+                w.inline(
+                    format_args!("{SPEC}::TimedEventSpec"),
+                    &[("page", page), ("event", &Dec((*event).into()))],
+                );
+                w.out.push(')');
+            }
+        }
     }
 }
 

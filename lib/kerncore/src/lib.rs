@@ -46,6 +46,7 @@ pub mod spec;
 pub mod sync;
 #[cfg(test)]
 mod testing;
+pub mod timed;
 pub mod vm;
 pub mod vmx;
 pub mod vtd;

@@ -266,6 +266,19 @@ pub struct SubjectSpec<S: Storage = Static> {
     /// of its minor frames ends; a frame that ends while it runs is a
     /// missed deadline, which the kernel reports ([`crate::deadline`]).
     pub minor_frame_deadline: bool,
+    /// The subject's timed-event page, if it has one ([`crate::timed`]).
+    pub timed_event: Option<TimedEventSpec>,
+}
+
+/// A subject's timed event: the page holding its TSC deadline
+/// (`septum_abi::timed`, identity-mapped in the kernel) and the target
+/// event of the subject the kernel marks pending when the deadline passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedEventSpec {
+    /// The 4 KiB timed-event page.
+    pub page: PhysAddr,
+    /// The subject's own target event number (0..63).
+    pub event: u8,
 }
 
 /// VMX controls (SDM Vol. 3C, 25.6-25.8), as the subject wants them before

@@ -76,6 +76,7 @@ pub(crate) const fn subject(
         source_events,
         fault_action,
         minor_frame_deadline: false,
+        timed_event: None,
     }
 }
 

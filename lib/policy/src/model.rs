@@ -650,6 +650,22 @@ pub struct Subject {
     /// `<monitor>`: who gets this subject's exits (with
     /// `onFault="monitor"`).
     pub monitor: Option<Monitor>,
+    /// `<timedEvent>`: the subject's timed-event page and the target event
+    /// the kernel marks pending when its deadline passes.
+    pub timed_event: Option<TimedEvent>,
+}
+
+/// `<timedEvent page event>` inside a subject (docs/policy.md, "Timed
+/// events").
+#[derive(Clone, Debug)]
+pub struct TimedEvent {
+    /// The element.
+    pub span: Span,
+    /// The 4 KiB `<memory>` region holding the deadline (mapped writable by
+    /// this subject only).
+    pub page: Ref<RegionIdx>,
+    /// Logical name of one of the subject's own target events.
+    pub event: Spanned<String>,
 }
 
 /// `<linux kernel initrd cmdline ramSize>` inside a `vm` subject: the

@@ -399,6 +399,7 @@ extern "C" fn septum_vmexit(frame_pointer: *mut GuestRegs) -> u64 {
     let cpu = unsafe { percpu::this_cpu(frame_pointer) };
     #[cfg(feature = "count-vmcs")]
     vmx::VMCS_ACCESSES.store(0, Ordering::Relaxed);
+    super::timed::check_point(cpu);
 
     let (launch, hypercall) = handle_exit(cpu, frame);
     #[cfg(feature = "count-vmcs")]
@@ -726,6 +727,7 @@ fn frame_ending(cpu: &mut CpuCore) {
 fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
     let deadline = cpu.scheduler.deadline();
     while rdtsc() < deadline {
+        super::timed::check_point(cpu);
         if let Some(woken) = cpu.scheduler.wake() {
             return (woken, None);
         }
@@ -818,7 +820,7 @@ fn arm_timer(cpu: &CpuCore) {
 /// the subject and re-arms (kerncore `dispatch`).
 #[inline(always)]
 fn arm_timer_from(cpu: &CpuCore, entry: TscCycles) {
-    let deadline = super::vm::before_entry(cpu, cpu.scheduler.deadline());
+    let deadline = super::timed::clamp(cpu, super::vm::before_entry(cpu, cpu.scheduler.deadline()));
     let remaining = deadline.get().saturating_sub(entry.get()) >> cpu.timer_shift;
     let value = u32::try_from(remaining).unwrap_or(u32::MAX);
     or_stop(write_guest(GuestField::PreemptionTimer, u64::from(value)));

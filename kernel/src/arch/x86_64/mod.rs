@@ -49,6 +49,7 @@ pub mod pit;
 pub mod restart;
 pub mod serial;
 pub mod smp;
+pub mod timed;
 pub mod vm;
 pub mod vmcs;
 pub mod vmx;

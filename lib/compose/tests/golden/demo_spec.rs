@@ -44,6 +44,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             ],
             fault_action: septum_kerncore::spec::FaultAction::StopSubject,
             minor_frame_deadline: false,
+            timed_event: None,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "console",
@@ -76,6 +77,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             ],
             fault_action: septum_kerncore::spec::FaultAction::StopSystem,
             minor_frame_deadline: false,
+            timed_event: None,
         },
     ],
     partitions: &[

@@ -139,6 +139,9 @@ fn resolve_references(policy: &mut Policy) {
             link(&mut monitor.event, &events);
             link(&mut monitor.state, &regions);
         }
+        if let Some(timed) = &mut subject.timed_event {
+            link(&mut timed.page, &regions);
+        }
     }
     for domain in &mut policy.device_domains {
         for map in &mut domain.memory {

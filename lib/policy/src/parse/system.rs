@@ -369,11 +369,13 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
         channels: Vec::new(),
         linux: None,
         monitor: None,
+        timed_event: None,
     };
     let (mut seen_memory, mut seen_devices, mut seen_events, mut seen_channels) =
         (None, None, None, None);
     let mut seen_linux = None;
     let mut seen_monitor = None;
+    let mut seen_timed = None;
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "memory" => {
             if ctx.first_time(&mut seen_memory, child, "subject") {
@@ -432,11 +434,22 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
                 subject.monitor = Some(monitor(ctx, child));
             }
         }
+        "timedEvent" => {
+            if ctx.first_time(&mut seen_timed, child, "subject") {
+                subject.timed_event = Some(timed_event(ctx, child));
+            }
+        }
         _ => ctx.unknown_element(
             child,
             "subject",
             &[
-                "memory", "devices", "events", "channels", "linux", "monitor",
+                "memory",
+                "devices",
+                "events",
+                "channels",
+                "linux",
+                "monitor",
+                "timedEvent",
             ],
         ),
     });
@@ -483,6 +496,17 @@ fn linux_boot(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> LinuxBoot {
             .optional(el, "cmdline")
             .unwrap_or_else(|| Spanned::new(String::new(), el.span())),
         ram_size: ctx.number(el, "ramSize"),
+    }
+}
+
+/// `<timedEvent page event>`.
+fn timed_event(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> TimedEvent {
+    ctx.attributes(el, &["page", "event"]);
+    ctx.no_children(el);
+    TimedEvent {
+        span: el.span(),
+        page: unresolved(ctx.string(el, "page")),
+        event: ctx.string(el, "event"),
     }
 }
 

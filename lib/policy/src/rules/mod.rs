@@ -51,6 +51,7 @@ pub mod names;
 pub mod platform;
 pub mod scheduling;
 pub mod subjects;
+pub mod timed;
 
 /// Whether `rule` checks the hardware description alone (the rules
 /// `septum validate --hardware` runs): the hardware and device rules (those
@@ -225,6 +226,8 @@ pub static ALL: &[Rule] = &[
     monitor::GROUP,
     monitor::EXITS,
     monitor::STATE,
+    timed::PAGE,
+    timed::EVENT,
     scheduling::TICK_RATE_ZERO,
     scheduling::NO_MAJOR_FRAME,
     scheduling::PARTITION_EMPTY,
