@@ -32,7 +32,11 @@ fn demo_with(from: &str, to: &str) -> Composed {
     let demo = std::fs::read_to_string(fixtures().join("demo.xml")).unwrap();
     let text = demo.replacen(from, to, 1);
     assert_ne!(text, demo);
-    let path = fixtures().join(format!("restart-{}-{}.xml", std::process::id(), from.len()));
+    // One file per call: the tests of this file run in parallel threads of
+    // one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = fixtures().join(format!("restart-{}-{call}.xml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     let loaded = septum_policy::check(&path);
     std::fs::remove_file(&path).unwrap();

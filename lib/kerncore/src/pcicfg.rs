@@ -545,6 +545,13 @@ mod tests {
     }
 
     proptest! {
+        // No failure persistence: it needs the file system, which Miri
+        // isolates; few cases under Miri, which is slow.
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
         /// No access sequence of subject A reaches a function other than
         /// its own, or writes a protected register of its own.
         #[test]
