@@ -116,6 +116,13 @@ mod tests {
     use crate::testing::{KERNEL, NO_EVENTS, TWO_PARTITIONS, subject};
 
     proptest! {
+        // No failure persistence: it needs the file system, which Miri
+        // isolates; few cases under Miri, which is slow.
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
         /// Never early: a trigger happens only at or after the deadline,
         /// and always when the deadline has passed.
         #[test]
