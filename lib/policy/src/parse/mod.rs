@@ -422,6 +422,32 @@ impl<'f> Ctx<'f> {
         self.each_child_in(el, el.name(), allow_include, handle);
     }
 
+    /// A container that may stand once in `parent` (`seen` remembers it),
+    /// has no attributes and holds only `kind` elements: calls `each` for
+    /// every one and reports anything else as unknown. The shape of
+    /// `<memory>` of `<map>`s, `<devices>` of `<device>`s and the like.
+    fn list_once(
+        &mut self,
+        seen: &mut Option<Span>,
+        container: El<'_, '_>,
+        parent: &str,
+        kind: &str,
+        each: &mut ChildFn<'_, 'f>,
+    ) {
+        if !self.first_time(seen, container, parent) {
+            return;
+        }
+        self.attributes(container, &[]);
+        let name = container.name();
+        self.each_child(container, false, &mut |ctx, el| {
+            if el.name() == kind {
+                each(ctx, el);
+            } else {
+                ctx.unknown_element(el, name, &[kind]);
+            }
+        });
+    }
+
     /// [`Self::each_child`] where includes count as standing in an element
     /// called `container` (not `el` itself when `el` is an included file's
     /// `<include>` root).

@@ -378,28 +378,26 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
     let mut seen_timed = None;
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "memory" => {
-            if ctx.first_time(&mut seen_memory, child, "subject") {
-                ctx.attributes(child, &[]);
-                ctx.each_child(child, false, &mut |ctx, map_el| {
-                    if map_el.name() == "map" {
-                        subject.maps.push(map(ctx, map_el));
-                    } else {
-                        ctx.unknown_element(map_el, "memory", &["map"]);
-                    }
-                });
-            }
+            ctx.list_once(
+                &mut seen_memory,
+                child,
+                "subject",
+                "map",
+                &mut |ctx, map_el| {
+                    subject.maps.push(map(ctx, map_el));
+                },
+            );
         }
         "devices" => {
-            if ctx.first_time(&mut seen_devices, child, "subject") {
-                ctx.attributes(child, &[]);
-                ctx.each_child(child, false, &mut |ctx, device_el| {
-                    if device_el.name() == "device" {
-                        subject.devices.push(device_grant(ctx, device_el));
-                    } else {
-                        ctx.unknown_element(device_el, "devices", &["device"]);
-                    }
-                });
-            }
+            ctx.list_once(
+                &mut seen_devices,
+                child,
+                "subject",
+                "device",
+                &mut |ctx, device_el| {
+                    subject.devices.push(device_grant(ctx, device_el));
+                },
+            );
         }
         "events" => {
             if ctx.first_time(&mut seen_events, child, "subject") {
@@ -647,28 +645,26 @@ fn subject_events(ctx: &mut Ctx<'_>, el: El<'_, '_>, subject: &mut Subject) {
     let (mut seen_source, mut seen_target) = (None, None);
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "source" => {
-            if ctx.first_time(&mut seen_source, child, "events") {
-                ctx.attributes(child, &[]);
-                ctx.each_child(child, false, &mut |ctx, group_el| {
-                    if group_el.name() == "group" {
-                        subject.source_groups.push(source_group(ctx, group_el));
-                    } else {
-                        ctx.unknown_element(group_el, "source", &["group"]);
-                    }
-                });
-            }
+            ctx.list_once(
+                &mut seen_source,
+                child,
+                "events",
+                "group",
+                &mut |ctx, group_el| {
+                    subject.source_groups.push(source_group(ctx, group_el));
+                },
+            );
         }
         "target" => {
-            if ctx.first_time(&mut seen_target, child, "events") {
-                ctx.attributes(child, &[]);
-                ctx.each_child(child, false, &mut |ctx, event_el| {
-                    if event_el.name() == "event" {
-                        subject.targets.push(target_event(ctx, event_el));
-                    } else {
-                        ctx.unknown_element(event_el, "target", &["event"]);
-                    }
-                });
-            }
+            ctx.list_once(
+                &mut seen_target,
+                child,
+                "events",
+                "event",
+                &mut |ctx, event_el| {
+                    subject.targets.push(target_event(ctx, event_el));
+                },
+            );
         }
         _ => ctx.unknown_element(child, "events", &["source", "target"]),
     });
@@ -778,16 +774,15 @@ fn scheduling(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Scheduling {
     let mut seen_partitions = None;
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "partitions" => {
-            if ctx.first_time(&mut seen_partitions, child, "scheduling") {
-                ctx.attributes(child, &[]);
-                ctx.each_child(child, false, &mut |ctx, partition_el| {
-                    if partition_el.name() == "partition" {
-                        scheduling.partitions.push(partition(ctx, partition_el));
-                    } else {
-                        ctx.unknown_element(partition_el, "partitions", &["partition"]);
-                    }
-                });
-            }
+            ctx.list_once(
+                &mut seen_partitions,
+                child,
+                "scheduling",
+                "partition",
+                &mut |ctx, partition_el| {
+                    scheduling.partitions.push(partition(ctx, partition_el));
+                },
+            );
         }
         "majorFrame" => scheduling.major_frames.push(major_frame(ctx, child)),
         _ => ctx.unknown_element(child, "scheduling", &["partitions", "majorFrame"]),
@@ -899,39 +894,33 @@ fn device_domain(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> DeviceDomain {
     let (mut seen_memory, mut seen_devices) = (None, None);
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "memory" => {
-            if ctx.first_time(&mut seen_memory, child, "domain") {
-                ctx.attributes(child, &[]);
-                ctx.each_child(child, false, &mut |ctx, map_el| {
-                    if map_el.name() == "memory" {
-                        domain.memory.push(domain_map(ctx, map_el));
-                    } else {
-                        ctx.unknown_element(map_el, "memory", &["memory"]);
-                    }
-                });
-            }
+            ctx.list_once(
+                &mut seen_memory,
+                child,
+                "domain",
+                "memory",
+                &mut |ctx, map_el| {
+                    domain.memory.push(domain_map(ctx, map_el));
+                },
+            );
         }
         "devices" => {
-            if ctx.first_time(&mut seen_devices, child, "domain") {
-                ctx.attributes(child, &[]);
-                ctx.each_child(child, false, &mut |ctx, device_el| {
-                    if device_el.name() == "device" {
-                        ctx.attributes(device_el, &["logical", "physical", "mapReservedMemory"]);
-                        ctx.no_children(device_el);
-                        domain.devices.push(DomainDevice {
-                            span: device_el.span(),
-                            logical: ctx.name(device_el, "logical"),
-                            physical: unresolved(ctx.string(device_el, "physical")),
-                            map_reserved_memory: ctx.boolean_or(
-                                device_el,
-                                "mapReservedMemory",
-                                false,
-                            ),
-                        });
-                    } else {
-                        ctx.unknown_element(device_el, "devices", &["device"]);
-                    }
-                });
-            }
+            ctx.list_once(
+                &mut seen_devices,
+                child,
+                "domain",
+                "device",
+                &mut |ctx, device_el| {
+                    ctx.attributes(device_el, &["logical", "physical", "mapReservedMemory"]);
+                    ctx.no_children(device_el);
+                    domain.devices.push(DomainDevice {
+                        span: device_el.span(),
+                        logical: ctx.name(device_el, "logical"),
+                        physical: unresolved(ctx.string(device_el, "physical")),
+                        map_reserved_memory: ctx.boolean_or(device_el, "mapReservedMemory", false),
+                    });
+                },
+            );
         }
         _ => ctx.unknown_element(child, "domain", &["memory", "devices"]),
     });
