@@ -102,17 +102,29 @@ pub fn replace_section(doc: &str, heading: &str, body: &str) -> String {
 }
 
 fn boot_bench(paths: &Paths, variant: &Variant) -> Result<(String, String), Error> {
+    boot_system(paths, "bench", variant, true)
+}
+
+/// Builds the image of `system` (a name in systems/) with `variant` and
+/// boots it once in Bochs (two minutes at most); returns COM1 and COM2.
+/// Every Bochs benchmark reads its numbers from these.
+pub fn boot_system(
+    paths: &Paths,
+    system: &str,
+    variant: &Variant,
+    stream: bool,
+) -> Result<(String, String), Error> {
     let bins = paths.subject_binaries();
-    let image = pipeline::image_from_parts(paths, "bench", variant, &bins, Output::Inherit)?;
+    let image = pipeline::image_from_parts(paths, system, variant, &bins, Output::Inherit)?;
     let options = BootOptions {
         timeout: Duration::from_secs(120),
-        stream: true,
+        stream,
         stop_on: None,
         stop_grace: Duration::from_secs(3),
     };
     let boot = bochs::boot(&image.dir, &options)?;
     eprintln!(
-        "xtask: {} after {:.1} s",
+        "xtask: {system}: {} after {:.1} s",
         boot.ending,
         boot.wall.as_secs_f64()
     );

@@ -22,10 +22,8 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::bench::replace_section;
-use crate::bochs::{self, BootOptions};
 use crate::pipeline::{self, Paths, Variant};
 use crate::util::{Error, Output};
 
@@ -79,22 +77,7 @@ pub fn parse(irq_com1: &str, storm_com1: &str, storm_com2: &str) -> Option<IrqNu
 }
 
 fn boot(paths: &Paths, system: &str) -> Result<(String, String), Error> {
-    let bins = paths.subject_binaries();
-    let image =
-        pipeline::image_from_parts(paths, system, &Variant::release(), &bins, Output::Inherit)?;
-    let options = BootOptions {
-        timeout: Duration::from_secs(120),
-        stream: false,
-        stop_on: None,
-        stop_grace: Duration::from_secs(3),
-    };
-    let boot = bochs::boot(&image.dir, &options)?;
-    eprintln!(
-        "xtask: {system}: {} after {:.1} s",
-        boot.ending,
-        boot.wall.as_secs_f64()
-    );
-    Ok((boot.com1, boot.com2))
+    crate::bench::boot_system(paths, system, &Variant::release(), false)
 }
 
 /// `cargo xtask bench --interrupts-only`: the builds, then [`interrupts`].

@@ -24,12 +24,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::bench::replace_section;
-use crate::bochs::{self, BootOptions};
-use crate::pipeline::{self, Paths, Variant};
-use crate::util::{Error, Output};
+use crate::pipeline::{Paths, Variant};
+use crate::util::Error;
 
 /// The load's minor frame in `systems/timing.xml` and
 /// `systems/smp_timing.xml` (`p_load`, 6 ticks at tickRate 1000 on a
@@ -60,25 +58,8 @@ pub fn parse_barrier(com2: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
-/// Builds and boots `system` (a name in systems/) with the release kernel;
-/// returns COM1 and COM2.
 fn boot(paths: &Paths, system: &str) -> Result<(String, String), Error> {
-    let bins = paths.subject_binaries();
-    let image =
-        pipeline::image_from_parts(paths, system, &Variant::release(), &bins, Output::Inherit)?;
-    let options = BootOptions {
-        timeout: Duration::from_secs(120),
-        stream: false,
-        stop_on: None,
-        stop_grace: Duration::from_secs(3),
-    };
-    let boot = bochs::boot(&image.dir, &options)?;
-    eprintln!(
-        "xtask: {system}: {} after {:.1} s",
-        boot.ending,
-        boot.wall.as_secs_f64()
-    );
-    Ok((boot.com1, boot.com2))
+    crate::bench::boot_system(paths, system, &Variant::release(), false)
 }
 
 /// Measures and writes the "Scheduling" section; whether every number was
