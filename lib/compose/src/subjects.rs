@@ -184,7 +184,8 @@ pub fn compose_subject(
 
     // Device memory is no composed region: it is mapped from the grants
     // ([`device_memory`]), beside the mappings.
-    let device = device_memory(s);
+    let mut device = device_memory(s);
+    device.extend(crate::crash_reader::grant(s, &ctx.placed.crash_audit));
 
     // Overlap check with names, including the stack guard page.
     let mut used: Vec<Occupied> = mappings
@@ -323,7 +324,8 @@ pub fn compose_subject(
     )
     .map_err(|e| ComposeError::new(format!("subject \"{}\": {e}", s.name)))?;
     let source_events = events::resolve(input, id, s, ctx.targets)?;
-    let (resources, devices) = resources_of(input, s);
+    let (mut resources, devices) = resources_of(input, s);
+    resources.extend(crate::crash_reader::resource(s, &ctx.placed.crash_audit));
     let page = info::info_page(
         &InfoHeader {
             id,
