@@ -11,9 +11,8 @@
 //! and of each record and never panic. The header's slot count is believed
 //! only as far as the mapped region reaches. Nothing allocates.
 
-use septum_abi::crash::{
-    HEADER_SIZE, Header, HeaderError, RECORD_SIZE, Record, SlotState, classify, slot_offset,
-};
+use septum_abi::crash::{HEADER_SIZE, RECORD_SIZE, classify, slot_offset};
+pub use septum_abi::crash::{Header, HeaderError, Reason, Record, RecordError, SlotState};
 
 use crate::region::Region;
 
@@ -39,6 +38,15 @@ pub enum CrashError {
 pub struct Records<'a> {
     region: Region<'a>,
     header: Header,
+}
+
+impl Records<'static> {
+    /// Where the region named `name` is mapped (for isolation probes); `None`
+    /// without such a grant.
+    pub fn address(info: &crate::Info<'_>, name: &str) -> Option<crate::VirtAddr> {
+        info.find(name, septum_abi::info::ResourceKind::CrashAudit)
+            .map(|r| crate::VirtAddr(r.address))
+    }
 }
 
 impl<'a> Records<'a> {
@@ -107,9 +115,7 @@ mod tests {
 
     use septum_abi::{SubjectId, TscCycles};
 
-    use septum_abi::crash::{
-        RECORDS_OFFSET, Reason, RecordError, RootException, encode_region, region_size,
-    };
+    use septum_abi::crash::{RECORDS_OFFSET, RootException, encode_region, region_size};
 
     use super::*;
 
