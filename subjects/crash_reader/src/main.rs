@@ -26,6 +26,7 @@ septum_sdk::needs![
     Need::uart("uart"),
     Need::kernel(KernelActionCode::Yield),
     Need::kernel(KernelActionCode::Reboot),
+    Need::crash_audit("crash"),
 ];
 
 /// Yields to wait for this boot's record before giving up.
