@@ -367,11 +367,7 @@ pub fn check(policy: &Policy, s: &model::Subject, needs: &[Need]) -> Vec<Diagnos
                 }
             }
             NeedKind::CrashAudit => {
-                if s
-                    .crash_audit
-                    .as_ref()
-                    .is_none_or(|c| c.logical.value != *n)
-                {
+                if s.crash_audit.as_ref().is_none_or(|c| c.logical.value != *n) {
                     errors.push(
                         error(format!(
                             "{who} reads the crash-audit region \"{n}\", but the policy gives it \

@@ -185,7 +185,8 @@ pub fn compose_subject(
     // Device memory is no composed region: it is mapped from the grants
     // ([`device_memory`]), beside the mappings.
     let mut device = device_memory(s);
-    device.extend(crate::crash_reader::grant(s, &ctx.placed.crash_audit));
+    let crash_audit = crate::crash_reader::grant(s, &ctx.placed.crash_audit);
+    device.extend(crash_audit.clone());
 
     // Overlap check with names, including the stack guard page.
     let mut used: Vec<Occupied> = mappings
@@ -199,7 +200,11 @@ pub fn compose_subject(
         })
         .chain(device.iter().map(|d| Occupied {
             range: d.virtual_address.get()..d.virtual_address.get().saturating_add(d.size),
-            what: format!("{} (device memory)", d.logical),
+            what: if crash_audit.as_ref() == Some(d) {
+                format!("{} (crash audit)", d.logical)
+            } else {
+                format!("{} (device memory)", d.logical)
+            },
         }))
         .collect();
     if native {

@@ -207,3 +207,23 @@ fn the_layer_check_refuses_any_other_mapping_of_the_region() {
         "{v}"
     );
 }
+
+#[test]
+fn an_overlap_with_another_mapping_is_refused_by_name() {
+    let (mut input, _) = demo_with_reader();
+    // The console maps "table" at 0x6000_0000 in the demo fixture.
+    input.subjects[1].crash_audit = Some(CrashAuditGrantInput {
+        logical: "crash".into(),
+        virtual_address: VirtAddr(0x6000_0000),
+    });
+    let Err(error) = compose_input(&input) else {
+        panic!("an overlapping crash-audit mapping composed");
+    };
+    let error = format!("{error:?}");
+    assert!(
+        error.contains(
+            "subject \\\"console\\\": crash (crash audit) at 0x60000000-0x60002000 overlaps table (memory)"
+        ),
+        "{error}"
+    );
+}
