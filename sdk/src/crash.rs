@@ -229,6 +229,12 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            failure_persistence: None,
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
         #[test]
         fn hostile_bytes_never_panic(
             bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..0x3000),
