@@ -30,7 +30,9 @@
 //!   reads them back for a debug server ([`log::Source`]);
 //! - [`probe`] performs deliberately forbidden accesses for isolation tests;
 //! - [`interrupt`] gives a subject that owns an IRQ line its own IDT and
-//!   handlers registered by vector.
+//!   handlers registered by vector;
+//! - [`crash`] reads the crash-audit records of the previous boot (the
+//!   policy's crash-audit reader only).
 //!
 //! `unsafe` lives only in the tiny hardware shims ([`arch`] for
 //! instructions, [`region`] for raw shared memory, [`rt`] for the info page
@@ -44,6 +46,7 @@ extern crate std;
 
 pub mod arch;
 pub mod channel;
+pub mod crash;
 pub mod event;
 pub mod info;
 pub mod interrupt;

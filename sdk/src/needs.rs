@@ -33,6 +33,7 @@
 //! | 5 | memory map | bit 0 writable, bit 1 executable | minimum size | 0 |
 //! | 6 | device | 0 | minimum ports in its first range | 0 |
 //! | 7 | kernel call | 0 | action code (`KernelActionCode`) | 0 |
+//! | 8 | crash-audit region (`<crashAudit>`) | 0 | 0 | 0 |
 
 use crate::channel::Format;
 use septum_abi::hypercall::KernelActionCode;
@@ -63,6 +64,10 @@ pub const KIND_DEVICE: u8 = 6;
 
 /// Record kind: the subject makes a kernel call ([`crate::Kernel`]).
 pub const KIND_KERNEL: u8 = 7;
+
+/// Record kind: the subject reads the crash-audit region
+/// ([`crate::crash`]).
+pub const KIND_CRASH_AUDIT: u8 = 8;
 
 /// Memory flag: the subject writes the mapping.
 pub const FLAG_WRITABLE: u8 = 1;
@@ -162,6 +167,12 @@ impl Need {
     /// `Uart::from_info(&info, name)`: a device with at least 8 ports.
     pub const fn uart(name: &'static str) -> Self {
         Self::device(name, UART_PORTS)
+    }
+
+    /// `info.crash_audit(name)`: the policy names this subject the
+    /// crash-audit reader with `<crashAudit logical="name">`.
+    pub const fn crash_audit(name: &'static str) -> Self {
+        Self::new(KIND_CRASH_AUDIT, name)
     }
 
     /// A [`crate::Kernel`] call (`wait` is [`KernelActionCode::Sleep`],

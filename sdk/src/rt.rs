@@ -95,6 +95,25 @@ impl Info<'static> {
         }
     }
 
+    /// The crash-audit region granted as `name` (`<crashAudit logical>`),
+    /// read-only, with its header checked ([`crate::crash::Records`]).
+    /// `None` if there is no such grant or this `Info` was not produced by
+    /// [`startup`]; `Some(Err)` if the region holds no usable header.
+    pub fn crash_audit(
+        &self,
+        name: &str,
+    ) -> Option<Result<crate::crash::Records<'static>, crate::crash::CrashError>> {
+        if !self.mapped {
+            return None;
+        }
+        let r = self.find(name, ResourceKind::CrashAudit)?;
+        // Safety: as in `memory_region`: the composer maps the crash-audit
+        // region at this address, read-only, for the subject's life, apart
+        // from the image, stack and info page; the region is only read.
+        let region = unsafe { Region::from_raw(crate::VirtAddr(r.address), r.size, false) }?;
+        Some(crate::crash::Records::new(region))
+    }
+
     fn channel_region(&self, name: &str, role: ChannelRole) -> Option<Region<'static>> {
         if !self.mapped {
             return None;

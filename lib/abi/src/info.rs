@@ -128,6 +128,9 @@ pub enum ResourceKind {
     DeviceMemory = 6,
     /// An interrupt line (vector = guest vector).
     Irq = 7,
+    /// The kernel's crash-audit region, read-only (address = virtual
+    /// address, size = region size; layout `crate::crash`).
+    CrashAudit = 8,
 }
 
 impl ResourceKind {
@@ -141,6 +144,7 @@ impl ResourceKind {
             5 => Some(Self::IoPorts),
             6 => Some(Self::DeviceMemory),
             7 => Some(Self::Irq),
+            8 => Some(Self::CrashAudit),
             _ => None,
         }
     }

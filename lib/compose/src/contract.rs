@@ -67,6 +67,8 @@ pub enum NeedKind {
         /// The action code.
         action: u64,
     },
+    /// Reads the crash-audit region (`<crashAudit logical>`).
+    CrashAudit,
 }
 
 /// One declared need.
@@ -143,6 +145,7 @@ pub fn parse(section: &[u8]) -> Result<Vec<Need>, String> {
                 },
                 6 => NeedKind::Device { ports: a },
                 7 => NeedKind::Kernel { action: a },
+                8 => NeedKind::CrashAudit,
                 other => {
                     return Err(format!(
                         "record at offset {:#x}: unknown kind {other}",
@@ -360,6 +363,20 @@ pub fn check(policy: &Policy, s: &model::Subject, needs: &[Need]) -> Vec<Diagnos
                             "add <event name=\"..\" mode=\"kernel\" action=\"{n}\"/> to \
                              <events> and a source <event> for it to the subject"
                         )),
+                    );
+                }
+            }
+            NeedKind::CrashAudit => {
+                if s.crash_audit.as_ref().is_none_or(|c| c.logical.value != *n) {
+                    errors.push(
+                        error(format!(
+                            "{who} reads the crash-audit region \"{n}\", but the policy gives it \
+                             no <crashAudit logical=\"{n}\">"
+                        ))
+                        .with_help(
+                            "add <crashAudit logical=\"..\"/> to the subject (one reader per \
+                             system; docs/policy.md, \"Crash-audit reader\")",
+                        ),
                     );
                 }
             }

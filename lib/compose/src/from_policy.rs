@@ -586,6 +586,13 @@ fn subject_input(
         channels,
         monitor: monitor_input(s),
         timed_event,
+        crash_audit: s
+            .crash_audit
+            .as_ref()
+            .map(|grant| crate::input::CrashAuditGrantInput {
+                logical: grant.logical.value.clone(),
+                virtual_address: grant.virtual_address.value,
+            }),
     }
 }
 

@@ -198,6 +198,17 @@ pub struct SubjectInput {
     pub monitor: Option<MonitorInput>,
     /// Its timed event (`<timedEvent>`).
     pub timed_event: Option<TimedEventInput>,
+    /// The crash-audit region mapped read-only (`<crashAudit>`).
+    pub crash_audit: Option<CrashAuditGrantInput>,
+}
+
+/// A subject's `<crashAudit>`: the crash-audit region, read-only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrashAuditGrantInput {
+    /// Resource name on the info page.
+    pub logical: String,
+    /// Virtual (= guest-physical) address.
+    pub virtual_address: VirtAddr,
 }
 
 /// A subject's `<timedEvent>`.

@@ -41,6 +41,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use septum_abi::SubjectId;
 
 use crate::alloc::KERNEL_WINDOWS;
+use crate::crash_audit::CrashAudit;
+use crate::crash_reader;
 use crate::input::{Caching, DeviceMemoryGrantInput, SubjectInput, SystemInput};
 use crate::paging::{
     Format, MemoryType, TableMemory, ept, ia32e, leaves_in, small_pages, translate_in,
@@ -69,7 +71,12 @@ pub fn check(input: &SystemInput, composition: &Composition) -> LayerReport {
     let mut report = LayerReport::default();
     for (i, (subject, granted)) in composition.subjects.iter().zip(&input.subjects).enumerate() {
         let id = SubjectId(u16::try_from(i).unwrap_or(u16::MAX));
-        check_subject(input, &memory, id, subject, granted, &mut report);
+        let layers = Layers {
+            input,
+            memory: &memory,
+            crash_audit: &composition.crash_audit,
+        };
+        check_subject(&layers, id, subject, granted, &mut report);
         report.subjects += 1;
     }
     if composition.subjects.len() != input.subjects.len() {
@@ -163,14 +170,25 @@ fn rights_text(writable: bool, executable: bool) -> String {
     )
 }
 
+/// What every subject's check reads besides the subject itself.
+struct Layers<'a> {
+    input: &'a SystemInput,
+    memory: &'a Physical<'a>,
+    crash_audit: &'a CrashAudit,
+}
+
 fn check_subject(
-    input: &SystemInput,
-    memory: &Physical<'_>,
+    layers: &Layers<'_>,
     id: SubjectId,
     subject: &SubjectOut,
     granted: &SubjectInput,
     report: &mut LayerReport,
 ) {
+    let Layers {
+        input,
+        memory,
+        crash_audit,
+    } = *layers;
     let name = &subject.name;
     let mut violation = |message: String| {
         report
@@ -205,11 +223,16 @@ fn check_subject(
         }
         // 5. Uncached device memory is uncached in the guest tables.
         let uncached = ia32e::CACHE_DISABLE | ia32e::WRITE_THROUGH;
-        if device_grant_at(granted, gpa).is_some_and(|d| d.caching == Caching::Uc)
-            && leaf & uncached != uncached
+        let uncached_clear = leaf & uncached != uncached;
+        if device_grant_at(granted, gpa).is_some_and(|d| d.caching == Caching::Uc) && uncached_clear
         {
             violation(format!(
                 "virtual page {va:#x} maps UC device memory without PCD and PWT"
+            ));
+        }
+        if crash_reader::covers(granted, crash_audit, gpa) && uncached_clear {
+            violation(format!(
+                "virtual page {va:#x} maps the crash-audit region without PCD and PWT"
             ));
         }
         let guest = (
@@ -286,7 +309,18 @@ fn check_subject(
             executable: e & ept::EXECUTE != 0,
             memory_type: (e >> ept::MEMORY_TYPE_SHIFT) & 7,
         };
-        if let Some(problem) = placement_problem(input, memory, id, granted, &tables, page) {
+        let crash_page = crash_reader::Page {
+            gpa,
+            hpa,
+            writable: page.writable,
+            executable: page.executable,
+            memory_type: page.memory_type,
+        };
+        let problem = match crash_reader::page_problem(granted, crash_audit, crash_page) {
+            Some(verdict) => verdict,
+            None => placement_problem(input, memory, id, granted, &tables, page),
+        };
+        if let Some(problem) = problem {
             violation(format!("EPT page {gpa:#x} -> {hpa:#x}: {problem}"));
         }
     }

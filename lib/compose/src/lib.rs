@@ -32,6 +32,7 @@ pub mod alloc;
 pub mod bitmaps;
 pub mod contract;
 pub mod crash_audit;
+pub mod crash_reader;
 pub mod elf;
 pub mod error;
 pub mod events;

@@ -541,6 +541,9 @@ pub fn text_report(c: &Composition) -> String {
                 m.name
             );
         }
+        if let Some(line) = crate::crash_reader::report_line(s, &c.crash_audit) {
+            let _ = writeln!(o, "{line}");
+        }
         for r in image_of_owned(c, id) {
             let from = match r.source {
                 RestartSource::Zero => "zero-filled".to_owned(),

@@ -184,7 +184,9 @@ pub fn compose_subject(
 
     // Device memory is no composed region: it is mapped from the grants
     // ([`device_memory`]), beside the mappings.
-    let device = device_memory(s);
+    let mut device = device_memory(s);
+    let crash_audit = crate::crash_reader::grant(s, &ctx.placed.crash_audit);
+    device.extend(crash_audit.clone());
 
     // Overlap check with names, including the stack guard page.
     let mut used: Vec<Occupied> = mappings
@@ -198,7 +200,11 @@ pub fn compose_subject(
         })
         .chain(device.iter().map(|d| Occupied {
             range: d.virtual_address.get()..d.virtual_address.get().saturating_add(d.size),
-            what: format!("{} (device memory)", d.logical),
+            what: if crash_audit.as_ref() == Some(d) {
+                format!("{} (crash audit)", d.logical)
+            } else {
+                format!("{} (device memory)", d.logical)
+            },
         }))
         .collect();
     if native {
@@ -323,7 +329,8 @@ pub fn compose_subject(
     )
     .map_err(|e| ComposeError::new(format!("subject \"{}\": {e}", s.name)))?;
     let source_events = events::resolve(input, id, s, ctx.targets)?;
-    let (resources, devices) = resources_of(input, s);
+    let (mut resources, devices) = resources_of(input, s);
+    resources.extend(crate::crash_reader::resource(s, &ctx.placed.crash_audit));
     let page = info::info_page(
         &InfoHeader {
             id,

@@ -80,7 +80,7 @@ fn block(needs: &'static [Need]) -> Vec<u8> {
             }
         };
     }
-    sized!(16 48 80 112 144 176 208)
+    sized!(16 48 80 112 144 176 208 240)
 }
 
 #[test]
@@ -162,6 +162,7 @@ fn missing_events_memory_and_devices_are_errors() {
         Need::memory("ram"),
         Need::device("uart", 16),
         Need::kernel(KernelActionCode::Sleep),
+        Need::crash_audit("crash"),
     ];
     assert_eq!(
         compose(build::sample_subject(), declaring(&block(NEEDS))),
@@ -184,6 +185,10 @@ fn missing_events_memory_and_devices_are_errors() {
              makes the kernel call \"sleep\", but the policy gives it no source event of a \
              kernel event with action \"sleep\" | help: add <event name=\"..\" mode=\"kernel\" \
              action=\"sleep\"/> to <events> and a source <event> for it to the subject",
+            "demo.xml:35:54: error[compose-contract]: subject \"console\" (binary \"console\") \
+             reads the crash-audit region \"crash\", but the policy gives it no <crashAudit \
+             logical=\"crash\"> | help: add <crashAudit logical=\"..\"/> to the subject (one \
+             reader per system; docs/policy.md, \"Crash-audit reader\")",
         ]
     );
 }

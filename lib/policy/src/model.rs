@@ -653,6 +653,22 @@ pub struct Subject {
     /// `<timedEvent>`: the subject's timed-event page and the target event
     /// the kernel marks pending when its deadline passes.
     pub timed_event: Option<TimedEvent>,
+    /// `<crashAudit>`: the crash-audit region mapped read-only into this
+    /// subject (at most one subject in a policy).
+    pub crash_audit: Option<CrashAuditGrant>,
+}
+
+/// `<crashAudit logical virtualAddress>` inside a subject (docs/policy.md,
+/// "Crash-audit reader"): the kernel's crash-audit region (docs/crash.md),
+/// mapped read-only, not executable and uncached at `virtualAddress`.
+#[derive(Clone, Debug)]
+pub struct CrashAuditGrant {
+    /// The element.
+    pub span: Span,
+    /// Name of the resource on the subject's info page.
+    pub logical: Spanned<String>,
+    /// Where it appears in the subject (auto: see the module docs).
+    pub virtual_address: Assigned<VirtAddr>,
 }
 
 /// `<timedEvent page event>` inside a subject (docs/policy.md, "Timed

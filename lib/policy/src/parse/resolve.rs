@@ -351,6 +351,7 @@ fn assign_addresses(
         Map(usize),
         DeviceMemory(usize, usize),
         Channel(usize),
+        CrashAudit,
     }
     // (span, slot, size, explicit address)
     let mut items: Vec<(Span, Slot, Option<u64>, Assigned<VirtAddr>)> = Vec::new();
@@ -375,6 +376,13 @@ fn assign_addresses(
     for (i, end) in subject.channels.iter().enumerate() {
         let size = end.physical.target.map(|c| channels[c.index()].size.value);
         items.push((end.span, Slot::Channel(i), size, end.virtual_address));
+    }
+    if let Some(grant) = &subject.crash_audit {
+        // The composer sizes the region by the plan's CPUs, at most the
+        // hardware's: reserve the larger size (docs/crash.md).
+        let cpus = u32::try_from(hardware.processor.cpus.len()).unwrap_or(u32::MAX);
+        let size = septum_abi::crash::region_size(cpus.max(1));
+        items.push((grant.span, Slot::CrashAudit, size, grant.virtual_address));
     }
 
     let mut fixed: Vec<(u64, u64)> = items
@@ -438,6 +446,11 @@ fn assign_addresses(
             Slot::Map(i) => subject.maps[i].virtual_address = assigned,
             Slot::DeviceMemory(d, m) => subject.devices[d].memory[m].virtual_address = assigned,
             Slot::Channel(i) => subject.channels[i].virtual_address = assigned,
+            Slot::CrashAudit => {
+                if let Some(grant) = &mut subject.crash_audit {
+                    grant.virtual_address = assigned;
+                }
+            }
         }
     }
 }

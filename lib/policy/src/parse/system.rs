@@ -370,12 +370,14 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
         linux: None,
         monitor: None,
         timed_event: None,
+        crash_audit: None,
     };
     let (mut seen_memory, mut seen_devices, mut seen_events, mut seen_channels) =
         (None, None, None, None);
     let mut seen_linux = None;
     let mut seen_monitor = None;
     let mut seen_timed = None;
+    let mut seen_crash_audit = None;
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
         "memory" => {
             ctx.list_once(
@@ -437,6 +439,11 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
                 subject.timed_event = Some(timed_event(ctx, child));
             }
         }
+        "crashAudit" => {
+            if ctx.first_time(&mut seen_crash_audit, child, "subject") {
+                subject.crash_audit = Some(crash_audit(ctx, child));
+            }
+        }
         _ => ctx.unknown_element(
             child,
             "subject",
@@ -448,6 +455,7 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
                 "linux",
                 "monitor",
                 "timedEvent",
+                "crashAudit",
             ],
         ),
     });
@@ -494,6 +502,17 @@ fn linux_boot(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> LinuxBoot {
             .optional(el, "cmdline")
             .unwrap_or_else(|| Spanned::new(String::new(), el.span())),
         ram_size: ctx.number(el, "ramSize"),
+    }
+}
+
+/// `<crashAudit logical virtualAddress>`.
+fn crash_audit(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> CrashAuditGrant {
+    ctx.attributes(el, &["logical", "virtualAddress"]);
+    ctx.no_children(el);
+    CrashAuditGrant {
+        span: el.span(),
+        logical: ctx.name(el, "logical"),
+        virtual_address: virtual_address(ctx, el),
     }
 }
 

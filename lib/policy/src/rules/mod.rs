@@ -38,6 +38,7 @@ macro_rules! rule {
 
 pub mod channels;
 mod common;
+pub mod crash_audit;
 pub mod devices;
 pub mod domains;
 pub mod events;
@@ -228,6 +229,8 @@ pub static ALL: &[Rule] = &[
     monitor::STATE,
     timed::PAGE,
     timed::EVENT,
+    crash_audit::READER,
+    crash_audit::ONE,
     scheduling::TICK_RATE_ZERO,
     scheduling::NO_MAJOR_FRAME,
     scheduling::PARTITION_EMPTY,
