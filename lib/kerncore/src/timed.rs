@@ -115,7 +115,19 @@ mod tests {
     use crate::spec::{FaultAction, SubjectSpec};
     use crate::testing::{KERNEL, NO_EVENTS, TWO_PARTITIONS, subject};
 
+    fn cases() -> u32 {
+        if cfg!(miri) { 4 } else { 256 }
+    }
+
     proptest! {
+        // No failure persistence: it needs the file system, which Miri
+        // isolates.
+        #![proptest_config(ProptestConfig {
+            cases: cases(),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
         /// Never early: a trigger happens only at or after the deadline,
         /// and always when the deadline has passed.
         #[test]
