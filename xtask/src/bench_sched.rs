@@ -18,6 +18,13 @@
 //!   reached a boundary, L the barrier's own skew (the last CPU to leave
 //!   after the last arrival opened it).
 //!
+//! - `ipi` (4 CPUs): the ponger prints `ponger: ipi N seen after C
+//!   cycles`, C from the pinger's TSC read right before its `ipi` hypercall
+//!   on CPU 0 to the ponger's interrupt handler on CPU 1 (the event's
+//!   `<inject_interrupt>` vector), over five events;
+//! - `timed`: the alarm prints `alarm: round N fired, lateness C cycles`,
+//!   C from its timed event's deadline to its return from `wait`.
+//!
 //! The numbers replace the "Scheduling" section of docs/benchmarks.md.
 //! Bochs advances the TSC by one tick per instruction, so they are exact
 //! instruction counts.
@@ -58,6 +65,20 @@ pub fn parse_barrier(com2: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
+/// `(min, max)` of the numbers after `key` on the lines containing `marker`.
+pub fn parse_range(com1: &str, marker: &str, key: &str) -> Option<(u64, u64)> {
+    let values = com1
+        .lines()
+        .filter(|l| l.contains(marker))
+        .filter_map(|l| number_after(l, key));
+    values.fold(None, |range, v| match range {
+        None => Some((v, v)),
+        Some((min, max)) => Some((v.min(min), v.max(max))),
+    })
+}
+
+/// Builds and boots `system` (a name in systems/) with the release kernel;
+/// returns COM1 and COM2.
 fn boot(paths: &Paths, system: &str) -> Result<(String, String), Error> {
     crate::bench::boot_system(paths, system, &Variant::release(), false)
 }
@@ -78,6 +99,8 @@ pub fn scheduling(paths: &Paths, doc_path: &Path) -> Result<bool, Error> {
     let on_ap = switch("smp_timing")?;
     let (_, smp_com2) = boot(paths, "smp")?;
     let barrier = parse_barrier(&smp_com2);
+    let ipi = parse_range(&boot(paths, "ipi")?.0, "ponger: ipi ", "seen after ");
+    let timed = parse_range(&boot(paths, "timed")?.0, "alarm: round ", "lateness ");
 
     let range = |value: Option<(u64, u64)>| {
         value.map_or("not reported".to_owned(), |(min, max)| {
@@ -106,6 +129,14 @@ pub fn scheduling(paths: &Paths, doc_path: &Path) -> Result<bool, Error> {
     println!(
         "  major-frame barrier ({passed} passed, 4 CPUs): longest wait {wait}, latest leave {leave} ticks"
     );
+    println!(
+        "  ipi event, send to handler on another CPU  {} ticks",
+        range(ipi)
+    );
+    println!(
+        "  timed event, deadline to the woken subject {} ticks",
+        range(timed)
+    );
 
     let body = format!(
         "Measured with `cargo xtask bench` (release kernel, Bochs 2.7, one TSC tick per\n\
@@ -115,20 +146,27 @@ pub fn scheduling(paths: &Paths, doc_path: &Path) -> Result<bool, Error> {
          | minor-frame switch, timer exit to the next subject's first instruction, CPU 0 (`timing`) | {} |\n\
          | the same on CPU 1 of a 4-CPU plan (`smp_timing`) | {} |\n\
          | major-frame barrier, longest wait of a CPU (`smp`, 4 CPUs, {passed} barriers) | {wait} |\n\
-         | major-frame barrier skew: latest leave after the last arrival opened it | {leave} |\n\n\
+         | major-frame barrier skew: latest leave after the last arrival opened it | {leave} |\n\
+         | `ipi` event: sender's TSC before its `vmcall` (CPU 0) to the target's interrupt handler (CPU 1), 5 events (`ipi`) | {} |\n\
+         | timed event: deadline to the owner's return from `wait`, 5 rounds (`timed`) | {} |\n\n\
          The switch includes the fixed frame entry pad of 1000 ticks\n\
-         (`FRAME_ENTRY_PAD`, docs/kernel.md \"Constant-time frame transitions\"). A\n\
-         cross-CPU `ipi` latency is not measured: the kernel routes `ipi` events like\n\
-         `async` and sends no IPI (docs/kernel.md, \"Limits of this version\"); an idle\n\
-         target CPU notices the event in its idle loop.",
+         (`FRAME_ENTRY_PAD`, docs/kernel.md \"Constant-time frame transitions\"). The\n\
+         `ipi` target spins with no exit of its own: without the IPI its vector would\n\
+         wait for its next frame (docs/kernel.md, \"ipi events\").",
         range(on_boot_cpu),
         range(on_ap),
+        range(ipi),
+        range(timed),
     );
     let doc = fs::read_to_string(doc_path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
     fs::write(doc_path, replace_section(&doc, "## Scheduling", &body))
         .map_err(|e| format!("cannot write {}: {e}", doc_path.display()))?;
     println!("wrote the Scheduling section of {}", doc_path.display());
-    Ok(on_boot_cpu.is_some() && on_ap.is_some() && barrier.is_some())
+    Ok(on_boot_cpu.is_some()
+        && on_ap.is_some()
+        && barrier.is_some()
+        && ipi.is_some()
+        && timed.is_some())
 }
 
 #[cfg(test)]
@@ -144,6 +182,12 @@ mod tests {
         assert_eq!(parse_barrier(com2), Some((30, 95, 20)));
         assert_eq!(parse_gap("nothing"), None);
         assert_eq!(parse_barrier("nothing"), None);
+        let ipi = "ponger: waiting\nponger: ipi 1 seen after 535 cycles\nponger: ipi 2 seen after 530 cycles\n";
+        assert_eq!(
+            parse_range(ipi, "ponger: ipi ", "seen after "),
+            Some((530, 535))
+        );
+        assert_eq!(parse_range("nothing", "ponger: ipi ", "seen after "), None);
     }
 
     /// The load frame the gap spans is the one the policies give.

@@ -14,6 +14,12 @@
 //! event, and of which action ([`KernelActionCode`]), so that the SDK can
 //! offer `wait`, `yield` or `poweroff` as typed calls.
 
+/// The vector of the inter-processor interrupt the kernel sends to the CPU
+/// of an `ipi` event's target (host vector: it never reaches a subject;
+/// above every device line's `32 + line`, below the IOMMU fault vector 253
+/// and the spurious vector 255).
+pub const IPI_VECTOR: u8 = 0xf0;
+
 /// Number of source (and target) event slots per subject.
 pub const MAX_EVENTS: usize = 64;
 

@@ -3,9 +3,9 @@
 //!
 //! A source event resolves to the subject that has the same global event as
 //! a target event ([`EventTargets`]): `async` and `ipi` become
-//! [`SourceEvent::Async`] (events are not injected into subjects yet, and
-//! an idle CPU notices a cross-CPU event on its own, so `ipi` needs no
-//! interrupt today), `switch` becomes [`SourceEvent::Switch`], `self`
+//! [`SourceEvent::Async`] (an `ipi` event is also set in the subject's
+//! `ipi_events` mask, [`ipi_mask`]: the kernel then interrupts the target's
+//! CPU), `switch` becomes [`SourceEvent::Switch`], `self`
 //! [`SourceEvent::SelfEvent`] on the subject's own target number, and
 //! `kernel` events their [`KernelAction`] (the policy and the kernel share
 //! that type). A channel with an event
@@ -27,6 +27,16 @@ use septum_kerncore::spec::{FaultAction, SourceEvent};
 use crate::error::{ComposeError, fail};
 use crate::input::{EventMode, KernelAction, OnFault, SubjectInput, SystemInput};
 use crate::system::SourceEventOut;
+
+/// The kernel's `ipi_events` mask of a subject: bit `n` for each of its
+/// source events `n` of mode `ipi` (the kernel then interrupts the target's
+/// CPU after marking the event pending).
+pub fn ipi_mask(events: &[SourceEventOut]) -> u64 {
+    events
+        .iter()
+        .filter(|e| e.mode == EventMode::Ipi && e.id < 64)
+        .fold(0, |mask, e| mask | 1 << e.id)
+}
 
 /// Where a global event is delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -94,6 +94,7 @@ fn subject_spec(s: &SubjectOut) -> SubjectSpec<Owned> {
         fault_action: s.fault_action,
         minor_frame_deadline: s.minor_frame_deadline,
         timed_event: s.timed_event,
+        ipi_events: crate::events::ipi_mask(&s.source_events),
     }
 }
 

@@ -55,6 +55,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             fault_action: septum_kerncore::spec::FaultAction::StopSystem,
             minor_frame_deadline: false,
             timed_event: None,
+            ipi_events: 0x0,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "b",
@@ -85,6 +86,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             fault_action: septum_kerncore::spec::FaultAction::StopSubject,
             minor_frame_deadline: true,
             timed_event: Some(septum_kerncore::spec::TimedEventSpec { page: septum_abi::PhysAddr(0x7000), event: 5 }),
+            ipi_events: 0x8,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "c",
@@ -115,6 +117,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             fault_action: septum_kerncore::spec::FaultAction::RestartSubject(septum_kerncore::lifecycle::RestartPolicy { limit: 3, fallback: septum_kerncore::lifecycle::Fallback::StopSystem }),
             minor_frame_deadline: false,
             timed_event: None,
+            ipi_events: 0x0,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "d",
@@ -145,6 +148,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             fault_action: septum_kerncore::spec::FaultAction::Monitor(septum_kerncore::spec::MonitorSpec { monitor: septum_abi::SubjectId(1), event: 62, state: septum_abi::PhysAddr(0x500000), exits: septum_kerncore::spec::ExitSet([0x40000001, 0x8000000000000000]) }),
             minor_frame_deadline: false,
             timed_event: None,
+            ipi_events: 0x0,
         },
     ],
     partitions: &[

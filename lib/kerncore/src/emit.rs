@@ -422,6 +422,7 @@ impl<S: Storage> EmitRust for SubjectSpec<S> {
             fault_action,
             minor_frame_deadline,
             timed_event,
+            ipi_events,
         } = self;
         w.block(
             format_args!("{SPEC}::SubjectSpec"),
@@ -440,6 +441,7 @@ impl<S: Storage> EmitRust for SubjectSpec<S> {
                 ("fault_action", fault_action),
                 ("minor_frame_deadline", minor_frame_deadline),
                 ("timed_event", &TimedEvent(timed_event)),
+                ("ipi_events", &Hex(*ipi_events)),
             ],
         );
     }

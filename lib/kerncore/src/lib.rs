@@ -36,6 +36,7 @@ pub mod emit;
 pub mod events;
 pub mod exits;
 pub mod fault;
+pub mod ipi;
 pub mod irq;
 pub mod lifecycle;
 pub mod mbi;

@@ -268,6 +268,10 @@ pub struct SubjectSpec<S: Storage = Static> {
     pub minor_frame_deadline: bool,
     /// The subject's timed-event page, if it has one ([`crate::timed`]).
     pub timed_event: Option<TimedEventSpec>,
+    /// Source events of mode `ipi` (bit `n`: source event `n`): after
+    /// marking the target event pending, the kernel interrupts the
+    /// target's CPU if it is another one ([`crate::ipi`]).
+    pub ipi_events: u64,
 }
 
 /// A subject's timed event: the page holding its TSC deadline

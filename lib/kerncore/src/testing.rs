@@ -77,6 +77,7 @@ pub(crate) const fn subject(
         fault_action,
         minor_frame_deadline: false,
         timed_event: None,
+        ipi_events: 0,
     }
 }
 

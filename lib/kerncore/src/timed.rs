@@ -115,11 +115,15 @@ mod tests {
     use crate::spec::{FaultAction, SubjectSpec};
     use crate::testing::{KERNEL, NO_EVENTS, TWO_PARTITIONS, subject};
 
+    fn cases() -> u32 {
+        if cfg!(miri) { 4 } else { 256 }
+    }
+
     proptest! {
         // No failure persistence: it needs the file system, which Miri
-        // isolates; few cases under Miri, which is slow.
+        // isolates.
         #![proptest_config(ProptestConfig {
-            cases: if cfg!(miri) { 4 } else { 256 },
+            cases: cases(),
             failure_persistence: None,
             ..ProptestConfig::default()
         })]

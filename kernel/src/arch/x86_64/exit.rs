@@ -354,6 +354,7 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
     // before the first VM entry below.
     let core = unsafe { &mut *core_pointer };
     core.scheduler.set_plan_switch(&smp::PLAN_SWITCH);
+    super::ipi::init_cpu();
     // Every subject starts from the FNINIT state (FCW 0x37f, empty stack,
     // MXCSR at its reset value), not from an all-zero FXSAVE area, which
     // would unmask every x87 exception and select single precision.
@@ -430,8 +431,10 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
         let rip = or_stop(vmread(field::GUEST_RIP));
         or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
         interrupts::on_hypercall(cpu, frame.rax);
-        let exit = Exit::Hypercall { event: frame.rax };
-        (decide_and_execute(cpu, frame, exit), true)
+        let (caller, event) = (cpu.loaded.map(|vmcs| vmcs.id()), frame.rax);
+        let launch = decide_and_execute(cpu, frame, Exit::Hypercall { event });
+        super::ipi::after_hypercall(caller, event);
+        (launch, true)
     } else if reason == u64::from(EXIT_PREEMPTION_TIMER) {
         (timer_exit(cpu, frame), false)
     } else {

@@ -38,6 +38,7 @@ pub mod crash;
 pub mod descriptors;
 pub mod exit;
 pub mod interrupts;
+pub mod ipi;
 pub mod ioapic;
 pub mod monitor;
 pub mod nmi;

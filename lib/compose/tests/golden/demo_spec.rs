@@ -45,6 +45,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             fault_action: septum_kerncore::spec::FaultAction::StopSubject,
             minor_frame_deadline: false,
             timed_event: None,
+            ipi_events: 0x0,
         },
         septum_kerncore::spec::SubjectSpec {
             name: "console",
@@ -78,6 +79,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             fault_action: septum_kerncore::spec::FaultAction::StopSystem,
             minor_frame_deadline: false,
             timed_event: None,
+            ipi_events: 0x0,
         },
     ],
     partitions: &[

@@ -160,6 +160,11 @@ fn subject(
         },
         source_events,
         minor_frame_deadline: fault_action == FaultAction::StopSubject,
+        ipi_events: if fault_action == FaultAction::StopSubject {
+            1 << 3
+        } else {
+            0
+        },
         timed_event: (fault_action == FaultAction::StopSubject).then_some(TimedEventSpec {
             page: PhysAddr(0x7000),
             event: 5,
@@ -297,6 +302,7 @@ fn the_compiled_golden_spec_holds_every_variant() {
         assert_eq!(c.fault_action, b.fault_action);
         assert_eq!(c.minor_frame_deadline, b.minor_frame_deadline);
         assert_eq!(c.timed_event, b.timed_event);
+        assert_eq!(c.ipi_events, b.ipi_events);
         assert_eq!(c.controls, b.controls);
         assert_eq!(c.guest, b.guest);
     }
