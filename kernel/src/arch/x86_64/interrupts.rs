@@ -47,6 +47,12 @@ use super::vmx::{field, vmread, vmwrite};
 use super::{apic, cpu, ioapic};
 use crate::system::{INTERRUPTS, SPEC, VTD};
 
+/// Whether the system routes device lines, and whether any target event
+/// injects a vector: constants, so a system without either pays nothing on
+/// its hypercall and entry paths.
+const ROUTES: bool = !INTERRUPTS.routes.is_empty();
+const EVENT_VECTORS: bool = !INTERRUPTS.event_vectors.is_empty();
+
 /// Vectors pending for each subject (set on the owner's CPU or, for
 /// events, on any CPU).
 pub static PENDING: PendingVectors = PendingVectors::new();
@@ -223,7 +229,7 @@ fn xapic_write(offset: u64, value: u32) {
 /// One length test when the system has no such event.
 #[inline(always)]
 pub fn on_hypercall(cpu: &CpuCore, event: u64) {
-    if INTERRUPTS.event_vectors.is_empty() {
+    if !EVENT_VECTORS {
         return;
     }
     on_event_hypercall(cpu, event);
@@ -250,7 +256,7 @@ pub fn unmask_irq(by: SubjectId) {
 /// if it can take it, else exit as soon as it can.
 #[inline(always)]
 pub fn before_entry(cpu: &CpuCore) {
-    if INTERRUPTS.routes.is_empty() && INTERRUPTS.event_vectors.is_empty() {
+    if !ROUTES && !EVENT_VECTORS {
         return;
     }
     let Some(subject) = cpu.loaded.map(|vmcs| vmcs.id()) else {

@@ -38,8 +38,8 @@ pub mod crash;
 pub mod descriptors;
 pub mod exit;
 pub mod interrupts;
-pub mod ipi;
 pub mod ioapic;
+pub mod ipi;
 pub mod monitor;
 pub mod nmi;
 #[cfg(not(debug_assertions))]

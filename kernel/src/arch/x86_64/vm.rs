@@ -126,6 +126,10 @@ fn slot_index(id: SubjectId) -> usize {
         .count()
 }
 
+/// Whether the system has VM subjects at all (a constant: without VMs
+/// every function here returns at once and the exit path pays nothing).
+const PRESENT: bool = vm::present(&SPEC);
+
 /// The loaded subject of `cpu` if it is a VM, with its device state.
 ///
 /// Takes the core shared because the entry path (`exit.rs`'s timer
@@ -137,6 +141,9 @@ fn slot_index(id: SubjectId) -> usize {
     reason = "the slot is reached only by its own CPU, once per exit or entry"
 )]
 fn loaded_vm(cpu: &CpuCore) -> Option<(SubjectId, &'static SubjectSpec, &mut VmState)> {
+    if !PRESENT {
+        return None;
+    }
     let vmcs = cpu.loaded?;
     let subject = vmcs.subject();
     if !vm::is_vm(subject) {
@@ -238,6 +245,9 @@ fn set_gpr(frame: &mut GuestRegs, index: u8, value: u64) -> Result<(), VmxError>
 /// Whether a VMCALL of the loaded subject is refused: a VM's VMCALL from
 /// CPL > 0 (its user space) is not a hypercall but an invalid opcode.
 pub fn vmcall_refused(cpu: &CpuCore) -> bool {
+    if !PRESENT {
+        return false;
+    }
     let Some(vmcs) = cpu.loaded else {
         return false;
     };

@@ -26,7 +26,7 @@ pub mod cpuid;
 pub mod msr;
 pub mod platform;
 
-use crate::spec::{SubjectSpec, VmxControls};
+use crate::spec::{SubjectSpec, SystemSpec, VmxControls};
 
 /// Primary processor-based control "CR3-load exiting" (SDM 25.6.2).
 const PROC_CR3_LOAD_EXITING: u32 = 1 << 15;
@@ -36,6 +36,19 @@ const PROC_CR3_LOAD_EXITING: u32 = 1 << 15;
 /// tables; the EPT confines it).
 pub const fn is_vm_controls(controls: &VmxControls) -> bool {
     controls.proc & PROC_CR3_LOAD_EXITING == 0
+}
+
+/// Whether any subject of `spec` is a VM: a `const` in the kernel, so a
+/// system without VMs pays nothing for them on its exit path.
+pub const fn present(spec: &SystemSpec) -> bool {
+    let mut rest = spec.subjects;
+    while let [first, tail @ ..] = rest {
+        if is_vm_controls(&first.controls) {
+            return true;
+        }
+        rest = tail;
+    }
+    false
 }
 
 /// Whether `subject` is a VM (see [`is_vm_controls`]).
