@@ -161,7 +161,10 @@ impl Kernel {
     /// Waits for target events (the `sleep` action): returns at once if any
     /// is pending, else the subject leaves the CPU and runs again, in one of
     /// its own minor frames, once one is. However many frames that takes,
-    /// the call returns only with events: the set is never empty. The
+    /// the call returns only with events (the set is never empty), or, for
+    /// a subject that owns an IRQ line, also when one of its device
+    /// interrupts arrives (the set may then be empty; the handler has run
+    /// before the call returns if interrupts are enabled). The
     /// events returned are no longer pending (a signal is seen once; one
     /// raised again while the subject runs is returned by the next `wait`).
     pub fn wait(&self) -> Result<PendingSet, NotGranted> {

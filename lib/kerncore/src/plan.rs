@@ -141,6 +141,9 @@ pub struct Scheduler<'e> {
     /// Subject currently given the CPU, if any.
     current: Option<SubjectId>,
     state: [SubjectState; MAX_SUBJECTS],
+    /// Per subject: a device interrupt for it arrived while it slept (see
+    /// [`Scheduler::interrupt_for`]); it wakes like a sleeper with an event.
+    interrupted: [bool; MAX_SUBJECTS],
     /// Group of each subject.
     group_of: [u16; MAX_SUBJECTS],
     /// Active subject of each group.
@@ -189,6 +192,7 @@ impl<'e> Scheduler<'e> {
             deadline: TscCycles(0),
             current: None,
             state: [SubjectState::Runnable; MAX_SUBJECTS],
+            interrupted: [false; MAX_SUBJECTS],
             group_of: [u16::MAX; MAX_SUBJECTS],
             active: [SubjectId(0); MAX_GROUPS],
             cursor: [0; MAX_PARTITIONS],
@@ -328,7 +332,7 @@ impl<'e> Scheduler<'e> {
     /// turn comes.
     pub fn state(&self, subject: SubjectId) -> Option<SubjectState> {
         let state = self.state.get(subject.index()).copied()?;
-        if state == SubjectState::Sleeping && self.events.peek(subject) != 0 {
+        if state == SubjectState::Sleeping && self.woken(subject) {
             Some(SubjectState::Runnable)
         } else {
             Some(state)
@@ -561,6 +565,9 @@ impl<'e> Scheduler<'e> {
         let previous = self.current.replace(subject);
         if self.state.get(subject.index()) == Some(&SubjectState::Sleeping) {
             self.set_state(subject, SubjectState::Runnable);
+            if let Some(flag) = self.interrupted.get_mut(subject.index()) {
+                *flag = false;
+            }
             return Decision::Wake {
                 subject,
                 pending: self.events.take(subject),
@@ -630,8 +637,33 @@ impl<'e> Scheduler<'e> {
     fn is_runnable(&self, subject: SubjectId) -> bool {
         match self.state.get(subject.index()) {
             Some(SubjectState::Runnable) => true,
-            Some(SubjectState::Sleeping) => self.events.peek(subject) != 0,
+            Some(SubjectState::Sleeping) => self.woken(subject),
             _ => false,
+        }
+    }
+
+    /// Whether sleeping `subject` has something to wake for: a pending
+    /// target event, or a device interrupt.
+    #[inline]
+    fn woken(&self, subject: SubjectId) -> bool {
+        self.events.peek(subject) != 0
+            || self
+                .interrupted
+                .get(subject.index())
+                .copied()
+                .unwrap_or(false)
+    }
+
+    /// A device interrupt for `subject` (one of this CPU's) is pending: if it
+    /// sleeps, it becomes runnable like a sleeper with a pending event, and
+    /// is entered as a [`Decision::Wake`] (with the events pending then,
+    /// perhaps none); the vector itself is injected by the arch layer at
+    /// that entry. Any other state is left as it is.
+    pub fn interrupt_for(&mut self, subject: SubjectId) {
+        if self.state.get(subject.index()) == Some(&SubjectState::Sleeping)
+            && let Some(flag) = self.interrupted.get_mut(subject.index())
+        {
+            *flag = true;
         }
     }
 
@@ -696,6 +728,41 @@ mod tests {
         assert!(!s.at_major_frame_start());
         assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Run(A));
         assert!(s.at_major_frame_start());
+    }
+
+    #[test]
+    fn a_device_interrupt_wakes_a_sleeper_once() {
+        let events = PendingTable::new();
+        let mut s = Scheduler::new(&TWO_PARTITIONS, 0, &events).unwrap();
+        assert_eq!(s.start(TscCycles(0)), Decision::Run(A));
+        // Not asleep: an interrupt changes nothing (the vector waits for
+        // the next entry).
+        s.interrupt_for(A);
+        assert_eq!(s.give_up(A, SubjectState::Sleeping), Decision::Idle);
+        assert_eq!(s.wake(), None);
+        s.interrupt_for(A);
+        assert_eq!(s.state(A), Some(SubjectState::Runnable));
+        assert_eq!(
+            s.wake(),
+            Some(Decision::Wake {
+                subject: A,
+                pending: 0
+            })
+        );
+        // Taken with the entry: asleep again, it waits for the next one.
+        assert_eq!(s.give_up(A, SubjectState::Sleeping), Decision::Idle);
+        assert_eq!(s.wake(), None);
+        // An interrupt for a subject of another partition waits for its
+        // frame.
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        s.interrupt_for(A);
+        assert_eq!(
+            s.on_frame_end(TscCycles(300)),
+            Decision::Wake {
+                subject: A,
+                pending: 0
+            }
+        );
     }
 
     #[test]

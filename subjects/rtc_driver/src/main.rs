@@ -122,8 +122,19 @@ fn main(info: Info<'static>) -> ! {
     rtc_write(REG_B, b | PERIODIC_INTERRUPT);
     let _ = rtc_read(REG_C);
     interrupt::enable();
+    // With a `sleep` kernel event (systems/irq_wait.xml) the driver sleeps
+    // between interrupts instead of spinning: only its device interrupts
+    // can wake it (it has no target events).
+    let kernel = info.kernel();
+    let sleeps = info
+        .kernel_event(septum_sdk::KernelActionCode::Sleep)
+        .is_some();
     let mut next = REPORT_EVERY;
     loop {
+        if sleeps && TICKS.load(Ordering::Relaxed) < next {
+            LAST_TURN.store(NOT_WAITING, Ordering::Relaxed);
+            let _ = kernel.wait();
+        }
         let ticks = TICKS.load(Ordering::Relaxed);
         if ticks >= next {
             LAST_TURN.store(NOT_WAITING, Ordering::Relaxed);

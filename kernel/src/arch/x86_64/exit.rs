@@ -477,7 +477,9 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
     }
     match basic {
         EXIT_EXTERNAL_INTERRUPT => {
-            interrupts::acknowledge();
+            if let Some(owner) = interrupts::acknowledge() {
+                cpu.scheduler.interrupt_for(owner);
+            }
             decide_and_execute(cpu, frame, Exit::ExternalInterrupt)
         }
         EXIT_INTERRUPT_WINDOW => {
@@ -731,6 +733,8 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
     let deadline = cpu.scheduler.deadline();
     while rdtsc() < deadline {
         super::timed::check_point(cpu);
+        let apic = smp::apic_id(cpu.number);
+        interrupts::requested_owners(apic, &mut |owner| cpu.scheduler.interrupt_for(owner));
         if let Some(woken) = cpu.scheduler.wake() {
             return (woken, None);
         }

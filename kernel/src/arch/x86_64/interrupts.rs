@@ -38,7 +38,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use septum_abi::SubjectId;
 use septum_kerncore::irq::{
-    Acknowledge, Injection, PendingVectors, Vector, XAPIC_BASE, event_target,
+    self, Acknowledge, Injection, PendingVectors, Vector, XAPIC_BASE, event_target,
 };
 use septum_kerncore::vtd;
 
@@ -74,10 +74,14 @@ const APIC_BASE_MASK: u64 = 0x000f_ffff_ffff_f000;
 /// xAPIC register offsets: task priority, end of interrupt, spurious vector.
 const XAPIC_TPR: u64 = 0x80;
 const XAPIC_EOI: u64 = 0xb0;
+/// xAPIC IRR: eight 32-bit registers, 16 bytes apart.
+const XAPIC_IRR: u64 = 0x200;
 const XAPIC_SVR: u64 = 0xf0;
 
 /// x2APIC end-of-interrupt register.
 const X2APIC_EOI: u32 = 0x80b;
+/// x2APIC IRR: eight MSRs of 32 vectors each.
+const X2APIC_IRR: u32 = 0x820;
 /// x2APIC spurious-interrupt vector register.
 const X2APIC_SVR: u32 = 0x80f;
 /// x2APIC task-priority register.
@@ -178,28 +182,66 @@ pub fn init_cpu(boot: bool) -> Result<(), InterruptError> {
 
 /// An external-interrupt exit: record a device IRQ for its owner, mask a
 /// level line, end the interrupt at the local APIC. Costs the running
-/// subject only this.
-pub fn acknowledge() {
+/// subject only this. Returns the owner of a device IRQ (its CPU's
+/// scheduler wakes it if it sleeps).
+pub fn acknowledge() -> Option<SubjectId> {
     let Ok(info) = vmread(field::EXIT_INTERRUPTION_INFO) else {
-        return;
+        return None;
     };
     if info & (1 << 31) == 0 {
-        return;
+        return None;
     }
     let vector = info as u8;
+    let mut owner = None;
     if vtd::is_fault_event(vector) {
         super::vtd::report_faults();
-    } else if let Acknowledge::Routed { mask, .. } =
+    } else if let Acknowledge::Routed { owner: to, mask } =
         INTERRUPTS.on_device_interrupt(&PENDING, Vector(vector))
     {
         ACKNOWLEDGED.fetch_add(1, Ordering::Relaxed);
         if let Some(line) = mask {
             ioapic::mask(line);
         }
+        owner = Some(to);
     }
     if vector != SPURIOUS {
         end_of_interrupt();
     }
+    owner
+}
+
+/// While the CPU idles in root mode (interrupts off, so a device interrupt
+/// stays requested in the local APIC): the owners of this CPU's routed
+/// lines whose host vector is requested, handed to `wake`. The interrupt
+/// itself is taken as an exit right after the owner's next VM entry and
+/// injected then. Does nothing without routes.
+pub fn requested_owners(cpu_apic: u32, wake: &mut dyn FnMut(SubjectId)) {
+    if !ROUTES {
+        return;
+    }
+    for route in INTERRUPTS.routes {
+        if route.apic_id.0 != cpu_apic {
+            continue;
+        }
+        if let Some(host) = irq::host_vector(route.line)
+            && irr_bit(host.0)
+        {
+            wake(route.owner);
+        }
+    }
+}
+
+/// Whether the local APIC's IRR holds `vector` (x2APIC MSR 0x800 + 0x20 +
+/// vector / 32, or the xAPIC page's IRR registers).
+fn irr_bit(vector: u8) -> bool {
+    let word = u32::from(vector / 32);
+    let bit = u32::from(vector % 32);
+    let value = if XAPIC.load(Ordering::Relaxed) {
+        xapic_read(XAPIC_IRR + u64::from(word) * 0x10)
+    } else {
+        cpu::rdmsr(X2APIC_IRR + word) as u32
+    };
+    value & (1 << bit) != 0
 }
 
 /// The end-of-interrupt for the vector the exit acknowledged: it only lets
@@ -221,6 +263,15 @@ fn xapic_write(offset: u64, value: u32) {
     // only case in which this runs), and `init_cpu` checked the local APIC
     // is there; TPR, EOI and SVR are aligned 32-bit registers in it.
     unsafe { register.write_volatile(value) };
+}
+
+/// Read an xAPIC register (xAPIC mode only, see `init_cpu`).
+fn xapic_read(offset: u64) -> u32 {
+    let register = XAPIC_BASE.get().wrapping_add(offset) as *const u32;
+    // Safety: as for `xapic_write`: the page is mapped whenever a line is
+    // routed (the only case in which this runs); IRR registers are aligned
+    // 32-bit registers in it, and reading them has no side effect.
+    unsafe { register.read_volatile() }
 }
 
 /// A hypercall of the loaded subject (before it is dispatched): if its
