@@ -733,8 +733,10 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
     let deadline = cpu.scheduler.deadline();
     while rdtsc() < deadline {
         super::timed::check_point(cpu);
-        let apic = smp::apic_id(cpu.number);
-        interrupts::requested_owners(apic, &mut |owner| cpu.scheduler.interrupt_for(owner));
+        if interrupts::ROUTES {
+            let apic = smp::apic_id(cpu.number);
+            interrupts::requested_owners(apic, &mut |owner| cpu.scheduler.interrupt_for(owner));
+        }
         if let Some(woken) = cpu.scheduler.wake() {
             return (woken, None);
         }

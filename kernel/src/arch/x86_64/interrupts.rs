@@ -50,7 +50,7 @@ use crate::system::{INTERRUPTS, SPEC, VTD};
 /// Whether the system routes device lines, and whether any target event
 /// injects a vector: constants, so a system without either pays nothing on
 /// its hypercall and entry paths.
-const ROUTES: bool = !INTERRUPTS.routes.is_empty();
+pub const ROUTES: bool = !INTERRUPTS.routes.is_empty();
 const EVENT_VECTORS: bool = !INTERRUPTS.event_vectors.is_empty();
 
 /// Vectors pending for each subject (set on the owner's CPU or, for
@@ -237,11 +237,11 @@ fn irr_bit(vector: u8) -> bool {
     let word = u32::from(vector / 32);
     let bit = u32::from(vector % 32);
     let value = if XAPIC.load(Ordering::Relaxed) {
-        xapic_read(XAPIC_IRR + u64::from(word) * 0x10)
+        xapic_read(XAPIC_IRR.wrapping_add(u64::from(word).wrapping_mul(0x10)))
     } else {
-        cpu::rdmsr(X2APIC_IRR + word) as u32
+        cpu::rdmsr(X2APIC_IRR.wrapping_add(word)) as u32
     };
-    value & (1 << bit) != 0
+    value & 1u32.wrapping_shl(bit) != 0
 }
 
 /// The end-of-interrupt for the vector the exit acknowledged: it only lets
