@@ -132,6 +132,7 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
     #[cfg(feature = "root-nmi-probe")]
     arch::x86_64::nmi::probe(septum_kerncore::spec::ApicId(smp::apic_id(boot_cpu)));
     kprintln!("septum: vmx on, starting plan");
+    console::start_buffering();
     exit::start(boot_cpu, scheduler, caps.preemption_timer_rate())
 }
 

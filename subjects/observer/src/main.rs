@@ -23,6 +23,16 @@
 //!
 //! The observer also raises `kick` (async, the neighbour's target event)
 //! every frame: the neighbour's `wait` needs an event to return.
+//!
+//! In the `silence_fault` system the neighbour is named `restarter`
+//! (`onFault="restartSubject"`) and faults again and again: each of its
+//! lives spins through one frame (which tells it where its deadlines lie),
+//! makes hypercalls through the next, and faults in the third, either at
+//! once or [`late_fault_margin`] ticks before its deadline (sweeping the
+//! fault's report over the boundary), until its restarts are used up and
+//! it is stopped. The observer there (named `watcher`) measures
+//! [`FAULT_FRAMES`] frames and asserts every one of them:
+//! `observer: offsets identical over all N frames`.
 #![no_std]
 #![no_main]
 
@@ -33,8 +43,12 @@ use septum_sdk::{Info, raise, rdtsc};
 
 septum_sdk::entry!(main);
 
-/// Observer frames measured (resumes after the first).
+/// Observer frames measured in `silence` (resumes after the first).
 const FRAMES: usize = 20;
+/// Observer frames measured in `silence_fault`: the restarter's lives
+/// (three frames each, `restartLimit` + 1 of them) and some frames after
+/// it was stopped.
+const FAULT_FRAMES: usize = 96;
 /// The neighbour's frame in which it faults (it is stopped after it).
 const FAULT_FRAME: u64 = 16;
 /// A gap between two TSC reads above this many cycles means the subject
@@ -52,6 +66,7 @@ const UNDEFINED_EVENT: u64 = 63;
 fn main(info: Info<'static>) -> ! {
     match Uart::from_info(&info, "uart") {
         Some(uart) => observe(&info, uart),
+        None if info.name() == "restarter" => restarter(&info),
         None => neighbour(&info),
     }
 }
@@ -86,17 +101,53 @@ fn behaviour(frame: u64) -> Behaviour {
 }
 
 /// Spins until the next gap in the TSC (the next frame of this subject),
-/// running `between` at every turn.
-fn until_next_frame(mut between: impl FnMut()) {
+/// running `between` at every turn; returns the last read before the gap
+/// (a few ticks before the frame's deadline if `between` is short).
+fn until_next_frame(mut between: impl FnMut()) -> u64 {
     let mut last = rdtsc();
     loop {
         between();
         let now = rdtsc();
         if now.wrapping_sub(last) > GAP {
-            return;
+            return last;
         }
         last = now;
     }
+}
+
+/// How many ticks before its deadline the restarter faults in the life
+/// whose calibration frame ended at major frame `index` (TSC / P): 0 to
+/// 4700 in steps of 100, in a scattered order, so that the fault's report
+/// and restart fall over the boundary at every point of their path.
+fn late_fault_margin(index: u64) -> u64 {
+    index.wrapping_mul(37) % 48 * 100
+}
+
+/// The `silence_fault` neighbour: one life per restart (module doc). Its
+/// memory is re-initialised by every restart, so what a life does depends
+/// on the TSC only: even major frames fault at once, odd ones late.
+fn restarter(info: &Info<'static>) -> ! {
+    let period = info.major_frame_cycles().map_or(1, |p| p.get().max(1));
+    // Frame 0 of the life: spin to the deadline, which gives the phase.
+    let end = until_next_frame(|| {});
+    // Frame 1: hypercalls up to the deadline.
+    let turns = end / period % 23;
+    until_next_frame(|| {
+        for _ in 0..turns {
+            core::hint::black_box(rdtsc());
+        }
+        septum_sdk::probe::raw_hypercall(UNDEFINED_EVENT);
+    });
+    // Frame 2 (its deadline lies two periods after frame 0's): fault.
+    let index = end / period;
+    if index % 2 == 1 {
+        let deadline = end.wrapping_add(period.wrapping_mul(2));
+        let fault_at = deadline.wrapping_sub(late_fault_margin(index));
+        while rdtsc() < fault_at {
+            core::hint::spin_loop();
+        }
+    }
+    septum_sdk::arch::invalid_opcode()
 }
 
 fn neighbour(info: &Info<'static>) -> ! {
@@ -104,7 +155,9 @@ fn neighbour(info: &Info<'static>) -> ! {
     let mut frame: u64 = 0;
     loop {
         match behaviour(frame) {
-            Behaviour::Spin => until_next_frame(|| {}),
+            Behaviour::Spin => {
+                until_next_frame(|| {});
+            }
             Behaviour::Yield => {
                 let _ = kernel.yield_now();
             }
@@ -116,12 +169,14 @@ fn neighbour(info: &Info<'static>) -> ! {
                     break;
                 }
             },
-            Behaviour::Hypercalls(turns) => until_next_frame(|| {
-                for _ in 0..turns {
-                    core::hint::black_box(rdtsc());
-                }
-                septum_sdk::probe::raw_hypercall(UNDEFINED_EVENT);
-            }),
+            Behaviour::Hypercalls(turns) => {
+                until_next_frame(|| {
+                    for _ in 0..turns {
+                        core::hint::black_box(rdtsc());
+                    }
+                    septum_sdk::probe::raw_hypercall(UNDEFINED_EVENT);
+                });
+            }
             Behaviour::Fault => septum_sdk::arch::invalid_opcode(),
         }
         frame = frame.wrapping_add(1);
@@ -153,29 +208,37 @@ fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
     }
     // `last` ~ end of frame 0; so frame 1 began at about last + P - own.
     let first_boundary = last.wrapping_add(period).wrapping_sub(own_frame);
-    let mut resumes = [0u64; FRAMES];
-    for slot in &mut resumes {
+    // `silence` (observer named "observer") keeps its 20 frames and its
+    // lines for the frames from the fault on; `silence_fault` measures more.
+    let silence = info.name() == "observer";
+    let mut all_resumes = [0u64; FAULT_FRAMES];
+    let count = if silence { FRAMES } else { FAULT_FRAMES };
+    let resumes = all_resumes.get_mut(..count).unwrap_or(&mut []);
+    for slot in resumes.iter_mut() {
         if let Some(event) = kick {
             raise(event);
         }
         let _ = kernel.yield_now();
         *slot = rdtsc();
     }
-    let first = resumes[0];
+    let first = resumes.first().copied().unwrap_or(0);
     let mut differing = 0u32;
+    let mut differing_before_fault = 0u32;
     for (j, &resume) in (0u64..).zip(resumes.iter()) {
         let frame = j + 2;
         let expected = first.wrapping_add(j.wrapping_mul(period));
         let deviation = resume.wrapping_sub(expected) as i64;
-        if frame >= FAULT_FRAME {
-            // The kernel prints the fault report synchronously on its
-            // debug console: a known gap (docs/kernel.md).
+        if silence && frame >= FAULT_FRAME {
             let _ = writeln!(
                 uart,
                 "observer: frame {frame} (neighbour faulted in frame {FAULT_FRAME}): {deviation:+} ticks"
             );
-        } else if deviation != 0 {
+        }
+        if deviation != 0 {
             differing += 1;
+            if !silence || frame < FAULT_FRAME {
+                differing_before_fault += 1;
+            }
             let _ = writeln!(
                 uart,
                 "observer: offset DIFFERS in frame {frame}: {deviation:+} ticks"
@@ -190,11 +253,18 @@ fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
         uart,
         "observer: P={period} resume offset {offset} ticks after the boundary (to within the spin loop's few ticks)"
     );
-    if differing == 0 {
+    if silence && differing_before_fault == 0 {
         let _ = writeln!(
             uart,
             "observer: offsets identical over {} frames before the fault",
             FAULT_FRAME - 2
+        );
+    }
+    if differing == 0 {
+        let _ = writeln!(
+            uart,
+            "observer: offsets identical over all {} frames",
+            resumes.len()
         );
     }
     let _ = writeln!(uart, "observer: done");

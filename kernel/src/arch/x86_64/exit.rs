@@ -703,7 +703,13 @@ fn execute(
 /// the first entry (`start`).
 fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycles) -> ! {
     let entry = TscCycles(boundary.get().wrapping_add(FRAME_ENTRY_PAD.get()));
-    arm_timer_from(cpu, entry);
+    // Kernel output moves to the UART here, a bounded amount that the pad
+    // absorbs (`console::pump`).
+    crate::console::pump();
+    // An entry later than `entry` (the subject's own restart before it, a
+    // transition longer than the pad) is made at once: the timer counts
+    // from then, or the frame would overrun its deadline by the delay.
+    arm_timer_from(cpu, entry.max(rdtsc()));
     let frame_pointer = core::ptr::from_mut(frame);
     // Safety: `frame` is the register frame at the top of this CPU's exit
     // stack (every caller of `execute` passes it), holding the loaded
@@ -740,6 +746,7 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
         if let Some(woken) = cpu.scheduler.wake() {
             return (woken, None);
         }
+        crate::console::pump();
         cpu::pause();
     }
     frame_ending(cpu);

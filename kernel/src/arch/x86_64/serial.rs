@@ -1,8 +1,11 @@
 //! The kernel's debug UART (a 16550 at the port the spec names).
 //!
-//! Output only, polled, no interrupts and no buffer: the kernel writes a few
-//! lines at boot and on faults, and a line must be on the wire before the
-//! machine stops. [`Uart::drain`] waits until the transmitter is empty,
+//! Output only, polled, no interrupts. Boot output waits for the
+//! transmitter byte by byte ([`Uart::write_byte`]); at run time the
+//! console's ring buffer feeds it without waiting ([`Uart::transmitter_empty`]
+//! once, then up to [`FIFO_BYTES`] bytes by [`Uart::put`]), so that the
+//! cost of kernel output is bounded where it is paid (`crate::console`).
+//! [`Uart::drain`] waits until the transmitter is empty,
 //! because Bochs drops bytes still in the UART when the machine powers off.
 
 use core::fmt;
@@ -18,6 +21,8 @@ const MCR: u16 = 4;
 const LSR: u16 = 5;
 const LSR_THR_EMPTY: u8 = 1 << 5;
 const LSR_TRANSMITTER_EMPTY: u8 = 1 << 6;
+/// Bytes the transmit FIFO holds (16550, FIFOs on: FCR written by `init`).
+pub const FIFO_BYTES: usize = 16;
 /// Polls before a wait gives up: a missing UART must not hang the kernel.
 const MAX_POLLS: u32 = 100_000;
 
@@ -77,6 +82,20 @@ impl Uart {
     /// Send one byte.
     pub fn write_byte(self, byte: u8) {
         self.wait_for(LSR_THR_EMPTY);
+        self.write(THR, byte);
+    }
+
+    /// Whether the transmit FIFO is empty (LSR.THRE with FIFOs on), so
+    /// that [`FIFO_BYTES`] bytes can be [`put`](Self::put) without waiting.
+    /// One port read.
+    pub fn transmitter_empty(self) -> bool {
+        self.read(LSR) & LSR_THR_EMPTY != 0
+    }
+
+    /// Hand one byte to the transmitter without looking at its status: only
+    /// after [`transmitter_empty`](Self::transmitter_empty), at most
+    /// [`FIFO_BYTES`] times (more would be dropped by the UART).
+    pub fn put(self, byte: u8) {
         self.write(THR, byte);
     }
 
