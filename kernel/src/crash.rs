@@ -324,11 +324,11 @@ pub fn exit_stop(cpu: &CpuCore, frame: &GuestRegs) {
 }
 
 /// A fault of `by` that restarts it (`onFault="restartSubject"`):
-/// `subject_restarted`, with the exit and its registers. The system goes
-/// on, so the CPU may write again afterwards (a later restart or stop
+/// `subject_restarted`, with the exit and its registers (`by`'s VMCS is
+/// current on CPU `number` and still holds the fault's exit). The system
+/// goes on, so the CPU may write again afterwards (a later restart or stop
 /// overwrites this record in its slot).
-pub fn subject_restarted(cpu: &CpuCore, frame: &GuestRegs, by: SubjectId) {
-    let (number, _) = region::whose(cpu);
+pub fn subject_restarted(number: CpuNumber, frame: &GuestRegs, by: SubjectId) {
     let mut record = new_record(Reason::SubjectRestarted, number, Some(by));
     record.set_exit(region::exit_info());
     record.set_guest(region::guest_registers(frame));

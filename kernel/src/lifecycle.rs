@@ -49,15 +49,24 @@ pub fn report(
     policy: RestartPolicy,
     verdict: Verdict,
 ) {
+    report_line(by, policy, verdict);
+    if let Verdict::Restart { .. } = verdict {
+        let (number, _) = crate::arch::x86_64::crash::whose(cpu);
+        crate::crash::subject_restarted(number, frame, by);
+    }
+}
+
+/// The line of [`report`]. A fault reported in the faulting partition's
+/// next frame (`arch::x86_64::deferred`) prints it then, and its record is
+/// written just before the subject is re-initialised (its VMCS still holds
+/// the fault then: [`RECORDS_OWED`]).
+pub fn report_line(by: SubjectId, policy: RestartPolicy, verdict: Verdict) {
     let name = SPEC.subjects.get(by.index()).map_or("?", |s| s.name);
     match verdict {
-        Verdict::Restart { count } => {
-            kprintln!(
-                "septum: subject \"{name}\" restarts in its next frame (restart {count} of {})",
-                policy.limit
-            );
-            crate::crash::subject_restarted(cpu, frame, by);
-        }
+        Verdict::Restart { count } => kprintln!(
+            "septum: subject \"{name}\" restarts in its next frame (restart {count} of {})",
+            policy.limit
+        ),
         Verdict::Fallback(fallback) => kprintln!(
             "septum: subject \"{name}\" used up its {} restarts: {}",
             policy.limit,
@@ -68,6 +77,11 @@ pub fn report(
         ),
     }
 }
+
+/// Subjects whose restart's crash record (`subject_restarted`) is still to
+/// be written: by their CPU, just before it re-initialises them
+/// (`arch::x86_64::restart`).
+pub static RECORDS_OWED: RestartRequests = RestartRequests::new();
 
 /// `by` raised an event that resets `target` (a `<reset/>` target event):
 /// request its restart, which its own CPU carries out before it next

@@ -53,7 +53,7 @@ use septum_abi::{SubjectId, TscCycles};
 
 use crate::events::PendingTable;
 use crate::exits::Decision;
-use crate::spec::{MajorFrameSpec, SourceEvent, SystemSpec};
+use crate::spec::{MajorFrameSpec, PartitionId, SourceEvent, SystemSpec};
 use crate::sync::PlanSwitch;
 
 /// Most subjects a system may have.
@@ -310,6 +310,18 @@ impl<'e> Scheduler<'e> {
         self.major_start = now;
         self.current = None;
         self.begin_minor_frame()
+    }
+
+    /// Partition of the current minor frame (`None` only for a CPU
+    /// without minor frames, which never runs a subject).
+    pub fn partition(&self) -> Option<PartitionId> {
+        self.spec
+            .major_frames
+            .get(self.major)?
+            .cpus
+            .get(self.cpu)?
+            .get(self.minor)
+            .map(|minor| minor.partition)
     }
 
     /// The subject that has the CPU, if any.
@@ -700,6 +712,18 @@ mod tests {
         assert_eq!(s.deadline(), TscCycles(1400));
         assert_eq!(s.on_frame_end(TscCycles(1400)), Decision::Run(B));
         assert_eq!(s.deadline(), TscCycles(1600));
+    }
+
+    #[test]
+    fn partition_names_the_current_minor_frame() {
+        let events = PendingTable::new();
+        let mut s = Scheduler::new(&TWO_PARTITIONS, 0, &events).unwrap();
+        assert_eq!(s.start(TscCycles(0)), Decision::Run(A));
+        assert_eq!(s.partition(), Some(PartitionId(0)));
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        assert_eq!(s.partition(), Some(PartitionId(1)));
+        assert_eq!(s.on_frame_end(TscCycles(300)), Decision::Run(A));
+        assert_eq!(s.partition(), Some(PartitionId(0)));
     }
 
     #[test]

@@ -518,7 +518,15 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
     if let Exit::Fault(info) | Exit::EntryFailure(info) = exit
         && !matches!(decision, Decision::Trap { .. })
     {
-        report_fault(cpu, frame, &info);
+        // Reported in the partition's next frame (`deferred`), unless
+        // the system stops now.
+        let stops = matches!(decision, Decision::StopSystem { .. });
+        if stops {
+            super::deferred::run_all(cpu);
+        }
+        if stops || !super::deferred::fault(cpu, frame, &info) {
+            report_fault(cpu, frame, &info);
+        }
     }
     if decision == Decision::Resume && boundary.is_none() {
         interrupts::before_entry(cpu);
@@ -594,6 +602,11 @@ extern "C" fn septum_vmentry_failed() -> ! {
 /// fault is an SDK panic (`subject_report`).
 fn report_fault(cpu: &CpuCore, frame: &GuestRegs, info: &FaultInfo) {
     let subject = cpu.loaded.map_or("?", |vmcs| vmcs.subject().name);
+    print_fault(subject, frame, info);
+}
+
+/// The fault report of `subject` (its registers at the fault in `frame`).
+pub(super) fn print_fault(subject: &str, frame: &GuestRegs, info: &FaultInfo) {
     crate::subject_report::panic_text(subject, frame, info);
     kprintln!("septum: {}", FaultLine { subject, info });
 }
@@ -611,6 +624,9 @@ fn execute(
     mut boundary: Option<TscCycles>,
 ) -> u64 {
     loop {
+        if boundary.is_some() {
+            super::deferred::run_due(cpu);
+        }
         let launch = match decision {
             Decision::Resume => 0,
             Decision::Run(subject) => switch_to(cpu, frame, subject),
@@ -630,6 +646,7 @@ fn execute(
                 0
             }
             Decision::Poweroff { by } => {
+                super::deferred::run_all(cpu);
                 kprintln!("septum: poweroff requested by \"{}\"", subject_name(by));
                 smp::barrier_report();
                 super::nmi::report();
@@ -643,11 +660,13 @@ fn execute(
                 stop()
             }
             Decision::Reboot { by } => {
+                super::deferred::run_all(cpu);
                 kprintln!("septum: reboot requested by \"{}\"", subject_name(by));
                 crate::console::drain();
                 cpu::reset()
             }
             Decision::Panic { by } => {
+                super::deferred::run_all(cpu);
                 kprintln!("septum: panic requested by \"{}\"", subject_name(by));
                 crate::crash::panic_action(cpu, frame, by);
                 kprintln!("septum: system stopped (fail-closed)");
@@ -655,6 +674,7 @@ fn execute(
             }
             // The fault report is already printed (`septum_vmexit`).
             Decision::StopSystem { .. } => {
+                super::deferred::run_all(cpu);
                 crate::crash::exit_stop(cpu, frame);
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
@@ -666,7 +686,12 @@ fn execute(
             Decision::Restart { by, policy } => {
                 let verdict;
                 (verdict, decision) = crate::lifecycle::after_fault(&mut cpu.scheduler, by, policy);
-                crate::lifecycle::report(cpu, frame, by, policy, verdict);
+                if matches!(decision, Decision::StopSystem { .. })
+                    || !super::deferred::restart(cpu, by, policy, verdict)
+                {
+                    super::deferred::run_all(cpu);
+                    crate::lifecycle::report(cpu, frame, by, policy, verdict);
+                }
                 continue;
             }
             // A monitored subject's chosen exit (no fault line: its
@@ -676,10 +701,12 @@ fn execute(
                 continue;
             }
             Decision::SubjectStopped { by } => {
-                kprintln!(
-                    "septum: subject \"{}\" stopped; system continues",
-                    subject_name(by)
-                );
+                if !super::deferred::stopped(cpu, by) {
+                    kprintln!(
+                        "septum: subject \"{}\" stopped; system continues",
+                        subject_name(by)
+                    );
+                }
                 decision = cpu.scheduler.continue_frame();
                 continue;
             }

@@ -35,6 +35,7 @@ pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod crash;
+pub mod deferred;
 pub mod descriptors;
 pub mod exit;
 pub mod interrupts;

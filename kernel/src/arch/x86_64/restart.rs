@@ -48,6 +48,11 @@ pub(super) fn restart_if_requested(
         return;
     }
     crate::monitor::untrap(id);
+    // The crash record of the fault that caused this restart, if its
+    // report was held back (`deferred`): the VMCS still holds the exit.
+    if crate::lifecycle::RECORDS_OWED.take(id) {
+        crate::crash::subject_restarted(cpu, frame, id);
+    }
     let began = cpu::rdtsc();
     if let Some(image) = image_of(RESTART_IMAGES, id) {
         for region in image.regions {
