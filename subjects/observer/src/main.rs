@@ -152,7 +152,14 @@ fn restarter(info: &Info<'static>) -> ! {
 
 fn neighbour(info: &Info<'static>) -> ! {
     let kernel = info.kernel();
-    let mut frame: u64 = 0;
+    // In `silence_smp` the neighbours on CPU 1 start later in the cycle of
+    // behaviours, so that the two CPUs reach the barrier from different
+    // ones.
+    let mut frame: u64 = match info.name() {
+        "neighbour1" => 1,
+        "neighbour2" => 2,
+        _ => 0,
+    };
     loop {
         match behaviour(frame) {
             Behaviour::Spin => {
@@ -186,7 +193,8 @@ fn neighbour(info: &Info<'static>) -> ! {
 fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
     uart.init();
     let kernel = info.kernel();
-    let kick = info.source_event("kick");
+    // `silence_smp` has one neighbour per frame to kick, on both CPUs.
+    let kicks = ["kick", "kick1", "kick2"].map(|name| info.source_event(name));
     let Some(period) = info.major_frame_cycles().map(|p| p.get()) else {
         let _ = writeln!(uart, "observer: the info page has no major frame length");
         uart.flush();
@@ -215,19 +223,35 @@ fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
     let count = if silence { FRAMES } else { FAULT_FRAMES };
     let resumes = all_resumes.get_mut(..count).unwrap_or(&mut []);
     for slot in resumes.iter_mut() {
-        if let Some(event) = kick {
+        for event in kicks.into_iter().flatten() {
             raise(event);
         }
         let _ = kernel.yield_now();
         *slot = rdtsc();
     }
     let first = resumes.first().copied().unwrap_or(0);
+    let deviation_of = |j: u64, resume: u64| {
+        resume.wrapping_sub(first.wrapping_add(j.wrapping_mul(period))) as i64
+    };
+    let (lowest, highest) = (0u64..)
+        .zip(resumes.iter())
+        .map(|(j, &resume)| deviation_of(j, resume))
+        .fold((0i64, 0i64), |(low, high), d| (low.min(d), high.max(d)));
+    let spread = highest.wrapping_sub(lowest).unsigned_abs();
+    // Deviations all within one step of the TSC are no evidence of
+    // anything: `silence_smp` runs where Bochs advances the TSC in steps,
+    // so one instant reads as either of two values one step apart.
+    let resolution = tsc_resolution();
+    let below_resolution = spread <= resolution;
+    let _ = writeln!(
+        uart,
+        "observer: TSC resolution {resolution} ticks, offsets spread {spread} ticks"
+    );
     let mut differing = 0u32;
     let mut differing_before_fault = 0u32;
     for (j, &resume) in (0u64..).zip(resumes.iter()) {
         let frame = j + 2;
-        let expected = first.wrapping_add(j.wrapping_mul(period));
-        let deviation = resume.wrapping_sub(expected) as i64;
+        let deviation = deviation_of(j, resume);
         if silence && frame >= FAULT_FRAME {
             let _ = writeln!(
                 uart,
@@ -239,10 +263,17 @@ fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
             if !silence || frame < FAULT_FRAME {
                 differing_before_fault += 1;
             }
-            let _ = writeln!(
-                uart,
-                "observer: offset DIFFERS in frame {frame}: {deviation:+} ticks"
-            );
+            if below_resolution {
+                let _ = writeln!(
+                    uart,
+                    "observer: offset in frame {frame}: {deviation:+} ticks (within the TSC resolution)"
+                );
+            } else {
+                let _ = writeln!(
+                    uart,
+                    "observer: offset DIFFERS in frame {frame}: {deviation:+} ticks"
+                );
+            }
         }
     }
     // Frame 1 is the one that ended the spin loop (resumes[0] is the
@@ -266,11 +297,32 @@ fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
             "observer: offsets identical over all {} frames",
             resumes.len()
         );
+    } else if below_resolution {
+        let _ = writeln!(
+            uart,
+            "observer: offsets identical to within the TSC resolution ({resolution} ticks) over all {} frames: spread {spread}",
+            resumes.len()
+        );
     }
     let _ = writeln!(uart, "observer: done");
     uart.flush();
     let _ = kernel.poweroff();
     park(&kernel)
+}
+
+/// The smallest step between two TSC reads: 3 (instructions) where Bochs
+/// counts every instruction; larger on a multi-CPU Bochs, which advances
+/// the TSC for a round of all CPUs at once.
+fn tsc_resolution() -> u64 {
+    let mut smallest = u64::MAX;
+    for _ in 0..1000 {
+        let before = rdtsc();
+        let step = rdtsc().wrapping_sub(before);
+        if step != 0 {
+            smallest = smallest.min(step);
+        }
+    }
+    smallest
 }
 
 fn park(kernel: &septum_sdk::Kernel) -> ! {
