@@ -51,8 +51,8 @@ const LOCK_SPINS: u32 = 1 << 24;
 /// and after [`drain`]).
 static BUFFERED: AtomicBool = AtomicBool::new(false);
 
-/// Ring size in bytes, a power of two: about 160 fault reports.
-const RING_BYTES: usize = 16384;
+/// Ring size in bytes, a power of two: about 80 fault reports.
+const RING_BYTES: usize = 8192;
 
 /// The run-time output buffer: bytes `tail .. head` (positions count every
 /// byte ever appended, wrapping; the byte of position `p` is at

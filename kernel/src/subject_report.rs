@@ -50,16 +50,20 @@ static MISSES: MissCounters = MissCounters::new();
 
 /// A minor frame's timer has just ended the frame (not an early expiry)
 /// while `running` had the CPU: count a miss if it promised to finish in
-/// time, and print `septum: subject "NAME" missed its minor-frame deadline
-/// (miss N)` if N is a power of two.
-pub fn frame_end(running: Option<SubjectId>) {
-    let Some(subject) = deadline::missed(&SPEC, running) else {
-        return;
-    };
-    if let Some(count) = MISSES.record(subject) {
-        let name = SPEC.subjects.get(subject.index()).map_or("?", |s| s.name);
-        kprintln!("septum: subject \"{name}\" missed its minor-frame deadline (miss {count})");
-    }
+/// time; returns the subject and N if N is a power of two, for
+/// [`print_miss`]. The caller prints it in the subject's partition's next
+/// frame (`arch::x86_64::deferred`): printed here, in the frame
+/// transition, the line's formatting (about 1400 TSC ticks) delayed the
+/// next partition whenever the subject missed.
+pub fn frame_end(running: Option<SubjectId>) -> Option<(SubjectId, u32)> {
+    let subject = deadline::missed(&SPEC, running)?;
+    MISSES.record(subject).map(|count| (subject, count))
+}
+
+/// `septum: subject "NAME" missed its minor-frame deadline (miss N)`.
+pub fn print_miss(subject: SubjectId, count: u32) {
+    let name = SPEC.subjects.get(subject.index()).map_or("?", |s| s.name);
+    kprintln!("septum: subject \"{name}\" missed its minor-frame deadline (miss {count})");
 }
 
 /// At poweroff: `septum: subject "NAME" missed N minor-frame deadlines` for

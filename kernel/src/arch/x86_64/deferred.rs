@@ -22,13 +22,16 @@
 //! moves.
 //!
 //! What is deferred: the fault line (with a panic text before it), the
-//! restart or fallback line, the `stopped; system continues` line. A fault
+//! restart or fallback line, the `stopped; system continues` line, and a
+//! missed minor-frame deadline's line ([`missed`]: counted at the
+//! boundary, formatted there it took about 1400 ticks, beyond the pad). A
+//! fault
 //! that stops the system is reported at once (nothing runs afterwards),
 //! and every queued report of the CPU is written first ([`run_all`], also
 //! before poweroff, reboot and a `panic` event). The queue holds
-//! [`QUEUE_LEN`] reports per CPU (one per partition of the CPU whose
-//! subject faulted since that partition's last frame); when it is full, a
-//! report is written at once, as before this module.
+//! [`QUEUE_LEN`] reports and as many missed-deadline lines per CPU, in
+//! arrival order; when it is full, a report is written at once, as before
+//! this module.
 
 use core::cell::UnsafeCell;
 
@@ -44,7 +47,7 @@ use crate::kprintln;
 use crate::system::SPEC;
 
 /// Reports a CPU can hold back at once.
-pub(super) const QUEUE_LEN: usize = 8;
+pub(super) const QUEUE_LEN: usize = 4;
 
 /// What a restartable subject's fault led to (`lifecycle::after_fault`).
 #[derive(Clone, Copy)]
@@ -66,8 +69,32 @@ struct Report {
     stopped: bool,
 }
 
-/// A CPU's held-back reports, oldest first.
-struct Queue([Option<Report>; QUEUE_LEN]);
+/// A missed minor-frame deadline to report (`subject_report::print_miss`).
+#[derive(Clone, Copy)]
+struct Miss {
+    /// The partition whose frame the subject overran.
+    partition: Option<PartitionId>,
+    subject: SubjectId,
+    count: u32,
+}
+
+/// A CPU's held-back reports and missed-deadline lines, oldest first, and
+/// which partitions they are for (so that the frame transition, which
+/// asks at every boundary, skips the queue at once in every other
+/// partition's frame).
+struct Queue {
+    reports: [Option<Report>; QUEUE_LEN],
+    misses: [Option<Miss>; QUEUE_LEN],
+    /// Bit `p % 64` for every partition `p` with something held: a frame
+    /// of another partition skips the queue after one test.
+    partitions: u64,
+}
+
+/// The bit of `partition` in [`Queue::partitions`] (`None`: no partition,
+/// bit 63 like any other).
+fn partition_bit(partition: Option<PartitionId>) -> u64 {
+    1u64 << (partition.map_or(63, |p| p.0) % 64)
+}
 
 /// One queue per CPU, reached only through [`queue`].
 struct Queues([UnsafeCell<Queue>; MAX_CPUS]);
@@ -77,7 +104,15 @@ struct Queues([UnsafeCell<Queue>; MAX_CPUS]);
 // lives (as `exit::SubjectSlots`).
 unsafe impl Sync for Queues {}
 
-static QUEUES: Queues = Queues([const { UnsafeCell::new(Queue([None; QUEUE_LEN])) }; MAX_CPUS]);
+static QUEUES: Queues = Queues(
+    [const {
+        UnsafeCell::new(Queue {
+            reports: [None; QUEUE_LEN],
+            misses: [None; QUEUE_LEN],
+            partitions: 0,
+        })
+    }; MAX_CPUS],
+);
 
 /// `cpu`'s queue.
 fn queue(cpu: &mut CpuCore) -> Option<&mut Queue> {
@@ -98,9 +133,10 @@ pub(super) fn fault(cpu: &mut CpuCore, frame: &GuestRegs, info: &FaultInfo) -> b
     let Some(queue) = queue(cpu) else {
         return false;
     };
-    let Some(free) = queue.0.iter_mut().find(|slot| slot.is_none()) else {
+    let Some(free) = queue.reports.iter_mut().find(|slot| slot.is_none()) else {
         return false;
     };
+    queue.partitions |= partition_bit(partition);
     *free = Some(Report {
         partition,
         subject,
@@ -112,10 +148,32 @@ pub(super) fn fault(cpu: &mut CpuCore, frame: &GuestRegs, info: &FaultInfo) -> b
     true
 }
 
+/// `subject`'s frame just ended while it ran and it promised not to
+/// (`minorFrameDeadline`): hold back the line of its `count`th miss for
+/// its partition's next frame. Returns `false` if the queue is full (the
+/// caller prints at once). Called in the frame transition, before the
+/// scheduler moves on, so the current partition is the subject's.
+pub(super) fn missed(cpu: &mut CpuCore, subject: SubjectId, count: u32) -> bool {
+    let partition = cpu.scheduler.partition();
+    let Some(queue) = queue(cpu) else {
+        return false;
+    };
+    let Some(free) = queue.misses.iter_mut().find(|slot| slot.is_none()) else {
+        return false;
+    };
+    queue.partitions |= partition_bit(partition);
+    *free = Some(Miss {
+        partition,
+        subject,
+        count,
+    });
+    true
+}
+
 /// The newest held-back report of `subject`, if any.
 fn newest(cpu: &mut CpuCore, subject: SubjectId) -> Option<&mut Report> {
     queue(cpu)?
-        .0
+        .reports
         .iter_mut()
         .rev()
         .flatten()
@@ -176,32 +234,74 @@ fn budget(_report: &Report) -> u64 {
 /// partition's own, and it never runs over into the next partition's.
 pub(super) fn run_due(cpu: &mut CpuCore) {
     let partition = cpu.scheduler.partition();
+    if queue(cpu).is_none_or(|queue| queue.partitions & partition_bit(partition) == 0) {
+        return;
+    }
     let deadline = cpu.scheduler.deadline().get();
-    let mut in_time = true;
-    take_and_write(cpu, |report| {
-        if report.partition != partition {
+    // Once one does not fit, the later ones wait too (their order stays).
+    let in_time = core::cell::Cell::new(true);
+    let due = |of: Option<PartitionId>, budget: u64| {
+        if of != partition {
             return false;
         }
-        in_time = in_time && rdtsc().get().saturating_add(budget(report)) <= deadline;
-        in_time
-    });
+        in_time.set(in_time.get() && rdtsc().get().saturating_add(budget) <= deadline);
+        in_time.get()
+    };
+    take_and_write(
+        cpu,
+        |miss| due(miss.partition, LINES_BUDGET),
+        |report| due(report.partition, budget(report)),
+    );
 }
 
 /// Write every held-back report of this CPU (before the machine stops).
 pub(super) fn run_all(cpu: &mut CpuCore) {
-    take_and_write(cpu, |_| true);
+    take_and_write(cpu, |_| true, |_| true);
 }
 
-/// Write and drop the reports `due` selects, oldest first.
-fn take_and_write(cpu: &mut CpuCore, mut due: impl FnMut(&Report) -> bool) {
+/// Write and drop the missed-deadline lines and the reports the two
+/// functions select, oldest first (the lines first: a subject's miss comes
+/// before its fault, which ends its running).
+fn take_and_write(
+    cpu: &mut CpuCore,
+    mut miss_due: impl FnMut(&Miss) -> bool,
+    mut report_due: impl FnMut(&Report) -> bool,
+) {
     let Some(queue) = queue(cpu) else {
         return;
     };
-    for slot in &mut queue.0 {
-        if let Some(report) = slot.take_if(|report| due(report)) {
+    for slot in &mut queue.misses {
+        if let Some(miss) = slot.take_if(|miss| miss_due(miss)) {
+            crate::subject_report::print_miss(miss.subject, miss.count);
+        }
+    }
+    for slot in &mut queue.reports {
+        if let Some(report) = slot.take_if(|report| report_due(report)) {
             write(&report);
         }
     }
+    // Keep the queues in arrival order for the next run (a new entry
+    // takes the first free slot).
+    pack(&mut queue.misses);
+    pack(&mut queue.reports);
+    let misses = queue.misses.iter().flatten().map(|miss| miss.partition);
+    let reports = queue
+        .reports
+        .iter()
+        .flatten()
+        .map(|report| report.partition);
+    queue.partitions = misses
+        .chain(reports)
+        .fold(0, |bits, partition| bits | partition_bit(partition));
+}
+
+/// Move the entries of `slots` to its front, in their order.
+fn pack<T: Copy>(slots: &mut [Option<T>; QUEUE_LEN]) {
+    let mut packed = [None; QUEUE_LEN];
+    for (slot, entry) in packed.iter_mut().zip(slots.iter().flatten()) {
+        *slot = Some(*entry);
+    }
+    *slots = packed;
 }
 
 /// The lines (and record) of one report, in the order the exit used to

@@ -431,10 +431,11 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
         let rip = or_stop(vmread(field::GUEST_RIP));
         or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
         interrupts::on_hypercall(cpu, frame.rax);
-        let (caller, event) = (cpu.loaded.map(|vmcs| vmcs.id()), frame.rax);
-        let launch = decide_and_execute(cpu, frame, Exit::Hypercall { event });
-        super::ipi::after_hypercall(caller, event);
-        (launch, true)
+        let event = frame.rax;
+        (
+            decide_and_execute(cpu, frame, Exit::Hypercall { event }),
+            true,
+        )
     } else if reason == u64::from(EXIT_PREEMPTION_TIMER) {
         (timer_exit(cpu, frame), false)
     } else {
@@ -450,9 +451,21 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
 /// running (`subject_report::frame_end`).
 #[inline(never)]
 fn timer_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
-    let now = rdtsc();
-    if now >= cpu.scheduler.deadline() {
-        crate::subject_report::frame_end(cpu.scheduler.current());
+    timer_exit_at(cpu, frame, rdtsc())
+}
+
+/// [`timer_exit`] at `now`; also the end of a frame whose deadline passed
+/// while the kernel handled an exit that would otherwise resume the
+/// subject ([`decide_and_execute`]): re-entering it with a timer of 0
+/// only to take the timer exit at once made the longest frame transition
+/// (a hypercall in flight at the deadline, docs/kernel.md).
+#[inline(never)]
+fn timer_exit_at(cpu: &mut CpuCore, frame: &mut GuestRegs, now: TscCycles) -> u64 {
+    if now >= cpu.scheduler.deadline()
+        && let Some((subject, count)) = crate::subject_report::frame_end(cpu.scheduler.current())
+        && !super::deferred::missed(cpu, subject, count)
+    {
+        crate::subject_report::print_miss(subject, count);
     }
     decide_and_execute(cpu, frame, Exit::TimerExpired { now })
 }
@@ -514,7 +527,13 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
     if boundary.is_some() {
         frame_ending(cpu);
     }
+    let caller = cpu.loaded.map(|vmcs| vmcs.id());
     let decision = dispatch(&mut cpu.scheduler, exit);
+    if let Exit::Hypercall { event } = exit {
+        // Here, not after the entry: a hypercall's exit may end in a
+        // padded frame entry, which does not return.
+        super::ipi::after_hypercall(caller, event);
+    }
     if let Exit::Fault(info) | Exit::EntryFailure(info) = exit
         && !matches!(decision, Decision::Trap { .. })
     {
@@ -529,8 +548,20 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         }
     }
     if decision == Decision::Resume && boundary.is_none() {
+        // The deadline passed while the kernel handled this exit (a
+        // hypercall just before it): end the frame now, checked before
+        // an interrupt is injected for the entry that then does not come.
+        let now = rdtsc();
+        if now >= frame_deadline {
+            return timer_exit_at(cpu, frame, now);
+        }
         interrupts::before_entry(cpu);
-        arm_timer(cpu);
+        // The same TSC read arms the timer (one read on the hypercall's
+        // path, as before) unless routed interrupts may make the entry
+        // later; an injection of an event vector alone takes a few dozen
+        // ticks, which the frame then runs past its deadline and the pad
+        // absorbs.
+        arm_timer_from(cpu, if interrupts::ROUTES { rdtsc() } else { now });
         0
     } else {
         execute(cpu, frame, decision, boundary)
@@ -720,6 +751,10 @@ fn execute(
     }
 }
 
+/// Most TSC ticks `console::pump` takes: one lock attempt, one status
+/// read, 16 port writes (measured in Bochs: 142).
+const PUMP_BUDGET: TscCycles = TscCycles(200);
+
 /// Enter the loaded subject, the first of the minor frame that began at
 /// `boundary`, at `boundary + FRAME_ENTRY_PAD` (never earlier, and, within
 /// the pad, never later): the time the previous subject's frame ended and
@@ -730,13 +765,17 @@ fn execute(
 /// the first entry (`start`).
 fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycles) -> ! {
     let entry = TscCycles(boundary.get().wrapping_add(FRAME_ENTRY_PAD.get()));
-    // Kernel output moves to the UART here, a bounded amount that the pad
-    // absorbs (`console::pump`).
-    crate::console::pump();
+    let now = rdtsc();
+    // Kernel output moves to the UART here, only if it fits in what is
+    // left of the pad (`console::pump`: bounded), so it never lengthens
+    // the transition.
+    if now.get().saturating_add(PUMP_BUDGET.get()) <= entry.get() {
+        crate::console::pump();
+    }
     // An entry later than `entry` (the subject's own restart before it, a
     // transition longer than the pad) is made at once: the timer counts
     // from then, or the frame would overrun its deadline by the delay.
-    arm_timer_from(cpu, entry.max(rdtsc()));
+    arm_timer_from(cpu, entry.max(now));
     let frame_pointer = core::ptr::from_mut(frame);
     // Safety: `frame` is the register frame at the top of this CPU's exit
     // stack (every caller of `execute` passes it), holding the loaded
@@ -773,7 +812,11 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
         if let Some(woken) = cpu.scheduler.wake() {
             return (woken, None);
         }
-        crate::console::pump();
+        // Only if it ends before the deadline: it must not delay the frame
+        // end (and with it the next partition).
+        if rdtsc().get().saturating_add(PUMP_BUDGET.get()) <= deadline.get() {
+            crate::console::pump();
+        }
         cpu::pause();
     }
     frame_ending(cpu);
