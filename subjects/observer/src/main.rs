@@ -152,12 +152,13 @@ fn restarter(info: &Info<'static>) -> ! {
 
 fn neighbour(info: &Info<'static>) -> ! {
     let kernel = info.kernel();
-    // In `silence_smp` the neighbours on CPU 1 start later in the cycle of
-    // behaviours, so that the two CPUs reach the barrier from different
-    // ones.
+    // In `silence_smp` the neighbours on CPUs 1 to 3 start later in the
+    // cycle of behaviours, so that the CPUs reach the barrier from
+    // different ones.
     let mut frame: u64 = match info.name() {
-        "neighbour1" => 1,
-        "neighbour2" => 2,
+        "neighbour1" | "neighbour4" => 1,
+        "neighbour2" | "neighbour5" => 2,
+        "neighbour3" | "neighbour6" => 3,
         _ => 0,
     };
     loop {
@@ -193,8 +194,9 @@ fn neighbour(info: &Info<'static>) -> ! {
 fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
     uart.init();
     let kernel = info.kernel();
-    // `silence_smp` has one neighbour per frame to kick, on both CPUs.
-    let kicks = ["kick", "kick1", "kick2"].map(|name| info.source_event(name));
+    // `silence_smp` has one neighbour per frame to kick, on every CPU.
+    let kicks = ["kick", "kick1", "kick2", "kick3", "kick4", "kick5", "kick6"]
+        .map(|name| info.source_event(name));
     let Some(period) = info.major_frame_cycles().map(|p| p.get()) else {
         let _ = writeln!(uart, "observer: the info page has no major frame length");
         uart.flush();

@@ -27,7 +27,7 @@
 //! boundary, formatted there it took about 1400 ticks, beyond the pad). A
 //! fault
 //! that stops the system is reported at once (nothing runs afterwards),
-//! and every queued report of the CPU is written first ([`run_all`], also
+//! and every queued report of the CPU is written first ([`before_stop`], also
 //! before poweroff, reboot and a `panic` event). The queue holds
 //! [`QUEUE_LEN`] reports and as many missed-deadline lines per CPU, in
 //! arrival order; when it is full, a report is written at once, as before
@@ -254,9 +254,14 @@ pub(super) fn run_due(cpu: &mut CpuCore) {
     );
 }
 
-/// Write every held-back report of this CPU (before the machine stops).
-pub(super) fn run_all(cpu: &mut CpuCore) {
+/// The machine is about to stop (poweroff, reboot, a `panic` event, a
+/// fault that stops the system): write every held-back report of this
+/// CPU, send the console's ring to the UART and make the lines that
+/// follow (the final reports) synchronous, so none of them can be
+/// dropped from a full ring.
+pub(super) fn before_stop(cpu: &mut CpuCore) {
     take_and_write(cpu, |_| true, |_| true);
+    crate::console::drain();
 }
 
 /// Write and drop the missed-deadline lines and the reports the two

@@ -541,7 +541,7 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         // the system stops now.
         let stops = matches!(decision, Decision::StopSystem { .. });
         if stops {
-            super::deferred::run_all(cpu);
+            super::deferred::before_stop(cpu);
         }
         if stops || !super::deferred::fault(cpu, frame, &info) {
             report_fault(cpu, frame, &info);
@@ -677,7 +677,7 @@ fn execute(
                 0
             }
             Decision::Poweroff { by } => {
-                super::deferred::run_all(cpu);
+                super::deferred::before_stop(cpu);
                 kprintln!("septum: poweroff requested by \"{}\"", subject_name(by));
                 smp::barrier_report();
                 super::nmi::report();
@@ -691,13 +691,13 @@ fn execute(
                 stop()
             }
             Decision::Reboot { by } => {
-                super::deferred::run_all(cpu);
+                super::deferred::before_stop(cpu);
                 kprintln!("septum: reboot requested by \"{}\"", subject_name(by));
                 crate::console::drain();
                 cpu::reset()
             }
             Decision::Panic { by } => {
-                super::deferred::run_all(cpu);
+                super::deferred::before_stop(cpu);
                 kprintln!("septum: panic requested by \"{}\"", subject_name(by));
                 crate::crash::panic_action(cpu, frame, by);
                 kprintln!("septum: system stopped (fail-closed)");
@@ -705,7 +705,7 @@ fn execute(
             }
             // The fault report is already printed (`septum_vmexit`).
             Decision::StopSystem { .. } => {
-                super::deferred::run_all(cpu);
+                super::deferred::before_stop(cpu);
                 crate::crash::exit_stop(cpu, frame);
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
@@ -717,10 +717,10 @@ fn execute(
             Decision::Restart { by, policy } => {
                 let verdict;
                 (verdict, decision) = crate::lifecycle::after_fault(&mut cpu.scheduler, by, policy);
-                if matches!(decision, Decision::StopSystem { .. })
-                    || !super::deferred::restart(cpu, by, policy, verdict)
-                {
-                    super::deferred::run_all(cpu);
+                if matches!(decision, Decision::StopSystem { .. }) {
+                    super::deferred::before_stop(cpu);
+                    crate::lifecycle::report(cpu, frame, by, policy, verdict);
+                } else if !super::deferred::restart(cpu, by, policy, verdict) {
                     crate::lifecycle::report(cpu, frame, by, policy, verdict);
                 }
                 continue;
