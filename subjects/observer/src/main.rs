@@ -24,6 +24,10 @@
 //! The observer also raises `kick` (async, the neighbour's target event)
 //! every frame: the neighbour's `wait` needs an event to return.
 //!
+//! In `silence_switch` the neighbours `switch_a` and `switch_b` share a
+//! group and hand the CPU to each other with `switch` events up to the
+//! deadline ([`switcher`]).
+//!
 //! In the `silence_fault` system the neighbour is named `restarter`
 //! (`onFault="restartSubject"`) and faults again and again: each of its
 //! lives spins through one frame (which tells it where its deadlines lie),
@@ -67,6 +71,7 @@ fn main(info: Info<'static>) -> ! {
     match Uart::from_info(&info, "uart") {
         Some(uart) => observe(&info, uart),
         None if info.name() == "restarter" => restarter(&info),
+        None if info.name().starts_with("switch_") => switcher(&info),
         None => neighbour(&info),
     }
 }
@@ -148,6 +153,31 @@ fn restarter(info: &Info<'static>) -> ! {
         }
     }
     septum_sdk::arch::invalid_opcode()
+}
+
+/// The `silence_switch` neighbours: `switch_a` and `switch_b` share a
+/// group and raise their `other` event (mode `switch`, to each other) as
+/// fast as they can, `switch_a` after 0 to 28 spin turns, a different
+/// number every frame, so that the deadline falls at every point of the
+/// switch path.
+fn switcher(info: &Info<'static>) -> ! {
+    let other = info.source_event("other");
+    let a = info.name() == "switch_a";
+    let mut frame: u64 = 0;
+    loop {
+        let turns = frame.wrapping_mul(7) % 29;
+        until_next_frame(|| {
+            if a {
+                for _ in 0..turns {
+                    core::hint::black_box(rdtsc());
+                }
+            }
+            if let Some(event) = other {
+                raise(event);
+            }
+        });
+        frame = frame.wrapping_add(1);
+    }
 }
 
 fn neighbour(info: &Info<'static>) -> ! {
