@@ -1,7 +1,9 @@
 //! Probes of architectural state that lives outside the VMCS and that no
 //! native subject may reach: debug registers, XCR0, IA32_TSC_AUX (through
 //! RDTSCP and RDPID) and PKRU (docs/kernel.md, "Architectural state per
-//! subject").
+//! subject"), and the FXSAVE image ([`fx_save`], [`fx_restore`]) through
+//! which a native subject reaches MXCSR (and, where the implementation
+//! loads them with CR4.OSFXSR clear, the XMM registers).
 //!
 //! The state-isolation tests (`systems/state_dr.xml`,
 //! `systems/state_cpu.xml`) pair a *writer*, which tries to plant a marker
@@ -126,4 +128,83 @@ pub fn rdpkru() -> u32 {
         asm!("rdpkru", in("ecx") 0u32, out("eax") value, out("edx") _, options(nomem, nostack, preserves_flags));
     }
     value
+}
+
+/// An FXSAVE image (SDM Vol. 1, 10.5.1), for the MXCSR/XMM check of the
+/// `state` test.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct FxImage(pub [u8; 512]);
+
+/// Byte offset of MXCSR in an FXSAVE image.
+const MXCSR_AT: usize = 24;
+/// Byte offset of XMM0 in an FXSAVE image.
+const XMM0_AT: usize = 160;
+
+impl FxImage {
+    /// MXCSR.
+    pub fn mxcsr(&self) -> u32 {
+        let mut bytes = [0u8; 4];
+        for (to, from) in bytes.iter_mut().zip(self.0.iter().skip(MXCSR_AT)) {
+            *to = *from;
+        }
+        u32::from_le_bytes(bytes)
+    }
+
+    /// Sets MXCSR.
+    pub fn set_mxcsr(&mut self, value: u32) {
+        for (to, from) in self.0.iter_mut().skip(MXCSR_AT).zip(value.to_le_bytes()) {
+            *to = from;
+        }
+    }
+
+    /// The low 64 bits of XMM0.
+    pub fn xmm0(&self) -> u64 {
+        let mut bytes = [0u8; 8];
+        for (to, from) in bytes.iter_mut().zip(self.0.iter().skip(XMM0_AT)) {
+            *to = *from;
+        }
+        u64::from_le_bytes(bytes)
+    }
+
+    /// Sets the low 64 bits of XMM0.
+    pub fn set_xmm0(&mut self, value: u64) {
+        for (to, from) in self.0.iter_mut().skip(XMM0_AT).zip(value.to_le_bytes()) {
+            *to = from;
+        }
+    }
+}
+
+/// FXSAVE64 of the current x87/MMX/SSE state. With CR4.OSFXSR clear (every
+/// native subject) whether the XMM registers are stored is
+/// implementation-dependent (Bochs: not; their bytes stay zero here).
+pub fn fx_save() -> FxImage {
+    let mut image = FxImage([0; 512]);
+    // Safety: FXSAVE writes exactly the 512 bytes of `image`, 16-byte
+    // aligned and exclusively borrowed; it changes no register (CR0.EM and
+    // CR0.TS are clear in every subject).
+    unsafe {
+        asm!("fxsave64 [{}]", in(reg) image.0.as_mut_ptr(), options(nostack, preserves_flags));
+    }
+    image
+}
+
+/// FXRSTOR64 of `image`: loads x87 state and MXCSR (and, where the
+/// implementation loads them with CR4.OSFXSR clear, the XMM registers).
+/// Meant for an image from [`fx_save`] with only MXCSR and XMM0 changed:
+/// the x87 stack stays as it was (empty, as compiled code expects).
+pub fn fx_restore(image: &FxImage) {
+    // Safety: FXRSTOR reads the 512 bytes of `image` and loads only
+    // floating-point state, which the soft-float subject code never uses;
+    // an MXCSR with reserved bits set raises #GP, which exits to the
+    // kernel. The x87 registers are declared clobbered.
+    unsafe {
+        asm!(
+            "fxrstor64 [{}]",
+            in(reg) image.0.as_ptr(),
+            out("st(0)") _, out("st(1)") _, out("st(2)") _, out("st(3)") _,
+            out("st(4)") _, out("st(5)") _, out("st(6)") _, out("st(7)") _,
+            options(readonly, nostack, preserves_flags),
+        );
+    }
 }

@@ -143,7 +143,12 @@ fn pkru_writer(report: &mut Report) {
 fn pkru_reader(report: &mut Report) {
     report.say(format_args!("pkru_reader: reading PKRU"));
     let value = arch_state::rdpkru();
-    read_back(report, "pkru_reader", u64::from(value), u64::from(PKRU_MARK));
+    read_back(
+        report,
+        "pkru_reader",
+        u64::from(value),
+        u64::from(PKRU_MARK),
+    );
 }
 
 /// Reports a read the kernel should have stopped, and whether it shows the
