@@ -136,42 +136,62 @@ pub fn rdpkru() -> u32 {
 #[derive(Clone, Copy)]
 pub struct FxImage(pub [u8; 512]);
 
+/// Byte offset of FOP in an FXSAVE image.
+const FOP_AT: usize = 6;
+/// Byte offset of FIP in a 64-bit FXSAVE image.
+const FIP_AT: usize = 8;
+/// Byte offset of FDP in a 64-bit FXSAVE image.
+const FDP_AT: usize = 16;
 /// Byte offset of MXCSR in an FXSAVE image.
 const MXCSR_AT: usize = 24;
 /// Byte offset of XMM0 in an FXSAVE image.
 const XMM0_AT: usize = 160;
 
 impl FxImage {
-    /// MXCSR.
-    pub fn mxcsr(&self) -> u32 {
-        let mut bytes = [0u8; 4];
-        for (to, from) in bytes.iter_mut().zip(self.0.iter().skip(MXCSR_AT)) {
+    /// The `N` bytes at `at` (zero past the end).
+    fn bytes<const N: usize>(&self, at: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        for (to, from) in out.iter_mut().zip(self.0.iter().skip(at)) {
             *to = *from;
         }
-        u32::from_le_bytes(bytes)
+        out
+    }
+
+    /// Overwrites the bytes at `at` with `value`.
+    fn set_bytes(&mut self, at: usize, value: &[u8]) {
+        for (to, from) in self.0.iter_mut().skip(at).zip(value) {
+            *to = *from;
+        }
+    }
+
+    /// The x87 last-instruction state of a 64-bit image (FXSAVE64): FOP
+    /// (11 bits), FIP and FDP (64 bits each).
+    pub fn x87_pointers(&self) -> (u16, u64, u64) {
+        (
+            u16::from_le_bytes(self.bytes(FOP_AT)),
+            u64::from_le_bytes(self.bytes(FIP_AT)),
+            u64::from_le_bytes(self.bytes(FDP_AT)),
+        )
+    }
+
+    /// MXCSR.
+    pub fn mxcsr(&self) -> u32 {
+        u32::from_le_bytes(self.bytes(MXCSR_AT))
     }
 
     /// Sets MXCSR.
     pub fn set_mxcsr(&mut self, value: u32) {
-        for (to, from) in self.0.iter_mut().skip(MXCSR_AT).zip(value.to_le_bytes()) {
-            *to = from;
-        }
+        self.set_bytes(MXCSR_AT, &value.to_le_bytes());
     }
 
     /// The low 64 bits of XMM0.
     pub fn xmm0(&self) -> u64 {
-        let mut bytes = [0u8; 8];
-        for (to, from) in bytes.iter_mut().zip(self.0.iter().skip(XMM0_AT)) {
-            *to = *from;
-        }
-        u64::from_le_bytes(bytes)
+        u64::from_le_bytes(self.bytes(XMM0_AT))
     }
 
     /// Sets the low 64 bits of XMM0.
     pub fn set_xmm0(&mut self, value: u64) {
-        for (to, from) in self.0.iter_mut().skip(XMM0_AT).zip(value.to_le_bytes()) {
-            *to = from;
-        }
+        self.set_bytes(XMM0_AT, &value.to_le_bytes());
     }
 }
 

@@ -7,6 +7,9 @@
 //! "Architectural state per subject"):
 //!
 //! - CR2: MOV to and from CR2 does not exit in VMX non-root mode;
+//! - the x87 last-instruction state (FOP, FIP, FDP), which every x87
+//!   instruction with a memory operand sets: the writer runs one each
+//!   time, the reader never does, so its own stay those of FNINIT (0);
 //! - MXCSR and XMM0, loaded by the subject's own FXRSTOR (no exit, and no
 //!   CR4.OSFXSR needed for MXCSR on Bochs) and read back by its FXSAVE.
 //!   Where the implementation does not load or store the XMM registers
@@ -17,21 +20,23 @@
 //! The same binary plays both roles of the `state` system:
 //!
 //! - the *writer* (no `uart` device) writes markers of its own into CR2,
-//!   MXCSR and XMM0 every time it runs, then yields;
+//!   MXCSR and XMM0 and runs an x87 load and store every time it runs,
+//!   then yields;
 //! - the *reader* (owns COM1) runs right after the writer on the same CPU.
 //!   At start its CR2 must be zero, its MXCSR the reset value `0x1f80` and
 //!   its XMM0 zero (nothing was ever written by it); every run it writes
 //!   markers of its own, yields, and must find exactly those markers again
 //!   when it runs next, not the writer's. It prints
-//!   `state: cr2 clean over N runs`, `state: mxcsr and xmm0 clean over N
-//!   runs` or a `state: ... LEAK ...` line per mismatch, then powers off.
+//!   `state: cr2 clean over N runs`, `state: x87 pointers clean over N
+//!   runs`, `state: mxcsr and xmm0 clean over N runs` or a
+//!   `state: ... LEAK ...` line per mismatch, then powers off.
 #![no_std]
 #![no_main]
 
 use core::fmt::Write;
 
 use septum_sdk::arch_state::{fx_restore, fx_save};
-use septum_sdk::probe::{read_cr2, write_cr2};
+use septum_sdk::probe::{read_cr2, write_cr2, x87_mark};
 use septum_sdk::uart::Uart;
 use septum_sdk::{Info, raise};
 
@@ -43,6 +48,8 @@ const RUNS: u64 = 8;
 const WRITER_MARK: u64 = 0xdead_0000_0000_0000;
 /// The reader's marker (its run number in the low bits).
 const READER_MARK: u64 = 0x5afe_0000_0000_0000;
+/// The writer's x87 control word (round up).
+const WRITER_FCW: u16 = 0x0b7f;
 /// MXCSR at reset: every exception masked, round to nearest.
 const MXCSR_RESET: u32 = 0x1f80;
 /// The writer's MXCSR: flush to zero, round toward zero, denormals are
@@ -73,12 +80,15 @@ fn main(info: Info<'static>) -> ! {
             run = run.wrapping_add(1);
             write_cr2(WRITER_MARK | run);
             write_sse(WRITER_MXCSR, WRITER_MARK | run);
+            // Sets FOP, FIP and FDP (and leaves a value in the x87 unit).
+            x87_mark(WRITER_FCW, 0x5eed);
             yield_frame();
         }
     };
     uart.init();
     let mut leaks: u32 = 0;
     let mut sse_leaks: u32 = 0;
+    let mut x87_leaks: u32 = 0;
     let start = read_cr2();
     if start == 0 {
         let _ = writeln!(uart, "state: cr2 zero at start");
@@ -87,6 +97,13 @@ fn main(info: Info<'static>) -> ! {
         let _ = writeln!(uart, "state: cr2 LEAK at start value={start:#018x}");
     }
     let image = fx_save();
+    let pointers = image.x87_pointers();
+    if pointers == (0, 0, 0) {
+        let _ = writeln!(uart, "state: x87 pointers zero at start");
+    } else {
+        x87_leaks += 1;
+        let _ = writeln!(uart, "state: x87 pointers LEAK at start {pointers:x?}");
+    }
     let (mxcsr, xmm0) = (image.mxcsr(), image.xmm0());
     if mxcsr == MXCSR_RESET && xmm0 == 0 {
         let _ = writeln!(uart, "state: mxcsr reset and xmm0 zero at start");
@@ -113,6 +130,11 @@ fn main(info: Info<'static>) -> ! {
             );
         }
         let image = fx_save();
+        let pointers = image.x87_pointers();
+        if pointers != (0, 0, 0) {
+            x87_leaks += 1;
+            let _ = writeln!(uart, "state: x87 pointers LEAK run {run} {pointers:x?}");
+        }
         let (mxcsr, xmm0) = (image.mxcsr(), image.xmm0());
         // XMM0 reads back as 0 where FXSAVE skips it (CR4.OSFXSR clear);
         // the writer's marker must never show.
@@ -126,6 +148,9 @@ fn main(info: Info<'static>) -> ! {
     }
     if leaks == 0 {
         let _ = writeln!(uart, "state: cr2 clean over {RUNS} runs");
+    }
+    if x87_leaks == 0 {
+        let _ = writeln!(uart, "state: x87 pointers clean over {RUNS} runs");
     }
     if sse_leaks == 0 {
         let _ = writeln!(uart, "state: mxcsr and xmm0 clean over {RUNS} runs");
