@@ -13,7 +13,9 @@
 //! access, XSETBV always exits (or raises #UD first with CR4.OSXSAVE
 //! clear), XGETBV and the PKRU instructions raise #UD (CR4.OSXSAVE and
 //! CR4.PKE are clear and owned by the kernel), RDTSCP and RDPID raise #UD
-//! ("enable RDTSCP" is clear) and a WRMSR of TSC_AUX exits (MSR bitmap).
+//! ("enable RDTSCP" is clear), a WRMSR of TSC_AUX exits (MSR bitmap) and
+//! SYSCALL, the way to a VM's IA32_LSTAR and SFMASK without an MSR
+//! access, raises #UD (EFER.SCE is clear).
 //!
 //! Every instruction uses fixed registers (the value in RAX, or RAX as the
 //! destination), so the exit qualification of a debug-register access is
@@ -108,6 +110,19 @@ pub fn rdpid() -> u64 {
     // Safety: a register read; no memory, no state changes.
     unsafe { asm!("rdpid rax", out("rax") value, options(nomem, nostack, preserves_flags)) }
     value
+}
+
+/// SYSCALL: with EFER.SCE set it would jump to IA32_LSTAR (a VM's kernel
+/// entry) with RCX and R11 overwritten; with SCE clear (every native
+/// subject) it raises #UD.
+pub fn syscall() {
+    // Safety: with EFER.SCE clear (native subjects cannot change EFER) the
+    // instruction raises #UD, which exits to the kernel and stops the
+    // subject. Were it to execute, it would transfer control to LSTAR,
+    // which holds no code of this subject: the first fetch there faults
+    // (an exit), no memory of the subject is written. RCX and R11 are
+    // declared clobbered.
+    unsafe { asm!("syscall", out("rcx") _, out("r11") _, options(nomem, nostack)) }
 }
 
 /// WRPKRU: writes `value` to PKRU (ECX and EDX must be zero).

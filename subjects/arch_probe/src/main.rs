@@ -1,7 +1,8 @@
 //! State isolation for the registers no native subject may touch: debug
-//! registers, XCR0, IA32_TSC_AUX and PKRU (docs/kernel.md, "Architectural
-//! state per subject"). None of them is in the VMCS, so if a subject could
-//! write one, the next subject on the CPU could read what it left there.
+//! registers, XCR0, IA32_TSC_AUX, PKRU and SYSCALL's MSRs (docs/kernel.md,
+//! "Architectural state per subject"). None of them is in the VMCS, so if
+//! a subject could write one, the next subject on the CPU could read what
+//! it left there.
 //!
 //! One binary, one role per subject name ([`ROLES`]), in the systems
 //! `state_dr` and `state_cpu`: a *writer* tries to plant a marker in a
@@ -41,6 +42,7 @@ const ROLES: &[(&str, Role)] = &[
     ("rdpid_reader", rdpid_reader),
     ("pkru_writer", pkru_writer),
     ("pkru_reader", pkru_reader),
+    ("syscall_reader", syscall_reader),
 ];
 
 /// The breakpoint address the DR0 writer plants (canonical, mapped in no
@@ -149,6 +151,12 @@ fn pkru_reader(report: &mut Report) {
         u64::from(value),
         u64::from(PKRU_MARK),
     );
+}
+
+fn syscall_reader(report: &mut Report) {
+    report.say(format_args!("syscall_reader: executing SYSCALL"));
+    arch_state::syscall();
+    report.say(format_args!("syscall_reader: SYSCALL succeeded"));
 }
 
 /// Reports a read the kernel should have stopped, and whether it shows the
