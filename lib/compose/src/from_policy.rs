@@ -468,6 +468,11 @@ fn subject_input(
                     logical: g.logical.value.clone(),
                     line: line.number.value,
                     vector: g.vector.value.0,
+                    msis: line
+                        .msis
+                        .iter()
+                        .map(|m| m.number.as_ref().map(|n| n.value))
+                        .collect(),
                 })
             })
             .collect();

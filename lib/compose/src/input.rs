@@ -292,6 +292,10 @@ pub struct IrqGrantInput {
     pub line: u32,
     /// Vector injected into the subject (32..=255).
     pub vector: u8,
+    /// The IRQ numbers of the granted `<irq>`'s `<msi>` children in
+    /// document order (`None`: no `number`); routed as MSIs of the device
+    /// (`crate::msi`), message `k` injected at `vector + k`.
+    pub msis: Vec<Option<u32>>,
 }
 
 /// A source event of a subject.
