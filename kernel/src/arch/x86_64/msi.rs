@@ -1,0 +1,179 @@
+//! MSI and MSI-X of owned PCI devices on the hardware side: the boot-time
+//! programming of each routed device's capabilities from the spec's `MSI`
+//! (kerncore `msi`, docs/kernel.md, "MSI and MSI-X").
+//!
+//! [`init`] runs on the boot CPU after the VT-d setup and before any
+//! subject: for every device with routed messages it walks the device's
+//! capability list through the configuration ports (`pcicfg`'s lock) and
+//!
+//! - MSI: writes the message address (upper half 0) and data kerncore
+//!   gives for message 0 (remappable handle = IRQ number with interrupt
+//!   remapping, else the owner's APIC id and the host vector), then the
+//!   message control: Multiple Message Enable for the routed messages,
+//!   MSI Enable clear;
+//! - MSI-X: Enable clear, Function Mask set. Its table lives in a BAR the
+//!   owner maps; the kernel does not write it (kerncore `msi` says why
+//!   interrupt remapping confines it, and that without remapping the
+//!   owner cannot enable MSI-X at all).
+//!
+//! A device the spec routes that has neither capability stops the boot:
+//! the hardware description does not match the machine. After this the
+//! owner's configuration writes may set only the enables (`pcicfg`), so
+//! address and data stay what this wrote. A routed message arrives as an
+//! external-interrupt exit like an I/O APIC line (`interrupts`).
+
+use septum_kerncore::msi::{
+    CAP_MSI, CAP_MSIX, MSI_ENABLE, MsiRoute, msi_layout, msi_setup, msix_setup,
+};
+use septum_kerncore::vtd::SourceId;
+
+use super::pcicfg::{config_read, config_write};
+use crate::kprintln;
+use crate::system::{MSI, VTD};
+
+/// At most this many capabilities fit after the header (as kerncore
+/// `pcicfg` walks them); a longer list is a loop.
+const MAX_CAPABILITIES: usize = 48;
+
+/// Why a routed device cannot be programmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsiError {
+    /// The device has no MSI and no MSI-X capability (or is absent).
+    NoCapability(SourceId),
+    /// kerncore has no message for the route (an APIC id above 255 in
+    /// compatibility format; the composer refuses that).
+    NoMessage(SourceId),
+}
+
+impl core::fmt::Display for MsiError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoCapability(device) => write!(
+                f,
+                "MSI: device {device} has no MSI or MSI-X capability, but the policy routes its \
+                 MSIs"
+            ),
+            Self::NoMessage(device) => {
+                write!(f, "MSI: no message format for device {device}'s route")
+            }
+        }
+    }
+}
+
+/// The configuration-space offsets of a function's MSI and MSI-X
+/// capabilities.
+fn find_capabilities(device: SourceId) -> (Option<u8>, Option<u8>) {
+    let (mut msi, mut msix) = (None, None);
+    // Status bit 4: the function has a capability list.
+    if config_read(device, 0x04) & 1 << 20 == 0 {
+        return (None, None);
+    }
+    let mut pointer = (config_read(device, 0x34) & 0xfc) as u8;
+    for _ in 0..MAX_CAPABILITIES {
+        if pointer < 0x40 {
+            break;
+        }
+        let header = config_read(device, pointer);
+        match header as u8 {
+            CAP_MSI => msi = msi.or(Some(pointer)),
+            CAP_MSIX => msix = msix.or(Some(pointer)),
+            _ => {}
+        }
+        pointer = ((header >> 8) & 0xfc) as u8;
+    }
+    (msi, msix)
+}
+
+/// Program every routed device's MSI (and disable its MSI-X) from the
+/// spec. Boot CPU, before any subject runs; does nothing without routes.
+pub fn init() -> Result<(), MsiError> {
+    for (first, count) in MSI.devices() {
+        program(first, count)?;
+    }
+    Ok(())
+}
+
+fn program(first: &MsiRoute, count: usize) -> Result<(), MsiError> {
+    let device = first.device;
+    let (msi_cap, msix_cap) = find_capabilities(device);
+    if msi_cap.is_none() && msix_cap.is_none() {
+        return Err(MsiError::NoCapability(device));
+    }
+    let message = MSI.message(first).ok_or(MsiError::NoMessage(device))?;
+    if let Some(cap) = msi_cap {
+        let header = config_read(device, cap);
+        let control = (header >> 16) as u16;
+        // Disabled first, so no message goes out half-programmed.
+        config_write(
+            device,
+            cap,
+            header & 0xffff | u32::from(control & !MSI_ENABLE) << 16,
+        );
+        if let Some(layout) = msi_layout(cap, control) {
+            config_write(device, layout.address, message.address);
+            if let Some(upper) = layout.upper_address {
+                config_write(device, upper, 0);
+            }
+            config_write(device, layout.data, u32::from(message.data));
+        }
+        let control = msi_setup(control, count);
+        config_write(device, cap, header & 0xffff | u32::from(control) << 16);
+    }
+    if let Some(cap) = msix_cap {
+        let header = config_read(device, cap);
+        let control = msix_setup((header >> 16) as u16);
+        config_write(device, cap, header & 0xffff | u32::from(control) << 16);
+    }
+    kprintln!(
+        "septum: msi: device {device}{}{}{}: {count} message(s) from IRQ {} (host vector {}), \
+         {} format{}",
+        if VTD.device_name(device).is_some() {
+            " ("
+        } else {
+            ""
+        },
+        VTD.device_name(device).unwrap_or(""),
+        if VTD.device_name(device).is_some() {
+            ")"
+        } else {
+            ""
+        },
+        first.irq.0,
+        u16::from(first.irq.0).wrapping_add(32),
+        if MSI.remapped {
+            "remappable"
+        } else {
+            "compatibility"
+        },
+        match (msi_cap.is_some(), msix_cap.is_some()) {
+            (true, true) => ", MSI programmed, MSI-X disabled",
+            (true, false) => ", MSI programmed",
+            _ => ", MSI-X disabled (no MSI capability)",
+        }
+    );
+    Ok(())
+}
+
+/// The MSI capability's address and data as the hardware has them now,
+/// and MSI Enable (for the VT-d probe's read-back).
+#[cfg(feature = "vtd-probe")]
+pub fn read_back(device: SourceId) -> Option<(septum_kerncore::msi::Message, bool)> {
+    let (Some(cap), _) = find_capabilities(device) else {
+        return None;
+    };
+    let control = (config_read(device, cap) >> 16) as u16;
+    let layout = msi_layout(cap, control)?;
+    Some((
+        septum_kerncore::msi::Message {
+            address: config_read(device, layout.address),
+            data: config_read(device, layout.data) as u16,
+        },
+        control & MSI_ENABLE != 0,
+    ))
+}
+
+/// The MSI capability's offset of `device` (for the VT-d probe).
+#[cfg(feature = "vtd-probe")]
+pub fn msi_capability(device: SourceId) -> Option<u8> {
+    find_capabilities(device).0
+}
