@@ -98,6 +98,12 @@ fn each_message_goes_to_the_owner_at_consecutive_vectors() {
         "message: 1, irq: septum_kerncore::irq::IrqLine(65), owner: septum_abi::SubjectId(0), \
          apic_id: septum_kerncore::spec::ApicId(0), vector: septum_kerncore::irq::Vector(101)"
     ));
+    let report = septum_compose::report::text_report(c);
+    assert!(
+        report.contains("MSI routes (remappable)\n  00:03.0 message 0  IRQ 64  -> driver")
+            && report.contains("  00:03.0 message 1  IRQ 65  -> driver               vector 101"),
+        "{report}"
+    );
     // The line is routed as before, at the grant's vector.
     assert_eq!(c.interrupts.routes.len(), 1);
     assert!(c.interrupts.takes_interrupts(SubjectId(0)));
