@@ -27,7 +27,8 @@
 //!    owner at the policy's vector;
 //! 4. an MSI through the remapping entry the policy gives the device
 //!    reaches the local APIC (its vector is pending in the IRR); an MSI
-//!    through an entry the table does not have does not. A
+//!    through an entry the table does not have does not, nor one through
+//!    the entry of another requester (the I/O APIC's line). A
 //!    compatibility-format MSI must be blocked too (the kernel leaves
 //!    GSTS.CFIS clear, which the probe checks), but QEMU does not model
 //!    that gate and delivers it: the probe prints what QEMU did.
@@ -50,7 +51,7 @@ use septum_kerncore::vtd::{FAULT_EVENT_VECTOR, SourceId};
 
 use super::{cpu, interrupts, msi, pcicfg, vtd};
 use crate::kprintln;
-use crate::system::{MSI, SPEC, VTD};
+use crate::system::{INTERRUPTS, MSI, SPEC, VTD};
 
 /// QEMU's edu device: vendor 0x1234, device 0x11e8.
 const EDU_ID: u32 = 0x11e8_1234;
@@ -400,6 +401,27 @@ fn checks() -> bool {
             "DELIVERED"
         }
     );
+    // An entry that exists but names another requester (the I/O APIC's,
+    // for the driver's line): the entry's source-id check must block it.
+    // This is what confines an MSI-X table its owner rewrites.
+    let foreign = INTERRUPTS
+        .routes
+        .first()
+        .map(|route| u32::from(route.line.0));
+    let foreign_blocked = foreign.is_some_and(|line| {
+        raise_msi(source, msi, bar, remappable(line), 0);
+        !pending(apic, VECTOR_BASE.wrapping_add(line))
+    });
+    let faults = vtd::report_faults();
+    kprintln!(
+        "vtd probe: MSI through entry {} (the I/O APIC's line, another requester): {}, {faults} fault(s) reported",
+        foreign.unwrap_or(0),
+        if foreign_blocked {
+            "blocked"
+        } else {
+            "DELIVERED"
+        }
+    );
     // A compatibility-format MSI bypasses the table. VT-d blocks it while
     // GSTS.CFIS is clear (spec 5.1.4); QEMU (7.2 and later) does not model
     // that gate and delivers it, so the probe checks what the kernel asked
@@ -416,7 +438,7 @@ fn checks() -> bool {
             "blocks"
         }
     );
-    ok && delivered && absent_blocked && cfis_clear
+    ok && delivered && absent_blocked && foreign_blocked && cfis_clear
 }
 
 /// The probe's IDT: the kernel's 32 exception gates, then every vector
