@@ -21,10 +21,12 @@
 //!   at the same host vector);
 //! - each `vector + k` is a usable vector (at most 255, not 253/254) and
 //!   not one the subject is already given for something else;
+//! - the owner's APIC id fits 8 bits (the xAPIC destination format of
+//!   both a compatibility-format message and a remapping table entry);
 //! - without interrupt remapping (no IOMMU) the kernel writes
-//!   compatibility-format messages: the owner's APIC id must fit 8 bits,
-//!   and several messages must be a power of two (at most 32) starting at
-//!   an aligned host vector ([`septum_kerncore::msi::compatible_block`]).
+//!   compatibility-format messages: several messages must be a power of
+//!   two (at most 32) starting at an aligned host vector
+//!   ([`septum_kerncore::msi::compatible_block`]).
 
 use std::collections::BTreeSet;
 
@@ -149,14 +151,15 @@ pub fn routes(
                     vector: Vector(vector),
                 });
             }
+            if apic_id > 0xff {
+                return Err(located(format!(
+                    "device \"{device}\": an MSI names its CPU in 8 bits (xAPIC destination, \
+                     in the message or the interrupt remapping entry), but CPU {} has APIC id \
+                     {apic_id}",
+                    s.cpu
+                )));
+            }
             if !remapped {
-                if apic_id > 0xff {
-                    return Err(located(format!(
-                        "device \"{device}\": without interrupt remapping an MSI names its CPU \
-                         in 8 bits, but CPU {} has APIC id {apic_id}",
-                        s.cpu
-                    )));
-                }
                 let base = routes
                     .iter()
                     .rev()

@@ -198,3 +198,32 @@ fn a_whole_device_grant_routes_no_msi() {
     assert!(composed.composition.interrupts.msis.is_empty());
     assert!(composed.spec.contains("remapped: true,\n    routes: &[],"));
 }
+
+#[test]
+fn an_owner_cpu_beyond_8_bit_apic_ids_is_refused() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy/tests/valid");
+    let hardware = std::fs::read_to_string(dir.join("hardware/two-cpus.xml"))
+        .expect("hardware")
+        .replacen("<cpu apicId=\"0\"/>", "<cpu apicId=\"256\"/>", 1)
+        .replacen(
+            "<irq name=\"irq\" number=\"11\"/>",
+            &format!("<irq name=\"irq\" number=\"11\">{TWO}</irq>"),
+            1,
+        );
+    let policy = POLICY.replace(
+        "<device logical=\"nic\" physical=\"nic\"/>\n      </devices>\n    </subject>",
+        "<device logical=\"nic\" physical=\"nic\"><irq logical=\"irq\" physical=\"irq\" \
+         vector=\"100\"/></device>\n      </devices>\n    </subject>",
+    );
+    let mut files = septum_policy::MemoryFiles::new();
+    files.insert("valid/hardware/two-cpus.xml", hardware);
+    let loaded = septum_policy::check_str("valid/msi.xml", &policy, &files);
+    let valid = loaded.valid_policy().expect("valid");
+    let binaries: HashMap<String, Vec<u8>> =
+        [("driver".to_owned(), build::sample_subject())].into();
+    let Err(e) = compose_policy(valid, &binaries) else {
+        panic!("composed with APIC id 256");
+    };
+    let e = format!("{e:?}");
+    assert!(e.contains("CPU 0 has APIC id 256"), "{e}");
+}
