@@ -195,6 +195,11 @@ pub fn system_input(
                         p.function.value,
                     )
                 }),
+                memory: d
+                    .memory
+                    .iter()
+                    .map(|m| (m.physical_address.value, m.size.value))
+                    .collect(),
             })
             .collect(),
         ioapic: hw.devices.iter().find_map(ioapic),

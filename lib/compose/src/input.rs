@@ -99,6 +99,8 @@ pub struct DeviceInput {
     pub io_ports: Vec<IoPortRange>,
     /// PCI bus/device/function (`<pci>`), for a PCI device.
     pub pci: Option<septum_kerncore::vtd::SourceId>,
+    /// Its device memory (`<memory>`): start and size, in document order.
+    pub memory: Vec<(septum_abi::PhysAddr, u64)>,
 }
 
 /// An inclusive range of I/O ports.

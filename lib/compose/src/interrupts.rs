@@ -27,7 +27,7 @@
 
 use septum_abi::{PhysAddr, SubjectId};
 use septum_kerncore::irq::{self, EventVector, IrqLine, IrqRoute, Trigger, Vector};
-use septum_kerncore::msi::MsiRoute;
+use septum_kerncore::msi::{DeviceWindow, MsiRoute};
 use septum_kerncore::spec::ApicId;
 
 use crate::error::{ComposeError, Origin};
@@ -48,6 +48,9 @@ pub struct Interrupts {
     pub msis: Vec<MsiRoute>,
     /// The machine has interrupt remapping (MSIs in remappable format).
     pub remapped: bool,
+    /// Device memory of MSI-routed devices the kernel maps for their MSI-X
+    /// tables ([`crate::msi::windows`]).
+    pub msi_windows: Vec<DeviceWindow>,
 }
 
 impl Interrupts {
@@ -67,6 +70,7 @@ impl Interrupts {
         source.push_str(&septum_kerncore::msi::emit_source(
             self.remapped,
             &self.msis,
+            &self.msi_windows,
         ));
         source
     }
@@ -139,11 +143,13 @@ pub fn routes(input: &SystemInput) -> Result<Interrupts, ComposeError> {
     };
     let remapped = !input.vtd.iommus.is_empty();
     let msis = crate::msi::routes(input, &routes, &event_vectors, remapped)?;
+    let msi_windows = crate::msi::windows(input, &msis, remapped);
     Ok(Interrupts {
         ioapic,
         routes,
         event_vectors,
         msis,
         remapped,
+        msi_windows,
     })
 }

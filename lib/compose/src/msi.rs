@@ -10,6 +10,12 @@
 //! none, as for lines (no vector was chosen). The interrupt remapping
 //! table entries for these IRQs come from `vtd` (same grants, same CPU).
 //!
+//! With interrupt remapping the kernel also writes each routed device's
+//! MSI-X table (in one of its BARs) at boot, so [`windows`] lists the
+//! device memory of every routed device, which the composer maps for the
+//! kernel (identity, read-write, uncached, no execute). Without remapping
+//! the kernel leaves MSI-X disabled and maps nothing.
+//!
 //! The checks here are the ones the kernel's routing needs beyond the
 //! policy rules (which already keep MSI numbers in 48..=220 and
 //! consecutive within their `<irq>`), each naming the subject:
@@ -31,8 +37,9 @@
 use std::collections::BTreeSet;
 
 use septum_abi::SubjectId;
+use septum_abi::layout::PAGE_SIZE;
 use septum_kerncore::irq::{self, EventVector, IrqLine, IrqRoute, Vector};
-use septum_kerncore::msi::{MsiRoute, compatible_block};
+use septum_kerncore::msi::{DeviceWindow, MsiRoute, compatible_block};
 use septum_kerncore::spec::ApicId;
 
 use crate::error::{ComposeError, Origin};
@@ -176,4 +183,37 @@ pub fn routes(
         }
     }
     Ok(routes)
+}
+
+/// The device memory the kernel maps to write the MSI-X tables of the
+/// devices `routes` names (with interrupt remapping only): every
+/// `<memory>` of each such device, widened to whole pages.
+pub fn windows(input: &SystemInput, routes: &[MsiRoute], remapped: bool) -> Vec<DeviceWindow> {
+    if !remapped {
+        return Vec::new();
+    }
+    let mut out: Vec<DeviceWindow> = Vec::new();
+    for route in routes {
+        if out.iter().any(|w| w.device == route.device) {
+            continue;
+        }
+        let Some(device) = input
+            .hardware
+            .devices
+            .iter()
+            .find(|d| d.pci == Some(route.device))
+        else {
+            continue;
+        };
+        for &(start, size) in &device.memory {
+            let first = start.get() & !(PAGE_SIZE - 1);
+            let end = start.get().saturating_add(size).next_multiple_of(PAGE_SIZE);
+            out.push(DeviceWindow {
+                device: route.device,
+                start: septum_abi::PhysAddr(first),
+                size: end - first,
+            });
+        }
+    }
+    out
 }

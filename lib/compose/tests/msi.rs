@@ -10,7 +10,7 @@ use septum_abi::SubjectId;
 use septum_compose::elf::build;
 use septum_compose::{Composed, compose_policy};
 use septum_kerncore::irq::{IrqLine, Vector};
-use septum_kerncore::msi::MsiRoute;
+use septum_kerncore::msi::{DeviceWindow, MsiRoute};
 use septum_kerncore::spec::ApicId;
 use septum_kerncore::vtd::SourceId;
 
@@ -104,6 +104,20 @@ fn each_message_goes_to_the_owner_at_consecutive_vectors() {
             && report.contains("  00:03.0 message 1  IRQ 65  -> driver               vector 101"),
         "{report}"
     );
+    // The nic's memory is mapped for the kernel (its MSI-X table).
+    assert_eq!(
+        c.interrupts.msi_windows,
+        [DeviceWindow {
+            device: NIC,
+            start: septum_abi::PhysAddr(0xfeb0_0000),
+            size: 0x1000
+        }]
+    );
+    assert!(
+        composed
+            .spec
+            .contains("start: septum_abi::PhysAddr(0xfeb00000), size: 0x1000 }")
+    );
     // The line is routed as before, at the grant's vector.
     assert_eq!(c.interrupts.routes.len(), 1);
     assert!(c.interrupts.takes_interrupts(SubjectId(0)));
@@ -143,6 +157,8 @@ fn without_remapping_blocks_must_be_aligned() {
     let composed = compose(100, TWO, false).expect("composes");
     assert!(!composed.composition.interrupts.remapped);
     assert_eq!(composed.composition.interrupts.msis.len(), 2);
+    // No MSI-X without remapping: no device memory for the kernel.
+    assert!(composed.composition.interrupts.msi_windows.is_empty());
     // IRQs 65, 66: host vector 97 is odd.
     let e = refused(
         100,

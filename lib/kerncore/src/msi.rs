@@ -27,7 +27,11 @@
 //! At boot ([`msi_setup`]) the MSI capability gets that address and data,
 //! Multiple Message Enable for the routed messages (at most what the
 //! device offers), and MSI Enable clear; MSI-X gets Enable clear and
-//! Function Mask set. The owner's configuration writes (kerncore
+//! Function Mask set ([`msix_setup`]) and, with interrupt remapping, its
+//! table ([`msix_table`] finds it through its BAR) entry `k` routed
+//! message `k`, every entry masked ([`msix_entry`]); the table must lie in
+//! the device memory the composer maps for the kernel ([`DeviceWindow`],
+//! [`MsiSpec::mapped`]). The owner's configuration writes (kerncore
 //! `pcicfg`) may then change only the MSI Enable bit, and, with interrupt
 //! remapping only, MSI-X Enable and Function Mask ([`MsiSpec::allow`]);
 //! every other bit of those registers, and the address and data, keep the
@@ -35,8 +39,9 @@
 //! registers and are the owner's anyway.
 //!
 //! MSI-X keeps its table in a BAR, which the owner maps: it can write any
-//! address and data there. The kernel does not emulate the table. It allows
-//! MSI-X only where interrupt remapping confines it: compatibility-format
+//! address and data there. The kernel writes the table once at boot but
+//! does not emulate it. It allows MSI-X only where interrupt remapping
+//! confines it: compatibility-format
 //! messages are blocked (the kernel never sets GCMD.CFI), and a
 //! remappable message delivers only through a table entry that names this
 //! device as requester, so whatever the owner writes, its device raises
@@ -51,7 +56,7 @@
 //! vector pending in the same [`PendingVectors`] and the same injection
 //! path takes it from there. MSIs are edge-triggered: nothing to mask.
 
-use septum_abi::SubjectId;
+use septum_abi::{PhysAddr, SubjectId};
 
 use crate::irq::{self, IrqLine, PendingVectors, Vector};
 use crate::pcicfg::Protected;
@@ -93,6 +98,19 @@ pub struct MsiRoute {
     pub vector: Vector,
 }
 
+/// Device memory of a routed device that the composer maps for the kernel
+/// (identity, read-write, uncached, no execute), so that it can write the
+/// device's MSI-X table at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceWindow {
+    /// The device.
+    pub device: SourceId,
+    /// First byte (page aligned).
+    pub start: PhysAddr,
+    /// Bytes (whole pages).
+    pub size: u64,
+}
+
 /// Every routed message of the system (generated as `pub static MSI`).
 #[derive(Debug)]
 pub struct MsiSpec {
@@ -101,6 +119,9 @@ pub struct MsiSpec {
     pub remapped: bool,
     /// Every routed message, grouped by device, message 0 first.
     pub routes: &'static [MsiRoute],
+    /// With interrupt remapping: the device memory of every routed device
+    /// (where its MSI-X table may be), mapped for the kernel.
+    pub windows: &'static [DeviceWindow],
 }
 
 /// A message's address (the low 32 bits; the high 32 are 0) and data.
@@ -117,6 +138,7 @@ impl MsiSpec {
     pub const NONE: MsiSpec = MsiSpec {
         remapped: false,
         routes: &[],
+        windows: &[],
     };
 
     /// The route whose IRQ arrives as `host`.
@@ -174,6 +196,19 @@ impl MsiSpec {
         Some(Message {
             address: ADDRESS_BASE | u32::from(destination) << 12,
             data: u16::from(host.0),
+        })
+    }
+
+    /// Whether `[start, start + length)` lies in one window of `device`
+    /// (so the kernel may write there: the composer mapped it).
+    pub fn mapped(&self, device: SourceId, start: PhysAddr, length: u64) -> bool {
+        let Some(end) = start.get().checked_add(length) else {
+            return false;
+        };
+        self.windows.iter().any(|w| {
+            w.device == device
+                && w.start.get() <= start.get()
+                && w.start.get().checked_add(w.size).is_some_and(|e| end <= e)
         })
     }
 
@@ -256,9 +291,55 @@ pub const fn msix_setup(control: u16) -> u16 {
     (control & !MSIX_ENABLE) | MSIX_FUNCTION_MASK
 }
 
+/// MSI-X message control: Table Size (entries - 1).
+pub const MSIX_TABLE_SIZE: u16 = 0x7ff;
+/// Bytes of one MSI-X table entry.
+pub const MSIX_ENTRY_BYTES: u64 = 16;
+
+/// The physical address of an MSI-X table: `table` is the capability's
+/// Table Offset/BIR dword, `bar(n)` reads BAR register `n` (0..=5) of the
+/// function. `None` for a reserved BIR, an I/O BAR, or an address that
+/// overflows.
+pub fn msix_table(table: u32, mut bar: impl FnMut(u8) -> u32) -> Option<PhysAddr> {
+    let bir = (table & 7) as u8;
+    if bir > 5 {
+        return None;
+    }
+    let low = bar(bir);
+    if low & 1 != 0 {
+        return None;
+    }
+    // Type 0b10: a 64-bit BAR, its upper half in the next register.
+    let high = if (low >> 1) & 0b11 == 0b10 {
+        if bir == 5 {
+            return None;
+        }
+        bar(bir.checked_add(1)?)
+    } else {
+        0
+    };
+    let base = u64::from(high) << 32 | u64::from(low & !0xf);
+    base.checked_add(u64::from(table & !7)).map(PhysAddr)
+}
+
+/// MSI-X table entry `k` as the kernel writes it at boot (address low,
+/// address high, data, vector control): the route's message, masked
+/// (vector control bit 0), so nothing is sent before the owner unmasks
+/// it. An entry without a route gets address 0 and stays masked.
+pub const fn msix_entry(message: Option<Message>) -> [u32; 4] {
+    match message {
+        Some(m) => [m.address, 0, m.data as u32, 1],
+        None => [0, 0, 0, 1],
+    }
+}
+
 /// The Rust source of `pub static MSI` for the generated `spec.rs`.
 #[cfg(any(test, feature = "emit"))]
-pub fn emit_source(remapped: bool, routes: &[MsiRoute]) -> alloc::string::String {
+pub fn emit_source(
+    remapped: bool,
+    routes: &[MsiRoute],
+    windows: &[DeviceWindow],
+) -> alloc::string::String {
     use core::fmt::Write;
     const MSI: &str = "septum_kerncore::msi";
     let mut out = alloc::string::String::new();
@@ -288,6 +369,24 @@ pub fn emit_source(remapped: bool, routes: &[MsiRoute]) -> alloc::string::String
         );
     }
     if !routes.is_empty() {
+        let _ = writeln!(out, "    ],");
+    }
+    let _ = writeln!(
+        out,
+        "    windows: &[{}",
+        if windows.is_empty() { "]," } else { "" }
+    );
+    for w in windows {
+        let _ = writeln!(
+            out,
+            "        {MSI}::DeviceWindow {{ device: septum_kerncore::vtd::SourceId({:#06x}), start: \
+             septum_abi::PhysAddr({:#x}), size: {:#x} }},",
+            w.device.0,
+            w.start.get(),
+            w.size
+        );
+    }
+    if !windows.is_empty() {
         let _ = writeln!(out, "    ],");
     }
     let _ = writeln!(out, "}};");
@@ -330,13 +429,20 @@ mod tests {
             vector: Vector(41),
         },
     ];
+    static WINDOWS: [DeviceWindow; 1] = [DeviceWindow {
+        device: NIC,
+        start: PhysAddr(0xfeb4_0000),
+        size: 0x4000,
+    }];
     static REMAPPED: MsiSpec = MsiSpec {
         remapped: true,
         routes: &ROUTES,
+        windows: &WINDOWS,
     };
     static COMPATIBLE: MsiSpec = MsiSpec {
         remapped: false,
         routes: &ROUTES,
+        windows: &[],
     };
 
     #[test]
@@ -465,8 +571,46 @@ mod tests {
     }
 
     #[test]
+    fn msix_tables_are_found_through_their_bar() {
+        // BAR3 (32-bit memory) at 0xfeb40000, table at offset 0 of it.
+        let bars = |n: u8| [0, 0, 0xc041, 0xfeb4_0000, 0, 0][usize::from(n)];
+        assert_eq!(msix_table(3, bars), Some(PhysAddr(0xfeb4_0000)));
+        assert_eq!(msix_table(3 | 0x2000, bars), Some(PhysAddr(0xfeb4_2000)));
+        // An I/O BAR, a reserved BIR.
+        assert_eq!(msix_table(2, bars), None);
+        assert_eq!(msix_table(6, bars), None);
+        // A 64-bit BAR 0 (type 0b10) with its upper half in BAR 1.
+        let wide = |n: u8| [0xe000_000c, 0x1, 0, 0, 0, 0][usize::from(n)];
+        assert_eq!(msix_table(0x1000, wide), Some(PhysAddr(0x1_e000_1000)));
+        // ... but not as BAR 5, which has no successor.
+        assert_eq!(msix_table(5, |_| 0x4), None);
+    }
+
+    #[test]
+    fn msix_entries_are_written_masked() {
+        let message = REMAPPED.message(&ROUTES[1]);
+        assert_eq!(msix_entry(message), [0xfee0_0818, 0, 0, 1]);
+        assert_eq!(msix_entry(None), [0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn only_mapped_device_memory_may_be_written() {
+        let table = PhysAddr(0xfeb4_0000);
+        assert!(REMAPPED.mapped(NIC, table, 5 * MSIX_ENTRY_BYTES));
+        assert!(REMAPPED.mapped(NIC, PhysAddr(0xfeb4_3ff0), 16));
+        assert!(!REMAPPED.mapped(NIC, PhysAddr(0xfeb4_3ff0), 32));
+        assert!(!REMAPPED.mapped(EDU, table, 16));
+        assert!(!REMAPPED.mapped(NIC, PhysAddr(u64::MAX - 8), 16));
+        assert!(!COMPATIBLE.mapped(NIC, table, 16));
+    }
+
+    #[test]
     fn the_emitted_source_names_every_route() {
-        let text = emit_source(true, &ROUTES);
+        let text = emit_source(true, &ROUTES, &WINDOWS);
+        assert!(text.contains(
+            "septum_kerncore::msi::DeviceWindow { device: septum_kerncore::vtd::SourceId(0x0020), \
+             start: septum_abi::PhysAddr(0xfeb40000), size: 0x4000 }"
+        ));
         assert!(text.contains("pub static MSI: septum_kerncore::msi::MsiSpec"));
         assert!(text.contains("remapped: true,"));
         assert!(text.contains(
@@ -474,6 +618,9 @@ mod tests {
              septum_kerncore::irq::IrqLine(65), owner: septum_abi::SubjectId(1), apic_id: \
              septum_kerncore::spec::ApicId(2), vector: septum_kerncore::irq::Vector(41)"
         ));
-        assert!(emit_source(false, &[]).contains("remapped: false,\n    routes: &[],\n};"));
+        assert!(
+            emit_source(false, &[], &[])
+                .contains("remapped: false,\n    routes: &[],\n    windows: &[],\n};")
+        );
     }
 }

@@ -11,10 +11,13 @@
 //!   remapping, else the owner's APIC id and the host vector), then the
 //!   message control: Multiple Message Enable for the routed messages,
 //!   MSI Enable clear;
-//! - MSI-X: Enable clear, Function Mask set. Its table lives in a BAR the
-//!   owner maps; the kernel does not write it (kerncore `msi` says why
-//!   interrupt remapping confines it, and that without remapping the
-//!   owner cannot enable MSI-X at all).
+//! - MSI-X: Enable clear, Function Mask set; with interrupt remapping also
+//!   the table (found through its BAR, which must lie in the device
+//!   memory the composer maps for the kernel): entry `k` gets routed
+//!   message `k` (remappable handle = its IRQ number), every entry
+//!   masked. The table stays writable by its owner, who maps the BAR;
+//!   kerncore `msi` says why interrupt remapping confines that, and why
+//!   without remapping MSI-X stays disabled and its table untouched.
 //!
 //! A device the spec routes that has neither capability stops the boot:
 //! the hardware description does not match the machine. After this the
@@ -22,14 +25,19 @@
 //! address and data stay what this wrote. A routed message arrives as an
 //! external-interrupt exit like an I/O APIC line (`interrupts`).
 
+use septum_abi::PhysAddr;
 use septum_kerncore::msi::{
-    CAP_MSI, CAP_MSIX, MSI_ENABLE, MsiRoute, msi_layout, msi_setup, msix_setup,
+    CAP_MSI, CAP_MSIX, MSI_ENABLE, MSIX_ENTRY_BYTES, MSIX_TABLE_SIZE, MsiRoute, msi_layout,
+    msi_setup, msix_entry, msix_setup, msix_table,
 };
 use septum_kerncore::vtd::SourceId;
 
 use super::pcicfg::{config_read, config_write};
 use crate::kprintln;
 use crate::system::{MSI, VTD};
+
+/// Command register: memory space decoding.
+const MEMORY_SPACE: u32 = 1 << 1;
 
 /// At most this many capabilities fit after the header (as kerncore
 /// `pcicfg` walks them); a longer list is a loop.
@@ -43,6 +51,11 @@ pub enum MsiError {
     /// kerncore has no message for the route (an APIC id above 255 in
     /// compatibility format; the composer refuses that).
     NoMessage(SourceId),
+    /// The MSI-X capability names no memory BAR for its table.
+    MsixTable(SourceId),
+    /// The MSI-X table is not in device memory of the hardware
+    /// description (which the composer maps for the kernel).
+    MsixUnmapped(SourceId, PhysAddr),
 }
 
 impl core::fmt::Display for MsiError {
@@ -56,6 +69,14 @@ impl core::fmt::Display for MsiError {
             Self::NoMessage(device) => {
                 write!(f, "MSI: no message format for device {device}'s route")
             }
+            Self::MsixTable(device) => {
+                write!(f, "MSI: device {device}'s MSI-X table is in no memory BAR")
+            }
+            Self::MsixUnmapped(device, table) => write!(
+                f,
+                "MSI: device {device}'s MSI-X table at {table} is outside the device memory the \
+                 hardware description gives it"
+            ),
         }
     }
 }
@@ -119,10 +140,18 @@ fn program(first: &MsiRoute, count: usize) -> Result<(), MsiError> {
         let control = msi_setup(control, count);
         config_write(device, cap, header & 0xffff | u32::from(control) << 16);
     }
+    let mut table = None;
     if let Some(cap) = msix_cap {
         let header = config_read(device, cap);
-        let control = msix_setup((header >> 16) as u16);
-        config_write(device, cap, header & 0xffff | u32::from(control) << 16);
+        let control = (header >> 16) as u16;
+        config_write(
+            device,
+            cap,
+            header & 0xffff | u32::from(msix_setup(control)) << 16,
+        );
+        if MSI.remapped {
+            table = Some(write_msix_table(device, cap, control)?);
+        }
     }
     kprintln!(
         "septum: msi: device {device}{}{}{}: {count} message(s) from IRQ {} (host vector {}), \
@@ -151,7 +180,48 @@ fn program(first: &MsiRoute, count: usize) -> Result<(), MsiError> {
             _ => ", MSI-X disabled (no MSI capability)",
         }
     );
+    if let Some((address, entries)) = table {
+        kprintln!(
+            "septum: msi: device {device}: MSI-X table at {address} ({entries} entries) written, every entry masked"
+        );
+    }
     Ok(())
+}
+
+/// Writes `device`'s MSI-X table (interrupt remapping only): entry `k`
+/// gets routed message `k`, an entry beyond the routes address 0; all
+/// masked. Returns where the table is and its entries.
+fn write_msix_table(device: SourceId, cap: u8, control: u16) -> Result<(PhysAddr, u64), MsiError> {
+    let entries = u64::from(control & MSIX_TABLE_SIZE).wrapping_add(1);
+    let table_register = config_read(device, cap.wrapping_add(4));
+    let table = msix_table(table_register, |bar| {
+        config_read(device, 0x10u8.wrapping_add(bar.wrapping_mul(4)))
+    })
+    .ok_or(MsiError::MsixTable(device))?;
+    let length = entries.wrapping_mul(MSIX_ENTRY_BYTES);
+    if !MSI.mapped(device, table, length) {
+        return Err(MsiError::MsixUnmapped(device, table));
+    }
+    // The BAR answers only with memory decoding on (firmware usually
+    // leaves it on); the old command register comes back afterwards.
+    let command = config_read(device, 0x04);
+    config_write(device, 0x04, command | MEMORY_SPACE);
+    let mut messages = MSI.messages(device);
+    for k in 0..entries {
+        let entry = msix_entry(messages.next().and_then(|route| MSI.message(route)));
+        let at = table.get().wrapping_add(k.wrapping_mul(MSIX_ENTRY_BYTES)) as *mut u32;
+        for (i, word) in (0..).zip(entry) {
+            // Safety: `MSI.mapped` checked that the whole table lies in
+            // device memory of this device, which the composer maps
+            // identity, read-write, uncached in the kernel's tables for
+            // exactly this; MSI-X entries are aligned dwords. A masked
+            // entry with a remappable address can only raise this
+            // device's own composed IRQs.
+            unsafe { at.wrapping_add(i).write_volatile(word) };
+        }
+    }
+    config_write(device, 0x04, command);
+    Ok((table, entries))
 }
 
 /// The MSI capability's address and data as the hardware has them now,
@@ -176,4 +246,12 @@ pub fn read_back(device: SourceId) -> Option<(septum_kerncore::msi::Message, boo
 #[cfg(feature = "vtd-probe")]
 pub fn msi_capability(device: SourceId) -> Option<u8> {
     find_capabilities(device).0
+}
+
+/// The MSI-X capability's offset of `device` and its message control (for
+/// the VT-d probe).
+#[cfg(feature = "vtd-probe")]
+pub fn msix_capability(device: SourceId) -> Option<(u8, u16)> {
+    let cap = find_capabilities(device).1?;
+    Some((cap, (config_read(device, cap) >> 16) as u16))
 }

@@ -25,6 +25,9 @@
 //!    exit) and hands the vector to `interrupts::route`, the exit path's
 //!    routing: it arrives at host vector 32 + IRQ and is pending for the
 //!    owner at the policy's vector;
+//!    the MSI-X table of the e1000e the policy also gives the driver holds
+//!    the composed messages, masked, MSI-X disabled; the owner may enable
+//!    it (with interrupt remapping);
 //! 4. an MSI through the remapping entry the policy gives the device
 //!    reaches the local APIC (its vector is pending in the IRR); an MSI
 //!    through an entry the table does not have does not, nor one through
@@ -359,6 +362,7 @@ fn checks() -> bool {
     // its owner through the configuration-space emulation, raised, taken
     // and routed as the exit path routes it.
     ok &= routed_msi(source, bar, apic);
+    ok &= msix_table();
 
     // 4. MSIs: the capability list from offset 0x34; MSI is id 0x05.
     let mut cap = (config_read(source, 0x34) & 0xfc) as u8;
@@ -715,4 +719,90 @@ fn routed_msi(source: SourceId, bar: u64, apic: u64) -> bool {
         interrupts::PENDING.clear(owner, Vector(route.vector.0));
     }
     as_composed && kept && now_enabled && delivered
+}
+
+/// QEMU's e1000e (the probe machine's MSI-X device): vendor 0x8086, device
+/// 0x10d3.
+const E1000E_ID: u32 = 0x10d3_8086;
+
+/// Check 3, MSI-X: the table of the MSI-X device the spec routes (QEMU's
+/// e1000e) holds the composed messages, every entry masked, MSI-X
+/// disabled with its Function Mask set; the owner may enable it (interrupt
+/// remapping confines the table, kernel.md "MSI and MSI-X").
+fn msix_table() -> bool {
+    let Some(nic) = MSI
+        .devices()
+        .map(|(first, _)| first.device)
+        .find(|&d| pcicfg::config_read(d, 0) == E1000E_ID)
+    else {
+        kprintln!("vtd probe: the spec routes no MSI of an e1000e");
+        return false;
+    };
+    let Some((cap, control)) = msi::msix_capability(nic) else {
+        kprintln!("vtd probe: the e1000e has no MSI-X capability");
+        return false;
+    };
+    let Some(table) =
+        septum_kerncore::msi::msix_table(pcicfg::config_read(nic, cap.wrapping_add(4)), |bar| {
+            pcicfg::config_read(nic, 0x10u8.wrapping_add(bar.wrapping_mul(4)))
+        })
+    else {
+        return false;
+    };
+    let entries = u64::from(control & septum_kerncore::msi::MSIX_TABLE_SIZE).wrapping_add(1);
+    let mut routes = MSI.messages(nic);
+    let mut as_composed = true;
+    for k in 0..entries {
+        let at = table.get().wrapping_add(k.wrapping_mul(16));
+        let found: [u32; 4] =
+            core::array::from_fn(|i| mmio_read32(at.wrapping_add((i as u64).wrapping_mul(4))));
+        let wanted = septum_kerncore::msi::msix_entry(routes.next().and_then(|r| MSI.message(r)));
+        as_composed &= found == wanted;
+    }
+    let disabled = control & septum_kerncore::msi::MSIX_ENABLE == 0
+        && control & septum_kerncore::msi::MSIX_FUNCTION_MASK != 0;
+    let first = MSI.messages(nic).next().map_or(0, |r| r.irq.0);
+    let count = MSI.messages(nic).count();
+    kprintln!(
+        "vtd probe: e1000e's MSI-X table at {table} as the kernel wrote it at boot: {entries} entries, IRQs {first}.. ({count} routed), all masked, MSI-X {}: {}",
+        if disabled {
+            "disabled, function masked"
+        } else {
+            "ENABLED"
+        },
+        if as_composed {
+            "as composed"
+        } else {
+            "NOT as composed"
+        }
+    );
+    // The owner enables MSI-X and clears the Function Mask (high byte of
+    // the control word): allowed with interrupt remapping.
+    let owner = MSI.messages(nic).next().map(|r| r.owner);
+    let enabled = owner.is_some_and(|owner| {
+        as_owner(
+            owner,
+            nic,
+            cap,
+            PortAccess {
+                port: CONFIG_DATA + 3,
+                size: 1,
+                write: Some(0x80),
+            },
+        ) == Some(None)
+    }) && msi::msix_capability(nic).is_some_and(|(_, now)| {
+        now & septum_kerncore::msi::MSIX_ENABLE != 0
+            && now & septum_kerncore::msi::MSIX_FUNCTION_MASK == 0
+            && now & septum_kerncore::msi::MSIX_TABLE_SIZE
+                == control & septum_kerncore::msi::MSIX_TABLE_SIZE
+    });
+    kprintln!(
+        "vtd probe: the owner enables e1000e's MSI-X through the configuration emulation: {}",
+        if enabled {
+            "enabled, function unmasked"
+        } else {
+            "NOT enabled"
+        }
+    );
+    as_composed && disabled && enabled
 }

@@ -149,6 +149,7 @@ pub static INTERRUPTS: septum_kerncore::irq::InterruptSpec = septum_kerncore::ir
 pub static MSI: septum_kerncore::msi::MsiSpec = septum_kerncore::msi::MsiSpec {
     remapped: false,
     routes: &[],
+    windows: &[],
 };
 /// The VT-d tables and remapping units (docs/kernel.md, VT-d).
 #[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
