@@ -27,7 +27,9 @@
 //!    owner at the policy's vector;
 //!    the MSI-X table of the e1000e the policy also gives the driver holds
 //!    the composed messages, masked, MSI-X disabled; the owner may enable
-//!    it (with interrupt remapping);
+//!    it (with interrupt remapping); its unmasked entry 1 delivers to the
+//!    owner at its vector + 1, and the entry the owner rewrites with
+//!    edu's remappable handle is blocked (the source-id check);
 //! 4. an MSI through the remapping entry the policy gives the device
 //!    reaches the local APIC (its vector is pending in the IRR); an MSI
 //!    through an entry the table does not have does not, nor one through
@@ -362,7 +364,7 @@ fn checks() -> bool {
     // its owner through the configuration-space emulation, raised, taken
     // and routed as the exit path routes it.
     ok &= routed_msi(source, bar, apic);
-    ok &= msix_table();
+    ok &= msix_table(apic);
 
     // 4. MSIs: the capability list from offset 0x34; MSI is id 0x05.
     let mut cap = (config_read(source, 0x34) & 0xfc) as u8;
@@ -729,7 +731,7 @@ const E1000E_ID: u32 = 0x10d3_8086;
 /// e1000e) holds the composed messages, every entry masked, MSI-X
 /// disabled with its Function Mask set; the owner may enable it (interrupt
 /// remapping confines the table, kernel.md "MSI and MSI-X").
-fn msix_table() -> bool {
+fn msix_table(apic: u64) -> bool {
     let Some(nic) = MSI
         .devices()
         .map(|(first, _)| first.device)
@@ -804,5 +806,108 @@ fn msix_table() -> bool {
             "NOT enabled"
         }
     );
-    as_composed && disabled && enabled
+    let Some(owner) = owner else {
+        return false;
+    };
+    as_composed && disabled && enabled && msix_delivery(nic, table, owner, apic)
+}
+
+/// e1000e registers (82574L datasheet 10.2): interrupt cause set, mask
+/// set, interrupt vector allocation.
+const E1000E_ICS: u64 = 0xc8;
+const E1000E_IMS: u64 = 0xd0;
+const E1000E_IVAR: u64 = 0xe4;
+/// Causes: receive queue 0, "other".
+const CAUSE_RXQ0: u32 = 1 << 20;
+const CAUSE_OTHER: u32 = 1 << 24;
+/// IVAR entry: valid bit, vector in bits 2:0.
+const IVAR_VALID: u32 = 0x8;
+
+/// The owner drives its e1000e: the "other" cause through its unmasked
+/// MSI-X entry 1 arrives at that message's host vector and is pending
+/// for the owner at its policy vector + 1; then it points entry 2 at
+/// edu's remapping entry (another requester's) and raises it through
+/// that entry: blocked.
+fn msix_delivery(
+    nic: SourceId,
+    table: septum_abi::PhysAddr,
+    owner: septum_abi::SubjectId,
+    apic: u64,
+) -> bool {
+    let (Some(route), Some(edu_route)) = (
+        MSI.messages(nic).nth(1),
+        MSI.routes.iter().find(|r| r.device != nic),
+    ) else {
+        return false;
+    };
+    let (Some(host), Some(edu_host)) = (
+        septum_kerncore::irq::host_vector(route.irq),
+        septum_kerncore::irq::host_vector(edu_route.irq),
+    ) else {
+        return false;
+    };
+    let command = pcicfg::config_read(nic, 4);
+    pcicfg::config_write(nic, 4, command | 0b110);
+    let registers = u64::from(pcicfg::config_read(nic, 0x10) & !0xf);
+    let entry = |k: u64, word: u64| {
+        table
+            .get()
+            .wrapping_add(k.wrapping_mul(16))
+            .wrapping_add(word.wrapping_mul(4))
+    };
+    // Entry 1 unmasked, "other" to entry 1, receive queue 0 to entry 2.
+    mmio_write32(entry(1, 3), 0);
+    mmio_write32(
+        registers.wrapping_add(E1000E_IVAR),
+        (IVAR_VALID | 1) << 16 | (IVAR_VALID | 2),
+    );
+    mmio_write32(registers.wrapping_add(E1000E_IMS), CAUSE_OTHER | CAUSE_RXQ0);
+    let quiet_before = !pending(apic, u32::from(host.0));
+    mmio_write32(registers.wrapping_add(E1000E_ICS), CAUSE_OTHER);
+    let arrived = pending(apic, u32::from(host.0));
+    let taken = take_interrupts(apic);
+    let was_taken = |v: u8| {
+        taken
+            .get(usize::from(v / 64))
+            .is_some_and(|b| b & 1 << (v % 64) != 0)
+    };
+    let mut routed_to = None;
+    for vector in (0..=255u8).filter(|&v| was_taken(v)) {
+        let to = interrupts::route(vector);
+        if vector == host.0 {
+            routed_to = to;
+        }
+    }
+    let at_vector = interrupts::PENDING.highest(owner) == Some(route.vector);
+    let delivered = quiet_before && arrived && routed_to == Some(owner) && at_vector;
+    let name = SPEC.subjects.get(owner.index()).map_or("?", |s| s.name);
+    kprintln!(
+        "vtd probe: e1000e's MSI-X entry 1 (IRQ {}) arrived at host vector {} and is pending for \"{name}\" at vector {}: {}",
+        route.irq.0,
+        host.0,
+        route.vector.0,
+        if delivered { "yes" } else { "NOT" }
+    );
+    interrupts::PENDING.clear(owner, route.vector);
+    // The owner rewrites its entry 2 with edu's remappable handle.
+    let foreign = septum_kerncore::msi::MsiSpec {
+        remapped: true,
+        routes: &[],
+        windows: &[],
+    }
+    .message(edu_route)
+    .map_or(0, |m| m.address);
+    mmio_write32(entry(2, 0), foreign);
+    mmio_write32(entry(2, 2), 0);
+    mmio_write32(entry(2, 3), 0);
+    let quiet = !pending(apic, u32::from(edu_host.0));
+    mmio_write32(registers.wrapping_add(E1000E_ICS), CAUSE_RXQ0);
+    let blocked = quiet && !pending(apic, u32::from(edu_host.0));
+    let faults = vtd::report_faults();
+    kprintln!(
+        "vtd probe: the owner points e1000e's MSI-X entry 2 at edu's remapping entry {}: {}, {faults} fault(s) reported",
+        edu_route.irq.0,
+        if blocked { "blocked" } else { "DELIVERED" }
+    );
+    delivered && blocked
 }
