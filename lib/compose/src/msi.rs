@@ -20,7 +20,10 @@
 //! policy rules (which already keep MSI numbers in 48..=220 and
 //! consecutive within their `<irq>`), each naming the subject:
 //!
-//! - an MSI has an IRQ number, and its device is a PCI device;
+//! - every MSI of the `<irq>` has an IRQ number (the rules already say
+//!   all or none; an `<irq>` whose MSIs have none routes only its line,
+//!   so real descriptions without numbers compose as before), and its
+//!   device is a PCI device;
 //! - a device's messages come from one granted `<irq>` (message numbers
 //!   and IRQ numbers then run in step);
 //! - no MSI's IRQ number is also a routed I/O APIC line (both would arrive
@@ -79,7 +82,14 @@ pub fn routes(
                 continue;
             };
             let device = hardware.name.as_str();
-            let with_msis: Vec<_> = grant.irqs.iter().filter(|g| !g.msis.is_empty()).collect();
+            // Unnumbered MSIs (the anchor's generated descriptions leave
+            // the numbers out; the rules allow all or none) are not routed:
+            // the IRQ's line is, as before MSIs were.
+            let with_msis: Vec<_> = grant
+                .irqs
+                .iter()
+                .filter(|g| g.msis.iter().any(Option::is_some))
+                .collect();
             let Some(first) = with_msis.first() else {
                 continue;
             };
