@@ -19,6 +19,10 @@
 //!   kerncore `msi` says why interrupt remapping confines that, and why
 //!   without remapping MSI-X stays disabled and its table untouched.
 //!
+//! Every other PCI function a subject owns gets MSI and MSI-X disabled if
+//! firmware left them enabled: its owner cannot enable them, so nothing
+//! it sends may keep going where firmware pointed it.
+//!
 //! A device the spec routes that has neither capability stops the boot:
 //! the hardware description does not match the machine. After this the
 //! owner's configuration writes may set only the enables (`pcicfg`), so
@@ -27,14 +31,14 @@
 
 use septum_abi::PhysAddr;
 use septum_kerncore::msi::{
-    CAP_MSI, CAP_MSIX, MSI_ENABLE, MSIX_ENTRY_BYTES, MSIX_TABLE_SIZE, MsiRoute, msi_layout,
-    msi_setup, msix_entry, msix_setup, msix_table,
+    CAP_MSI, CAP_MSIX, MSI_ENABLE, MSIX_ENABLE, MSIX_ENTRY_BYTES, MSIX_TABLE_SIZE, MsiRoute,
+    msi_layout, msi_setup, msix_entry, msix_setup, msix_table,
 };
 use septum_kerncore::vtd::SourceId;
 
 use super::pcicfg::{config_read, config_write};
 use crate::kprintln;
-use crate::system::{MSI, VTD};
+use crate::system::{MSI, PCI_CONFIG, VTD};
 
 /// Command register: memory space decoding.
 const MEMORY_SPACE: u32 = 1 << 1;
@@ -111,7 +115,34 @@ pub fn init() -> Result<(), MsiError> {
     for (first, count) in MSI.devices() {
         program(first, count)?;
     }
+    for grant in PCI_CONFIG.grants {
+        if !MSI.routes_device(grant.device) {
+            quiesce(grant.device);
+        }
+    }
     Ok(())
+}
+
+/// An owned function without routed messages: MSI and MSI-X disabled if
+/// firmware left them on (they would keep sending where firmware pointed
+/// them; the owner cannot enable them, `pcicfg`). Untouched otherwise.
+fn quiesce(device: SourceId) {
+    let (msi_cap, msix_cap) = find_capabilities(device);
+    let mut disabled = false;
+    for (cap, enable) in [(msi_cap, MSI_ENABLE), (msix_cap, MSIX_ENABLE)] {
+        let Some(cap) = cap else { continue };
+        let header = config_read(device, cap);
+        if (header >> 16) as u16 & enable != 0 {
+            config_write(device, cap, header & !(u32::from(enable) << 16));
+            disabled = true;
+        }
+    }
+    if disabled {
+        kprintln!(
+            "septum: msi: device {device}: MSI/MSI-X left enabled by firmware, disabled (no MSI \
+             routed to its owner)"
+        );
+    }
 }
 
 fn program(first: &MsiRoute, count: usize) -> Result<(), MsiError> {
