@@ -234,6 +234,34 @@ pub const fn compatible_block(first: Vector, count: usize) -> bool {
     count.is_power_of_two() && count <= 32 && (first.0 as usize).is_multiple_of(count)
 }
 
+/// Capability offsets of a function's MSI and MSI-X capabilities (the
+/// first of each), walking its list as `pcicfg::capabilities` does:
+/// `read(offset)` reads the dword at `offset`; a function without a list
+/// (status bit 4 clear) has none; a list that loops or points into the
+/// header ends the walk.
+pub fn capability_offsets(mut read: impl FnMut(u8) -> u32) -> (Option<u8>, Option<u8>) {
+    /// At most this many capabilities fit after the header.
+    const MAX_CAPABILITIES: usize = 48;
+    let (mut msi, mut msix) = (None, None);
+    if read(0x04) & 1 << 20 == 0 {
+        return (None, None);
+    }
+    let mut pointer = (read(0x34) & 0xfc) as u8;
+    for _ in 0..MAX_CAPABILITIES {
+        if pointer < 0x40 {
+            break;
+        }
+        let header = read(pointer);
+        match header as u8 {
+            CAP_MSI => msi = msi.or(Some(pointer)),
+            CAP_MSIX => msix = msix.or(Some(pointer)),
+            _ => {}
+        }
+        pointer = ((header >> 8) & 0xfc) as u8;
+    }
+    (msi, msix)
+}
+
 /// Where an MSI capability's registers are: offsets in configuration
 /// space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,6 +596,37 @@ mod tests {
         assert_eq!((unrouted.msi, unrouted.msix), (caps.msi, caps.msix));
         let msi_only = REMAPPED.allow(EDU, Protected { msix: None, ..caps });
         assert!(msi_only.owner_msi && !msi_only.owner_msix);
+    }
+
+    #[test]
+    fn capabilities_are_found_once_and_loops_end() {
+        let space = |dwords: &'static [(u8, u32)]| {
+            move |offset: u8| {
+                dwords
+                    .iter()
+                    .find(|(o, _)| *o == offset)
+                    .map_or(0, |(_, v)| *v)
+            }
+        };
+        // PM at 0x40 -> MSI at 0x50 -> MSI-X at 0xa0.
+        let list = space(&[
+            (0x04, 1 << 20),
+            (0x34, 0x40),
+            (0x40, 0x5001),
+            (0x50, 0xa005),
+            (0xa0, 0x0011),
+        ]);
+        assert_eq!(capability_offsets(list), (Some(0x50), Some(0xa0)));
+        // A loop back to MSI: found once, the walk ends.
+        let looped = space(&[(0x04, 1 << 20), (0x34, 0x50), (0x50, 0x5005)]);
+        assert_eq!(capability_offsets(looped), (Some(0x50), None));
+        // No list (status bit 4 clear), a pointer into the header.
+        assert_eq!(
+            capability_offsets(space(&[(0x34, 0x50), (0x50, 5)])),
+            (None, None)
+        );
+        let header = space(&[(0x04, 1 << 20), (0x34, 0x10)]);
+        assert_eq!(capability_offsets(header), (None, None));
     }
 
     #[test]

@@ -31,7 +31,7 @@
 
 use septum_abi::PhysAddr;
 use septum_kerncore::msi::{
-    CAP_MSI, CAP_MSIX, MSI_ENABLE, MSIX_ENABLE, MSIX_ENTRY_BYTES, MSIX_TABLE_SIZE, MsiRoute,
+    MSI_ENABLE, MSIX_ENABLE, MSIX_ENTRY_BYTES, MSIX_TABLE_SIZE, MsiRoute, capability_offsets,
     msi_layout, msi_setup, msix_entry, msix_setup, msix_table,
 };
 use septum_kerncore::vtd::SourceId;
@@ -42,10 +42,6 @@ use crate::system::{MSI, PCI_CONFIG, VTD};
 
 /// Command register: memory space decoding.
 const MEMORY_SPACE: u32 = 1 << 1;
-
-/// At most this many capabilities fit after the header (as kerncore
-/// `pcicfg` walks them); a longer list is a loop.
-const MAX_CAPABILITIES: usize = 48;
 
 /// Why a routed device cannot be programmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,31 +82,14 @@ impl core::fmt::Display for MsiError {
 }
 
 /// The configuration-space offsets of a function's MSI and MSI-X
-/// capabilities.
+/// capabilities (kerncore walks the list).
 fn find_capabilities(device: SourceId) -> (Option<u8>, Option<u8>) {
-    let (mut msi, mut msix) = (None, None);
-    // Status bit 4: the function has a capability list.
-    if config_read(device, 0x04) & 1 << 20 == 0 {
-        return (None, None);
-    }
-    let mut pointer = (config_read(device, 0x34) & 0xfc) as u8;
-    for _ in 0..MAX_CAPABILITIES {
-        if pointer < 0x40 {
-            break;
-        }
-        let header = config_read(device, pointer);
-        match header as u8 {
-            CAP_MSI => msi = msi.or(Some(pointer)),
-            CAP_MSIX => msix = msix.or(Some(pointer)),
-            _ => {}
-        }
-        pointer = ((header >> 8) & 0xfc) as u8;
-    }
-    (msi, msix)
+    capability_offsets(|offset| config_read(device, offset))
 }
 
-/// Program every routed device's MSI (and disable its MSI-X) from the
-/// spec. Boot CPU, before any subject runs; does nothing without routes.
+/// Program every routed device's MSI and MSI-X from the spec, and quiesce
+/// every other owned PCI function. Boot CPU, before any subject runs;
+/// does nothing in a system without PCI grants.
 pub fn init() -> Result<(), MsiError> {
     for (first, count) in MSI.devices() {
         program(first, count)?;
