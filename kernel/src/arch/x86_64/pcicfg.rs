@@ -157,11 +157,11 @@ fn capabilities(device: SourceId) -> pcicfg::Protected {
 }
 
 /// The kernel's own read of dword `register` of `device` (boot-time MSI
-/// programming, `msi`).
+/// programming, `msi`, of the functions subjects own).
 pub fn config_read(device: SourceId, register: u8) -> u32 {
     with_ports(|| {
-        // Safety: a configuration read of a function the spec routes MSIs
-        // for, by the kernel at boot; reads have no side effects on memory.
+        // Safety: a configuration read by the kernel, under the port lock;
+        // reads of configuration registers have no effect on memory.
         unsafe {
             outl(CONFIG_ADDRESS, pcicfg::hardware_address(device, register));
             inl(pcicfg::CONFIG_DATA)
@@ -170,12 +170,14 @@ pub fn config_read(device: SourceId, register: u8) -> u32 {
 }
 
 /// The kernel's own write of dword `register` of `device` (boot-time MSI
-/// programming, `msi`: message address, data and control only).
+/// programming, `msi`: MSI/MSI-X address, data and control of owned
+/// functions only).
 pub fn config_write(device: SourceId, register: u8, value: u32) {
     with_ports(|| {
-        // Safety: the kernel programs the MSI registers of a function the
-        // spec routes, before its owner runs; they only say where the
-        // function's interrupts go (to the owner's CPU, as composed).
+        // Safety: the kernel programs or disables the MSI registers of a
+        // function a subject owns, before any subject runs; they only say
+        // whether and where the function's interrupts go (to the owner's
+        // CPU, as composed).
         unsafe {
             outl(CONFIG_ADDRESS, pcicfg::hardware_address(device, register));
             outl(pcicfg::CONFIG_DATA, value);
@@ -260,8 +262,8 @@ unsafe fn write_port(port: u16, size: u8, value: u32) {
 /// `port` must be CONFIG_ADDRESS or a CONFIG_DATA port, used under
 /// [`with_ports`], with a CONFIG_ADDRESS that kerncore's `pcicfg` built for
 /// a function the loaded subject owns, and no write kerncore refused; or,
-/// for the kernel's own boot-time MSI programming ([`config_write`]), a
-/// function the spec routes MSIs for.
+/// for the kernel's own boot-time MSI programming ([`config_write`]), the
+/// MSI registers of a function a subject owns.
 unsafe fn outl(port: u16, value: u32) {
     // Safety: the caller's contract; the instruction touches no memory.
     unsafe {
