@@ -212,12 +212,15 @@ impl MsiSpec {
         })
     }
 
-    /// `caps` with the owner-writable bits the kernel allows for
-    /// `device`: none unless it routes the device's messages; then MSI
-    /// Enable, and MSI-X Enable and Function Mask with interrupt remapping
-    /// only.
-    pub fn allow(&self, device: SourceId, caps: Protected) -> Protected {
-        let routed = self.routes_device(device);
+    /// `caps` with the bits the kernel lets `subject` write in `device`'s
+    /// MSI/MSI-X registers: none unless the device's messages are routed
+    /// to `subject`; then MSI Enable, and MSI-X Enable and Function Mask
+    /// with interrupt remapping only.
+    pub fn allow(&self, subject: SubjectId, device: SourceId, caps: Protected) -> Protected {
+        let routed = self
+            .routes
+            .iter()
+            .any(|r| r.device == device && r.owner == subject);
         Protected {
             owner_msi: routed && caps.msi.is_some(),
             owner_msix: routed && self.remapped && caps.msix.is_some(),
@@ -587,14 +590,17 @@ mod tests {
             msix: Some((0x62, 0x64)),
             ..Protected::default()
         };
-        let remapped = REMAPPED.allow(EDU, caps);
+        let remapped = REMAPPED.allow(A, EDU, caps);
         assert!(remapped.owner_msi && remapped.owner_msix);
-        let compatible = COMPATIBLE.allow(EDU, caps);
+        let compatible = COMPATIBLE.allow(A, EDU, caps);
         assert!(compatible.owner_msi && !compatible.owner_msix);
-        let unrouted = REMAPPED.allow(SourceId::new(0, 5, 0), caps);
+        // Another subject with access to the function: nothing.
+        let other = REMAPPED.allow(B, EDU, caps);
+        assert!(!other.owner_msi && !other.owner_msix);
+        let unrouted = REMAPPED.allow(A, SourceId::new(0, 5, 0), caps);
         assert!(!unrouted.owner_msi && !unrouted.owner_msix);
         assert_eq!((unrouted.msi, unrouted.msix), (caps.msi, caps.msix));
-        let msi_only = REMAPPED.allow(EDU, Protected { msix: None, ..caps });
+        let msi_only = REMAPPED.allow(A, EDU, Protected { msix: None, ..caps });
         assert!(msi_only.owner_msi && !msi_only.owner_msix);
     }
 

@@ -88,7 +88,7 @@ pub fn perform(subject: SubjectId, access: PortAccess) -> Option<Option<u32>> {
         subject,
         latch.load(Ordering::Relaxed),
         access,
-        capabilities,
+        |device| capabilities(subject, device),
     );
     let mut value = None;
     match action {
@@ -141,8 +141,8 @@ pub fn perform(subject: SubjectId, access: PortAccess) -> Option<Option<u32>> {
 }
 
 /// The owned function's MSI/MSI-X registers, from its capability list,
-/// with the enables the kernel leaves to the owner (kerncore `msi`).
-fn capabilities(device: SourceId) -> pcicfg::Protected {
+/// with the enables the kernel leaves to `subject` (kerncore `msi`).
+fn capabilities(subject: SubjectId, device: SourceId) -> pcicfg::Protected {
     let found = with_ports(|| {
         pcicfg::capabilities(|offset| {
             // Safety: reads of the owned function's own registers (kerncore
@@ -153,7 +153,7 @@ fn capabilities(device: SourceId) -> pcicfg::Protected {
             }
         })
     });
-    MSI.allow(device, found)
+    MSI.allow(subject, device, found)
 }
 
 /// The kernel's own read of dword `register` of `device` (boot-time MSI
