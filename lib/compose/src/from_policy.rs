@@ -195,6 +195,11 @@ pub fn system_input(
                         p.function.value,
                     )
                 }),
+                memory: d
+                    .memory
+                    .iter()
+                    .map(|m| (m.physical_address.value, m.size.value))
+                    .collect(),
             })
             .collect(),
         ioapic: hw.devices.iter().find_map(ioapic),
@@ -468,6 +473,11 @@ fn subject_input(
                     logical: g.logical.value.clone(),
                     line: line.number.value,
                     vector: g.vector.value.0,
+                    msis: line
+                        .msis
+                        .iter()
+                        .map(|m| m.number.as_ref().map(|n| n.value))
+                        .collect(),
                 })
             })
             .collect();

@@ -99,6 +99,8 @@ pub struct DeviceInput {
     pub io_ports: Vec<IoPortRange>,
     /// PCI bus/device/function (`<pci>`), for a PCI device.
     pub pci: Option<septum_kerncore::vtd::SourceId>,
+    /// Its device memory (`<memory>`): start and size, in document order.
+    pub memory: Vec<(septum_abi::PhysAddr, u64)>,
 }
 
 /// An inclusive range of I/O ports.
@@ -292,6 +294,10 @@ pub struct IrqGrantInput {
     pub line: u32,
     /// Vector injected into the subject (32..=255).
     pub vector: u8,
+    /// The IRQ numbers of the granted `<irq>`'s `<msi>` children in
+    /// document order (`None`: no `number`); routed as MSIs of the device
+    /// (`crate::msi`), message `k` injected at `vector + k`.
+    pub msis: Vec<Option<u32>>,
 }
 
 /// A source event of a subject.

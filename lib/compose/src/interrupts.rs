@@ -15,6 +15,8 @@
 //! number of redirection entries; both are checked here, with the subject
 //! named, because the kernel could not route the line otherwise.
 //!
+//! The MSIs of granted `<irq>`s become [`MsiRoute`]s ([`crate::msi`]).
+//!
 //! Every target event with `<inject_interrupt vector>` becomes an
 //! [`EventVector`]: when the event is marked pending, so is its vector.
 //!
@@ -25,6 +27,7 @@
 
 use septum_abi::{PhysAddr, SubjectId};
 use septum_kerncore::irq::{self, EventVector, IrqLine, IrqRoute, Trigger, Vector};
+use septum_kerncore::msi::{DeviceWindow, MsiRoute};
 use septum_kerncore::spec::ApicId;
 
 use crate::error::{ComposeError, Origin};
@@ -41,6 +44,13 @@ pub struct Interrupts {
     /// target order. (A channel reader's `vector` is shown on its info page
     /// but not injected in this version.)
     pub event_vectors: Vec<EventVector>,
+    /// MSIs of owned PCI devices ([`crate::msi`]), grouped by device.
+    pub msis: Vec<MsiRoute>,
+    /// The machine has interrupt remapping (MSIs in remappable format).
+    pub remapped: bool,
+    /// Device memory of MSI-routed devices the kernel maps for their MSI-X
+    /// tables ([`crate::msi::windows`]).
+    pub msi_windows: Vec<DeviceWindow>,
 }
 
 impl Interrupts {
@@ -50,11 +60,19 @@ impl Interrupts {
     pub fn takes_interrupts(&self, subject: SubjectId) -> bool {
         self.routes.iter().any(|r| r.owner == subject)
             || self.event_vectors.iter().any(|e| e.subject == subject)
+            || self.msis.iter().any(|m| m.owner == subject)
     }
 
-    /// The `pub static INTERRUPTS` source for `spec.rs`.
+    /// The `pub static INTERRUPTS` and `pub static MSI` source for
+    /// `spec.rs`.
     pub fn source(&self) -> String {
-        irq::emit_source(self.ioapic, &self.routes, &self.event_vectors)
+        let mut source = irq::emit_source(self.ioapic, &self.routes, &self.event_vectors);
+        source.push_str(&septum_kerncore::msi::emit_source(
+            self.remapped,
+            &self.msis,
+            &self.msi_windows,
+        ));
+        source
     }
 }
 
@@ -123,9 +141,15 @@ pub fn routes(input: &SystemInput) -> Result<Interrupts, ComposeError> {
     } else {
         input.hardware.ioapic.as_ref().map(|i| i.address)
     };
+    let remapped = !input.vtd.iommus.is_empty();
+    let msis = crate::msi::routes(input, &routes, &event_vectors, remapped)?;
+    let msi_windows = crate::msi::windows(input, &msis, remapped);
     Ok(Interrupts {
         ioapic,
         routes,
         event_vectors,
+        msis,
+        remapped,
+        msi_windows,
     })
 }

@@ -8,6 +8,8 @@
 //!   AP start-up code.
 //! - `apic`: the local APIC in x2APIC mode, for INIT-SIPI-SIPI.
 //! - `ioapic`: the I/O APIC's redirection entries (device IRQ routes).
+//! - `msi`: the MSI/MSI-X capabilities of owned PCI devices, programmed
+//!   at boot from the spec.
 //! - `interrupts`: device interrupts on the exit path (acknowledge, EOI,
 //!   injection before entry).
 //! - `smp`: the plan's CPUs, starting the APs, the plan barrier.
@@ -41,6 +43,7 @@ pub mod interrupts;
 pub mod ioapic;
 pub mod ipi;
 pub mod monitor;
+pub mod msi;
 pub mod nmi;
 #[cfg(not(debug_assertions))]
 pub mod no_panic;

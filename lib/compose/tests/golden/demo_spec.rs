@@ -144,6 +144,13 @@ pub static INTERRUPTS: septum_kerncore::irq::InterruptSpec = septum_kerncore::ir
         septum_kerncore::irq::EventVector { subject: septum_abi::SubjectId(1), target_event: 5, vector: septum_kerncore::irq::Vector(40) },
     ],
 };
+/// MSI routes of owned PCI devices (docs/kernel.md, "MSI and MSI-X").
+#[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
+pub static MSI: septum_kerncore::msi::MsiSpec = septum_kerncore::msi::MsiSpec {
+    remapped: false,
+    routes: &[],
+    windows: &[],
+};
 /// The VT-d tables and remapping units (docs/kernel.md, VT-d).
 #[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
 pub static VTD: septum_kerncore::vtd::VtdSpec = septum_kerncore::vtd::VtdSpec {
