@@ -30,9 +30,16 @@
 //!   raises `unmask_irq`, [`SLOPPY_UNMASKS`] times: each unmask of the
 //!   still-asserted line brings exactly one more interrupt, then it stays
 //!   masked.
-//! - `irq_unmasker`: touches no device; raises its `unmask_irq` forever
-//!   (it owns another line, so the policy lets it): it must not unmask the
-//!   e1000's line.
+//! - `irq_unmasker`: owns another line, the CMOS RTC's ISA IRQ 8 (so the
+//!   policy lets it raise `unmask_irq`), and its ports. It starts the RTC's
+//!   periodic interrupt at 8192 Hz and, with interrupts disabled (it takes
+//!   no injection), reads RTC register C and raises `unmask_irq` in a loop
+//!   for its whole frames. It must not unmask the e1000's line; and every
+//!   RTC interrupt makes Bochs' I/O APIC look at its inputs again, so a
+//!   line 9 that was not masked would be delivered again at once.
+//! - `rtc_noise`: the same without an `unmask_irq` grant (the raise is
+//!   refused by the SDK, nothing reaches the kernel): only the RTC
+//!   interrupts, which make Bochs' I/O APIC rescan its inputs.
 //!
 //! Latency (`e1000_driver`): TSC at the ICS write to TSC at the handler's
 //! first instruction: the card asserting the line, the I/O APIC, the VM
@@ -49,14 +56,14 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use septum_abi::layout::SUBJECT_INFO;
 use septum_sdk::channel::Format;
-use septum_sdk::needs::Need;
 use septum_sdk::pci::ConfigSpace;
 use septum_sdk::text::TextBuf;
 use septum_sdk::{Info, KernelActionCode, arch, interrupt, raise, rdtsc, rt};
 
 septum_sdk::entry!(main);
 
-septum_sdk::needs![Need::kernel(KernelActionCode::UnmaskIrq)];
+// No declared needs: each mode uses different resources (the module doc),
+// and `rtc_noise` is meant to run without an `unmask_irq` grant.
 
 /// The 82540EM's registers this driver uses (Intel PCI/PCI-X Family of
 /// Gigabit Ethernet Controllers Software Developer's Manual, 13.4), as byte
@@ -109,6 +116,27 @@ const CARD: ConfigSpace = ConfigSpace::new(0, 2, 0);
 /// Configuration dword 0x3c: interrupt line (byte 0), pin (byte 1).
 const INTERRUPT_LINE_PIN: u8 = 0x3c;
 
+/// CMOS RTC index and data ports, registers A (rate), B (periodic
+/// interrupt enable, bit 6) and C (read: acknowledges the interrupt), and
+/// rate 3 (8192 Hz) for `irq_unmasker`.
+const RTC_INDEX: u16 = 0x70;
+const RTC_DATA: u16 = 0x71;
+const RTC_A: u8 = 0x0a;
+const RTC_B: u8 = 0x0b;
+const RTC_C: u8 = 0x0c;
+const RTC_RATE_8192_HZ: u8 = 3;
+const RTC_PERIODIC: u8 = 1 << 6;
+
+fn rtc_read(register: u8) -> u8 {
+    arch::outb(RTC_INDEX, register);
+    arch::inb(RTC_DATA)
+}
+
+fn rtc_write(register: u8, value: u8) {
+    arch::outb(RTC_INDEX, register);
+    arch::outb(RTC_DATA, value);
+}
+
 /// How a subject of this binary behaves (by its name, see the module doc).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -122,7 +150,7 @@ fn mode(info: &Info<'_>) -> Mode {
     match info.name() {
         "e1000_silent" => Mode::Silent,
         "e1000_sloppy" => Mode::Sloppy,
-        "irq_unmasker" => Mode::Unmasker,
+        "irq_unmasker" | "rtc_noise" => Mode::Unmasker,
         _ => Mode::Driver,
     }
 }
@@ -176,7 +204,15 @@ fn main(info: Info<'static>) -> ! {
     let kernel = info.kernel();
     let mode = mode(&info);
     if mode == Mode::Unmasker {
+        if info.io_ports("ports").is_none() {
+            panic!("irq_unmasker: no ports \"ports\"");
+        }
+        let a = rtc_read(RTC_A);
+        rtc_write(RTC_A, (a & 0xf0) | RTC_RATE_8192_HZ);
+        let b = rtc_read(RTC_B);
+        rtc_write(RTC_B, b | RTC_PERIODIC);
         loop {
+            let _ = rtc_read(RTC_C);
             let _ = kernel.unmask_irq();
         }
     }
