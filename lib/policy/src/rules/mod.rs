@@ -198,6 +198,7 @@ pub static ALL: &[Rule] = &[
     channels::PROTOCOL_ZERO,
     channels::EVENT_WITHOUT_HAS_EVENT,
     channels::VECTOR_WITHOUT_HAS_EVENT,
+    channels::VECTOR_VM,
     channels::IPI_SAME_CPU,
     channels::EVENT_MULTIPLE_READERS,
     channels::SWITCH_READERS,
