@@ -174,10 +174,12 @@ fn subjects(policy: &Policy) -> impl Iterator<Item = (SubjectIdx, &crate::model:
         .map(|(i, s)| (SubjectIdx(i as u32), s))
 }
 
+/// One end of a channel: subject, role, element, and a reader's written
+/// vector (the channel's event injects it).
+type ChannelEndFlow = (SubjectIdx, ChannelRole, Span, Option<u8>);
+
 fn channels(policy: &Policy, out: &mut Vec<Flow>) {
-    // A reader's written vector is injected by the channel's event.
-    let mut ends: Vec<Vec<(SubjectIdx, ChannelRole, Span, Option<u8>)>> =
-        policy.channels.iter().map(|_| Vec::new()).collect();
+    let mut ends: Vec<Vec<ChannelEndFlow>> = policy.channels.iter().map(|_| Vec::new()).collect();
     for (s, subject) in subjects(policy) {
         for end in &subject.channels {
             if let Some(slot) = end.physical.get().and_then(|c| ends.get_mut(c.index())) {
