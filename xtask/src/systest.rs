@@ -270,6 +270,16 @@ pub fn parse(path: &Path, text: &str) -> Result<TestDef, Error> {
             path.display()
         )));
     }
+    if def.nic != crate::bochs::Nic::None && def.emulator != Emulator::Bochs {
+        return Err(Error(format!(
+            "{}: `nic` plugs a card into the Bochs machine; `emulator = \"{}\"` has none",
+            path.display(),
+            match def.emulator {
+                Emulator::Bochs => "bochs",
+                Emulator::QemuQ35Vtd => "qemu-q35-vtd",
+            }
+        )));
+    }
     Ok(def)
 }
 
@@ -630,6 +640,12 @@ max = 2
         )
         .unwrap_err();
         assert!(err.0.starts_with("f.toml:2:7: "), "{}", err.0);
+        let err = parse(
+            Path::new("q.toml"),
+            "policy = \"a.xml\"\nnic = \"e1000\"\nemulator = \"qemu-q35-vtd\"\n",
+        )
+        .unwrap_err();
+        assert!(err.0.starts_with("q.toml: `nic` plugs"), "{}", err.0);
         let err = parse(Path::new("z.toml"), "timeout = 5\n").unwrap_err();
         assert!(err.0.contains("policy"), "{}", err.0);
     }
