@@ -55,7 +55,7 @@ vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest
 cpu: model=@MODEL@, count=@COUNT@, ips=10000000, reset_on_triple_fault=0, ignore_bad_msrs=0
 ata0-master: type=cdrom, path=system.iso, status=inserted
 boot: cdrom
-display_library: sdl2
+@NIC@display_library: sdl2
 com1: enabled=1, mode=file, dev=com1.txt
 com2: enabled=1, mode=file, dev=com2.txt
 port_e9_hack: enabled=1
@@ -68,6 +68,75 @@ error: action=report
 
 /// The CPU model of every boot unless a test names another.
 pub const DEFAULT_CPU_MODEL: &str = "tigerlake";
+
+/// A network card plugged into the Bochs machine (a system test's `nic`).
+/// None by default: every other test runs on the machine it always ran
+/// on.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, PartialEq, Eq)]
+pub enum Nic {
+    /// No network card.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// Bochs' Intel 82540EM (`libbx_e1000`) in PCI slot 1, which Bochs
+    /// places at 00:02.0; the BIOS gives it BAR0 0xc0000000 (128 KiB
+    /// MMIO), BAR1 0xc040 (I/O) and legacy IRQ 9 (PIRQB#), level-triggered
+    /// (hardware/bochs-tigerlake-e1000.xml). No host network (`ethmod=null`).
+    #[serde(rename = "e1000")]
+    E1000,
+}
+
+impl Nic {
+    /// The `bochsrc` lines that plug the card in (empty for none).
+    fn config_lines(self) -> &'static str {
+        match self {
+            Nic::None => "",
+            Nic::E1000 => {
+                "pci: enabled=1, chipset=i440fx, slot1=e1000\n\
+                 e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null\n"
+            }
+        }
+    }
+
+    /// Suffix of a boot directory with this card (see
+    /// `pipeline::boot_dir`).
+    pub fn dir_suffix(self) -> &'static str {
+        match self {
+            Nic::None => "",
+            Nic::E1000 => "-e1000",
+        }
+    }
+}
+
+/// The Bochs machine a boot runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine<'a> {
+    /// Bochs CPU model.
+    pub cpu_model: &'a str,
+    /// Network card, if any.
+    pub nic: Nic,
+}
+
+impl<'a> Machine<'a> {
+    /// The machine every test without `cpu_model` and `nic` runs on.
+    pub const DEFAULT: Machine<'static> = Machine {
+        cpu_model: DEFAULT_CPU_MODEL,
+        nic: Nic::None,
+    };
+
+    /// The machine of a system test (the default without one).
+    pub fn of(def: Option<&'a crate::systest::TestDef>) -> Self {
+        def.map_or(Machine::DEFAULT, |d| Machine {
+            cpu_model: d.cpu_model.get_ref().as_str(),
+            nic: d.nic,
+        })
+    }
+
+    /// Whether this is [`Machine::DEFAULT`].
+    pub fn is_default(&self) -> bool {
+        *self == Machine::DEFAULT
+    }
+}
 
 /// Whether `model` can be a Bochs CPU model name: non-empty, lowercase
 /// letters, digits and `_` only (so it cannot break the configuration
@@ -99,10 +168,11 @@ fn plan_cpus(dir: &Path) -> u32 {
         .unwrap_or(1)
 }
 
-/// Writes `bochsrc` (for CPU model `cpu_model`, with as many CPUs as the
-/// composed plan in `dir` uses) and `dbg.rc` into `dir` (next to
-/// `system.iso`).
-pub fn write_config(dir: &Path, cpu_model: &str) -> Result<(), Error> {
+/// Writes `bochsrc` (for `machine`'s CPU model and network card, with as
+/// many CPUs as the composed plan in `dir` uses) and `dbg.rc` into `dir`
+/// (next to `system.iso`).
+pub fn write_config(dir: &Path, machine: &Machine<'_>) -> Result<(), Error> {
+    let cpu_model = machine.cpu_model;
     if !valid_cpu_model(cpu_model) {
         return Err(format!("invalid Bochs CPU model `{cpu_model}`").into());
     }
@@ -112,7 +182,8 @@ pub fn write_config(dir: &Path, cpu_model: &str) -> Result<(), Error> {
     };
     let rc = BOCHSRC
         .replace("@MODEL@", cpu_model)
-        .replace("@COUNT@", &plan_cpus(dir).to_string());
+        .replace("@COUNT@", &plan_cpus(dir).to_string())
+        .replace("@NIC@", machine.nic.config_lines());
     write("bochsrc", &rc)?;
     write("dbg.rc", "c\nquit\n")
 }
@@ -550,14 +621,37 @@ mod tests {
     fn config_names_the_model() {
         let dir = std::env::temp_dir().join(format!("xtask-bochsrc-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        write_config(&dir, "core2_penryn_t9600").unwrap();
+        let machine = Machine {
+            cpu_model: "core2_penryn_t9600",
+            nic: Nic::None,
+        };
+        write_config(&dir, &machine).unwrap();
         let rc = fs::read_to_string(dir.join("bochsrc")).unwrap();
         assert!(
             rc.contains("cpu: model=core2_penryn_t9600, count=1,"),
             "{rc}"
         );
         assert!(!rc.contains("@MODEL@"));
-        assert!(write_config(&dir, "x, ips=1").is_err());
+        assert!(!rc.contains("@NIC@") && !rc.contains("e1000"), "{rc}");
+        let bad = Machine {
+            cpu_model: "x, ips=1",
+            nic: Nic::None,
+        };
+        assert!(write_config(&dir, &bad).is_err());
+        let nic = Machine {
+            nic: Nic::E1000,
+            ..Machine::DEFAULT
+        };
+        write_config(&dir, &nic).unwrap();
+        let rc = fs::read_to_string(dir.join("bochsrc")).unwrap();
+        assert!(
+            rc.contains("\npci: enabled=1, chipset=i440fx, slot1=e1000\n"),
+            "{rc}"
+        );
+        assert!(
+            rc.contains("\ne1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null\n"),
+            "{rc}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -596,7 +690,7 @@ mod tests {
     fn live_serial_keeps_the_order_lines_complete_in() {
         let dir = std::env::temp_dir().join(format!("xtask-live-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        write_config(&dir, DEFAULT_CPU_MODEL).unwrap();
+        write_config(&dir, &Machine::DEFAULT).unwrap();
         let mut serial = live(&dir).unwrap();
         let live_rc = fs::read_to_string(dir.join("bochsrc.live")).unwrap();
         let tcp_port = |com: &str| -> u16 {

@@ -209,7 +209,7 @@ pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     let system = a.system.as_deref().unwrap_or(DEFAULT_SYSTEM);
     let target = resolve(paths, &current_dir()?, system)?;
     let def = target.def();
-    let cpu_model = def.map_or(bochs::DEFAULT_CPU_MODEL, |d| d.cpu_model.get_ref().as_str());
+    let machine = bochs::Machine::of(def);
     let timeout = run_timeout(&a, def);
     prereq::ensure(false, Output::Inherit)?;
     let image = pipeline::build_image(
@@ -218,7 +218,7 @@ pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         &variant(&a, def),
         Output::Inherit,
     )?;
-    let dir = pipeline::boot_dir(paths, &image, cpu_model)?;
+    let dir = pipeline::boot_dir(paths, &image, &machine)?;
     let options = bochs::BootOptions {
         timeout,
         stream: true,
@@ -275,8 +275,7 @@ pub fn image(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         &variant(&a, def),
         Output::Inherit,
     )?;
-    let cpu_model = def.map_or(bochs::DEFAULT_CPU_MODEL, |d| d.cpu_model.get_ref().as_str());
-    let dir = pipeline::boot_dir(paths, &image, cpu_model)?;
+    let dir = pipeline::boot_dir(paths, &image, &bochs::Machine::of(def))?;
     println!("{}", dir.join("system.iso").display());
     Ok(ExitCode::SUCCESS)
 }

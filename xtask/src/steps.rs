@@ -575,7 +575,7 @@ fn image_steps(
                 .to_str()
                 .ok_or_else(|| format!("policy path {} is not UTF-8", policy.display()))?;
             let image = pipeline::image_from_parts(paths, policy, &variant, bins, out)?;
-            let dir = pipeline::boot_dir(paths, &image, def.cpu_model.get_ref())?;
+            let dir = pipeline::boot_dir(paths, &image, &crate::bochs::Machine::of(Some(&def)))?;
             Ok((image, dir))
         });
         if let Some((image, dir)) = built {

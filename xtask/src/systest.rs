@@ -29,7 +29,9 @@
 //! halt instead of powering off), `features` (kernel cargo features),
 //! `cpu_model` (the Bochs CPU model, default `tigerlake`: for tests of how
 //! the kernel refuses a CPU), `emulator` (`bochs`, the default, or
-//! `qemu-q35-vtd`: QEMU's VT-d machine, for kernel builds that skip VMX).
+//! `qemu-q35-vtd`: QEMU's VT-d machine, for kernel builds that skip VMX),
+//! `nic` (`none`, the default, or `e1000`: Bochs' e1000 network card in
+//! PCI slot 1, for the level-triggered device tests; `crate::bochs::Nic`).
 //!
 //! A malformed definition is reported as `FILE:LINE:COL: message`.
 
@@ -68,6 +70,9 @@ pub struct TestDef {
     /// The emulator: Bochs (default) or QEMU's VT-d machine.
     #[serde(default)]
     pub emulator: Emulator,
+    /// A network card in the Bochs machine (none by default).
+    #[serde(default)]
+    pub nic: crate::bochs::Nic,
     /// Expectations on COM1.
     #[serde(default)]
     pub com1: PortExpect,
@@ -265,6 +270,16 @@ pub fn parse(path: &Path, text: &str) -> Result<TestDef, Error> {
             path.display()
         )));
     }
+    if def.nic != crate::bochs::Nic::None && def.emulator != Emulator::Bochs {
+        return Err(Error(format!(
+            "{}: `nic` plugs a card into the Bochs machine; `emulator = \"{}\"` has none",
+            path.display(),
+            match def.emulator {
+                Emulator::Bochs => "bochs",
+                Emulator::QemuQ35Vtd => "qemu-q35-vtd",
+            }
+        )));
+    }
     Ok(def)
 }
 
@@ -408,6 +423,7 @@ max = 2
         assert_eq!(d.timeout, 30);
         assert_eq!(d.stop_grace, 3);
         assert_eq!(d.cpu_model.get_ref(), "tigerlake");
+        assert_eq!(d.nic, crate::bochs::Nic::None);
         assert_eq!(d.com1.count.len(), 1);
         assert_eq!(d.com2, PortExpect::default());
     }
@@ -616,6 +632,20 @@ max = 2
             "policy = \"a.xml\"\ncpu_model = \"core2_penryn_t9600\"\n",
         );
         assert_eq!(ok.unwrap().cpu_model.get_ref(), "core2_penryn_t9600");
+        let nic = parse(Path::new("e.toml"), "policy = \"a.xml\"\nnic = \"e1000\"\n");
+        assert_eq!(nic.unwrap().nic, crate::bochs::Nic::E1000);
+        let err = parse(
+            Path::new("f.toml"),
+            "policy = \"a.xml\"\nnic = \"rtl8139\"\n",
+        )
+        .unwrap_err();
+        assert!(err.0.starts_with("f.toml:2:7: "), "{}", err.0);
+        let err = parse(
+            Path::new("q.toml"),
+            "policy = \"a.xml\"\nnic = \"e1000\"\nemulator = \"qemu-q35-vtd\"\n",
+        )
+        .unwrap_err();
+        assert!(err.0.starts_with("q.toml: `nic` plugs"), "{}", err.0);
         let err = parse(Path::new("z.toml"), "timeout = 5\n").unwrap_err();
         assert!(err.0.contains("policy"), "{}", err.0);
     }

@@ -562,6 +562,7 @@ fn subject_input(
             virtual_address: c.virtual_address.value,
             event,
             vector: c.vector.map(|v| v.value.0),
+            injects: has_event && c.vector.is_some_and(|v| !v.auto),
         });
     }
     // The `subjects-timed-*` rules report an unknown page or event.

@@ -340,8 +340,12 @@ pub struct ChannelEndInput {
     /// Writer: the source event it raises; reader: the target event it
     /// receives.
     pub event: Option<u8>,
-    /// Reader: the vector injected on notification.
+    /// Reader: the vector of the channel's notification (shown on the
+    /// info page).
     pub vector: Option<u8>,
+    /// Reader: the policy wrote `vector`, so the channel's event injects
+    /// it ([`crate::interrupts`]); an auto-assigned vector is only shown.
+    pub injects: bool,
 }
 
 /// The scheduling plan.

@@ -19,6 +19,16 @@
 //!
 //! Every target event with `<inject_interrupt vector>` becomes an
 //! [`EventVector`]: when the event is marked pending, so is its vector.
+//! So does every channel reader whose `vector` the policy writes (the
+//! anchor's `<reader vector>`): the channel's event is a target event of the
+//! reader (the composer numbers it, [`crate::from_policy`]), and the
+//! writer's `event` on the channel marks it pending, so the kernel injects
+//! the reader's vector exactly as for `<inject_interrupt>`. A reader
+//! vector the policy leaves out is still auto-assigned and listed on the
+//! info page, but not injected: every system written before readers got
+//! their vectors keeps its VMX controls and its entry path (a subject that
+//! never enables interrupts would otherwise carry a pending vector
+//! forever).
 //!
 //! A subject that owns a routed line or has such a target event gets an
 //! interrupt entry: its VMX controls leave descriptor-table instructions to
@@ -41,8 +51,8 @@ pub struct Interrupts {
     /// One route per granted line, in subject and grant order.
     pub routes: Vec<IrqRoute>,
     /// Target events with `<inject_interrupt vector>`, in subject and
-    /// target order. (A channel reader's `vector` is shown on its info page
-    /// but not injected in this version.)
+    /// target order, then channel readers with a written `vector`, in
+    /// subject and channel order.
     pub event_vectors: Vec<EventVector>,
     /// MSIs of owned PCI devices ([`crate::msi`]), grouped by device.
     pub msis: Vec<MsiRoute>,
@@ -73,6 +83,20 @@ impl Interrupts {
             &self.msi_windows,
         ));
         source
+    }
+}
+
+/// How a granted line signals: a PCI device's line (its INTx#) is
+/// level-triggered, active low, whatever its number, also when the
+/// firmware routed it to an ISA IRQ below 16 through the chipset's PIRQ
+/// router (Bochs' e1000 arrives on IRQ 9: hardware/bochs-tigerlake-e1000.xml);
+/// any other device's line follows the PC convention ([`Trigger::of`]:
+/// ISA lines 0..=15 edge, active high).
+pub fn trigger(line: IrqLine, pci: bool) -> Trigger {
+    if pci {
+        Trigger::Level
+    } else {
+        Trigger::of(line)
     }
 }
 
@@ -113,12 +137,17 @@ pub fn routes(input: &SystemInput) -> Result<Interrupts, ComposeError> {
                 let Some(&apic_id) = input.hardware.apic_ids.get(s.cpu as usize) else {
                     return Err(located(format!("CPU {} has no local APIC id", s.cpu)));
                 };
+                let pci = input
+                    .hardware
+                    .devices
+                    .get(grant.device)
+                    .is_some_and(|d| d.pci.is_some());
                 routes.push(IrqRoute {
                     line: IrqLine(line),
                     owner: id,
                     apic_id: ApicId(apic_id),
                     vector: Vector(g.vector),
-                    trigger: Trigger::of(IrqLine(line)),
+                    trigger: trigger(IrqLine(line), pci),
                 });
             }
         }
@@ -134,6 +163,19 @@ pub fn routes(input: &SystemInput) -> Result<Interrupts, ComposeError> {
                     vector: Vector(vector),
                 });
             }
+        }
+    }
+    for (si, s) in input.subjects.iter().enumerate() {
+        let id = SubjectId(u16::try_from(si).unwrap_or(u16::MAX));
+        for end in s.channels.iter().filter(|c| !c.writer && c.injects) {
+            let (Some(target_event), Some(vector)) = (end.event, end.vector) else {
+                continue;
+            };
+            event_vectors.push(EventVector {
+                subject: id,
+                target_event,
+                vector: Vector(vector),
+            });
         }
     }
     let ioapic = if routes.is_empty() {

@@ -142,6 +142,7 @@ pub static INTERRUPTS: septum_kerncore::irq::InterruptSpec = septum_kerncore::ir
     routes: &[],
     event_vectors: &[
         septum_kerncore::irq::EventVector { subject: septum_abi::SubjectId(1), target_event: 5, vector: septum_kerncore::irq::Vector(40) },
+        septum_kerncore::irq::EventVector { subject: septum_abi::SubjectId(1), target_event: 0, vector: septum_kerncore::irq::Vector(49) },
     ],
 };
 /// MSI routes of owned PCI devices (docs/kernel.md, "MSI and MSI-X").

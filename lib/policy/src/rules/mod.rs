@@ -51,6 +51,7 @@ pub mod monitor;
 pub mod names;
 pub mod platform;
 pub mod scheduling;
+pub mod shared_lines;
 pub mod subjects;
 pub mod timed;
 
@@ -138,6 +139,7 @@ pub static ALL: &[Rule] = &[
     devices::MEMORY_OVERLAP,
     devices::MEMORY_IN_RAM,
     devices::MEMORY_WRITE_BACK,
+    shared_lines::IRQ_LINE_FOREIGN,
     platform::PLATFORM_DEVICE_GRANTED,
     platform::DMA_UNCONFINED,
     platform::DMA_ACCEPT_UNUSED,
@@ -198,6 +200,7 @@ pub static ALL: &[Rule] = &[
     channels::PROTOCOL_ZERO,
     channels::EVENT_WITHOUT_HAS_EVENT,
     channels::VECTOR_WITHOUT_HAS_EVENT,
+    channels::VECTOR_VM,
     channels::IPI_SAME_CPU,
     channels::EVENT_MULTIPLE_READERS,
     channels::SWITCH_READERS,
