@@ -43,6 +43,7 @@ fn line_9(pci: bool) -> SystemInput {
         name: "dev".into(),
         io_ports: Vec::new(),
         pci: pci.then(|| SourceId::new(0, 2, 0)),
+        memory: Vec::new(),
     });
     let device = input.hardware.devices.len() - 1;
     input.subjects[1].devices.push(DeviceGrantInput {
@@ -53,6 +54,7 @@ fn line_9(pci: bool) -> SystemInput {
             logical: "irq".into(),
             line: 9,
             vector: 41,
+            msis: Vec::new(),
         }],
         memory: Vec::new(),
     });
