@@ -19,7 +19,10 @@
 //!    `/init` script ([`INIT`]) that mounts /proc, /sys and /dev, runs a few commands,
 //!    prints their output with a `septum-linux:` prefix on the console and
 //!    to the kernel log, and halts with interrupts off (`halt -f`), which
-//!    the kernel treats as the VM's poweroff event.
+//!    the kernel treats as the VM's poweroff event. With `septum_init=shell`
+//!    on the kernel command line it first runs an interactive busybox shell
+//!    on the console (`systems/linux_shell.xml`; its prompt's first line,
+//!    `septum-linux: shell prompt`, is what tests wait for before typing).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -71,6 +74,19 @@ case "$(cat /proc/cmdline)" in
     say "attack: writing guest-physical 0x50000000, which the VM does not own"
     devmem 0x50000000 32 0x5eb7
     say "attack: memory write survived"
+    ;;
+esac
+# Interactive mode (systems/linux_shell.xml): a busybox shell on the
+# console, which the kernel feeds with what is typed on its console UART
+# (<kernel consoleInput>). `poweroff -f` (or `halt -f`) ends the VM; so
+# does leaving the shell.
+case "$(cat /proc/cmdline)" in
+*septum_init=shell*)
+    say "shell: type commands; poweroff -f ends the VM"
+    export PS1='septum-linux: shell prompt
+# '
+    setsid cttyhack sh -i
+    say "shell exited"
     ;;
 esac
 say "halting"
