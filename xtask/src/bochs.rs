@@ -527,7 +527,8 @@ fn kill(child: &mut Child) {
 }
 
 /// Forwards standard input, a line at a time, into `writer` (until stdin
-/// ends; the thread is left behind when the boot ends first).
+/// ends; the thread is left behind when the boot ends first). A line
+/// typed before Bochs has connected is sent once it has.
 fn forward_stdin(writer: Writer) {
     thread::spawn(move || {
         let stdin = std::io::stdin();
@@ -537,10 +538,9 @@ fn forward_stdin(writer: Writer) {
             match stdin.read_line(&mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
-                    // Before Bochs connects nothing can be typed; say so
-                    // rather than lose the line silently.
-                    if !type_into(&writer, line.as_bytes()) {
-                        eprintln!("xtask: not connected yet; line dropped");
+                    // A line typed before Bochs connects waits for it.
+                    while !type_into(&writer, line.as_bytes()) {
+                        thread::sleep(POLL);
                     }
                 }
             }
