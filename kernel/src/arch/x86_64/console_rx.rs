@@ -6,7 +6,7 @@
 //! Only the owner's CPU reads the UART's receive side and the ring: at
 //! every VM entry it makes ([`check_point`], called by `vm::before_entry`)
 //! and in its idle loop, at most `BYTES_PER_CHECK` bytes each time. The
-//! owner alone takes bytes from the ring ([`take`]): bytes typed while
+//! owner alone gets bytes from the ring ([`deliver`]): bytes typed while
 //! another subject runs wait in the ring, and no other subject can read
 //! them (the debug console is never granted to a subject; the composer
 //! refuses an owner that is not a VM). Without `consoleInput` every
@@ -16,7 +16,8 @@
 use core::cell::UnsafeCell;
 
 use septum_abi::SubjectId;
-use septum_kerncore::vm::console_input::{BYTES_PER_CHECK, RxRing};
+use septum_kerncore::vm::console_input::{self, BYTES_PER_CHECK, RxRing};
+use septum_kerncore::vm::platform::Uart as PlatformUart;
 
 use super::percpu::CpuCore;
 use super::serial::Uart;
@@ -68,14 +69,15 @@ pub fn check_point(cpu: &CpuCore) {
     }
 }
 
-/// The next byte for `subject`, if it is the console input owner and a
-/// byte waits.
-pub fn take(cpu: &CpuCore, subject: SubjectId) -> Option<u8> {
-    let (owner, ring) = ring(cpu)?;
-    if owner != subject {
-        return None;
-    }
-    ring.pop()
+/// Before an entry of `subject` (a VM) on `cpu`: hand its emulated UART
+/// the next byte if it is the console input owner and has read the
+/// previous one (kerncore `console_input::deliver`). Returns whether a
+/// byte moved.
+pub fn deliver(cpu: &CpuCore, subject: SubjectId, uart: &mut PlatformUart) -> bool {
+    let Some((owner, ring)) = ring(cpu) else {
+        return false;
+    };
+    console_input::deliver(Some(owner), subject, ring, uart)
 }
 
 /// Bytes dropped because the ring was full (0 off the owner's CPU).

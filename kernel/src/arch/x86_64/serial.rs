@@ -1,10 +1,13 @@
 //! The kernel's debug UART (a 16550 at the port the spec names).
 //!
-//! Output is polled, with no interrupts and no buffer: the kernel writes a
-//! few lines at boot and on faults, and a line must be on the wire before
-//! the machine stops. The receive side is read only by `console_rx`, one
-//! byte per [`Uart::receive`], never waiting. [`Uart::drain`] waits until the transmitter is empty,
+//! Output only, polled, no interrupts and no buffer: the kernel writes a few
+//! lines at boot and on faults, and a line must be on the wire before the
+//! machine stops. [`Uart::drain`] waits until the transmitter is empty,
 //! because Bochs drops bytes still in the UART when the machine powers off.
+//!
+//! The one exception to "output only": [`Uart::receive`] takes a received
+//! byte, never waiting, for the console input owner (`console_rx`, its
+//! only caller).
 
 use core::fmt;
 

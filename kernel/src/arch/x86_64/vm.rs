@@ -499,11 +499,7 @@ pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
     let Some((id, _, state)) = loaded_vm(cpu) else {
         return deadline;
     };
-    if CONSOLE_INPUT.is_some()
-        && state.platform.uart.can_receive()
-        && let Some(byte) = super::console_rx::take(cpu, id)
-    {
-        state.platform.uart.receive(byte);
+    if CONSOLE_INPUT.is_some() && super::console_rx::deliver(cpu, id, &mut state.platform.uart) {
         state.received = state.received.saturating_add(1);
     }
     inject_pending(state).unwrap_or(());

@@ -15,8 +15,9 @@
 //! Only the owner's CPU touches the UART's receive side and the ring, so
 //! the ring needs no lock.
 
-#[cfg(any(test, feature = "emit"))]
 use septum_abi::SubjectId;
+
+use super::platform::Uart;
 
 /// Bytes the kernel takes from the real UART at one check point. A
 /// 16550's receive FIFO holds 16; four per check drain it within a few
@@ -98,6 +99,26 @@ impl Default for RxRing {
     }
 }
 
+/// Before an entry of `subject`: if it is the console input `owner` and
+/// its UART's receiver buffer is empty, move the oldest byte of `ring`
+/// there. Returns whether a byte moved. A subject that is not the owner
+/// never gets a byte, and a byte is never handed over while the guest has
+/// not read the previous one (no overrun inside the VM).
+pub fn deliver(
+    owner: Option<SubjectId>,
+    subject: SubjectId,
+    ring: &mut RxRing,
+    uart: &mut Uart,
+) -> bool {
+    if owner != Some(subject) || !uart.can_receive() {
+        return false;
+    }
+    match ring.pop() {
+        Some(byte) => uart.receive(byte),
+        None => false,
+    }
+}
+
 /// The `pub const CONSOLE_INPUT` item the composer appends to `spec.rs`:
 /// the subject that receives console input, if the policy names one (a
 /// `const`, so a kernel without console input has no trace of it).
@@ -151,6 +172,35 @@ mod tests {
         let rest: std::vec::Vec<u8> = core::iter::from_fn(|| ring.pop()).collect();
         assert_eq!(rest.len(), RING_CAPACITY);
         assert_eq!(rest.last(), Some(&0xcc));
+    }
+
+    #[test]
+    fn only_the_owner_gets_bytes_one_at_a_time() {
+        let (owner, other) = (SubjectId(1), SubjectId(2));
+        let mut ring = RxRing::new();
+        let mut uart = Uart::new();
+        let mut theirs = Uart::new();
+        for byte in *b"ab" {
+            ring.push(byte);
+        }
+        assert!(!deliver(Some(owner), other, &mut ring, &mut theirs));
+        assert!(!deliver(None, owner, &mut ring, &mut uart), "no owner");
+        assert!(theirs.can_receive() && uart.can_receive());
+        assert!(deliver(Some(owner), owner, &mut ring, &mut uart));
+        assert!(
+            !deliver(Some(owner), owner, &mut ring, &mut uart),
+            "RBR still full"
+        );
+        assert_eq!(ring.len(), 1);
+        let mut platform = super::super::platform::Platform::new();
+        platform.uart = uart;
+        assert_eq!(platform.port_in(0x3f8, 1), Some(u32::from(b'a')));
+        assert!(deliver(Some(owner), owner, &mut ring, &mut platform.uart));
+        assert_eq!(platform.port_in(0x3f8, 1), Some(u32::from(b'b')));
+        assert!(
+            !deliver(Some(owner), owner, &mut ring, &mut platform.uart),
+            "empty"
+        );
     }
 
     #[test]
