@@ -8,9 +8,9 @@
 //! entry of the owner it moves the next byte into the emulated UART's
 //! receiver buffer register ([`super::platform::Uart::receive`]) whenever
 //! the guest has read the previous one. Every step is bounded: a check
-//! costs at most `BYTES_PER_CHECK + 1` port reads however fast someone
-//! types, and a byte that finds the ring full is dropped and counted
-//! ([`RxRing::overruns`]) rather than waited for.
+//! costs at most `2 * BYTES_PER_CHECK` port reads (LSR, then RBR, per
+//! byte) however fast someone types, and a byte that finds the ring full
+//! is dropped and counted ([`RxRing::overruns`]) rather than waited for.
 //!
 //! Only the owner's CPU touches the UART's receive side and the ring, so
 //! the ring needs no lock.
