@@ -147,7 +147,7 @@ fn boot(dir: &Path, port: usize) -> Result<(LinuxBoot, bochs::Boot), Error> {
             after: Pattern::parse(PROMPT).map_err(Error)?,
             bytes: b"poweroff -f\n".to_vec(),
         }],
-        stdin_to: None,
+        ..Input::default()
     };
     let result = bochs::boot_with(dir, &options, &input)?;
     let output = if port == 0 {

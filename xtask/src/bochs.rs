@@ -47,7 +47,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -160,6 +160,8 @@ pub struct Input {
     pub sends: Vec<Send>,
     /// Forward standard input, a line at a time, to this port (0 = COM1).
     pub stdin_to: Option<usize>,
+    /// Lines of standard input forwarded so far.
+    pub typed: Arc<AtomicUsize>,
 }
 
 impl Input {
@@ -529,7 +531,7 @@ fn kill(child: &mut Child) {
 /// Forwards standard input, a line at a time, into `writer` (until stdin
 /// ends; the thread is left behind when the boot ends first). A line
 /// typed before Bochs has connected is sent once it has.
-fn forward_stdin(writer: Writer) {
+fn forward_stdin(writer: Writer, typed: Arc<AtomicUsize>) {
     thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut line = String::new();
@@ -542,6 +544,7 @@ fn forward_stdin(writer: Writer) {
                     while !type_into(&writer, line.as_bytes()) {
                         thread::sleep(POLL);
                     }
+                    typed.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -590,7 +593,7 @@ pub fn boot_with(dir: &Path, options: &BootOptions, input: &Input) -> Result<Boo
         Serial::Files { .. } => Default::default(),
     };
     if let Some(writer) = input.stdin_to.and_then(|port| writers.get(port)) {
-        forward_stdin(Arc::clone(writer));
+        forward_stdin(Arc::clone(writer), Arc::clone(&input.typed));
     }
     let mut sends = input.sends.iter().peekable();
     let mut stop_at: Option<Instant> = None;

@@ -232,8 +232,8 @@ pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     );
     let emulator = def.map_or(systest::Emulator::Bochs, |d| d.emulator);
     let input = bochs::Input {
-        sends: Vec::new(),
         stdin_to: console_input_port(&dir),
+        ..bochs::Input::default()
     };
     if let Some(port) = input.stdin_to {
         eprintln!(
@@ -250,13 +250,18 @@ pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         boot.wall.as_secs_f64()
     );
     let mut ok = boot.ending.is_clean();
+    let typed = input.typed.load(std::sync::atomic::Ordering::Relaxed);
     if let Some((path, def)) = &target.test
-        && !def.send.is_empty()
+        && (!def.send.is_empty() || typed != 0)
     {
         eprintln!(
-            "xtask: {} types into the system ([[send]]); `cargo xtask systest` checks it, \
-             `run` leaves the typing to you",
-            path.display()
+            "xtask: expectations of {} not checked: {}; `cargo xtask systest` checks them",
+            path.display(),
+            if typed != 0 {
+                "you typed into the system"
+            } else {
+                "the test types into the system ([[send]]) and `run` leaves that to you"
+            }
         );
     } else if let Some((path, def)) = &target.test {
         let unmet = systest::check(def, &boot.com1, &boot.com2);

@@ -134,7 +134,7 @@ impl TestDef {
                     bytes: send.text.as_bytes().to_vec(),
                 })
                 .collect(),
-            stdin_to: None,
+            ..crate::bochs::Input::default()
         }
     }
 }
