@@ -27,6 +27,14 @@
 //! The bytes are also written to `com1.txt`/`com2.txt`, so both kinds of
 //! boot leave the same files behind.
 //!
+//! Typing into a boot ([`Input`], [`boot_with`]): a system test's
+//! `[[send]]` entries (bytes to send once a line matching a pattern has
+//! appeared on a port) and `run`'s terminal (standard input forwarded, a
+//! line at a time, to the port of the kernel's console) need the receive
+//! side of a port. Both boot with `bochsrc.live`, whose socket is two-way:
+//! what xtask writes into it arrives at the guest's UART. A test boot with
+//! sends does not print its lines.
+//!
 //! A subject fault line printed live (`COM2 | ... subject "NAME" fault:
 //! ... rip=0x..`) is passed through `septum symbolize` with the image's
 //! composed directory, so it names the function and source line of `rip`
@@ -39,12 +47,13 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::systest::Pattern;
 use crate::util::Error;
 
 const BOCHSRC: &str = "\
@@ -202,6 +211,38 @@ pub struct BootOptions {
     pub stop_grace: Duration,
 }
 
+/// Bytes to type into a port once a line has appeared (a system test's
+/// `[[send]]`).
+#[derive(Clone, Debug)]
+pub struct Send {
+    /// The port typed into and watched (0 = COM1).
+    pub port: usize,
+    /// Send once a line of `port` matches this (a line completed after
+    /// the previous send, if any, went out).
+    pub after: Pattern,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What is typed into a boot.
+#[derive(Clone, Debug, Default)]
+pub struct Input {
+    /// Sent in order, each once, when its line has appeared.
+    pub sends: Vec<Send>,
+    /// Forward standard input, a line at a time, to this port (0 = COM1).
+    pub stdin_to: Option<usize>,
+    /// Lines of standard input forwarded so far.
+    pub typed: Arc<AtomicUsize>,
+}
+
+impl Input {
+    /// Whether anything is typed at all (the boot then needs the two-way
+    /// sockets of `bochsrc.live`).
+    pub fn any(&self) -> bool {
+        !self.sends.is_empty() || self.stdin_to.is_some()
+    }
+}
+
 /// Why a boot ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ending {
@@ -355,20 +396,40 @@ enum Serial {
         paths: [PathBuf; 2],
         ports: [Lines; 2],
     },
-    /// Bytes from the reader threads of `bochsrc.live` (streamed boots).
+    /// Bytes from the reader threads of `bochsrc.live` (streamed boots
+    /// and boots that type).
     Live {
         bytes: Receiver<(usize, Vec<u8>)>,
         files: [Option<fs::File>; 2],
         ports: [Lines; 2],
         /// Tells the accepting threads to give up (Bochs is gone).
         stop: Arc<AtomicBool>,
+        /// The write side of each port's connection, once Bochs connected.
+        writers: [Writer; 2],
     },
+}
+
+/// The write side of one port's socket (`None` until Bochs connects).
+type Writer = Arc<Mutex<Option<TcpStream>>>;
+
+/// Writes `bytes` into `writer`'s port; false if Bochs is not connected or
+/// the write failed.
+fn type_into(writer: &Writer, bytes: &[u8]) -> bool {
+    let Ok(mut guard) = writer.lock() else {
+        return false;
+    };
+    guard.as_mut().is_some_and(|stream| {
+        stream
+            .write_all(bytes)
+            .and_then(|()| stream.flush())
+            .is_ok()
+    })
 }
 
 impl Serial {
     /// Waits up to [`POLL`] and returns the new complete lines, printing
     /// them when `stream`, in the order they completed.
-    fn poll(&mut self, stream: bool, dir: &Path) -> Vec<String> {
+    fn poll(&mut self, stream: bool, dir: &Path) -> Vec<(usize, String)> {
         let mut new = Vec::new();
         match self {
             Self::Files { paths, ports } => {
@@ -381,7 +442,7 @@ impl Serial {
                         if stream {
                             print_line(port, &line, dir);
                         }
-                        new.push(line);
+                        new.push((port, line));
                     }
                 }
             }
@@ -415,7 +476,7 @@ impl Serial {
                         if stream {
                             print_line(port, &line, dir);
                         }
-                        new.push(line);
+                        new.push((port, line));
                     }
                 }
             }
@@ -469,6 +530,7 @@ fn forward(
     port: usize,
     to: Sender<(usize, Vec<u8>)>,
     stop: Arc<AtomicBool>,
+    writer: Writer,
 ) {
     let stream: TcpStream = loop {
         match listener.accept() {
@@ -480,6 +542,9 @@ fn forward(
     let mut stream = stream;
     if stream.set_nonblocking(false).is_err() {
         return;
+    }
+    if let (Ok(write_side), Ok(mut slot)) = (stream.try_clone(), writer.lock()) {
+        *slot = Some(write_side);
     }
     let mut buffer = [0u8; 4096];
     loop {
@@ -503,6 +568,7 @@ fn live(dir: &Path) -> Result<Serial, Error> {
     let (to, bytes) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let mut tcp_ports = [0u16; 2];
+    let writers: [Writer; 2] = Default::default();
     for (port, tcp) in tcp_ports.iter_mut().enumerate() {
         let listener = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -512,7 +578,8 @@ fn live(dir: &Path) -> Result<Serial, Error> {
             .map_err(|e| format!("listening socket: {e}"))?
             .port();
         let (to, stop) = (to.clone(), Arc::clone(&stop));
-        thread::spawn(move || forward(listener, port, to, stop));
+        let writer = writers.get(port).map(Arc::clone).unwrap_or_default();
+        thread::spawn(move || forward(listener, port, to, stop, writer));
     }
     let config = dir.join("bochsrc.live");
     fs::write(&config, live_config(&bochsrc, tcp_ports))
@@ -523,6 +590,7 @@ fn live(dir: &Path) -> Result<Serial, Error> {
         files,
         ports: Default::default(),
         stop,
+        writers,
     })
 }
 
@@ -531,13 +599,41 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Forwards standard input, a line at a time, into `writer` (until stdin
+/// ends; the thread is left behind when the boot ends first). A line
+/// typed before Bochs has connected is sent once it has.
+fn forward_stdin(writer: Writer, typed: Arc<AtomicUsize>) {
+    thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match stdin.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    // A line typed before Bochs connects waits for it.
+                    while !type_into(&writer, line.as_bytes()) {
+                        thread::sleep(POLL);
+                    }
+                    typed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+}
+
 /// Boots the image in `dir` (which holds `bochsrc`, `dbg.rc`,
 /// `system.iso`).
 pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
+    boot_with(dir, options, &Input::default())
+}
+
+/// [`boot`], typing `input` into the guest's serial ports.
+pub fn boot_with(dir: &Path, options: &BootOptions, input: &Input) -> Result<Boot, Error> {
     for name in ["com1.txt", "com2.txt", "bochs.log"] {
         let _ = fs::remove_file(dir.join(name));
     }
-    let (mut serial, config) = if options.stream {
+    let (mut serial, config) = if options.stream || input.any() {
         (live(dir)?, "bochsrc.live")
     } else {
         let paths = [dir.join("com1.txt"), dir.join("com2.txt")];
@@ -563,12 +659,31 @@ pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
             )
         })?;
 
+    let writers = match &serial {
+        Serial::Live { writers, .. } => writers.clone(),
+        Serial::Files { .. } => Default::default(),
+    };
+    if let Some(writer) = input.stdin_to.and_then(|port| writers.get(port)) {
+        forward_stdin(Arc::clone(writer), Arc::clone(&input.typed));
+    }
+    let mut sends = input.sends.iter().peekable();
     let mut stop_at: Option<Instant> = None;
     let ending = loop {
         let new_lines = serial.poll(options.stream, dir);
+        for (port, line) in &new_lines {
+            if let Some(send) = sends.peek()
+                && send.port == *port
+                && send.after.matches(line)
+            {
+                if let Some(writer) = writers.get(send.port) {
+                    type_into(writer, &send.bytes);
+                }
+                sends.next();
+            }
+        }
         if stop_at.is_none()
             && let Some(stop) = &options.stop_on
-            && new_lines.iter().any(|l| l.contains(stop.as_str()))
+            && new_lines.iter().any(|(_, l)| l.contains(stop.as_str()))
         {
             stop_at = Some(Instant::now() + options.stop_grace);
         }
@@ -687,6 +802,45 @@ mod tests {
     }
 
     #[test]
+    fn sends_type_into_the_port_after_their_line() {
+        let dir = std::env::temp_dir().join(format!("xtask-type-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        write_config(&dir, DEFAULT_CPU_MODEL).unwrap();
+        let mut serial = live(&dir).unwrap();
+        let live_rc = fs::read_to_string(dir.join("bochsrc.live")).unwrap();
+        let line = live_rc.lines().find(|l| l.starts_with("com2:")).unwrap();
+        let tcp: u16 = line.rsplit(':').next().unwrap().parse().unwrap();
+        // Stand in for Bochs' COM2: connect, then wait for the write side.
+        let mut guest = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+        let Serial::Live { writers, .. } = &serial else {
+            panic!("live");
+        };
+        let writer = Arc::clone(&writers[1]);
+        let mut connected = false;
+        for _ in 0..100 {
+            if writer.lock().unwrap().is_some() {
+                connected = true;
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(connected);
+        assert!(!type_into(&writers[0], b"x"), "COM1 never connected");
+        assert!(type_into(&writer, b"echo hi\n"));
+        let mut got = [0u8; 8];
+        guest.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"echo hi\n");
+        // The guest's output still arrives as lines.
+        guest.write_all(b"hi\n").unwrap();
+        thread::sleep(Duration::from_millis(100));
+        let lines = serial.poll(false, Path::new(""));
+        assert_eq!(lines, [(1, "hi".to_owned())]);
+        drop(guest);
+        serial.finish(false, Path::new(""));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn live_serial_keeps_the_order_lines_complete_in() {
         let dir = std::env::temp_dir().join(format!("xtask-live-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
@@ -710,7 +864,12 @@ mod tests {
         drop((com1, com2));
         let mut seen = Vec::new();
         for _ in 0..10 {
-            seen.extend(serial.poll(false, Path::new("")));
+            seen.extend(
+                serial
+                    .poll(false, Path::new(""))
+                    .into_iter()
+                    .map(|(_, l)| l),
+            );
         }
         assert_eq!(seen, ["subject: hello", "kernel: booting"]);
         let (text1, text2) = serial.finish(false, Path::new(""));

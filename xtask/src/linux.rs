@@ -19,7 +19,15 @@
 //!    `/init` script ([`INIT`]) that mounts /proc, /sys and /dev, runs a few commands,
 //!    prints their output with a `septum-linux:` prefix on the console and
 //!    to the kernel log, and halts with interrupts off (`halt -f`), which
-//!    the kernel treats as the VM's poweroff event.
+//!    the kernel treats as the VM's poweroff event. Before it halts it may
+//!    run an interactive busybox shell on the console: always with
+//!    `septum_init=shell` on the kernel command line
+//!    (`systems/linux_shell.xml`; the prompt's first line, `septum-linux:
+//!    shell prompt`, is what tests wait for before typing), never with
+//!    `septum_init=commands`, and otherwise if a line is typed within 15 s
+//!    of guest time after `septum-linux: press Enter within 15 s for a
+//!    shell` (`cargo xtask run linux`; a test that types nothing just
+//!    waits).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -73,6 +81,27 @@ case "$(cat /proc/cmdline)" in
     say "attack: memory write survived"
     ;;
 esac
+# The shell: a busybox shell on the console, which the kernel feeds with
+# what is typed on its console UART (<kernel consoleInput>). `poweroff -f`
+# (or `halt -f`) ends the VM; so does leaving the shell. septum_init=shell
+# starts it (systems/linux_shell.xml), septum_init=commands never does;
+# otherwise a line typed within 15 s of guest time starts it (`cargo xtask
+# run linux`), and a boot nobody types into halts after the wait.
+case "$(cat /proc/cmdline)" in
+*septum_init=shell*) shell=yes ;;
+*septum_init=commands*) shell=no ;;
+*)
+    say "press Enter within 15 s for a shell"
+    if read -t 15 typed; then shell=yes; else shell=no; fi
+    ;;
+esac
+if [ "$shell" = yes ]; then
+    say "shell: type commands; poweroff -f ends the VM"
+    export PS1='septum-linux: shell prompt
+# '
+    setsid cttyhack sh -i
+    say "shell exited"
+fi
 say "halting"
 halt -f
 "#;

@@ -189,7 +189,11 @@ fn run_boot(job: &BootJob) -> BootOutcome {
         stop_grace: Duration::from_secs(job.def.stop_grace),
     };
     let start = Instant::now();
-    let boot = match job.def.emulator.boot(&job.dir, &options) {
+    let boot = match job
+        .def
+        .emulator
+        .boot_with(&job.dir, &options, &job.def.input())
+    {
         Ok(boot) => boot,
         Err(e) => {
             return BootOutcome {

@@ -33,6 +33,17 @@
 //! `nic` (`none`, the default, or `e1000`: Bochs' e1000 network card in
 //! PCI slot 1, for the level-triggered device tests; `crate::bochs::Nic`).
 //!
+//! `[[send]]` types into the system (Bochs only): `after` (a pattern),
+//! `text` (the bytes, TOML escapes such as `\n` included) and `port`
+//! (`com1` or `com2`, default `com2`, the kernel's debug console in the
+//! shipped systems). The entries are taken in order, each once: when a
+//! line of `port` matches `after` (the first entry: any line since the
+//! boot began; a later one: a line completed after the previous entry was
+//! sent), `text` is sent to that port's receive side. What reaches a
+//! subject is the policy's business (`<kernel consoleInput>`); the harness
+//! only types. An entry whose line never appears sends nothing, and the
+//! expectations show it.
+//!
 //! A malformed definition is reported as `FILE:LINE:COL: message`.
 
 use std::fmt;
@@ -79,6 +90,58 @@ pub struct TestDef {
     /// Expectations on COM2 (the kernel's debug console).
     #[serde(default)]
     pub com2: PortExpect,
+    /// Bytes typed into the system, in order (`[[send]]`).
+    #[serde(default)]
+    pub send: Vec<SendDef>,
+}
+
+/// One `[[send]]` entry: see the module docs.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SendDef {
+    /// Send once a line of `port` matches this.
+    pub after: Pattern,
+    /// The bytes to send.
+    pub text: String,
+    /// The port: `com1` or `com2`.
+    #[serde(default = "default_send_port")]
+    pub port: SendPort,
+}
+
+/// A serial port a test types into.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum SendPort {
+    /// COM1.
+    #[serde(rename = "com1")]
+    Com1,
+    /// COM2.
+    #[serde(rename = "com2")]
+    Com2,
+}
+
+fn default_send_port() -> SendPort {
+    SendPort::Com2
+}
+
+impl TestDef {
+    /// What the test types into its boot.
+    pub fn input(&self) -> crate::bochs::Input {
+        crate::bochs::Input {
+            sends: self
+                .send
+                .iter()
+                .map(|send| crate::bochs::Send {
+                    port: match send.port {
+                        SendPort::Com1 => 0,
+                        SendPort::Com2 => 1,
+                    },
+                    after: send.after.clone(),
+                    bytes: send.text.as_bytes().to_vec(),
+                })
+                .collect(),
+            ..crate::bochs::Input::default()
+        }
+    }
 }
 
 fn default_timeout() -> u64 {
@@ -114,14 +177,19 @@ impl Emulator {
         }
     }
 
-    /// Boots the image in `dir` with this emulator.
-    pub fn boot(
+    /// Boots the image in `dir` with this emulator, typing `input` (Bochs
+    /// only).
+    pub fn boot_with(
         self,
         dir: &Path,
         options: &crate::bochs::BootOptions,
+        input: &crate::bochs::Input,
     ) -> Result<crate::bochs::Boot, Error> {
         match self {
-            Emulator::Bochs => crate::bochs::boot(dir, options),
+            Emulator::Bochs => crate::bochs::boot_with(dir, options, input),
+            Emulator::QemuQ35Vtd if input.any() => {
+                Err("typing into a boot ([[send]], run's terminal) needs Bochs".into())
+            }
             Emulator::QemuQ35Vtd => crate::qemu::boot(dir, options),
         }
     }
@@ -426,6 +494,36 @@ max = 2
         assert_eq!(d.nic, crate::bochs::Nic::None);
         assert_eq!(d.com1.count.len(), 1);
         assert_eq!(d.com2, PortExpect::default());
+    }
+
+    #[test]
+    fn send_entries_become_input_in_order() {
+        let d = parse(
+            Path::new("t.toml"),
+            "policy = \"x.xml\"\n\
+             [[send]]\nafter = \"prompt\"\ntext = \"ls\\n\"\n\
+             [[send]]\nafter = \"re:^done$\"\ntext = \"exit\\n\"\nport = \"com1\"\n",
+        )
+        .unwrap();
+        let input = d.input();
+        assert!(input.any());
+        assert_eq!(input.stdin_to, None);
+        let [first, second] = input.sends.as_slice() else {
+            panic!("two sends: {:?}", input.sends);
+        };
+        assert_eq!((first.port, first.bytes.as_slice()), (1, &b"ls\n"[..]));
+        assert!(first.after.matches("a prompt here"));
+        assert_eq!((second.port, second.bytes.as_slice()), (0, &b"exit\n"[..]));
+        assert!(second.after.matches("done") && !second.after.matches("undone"));
+        assert!(!def().input().any(), "no [[send]]: nothing typed");
+        for bad in [
+            "policy = \"x\"\n[[send]]\nafter = \"a\"\ntext = \"b\"\nport = \"com3\"\n",
+            "policy = \"x\"\n[[send]]\nafter = \"a\"\n",
+            "policy = \"x\"\n[[send]]\nafter = \"re:(\"\ntext = \"b\"\n",
+            "policy = \"x\"\n[[send]]\nafter = \"a\"\ntext = \"b\"\nwhen = 1\n",
+        ] {
+            assert!(parse(Path::new("t.toml"), bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

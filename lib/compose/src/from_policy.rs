@@ -210,6 +210,13 @@ pub fn system_input(
         &mut errors,
     )
     .map_or(0, |d| d.index());
+    let console_input = policy
+        .kernel
+        .console_input
+        .as_ref()
+        .and_then(|owner| get("console input subject", owner, &mut errors))
+        .and_then(|s| u16::try_from(s.index()).ok())
+        .map(septum_abi::SubjectId);
     let regions = policy
         .regions
         .iter()
@@ -270,6 +277,7 @@ pub fn system_input(
         name: policy.name.value.clone(),
         hardware,
         debug_console,
+        console_input,
         regions,
         events,
         channels,

@@ -30,6 +30,9 @@ pub struct SystemInput {
     pub hardware: HardwareInput,
     /// Index into `hardware.devices` of the kernel's debug console.
     pub debug_console: usize,
+    /// The VM subject that receives console input (`<kernel
+    /// consoleInput>`), if any.
+    pub console_input: Option<septum_abi::SubjectId>,
     /// `<memory>` regions.
     pub regions: Vec<RegionInput>,
     /// Global events.

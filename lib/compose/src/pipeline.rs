@@ -139,6 +139,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         kernel_pml4,
         debug_uart_port: uart.start,
         debug_console: console.name.clone(),
+        console_input: input.console_input,
         tsc_khz: input.hardware.speed_khz,
         cpu_count,
         vmxon,

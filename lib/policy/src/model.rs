@@ -527,6 +527,9 @@ pub struct Kernel {
     /// `debugConsole`: the device whose first I/O port range is the kernel's
     /// UART.
     pub debug_console: Ref<DeviceIdx>,
+    /// `consoleInput`: the VM subject that receives what is typed on the
+    /// debug console, if any (one at most: the attribute names one).
+    pub console_input: Option<Ref<SubjectIdx>>,
 }
 
 impl<I> Default for Ref<I> {

@@ -19,6 +19,8 @@
 //! - `crash`: volatile access to the crash-audit region, the state a record
 //!   holds.
 //! - `serial`: the debug UART.
+//! - `console_rx`: the debug UART's receive side, for the console input
+//!   owner (a VM).
 //! - `pit`: TSC-rate measurement against the PIT.
 //! - `vmx`: VMX instructions, field encodings, bring-up.
 //! - `vmcs`: one-time VMCS initialisation per subject.
@@ -35,6 +37,7 @@
 
 pub mod apic;
 pub mod boot;
+pub mod console_rx;
 pub mod cpu;
 pub mod crash;
 pub mod descriptors;

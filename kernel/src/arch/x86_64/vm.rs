@@ -11,7 +11,9 @@
 //! unemulated port, a forbidden MSR write, an EPT violation, a triple
 //! fault: the subject's `onFault` decides). [`before_entry`] runs the
 //! VM's interrupt sources (PIT, UART) and injects the PIC's vector when the
-//! guest can take it, or asks for an interrupt-window exit; it returns
+//! guest can take it, or asks for an interrupt-window exit; for the
+//! console input owner it first hands the emulated UART the next byte
+//! typed on the kernel's console (`console_rx`); it returns
 //! the earlier of the frame's deadline and the PIT's next expiry, so the
 //! preemption timer brings the guest back in time for its tick.
 //!
@@ -38,7 +40,7 @@ use super::exit::GuestRegs;
 use super::percpu::CpuCore;
 use super::vmx::{self, VmxError, field, vmread, vmwrite};
 use crate::kprintln;
-use crate::system::SPEC;
+use crate::system::{CONSOLE_INPUT, SPEC};
 
 const EXIT_INTERRUPT_WINDOW: u16 = 7;
 const EXIT_CPUID: u16 = 10;
@@ -91,6 +93,8 @@ struct VmState {
     /// Exits [`handle`] saw, by basic exit reason (printed when the VM
     /// halts for good).
     exits: [u32; COUNTED_REASONS],
+    /// Console input bytes handed to the emulated UART.
+    received: u32,
 }
 
 /// Most VM subjects a system may have (one per CPU: the composer refuses
@@ -113,6 +117,7 @@ static VMS: VmSlots = VmSlots(
             platform: Platform::new(),
             line: Line::new(),
             exits: [0; COUNTED_REASONS],
+            received: 0,
         })
     }; MAX_VMS],
 );
@@ -256,6 +261,7 @@ pub fn vmcall_refused(cpu: &CpuCore) -> bool {
 
 /// Handle exit `basic` of the loaded subject if it is a VM's to handle.
 pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
+    let overruns = super::console_rx::overruns(cpu);
     let Some((_, subject, state)) = loaded_vm(cpu) else {
         return Outcome::Unhandled;
     };
@@ -277,7 +283,7 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
             frame.rdx = u64::from(d);
             skip()
         }
-        EXIT_HLT => halt(subject, state),
+        EXIT_HLT => halt(subject, state, overruns),
         EXIT_IO => io(subject, state, frame),
         EXIT_RDMSR => rdmsr(frame),
         EXIT_WRMSR => wrmsr(frame),
@@ -307,11 +313,19 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
 /// `poweroff` kernel event if the policy gives it one (it is then the
 /// subject asking for poweroff, like a native subject's hypercall);
 /// otherwise it is a fault of the subject.
-fn halt(subject: &SubjectSpec, state: &VmState) -> Result<Outcome, VmxError> {
+fn halt(subject: &SubjectSpec, state: &VmState, overruns: u32) -> Result<Outcome, VmxError> {
     if read(field::GUEST_RFLAGS)? & RFLAGS_IF != 0 {
         return skip();
     }
     report_exits(subject, state);
+    if state.received != 0 || overruns != 0 {
+        kprintln!(
+            "septum: vm \"{}\" console input: {} bytes, {} overruns",
+            subject.name,
+            state.received,
+            overruns
+        );
+    }
     let poweroff = subject
         .source_events
         .iter()
@@ -479,9 +493,15 @@ fn dr_access(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
 /// interrupt-window exit). Returns the deadline to arm the preemption
 /// timer for: `deadline`, or the PIT's next expiry if that is earlier.
 pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
-    let Some((_, _, state)) = loaded_vm(cpu) else {
+    if CONSOLE_INPUT.is_some() {
+        super::console_rx::check_point(cpu);
+    }
+    let Some((id, _, state)) = loaded_vm(cpu) else {
         return deadline;
     };
+    if CONSOLE_INPUT.is_some() && super::console_rx::deliver(cpu, id, &mut state.platform.uart) {
+        state.received = state.received.saturating_add(1);
+    }
     inject_pending(state).unwrap_or(());
     match state.platform.pit.deadline {
         Some(tick) if tick < deadline => tick,

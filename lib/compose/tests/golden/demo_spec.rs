@@ -170,3 +170,6 @@ pub static VTD: septum_kerncore::vtd::VtdSpec = septum_kerncore::vtd::VtdSpec {
 pub static PCI_CONFIG: septum_kerncore::pcicfg::PciConfigSpec = septum_kerncore::pcicfg::PciConfigSpec {
     grants: &[],
 };
+/// The VM that receives what is typed on the kernel's console (`<kernel consoleInput>`; docs/kernel.md, "Console input").
+#[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
+pub const CONSOLE_INPUT: Option<septum_abi::SubjectId> = None;

@@ -16,11 +16,14 @@
 //!   real MSR, a #GP, or a fault of the subject);
 //! - [`platform`]: the emulated I/O ports (16550 UART, 8259 PIC, 8254 PIT,
 //!   CMOS/RTC, PCI configuration "no devices", absent legacy ports);
-//! - [`control`]: MOV to/from CR0/CR4/CR8 and debug registers.
+//! - [`control`]: MOV to/from CR0/CR4/CR8 and debug registers;
+//! - [`console_input`]: the ring of bytes typed on the kernel's console
+//!   for the VM that owns console input.
 //!
 //! Which subjects are VMs is read from their controls ([`is_vm`]), so the
 //! spec needs no new field.
 
+pub mod console_input;
 pub mod control;
 pub mod cpuid;
 pub mod msr;

@@ -5,9 +5,14 @@
 //!   ready to send: the line status register never makes the guest wait,
 //!   so a verbose boot does not poll it hundreds of thousands of times.
 //!   Bytes written are collected into lines ([`Line`]) that the kernel
-//!   prints on its console with the subject's name. Its transmitter
-//!   interrupt (IRQ 4) is raised on the PIC when enabled, as the 8250
-//!   driver expects;
+//!   prints on its console with the subject's name. The receive side has
+//!   the 16450's one receiver buffer register: the kernel hands it the next
+//!   byte typed on its console ([`Uart::receive`]) whenever the guest has
+//!   read the previous one, so the guest never sees an overrun (the
+//!   kernel's ring counts those; docs/kernel.md, "Console input"). Its
+//!   interrupt (IRQ 4) follows the 16550's rules: received data (IER bit 0)
+//!   before transmitter empty (IER bit 1), both reported in IIR, as the
+//!   8250 driver expects;
 //! - the two 8259 PICs (0x20-0x21, 0xa0-0xa1): initialisation words, the
 //!   mask, end of interrupt, IRR/ISR reads; the master delivers IRQ 0 (PIT)
 //!   and IRQ 4 (UART) at its programmed vector base;
@@ -267,8 +272,12 @@ pub struct Uart {
     mcr: u8,
     scratch: u8,
     divisor: u16,
-    /// A transmitter-empty interrupt is pending (cleared by reading IIR).
+    /// A transmitter-empty interrupt is pending (cleared by reading IIR
+    /// while it is the one reported, or by writing THR again).
     thre_pending: bool,
+    /// The receiver buffer register: a byte received and not yet read
+    /// (LSR bit 0, "data ready").
+    rbr: Option<u8>,
 }
 
 impl Uart {
@@ -281,6 +290,7 @@ impl Uart {
             scratch: 0,
             divisor: 12,
             thre_pending: false,
+            rbr: None,
         }
     }
 
@@ -290,27 +300,68 @@ impl Uart {
 
     /// Whether the UART asserts its interrupt line.
     pub const fn interrupt(&self) -> bool {
+        self.receive_interrupt() || self.transmit_interrupt()
+    }
+
+    /// Received data available, and its interrupt enabled (IER bit 0).
+    const fn receive_interrupt(&self) -> bool {
+        self.rbr.is_some() && self.ier & 0x01 != 0
+    }
+
+    /// Transmitter holding register empty, and its interrupt enabled (IER
+    /// bit 1).
+    const fn transmit_interrupt(&self) -> bool {
         self.thre_pending && self.ier & 0x02 != 0
+    }
+
+    /// Whether the receiver buffer register is empty, so the UART can
+    /// take the next byte typed ([`Uart::receive`]).
+    pub const fn can_receive(&self) -> bool {
+        self.rbr.is_none()
+    }
+
+    /// A byte arrives on the line. The caller hands one over only when
+    /// [`Uart::can_receive`]; a byte that arrives while the register is
+    /// full is dropped (a 16450 overrun) and `false` returned.
+    pub fn receive(&mut self, byte: u8) -> bool {
+        if self.rbr.is_some() {
+            return false;
+        }
+        self.rbr = Some(byte);
+        true
+    }
+
+    /// The line status register: data ready (bit 0) as received,
+    /// transmitter holding and shift registers always empty.
+    const fn line_status(&self) -> u8 {
+        0x60 | self.rbr.is_some() as u8
+    }
+
+    /// The interrupt identification register (no FIFO, so bits 7:6 clear):
+    /// received data available (0x04) before transmitter empty (0x02);
+    /// 0x01 "none pending". Reading it while it reports the transmitter
+    /// clears that interrupt, as on a 16550.
+    fn identify(&mut self) -> u8 {
+        if self.receive_interrupt() {
+            0x04
+        } else if self.transmit_interrupt() {
+            self.thre_pending = false;
+            0x02
+        } else {
+            0x01
+        }
     }
 
     fn read(&mut self, offset: u16) -> u8 {
         match offset {
             0 if self.dlab() => self.divisor.to_le_bytes()[0],
-            0 => 0,
+            0 => self.rbr.take().unwrap_or(0),
             1 if self.dlab() => self.divisor.to_le_bytes()[1],
             1 => self.ier,
-            2 => {
-                if self.interrupt() {
-                    self.thre_pending = false;
-                    0x02
-                } else {
-                    0x01
-                }
-            }
+            2 => self.identify(),
             3 => self.lcr,
             4 => self.mcr,
-            // Transmitter holding register and shift register empty.
-            5 => 0x60,
+            5 => self.line_status(),
             6 => {
                 if self.mcr & 0x10 != 0 {
                     // Loopback: CTS=RTS, DSR=DTR, RI=OUT1, DCD=OUT2.
@@ -336,6 +387,8 @@ impl Uart {
                 if self.mcr & 0x10 == 0 {
                     return Some(value);
                 }
+                // Loopback: the byte comes back on the receive side.
+                self.receive(value);
             }
             1 if self.dlab() => {
                 self.divisor = u16::from_le_bytes([self.divisor.to_le_bytes()[0], value]);
@@ -610,6 +663,54 @@ mod tests {
         assert!(p.uart.interrupt());
         out(&mut p, 0x3f9, 0);
         assert!(!p.uart.interrupt());
+    }
+
+    #[test]
+    fn received_bytes_are_read_and_interrupt_before_thre() {
+        let mut p = Platform::new();
+        for (port, value) in [(0x20, 0x11), (0x21, 0x30), (0x21, 0x04), (0x21, 0x01)] {
+            out(&mut p, port, value);
+        }
+        out(&mut p, 0x21, 0x00);
+        // Polled: no interrupt enabled, LSR.DR says a byte is there.
+        assert_eq!(p.port_in(0x3fd, 1), Some(0x60));
+        assert!(p.uart.can_receive());
+        assert!(p.uart.receive(b'a'));
+        assert!(!p.uart.can_receive());
+        assert!(!p.uart.receive(b'b'), "one receiver buffer register");
+        assert!(!p.uart.interrupt(), "IER bit 0 clear");
+        assert_eq!(p.port_in(0x3fd, 1), Some(0x61));
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x01));
+        assert_eq!(p.port_in(0x3f8, 1), Some(u32::from(b'a')));
+        assert_eq!(p.port_in(0x3fd, 1), Some(0x60));
+        assert_eq!(p.port_in(0x3f8, 1), Some(0), "empty RBR");
+        // Interrupt-driven: received data before the transmitter; reading
+        // IIR does not clear the data interrupt, reading RBR does.
+        out(&mut p, 0x3f9, 0x03);
+        assert!(p.uart.receive(b'c'));
+        p.update(T0);
+        assert_eq!(p.acknowledge(), Some(0x34), "IRQ 4");
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x04));
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x04));
+        assert_eq!(p.port_in(0x3f8, 1), Some(u32::from(b'c')));
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x02), "then THRE");
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x01));
+        assert!(!p.uart.interrupt());
+        // DLAB hides RBR: the divisor reads back, the byte stays.
+        assert!(p.uart.receive(b'd'));
+        out(&mut p, 0x3fb, 0x80);
+        assert_eq!(p.port_in(0x3f8, 1), Some(12));
+        out(&mut p, 0x3fb, 0x03);
+        assert_eq!(p.port_in(0x3f8, 1), Some(u32::from(b'd')));
+    }
+
+    #[test]
+    fn loopback_returns_sent_bytes_to_the_receiver() {
+        let mut p = Platform::new();
+        out(&mut p, 0x3fc, 0x10);
+        assert_eq!(out(&mut p, 0x3f8, b'z'), Out::Done, "not on the wire");
+        assert_eq!(p.port_in(0x3fd, 1), Some(0x61));
+        assert_eq!(p.port_in(0x3f8, 1), Some(u32::from(b'z')));
     }
 
     #[test]

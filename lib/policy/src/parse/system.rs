@@ -241,13 +241,14 @@ fn hardware_element(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Hardware {
     result
 }
 
-/// `<kernel debugConsole>`.
+/// `<kernel debugConsole consoleInput>`.
 fn kernel(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Kernel {
-    ctx.attributes(el, &["debugConsole"]);
+    ctx.attributes(el, &["debugConsole", "consoleInput"]);
     ctx.no_children(el);
     Kernel {
         span: el.span(),
         debug_console: unresolved(ctx.string(el, "debugConsole")),
+        console_input: ctx.optional(el, "consoleInput").map(unresolved),
     }
 }
 

@@ -257,6 +257,8 @@ pub static ALL: &[Rule] = &[
     kernel::DEBUG_CONSOLE_NO_PORTS,
     kernel::DEBUG_CONSOLE_PORT_COUNT,
     kernel::DEBUG_CONSOLE_OWNED,
+    kernel::CONSOLE_INPUT_UNKNOWN,
+    kernel::CONSOLE_INPUT_NOT_VM,
     kernel::WINDOWS_OUTSIDE_RAM,
     flows::DENY_UNKNOWN,
     flows::DENY_SELF,
