@@ -118,7 +118,7 @@ fn bare_image(paths: &Paths, binaries: &Path, cmdline: &str) -> Result<PathBuf, 
         .args(["--locales=", "--fonts=", "--themes="])
         .arg(&tree);
     util::run(&mut cmd, Output::Inherit)?;
-    bochs::write_config(&dir, bochs::DEFAULT_CPU_MODEL)?;
+    bochs::write_config(&dir, &bochs::Machine::DEFAULT)?;
     // Linux's decompressor reads IA32_MISC_ENABLE (0x1a0), which Bochs'
     // tigerlake model does not know: let Bochs answer 0 (Septum's MSR
     // emulation gives the VM its own value).

@@ -805,7 +805,7 @@ mod tests {
     fn sends_type_into_the_port_after_their_line() {
         let dir = std::env::temp_dir().join(format!("xtask-type-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        write_config(&dir, DEFAULT_CPU_MODEL).unwrap();
+        write_config(&dir, &Machine::DEFAULT).unwrap();
         let mut serial = live(&dir).unwrap();
         let live_rc = fs::read_to_string(dir.join("bochsrc.live")).unwrap();
         let line = live_rc.lines().find(|l| l.starts_with("com2:")).unwrap();
