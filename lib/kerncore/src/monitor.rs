@@ -136,6 +136,7 @@ mod tests {
         event: TRAP,
         state: PhysAddr(0x9000),
         exits: ExitSet::EMPTY.with(IO).with(0),
+        virtio_console: None,
     };
     const MONITORED: FaultAction = FaultAction::Monitor(WATCH);
 

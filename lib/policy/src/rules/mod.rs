@@ -53,6 +53,7 @@ pub mod platform;
 pub mod scheduling;
 pub mod subjects;
 pub mod timed;
+pub mod virtio;
 
 /// Whether `rule` checks the hardware description alone (the rules
 /// `septum validate --hardware` runs): the hardware and device rules (those
@@ -227,6 +228,8 @@ pub static ALL: &[Rule] = &[
     monitor::GROUP,
     monitor::EXITS,
     monitor::STATE,
+    virtio::PLACE,
+    virtio::RESOURCES,
     timed::PAGE,
     timed::EVENT,
     crash_audit::READER,
