@@ -268,13 +268,7 @@ impl Console {
             reg::HOST_FEATURES => 0,
             reg::GUEST_FEATURES => self.guest_features,
             reg::QUEUE_PFN => self.selected().map_or(0, |q| q.pfn),
-            reg::QUEUE_SIZE => {
-                if self.selected().is_some() {
-                    u32::from(QUEUE_SIZE)
-                } else {
-                    0
-                }
-            }
+            reg::QUEUE_SIZE => self.selected().map_or(0, |_| u32::from(QUEUE_SIZE)),
             reg::QUEUE_SELECT => u32::from(self.select),
             reg::STATUS => u32::from(self.status),
             reg::ISR => {
@@ -567,6 +561,9 @@ mod tests {
         }
     }
 
+    /// Something a hostile guest does to a ring.
+    type Corrupt = dyn Fn(&Memory, &Layout);
+
     /// Queue `q` at PFN `pfn`, set up through the registers.
     fn setup(console: &mut Console, q: u16, pfn: u32) -> Layout {
         console.write(reg::QUEUE_SELECT, u32::from(q));
@@ -691,7 +688,7 @@ mod tests {
         // A head out of range, a next out of range, an indirect table, an
         // address outside guest memory, an index more than a ring ahead:
         // each breaks the device, which then moves nothing until reset.
-        let cases: [&dyn Fn(&Memory, &Layout); 5] = [
+        let cases: [&Corrupt; 5] = [
             &|m, l| offer(m, l, 0, QUEUE_SIZE),
             &|m, l| {
                 descriptor(m, l, 0, 0x8000, 1, DESC_NEXT, 99);
