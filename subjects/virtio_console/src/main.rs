@@ -22,8 +22,8 @@
 //! 4. asserts the VM's interrupt (the state page's `device_interrupt`) when
 //!    [`Console::take_interrupt`] says so, and resumes the VM.
 //!
-//! An exit it does not expect (a port outside the BAR, string I/O) is not
-//! emulated: the monitor keeps the VM stopped and yields its frames from
+//! An exit it does not expect (string I/O; a port outside the BAR, which
+//! the kernel does not hand it) is not emulated: the monitor keeps the VM stopped and yields its frames from
 //! then on. Guest memory is reached only through the policy's `guest_low`
 //! and `guest_ram` mappings, with every range checked ([`GuestRam`]).
 #![no_std]
