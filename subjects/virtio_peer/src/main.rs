@@ -7,7 +7,10 @@
 //! channel `to_vm` into the guest's receive buffers. In each of its minor
 //! frames this subject prints `virtio_peer: alive frame <n>` (the first
 //! few frames only), then every line waiting as `virtio_peer: got
-//! "<line>"`, answers it with [`REPLY`], and yields the rest of its frame.
+//! "<line>"`, and yields the rest of its frame. It answers each line with
+//! [`REPLY`] [`REPLY_DELAY`] frames later, so the answer arrives while the
+//! guest idles in its blocking read: only the guest's halts, which go to
+//! its monitor, can deliver it.
 #![no_std]
 #![no_main]
 
@@ -32,6 +35,9 @@ septum_sdk::needs![
 const REPLY: &[u8] = b"hello from the native subject\n";
 /// Frames announced on COM1 (to show the subject runs beside the VM).
 const ANNOUNCED: u64 = 5;
+/// Frames between a line's arrival and its answer (half a second of the
+/// 50 ms major frame).
+const REPLY_DELAY: u64 = 10;
 
 fn main(info: Info<'static>) -> ! {
     let Some(mut uart) = Uart::from_info(&info, "uart") else {
@@ -48,6 +54,7 @@ fn main(info: Info<'static>) -> ! {
         panic!("virtio_peer: no event \"yield\"");
     };
     let mut frame = 0u64;
+    let mut answer_at: Option<u64> = None;
     loop {
         if frame < ANNOUNCED {
             let _ = writeln!(uart, "virtio_peer: alive frame {frame}");
@@ -57,7 +64,7 @@ fn main(info: Info<'static>) -> ! {
             match input.read(&mut element) {
                 ReadOutcome::Element => {
                     let _ = writeln!(uart, "virtio_peer: got \"{}\"", until_nul(&element));
-                    let _ = output.write(REPLY);
+                    answer_at = Some(frame.saturating_add(REPLY_DELAY));
                 }
                 ReadOutcome::Empty | ReadOutcome::Inactive => break,
                 ReadOutcome::Overrun => {
@@ -71,6 +78,11 @@ fn main(info: Info<'static>) -> ! {
                     break;
                 }
             }
+        }
+        if answer_at.is_some_and(|at| frame >= at) {
+            answer_at = None;
+            let _ = output.write(REPLY);
+            let _ = writeln!(uart, "virtio_peer: answered in frame {frame}");
         }
         frame = frame.wrapping_add(1);
         raise(pause);
