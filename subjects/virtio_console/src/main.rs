@@ -5,9 +5,10 @@
 //!
 //! The kernel presents the device's PCI header and hands the monitor two
 //! kinds of the VM's exits: every I/O access to the console's BAR
-//! ([`BAR`], [`BAR_SIZE`] ports; the policy's `<virtioConsole port>`) and
-//! every HLT with interrupts enabled (the guest idles). At each trap the
-//! monitor
+//! ([`BAR_SIZE`] ports at the policy's `<virtioConsole port>`, which the
+//! policy rules align to [`BAR_SIZE`], so the low bits of the port are the
+//! register offset and the monitor needs no copy of the port) and every HLT
+//! with interrupts enabled (the guest idles). At each trap the monitor
 //!
 //! 1. emulates the register access ([`Console::read`] / [`Console::write`];
 //!    RAX carries the value) or completes the HLT, and moves RIP past the
@@ -22,8 +23,8 @@
 //! 4. asserts the VM's interrupt (the state page's `device_interrupt`) when
 //!    [`Console::take_interrupt`] says so, and resumes the VM.
 //!
-//! An exit it does not expect (string I/O; a port outside the BAR, which
-//! the kernel does not hand it) is not emulated: the monitor keeps the VM stopped and yields its frames from
+//! An exit it does not expect (string I/O, any exit but I/O and HLT) is not
+//! emulated: the monitor keeps the VM stopped and yields its frames from
 //! then on. Guest memory is reached only through the policy's `guest_low`
 //! and `guest_ram` mappings, with every range checked ([`GuestRam`]).
 #![no_std]
@@ -47,8 +48,6 @@ septum_sdk::needs![
     Need::channel_reader("from_peer", Format::DEFAULT),
 ];
 
-/// First port of the console's I/O BAR (the policy's `port`).
-const BAR: u16 = 0xc000;
 /// Ports of the BAR (`septum_kerncore::vm::pci::VIRTIO_BAR_SIZE`).
 const BAR_SIZE: u16 = 0x20;
 /// VT-x basic exit reasons.
@@ -85,16 +84,15 @@ impl LineOut {
     }
 }
 
-/// Emulate the I/O access of `state` if it is one to the BAR; false if not.
+/// Emulate the I/O access of `state` (one to the BAR); false if it is
+/// string I/O, which the device does not take.
 fn io(console: &mut Console, state: &mut SubjectState) -> bool {
     let q = state.exit_qualification;
     let size = ((q & 7) as u8).wrapping_add(1);
     let input = q & (1 << 3) != 0;
     let string = q & (1 << 4) != 0;
-    let port = (q >> 16) as u16;
-    let Some(offset) = port.checked_sub(BAR).filter(|&o| o < BAR_SIZE) else {
-        return false;
-    };
+    // The kernel hands over only the BAR's ports (`kerncore::monitor`).
+    let offset = (q >> 16) as u16 & (BAR_SIZE - 1);
     if string {
         return false;
     }
