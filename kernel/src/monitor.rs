@@ -12,9 +12,9 @@
 //! - [`on_enter`] (every time the arch makes a subject the loaded one): a
 //!   trapped subject gets the registers its monitor may have changed,
 //!   read from the page, before it runs, and a VM the interrupt its device
-//!   monitor asserted (`vm::assert_device_interrupt`); the mark is cleared. A subject
-//!   that was not trapped is not touched, so the page is read once per
-//!   trap, never on the ordinary switch path.
+//!   monitor asserted (`vm::assert_device_interrupt`); the mark is
+//!   cleared. A subject that was not trapped is not touched, so the page is
+//!   read once per trap, never on the ordinary switch path.
 //!
 //! - [`untrap`] (a restart, `arch::x86_64::restart`): a restarted subject
 //!   starts from its spec's registers, never from a page its monitor left;
