@@ -63,6 +63,7 @@ pub mod rt;
 pub mod text;
 pub mod timed;
 pub mod uart;
+pub mod virtio;
 
 pub use event::{Kernel, NotGranted, PendingSet, SourceEventId, TargetEventId, raise, rdtsc};
 pub use info::Info;

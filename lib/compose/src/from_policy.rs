@@ -37,7 +37,7 @@ use crate::input::{
     DeviceMemoryGrantInput, EventInput, HardwareInput, IoApicInput, IoPortRange, IrqGrantInput,
     MapInput, MemoryBlockInput, MinorFrameInput, MonitorInput, PartitionInput, RegionInput,
     SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
-    TimedEventInput,
+    TimedEventInput, VirtioConsoleInput,
 };
 use crate::symbols::SymbolMap;
 
@@ -630,6 +630,11 @@ fn monitor_input(s: &model::Subject) -> Option<MonitorInput> {
         event: monitor.event.get()?.index(),
         state: monitor.state.get()?.index(),
         exits,
+        virtio_console: s.virtio_console.as_ref().map(|c| VirtioConsoleInput {
+            port: c.port.value,
+            irq: c.irq.value,
+            guest_memory: c.guest_memory.value,
+        }),
     })
 }
 

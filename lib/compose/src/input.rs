@@ -235,6 +235,19 @@ pub struct MonitorInput {
     pub state: usize,
     /// The chosen exits' basic exit reasons.
     pub exits: septum_kerncore::spec::ExitSet,
+    /// The subject's `<virtioConsole>`, emulated by this monitor.
+    pub virtio_console: Option<VirtioConsoleInput>,
+}
+
+/// A `vm` subject's `<virtioConsole>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioConsoleInput {
+    /// First port of its I/O BAR.
+    pub port: u16,
+    /// Its master-PIC interrupt line.
+    pub irq: u8,
+    /// The monitor's virtual address of the VM's guest-physical 0.
+    pub guest_memory: u64,
 }
 
 /// A mapping of a `<memory>` region into a subject.

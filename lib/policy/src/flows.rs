@@ -23,7 +23,9 @@
 //!   (`onFault="stopSystem"`, the default, or `monitor`, whose unchosen
 //!   exits stop it) affects every other subject;
 //! - a monitored subject's traps are an [`FlowKind::Event`] to its monitor
-//!   (the `<monitor event>`, carrying its registers in the state page);
+//!   (the `<monitor event>`, carrying its registers in the state page); a
+//!   VM with a `<virtioConsole>` and its monitor share the VM's memory
+//!   ([`FlowKind::SharedMemory`], both ways);
 //! - [`FlowKind::Device`]: two subjects granted parts of the same device
 //!   share its state, both ways;
 //! - covert, left by the schedule, both ways: [`FlowKind::SameGroup`]
@@ -339,6 +341,23 @@ fn monitors(policy: &Policy, out: &mut Vec<Flow>) {
                     span: monitor.span,
                     to_span: target.span,
                 });
+                if let Some(console) = &subject.virtio_console {
+                    // The console's monitor maps all of the VM's memory
+                    // read-write (it walks the virtqueues).
+                    for (from, to) in [(s, t), (t, s)] {
+                        out.push(Flow {
+                            from,
+                            to,
+                            kind: FlowKind::SharedMemory,
+                            detail: format!(
+                                "the VM's memory, mapped into its virtio console's monitor at {:#x}",
+                                console.guest_memory.value
+                            ),
+                            span: console.span,
+                            to_span: target.span,
+                        });
+                    }
+                }
             }
         }
     }

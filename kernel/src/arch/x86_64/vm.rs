@@ -26,10 +26,13 @@
 //! becomes a #GP for the guest instead), and the interrupt-window control.
 
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::exits::Exit;
-use septum_kerncore::spec::{KernelAction, SourceEvent, SubjectSpec};
+use septum_kerncore::spec::{
+    FaultAction, KernelAction, SourceEvent, SubjectSpec, VirtioConsoleSpec,
+};
 use septum_kerncore::vm::control::{self, CrAccess, CrWrite, DrAccess};
 use septum_kerncore::vm::msr::{self, GuestField};
 use septum_kerncore::vm::platform::{Line, Out, Platform};
@@ -121,6 +124,11 @@ static VMS: VmSlots = VmSlots(
         })
     }; MAX_VMS],
 );
+
+/// Interrupt lines each VM's device monitor asserted when it last resumed
+/// the VM (bit `n`: master-PIC line `n`), raised on its PIC before its
+/// next entry. Set and taken only on the VM's CPU (the monitor shares it).
+static REQUESTED_LINES: [AtomicU8; MAX_VMS] = [const { AtomicU8::new(0) }; MAX_VMS];
 
 /// The slot index of VM `id`: how many VMs come before it.
 fn slot_index(id: SubjectId) -> usize {
@@ -259,6 +267,39 @@ pub fn vmcall_refused(cpu: &CpuCore) -> bool {
     vm::is_vm(vmcs.subject()) && vm::cpl(read(field::GUEST_SS_ACCESS).unwrap_or(0)) != 0
 }
 
+/// The virtio console of `subject`, if its monitor emulates one.
+fn virtio_console(subject: &SubjectSpec) -> Option<VirtioConsoleSpec> {
+    match subject.fault_action {
+        FaultAction::Monitor(monitor) => monitor.virtio_console,
+        _ => None,
+    }
+}
+
+/// Whether `subject`'s monitor chose its HLT exits: a VM with a device
+/// monitor halts into the monitor, which delivers input that arrived
+/// meanwhile (docs/kernel.md, "Virtio console").
+fn halts_to_monitor(subject: &SubjectSpec) -> bool {
+    matches!(subject.fault_action, FaultAction::Monitor(monitor) if monitor.exits.contains(EXIT_HLT))
+}
+
+/// The monitor of VM `id` resumed it asserting its device interrupt (the
+/// state page's `device_interrupt`): its virtio console's line is raised
+/// on its PIC before its next entry. Nothing for a subject without one.
+pub fn assert_device_interrupt(id: SubjectId) {
+    if !PRESENT {
+        return;
+    }
+    let Some(console) = SPEC.subjects.get(id.index()).and_then(virtio_console) else {
+        return;
+    };
+    if let Some(slot) = REQUESTED_LINES.get(slot_index(id)) {
+        slot.fetch_or(
+            1u8.checked_shl(u32::from(console.irq)).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// Handle exit `basic` of the loaded subject if it is a VM's to handle.
 pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
     let overruns = super::console_rx::overruns(cpu);
@@ -315,6 +356,9 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
 /// otherwise it is a fault of the subject.
 fn halt(subject: &SubjectSpec, state: &VmState, overruns: u32) -> Result<Outcome, VmxError> {
     if read(field::GUEST_RFLAGS)? & RFLAGS_IF != 0 {
+        if halts_to_monitor(subject) {
+            return Ok(Outcome::Unhandled);
+        }
         return skip();
     }
     report_exits(subject, state);
@@ -367,6 +411,7 @@ fn io(
     if string {
         return Ok(Outcome::Unhandled);
     }
+    state.platform.virtio_console = virtio_console(subject);
     if input {
         let Some(value) = state.platform.port_in(port, size) else {
             return Ok(Outcome::Unhandled);
@@ -501,6 +546,14 @@ pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
     };
     if CONSOLE_INPUT.is_some() && super::console_rx::deliver(cpu, id, &mut state.platform.uart) {
         state.received = state.received.saturating_add(1);
+    }
+    if let Some(slot) = REQUESTED_LINES.get(slot_index(id)) {
+        let lines = slot.swap(0, Ordering::Relaxed);
+        for irq in 0..8 {
+            if lines & (1 << irq) != 0 {
+                state.platform.raise_line(irq);
+            }
+        }
     }
     inject_pending(state).unwrap_or(());
     match state.platform.pit.deadline {

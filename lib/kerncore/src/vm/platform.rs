@@ -21,7 +21,10 @@
 //! - CMOS/RTC (0x70-0x71): a fixed date, 2026-01-01 00:00:00, in BCD with
 //!   the update-in-progress bit clear;
 //! - PCI configuration mechanism 1 (0xcf8, 0xcfc-0xcff): the address
-//!   register reads back, every configuration read is all ones: no device;
+//!   register reads back; configuration reads are all ones (no device),
+//!   or, for a VM with a virtio console ([`Platform::virtio_console`]),
+//!   its header ([`crate::vm::pci`]); the console's I/O BAR is not
+//!   emulated here: its accesses are its monitor's;
 //! - ports of devices a PC has but this VM does not (the keyboard
 //!   controller, the other COM ports, the POST/delay port 0x80, ELCR,
 //!   port B, the reset and A20 registers): reads all ones, writes ignored;
@@ -29,6 +32,9 @@
 //!   [`Platform::port_out`] say so) and is a fault of the subject.
 
 use septum_abi::TscCycles;
+
+use crate::spec::VirtioConsoleSpec;
+use crate::vm::pci::PciConfig;
 
 /// UART base port (COM1).
 pub const UART_BASE: u16 = 0x3f8;
@@ -494,8 +500,11 @@ pub struct Platform {
     pub pit: Pit,
     /// Selected CMOS register.
     cmos_index: u8,
-    /// PCI configuration address register.
-    pci_address: u32,
+    /// PCI configuration mechanism.
+    pci: PciConfig,
+    /// The VM's virtio console, if it has one (the kernel sets it from the
+    /// spec before each port access).
+    pub virtio_console: Option<VirtioConsoleSpec>,
 }
 
 impl Platform {
@@ -507,7 +516,8 @@ impl Platform {
             slave: Pic::new(),
             pit: Pit::new(),
             cmos_index: 0,
-            pci_address: 0,
+            pci: PciConfig::new(),
+            virtio_console: None,
         }
     }
 
@@ -526,8 +536,9 @@ impl Platform {
             0x40..=0x43 => 0,
             0x70 => u32::from(self.cmos_index),
             0x71 => u32::from(cmos(self.cmos_index & 0x7f)),
-            0xcf8 if size == 4 => self.pci_address,
-            0xcf8..=0xcff => u32::MAX,
+            0xcf8 if size == 4 => self.pci.address,
+            0xcfc..=0xcff => self.pci.read_data(port, self.virtio_console),
+            0xcf8..=0xcfb => u32::MAX,
             _ if absent(port) => u32::MAX,
             _ => return None,
         };
@@ -559,8 +570,9 @@ impl Platform {
             0x43 => self.pit.control(byte),
             0x70 => self.cmos_index = byte,
             0x71 => {}
-            0xcf8 if size == 4 => self.pci_address = value,
-            0xcf8..=0xcff => {}
+            0xcf8 if size == 4 => self.pci.address = value,
+            0xcfc..=0xcff => self.pci.write_data(port, size, value, self.virtio_console),
+            0xcf8..=0xcfb => {}
             _ if absent(port) => {}
             _ => return Out::NotEmulated,
         }
@@ -576,6 +588,12 @@ impl Platform {
         if self.uart.interrupt() {
             self.master.raise(IRQ_UART);
         }
+    }
+
+    /// Raise master-PIC line `irq` (a device's interrupt, e.g. the virtio
+    /// console's, asserted by its monitor): pending until delivered.
+    pub fn raise_line(&mut self, irq: u8) {
+        self.master.raise(irq);
     }
 
     /// The vector to inject now, if any (without delivering it).

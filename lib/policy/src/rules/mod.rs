@@ -54,6 +54,7 @@ pub mod scheduling;
 pub mod shared_lines;
 pub mod subjects;
 pub mod timed;
+pub mod virtio;
 
 /// Whether `rule` checks the hardware description alone (the rules
 /// `septum validate --hardware` runs): the hardware and device rules (those
@@ -230,6 +231,8 @@ pub static ALL: &[Rule] = &[
     monitor::GROUP,
     monitor::EXITS,
     monitor::STATE,
+    virtio::PLACE,
+    virtio::RESOURCES,
     timed::PAGE,
     timed::EVENT,
     crash_audit::READER,
