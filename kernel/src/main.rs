@@ -89,6 +89,9 @@ extern "C" fn kernel_main(_mbi_phys: u64) -> ! {
         Ok(units) => kprintln!("septum: vt-d: {units} IOMMU(s) remapping DMA and interrupts"),
         Err(failure) => refuse(format_args!("VT-d: {failure}")),
     }
+    if let Err(error) = arch::x86_64::msi::init() {
+        refuse(format_args!("{error}"));
+    }
     #[cfg(feature = "vtd-probe")]
     arch::x86_64::vtd_probe::run();
     match pit::measure_tsc_khz() {

@@ -11,9 +11,10 @@
 //!   subject *trapped*; then kerncore hands the CPU to the monitor.
 //! - [`on_enter`] (every time the arch makes a subject the loaded one): a
 //!   trapped subject gets the registers its monitor may have changed,
-//!   read from the page, before it runs; the mark is cleared. A subject
-//!   that was not trapped is not touched, so the page is read once per
-//!   trap, never on the ordinary switch path.
+//!   read from the page, before it runs, and a VM the interrupt its device
+//!   monitor asserted (`vm::assert_device_interrupt`); the mark is
+//!   cleared. A subject that was not trapped is not touched, so the page is
+//!   read once per trap, never on the ordinary switch path.
 //!
 //! - [`untrap`] (a restart, `arch::x86_64::restart`): a restarted subject
 //!   starts from its spec's registers, never from a page its monitor left;
@@ -78,6 +79,9 @@ pub fn on_enter(subject: SubjectId, frame: &mut GuestRegs) {
         .is_some_and(|flag| flag.swap(false, Ordering::Relaxed));
     if trapped && let Some(state) = page::read_page(subject) {
         page::load(frame, &state);
+        if state.device_interrupt != 0 {
+            crate::arch::x86_64::vm::assert_device_interrupt(subject);
+        }
     }
 }
 

@@ -29,6 +29,8 @@
 //! - [`log`] writes lines of text into a log channel ([`log::Log`]) and
 //!   reads them back for a debug server ([`log::Source`]);
 //! - [`probe`] performs deliberately forbidden accesses for isolation tests;
+//!   [`arch_state`] those of the state-isolation tests (debug registers,
+//!   XCR0, TSC_AUX, PKRU);
 //! - [`interrupt`] gives a subject that owns an IRQ line its own IDT and
 //!   handlers registered by vector;
 //! - [`crash`] reads the crash-audit records of the previous boot (the
@@ -45,6 +47,7 @@
 extern crate std;
 
 pub mod arch;
+pub mod arch_state;
 pub mod channel;
 pub mod crash;
 pub mod event;
@@ -60,6 +63,7 @@ pub mod rt;
 pub mod text;
 pub mod timed;
 pub mod uart;
+pub mod virtio;
 
 pub use event::{Kernel, NotGranted, PendingSet, SourceEventId, TargetEventId, raise, rdtsc};
 pub use info::Info;

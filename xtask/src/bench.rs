@@ -162,15 +162,16 @@ fn criterion_summary(root: &Path) -> Result<Vec<String>, Error> {
     Ok(summary)
 }
 
-/// `cargo xtask bench [--boot-only]`.
+/// `cargo xtask bench [--boot-only | --interrupts-only | --linux]`.
 pub fn bench(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     let boot_only = match args {
         [] => false,
         [flag] if flag == "--boot-only" => true,
         [flag] if flag == "--interrupts-only" => return crate::bench_irq::only(paths),
+        [flag] if flag == "--linux" => return crate::bench_linux::only(paths),
         _ => {
             return Err(format!(
-                "bench: unexpected arguments {args:?} (known: --boot-only, --interrupts-only)"
+                "bench: unexpected arguments {args:?} (known: --boot-only, --interrupts-only, --linux)"
             )
             .into());
         }

@@ -27,6 +27,14 @@
 //! The bytes are also written to `com1.txt`/`com2.txt`, so both kinds of
 //! boot leave the same files behind.
 //!
+//! Typing into a boot ([`Input`], [`boot_with`]): a system test's
+//! `[[send]]` entries (bytes to send once a line matching a pattern has
+//! appeared on a port) and `run`'s terminal (standard input forwarded, a
+//! line at a time, to the port of the kernel's console) need the receive
+//! side of a port. Both boot with `bochsrc.live`, whose socket is two-way:
+//! what xtask writes into it arrives at the guest's UART. A test boot with
+//! sends does not print its lines.
+//!
 //! A subject fault line printed live (`COM2 | ... subject "NAME" fault:
 //! ... rip=0x..`) is passed through `septum symbolize` with the image's
 //! composed directory, so it names the function and source line of `rip`
@@ -39,12 +47,13 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::systest::Pattern;
 use crate::util::Error;
 
 const BOCHSRC: &str = "\
@@ -55,7 +64,7 @@ vgaromimage: file=/usr/share/bochs/VGABIOS-lgpl-latest
 cpu: model=@MODEL@, count=@COUNT@, ips=10000000, reset_on_triple_fault=0, ignore_bad_msrs=0
 ata0-master: type=cdrom, path=system.iso, status=inserted
 boot: cdrom
-display_library: sdl2
+@NIC@display_library: sdl2
 com1: enabled=1, mode=file, dev=com1.txt
 com2: enabled=1, mode=file, dev=com2.txt
 port_e9_hack: enabled=1
@@ -68,6 +77,75 @@ error: action=report
 
 /// The CPU model of every boot unless a test names another.
 pub const DEFAULT_CPU_MODEL: &str = "tigerlake";
+
+/// A network card plugged into the Bochs machine (a system test's `nic`).
+/// None by default: every other test runs on the machine it always ran
+/// on.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, PartialEq, Eq)]
+pub enum Nic {
+    /// No network card.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// Bochs' Intel 82540EM (`libbx_e1000`) in PCI slot 1, which Bochs
+    /// places at 00:02.0; the BIOS gives it BAR0 0xc0000000 (128 KiB
+    /// MMIO), BAR1 0xc040 (I/O) and legacy IRQ 9 (PIRQB#), level-triggered
+    /// (hardware/bochs-tigerlake-e1000.xml). No host network (`ethmod=null`).
+    #[serde(rename = "e1000")]
+    E1000,
+}
+
+impl Nic {
+    /// The `bochsrc` lines that plug the card in (empty for none).
+    fn config_lines(self) -> &'static str {
+        match self {
+            Nic::None => "",
+            Nic::E1000 => {
+                "pci: enabled=1, chipset=i440fx, slot1=e1000\n\
+                 e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null\n"
+            }
+        }
+    }
+
+    /// Suffix of a boot directory with this card (see
+    /// `pipeline::boot_dir`).
+    pub fn dir_suffix(self) -> &'static str {
+        match self {
+            Nic::None => "",
+            Nic::E1000 => "-e1000",
+        }
+    }
+}
+
+/// The Bochs machine a boot runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Machine<'a> {
+    /// Bochs CPU model.
+    pub cpu_model: &'a str,
+    /// Network card, if any.
+    pub nic: Nic,
+}
+
+impl<'a> Machine<'a> {
+    /// The machine every test without `cpu_model` and `nic` runs on.
+    pub const DEFAULT: Machine<'static> = Machine {
+        cpu_model: DEFAULT_CPU_MODEL,
+        nic: Nic::None,
+    };
+
+    /// The machine of a system test (the default without one).
+    pub fn of(def: Option<&'a crate::systest::TestDef>) -> Self {
+        def.map_or(Machine::DEFAULT, |d| Machine {
+            cpu_model: d.cpu_model.get_ref().as_str(),
+            nic: d.nic,
+        })
+    }
+
+    /// Whether this is [`Machine::DEFAULT`].
+    pub fn is_default(&self) -> bool {
+        *self == Machine::DEFAULT
+    }
+}
 
 /// Whether `model` can be a Bochs CPU model name: non-empty, lowercase
 /// letters, digits and `_` only (so it cannot break the configuration
@@ -99,10 +177,11 @@ fn plan_cpus(dir: &Path) -> u32 {
         .unwrap_or(1)
 }
 
-/// Writes `bochsrc` (for CPU model `cpu_model`, with as many CPUs as the
-/// composed plan in `dir` uses) and `dbg.rc` into `dir` (next to
-/// `system.iso`).
-pub fn write_config(dir: &Path, cpu_model: &str) -> Result<(), Error> {
+/// Writes `bochsrc` (for `machine`'s CPU model and network card, with as
+/// many CPUs as the composed plan in `dir` uses) and `dbg.rc` into `dir`
+/// (next to `system.iso`).
+pub fn write_config(dir: &Path, machine: &Machine<'_>) -> Result<(), Error> {
+    let cpu_model = machine.cpu_model;
     if !valid_cpu_model(cpu_model) {
         return Err(format!("invalid Bochs CPU model `{cpu_model}`").into());
     }
@@ -112,7 +191,8 @@ pub fn write_config(dir: &Path, cpu_model: &str) -> Result<(), Error> {
     };
     let rc = BOCHSRC
         .replace("@MODEL@", cpu_model)
-        .replace("@COUNT@", &plan_cpus(dir).to_string());
+        .replace("@COUNT@", &plan_cpus(dir).to_string())
+        .replace("@NIC@", machine.nic.config_lines());
     write("bochsrc", &rc)?;
     write("dbg.rc", "c\nquit\n")
 }
@@ -129,6 +209,38 @@ pub struct BootOptions {
     pub stop_on: Option<String>,
     /// See `stop_on`.
     pub stop_grace: Duration,
+}
+
+/// Bytes to type into a port once a line has appeared (a system test's
+/// `[[send]]`).
+#[derive(Clone, Debug)]
+pub struct Send {
+    /// The port typed into and watched (0 = COM1).
+    pub port: usize,
+    /// Send once a line of `port` matches this (a line completed after
+    /// the previous send, if any, went out).
+    pub after: Pattern,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What is typed into a boot.
+#[derive(Clone, Debug, Default)]
+pub struct Input {
+    /// Sent in order, each once, when its line has appeared.
+    pub sends: Vec<Send>,
+    /// Forward standard input, a line at a time, to this port (0 = COM1).
+    pub stdin_to: Option<usize>,
+    /// Lines of standard input forwarded so far.
+    pub typed: Arc<AtomicUsize>,
+}
+
+impl Input {
+    /// Whether anything is typed at all (the boot then needs the two-way
+    /// sockets of `bochsrc.live`).
+    pub fn any(&self) -> bool {
+        !self.sends.is_empty() || self.stdin_to.is_some()
+    }
 }
 
 /// Why a boot ended.
@@ -284,20 +396,40 @@ enum Serial {
         paths: [PathBuf; 2],
         ports: [Lines; 2],
     },
-    /// Bytes from the reader threads of `bochsrc.live` (streamed boots).
+    /// Bytes from the reader threads of `bochsrc.live` (streamed boots
+    /// and boots that type).
     Live {
         bytes: Receiver<(usize, Vec<u8>)>,
         files: [Option<fs::File>; 2],
         ports: [Lines; 2],
         /// Tells the accepting threads to give up (Bochs is gone).
         stop: Arc<AtomicBool>,
+        /// The write side of each port's connection, once Bochs connected.
+        writers: [Writer; 2],
     },
+}
+
+/// The write side of one port's socket (`None` until Bochs connects).
+type Writer = Arc<Mutex<Option<TcpStream>>>;
+
+/// Writes `bytes` into `writer`'s port; false if Bochs is not connected or
+/// the write failed.
+fn type_into(writer: &Writer, bytes: &[u8]) -> bool {
+    let Ok(mut guard) = writer.lock() else {
+        return false;
+    };
+    guard.as_mut().is_some_and(|stream| {
+        stream
+            .write_all(bytes)
+            .and_then(|()| stream.flush())
+            .is_ok()
+    })
 }
 
 impl Serial {
     /// Waits up to [`POLL`] and returns the new complete lines, printing
     /// them when `stream`, in the order they completed.
-    fn poll(&mut self, stream: bool, dir: &Path) -> Vec<String> {
+    fn poll(&mut self, stream: bool, dir: &Path) -> Vec<(usize, String)> {
         let mut new = Vec::new();
         match self {
             Self::Files { paths, ports } => {
@@ -310,7 +442,7 @@ impl Serial {
                         if stream {
                             print_line(port, &line, dir);
                         }
-                        new.push(line);
+                        new.push((port, line));
                     }
                 }
             }
@@ -344,7 +476,7 @@ impl Serial {
                         if stream {
                             print_line(port, &line, dir);
                         }
-                        new.push(line);
+                        new.push((port, line));
                     }
                 }
             }
@@ -398,6 +530,7 @@ fn forward(
     port: usize,
     to: Sender<(usize, Vec<u8>)>,
     stop: Arc<AtomicBool>,
+    writer: Writer,
 ) {
     let stream: TcpStream = loop {
         match listener.accept() {
@@ -409,6 +542,9 @@ fn forward(
     let mut stream = stream;
     if stream.set_nonblocking(false).is_err() {
         return;
+    }
+    if let (Ok(write_side), Ok(mut slot)) = (stream.try_clone(), writer.lock()) {
+        *slot = Some(write_side);
     }
     let mut buffer = [0u8; 4096];
     loop {
@@ -432,6 +568,7 @@ fn live(dir: &Path) -> Result<Serial, Error> {
     let (to, bytes) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let mut tcp_ports = [0u16; 2];
+    let writers: [Writer; 2] = Default::default();
     for (port, tcp) in tcp_ports.iter_mut().enumerate() {
         let listener = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -441,7 +578,8 @@ fn live(dir: &Path) -> Result<Serial, Error> {
             .map_err(|e| format!("listening socket: {e}"))?
             .port();
         let (to, stop) = (to.clone(), Arc::clone(&stop));
-        thread::spawn(move || forward(listener, port, to, stop));
+        let writer = writers.get(port).map(Arc::clone).unwrap_or_default();
+        thread::spawn(move || forward(listener, port, to, stop, writer));
     }
     let config = dir.join("bochsrc.live");
     fs::write(&config, live_config(&bochsrc, tcp_ports))
@@ -452,6 +590,7 @@ fn live(dir: &Path) -> Result<Serial, Error> {
         files,
         ports: Default::default(),
         stop,
+        writers,
     })
 }
 
@@ -460,13 +599,41 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Forwards standard input, a line at a time, into `writer` (until stdin
+/// ends; the thread is left behind when the boot ends first). A line
+/// typed before Bochs has connected is sent once it has.
+fn forward_stdin(writer: Writer, typed: Arc<AtomicUsize>) {
+    thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match stdin.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    // A line typed before Bochs connects waits for it.
+                    while !type_into(&writer, line.as_bytes()) {
+                        thread::sleep(POLL);
+                    }
+                    typed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+}
+
 /// Boots the image in `dir` (which holds `bochsrc`, `dbg.rc`,
 /// `system.iso`).
 pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
+    boot_with(dir, options, &Input::default())
+}
+
+/// [`boot`], typing `input` into the guest's serial ports.
+pub fn boot_with(dir: &Path, options: &BootOptions, input: &Input) -> Result<Boot, Error> {
     for name in ["com1.txt", "com2.txt", "bochs.log"] {
         let _ = fs::remove_file(dir.join(name));
     }
-    let (mut serial, config) = if options.stream {
+    let (mut serial, config) = if options.stream || input.any() {
         (live(dir)?, "bochsrc.live")
     } else {
         let paths = [dir.join("com1.txt"), dir.join("com2.txt")];
@@ -492,12 +659,31 @@ pub fn boot(dir: &Path, options: &BootOptions) -> Result<Boot, Error> {
             )
         })?;
 
+    let writers = match &serial {
+        Serial::Live { writers, .. } => writers.clone(),
+        Serial::Files { .. } => Default::default(),
+    };
+    if let Some(writer) = input.stdin_to.and_then(|port| writers.get(port)) {
+        forward_stdin(Arc::clone(writer), Arc::clone(&input.typed));
+    }
+    let mut sends = input.sends.iter().peekable();
     let mut stop_at: Option<Instant> = None;
     let ending = loop {
         let new_lines = serial.poll(options.stream, dir);
+        for (port, line) in &new_lines {
+            if let Some(send) = sends.peek()
+                && send.port == *port
+                && send.after.matches(line)
+            {
+                if let Some(writer) = writers.get(send.port) {
+                    type_into(writer, &send.bytes);
+                }
+                sends.next();
+            }
+        }
         if stop_at.is_none()
             && let Some(stop) = &options.stop_on
-            && new_lines.iter().any(|l| l.contains(stop.as_str()))
+            && new_lines.iter().any(|(_, l)| l.contains(stop.as_str()))
         {
             stop_at = Some(Instant::now() + options.stop_grace);
         }
@@ -550,14 +736,37 @@ mod tests {
     fn config_names_the_model() {
         let dir = std::env::temp_dir().join(format!("xtask-bochsrc-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        write_config(&dir, "core2_penryn_t9600").unwrap();
+        let machine = Machine {
+            cpu_model: "core2_penryn_t9600",
+            nic: Nic::None,
+        };
+        write_config(&dir, &machine).unwrap();
         let rc = fs::read_to_string(dir.join("bochsrc")).unwrap();
         assert!(
             rc.contains("cpu: model=core2_penryn_t9600, count=1,"),
             "{rc}"
         );
         assert!(!rc.contains("@MODEL@"));
-        assert!(write_config(&dir, "x, ips=1").is_err());
+        assert!(!rc.contains("@NIC@") && !rc.contains("e1000"), "{rc}");
+        let bad = Machine {
+            cpu_model: "x, ips=1",
+            nic: Nic::None,
+        };
+        assert!(write_config(&dir, &bad).is_err());
+        let nic = Machine {
+            nic: Nic::E1000,
+            ..Machine::DEFAULT
+        };
+        write_config(&dir, &nic).unwrap();
+        let rc = fs::read_to_string(dir.join("bochsrc")).unwrap();
+        assert!(
+            rc.contains("\npci: enabled=1, chipset=i440fx, slot1=e1000\n"),
+            "{rc}"
+        );
+        assert!(
+            rc.contains("\ne1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null\n"),
+            "{rc}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -593,10 +802,49 @@ mod tests {
     }
 
     #[test]
+    fn sends_type_into_the_port_after_their_line() {
+        let dir = std::env::temp_dir().join(format!("xtask-type-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        write_config(&dir, &Machine::DEFAULT).unwrap();
+        let mut serial = live(&dir).unwrap();
+        let live_rc = fs::read_to_string(dir.join("bochsrc.live")).unwrap();
+        let line = live_rc.lines().find(|l| l.starts_with("com2:")).unwrap();
+        let tcp: u16 = line.rsplit(':').next().unwrap().parse().unwrap();
+        // Stand in for Bochs' COM2: connect, then wait for the write side.
+        let mut guest = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+        let Serial::Live { writers, .. } = &serial else {
+            panic!("live");
+        };
+        let writer = Arc::clone(&writers[1]);
+        let mut connected = false;
+        for _ in 0..100 {
+            if writer.lock().unwrap().is_some() {
+                connected = true;
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(connected);
+        assert!(!type_into(&writers[0], b"x"), "COM1 never connected");
+        assert!(type_into(&writer, b"echo hi\n"));
+        let mut got = [0u8; 8];
+        guest.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"echo hi\n");
+        // The guest's output still arrives as lines.
+        guest.write_all(b"hi\n").unwrap();
+        thread::sleep(Duration::from_millis(100));
+        let lines = serial.poll(false, Path::new(""));
+        assert_eq!(lines, [(1, "hi".to_owned())]);
+        drop(guest);
+        serial.finish(false, Path::new(""));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn live_serial_keeps_the_order_lines_complete_in() {
         let dir = std::env::temp_dir().join(format!("xtask-live-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        write_config(&dir, DEFAULT_CPU_MODEL).unwrap();
+        write_config(&dir, &Machine::DEFAULT).unwrap();
         let mut serial = live(&dir).unwrap();
         let live_rc = fs::read_to_string(dir.join("bochsrc.live")).unwrap();
         let tcp_port = |com: &str| -> u16 {
@@ -616,7 +864,12 @@ mod tests {
         drop((com1, com2));
         let mut seen = Vec::new();
         for _ in 0..10 {
-            seen.extend(serial.poll(false, Path::new("")));
+            seen.extend(
+                serial
+                    .poll(false, Path::new(""))
+                    .into_iter()
+                    .map(|(_, l)| l),
+            );
         }
         assert_eq!(seen, ["subject: hello", "kernel: booting"]);
         let (text1, text2) = serial.finish(false, Path::new(""));

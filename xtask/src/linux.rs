@@ -19,7 +19,20 @@
 //!    `/init` script ([`INIT`]) that mounts /proc, /sys and /dev, runs a few commands,
 //!    prints their output with a `septum-linux:` prefix on the console and
 //!    to the kernel log, and halts with interrupts off (`halt -f`), which
-//!    the kernel treats as the VM's poweroff event.
+//!    the kernel treats as the VM's poweroff event. Before it halts it may
+//!    run an interactive busybox shell on the console: always with
+//!    `septum_init=shell` on the kernel command line
+//!    (`systems/linux_shell.xml`; the prompt's first line, `septum-linux:
+//!    shell prompt`, is what tests wait for before typing), never with
+//!    `septum_init=commands`, and otherwise if a line is typed within 15 s
+//!    of guest time after `septum-linux: press Enter within 15 s for a
+//!    shell` (`cargo xtask run linux`; a test that types nothing just
+//!    waits);
+//! 4. with `septum_virtio` on the command line (`systems/linux_virtio.xml`)
+//!    `/init` also loads the virtio modules ([`VIRTIO_MODULES`], copied
+//!    from the kernel package into `/lib/virtio/`) and moves a line each way
+//!    over `/dev/hvc0`, the virtio console (docs/kernel.md, "Virtio
+//!    console"). Without the switch nothing of this runs.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -73,9 +86,73 @@ case "$(cat /proc/cmdline)" in
     say "attack: memory write survived"
     ;;
 esac
+# The virtio console (systems/linux_virtio.xml): load the legacy
+# virtio-pci driver and the console in dependency order, send one line to
+# /dev/hvc0 (the native subject behind the channel prints it) and read one
+# back.
+case "$(cat /proc/cmdline)" in
+*septum_virtio*)
+    for module in VIRTIO_MODULES; do
+        insmod /lib/virtio/$module.ko || say "virtio: insmod $module failed"
+    done
+    n=0
+    while [ ! -c /dev/hvc0 ] && [ $n -lt 30 ]; do
+        sleep 1
+        n=$((n + 1))
+    done
+    say "virtio: $(cat /sys/bus/virtio/devices/*/device 2>/dev/null | tr '\n' ' ')devices"
+    exec 3<>/dev/hvc0
+    stty -echo <&3
+    echo "hello from linux over virtio" >&3
+    say "virtio: line sent"
+    if read -t 120 -r reply <&3; then
+        say "virtio: got \"$reply\""
+    else
+        say "virtio: no reply"
+    fi
+    exec 3>&-
+    ;;
+esac
+# The shell: a busybox shell on the console, which the kernel feeds with
+# what is typed on its console UART (<kernel consoleInput>). `poweroff -f`
+# (or `halt -f`) ends the VM; so does leaving the shell. septum_init=shell
+# starts it (systems/linux_shell.xml), septum_init=commands never does;
+# otherwise a line typed within 15 s of guest time starts it (`cargo xtask
+# run linux`), and a boot nobody types into halts after the wait.
+case "$(cat /proc/cmdline)" in
+*septum_init=shell*) shell=yes ;;
+*septum_init=commands*) shell=no ;;
+*)
+    say "press Enter within 15 s for a shell"
+    if read -t 15 typed; then shell=yes; else shell=no; fi
+    ;;
+esac
+if [ "$shell" = yes ]; then
+    say "shell: type commands; poweroff -f ends the VM"
+    export PS1='septum-linux: shell prompt
+# '
+    setsid cttyhack sh -i
+    say "shell exited"
+fi
 say "halting"
 halt -f
 "#;
+
+/// The virtio modules `/init` loads for the virtio console, in dependency
+/// order (each after every module it depends on), from `/lib/virtio/`.
+pub const VIRTIO_MODULES: [&str; 6] = [
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_legacy_dev",
+    "virtio_pci_modern_dev",
+    "virtio_pci",
+    "virtio_console",
+];
+
+/// The `/init` script, with the module list filled in.
+fn init_script() -> String {
+    INIT.replace("VIRTIO_MODULES", &VIRTIO_MODULES.join(" "))
+}
 
 /// Makes sure the binaries directory holds the Linux files if the policy
 /// `policy` boots Linux (it has a `<linux` element).
@@ -101,7 +178,16 @@ pub fn prepare(
     let msr = find_file(&root.join("lib/modules"), "msr.ko")
         .and_then(|p| fs::read(p).ok())
         .unwrap_or_default();
-    let cpio = initramfs(&busybox, &msr);
+    let modules = root.join("lib/modules");
+    let virtio: Vec<(String, Vec<u8>)> = VIRTIO_MODULES
+        .iter()
+        .filter_map(|name| {
+            let file = format!("{name}.ko");
+            let data = fs::read(find_file(&modules, &file)?).ok()?;
+            Some((format!("lib/virtio/{file}"), data))
+        })
+        .collect();
+    let cpio = initramfs(&busybox, &msr, &virtio);
     fs::write(binaries.join(INITRD), cpio)
         .map_err(|e| format!("write {}: {e}", binaries.join(INITRD).display()))?;
     Ok(())
@@ -288,20 +374,28 @@ pub fn programs() -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// The initramfs: directories, `/dev/console`, busybox, the test programs,
-/// `msr.ko` (if found) and `/init`.
-pub fn initramfs(busybox: &[u8], msr_module: &[u8]) -> Vec<u8> {
+/// `msr.ko` (if found), the virtio modules found (`lib/virtio/NAME.ko`,
+/// by path) and `/init`.
+pub fn initramfs(busybox: &[u8], msr_module: &[u8], virtio: &[(String, Vec<u8>)]) -> Vec<u8> {
     const DIR: u32 = 0o040_755;
     const FILE: u32 = 0o100_755;
     const CHAR: u32 = 0o020_600;
     let mut out = Vec::new();
     let mut ino = 1;
-    for dir in ["bin", "dev", "lib", "proc", "sys", "tmp"] {
+    for dir in ["bin", "dev", "lib", "lib/virtio", "proc", "sys", "tmp"] {
         entry(&mut out, ino, dir, DIR, (0, 0), &[]);
         ino += 1;
     }
     entry(&mut out, ino, "dev/console", CHAR, (5, 1), &[]);
     entry(&mut out, ino + 1, "bin/busybox", FILE, (0, 0), busybox);
-    entry(&mut out, ino + 2, "init", FILE, (0, 0), INIT.as_bytes());
+    entry(
+        &mut out,
+        ino + 2,
+        "init",
+        FILE,
+        (0, 0),
+        init_script().as_bytes(),
+    );
     entry(
         &mut out,
         ino + 3,
@@ -313,6 +407,10 @@ pub fn initramfs(busybox: &[u8], msr_module: &[u8]) -> Vec<u8> {
     for (i, (path, program)) in programs().into_iter().enumerate() {
         entry(&mut out, ino + 4 + i as u32, path, FILE, (0, 0), &program);
     }
+    let next = ino + 4 + programs().len() as u32;
+    for (i, (path, module)) in virtio.iter().enumerate() {
+        entry(&mut out, next + i as u32, path, 0o100_644, (0, 0), module);
+    }
     entry(&mut out, 0, "TRAILER!!!", 0, (0, 0), &[]);
     out
 }
@@ -323,7 +421,11 @@ mod tests {
 
     #[test]
     fn cpio_entries_are_aligned_and_terminated() {
-        let cpio = initramfs(b"ELF", b"ko");
+        let cpio = initramfs(
+            b"ELF",
+            b"ko",
+            &[("lib/virtio/virtio.ko".into(), b"ko".to_vec())],
+        );
         assert!(cpio.starts_with(b"070701"));
         assert_eq!(cpio.len() % 4, 0);
         let text = String::from_utf8_lossy(&cpio);
@@ -331,6 +433,11 @@ mod tests {
         assert!(text.contains("halt -f"));
         assert!(text.contains("TRAILER!!!"));
         assert!(text.contains("bin/attack-msr"));
+        assert!(text.contains("lib/virtio/virtio.ko"));
+        assert!(text.contains(
+            "for module in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev \
+             virtio_pci virtio_console; do"
+        ));
     }
 
     #[test]

@@ -24,6 +24,7 @@
 
 mod bench;
 mod bench_irq;
+mod bench_linux;
 mod bench_sched;
 mod bench_switch;
 mod bochs;
@@ -75,12 +76,14 @@ commands:
   new-subject NAME
         create subjects/NAME, a minimal annotated subject crate, add it to
         the subjects workspace and build it
-  bench [--boot-only | --interrupts-only]
+  bench [--boot-only | --interrupts-only | --linux]
         hypercall cost in Bochs (and VMCS accesses per exit), minor-frame
         switch cost and major-frame barrier skew, composer benches,
         device-interrupt latency and its cost to a neighbour partition,
         time to the kernel banner of the demo and of 55- and 200-subject
-        systems; writes the Bochs numbers into docs/benchmarks.md
+        systems; writes the Bochs numbers into docs/benchmarks.md.
+        --linux (alone, about 3 minutes): Linux's boot to its shell prompt
+        in Septum against bare Bochs, as a ratio, and the VM's exits
   help [COMMAND]
         this text, or one command's
 ";

@@ -270,19 +270,25 @@ pub fn image_from_parts(
     if !iso.is_file() {
         return Err(format!("septum pack succeeded but wrote no {}", iso.display()).into());
     }
-    bochs::write_config(&dir, bochs::DEFAULT_CPU_MODEL)?;
+    bochs::write_config(&dir, &bochs::Machine::DEFAULT)?;
     Ok(Image { dir, composed, iso })
 }
 
-/// Where a boot of `image` on Bochs CPU model `cpu_model` runs: the image
-/// directory for the default model; otherwise `build/S-MODEL/` (next to the
-/// image's `build/S/`) with a copy of the ISO and its own `bochsrc`, so a
-/// test on another model never shares serial files with the image's own
-/// test when boots run in parallel.
-pub fn boot_dir(paths: &Paths, image: &Image, cpu_model: &str) -> Result<PathBuf, Error> {
-    if cpu_model == bochs::DEFAULT_CPU_MODEL {
+/// Where a boot of `image` on the Bochs machine `machine` runs: the image
+/// directory for the default machine; otherwise `build/S-MODEL/` for
+/// another CPU model, `build/S-e1000/` (or `S-MODEL-e1000/`) with a
+/// network card (next to the image's `build/S/`), with a copy of the ISO
+/// and its own `bochsrc`, so a test on another machine never shares serial
+/// files with the image's own test when boots run in parallel.
+pub fn boot_dir(
+    paths: &Paths,
+    image: &Image,
+    machine: &bochs::Machine<'_>,
+) -> Result<PathBuf, Error> {
+    if machine.is_default() {
         return Ok(image.dir.clone());
     }
+    let cpu_model = machine.cpu_model;
     if !bochs::valid_cpu_model(cpu_model) {
         return Err(format!("invalid Bochs CPU model `{cpu_model}`").into());
     }
@@ -291,7 +297,16 @@ pub fn boot_dir(paths: &Paths, image: &Image, cpu_model: &str) -> Result<PathBuf
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| format!("bad image directory {}", image.dir.display()))?;
-    let dir = util::create_dir(&paths.build.join(format!("{stem}-{cpu_model}")))?;
+    let model = if cpu_model == bochs::DEFAULT_CPU_MODEL {
+        String::new()
+    } else {
+        format!("-{cpu_model}")
+    };
+    let dir = util::create_dir(
+        &paths
+            .build
+            .join(format!("{stem}{model}{}", machine.nic.dir_suffix())),
+    )?;
     let iso = dir.join("system.iso");
     fs::copy(&image.iso, &iso).map_err(|e| {
         format!(
@@ -300,7 +315,7 @@ pub fn boot_dir(paths: &Paths, image: &Image, cpu_model: &str) -> Result<PathBuf
             iso.display()
         )
     })?;
-    bochs::write_config(&dir, cpu_model)?;
+    bochs::write_config(&dir, machine)?;
     Ok(dir)
 }
 
@@ -336,17 +351,30 @@ mod tests {
             dir: dir.clone(),
         };
         assert_eq!(
-            boot_dir(&paths, &image, bochs::DEFAULT_CPU_MODEL).unwrap(),
+            boot_dir(&paths, &image, &bochs::Machine::DEFAULT).unwrap(),
             dir
         );
-        let other = boot_dir(&paths, &image, "core2_penryn_t9600").unwrap();
+        let model = |cpu_model| bochs::Machine {
+            cpu_model,
+            nic: bochs::Nic::None,
+        };
+        let other = boot_dir(&paths, &image, &model("core2_penryn_t9600")).unwrap();
         assert_eq!(other, paths.build.join("demo-core2_penryn_t9600"));
         assert_eq!(fs::read(other.join("system.iso")).unwrap(), b"iso");
         let rc = fs::read_to_string(other.join("bochsrc")).unwrap();
         assert!(rc.contains("cpu: model=core2_penryn_t9600,"), "{rc}");
         assert!(other.join("dbg.rc").is_file());
-        assert!(boot_dir(&paths, &image, "bad model").is_err());
+        assert!(boot_dir(&paths, &image, &model("bad model")).is_err());
         assert!(!paths.build.join("demo-bad model").exists());
+        let nic = bochs::Machine {
+            nic: bochs::Nic::E1000,
+            ..bochs::Machine::DEFAULT
+        };
+        let with_nic = boot_dir(&paths, &image, &nic).unwrap();
+        assert_eq!(with_nic, paths.build.join("demo-e1000"));
+        let rc = fs::read_to_string(with_nic.join("bochsrc")).unwrap();
+        assert!(rc.contains("slot1=e1000"), "{rc}");
+        assert!(!fs::read_to_string(dir.join("bochsrc")).is_ok_and(|rc| rc.contains("e1000")));
         fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -4,7 +4,8 @@
 //! (the kernel's `vtd-probe` feature, docs/testing.md). The machine is
 //! fixed, the one `hardware/qemu-q35-vtd.xml` describes: q35 with 256 MiB,
 //! `intel-iommu,intremap=on` (DMA and interrupt remapping), the `edu`
-//! device at 00:03.0, no NIC, no VGA, the GRUB ISO as CD-ROM, COM1 and
+//! device at 00:03.0, an `e1000e` at 00:04.0 (for its MSI-X table; no
+//! network behind it, no option ROM), no default NIC, no VGA, the GRUB ISO as CD-ROM, COM1 and
 //! COM2 to `com1.txt`/`com2.txt` in the image directory (the same files a
 //! Bochs boot leaves) and `isa-debug-exit` at port 0xf4, which the probe
 //! writes to end the run. Like a Bochs boot, the run is judged by its
@@ -31,6 +32,8 @@ pub const VTD_MACHINE: &[&str] = &[
     "intel-iommu,intremap=on",
     "-device",
     "edu,addr=3.0",
+    "-device",
+    "e1000e,addr=4.0,romfile=",
     "-device",
     "isa-debug-exit,iobase=0xf4,iosize=0x04",
     "-nic",

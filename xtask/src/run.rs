@@ -209,7 +209,7 @@ pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     let system = a.system.as_deref().unwrap_or(DEFAULT_SYSTEM);
     let target = resolve(paths, &current_dir()?, system)?;
     let def = target.def();
-    let cpu_model = def.map_or(bochs::DEFAULT_CPU_MODEL, |d| d.cpu_model.get_ref().as_str());
+    let machine = bochs::Machine::of(def);
     let timeout = run_timeout(&a, def);
     prereq::ensure(false, Output::Inherit)?;
     let image = pipeline::build_image(
@@ -218,7 +218,7 @@ pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         &variant(&a, def),
         Output::Inherit,
     )?;
-    let dir = pipeline::boot_dir(paths, &image, cpu_model)?;
+    let dir = pipeline::boot_dir(paths, &image, &machine)?;
     let options = bochs::BootOptions {
         timeout,
         stream: true,
@@ -231,14 +231,39 @@ pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         timeout.as_secs()
     );
     let emulator = def.map_or(systest::Emulator::Bochs, |d| d.emulator);
-    let boot = emulator.boot(&dir, &options)?;
+    let input = bochs::Input {
+        stdin_to: console_input_port(&dir),
+        ..bochs::Input::default()
+    };
+    if let Some(port) = input.stdin_to {
+        eprintln!(
+            "xtask: the terminal types into COM{} (the kernel's console, read by the \
+             policy's consoleInput subject): a line goes out when you press Enter; \
+             Ctrl-C leaves",
+            port + 1
+        );
+    }
+    let boot = emulator.boot_with(&dir, &options, &input)?;
     eprintln!(
         "xtask: {} after {:.1} s",
         boot.ending,
         boot.wall.as_secs_f64()
     );
     let mut ok = boot.ending.is_clean();
-    if let Some((path, def)) = &target.test {
+    let typed = input.typed.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some((path, def)) = &target.test
+        && (!def.send.is_empty() || typed != 0)
+    {
+        eprintln!(
+            "xtask: expectations of {} not checked: {}; `cargo xtask systest` checks them",
+            path.display(),
+            if typed != 0 {
+                "you typed into the system"
+            } else {
+                "the test types into the system ([[send]]) and `run` leaves that to you"
+            }
+        );
+    } else if let Some((path, def)) = &target.test {
         let unmet = systest::check(def, &boot.com1, &boot.com2);
         if unmet.is_empty() {
             eprintln!("xtask: every expectation of {} is met", path.display());
@@ -254,6 +279,25 @@ pub fn run(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The serial port (0 = COM1) to forward the terminal to: the kernel's
+/// console, if the composed spec in `dir` names a console input owner
+/// (`<kernel consoleInput>`); else none, and standard input stays unread.
+fn console_input_port(dir: &Path) -> Option<usize> {
+    let spec = std::fs::read_to_string(dir.join("composed").join("spec.rs")).ok()?;
+    if !spec.contains("pub const CONSOLE_INPUT: Option<septum_abi::SubjectId> = Some(") {
+        return None;
+    }
+    let port = spec.lines().find_map(|line| {
+        let hex = line.trim().strip_prefix("debug_uart_port: 0x")?;
+        u16::from_str_radix(hex.strip_suffix(',')?, 16).ok()
+    })?;
+    match port {
+        0x3f8 => Some(0),
+        0x2f8 => Some(1),
+        _ => None,
+    }
 }
 
 /// `cargo xtask image`.
@@ -275,8 +319,7 @@ pub fn image(paths: &Paths, args: &[String]) -> Result<ExitCode, Error> {
         &variant(&a, def),
         Output::Inherit,
     )?;
-    let cpu_model = def.map_or(bochs::DEFAULT_CPU_MODEL, |d| d.cpu_model.get_ref().as_str());
-    let dir = pipeline::boot_dir(paths, &image, cpu_model)?;
+    let dir = pipeline::boot_dir(paths, &image, &bochs::Machine::of(def))?;
     println!("{}", dir.join("system.iso").display());
     Ok(ExitCode::SUCCESS)
 }

@@ -189,7 +189,11 @@ fn run_boot(job: &BootJob) -> BootOutcome {
         stop_grace: Duration::from_secs(job.def.stop_grace),
     };
     let start = Instant::now();
-    let boot = match job.def.emulator.boot(&job.dir, &options) {
+    let boot = match job
+        .def
+        .emulator
+        .boot_with(&job.dir, &options, &job.def.input())
+    {
         Ok(boot) => boot,
         Err(e) => {
             return BootOutcome {
@@ -575,7 +579,7 @@ fn image_steps(
                 .to_str()
                 .ok_or_else(|| format!("policy path {} is not UTF-8", policy.display()))?;
             let image = pipeline::image_from_parts(paths, policy, &variant, bins, out)?;
-            let dir = pipeline::boot_dir(paths, &image, def.cpu_model.get_ref())?;
+            let dir = pipeline::boot_dir(paths, &image, &crate::bochs::Machine::of(Some(&def)))?;
             Ok((image, dir))
         });
         if let Some((image, dir)) = built {

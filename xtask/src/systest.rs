@@ -29,7 +29,20 @@
 //! halt instead of powering off), `features` (kernel cargo features),
 //! `cpu_model` (the Bochs CPU model, default `tigerlake`: for tests of how
 //! the kernel refuses a CPU), `emulator` (`bochs`, the default, or
-//! `qemu-q35-vtd`: QEMU's VT-d machine, for kernel builds that skip VMX).
+//! `qemu-q35-vtd`: QEMU's VT-d machine, for kernel builds that skip VMX),
+//! `nic` (`none`, the default, or `e1000`: Bochs' e1000 network card in
+//! PCI slot 1, for the level-triggered device tests; `crate::bochs::Nic`).
+//!
+//! `[[send]]` types into the system (Bochs only): `after` (a pattern),
+//! `text` (the bytes, TOML escapes such as `\n` included) and `port`
+//! (`com1` or `com2`, default `com2`, the kernel's debug console in the
+//! shipped systems). The entries are taken in order, each once: when a
+//! line of `port` matches `after` (the first entry: any line since the
+//! boot began; a later one: a line completed after the previous entry was
+//! sent), `text` is sent to that port's receive side. What reaches a
+//! subject is the policy's business (`<kernel consoleInput>`); the harness
+//! only types. An entry whose line never appears sends nothing, and the
+//! expectations show it.
 //!
 //! A malformed definition is reported as `FILE:LINE:COL: message`.
 
@@ -68,12 +81,67 @@ pub struct TestDef {
     /// The emulator: Bochs (default) or QEMU's VT-d machine.
     #[serde(default)]
     pub emulator: Emulator,
+    /// A network card in the Bochs machine (none by default).
+    #[serde(default)]
+    pub nic: crate::bochs::Nic,
     /// Expectations on COM1.
     #[serde(default)]
     pub com1: PortExpect,
     /// Expectations on COM2 (the kernel's debug console).
     #[serde(default)]
     pub com2: PortExpect,
+    /// Bytes typed into the system, in order (`[[send]]`).
+    #[serde(default)]
+    pub send: Vec<SendDef>,
+}
+
+/// One `[[send]]` entry: see the module docs.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SendDef {
+    /// Send once a line of `port` matches this.
+    pub after: Pattern,
+    /// The bytes to send.
+    pub text: String,
+    /// The port: `com1` or `com2`.
+    #[serde(default = "default_send_port")]
+    pub port: SendPort,
+}
+
+/// A serial port a test types into.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum SendPort {
+    /// COM1.
+    #[serde(rename = "com1")]
+    Com1,
+    /// COM2.
+    #[serde(rename = "com2")]
+    Com2,
+}
+
+fn default_send_port() -> SendPort {
+    SendPort::Com2
+}
+
+impl TestDef {
+    /// What the test types into its boot.
+    pub fn input(&self) -> crate::bochs::Input {
+        crate::bochs::Input {
+            sends: self
+                .send
+                .iter()
+                .map(|send| crate::bochs::Send {
+                    port: match send.port {
+                        SendPort::Com1 => 0,
+                        SendPort::Com2 => 1,
+                    },
+                    after: send.after.clone(),
+                    bytes: send.text.as_bytes().to_vec(),
+                })
+                .collect(),
+            ..crate::bochs::Input::default()
+        }
+    }
 }
 
 fn default_timeout() -> u64 {
@@ -109,14 +177,19 @@ impl Emulator {
         }
     }
 
-    /// Boots the image in `dir` with this emulator.
-    pub fn boot(
+    /// Boots the image in `dir` with this emulator, typing `input` (Bochs
+    /// only).
+    pub fn boot_with(
         self,
         dir: &Path,
         options: &crate::bochs::BootOptions,
+        input: &crate::bochs::Input,
     ) -> Result<crate::bochs::Boot, Error> {
         match self {
-            Emulator::Bochs => crate::bochs::boot(dir, options),
+            Emulator::Bochs => crate::bochs::boot_with(dir, options, input),
+            Emulator::QemuQ35Vtd if input.any() => {
+                Err("typing into a boot ([[send]], run's terminal) needs Bochs".into())
+            }
             Emulator::QemuQ35Vtd => crate::qemu::boot(dir, options),
         }
     }
@@ -265,6 +338,16 @@ pub fn parse(path: &Path, text: &str) -> Result<TestDef, Error> {
             path.display()
         )));
     }
+    if def.nic != crate::bochs::Nic::None && def.emulator != Emulator::Bochs {
+        return Err(Error(format!(
+            "{}: `nic` plugs a card into the Bochs machine; `emulator = \"{}\"` has none",
+            path.display(),
+            match def.emulator {
+                Emulator::Bochs => "bochs",
+                Emulator::QemuQ35Vtd => "qemu-q35-vtd",
+            }
+        )));
+    }
     Ok(def)
 }
 
@@ -408,8 +491,39 @@ max = 2
         assert_eq!(d.timeout, 30);
         assert_eq!(d.stop_grace, 3);
         assert_eq!(d.cpu_model.get_ref(), "tigerlake");
+        assert_eq!(d.nic, crate::bochs::Nic::None);
         assert_eq!(d.com1.count.len(), 1);
         assert_eq!(d.com2, PortExpect::default());
+    }
+
+    #[test]
+    fn send_entries_become_input_in_order() {
+        let d = parse(
+            Path::new("t.toml"),
+            "policy = \"x.xml\"\n\
+             [[send]]\nafter = \"prompt\"\ntext = \"ls\\n\"\n\
+             [[send]]\nafter = \"re:^done$\"\ntext = \"exit\\n\"\nport = \"com1\"\n",
+        )
+        .unwrap();
+        let input = d.input();
+        assert!(input.any());
+        assert_eq!(input.stdin_to, None);
+        let [first, second] = input.sends.as_slice() else {
+            panic!("two sends: {:?}", input.sends);
+        };
+        assert_eq!((first.port, first.bytes.as_slice()), (1, &b"ls\n"[..]));
+        assert!(first.after.matches("a prompt here"));
+        assert_eq!((second.port, second.bytes.as_slice()), (0, &b"exit\n"[..]));
+        assert!(second.after.matches("done") && !second.after.matches("undone"));
+        assert!(!def().input().any(), "no [[send]]: nothing typed");
+        for bad in [
+            "policy = \"x\"\n[[send]]\nafter = \"a\"\ntext = \"b\"\nport = \"com3\"\n",
+            "policy = \"x\"\n[[send]]\nafter = \"a\"\n",
+            "policy = \"x\"\n[[send]]\nafter = \"re:(\"\ntext = \"b\"\n",
+            "policy = \"x\"\n[[send]]\nafter = \"a\"\ntext = \"b\"\nwhen = 1\n",
+        ] {
+            assert!(parse(Path::new("t.toml"), bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -616,6 +730,20 @@ max = 2
             "policy = \"a.xml\"\ncpu_model = \"core2_penryn_t9600\"\n",
         );
         assert_eq!(ok.unwrap().cpu_model.get_ref(), "core2_penryn_t9600");
+        let nic = parse(Path::new("e.toml"), "policy = \"a.xml\"\nnic = \"e1000\"\n");
+        assert_eq!(nic.unwrap().nic, crate::bochs::Nic::E1000);
+        let err = parse(
+            Path::new("f.toml"),
+            "policy = \"a.xml\"\nnic = \"rtl8139\"\n",
+        )
+        .unwrap_err();
+        assert!(err.0.starts_with("f.toml:2:7: "), "{}", err.0);
+        let err = parse(
+            Path::new("q.toml"),
+            "policy = \"a.xml\"\nnic = \"e1000\"\nemulator = \"qemu-q35-vtd\"\n",
+        )
+        .unwrap_err();
+        assert!(err.0.starts_with("q.toml: `nic` plugs"), "{}", err.0);
         let err = parse(Path::new("z.toml"), "timeout = 5\n").unwrap_err();
         assert!(err.0.contains("policy"), "{}", err.0);
     }

@@ -39,8 +39,17 @@
 //! 0x0f8   cr4
 //! 0x100   efer
 //! 0x108   segment bases[6]    CS SS DS ES FS GS
-//! 0x138   end (the rest of the page is reserved, 0)
+//! 0x138   device interrupt    written by the monitor (below); the kernel
+//!                             writes 0 on every trap
+//! 0x140   end (the rest of the page is reserved, 0)
 //! ```
+//!
+//! `device interrupt` is how a VM's device monitor raises the VM's
+//! interrupt (docs/kernel.md, "Virtio console"): non-zero when the monitor
+//! resumes the subject asserts the interrupt line of the VM's virtio
+//! console (the policy's `irq`, which the monitor need not know) on the
+//! VM's PIC, and the kernel injects it as soon as the guest can take it.
+//! For a subject without a virtio console the field is ignored.
 //!
 //! The kernel writes every field on a trap. On resume it loads only these
 //! fields back: the general-purpose registers (RSP included),
@@ -156,12 +165,16 @@ pub struct SubjectState {
     pub efer: u64,
     /// Segment bases, indexed by [`Seg`].
     pub segment_bases: [u64; 6],
+    /// Non-zero: the monitor asserts the VM's device interrupt line at
+    /// resume (see the module doc). 0 after every trap.
+    pub device_interrupt: u64,
 }
 
 /// Size of [`SubjectState`] in bytes.
 pub const STATE_SIZE: usize = core::mem::size_of::<SubjectState>();
 
-const _: () = assert!(STATE_SIZE == 0x138);
+const _: () = assert!(STATE_SIZE == 0x140);
+const _: () = assert!(core::mem::offset_of!(SubjectState, device_interrupt) == 0x138);
 const _: () = assert!(core::mem::offset_of!(SubjectState, gprs) == 0x50);
 const _: () = assert!(core::mem::offset_of!(SubjectState, rip) == 0xd0);
 const _: () = assert!(core::mem::offset_of!(SubjectState, efer) == 0x100);
@@ -255,6 +268,7 @@ impl SubjectState {
             words[i + j] = self.segment_bases[j];
             j += 1;
         }
+        words[i + 6] = self.device_interrupt;
         words
     }
 
@@ -292,6 +306,7 @@ impl SubjectState {
             cr4: w[31],
             efer: w[32],
             segment_bases,
+            device_interrupt: w[39],
         }
     }
 }
@@ -377,7 +392,10 @@ mod tests {
             words[core::mem::offset_of!(SubjectState, gprs) / 8 + 15],
             0xf
         );
-        assert_eq!(words[STATE_WORDS - 1], 0x6);
+        assert_eq!(words[STATE_WORDS - 2], 0x6);
+        state.device_interrupt = 1;
+        let words = state.to_words();
+        assert_eq!(words[0x138 / 8], 1);
         assert_eq!(SubjectState::from_words(&words), state);
         state.advance_rip();
         assert_eq!(state.rip, 0x1002);

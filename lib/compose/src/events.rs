@@ -299,6 +299,7 @@ mod tests {
                 event: 0,
                 state: septum_abi::PhysAddr(0x1000),
                 exits: septum_kerncore::spec::ExitSet::EMPTY.with(0),
+                virtio_console: None,
             })),
             "monitor"
         );

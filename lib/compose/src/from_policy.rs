@@ -37,7 +37,7 @@ use crate::input::{
     DeviceMemoryGrantInput, EventInput, HardwareInput, IoApicInput, IoPortRange, IrqGrantInput,
     MapInput, MemoryBlockInput, MinorFrameInput, MonitorInput, PartitionInput, RegionInput,
     SchedulingInput, SourceEventInput, SubjectInput, SystemInput, TargetEventInput,
-    TimedEventInput,
+    TimedEventInput, VirtioConsoleInput,
 };
 use crate::symbols::SymbolMap;
 
@@ -195,6 +195,11 @@ pub fn system_input(
                         p.function.value,
                     )
                 }),
+                memory: d
+                    .memory
+                    .iter()
+                    .map(|m| (m.physical_address.value, m.size.value))
+                    .collect(),
             })
             .collect(),
         ioapic: hw.devices.iter().find_map(ioapic),
@@ -205,6 +210,13 @@ pub fn system_input(
         &mut errors,
     )
     .map_or(0, |d| d.index());
+    let console_input = policy
+        .kernel
+        .console_input
+        .as_ref()
+        .and_then(|owner| get("console input subject", owner, &mut errors))
+        .and_then(|s| u16::try_from(s.index()).ok())
+        .map(septum_abi::SubjectId);
     let regions = policy
         .regions
         .iter()
@@ -265,6 +277,7 @@ pub fn system_input(
         name: policy.name.value.clone(),
         hardware,
         debug_console,
+        console_input,
         regions,
         events,
         channels,
@@ -468,6 +481,11 @@ fn subject_input(
                     logical: g.logical.value.clone(),
                     line: line.number.value,
                     vector: g.vector.value.0,
+                    msis: line
+                        .msis
+                        .iter()
+                        .map(|m| m.number.as_ref().map(|n| n.value))
+                        .collect(),
                 })
             })
             .collect();
@@ -552,6 +570,7 @@ fn subject_input(
             virtual_address: c.virtual_address.value,
             event,
             vector: c.vector.map(|v| v.value.0),
+            injects: has_event && c.vector.is_some_and(|v| !v.auto),
         });
     }
     // The `subjects-timed-*` rules report an unknown page or event.
@@ -611,6 +630,11 @@ fn monitor_input(s: &model::Subject) -> Option<MonitorInput> {
         event: monitor.event.get()?.index(),
         state: monitor.state.get()?.index(),
         exits,
+        virtio_console: s.virtio_console.as_ref().map(|c| VirtioConsoleInput {
+            port: c.port.value,
+            irq: c.irq.value,
+            guest_memory: c.guest_memory.value,
+        }),
     })
 }
 

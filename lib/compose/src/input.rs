@@ -30,6 +30,9 @@ pub struct SystemInput {
     pub hardware: HardwareInput,
     /// Index into `hardware.devices` of the kernel's debug console.
     pub debug_console: usize,
+    /// The VM subject that receives console input (`<kernel
+    /// consoleInput>`), if any.
+    pub console_input: Option<septum_abi::SubjectId>,
     /// `<memory>` regions.
     pub regions: Vec<RegionInput>,
     /// Global events.
@@ -99,6 +102,8 @@ pub struct DeviceInput {
     pub io_ports: Vec<IoPortRange>,
     /// PCI bus/device/function (`<pci>`), for a PCI device.
     pub pci: Option<septum_kerncore::vtd::SourceId>,
+    /// Its device memory (`<memory>`): start and size, in document order.
+    pub memory: Vec<(septum_abi::PhysAddr, u64)>,
 }
 
 /// An inclusive range of I/O ports.
@@ -230,6 +235,19 @@ pub struct MonitorInput {
     pub state: usize,
     /// The chosen exits' basic exit reasons.
     pub exits: septum_kerncore::spec::ExitSet,
+    /// The subject's `<virtioConsole>`, emulated by this monitor.
+    pub virtio_console: Option<VirtioConsoleInput>,
+}
+
+/// A `vm` subject's `<virtioConsole>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioConsoleInput {
+    /// First port of its I/O BAR.
+    pub port: u16,
+    /// Its master-PIC interrupt line.
+    pub irq: u8,
+    /// The monitor's virtual address of the VM's guest-physical 0.
+    pub guest_memory: u64,
 }
 
 /// A mapping of a `<memory>` region into a subject.
@@ -292,6 +310,10 @@ pub struct IrqGrantInput {
     pub line: u32,
     /// Vector injected into the subject (32..=255).
     pub vector: u8,
+    /// The IRQ numbers of the granted `<irq>`'s `<msi>` children in
+    /// document order (`None`: no `number`); routed as MSIs of the device
+    /// (`crate::msi`), message `k` injected at `vector + k`.
+    pub msis: Vec<Option<u32>>,
 }
 
 /// A source event of a subject.
@@ -334,8 +356,12 @@ pub struct ChannelEndInput {
     /// Writer: the source event it raises; reader: the target event it
     /// receives.
     pub event: Option<u8>,
-    /// Reader: the vector injected on notification.
+    /// Reader: the vector of the channel's notification (shown on the
+    /// info page).
     pub vector: Option<u8>,
+    /// Reader: the policy wrote `vector`, so the channel's event injects
+    /// it ([`crate::interrupts`]); an auto-assigned vector is only shown.
+    pub injects: bool,
 }
 
 /// The scheduling plan.

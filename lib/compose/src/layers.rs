@@ -26,6 +26,11 @@
 //!    with at least those rights, or device memory (MMIO) the input grants
 //!    it at that address with at least those rights and with the device
 //!    memory's type (UC unless the hardware description says otherwise).
+//!    A VM's program memory is allowed in one other subject: the monitor
+//!    that emulates the VM's virtio console (its `<monitor event>`'s target
+//!    in the input), at the input's `guestMemory` + the guest-physical
+//!    address the VM's own (checked) EPT maps to the same host page, not
+//!    executable ([`guest_view_problem`]).
 //!    Never another subject's private regions, any kernel or table region
 //!    (VMXON, VMCS, bitmaps, EPT, kernel page tables, kernel windows), nor
 //!    unallocated memory, nor device memory it is not granted;
@@ -68,6 +73,11 @@ pub struct LayerReport {
 /// Check every subject of `composition` (composed from `input`).
 pub fn check(input: &SystemInput, composition: &Composition) -> LayerReport {
     let memory = Physical::new(&composition.regions);
+    let ept_roots: Vec<u64> = composition
+        .subjects
+        .iter()
+        .map(|s| s.eptp & !0xfff)
+        .collect();
     let mut report = LayerReport::default();
     for (i, (subject, granted)) in composition.subjects.iter().zip(&input.subjects).enumerate() {
         let id = SubjectId(u16::try_from(i).unwrap_or(u16::MAX));
@@ -75,6 +85,7 @@ pub fn check(input: &SystemInput, composition: &Composition) -> LayerReport {
             input,
             memory: &memory,
             crash_audit: &composition.crash_audit,
+            ept_roots: &ept_roots,
         };
         check_subject(&layers, id, subject, granted, &mut report);
         report.subjects += 1;
@@ -175,6 +186,8 @@ struct Layers<'a> {
     input: &'a SystemInput,
     memory: &'a Physical<'a>,
     crash_audit: &'a CrashAudit,
+    /// Every subject's EPT root (for a monitor's view of its VM).
+    ept_roots: &'a [u64],
 }
 
 fn check_subject(
@@ -188,6 +201,7 @@ fn check_subject(
         input,
         memory,
         crash_audit,
+        ..
     } = *layers;
     let name = &subject.name;
     let mut violation = |message: String| {
@@ -318,7 +332,10 @@ fn check_subject(
         };
         let problem = match crash_reader::page_problem(granted, crash_audit, crash_page) {
             Some(verdict) => verdict,
-            None => placement_problem(input, memory, id, granted, &tables, page),
+            None => match guest_view_problem(layers, id, page) {
+                Some(verdict) => verdict,
+                None => placement_problem(input, memory, id, granted, &tables, page),
+            },
         };
         if let Some(problem) = problem {
             violation(format!("EPT page {gpa:#x} -> {hpa:#x}: {problem}"));
@@ -391,6 +408,51 @@ fn device_memory_problem(granted: &SubjectInput, page: EptPage) -> Result<Option
             None
         },
     )
+}
+
+/// For a page in a VM's program memory mapped by subject `id`: `None` if
+/// this is not such a page (the other checks decide), `Some(None)` if `id`
+/// is the monitor of the VM's virtio console and the page is the VM's
+/// memory at `guestMemory` + the guest-physical address the VM's EPT maps
+/// to the same host page, not executable; else `Some(problem)`.
+fn guest_view_problem(layers: &Layers<'_>, id: SubjectId, page: EptPage) -> Option<Option<String>> {
+    let region = layers.memory.region_at(page.hpa)?;
+    let RegionOwner::Subject(vm) = region.owner else {
+        return None;
+    };
+    if vm == id || region.kind != RegionKind::Program {
+        return None;
+    }
+    let input = layers.input;
+    let console = input
+        .subjects
+        .get(vm.index())?
+        .monitor
+        .as_ref()
+        .and_then(|m| Some((m.event, m.virtio_console?)));
+    let (event, console) = console?;
+    let monitor = input
+        .subjects
+        .iter()
+        .position(|s| s.target_events.iter().any(|t| t.event == event));
+    if monitor != Some(id.index()) {
+        return None;
+    }
+    let Some(guest) = page.gpa.checked_sub(console.guest_memory) else {
+        return Some(Some("below the VM's guest memory view".into()));
+    };
+    let root = layers.ept_roots.get(vm.index())?;
+    let translated = translate_in(Format::Ept, layers.memory, *root, guest).map(|t| t.output);
+    Some(if translated != Some(page.hpa) {
+        Some(format!(
+            "host page of VM region \"{}\" is not its guest-physical {guest:#x}",
+            region.name
+        ))
+    } else if page.executable {
+        Some("VM memory mapped executable for its monitor".into())
+    } else {
+        None
+    })
 }
 
 /// Why `page` must not be in this subject's EPT; `None` if it may.

@@ -43,6 +43,7 @@ pub mod interrupts;
 pub mod layers;
 pub mod linux;
 pub mod monitor;
+pub mod msi;
 pub mod output;
 pub mod pack;
 pub mod paging;

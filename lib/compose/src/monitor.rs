@@ -12,15 +12,17 @@
 //! read-write, no-execute, with the region's own memory type, in the
 //! kernel's tables (`pipeline::kernel_tables`).
 
-use septum_abi::PhysAddr;
+use septum_abi::info::FLAG_WRITABLE;
 use septum_abi::layout::PAGE_SIZE;
-use septum_kerncore::spec::{FaultAction, MonitorSpec, VmxControls};
+use septum_abi::{GuestPhysAddr, PhysAddr, SubjectId, VirtAddr};
+use septum_kerncore::spec::{FaultAction, MonitorSpec, VirtioConsoleSpec, VmxControls};
 
 use crate::error::ComposeError;
 use crate::events::{self, EventTargets};
+use crate::info::{self, Resource};
 use crate::input::{Caching, OnFault, SubjectInput, SystemInput};
 use crate::placement::{Placed, Placer};
-use crate::system::SubjectOut;
+use crate::system::{Mapping, MappingKind, SubjectOut};
 
 /// RDTSC exiting (primary processor-based control, bit 12; SDM 25.6.2).
 pub const RDTSC_EXITING: u32 = 1 << 12;
@@ -63,6 +65,10 @@ pub fn fault_action(
         event: target.target_event,
         state: placer.region(region).start,
         exits: monitor.exits,
+        virtio_console: monitor.virtio_console.map(|c| VirtioConsoleSpec {
+            port: c.port,
+            irq: c.irq,
+        }),
     }))
 }
 
@@ -94,4 +100,57 @@ pub fn kernel_mappings(input: &SystemInput, subjects: &[SubjectOut]) -> Vec<(Phy
             _ => None,
         })
         .collect()
+}
+
+/// The mappings a monitor gets of the memory of each VM whose virtio
+/// console it emulates (it walks the guest's virtqueues): every segment of
+/// the VM's image (the boot segment, the low megabyte, and its RAM from 1
+/// MiB), read-write, not executable, at `guestMemory` + the segment's
+/// guest-physical address, named `guest_low` (the segment at 0) and
+/// `guest_ram`, each with its info-page record. The VM's own EPT is not
+/// changed: this is the monitor's second view of the same memory, as a
+/// shared `<memory>` region would be.
+pub fn guest_memory(
+    input: &SystemInput,
+    placed: &Placed,
+    placer: &Placer,
+    targets: &EventTargets,
+    monitor: SubjectId,
+) -> Vec<(Mapping, Resource)> {
+    let mut out = Vec::new();
+    for (vm, s) in input.subjects.iter().enumerate() {
+        let Some(m) = &s.monitor else {
+            continue;
+        };
+        let Some(console) = m.virtio_console else {
+            continue;
+        };
+        if targets.get(&m.event).map(|t| t.subject) != Some(monitor) {
+            continue;
+        }
+        let Some(regions) = placed.subjects.get(vm) else {
+            continue;
+        };
+        for (seg, placed) in s.image.segments.iter().zip(&regions.segments) {
+            let gpa = seg.virtual_address.get();
+            let name = if gpa == 0 { "guest_low" } else { "guest_ram" };
+            let va = console.guest_memory.saturating_add(gpa);
+            let r = placer.region(placed.region);
+            out.push((
+                Mapping {
+                    name: name.into(),
+                    region: placed.region,
+                    virtual_address: Some(VirtAddr(va)),
+                    guest_physical: GuestPhysAddr(va),
+                    physical: r.start,
+                    size: r.size,
+                    writable: true,
+                    executable: false,
+                    kind: MappingKind::Memory,
+                },
+                info::memory(name, VirtAddr(va), r.size, FLAG_WRITABLE),
+            ));
+        }
+    }
+    out
 }

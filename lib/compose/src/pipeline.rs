@@ -100,6 +100,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
             crash_audit: &placed.crash_audit,
             restart_maps: &pristine::identity_maps(&restart_images),
             ioapic: interrupts.ioapic,
+            msi_windows: &interrupts.msi_windows,
             vtd: &vtd,
         },
     )?;
@@ -138,6 +139,7 @@ pub fn compose(input: &SystemInput) -> Result<Composition, ComposeError> {
         kernel_pml4,
         debug_uart_port: uart.start,
         debug_console: console.name.clone(),
+        console_input: input.console_input,
         tsc_khz: input.hardware.speed_khz,
         cpu_count,
         vmxon,
@@ -172,6 +174,8 @@ struct KernelMaps<'a> {
     restart_maps: &'a [(PhysAddr, u64, bool)],
     /// The I/O APIC's register page, with IRQ routes.
     ioapic: Option<PhysAddr>,
+    /// Device memory of MSI-routed devices, for their MSI-X tables.
+    msi_windows: &'a [septum_kerncore::msi::DeviceWindow],
     vtd: &'a septum_kerncore::vtd::VtdSpec<septum_kerncore::spec::Owned>,
 }
 
@@ -181,7 +185,8 @@ struct KernelMaps<'a> {
 /// is in RAM, not in a cache line, when the reset comes; docs/crash.md),
 /// all identity-mapped; with IRQ routes, also the I/O APIC's register page
 /// and the local APIC's xAPIC page (for processors without x2APIC),
-/// read-write, no execute, uncached; and the IOMMU register pages likewise.
+/// read-write, no execute, uncached; and the IOMMU register pages and the
+/// memory of MSI-routed devices likewise.
 /// Returns the PML4's address.
 fn kernel_tables(placer: &mut Placer, maps: &KernelMaps<'_>) -> Result<PhysAddr, ComposeError> {
     let KernelMaps {
@@ -191,6 +196,7 @@ fn kernel_tables(placer: &mut Placer, maps: &KernelMaps<'_>) -> Result<PhysAddr,
         crash_audit,
         restart_maps,
         ioapic,
+        msi_windows,
         vtd,
     } = *maps;
     let mut kernel = KernelTables::new(Format::Ia32e, true);
@@ -229,6 +235,11 @@ fn kernel_tables(placer: &mut Placer, maps: &KernelMaps<'_>) -> Result<PhysAddr,
     // The IOMMUs' register pages, uncached (docs/kernel.md, VT-d).
     for unit in &vtd.iommus {
         identity(unit.registers, PAGE_SIZE, uncached)?;
+    }
+    // MSI-routed devices' memory, for their MSI-X tables (docs/kernel.md,
+    // "MSI and MSI-X").
+    for window in msi_windows {
+        identity(window.start, window.size, uncached)?;
     }
     let tables = placer.place(RegionRequest::kernel(
         "pt",

@@ -599,6 +599,26 @@ pub fn text_report(c: &Composition) -> String {
             );
         }
     }
+    if !c.interrupts.msis.is_empty() {
+        let format = if c.interrupts.remapped {
+            "remappable"
+        } else {
+            "compatibility format"
+        };
+        let _ = writeln!(o, "\nMSI routes ({format})");
+        for m in &c.interrupts.msis {
+            let _ = writeln!(
+                o,
+                "  {} message {:<2} IRQ {:<3} -> {:<20} vector {:<3} APIC id {}",
+                m.device,
+                m.message,
+                m.irq.0,
+                c.subject(m.owner).name,
+                m.vector.0,
+                m.apic_id.0
+            );
+        }
+    }
     let _ = writeln!(o, "\nSchedule (tickRate {} Hz)", c.schedule.tick_rate);
     for p in &c.schedule.partitions {
         let groups: Vec<String> = p

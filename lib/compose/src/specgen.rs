@@ -109,7 +109,7 @@ pub fn crash_audit_spec(c: &Composition) -> CrashAuditSpec {
 }
 
 /// The `spec.rs` source for a composition: `SPEC`, `CRASH_AUDIT`, `VTD`,
-/// `PCI_CONFIG`.
+/// `PCI_CONFIG`, `CONSOLE_INPUT` (a const).
 pub fn spec_source(c: &Composition) -> String {
     let mut source = emit::spec_source(&system_spec(c), &crash_audit_spec(c));
     source.push_str(&septum_kerncore::lifecycle::restart_source(
@@ -118,5 +118,8 @@ pub fn spec_source(c: &Composition) -> String {
     source.push_str(&c.interrupts.source());
     source.push_str(&emit::vtd_source(&c.vtd));
     source.push_str(&septum_kerncore::pcicfg::emit_source(&c.pci_grants));
+    source.push_str(&septum_kerncore::vm::console_input::emit_source(
+        c.console_input,
+    ));
     source
 }

@@ -166,6 +166,8 @@ pub fn compose_subject(
         map.executable = m.executable;
         mappings.push(map);
     }
+    let guest_memory = crate::monitor::guest_memory(input, ctx.placed, placer, ctx.targets, id);
+    mappings.extend(guest_memory.iter().map(|(m, _)| m.clone()));
     for c in &s.channels {
         let kind = if c.writer {
             MappingKind::ChannelWriter
@@ -331,6 +333,7 @@ pub fn compose_subject(
     let source_events = events::resolve(input, id, s, ctx.targets)?;
     let (mut resources, devices) = resources_of(input, s);
     resources.extend(crate::crash_reader::resource(s, &ctx.placed.crash_audit));
+    resources.extend(guest_memory.into_iter().map(|(_, r)| r));
     let page = info::info_page(
         &InfoHeader {
             id,

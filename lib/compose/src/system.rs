@@ -295,6 +295,8 @@ pub struct Composition {
     pub debug_uart_port: u16,
     /// Debug console device name.
     pub debug_console: String,
+    /// The VM subject that receives console input, if any.
+    pub console_input: Option<SubjectId>,
     /// TSC rate in kHz.
     pub tsc_khz: u64,
     /// CPUs the plan uses.

@@ -109,6 +109,14 @@ pub mod cr {
     pub const CR4_SMXE: u64 = 1 << 14;
     /// CR4.PAE.
     pub const CR4_PAE: u64 = 1 << 5;
+    /// CR4.OSXSAVE (XSAVE and XCR0 enabled).
+    pub const CR4_OSXSAVE: u64 = 1 << 18;
+    /// CR4.PKE (protection keys for user pages, PKRU).
+    pub const CR4_PKE: u64 = 1 << 22;
+    /// CR4.CET (control-flow enforcement).
+    pub const CR4_CET: u64 = 1 << 23;
+    /// CR4.PKS (protection keys for supervisor pages).
+    pub const CR4_PKS: u64 = 1 << 24;
     /// EFER.LME.
     pub const EFER_LME: u64 = 1 << 8;
     /// EFER.LMA.

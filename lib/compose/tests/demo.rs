@@ -383,15 +383,24 @@ fn golden_spec_compiles_to_the_expected_values() {
     assert_eq!(spec.major_frames[0].cpus[0].len(), 2);
     assert_eq!(spec.image_regions[0].name, "kernel|text");
     // The demo owns no IRQ line: nothing to route, the I/O APIC stays alone;
-    // the console's target event 5 injects vector 40 (<inject_interrupt>).
+    // the console's target event 5 injects vector 40 (<inject_interrupt>),
+    // and its reader of channel "log" writes vector 49, which the channel's
+    // event (the console's target event 0) injects.
     assert!(golden::INTERRUPTS.ioapic.is_none() && golden::INTERRUPTS.routes.is_empty());
     assert_eq!(
         golden::INTERRUPTS.event_vectors,
-        &[septum_kerncore::irq::EventVector {
-            subject: septum_abi::SubjectId(1),
-            target_event: 5,
-            vector: septum_kerncore::irq::Vector(40),
-        }]
+        &[
+            septum_kerncore::irq::EventVector {
+                subject: septum_abi::SubjectId(1),
+                target_event: 5,
+                vector: septum_kerncore::irq::Vector(40),
+            },
+            septum_kerncore::irq::EventVector {
+                subject: septum_abi::SubjectId(1),
+                target_event: 0,
+                vector: septum_kerncore::irq::Vector(49),
+            }
+        ]
     );
 }
 

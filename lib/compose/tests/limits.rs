@@ -144,6 +144,7 @@ fn an_irq_grant_without_an_io_apic_is_refused() {
             logical: "irq".into(),
             line: 8,
             vector: 40,
+            msis: Vec::new(),
         }],
         memory: Vec::new(),
     });

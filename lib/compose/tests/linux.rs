@@ -1,7 +1,8 @@
 //! VM subjects through the whole composer: a policy with a `<linux>` boot
 //! and a synthetic bzImage composes into a subject that enters the boot
 //! stub with the zero page in RDI under the `vm` profile's controls; a bad
-//! image and a second VM on one CPU are refused with located messages.
+//! image and a second VM on one CPU are refused with located messages; a
+//! `consoleInput` owner becomes the spec's `CONSOLE_INPUT`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -101,5 +102,39 @@ fn a_second_vm_on_one_cpu_is_refused() {
     assert!(
         errors[0].contains("a second vm subject on CPU 0: at most one VM per CPU"),
         "{errors:?}"
+    );
+}
+
+#[test]
+fn the_console_input_owner_reaches_the_spec() {
+    let text = std::fs::read_to_string(fixture()).unwrap();
+    let owned = text.replace(
+        r#"<kernel debugConsole="com2"/>"#,
+        r#"<kernel debugConsole="com2" consoleInput="guest"/>"#,
+    );
+    let path = fixture().with_file_name("linux-console-input.generated.xml");
+    std::fs::write(&path, owned).unwrap();
+    let spec_of = |path: &Path| {
+        let loaded = septum_policy::check(path);
+        let policy = loaded.valid_policy().expect("valid");
+        let binaries: HashMap<String, Vec<u8>> = [
+            ("bzImage".to_owned(), bzimage(0x3000)),
+            ("initrd".to_owned(), vec![0x30; 0x1000]),
+        ]
+        .into();
+        compose_policy(policy, &binaries).map(|c| c.spec).ok()
+    };
+    let with = spec_of(&path);
+    let _ = std::fs::remove_file(&path);
+    let line = "pub const CONSOLE_INPUT: Option<septum_abi::SubjectId>";
+    assert!(
+        with.unwrap()
+            .contains(&format!("{line} = Some(septum_abi::SubjectId(0));")),
+        "the owner is subject 0"
+    );
+    assert!(
+        spec_of(&fixture())
+            .unwrap()
+            .contains(&format!("{line} = None;"))
     );
 }

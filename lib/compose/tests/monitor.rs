@@ -67,6 +67,7 @@ fn the_monitored_subject_names_its_monitor_event_state_and_exits() {
         event,
         state,
         exits,
+        virtio_console,
     }) = action
     else {
         panic!("{action:?}")
@@ -82,6 +83,10 @@ fn the_monitored_subject_names_its_monitor_event_state_and_exits() {
     for reason in [10, 12, 48, 18] {
         assert!(!exits.contains(reason), "{reason}");
     }
+    assert_eq!(
+        virtio_console, None,
+        "a native subject has no virtio console"
+    );
 }
 
 #[test]

@@ -145,7 +145,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
                 ldtr: septum_kerncore::spec::Segment { selector: 0x0, base: 0x0, limit: 0x0, access_rights: 0x10000 },
             },
             source_events: [None; 64],
-            fault_action: septum_kerncore::spec::FaultAction::Monitor(septum_kerncore::spec::MonitorSpec { monitor: septum_abi::SubjectId(1), event: 62, state: septum_abi::PhysAddr(0x500000), exits: septum_kerncore::spec::ExitSet([0x40000001, 0x8000000000000000]) }),
+            fault_action: septum_kerncore::spec::FaultAction::Monitor(septum_kerncore::spec::MonitorSpec { monitor: septum_abi::SubjectId(1), event: 62, state: septum_abi::PhysAddr(0x500000), exits: septum_kerncore::spec::ExitSet([0x40000001, 0x8000000000000000]), virtio_console: Some(septum_kerncore::spec::VirtioConsoleSpec { port: 0xc000, irq: 5 }) }),
             minor_frame_deadline: false,
             timed_event: None,
             ipi_events: 0x0,

@@ -36,7 +36,7 @@ use crate::spec::{
     ApicId, CrashAuditSpec, ExitSet, FaultAction, GroupId, GroupSpec, GuestState, ImageRegion,
     KernelAction, KernelSpec, MAX_EVENTS, MajorFrameSpec, MinorFrameSpec, MonitorSpec, PartitionId,
     PartitionSpec, Segment, SourceEvent, Storage, SubjectSpec, SystemSpec, TimedEventSpec,
-    VmxControls,
+    VirtioConsoleSpec, VmxControls,
 };
 
 /// Path of the spec module in the generated source.
@@ -385,6 +385,7 @@ impl EmitRust for MonitorSpec {
             event,
             state,
             exits,
+            virtio_console,
         } = self;
         w.inline(
             format_args!("{SPEC}::MonitorSpec"),
@@ -393,8 +394,28 @@ impl EmitRust for MonitorSpec {
                 ("event", &Dec((*event).into())),
                 ("state", state),
                 ("exits", exits),
+                ("virtio_console", &VirtioConsole(virtio_console)),
             ],
         );
+    }
+}
+
+/// A monitor's virtio console: `None` or `Some(VirtioConsoleSpec { .. })`.
+struct VirtioConsole<'a>(&'a Option<VirtioConsoleSpec>);
+
+impl EmitRust for VirtioConsole<'_> {
+    fn emit_rust(&self, w: &mut RustWriter) {
+        match self.0 {
+            None => w.out.push_str("None"),
+            Some(VirtioConsoleSpec { port, irq }) => {
+                w.out.push_str("Some(");
+                w.inline(
+                    format_args!("{SPEC}::VirtioConsoleSpec"),
+                    &[("port", &Hex((*port).into())), ("irq", &Dec((*irq).into()))],
+                );
+                w.out.push(')');
+            }
+        }
     }
 }
 

@@ -212,8 +212,8 @@ pub fn dispatch(cpu: &mut Scheduler<'_>, exit: Exit) -> Decision {
         // dispatch; who runs does not change (the vector waits for its
         // owner). A window exit only lets the arch layer inject.
         Exit::ExternalInterrupt | Exit::InterruptWindow | Exit::Nmi => cpu.resume_or_idle(),
-        Exit::Fault(info) => fault(cpu, Some(info.code)),
-        Exit::EntryFailure(_) => fault(cpu, None),
+        Exit::Fault(info) => fault(cpu, Some(info.code), info.detail),
+        Exit::EntryFailure(_) => fault(cpu, None, FaultDetail::None),
     }
 }
 
@@ -297,14 +297,16 @@ fn kernel_action(cpu: &mut Scheduler<'_>, caller: SubjectId, action: KernelActio
 
 /// The running subject caused an exit the policy does not route: its
 /// `onFault` decides. `exit`: the basic exit reason (`None` for a failed
-/// VM entry, which no monitor is handed).
-fn fault(cpu: &mut Scheduler<'_>, exit: Option<u16>) -> Decision {
+/// VM entry, which no monitor is handed), `detail` its report detail.
+fn fault(cpu: &mut Scheduler<'_>, exit: Option<u16>, detail: FaultDetail) -> Decision {
     let action = cpu
         .current()
         .and_then(|by| cpu.spec().subjects.get(by.index()))
         .map(|subject| subject.fault_action);
     match action {
-        Some(FaultAction::Monitor(monitor)) => crate::monitor::trap(cpu.current(), &monitor, exit),
+        Some(FaultAction::Monitor(monitor)) => {
+            crate::monitor::trap(cpu.current(), &monitor, exit, detail)
+        }
         Some(FaultAction::StopSubject) => match cpu.stop_current() {
             Some(by) => Decision::SubjectStopped { by },
             None => Decision::StopSystem { by: None },

@@ -87,7 +87,8 @@ pub const fn line_of(host: Vector) -> Option<IrqLine> {
 pub enum Trigger {
     /// Edge-triggered, active high (ISA lines 0..=15).
     Edge,
-    /// Level-triggered, active low (PCI lines 16 and up): masked from its
+    /// Level-triggered, active low (PCI lines 16 and up, and any PCI
+    /// device's line, which the composer decides): masked from its
     /// interrupt until the owner's `unmask_irq`.
     Level,
 }

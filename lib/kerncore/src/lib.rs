@@ -9,7 +9,8 @@
 //! what each does ([`exits`]), the fault report line ([`fault`]), subject
 //! restarts ([`lifecycle`]), the hand-over of a monitored subject's exits
 //! to its monitor ([`monitor`]), device interrupt routing and the vectors
-//! pending per subject ([`irq`]), which minor-frame end is a missed
+//! pending per subject ([`irq`]), message-signalled interrupts of owned
+//! PCI devices ([`msi`]), which minor-frame end is a missed
 //! deadline ([`deadline`]), the
 //! reading of the boot loader's memory map
 //! ([`mbi`]), the VT-x capability decisions ([`vmx`]), the VT-d setup and
@@ -41,6 +42,7 @@ pub mod irq;
 pub mod lifecycle;
 pub mod mbi;
 pub mod monitor;
+pub mod msi;
 pub mod pcicfg;
 pub mod plan;
 pub mod spec;

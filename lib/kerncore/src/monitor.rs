@@ -22,6 +22,8 @@
 //! 1. [`trap`] (from `exits::dispatch`): a chosen exit becomes
 //!    [`Decision::Trap`]; an exit the monitor did not choose, or a failed
 //!    VM entry, stops the system (fail-closed, like the default action).
+//!    For a VM with a virtio console, `io` chooses only the ports of the
+//!    console's BAR (docs/kernel.md, "Virtio console").
 //! 2. The arch layer writes the state page, then calls [`hand_over`]: the
 //!    monitor's event is marked pending and the monitor gets the CPU (a
 //!    sleeping monitor wakes with the event). If the switch is refused
@@ -30,9 +32,10 @@
 
 use septum_abi::SubjectId;
 
-use crate::exits::Decision;
+use crate::exits::{Decision, FaultDetail};
 use crate::plan::Scheduler;
 use crate::spec::MonitorSpec;
+use crate::vm::pci::VIRTIO_BAR_SIZE;
 
 /// The exits a `<monitor exits="...">` may choose, by the policy's name,
 /// each with its VT-x basic exit reasons (SDM Vol. 3D, appendix C). A
@@ -81,17 +84,40 @@ pub fn exit_reasons(name: &str) -> Option<&'static [u16]> {
 
 /// The decision for a fault of the monitored subject `by` (the running
 /// one; `None`: nobody had the CPU) with basic exit reason `exit` (`None`:
-/// a failed VM entry).
-pub fn trap(by: Option<SubjectId>, spec: &MonitorSpec, exit: Option<u16>) -> Decision {
+/// a failed VM entry) and report detail `detail`.
+pub fn trap(
+    by: Option<SubjectId>,
+    spec: &MonitorSpec,
+    exit: Option<u16>,
+    detail: FaultDetail,
+) -> Decision {
     match (by, exit) {
-        (Some(by), Some(reason)) if spec.exits.contains(reason) => Decision::Trap {
-            by,
-            monitor: spec.monitor,
-            event: spec.event,
-        },
+        (Some(by), Some(reason)) if spec.exits.contains(reason) && chosen(spec, reason, detail) => {
+            Decision::Trap {
+                by,
+                monitor: spec.monitor,
+                event: spec.event,
+            }
+        }
         _ => Decision::StopSystem { by },
     }
 }
+
+/// Whether an exit of a chosen reason is the monitor's: for a VM with a
+/// virtio console, an I/O exit only if its port is in the console's BAR
+/// (the kernel emulated every port it knows before this; any other port
+/// is a fault the monitor did not choose); every other exit, yes.
+fn chosen(spec: &MonitorSpec, reason: u16, detail: FaultDetail) -> bool {
+    match (spec.virtio_console, detail) {
+        (Some(console), FaultDetail::Port(port)) if reason == EXIT_IO => port
+            .checked_sub(console.port)
+            .is_some_and(|offset| offset < VIRTIO_BAR_SIZE),
+        _ => true,
+    }
+}
+
+/// Basic exit reason of an I/O instruction.
+const EXIT_IO: u16 = 30;
 
 /// After the arch layer saved `by`'s state: mark `event` pending on
 /// `monitor` and give it the CPU; if that is refused, stop `by`.
@@ -136,6 +162,7 @@ mod tests {
         event: TRAP,
         state: PhysAddr(0x9000),
         exits: ExitSet::EMPTY.with(IO).with(0),
+        virtio_console: None,
     };
     const MONITORED: FaultAction = FaultAction::Monitor(WATCH);
 
@@ -257,12 +284,52 @@ mod tests {
             Decision::StopSystem { by: Some(A) }
         );
         assert_eq!(
-            trap(Some(A), &WATCH, None),
+            trap(Some(A), &WATCH, None, FaultDetail::None),
             Decision::StopSystem { by: Some(A) }
         );
         assert_eq!(
-            trap(None, &WATCH, Some(IO)),
+            trap(None, &WATCH, Some(IO), FaultDetail::Port(0x3f8)),
             Decision::StopSystem { by: None }
+        );
+    }
+
+    #[test]
+    fn a_virtio_console_monitor_gets_the_io_exits_of_its_bar_only() {
+        let console = MonitorSpec {
+            virtio_console: Some(crate::spec::VirtioConsoleSpec {
+                port: 0xc000,
+                irq: 5,
+            }),
+            ..WATCH
+        };
+        let trapped = Decision::Trap {
+            by: A,
+            monitor: B,
+            event: TRAP,
+        };
+        let stop = Decision::StopSystem { by: Some(A) };
+        for (port, decision) in [
+            (0xc000, trapped),
+            (0xc01f, trapped),
+            (0xc020, stop),
+            (0xbfff, stop),
+            (0x1f0, stop),
+        ] {
+            assert_eq!(
+                trap(Some(A), &console, Some(IO), FaultDetail::Port(port)),
+                decision,
+                "{port:#x}"
+            );
+        }
+        // Without a console every port is the monitor's; other chosen
+        // exits are unaffected.
+        assert_eq!(
+            trap(Some(A), &WATCH, Some(IO), FaultDetail::Port(0x1f0)),
+            trapped
+        );
+        assert_eq!(
+            trap(Some(A), &console, Some(0), FaultDetail::Vector(6)),
+            trapped
         );
     }
 

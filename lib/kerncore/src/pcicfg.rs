@@ -29,6 +29,12 @@
 //!   old value (a fault would stop every stock driver), and a dropped
 //!   write leaves the register as the composer's address map assumes it.
 //!   A BAR sizing read-back therefore shows the unchanged BAR, never a size.
+//!   One exception: for a function whose MSIs the kernel routes
+//!   (`msi::MsiSpec::allow`) the owner may change MSI Enable and, with
+//!   interrupt remapping, MSI-X Enable and Function Mask
+//!   ([`Protected::owner_bits`]): such a write becomes [`Action::Merge`],
+//!   which takes exactly those bits from the subject and keeps every other
+//!   bit of the register as the hardware has it.
 //!
 //! The capabilities are found by walking the device's capability list
 //! ([`capabilities`]) with the hardware's own registers when a write needs
@@ -136,6 +142,20 @@ pub enum Action {
         /// The value.
         value: u32,
     },
+    /// Write `address` to CONFIG_ADDRESS, read `size` bytes at `port`,
+    /// replace the bits in `bits` with `value`'s and write them back: a
+    /// write to a protected register of which the owner may change only
+    /// some bits (MSI/MSI-X enables, `msi`).
+    Merge {
+        /// The hardware CONFIG_ADDRESS (an owned function's).
+        address: u32,
+        /// The CONFIG_DATA port (0xCFC-0xCFF).
+        port: u16,
+        /// The subject's value.
+        value: u32,
+        /// The bits (of the `size` bytes at `port`) taken from `value`.
+        bits: u32,
+    },
     /// Drop the write; the subject resumes.
     Ignore,
     /// A fault of the subject (a write to a device it does not own, or an
@@ -151,6 +171,32 @@ pub struct Protected {
     pub msi: Option<(u8, u8)>,
     /// MSI-X message control.
     pub msix: Option<(u8, u8)>,
+    /// The owner may set MSI Enable (the kernel routes the function's
+    /// MSIs; set by `msi::MsiSpec::allow`, never by the walk).
+    pub owner_msi: bool,
+    /// The owner may set MSI-X Enable and Function Mask (likewise, and
+    /// only with interrupt remapping).
+    pub owner_msix: bool,
+}
+
+impl Protected {
+    /// The bits of the dword at `register` (dword-aligned) that the owner
+    /// may write although they are protected: MSI Enable (bit 16 of the
+    /// MSI capability's first dword), MSI-X Enable and Function Mask (bits
+    /// 31 and 30 of the MSI-X capability's first dword), as allowed.
+    pub fn owner_bits(&self, register: u8) -> u32 {
+        // A range starts at its capability's control word (capability + 2),
+        // so its dword is the capability's.
+        let control = |range: Option<(u8, u8)>| range.map(|(start, _)| start & 0xfc);
+        let mut bits = 0;
+        if self.owner_msi && control(self.msi) == Some(register) {
+            bits |= 1 << 16;
+        }
+        if self.owner_msix && control(self.msix) == Some(register) {
+            bits |= 1 << 31 | 1 << 30;
+        }
+        bits
+    }
 }
 
 /// Walk the capability list of a function; `read(offset)` reads the dword
@@ -246,9 +292,32 @@ pub fn decide(
         Some(value) => {
             // `byte` < 4, so this is the register's byte offset.
             let offset = register | byte as u8;
-            let header_protected = protected(offset, size, &Protected::default());
-            if header_protected || protected(offset, size, &caps(device)) {
-                Action::Ignore
+            if protected(offset, size, &Protected::default()) {
+                return Action::Ignore;
+            }
+            let caps = caps(device);
+            if protected(offset, size, &caps) {
+                // The owner's bits of the dword, as bits of the `size`
+                // bytes at `port` (`byte` < 4, `size` <= 4).
+                let shifted = caps
+                    .owner_bits(register)
+                    .wrapping_shr(u32::from(byte).wrapping_mul(8));
+                let width = match size {
+                    1 => 0xff,
+                    2 => 0xffff,
+                    _ => u32::MAX,
+                };
+                let bits = shifted & width;
+                if bits == 0 {
+                    Action::Ignore
+                } else {
+                    Action::Merge {
+                        address,
+                        port,
+                        value,
+                        bits,
+                    }
+                }
             } else {
                 Action::Write {
                     address,
@@ -331,6 +400,15 @@ mod tests {
     const CAPS: Protected = Protected {
         msi: Some((0x52, 0x5e)),
         msix: Some((0x72, 0x74)),
+        owner_msi: false,
+        owner_msix: false,
+    };
+    /// The same function with its MSIs routed by the kernel (enables are
+    /// the owner's, `msi::MsiSpec::allow`).
+    const ROUTED: Protected = Protected {
+        owner_msi: true,
+        owner_msix: true,
+        ..CAPS
     };
 
     fn access(port: u16, size: u8, write: Option<u32>) -> PortAccess {
@@ -449,6 +527,61 @@ mod tests {
     }
 
     #[test]
+    fn owners_of_routed_msis_change_only_the_enables() {
+        let routed = |register: u8, port: u16, size: u8, value: u32| {
+            decide(
+                &SPEC,
+                A,
+                at(IDE, register),
+                access(CONFIG_DATA + port, size, Some(value)),
+                |_| ROUTED,
+            )
+        };
+        // MSI control (word at 0x52): only MSI Enable.
+        assert_eq!(
+            routed(0x50, 2, 2, 0xffff),
+            Action::Merge {
+                address: at(IDE, 0x50),
+                port: CONFIG_DATA + 2,
+                value: 0xffff,
+                bits: 1
+            }
+        );
+        // The whole dword: the same bit, at 16.
+        assert_eq!(
+            routed(0x50, 0, 4, 0x0001_0000),
+            Action::Merge {
+                address: at(IDE, 0x50),
+                port: CONFIG_DATA,
+                value: 0x0001_0000,
+                bits: 1 << 16
+            }
+        );
+        // MSI-X control's high byte: Enable and Function Mask.
+        assert_eq!(
+            routed(0x70, 3, 1, 0xc0),
+            Action::Merge {
+                address: at(IDE, 0x70),
+                port: CONFIG_DATA + 3,
+                value: 0xc0,
+                bits: 0xc0
+            }
+        );
+        // Its low byte (table size) and the MSI address and data: dropped.
+        assert_eq!(routed(0x70, 2, 1, 0xff), Action::Ignore);
+        for register in [0x54, 0x58, 0x5c] {
+            assert_eq!(routed(register, 0, 4, 0), Action::Ignore, "{register:#x}");
+        }
+        // BARs stay dropped whatever the capabilities say.
+        assert_eq!(routed(0x10, 0, 4, ABSENT), Action::Ignore);
+        // Without routes the enables are dropped as before.
+        assert_eq!(
+            run(A, at(IDE, 0x50), access(CONFIG_DATA + 2, 2, Some(1))),
+            Action::Ignore
+        );
+    }
+
+    #[test]
     fn misaligned_data_accesses_are_faults() {
         assert_eq!(
             run(A, at(IDE, 0), access(CONFIG_DATA + 1, 2, None)),
@@ -486,6 +619,7 @@ mod tests {
             Protected {
                 msi: Some((0x52, 0x5a)),
                 msix: Some((0x62, 0x64)),
+                ..Protected::default()
             }
         );
         // 64-bit MSI.
@@ -499,6 +633,7 @@ mod tests {
             Protected {
                 msi: Some((0xfe, 0xff)),
                 msix: None,
+                ..Protected::default()
             }
         );
     }
@@ -553,14 +688,15 @@ mod tests {
             ..ProptestConfig::default()
         })]
         /// No access sequence of subject A reaches a function other than
-        /// its own, or writes a protected register of its own.
+        /// its own, or writes a protected register of its own beyond the
+        /// MSI/MSI-X enables the kernel leaves to the owner.
         #[test]
         fn no_sequence_reaches_another_device(
             accesses in proptest::collection::vec(any_access(), 1..64)
         ) {
             let mut latch = 0u32;
             for a in accesses {
-                match run(A, latch, a) {
+                match decide(&SPEC, A, latch, a, |_| ROUTED) {
                     Action::Latch(value) => latch = value,
                     Action::Read { address, port } => {
                         prop_assert_eq!(address & !0xfc, ENABLE | u32::from(IDE.0) << 8);
@@ -573,6 +709,15 @@ mod tests {
                         let offset = (address & 0xfc) as u8 | (port - CONFIG_DATA) as u8;
                         prop_assert!(!protected(offset, a.size, &CAPS));
                         prop_assert!(u16::from(offset) + u16::from(a.size) <= 0x100);
+                    }
+                    Action::Merge { address, port, bits, .. } => {
+                        prop_assert_eq!(address & !0xfc, ENABLE | u32::from(IDE.0) << 8);
+                        prop_assert!((CONFIG_DATA..CONFIG_DATA + 4).contains(&port));
+                        // Only the enables, nothing else of the register.
+                        let shift = u32::from(port - CONFIG_DATA) * 8;
+                        let allowed = ROUTED.owner_bits((address & 0xfc) as u8);
+                        prop_assert!(bits != 0);
+                        prop_assert_eq!((bits << shift) & !allowed, 0);
                     }
                     Action::Value(_) | Action::Ignore | Action::Fault => {}
                 }

@@ -199,6 +199,21 @@ pub struct MonitorSpec {
     pub state: PhysAddr,
     /// The basic exit reasons handed to the monitor.
     pub exits: ExitSet,
+    /// A VM's virtio console, emulated by this monitor (`crate::vm::pci`).
+    pub virtio_console: Option<VirtioConsoleSpec>,
+}
+
+/// A VM's virtio console (docs/kernel.md, "Virtio console"): the kernel
+/// presents its PCI header and raises its interrupt line; the monitor
+/// emulates the registers behind its I/O BAR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtioConsoleSpec {
+    /// First port of its I/O BAR ([`crate::vm::pci::VIRTIO_BAR_SIZE`]
+    /// ports, aligned to that size; the composer checks both).
+    pub port: u16,
+    /// Its master-PIC interrupt line (INTA#; the composer allows only
+    /// lines no emulated device uses).
+    pub irq: u8,
 }
 
 /// A set of VT-x basic exit reasons (0..127): bit `r % 64` of word

@@ -23,7 +23,9 @@
 //!   (`onFault="stopSystem"`, the default, or `monitor`, whose unchosen
 //!   exits stop it) affects every other subject;
 //! - a monitored subject's traps are an [`FlowKind::Event`] to its monitor
-//!   (the `<monitor event>`, carrying its registers in the state page);
+//!   (the `<monitor event>`, carrying its registers in the state page); a
+//!   VM with a `<virtioConsole>` and its monitor share the VM's memory
+//!   ([`FlowKind::SharedMemory`], both ways);
 //! - [`FlowKind::Device`]: two subjects granted parts of the same device
 //!   share its state, both ways;
 //! - covert, left by the schedule, both ways: [`FlowKind::SameGroup`]
@@ -174,13 +176,17 @@ fn subjects(policy: &Policy) -> impl Iterator<Item = (SubjectIdx, &crate::model:
         .map(|(i, s)| (SubjectIdx(i as u32), s))
 }
 
+/// One end of a channel: subject, role, element, and a reader's written
+/// vector (the channel's event injects it).
+type ChannelEndFlow = (SubjectIdx, ChannelRole, Span, Option<u8>);
+
 fn channels(policy: &Policy, out: &mut Vec<Flow>) {
-    let mut ends: Vec<Vec<(SubjectIdx, ChannelRole, Span)>> =
-        policy.channels.iter().map(|_| Vec::new()).collect();
+    let mut ends: Vec<Vec<ChannelEndFlow>> = policy.channels.iter().map(|_| Vec::new()).collect();
     for (s, subject) in subjects(policy) {
         for end in &subject.channels {
             if let Some(slot) = end.physical.get().and_then(|c| ends.get_mut(c.index())) {
-                slot.push((s, end.role, end.span));
+                let vector = end.vector.filter(|v| !v.auto).map(|v| v.value.0);
+                slot.push((s, end.role, end.span, vector));
             }
         }
     }
@@ -191,13 +197,17 @@ fn channels(policy: &Policy, out: &mut Vec<Flow>) {
             .map(|m| format!(", {} event", m.value.as_str()))
             .unwrap_or_default();
         let detail = format!("channel \"{}\"{event}", channel.name.as_str());
-        for &(w, _, w_span) in ends.iter().filter(|e| e.1 == ChannelRole::Writer) {
-            for &(r, _, r_span) in ends.iter().filter(|e| e.1 == ChannelRole::Reader) {
+        for &(w, _, w_span, _) in ends.iter().filter(|e| e.1 == ChannelRole::Writer) {
+            for &(r, _, r_span, vector) in ends.iter().filter(|e| e.1 == ChannelRole::Reader) {
+                let inject = vector
+                    .filter(|_| channel.has_event.is_some())
+                    .map(|v| format!(", injects vector {v}"))
+                    .unwrap_or_default();
                 out.push(Flow {
                     from: w,
                     to: r,
                     kind: FlowKind::Channel,
-                    detail: detail.clone(),
+                    detail: format!("{detail}{inject}"),
                     span: w_span,
                     to_span: r_span,
                 });
@@ -331,6 +341,23 @@ fn monitors(policy: &Policy, out: &mut Vec<Flow>) {
                     span: monitor.span,
                     to_span: target.span,
                 });
+                if let Some(console) = &subject.virtio_console {
+                    // The console's monitor maps all of the VM's memory
+                    // read-write (it walks the virtqueues).
+                    for (from, to) in [(s, t), (t, s)] {
+                        out.push(Flow {
+                            from,
+                            to,
+                            kind: FlowKind::SharedMemory,
+                            detail: format!(
+                                "the VM's memory, mapped into its virtio console's monitor at {:#x}",
+                                console.guest_memory.value
+                            ),
+                            span: console.span,
+                            to_span: target.span,
+                        });
+                    }
+                }
             }
         }
     }
@@ -888,6 +915,29 @@ mod tests {
                 "a -> b device: device \"com1\"",
                 "b -> a device: device \"com1\"",
             ]
+        );
+    }
+
+    #[test]
+    fn a_written_reader_vector_is_part_of_the_channel_flow() {
+        let top = "<channels><channel name=\"ch\" size=\"0x1000\" hasEvent=\"async\"/></channels>";
+        let a = subject(
+            "a",
+            "",
+            "<channels><writer logical=\"o\" physical=\"ch\"/></channels>",
+        );
+        let b = subject(
+            "b",
+            "",
+            "<channels><reader logical=\"i\" physical=\"ch\" vector=\"49\"/></channels>",
+        );
+        let p = policy(top, &format!("{a}{b}"), "", "");
+        assert!(
+            edges(&p).contains(
+                &"a -> b channel: channel \"ch\", async event, injects vector 49".to_owned()
+            ),
+            "{:?}",
+            edges(&p)
         );
     }
 

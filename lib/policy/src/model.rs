@@ -527,6 +527,9 @@ pub struct Kernel {
     /// `debugConsole`: the device whose first I/O port range is the kernel's
     /// UART.
     pub debug_console: Ref<DeviceIdx>,
+    /// `consoleInput`: the VM subject that receives what is typed on the
+    /// debug console, if any (one at most: the attribute names one).
+    pub console_input: Option<Ref<SubjectIdx>>,
 }
 
 impl<I> Default for Ref<I> {
@@ -653,6 +656,9 @@ pub struct Subject {
     /// `<timedEvent>`: the subject's timed-event page and the target event
     /// the kernel marks pending when its deadline passes.
     pub timed_event: Option<TimedEvent>,
+    /// `<virtioConsole>`: a `vm` subject's virtio console, emulated by its
+    /// monitor.
+    pub virtio_console: Option<VirtioConsole>,
     /// `<crashAudit>`: the crash-audit region mapped read-only into this
     /// subject (at most one subject in a policy).
     pub crash_audit: Option<CrashAuditGrant>,
@@ -699,6 +705,23 @@ pub struct LinuxBoot {
     pub cmdline: Spanned<String>,
     /// Bytes of RAM the guest gets from 1 MiB (its only e820 RAM entry).
     pub ram_size: Spanned<u64>,
+}
+
+/// `<virtioConsole port irq guestMemory>` inside a `vm` subject with a
+/// monitor (docs/policy.md, "Virtio console"): a legacy virtio-pci console
+/// whose header the kernel presents and whose registers the monitor
+/// emulates.
+#[derive(Clone, Debug)]
+pub struct VirtioConsole {
+    /// The element.
+    pub span: Span,
+    /// First port of its I/O BAR (32 ports, 32-port aligned).
+    pub port: Spanned<u16>,
+    /// Its master-PIC interrupt line.
+    pub irq: Spanned<u8>,
+    /// Where the monitor sees the VM's guest-physical memory: guest-physical
+    /// `g` at the monitor's virtual address `guestMemory + g`.
+    pub guest_memory: Spanned<u64>,
 }
 
 /// `<monitor event state exits>` inside a subject: its chosen exits go to

@@ -242,11 +242,37 @@ unsafe extern "C" {
 // transitions"). The policy validator's short-frame rules read the same
 // constant.
 
-/// One FXSAVE area (SDM Vol. 1, 10.5.1): x87, MMX and (with CR4.OSFXSR)
-/// SSE state.
+/// One FXSAVE area (SDM Vol. 1, 10.5.1): x87, MMX and SSE state (root
+/// mode runs with CR4.OSFXSR set, see `vmx::enable`).
 #[repr(C, align(16))]
 #[derive(Clone, Copy)]
 pub(super) struct FpuState([u8; 512]);
+
+impl FpuState {
+    /// Byte offset of MXCSR.
+    const MXCSR_AT: usize = 24;
+    /// Byte offset of XMM0; XMM0-XMM15 take 256 bytes.
+    const XMM_AT: usize = 160;
+    /// MXCSR at reset: every exception masked, round to nearest.
+    const MXCSR_RESET: u32 = 0x1f80;
+
+    /// Give the SSE part its reset state: MXCSR `0x1f80`, XMM0-XMM15
+    /// zero, so no subject starts with what the boot loader (or an earlier
+    /// incarnation of itself) left in the XMM registers.
+    pub(super) fn reset_sse(&mut self) {
+        for (to, from) in self
+            .0
+            .iter_mut()
+            .skip(Self::MXCSR_AT)
+            .zip(Self::MXCSR_RESET.to_le_bytes())
+        {
+            *to = from;
+        }
+        for byte in self.0.iter_mut().skip(Self::XMM_AT).take(256) {
+            *byte = 0;
+        }
+    }
+}
 
 /// What the kernel keeps of a subject while it is not loaded. All zero at
 /// boot, so the slots live in `.bss` and cost nothing in the image.
@@ -373,6 +399,7 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
                 ..GuestRegs::ZERO
             };
             fxsave(&mut context.fpu);
+            context.fpu.reset_sse();
         }
     }
     // Every plan CPU starts its first major frame at the same TSC.
@@ -805,6 +832,7 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
     let deadline = cpu.scheduler.deadline();
     while rdtsc() < deadline {
         super::timed::check_point(cpu);
+        super::console_rx::check_point(cpu);
         if interrupts::ROUTES {
             let apic = smp::apic_id(cpu.number);
             interrupts::requested_owners(apic, &mut |owner| cpu.scheduler.interrupt_for(owner));
@@ -885,10 +913,11 @@ pub(super) fn fxsave(area: &mut FpuState) {
     unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack)) }
 }
 
-fn fxrstor(area: &FpuState) {
+pub(super) fn fxrstor(area: &FpuState) {
     // Safety: the area was written by FXSAVE (at boot or at the subject's
     // last switch-out), so it holds a valid state; reserved MXCSR bits are
-    // zero because FXSAVE produced them.
+    // zero because FXSAVE produced them (or `FpuState::reset_sse` wrote
+    // the reset value 0x1f80).
     unsafe {
         core::arch::asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack, readonly))
     }

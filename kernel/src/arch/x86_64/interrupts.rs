@@ -25,6 +25,11 @@
 //! A VT-d unit's fault event (vector 253, to the boot CPU; `vtd`) is no
 //! subject's: [`acknowledge`] has the faults reported and ends it.
 //!
+//! An MSI of an owned PCI device (kerncore `msi`, programmed at boot by
+//! [`super::msi`]) arrives the same way at host vector `32 + IRQ number`
+//! and takes the same path: pending for its owner, no mask (edge).
+//! [`ROUTES`] counts MSI routes too.
+//!
 //! The local APIC runs in x2APIC mode (MSRs) where the processor has one.
 //! Without x2APIC (one CPU only: application processors are started
 //! through the x2APIC) it runs in xAPIC mode through its register page at
@@ -45,12 +50,12 @@ use septum_kerncore::vtd;
 use super::percpu::CpuCore;
 use super::vmx::{field, vmread, vmwrite};
 use super::{apic, cpu, ioapic};
-use crate::system::{INTERRUPTS, SPEC, VTD};
+use crate::system::{INTERRUPTS, MSI, SPEC, VTD};
 
 /// Whether the system routes device lines, and whether any target event
 /// injects a vector: constants, so a system without either pays nothing on
 /// its hypercall and entry paths.
-pub const ROUTES: bool = !INTERRUPTS.routes.is_empty();
+pub const ROUTES: bool = !INTERRUPTS.routes.is_empty() || !MSI.routes.is_empty();
 const EVENT_VECTORS: bool = !INTERRUPTS.event_vectors.is_empty();
 
 /// Vectors pending for each subject (set on the owner's CPU or, for
@@ -139,7 +144,7 @@ impl core::fmt::Display for InterruptError {
 /// interrupts off in root mode.
 pub fn init_cpu(boot: bool) -> Result<(), InterruptError> {
     let fault_events = boot && !VTD.iommus.is_empty();
-    if INTERRUPTS.routes.is_empty() && !fault_events {
+    if !ROUTES && !fault_events {
         return Ok(());
     }
     if (cpu::rdmsr(IA32_VMX_PROCBASED_CTLS) >> 32) & INTERRUPT_WINDOW_EXITING == 0 {
@@ -192,6 +197,17 @@ pub fn acknowledge() -> Option<SubjectId> {
         return None;
     }
     let vector = info as u8;
+    let owner = route(vector);
+    if vector != SPURIOUS {
+        end_of_interrupt();
+    }
+    owner
+}
+
+/// What an acknowledged host vector does, short of the end-of-interrupt:
+/// a VT-d fault event is reported; a routed line or MSI is marked pending
+/// for its owner (a level line masked), who is returned.
+pub fn route(vector: u8) -> Option<SubjectId> {
     let mut owner = None;
     if vtd::is_fault_event(vector) {
         super::vtd::report_faults();
@@ -203,9 +219,9 @@ pub fn acknowledge() -> Option<SubjectId> {
             ioapic::mask(line);
         }
         owner = Some(to);
-    }
-    if vector != SPURIOUS {
-        end_of_interrupt();
+    } else if let Some(to) = MSI.on_interrupt(&PENDING, Vector(vector)) {
+        ACKNOWLEDGED.fetch_add(1, Ordering::Relaxed);
+        owner = Some(to);
     }
     owner
 }
@@ -224,6 +240,14 @@ pub fn requested_owners(cpu_apic: u32, wake: &mut dyn FnMut(SubjectId)) {
             continue;
         }
         if let Some(host) = irq::host_vector(route.line)
+            && irr_bit(host.0)
+        {
+            wake(route.owner);
+        }
+    }
+    for route in MSI.routes {
+        if route.apic_id.0 == cpu_apic
+            && let Some(host) = irq::host_vector(route.irq)
             && irr_bit(host.0)
         {
             wake(route.owner);
@@ -345,7 +369,7 @@ fn inject(subject: SubjectId) {
 /// The poweroff line of a system with routes: `septum: device interrupts:
 /// <n> acknowledged, <m> injected` (the counts of every CPU).
 pub fn report() {
-    if INTERRUPTS.routes.is_empty() {
+    if !ROUTES {
         return;
     }
     crate::kprintln!(

@@ -8,6 +8,8 @@
 //!   AP start-up code.
 //! - `apic`: the local APIC in x2APIC mode, for INIT-SIPI-SIPI.
 //! - `ioapic`: the I/O APIC's redirection entries (device IRQ routes).
+//! - `msi`: the MSI/MSI-X capabilities of owned PCI devices, programmed
+//!   at boot from the spec.
 //! - `interrupts`: device interrupts on the exit path (acknowledge, EOI,
 //!   injection before entry).
 //! - `smp`: the plan's CPUs, starting the APs, the plan barrier.
@@ -17,6 +19,8 @@
 //! - `crash`: volatile access to the crash-audit region, the state a record
 //!   holds.
 //! - `serial`: the debug UART.
+//! - `console_rx`: the debug UART's receive side, for the console input
+//!   owner (a VM).
 //! - `pit`: TSC-rate measurement against the PIT.
 //! - `vmx`: VMX instructions, field encodings, bring-up.
 //! - `vmcs`: one-time VMCS initialisation per subject.
@@ -33,6 +37,7 @@
 
 pub mod apic;
 pub mod boot;
+pub mod console_rx;
 pub mod cpu;
 pub mod crash;
 pub mod deferred;
@@ -42,6 +47,7 @@ pub mod interrupts;
 pub mod ioapic;
 pub mod ipi;
 pub mod monitor;
+pub mod msi;
 pub mod nmi;
 #[cfg(not(debug_assertions))]
 pub mod no_panic;

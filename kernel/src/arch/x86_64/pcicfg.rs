@@ -11,6 +11,9 @@
 //! `false`: the exit takes the fault path, reported, and the subject's
 //! `onFault` decides.
 //!
+//! [`config_read`] and [`config_write`] are the kernel's own accesses, for
+//! programming routed devices' MSIs at boot (`msi`), under the same lock.
+//!
 //! The hardware port pair is one for the whole machine, so each
 //! CONFIG_ADDRESS + CONFIG_DATA pair the kernel issues runs under one lock
 //! shared by all CPUs; subjects never touch the real ports themselves.
@@ -25,7 +28,7 @@ use septum_kerncore::vtd::SourceId;
 use super::exit::GuestRegs;
 use super::percpu::CpuCore;
 use super::vmx::{self, VmxError, field, vmread};
-use crate::system::PCI_CONFIG;
+use crate::system::{MSI, PCI_CONFIG};
 
 /// One CONFIG_ADDRESS latch per subject, in subject-id order. A latch is
 /// only touched on exits of its subject (one CPU at a time).
@@ -55,9 +58,6 @@ fn emulate(subject: SubjectId, frame: &mut GuestRegs) -> Result<bool, VmxError> 
     if string || !ours {
         return Ok(false);
     }
-    let Some(latch) = LATCHES.get(subject.index()) else {
-        return Ok(false);
-    };
     let size = ((q & 7) as u8).wrapping_add(1);
     let input = q & (1 << 3) != 0;
     let access = PortAccess {
@@ -65,18 +65,37 @@ fn emulate(subject: SubjectId, frame: &mut GuestRegs) -> Result<bool, VmxError> 
         size,
         write: (!input).then_some(frame.rax as u32),
     };
+    match perform(subject, access) {
+        None => return Ok(false),
+        Some(Some(value)) => set_rax(frame, size, value),
+        Some(None) => {}
+    }
+    let length = vmread(field::EXIT_INSTRUCTION_LENGTH)?;
+    let rip = vmread(field::GUEST_RIP)?;
+    vmx::write_guest(vmx::GuestField::Rip, rip.wrapping_add(length))?;
+    Ok(true)
+}
+
+/// Decide `subject`'s configuration access `access` (kerncore) and carry
+/// it out: `None` for a fault, `Some(Some(value))` for what a read
+/// returns, `Some(None)` for a write done or dropped. Also the VT-d
+/// probe's way to act as the owner.
+pub fn perform(subject: SubjectId, access: PortAccess) -> Option<Option<u32>> {
+    let latch = LATCHES.get(subject.index())?;
+    let size = access.size;
     let action = pcicfg::decide(
         &PCI_CONFIG,
         subject,
         latch.load(Ordering::Relaxed),
         access,
-        capabilities,
+        |device| capabilities(subject, device),
     );
+    let mut value = None;
     match action {
-        Action::Latch(value) => latch.store(value, Ordering::Relaxed),
-        Action::Value(value) => set_rax(frame, size, value),
+        Action::Latch(new) => latch.store(new, Ordering::Relaxed),
+        Action::Value(read) => value = Some(read),
         Action::Read { address, port } => {
-            let value = with_ports(|| {
+            let read = with_ports(|| {
                 // Safety: kerncore built `address` from a function the
                 // subject owns and `port` is a CONFIG_DATA port: the read
                 // reaches only the owner's own configuration registers.
@@ -85,33 +104,46 @@ fn emulate(subject: SubjectId, frame: &mut GuestRegs) -> Result<bool, VmxError> 
                     read_port(port, size)
                 }
             });
-            set_rax(frame, size, value);
+            value = Some(read);
         }
         Action::Write {
             address,
             port,
-            value,
+            value: written,
         } => with_ports(|| {
             // Safety: as for the read; kerncore refused writes to the BARs,
             // the ROM BAR and the MSI/MSI-X registers, so the function
             // neither moves nor re-targets its interrupts.
             unsafe {
                 outl(CONFIG_ADDRESS, address);
-                write_port(port, size, value);
+                write_port(port, size, written);
+            }
+        }),
+        Action::Merge {
+            address,
+            port,
+            value: wanted,
+            bits,
+        } => with_ports(|| {
+            // Safety: as for the write; kerncore limited `bits` to the
+            // MSI/MSI-X enables of a function whose messages the kernel
+            // programmed (`msi`), every other bit is written back as read.
+            unsafe {
+                outl(CONFIG_ADDRESS, address);
+                let current = read_port(port, size);
+                write_port(port, size, (current & !bits) | (wanted & bits));
             }
         }),
         Action::Ignore => {}
-        Action::Fault => return Ok(false),
+        Action::Fault => return None,
     }
-    let length = vmread(field::EXIT_INSTRUCTION_LENGTH)?;
-    let rip = vmread(field::GUEST_RIP)?;
-    vmx::write_guest(vmx::GuestField::Rip, rip.wrapping_add(length))?;
-    Ok(true)
+    Some(value)
 }
 
-/// The owned function's MSI/MSI-X registers, from its capability list.
-fn capabilities(device: SourceId) -> pcicfg::Protected {
-    with_ports(|| {
+/// The owned function's MSI/MSI-X registers, from its capability list,
+/// with the enables the kernel leaves to `subject` (kerncore `msi`).
+fn capabilities(subject: SubjectId, device: SourceId) -> pcicfg::Protected {
+    let found = with_ports(|| {
         pcicfg::capabilities(|offset| {
             // Safety: reads of the owned function's own registers (kerncore
             // asks only for a device the subject owns).
@@ -120,6 +152,36 @@ fn capabilities(device: SourceId) -> pcicfg::Protected {
                 inl(pcicfg::CONFIG_DATA)
             }
         })
+    });
+    MSI.allow(subject, device, found)
+}
+
+/// The kernel's own read of dword `register` of `device` (boot-time MSI
+/// programming, `msi`, of the functions subjects own).
+pub fn config_read(device: SourceId, register: u8) -> u32 {
+    with_ports(|| {
+        // Safety: a configuration read by the kernel, under the port lock;
+        // reads of configuration registers have no effect on memory.
+        unsafe {
+            outl(CONFIG_ADDRESS, pcicfg::hardware_address(device, register));
+            inl(pcicfg::CONFIG_DATA)
+        }
+    })
+}
+
+/// The kernel's own write of dword `register` of `device` (boot-time MSI
+/// programming, `msi`: MSI/MSI-X address, data and control of owned
+/// functions only).
+pub fn config_write(device: SourceId, register: u8, value: u32) {
+    with_ports(|| {
+        // Safety: the kernel programs or disables the MSI registers of a
+        // function a subject owns, before any subject runs; they only say
+        // whether and where the function's interrupts go (to the owner's
+        // CPU, as composed).
+        unsafe {
+            outl(CONFIG_ADDRESS, pcicfg::hardware_address(device, register));
+            outl(pcicfg::CONFIG_DATA, value);
+        }
     })
 }
 
@@ -199,7 +261,9 @@ unsafe fn write_port(port: u16, size: u8, value: u32) {
 /// # Safety
 /// `port` must be CONFIG_ADDRESS or a CONFIG_DATA port, used under
 /// [`with_ports`], with a CONFIG_ADDRESS that kerncore's `pcicfg` built for
-/// a function the loaded subject owns, and no write kerncore refused.
+/// a function the loaded subject owns, and no write kerncore refused; or,
+/// for the kernel's own boot-time MSI programming ([`config_write`]), the
+/// MSI registers of a function a subject owns.
 unsafe fn outl(port: u16, value: u32) {
     // Safety: the caller's contract; the instruction touches no memory.
     unsafe {

@@ -26,7 +26,7 @@
 use septum_kerncore::lifecycle::{RestartRegion, RestartSource, image_of};
 
 use super::cpu;
-use super::exit::{GuestRegs, SubjectContext, fxsave};
+use super::exit::{GuestRegs, SubjectContext, fxrstor, fxsave};
 use super::percpu::CpuNumber;
 use super::vmcs;
 use super::vmx::{self, BringUpError, Vmcs};
@@ -76,9 +76,12 @@ pub(super) fn restart_if_requested(
     };
     context.regs = *frame;
     // The live FPU state is this subject's (it is being entered): reset
-    // it and keep the FNINIT state as its saved one, as at boot.
+    // it and keep the FNINIT state, with MXCSR and the XMM registers at
+    // their reset values, as its saved and live one, as at boot.
     cpu::fpu_reset();
     fxsave(&mut context.fpu);
+    context.fpu.reset_sse();
+    fxrstor(&context.fpu);
     context.cr2 = 0;
     // Safety: CR2 only reports the last page-fault address; no translation
     // or protection depends on it (see `exit::switch_to`).

@@ -7,6 +7,10 @@
 //! cost of kernel output is bounded where it is paid (`crate::console`).
 //! [`Uart::drain`] waits until the transmitter is empty,
 //! because Bochs drops bytes still in the UART when the machine powers off.
+//!
+//! The one exception to "output only": [`Uart::receive`] takes a received
+//! byte, never waiting, for the console input owner (`console_rx`, its
+//! only caller).
 
 use core::fmt;
 
@@ -19,6 +23,8 @@ const FCR: u16 = 2;
 const LCR: u16 = 3;
 const MCR: u16 = 4;
 const LSR: u16 = 5;
+const RBR: u16 = 0;
+const LSR_DATA_READY: u8 = 1 << 0;
 const LSR_THR_EMPTY: u8 = 1 << 5;
 const LSR_TRANSMITTER_EMPTY: u8 = 1 << 6;
 /// Bytes the transmit FIFO holds (16550, FIFOs on: FCR written by `init`).
@@ -97,6 +103,16 @@ impl Uart {
     /// [`FIFO_BYTES`] times (more would be dropped by the UART).
     pub fn put(self, byte: u8) {
         self.write(THR, byte);
+    }
+
+    /// The next received byte, if one is waiting (LSR.DR); never waits.
+    /// Only the console input check point calls this (`console_rx`), so
+    /// the receive side has one reader.
+    pub fn receive(self) -> Option<u8> {
+        if self.read(LSR) & LSR_DATA_READY == 0 {
+            return None;
+        }
+        Some(self.read(RBR))
     }
 
     /// Wait until every byte has left the UART (LSR.TEMT).

@@ -11,7 +11,9 @@
 //! unemulated port, a forbidden MSR write, an EPT violation, a triple
 //! fault: the subject's `onFault` decides). [`before_entry`] runs the
 //! VM's interrupt sources (PIT, UART) and injects the PIC's vector when the
-//! guest can take it, or asks for an interrupt-window exit; it returns
+//! guest can take it, or asks for an interrupt-window exit; for the
+//! console input owner it first hands the emulated UART the next byte
+//! typed on the kernel's console (`console_rx`); it returns
 //! the earlier of the frame's deadline and the PIT's next expiry, so the
 //! preemption timer brings the guest back in time for its tick.
 //!
@@ -24,10 +26,13 @@
 //! becomes a #GP for the guest instead), and the interrupt-window control.
 
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::exits::Exit;
-use septum_kerncore::spec::{KernelAction, SourceEvent, SubjectSpec};
+use septum_kerncore::spec::{
+    FaultAction, KernelAction, SourceEvent, SubjectSpec, VirtioConsoleSpec,
+};
 use septum_kerncore::vm::control::{self, CrAccess, CrWrite, DrAccess};
 use septum_kerncore::vm::msr::{self, GuestField};
 use septum_kerncore::vm::platform::{Line, Out, Platform};
@@ -38,7 +43,7 @@ use super::exit::GuestRegs;
 use super::percpu::CpuCore;
 use super::vmx::{self, VmxError, field, vmread, vmwrite};
 use crate::kprintln;
-use crate::system::SPEC;
+use crate::system::{CONSOLE_INPUT, SPEC};
 
 const EXIT_INTERRUPT_WINDOW: u16 = 7;
 const EXIT_CPUID: u16 = 10;
@@ -91,6 +96,8 @@ struct VmState {
     /// Exits [`handle`] saw, by basic exit reason (printed when the VM
     /// halts for good).
     exits: [u32; COUNTED_REASONS],
+    /// Console input bytes handed to the emulated UART.
+    received: u32,
 }
 
 /// Most VM subjects a system may have (one per CPU: the composer refuses
@@ -113,9 +120,15 @@ static VMS: VmSlots = VmSlots(
             platform: Platform::new(),
             line: Line::new(),
             exits: [0; COUNTED_REASONS],
+            received: 0,
         })
     }; MAX_VMS],
 );
+
+/// Interrupt lines each VM's device monitor asserted when it last resumed
+/// the VM (bit `n`: master-PIC line `n`), raised on its PIC before its
+/// next entry. Set and taken only on the VM's CPU (the monitor shares it).
+static REQUESTED_LINES: [AtomicU8; MAX_VMS] = [const { AtomicU8::new(0) }; MAX_VMS];
 
 /// The slot index of VM `id`: how many VMs come before it.
 fn slot_index(id: SubjectId) -> usize {
@@ -254,8 +267,42 @@ pub fn vmcall_refused(cpu: &CpuCore) -> bool {
     vm::is_vm(vmcs.subject()) && vm::cpl(read(field::GUEST_SS_ACCESS).unwrap_or(0)) != 0
 }
 
+/// The virtio console of `subject`, if its monitor emulates one.
+fn virtio_console(subject: &SubjectSpec) -> Option<VirtioConsoleSpec> {
+    match subject.fault_action {
+        FaultAction::Monitor(monitor) => monitor.virtio_console,
+        _ => None,
+    }
+}
+
+/// Whether `subject`'s monitor chose its HLT exits: a VM with a device
+/// monitor halts into the monitor, which delivers input that arrived
+/// meanwhile (docs/kernel.md, "Virtio console").
+fn halts_to_monitor(subject: &SubjectSpec) -> bool {
+    matches!(subject.fault_action, FaultAction::Monitor(monitor) if monitor.exits.contains(EXIT_HLT))
+}
+
+/// The monitor of VM `id` resumed it asserting its device interrupt (the
+/// state page's `device_interrupt`): its virtio console's line is raised
+/// on its PIC before its next entry. Nothing for a subject without one.
+pub fn assert_device_interrupt(id: SubjectId) {
+    if !PRESENT {
+        return;
+    }
+    let Some(console) = SPEC.subjects.get(id.index()).and_then(virtio_console) else {
+        return;
+    };
+    if let Some(slot) = REQUESTED_LINES.get(slot_index(id)) {
+        slot.fetch_or(
+            1u8.checked_shl(u32::from(console.irq)).unwrap_or(0),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// Handle exit `basic` of the loaded subject if it is a VM's to handle.
 pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
+    let overruns = super::console_rx::overruns(cpu);
     let Some((_, subject, state)) = loaded_vm(cpu) else {
         return Outcome::Unhandled;
     };
@@ -277,7 +324,7 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
             frame.rdx = u64::from(d);
             skip()
         }
-        EXIT_HLT => halt(subject, state),
+        EXIT_HLT => halt(subject, state, overruns),
         EXIT_IO => io(subject, state, frame),
         EXIT_RDMSR => rdmsr(frame),
         EXIT_WRMSR => wrmsr(frame),
@@ -307,11 +354,22 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
 /// `poweroff` kernel event if the policy gives it one (it is then the
 /// subject asking for poweroff, like a native subject's hypercall);
 /// otherwise it is a fault of the subject.
-fn halt(subject: &SubjectSpec, state: &VmState) -> Result<Outcome, VmxError> {
+fn halt(subject: &SubjectSpec, state: &VmState, overruns: u32) -> Result<Outcome, VmxError> {
     if read(field::GUEST_RFLAGS)? & RFLAGS_IF != 0 {
+        if halts_to_monitor(subject) {
+            return Ok(Outcome::Unhandled);
+        }
         return skip();
     }
     report_exits(subject, state);
+    if state.received != 0 || overruns != 0 {
+        kprintln!(
+            "septum: vm \"{}\" console input: {} bytes, {} overruns",
+            subject.name,
+            state.received,
+            overruns
+        );
+    }
     let poweroff = subject
         .source_events
         .iter()
@@ -353,6 +411,7 @@ fn io(
     if string {
         return Ok(Outcome::Unhandled);
     }
+    state.platform.virtio_console = virtio_console(subject);
     if input {
         let Some(value) = state.platform.port_in(port, size) else {
             return Ok(Outcome::Unhandled);
@@ -479,9 +538,23 @@ fn dr_access(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
 /// interrupt-window exit). Returns the deadline to arm the preemption
 /// timer for: `deadline`, or the PIT's next expiry if that is earlier.
 pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
-    let Some((_, _, state)) = loaded_vm(cpu) else {
+    if CONSOLE_INPUT.is_some() {
+        super::console_rx::check_point(cpu);
+    }
+    let Some((id, _, state)) = loaded_vm(cpu) else {
         return deadline;
     };
+    if CONSOLE_INPUT.is_some() && super::console_rx::deliver(cpu, id, &mut state.platform.uart) {
+        state.received = state.received.saturating_add(1);
+    }
+    if let Some(slot) = REQUESTED_LINES.get(slot_index(id)) {
+        let lines = slot.swap(0, Ordering::Relaxed);
+        for irq in 0..8 {
+            if lines & (1 << irq) != 0 {
+                state.platform.raise_line(irq);
+            }
+        }
+    }
     inject_pending(state).unwrap_or(());
     match state.platform.pit.deadline {
         Some(tick) if tick < deadline => tick,

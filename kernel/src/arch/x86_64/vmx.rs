@@ -470,6 +470,9 @@ impl core::ops::Deref for Capabilities {
     }
 }
 
+/// CR4.OSFXSR: FXSAVE/FXRSTOR include the XMM registers and MXCSR.
+const CR4_OSFXSR: u64 = 1 << 9;
+
 const IA32_VMX_BASIC: u32 = 0x480;
 const IA32_VMX_PINBASED_CTLS: u32 = 0x481;
 const IA32_VMX_PROCBASED_CTLS: u32 = 0x482;
@@ -552,9 +555,17 @@ pub fn enable(caps: &Capabilities, vmxon_region: VmxonRegion) -> Result<(), Brin
     // `Capabilities`) keeps paging, protection and caching as they are (the
     // fixed-1 bits are PE, PG, NE in CR0 and VMXE in CR4, all compatible
     // with the running kernel).
+    // CR4.OSFXSR is set as well, whatever the boot loader left: the
+    // kernel's FXSAVE/FXRSTOR of a subject's state then always include the
+    // XMM registers (a VM's, or a native subject's loaded by its own
+    // FXRSTOR), instead of depending on the implementation-defined
+    // behaviour with OSFXSR clear (docs/kernel.md, "Architectural state per
+    // subject"). The kernel itself is soft-float and uses no SSE.
+    // Safety (OSFXSR): it only lets FXSAVE/FXRSTOR and SSE instructions use
+    // the XMM state; every x86-64 processor has it in CR4_FIXED1.
     unsafe {
         cpu::write_cr0(caps.root_cr0(cpu::read_cr0()));
-        cpu::write_cr4(caps.root_cr4(cpu::read_cr4()));
+        cpu::write_cr4(caps.root_cr4(cpu::read_cr4()) | CR4_OSFXSR);
     }
     // Safety: the composer allocated the region as this CPU's 4 KiB VMXON
     // page, mapped read-write for the kernel and used for nothing else; VMXON

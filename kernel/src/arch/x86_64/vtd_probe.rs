@@ -16,9 +16,24 @@
 //!    the external-interrupt exit that acknowledges it in a normal boot
 //!    cannot happen here), reported as a fault naming the device and the
 //!    address, and the buffer is unchanged;
-//! 3. an MSI through the remapping entry the policy gives the device
+//! 3. the MSI the kernel programmed at boot from the spec (`msi::init`,
+//!    as in every boot) holds the composed remappable handle; a write of
+//!    another address by the owner (through the configuration emulation,
+//!    `pcicfg::perform`, as the owner's port accesses go) is dropped; the
+//!    owner's MSI Enable goes through; edu raises it; the probe takes the
+//!    interrupt with its own IDT (what acknowledge-on-exit does in a VM
+//!    exit) and hands the vector to `interrupts::route`, the exit path's
+//!    routing: it arrives at host vector 32 + IRQ and is pending for the
+//!    owner at the policy's vector;
+//!    the MSI-X table of the e1000e the policy also gives the driver holds
+//!    the composed messages, masked, MSI-X disabled; the owner may enable
+//!    it (with interrupt remapping); its unmasked entry 1 delivers to the
+//!    owner at its vector + 1, and the entry the owner rewrites with
+//!    edu's remappable handle is blocked (the source-id check);
+//! 4. an MSI through the remapping entry the policy gives the device
 //!    reaches the local APIC (its vector is pending in the IRR); an MSI
-//!    through an entry the table does not have does not. A
+//!    through an entry the table does not have does not, nor one through
+//!    the entry of another requester (the I/O APIC's line). A
 //!    compatibility-format MSI must be blocked too (the kernel leaves
 //!    GSTS.CFIS clear, which the probe checks), but QEMU does not model
 //!    that gate and delivers it: the probe prints what QEMU did.
@@ -32,11 +47,16 @@
 //! prints one `vtd probe:` line; the last says `passed` or `FAILED`, and
 //! the probe ends QEMU through the isa-debug-exit port.
 
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use septum_kerncore::irq::Vector;
+use septum_kerncore::pcicfg::{CONFIG_ADDRESS, CONFIG_DATA, PortAccess, hardware_address};
 use septum_kerncore::vtd::{FAULT_EVENT_VECTOR, SourceId};
 
-use super::{cpu, vtd};
+use super::{cpu, interrupts, msi, pcicfg, vtd};
 use crate::kprintln;
-use crate::system::VTD;
+use crate::system::{INTERRUPTS, MSI, SPEC, VTD};
 
 /// QEMU's edu device: vendor 0x1234, device 0x11e8.
 const EDU_ID: u32 = 0x11e8_1234;
@@ -340,7 +360,13 @@ fn checks() -> bool {
     );
     ok &= outside;
 
-    // 3. MSIs: the capability list from offset 0x34; MSI is id 0x05.
+    // 3. edu's MSI as a normal boot leaves it (`msi::init`), enabled by
+    // its owner through the configuration-space emulation, raised, taken
+    // and routed as the exit path routes it.
+    ok &= routed_msi(source, bar, apic);
+    ok &= msix_table(apic);
+
+    // 4. MSIs: the capability list from offset 0x34; MSI is id 0x05.
     let mut cap = (config_read(source, 0x34) & 0xfc) as u8;
     let mut msi = None;
     for _ in 0..48 {
@@ -381,6 +407,27 @@ fn checks() -> bool {
             "DELIVERED"
         }
     );
+    // An entry that exists but names another requester (the I/O APIC's,
+    // for the driver's line): the entry's source-id check must block it.
+    // This is what confines an MSI-X table its owner rewrites.
+    let foreign = INTERRUPTS
+        .routes
+        .first()
+        .map(|route| u32::from(route.line.0));
+    let foreign_blocked = foreign.is_some_and(|line| {
+        raise_msi(source, msi, bar, remappable(line), 0);
+        !pending(apic, VECTOR_BASE.wrapping_add(line))
+    });
+    let faults = vtd::report_faults();
+    kprintln!(
+        "vtd probe: MSI through entry {} (the I/O APIC's line, another requester): {}, {faults} fault(s) reported",
+        foreign.unwrap_or(0),
+        if foreign_blocked {
+            "blocked"
+        } else {
+            "DELIVERED"
+        }
+    );
     // A compatibility-format MSI bypasses the table. VT-d blocks it while
     // GSTS.CFIS is clear (spec 5.1.4); QEMU (7.2 and later) does not model
     // that gate and delivers it, so the probe checks what the kernel asked
@@ -397,5 +444,470 @@ fn checks() -> bool {
             "blocks"
         }
     );
-    ok && delivered && absent_blocked && cfis_clear
+    ok && delivered && absent_blocked && foreign_blocked && cfis_clear
+}
+
+/// The probe's IDT: the kernel's 32 exception gates, then every vector
+/// from 32 on to `septum_probe_interrupt`. 256 gates of 16 bytes.
+#[repr(C, align(16))]
+struct ProbeIdt([u64; 512]);
+
+static mut PROBE_IDT: ProbeIdt = ProbeIdt([0; 512]);
+
+/// Vectors the probe's interrupt handler took (bit per vector).
+static TAKEN: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+/// The local APIC's register page, for the handler.
+static APIC_PAGE: AtomicU64 = AtomicU64::new(0);
+
+// Saves the caller-saved registers (the CPU aligned RSP to 16 before its
+// 40-byte frame; nine pushes realign it for the call), calls the handler,
+// returns from the interrupt.
+global_asm!(
+    ".text",
+    ".balign 16",
+    ".global septum_probe_interrupt",
+    "septum_probe_interrupt:",
+    "push rax",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rdi",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "cld",
+    "call {handler}",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rdi",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rax",
+    "iretq",
+    handler = sym probe_interrupt,
+);
+
+unsafe extern "C" {
+    /// The stub above.
+    static septum_probe_interrupt: u8;
+}
+
+/// The CPU accepted an interrupt (what acknowledge-on-exit does in a VM
+/// exit): note the in-service vector, end it.
+extern "C" fn probe_interrupt() {
+    let apic = APIC_PAGE.load(Ordering::Relaxed);
+    for word in (0..8u64).rev() {
+        let isr = mmio_read32(
+            apic.wrapping_add(0x100)
+                .wrapping_add(word.wrapping_mul(0x10)),
+        );
+        if isr != 0 {
+            let vector = word
+                .wrapping_mul(32)
+                .wrapping_add(31)
+                .wrapping_sub(u64::from(isr.leading_zeros()));
+            if let Some(bits) = TAKEN.get((vector / 64) as usize) {
+                bits.fetch_or(1 << (vector % 64), Ordering::Relaxed);
+            }
+            break;
+        }
+    }
+    mmio_write32(apic.wrapping_add(0xb0), 0);
+}
+
+/// Pseudo-descriptor for SIDT/LIDT.
+#[repr(C, packed)]
+struct TablePointer {
+    limit: u16,
+    base: u64,
+}
+
+/// Opens an interrupt window in root mode with the probe's IDT: every
+/// requested interrupt is taken and noted; returns the vectors taken.
+fn take_interrupts(apic: u64) -> [u64; 4] {
+    APIC_PAGE.store(apic, Ordering::Relaxed);
+    for bits in &TAKEN {
+        bits.store(0, Ordering::Relaxed);
+    }
+    let mut kernel = TablePointer { limit: 0, base: 0 };
+    let code_segment: u64;
+    // Safety: SIDT stores the IDTR into `kernel`; reading CS has no effect.
+    unsafe {
+        asm!("sidt [{}]", in(reg) &raw mut kernel, options(nostack, preserves_flags));
+        asm!("mov {:r}, cs", out(reg) code_segment, options(nomem, nostack, preserves_flags));
+    }
+    let handler = (&raw const septum_probe_interrupt) as u64;
+    let gate_low = (handler & 0xffff)
+        | (code_segment & 0xffff) << 16
+        | 0x8e << 40
+        | ((handler >> 16) & 0xffff) << 48;
+    let kernel_base = kernel.base;
+    // Safety: the probe runs alone on the boot CPU; PROBE_IDT is its own.
+    // The kernel's IDT has the 32 exception gates (512 bytes) at its base,
+    // identity-mapped by the probe's tables, read as they are.
+    let idt = unsafe {
+        let idt = &raw mut PROBE_IDT;
+        let idt = &mut *idt;
+        for (i, word) in idt.0.iter_mut().enumerate() {
+            *word = if i < 64 {
+                core::ptr::read_volatile((kernel_base as *const u64).wrapping_add(i))
+            } else if i % 2 == 0 {
+                gate_low
+            } else {
+                handler >> 32
+            };
+        }
+        TablePointer {
+            limit: 256 * 16 - 1,
+            base: core::ptr::from_ref(idt) as u64,
+        }
+    };
+    // Safety: the probe's IDT keeps the kernel's exception gates and sends
+    // every interrupt to the handler above, which saves what it uses and
+    // returns; interrupts are on only for this short window, then the
+    // kernel's IDT is back.
+    unsafe {
+        asm!("lidt [{}]", in(reg) &idt, options(readonly, nostack, preserves_flags));
+        asm!("sti");
+        for _ in 0..100_000u32 {
+            cpu::pause();
+        }
+        asm!("cli");
+        asm!("lidt [{}]", in(reg) &kernel, options(readonly, nostack, preserves_flags));
+    }
+    core::array::from_fn(|i| TAKEN.get(i).map_or(0, |b| b.load(Ordering::Relaxed)))
+}
+
+/// The owner's configuration access `access` after latching `register`
+/// of `source`, through the kernel's emulation.
+fn as_owner(
+    owner: septum_abi::SubjectId,
+    source: SourceId,
+    register: u8,
+    access: PortAccess,
+) -> Option<Option<u32>> {
+    pcicfg::perform(
+        owner,
+        PortAccess {
+            port: CONFIG_ADDRESS,
+            size: 4,
+            write: Some(hardware_address(source, register)),
+        },
+    )?;
+    pcicfg::perform(owner, access)
+}
+
+/// Check 3 (see the module doc).
+fn routed_msi(source: SourceId, bar: u64, apic: u64) -> bool {
+    let Some(route) = MSI.messages(source).next() else {
+        kprintln!("vtd probe: the spec routes no MSI of edu");
+        return false;
+    };
+    let (Some(expected), Some(cap), Some(host)) = (
+        MSI.message(route),
+        msi::msi_capability(source),
+        septum_kerncore::irq::host_vector(route.irq),
+    ) else {
+        kprintln!("vtd probe: edu's MSI route has no message, capability or host vector");
+        return false;
+    };
+    let owner = route.owner;
+    let name = SPEC.subjects.get(owner.index()).map_or("?", |s| s.name);
+    let Some((programmed, enabled)) = msi::read_back(source) else {
+        return false;
+    };
+    let as_composed = programmed == expected && !enabled;
+    kprintln!(
+        "vtd probe: edu's MSI as the kernel programmed it at boot: address {:#x}, data {:#x} (IRQ {}, {}), {}: {}",
+        programmed.address,
+        programmed.data,
+        route.irq.0,
+        if MSI.remapped {
+            "remappable"
+        } else {
+            "compatibility"
+        },
+        if enabled { "enabled" } else { "disabled" },
+        if as_composed {
+            "as composed"
+        } else {
+            "NOT as composed"
+        }
+    );
+    // The owner tries to point it at the local APIC directly (a
+    // compatibility-format address, which bypasses remapping).
+    let Some(layout) = septum_kerncore::msi::msi_layout(cap, 0) else {
+        return false;
+    };
+    let write = |value: u32| PortAccess {
+        port: CONFIG_DATA,
+        size: 4,
+        write: Some(value),
+    };
+    let retarget = as_owner(owner, source, layout.address, write(0xfee0_0000));
+    let kept = msi::read_back(source).is_some_and(|(now, _)| now == programmed);
+    kprintln!(
+        "vtd probe: the owner's write of address 0xfee00000 to edu's MSI: {}",
+        match (retarget, kept) {
+            (Some(None), true) => "dropped, address unchanged",
+            (None, _) => "FAULTED",
+            _ => "CHANGED the address",
+        }
+    );
+    // The owner sets MSI Enable: a word write of the message control.
+    let control = as_owner(
+        owner,
+        source,
+        cap,
+        PortAccess {
+            port: CONFIG_DATA,
+            size: 4,
+            write: None,
+        },
+    )
+    .flatten()
+    .map_or(0, |dword| dword >> 16);
+    let enable = as_owner(
+        owner,
+        source,
+        cap,
+        PortAccess {
+            port: CONFIG_DATA + 2,
+            size: 2,
+            write: Some(control | 1),
+        },
+    );
+    let now_enabled = msi::read_back(source).is_some_and(|(now, on)| now == programmed && on);
+    kprintln!(
+        "vtd probe: the owner sets MSI Enable through the configuration emulation: {}",
+        if enable == Some(None) && now_enabled {
+            "enabled"
+        } else {
+            "NOT enabled"
+        }
+    );
+    // Raise it; take it; route it as the exit path does.
+    let quiet_before = !pending(apic, u32::from(host.0));
+    mmio_write32(bar.wrapping_add(EDU_RAISE), 1);
+    let arrived = pending(apic, u32::from(host.0));
+    let taken = take_interrupts(apic);
+    mmio_write32(bar.wrapping_add(EDU_ACK), 1);
+    let was_taken = |v: u8| {
+        taken
+            .get(usize::from(v / 64))
+            .is_some_and(|b| b & 1 << (v % 64) != 0)
+    };
+    let mut routed_to = None;
+    for vector in (0..=255u8).filter(|&v| was_taken(v)) {
+        let to = interrupts::route(vector);
+        if vector == host.0 {
+            routed_to = to;
+        }
+    }
+    let at_vector = interrupts::PENDING.highest(owner) == Some(route.vector);
+    let delivered =
+        quiet_before && arrived && was_taken(host.0) && routed_to == Some(owner) && at_vector;
+    kprintln!(
+        "vtd probe: edu's MSI arrived at host vector {} and is pending for \"{name}\" at vector {}: {}",
+        host.0,
+        route.vector.0,
+        if delivered { "yes" } else { "NOT" }
+    );
+    if delivered {
+        interrupts::PENDING.clear(owner, Vector(route.vector.0));
+    }
+    as_composed && kept && now_enabled && delivered
+}
+
+/// QEMU's e1000e (the probe machine's MSI-X device): vendor 0x8086, device
+/// 0x10d3.
+const E1000E_ID: u32 = 0x10d3_8086;
+
+/// Check 3, MSI-X: the table of the MSI-X device the spec routes (QEMU's
+/// e1000e) holds the composed messages, every entry masked, MSI-X
+/// disabled with its Function Mask set; the owner may enable it (interrupt
+/// remapping confines the table, kernel.md "MSI and MSI-X").
+fn msix_table(apic: u64) -> bool {
+    let Some(nic) = MSI
+        .devices()
+        .map(|(first, _)| first.device)
+        .find(|&d| pcicfg::config_read(d, 0) == E1000E_ID)
+    else {
+        kprintln!("vtd probe: the spec routes no MSI of an e1000e");
+        return false;
+    };
+    let Some((cap, control)) = msi::msix_capability(nic) else {
+        kprintln!("vtd probe: the e1000e has no MSI-X capability");
+        return false;
+    };
+    let Some(table) =
+        septum_kerncore::msi::msix_table(pcicfg::config_read(nic, cap.wrapping_add(4)), |bar| {
+            pcicfg::config_read(nic, 0x10u8.wrapping_add(bar.wrapping_mul(4)))
+        })
+    else {
+        return false;
+    };
+    let entries = u64::from(control & septum_kerncore::msi::MSIX_TABLE_SIZE).wrapping_add(1);
+    let mut routes = MSI.messages(nic);
+    let mut as_composed = true;
+    for k in 0..entries {
+        let at = table.get().wrapping_add(k.wrapping_mul(16));
+        let found: [u32; 4] =
+            core::array::from_fn(|i| mmio_read32(at.wrapping_add((i as u64).wrapping_mul(4))));
+        let wanted = septum_kerncore::msi::msix_entry(routes.next().and_then(|r| MSI.message(r)));
+        as_composed &= found == wanted;
+    }
+    let disabled = control & septum_kerncore::msi::MSIX_ENABLE == 0
+        && control & septum_kerncore::msi::MSIX_FUNCTION_MASK != 0;
+    let first = MSI.messages(nic).next().map_or(0, |r| r.irq.0);
+    let count = MSI.messages(nic).count();
+    kprintln!(
+        "vtd probe: e1000e's MSI-X table at {table} as the kernel wrote it at boot: {entries} entries, IRQs {first}.. ({count} routed), all masked, MSI-X {}: {}",
+        if disabled {
+            "disabled, function masked"
+        } else {
+            "ENABLED"
+        },
+        if as_composed {
+            "as composed"
+        } else {
+            "NOT as composed"
+        }
+    );
+    // The owner enables MSI-X and clears the Function Mask (high byte of
+    // the control word): allowed with interrupt remapping.
+    let owner = MSI.messages(nic).next().map(|r| r.owner);
+    let enabled = owner.is_some_and(|owner| {
+        as_owner(
+            owner,
+            nic,
+            cap,
+            PortAccess {
+                port: CONFIG_DATA + 3,
+                size: 1,
+                write: Some(0x80),
+            },
+        ) == Some(None)
+    }) && msi::msix_capability(nic).is_some_and(|(_, now)| {
+        now & septum_kerncore::msi::MSIX_ENABLE != 0
+            && now & septum_kerncore::msi::MSIX_FUNCTION_MASK == 0
+            && now & septum_kerncore::msi::MSIX_TABLE_SIZE
+                == control & septum_kerncore::msi::MSIX_TABLE_SIZE
+    });
+    kprintln!(
+        "vtd probe: the owner enables e1000e's MSI-X through the configuration emulation: {}",
+        if enabled {
+            "enabled, function unmasked"
+        } else {
+            "NOT enabled"
+        }
+    );
+    let Some(owner) = owner else {
+        return false;
+    };
+    as_composed && disabled && enabled && msix_delivery(nic, table, owner, apic)
+}
+
+/// e1000e registers (82574L datasheet 10.2): interrupt cause set, mask
+/// set, interrupt vector allocation.
+const E1000E_ICS: u64 = 0xc8;
+const E1000E_IMS: u64 = 0xd0;
+const E1000E_IVAR: u64 = 0xe4;
+/// Causes: receive queue 0, "other".
+const CAUSE_RXQ0: u32 = 1 << 20;
+const CAUSE_OTHER: u32 = 1 << 24;
+/// IVAR entry: valid bit, vector in bits 2:0.
+const IVAR_VALID: u32 = 0x8;
+
+/// The owner drives its e1000e: the "other" cause through its unmasked
+/// MSI-X entry 1 arrives at that message's host vector and is pending
+/// for the owner at its policy vector + 1; then it points entry 2 at
+/// edu's remapping entry (another requester's) and raises it through
+/// that entry: blocked.
+fn msix_delivery(
+    nic: SourceId,
+    table: septum_abi::PhysAddr,
+    owner: septum_abi::SubjectId,
+    apic: u64,
+) -> bool {
+    let (Some(route), Some(edu_route)) = (
+        MSI.messages(nic).nth(1),
+        MSI.routes.iter().find(|r| r.device != nic),
+    ) else {
+        return false;
+    };
+    let (Some(host), Some(edu_host)) = (
+        septum_kerncore::irq::host_vector(route.irq),
+        septum_kerncore::irq::host_vector(edu_route.irq),
+    ) else {
+        return false;
+    };
+    let command = pcicfg::config_read(nic, 4);
+    pcicfg::config_write(nic, 4, command | 0b110);
+    let registers = u64::from(pcicfg::config_read(nic, 0x10) & !0xf);
+    let entry = |k: u64, word: u64| {
+        table
+            .get()
+            .wrapping_add(k.wrapping_mul(16))
+            .wrapping_add(word.wrapping_mul(4))
+    };
+    // Entry 1 unmasked, "other" to entry 1, receive queue 0 to entry 2.
+    mmio_write32(entry(1, 3), 0);
+    mmio_write32(
+        registers.wrapping_add(E1000E_IVAR),
+        (IVAR_VALID | 1) << 16 | (IVAR_VALID | 2),
+    );
+    mmio_write32(registers.wrapping_add(E1000E_IMS), CAUSE_OTHER | CAUSE_RXQ0);
+    let quiet_before = !pending(apic, u32::from(host.0));
+    mmio_write32(registers.wrapping_add(E1000E_ICS), CAUSE_OTHER);
+    let arrived = pending(apic, u32::from(host.0));
+    let taken = take_interrupts(apic);
+    let was_taken = |v: u8| {
+        taken
+            .get(usize::from(v / 64))
+            .is_some_and(|b| b & 1 << (v % 64) != 0)
+    };
+    let mut routed_to = None;
+    for vector in (0..=255u8).filter(|&v| was_taken(v)) {
+        let to = interrupts::route(vector);
+        if vector == host.0 {
+            routed_to = to;
+        }
+    }
+    let at_vector = interrupts::PENDING.highest(owner) == Some(route.vector);
+    let delivered = quiet_before && arrived && routed_to == Some(owner) && at_vector;
+    let name = SPEC.subjects.get(owner.index()).map_or("?", |s| s.name);
+    kprintln!(
+        "vtd probe: e1000e's MSI-X entry 1 (IRQ {}) arrived at host vector {} and is pending for \"{name}\" at vector {}: {}",
+        route.irq.0,
+        host.0,
+        route.vector.0,
+        if delivered { "yes" } else { "NOT" }
+    );
+    interrupts::PENDING.clear(owner, route.vector);
+    // The owner rewrites its entry 2 with edu's remappable handle.
+    let foreign = septum_kerncore::msi::MsiSpec {
+        remapped: true,
+        routes: &[],
+        windows: &[],
+    }
+    .message(edu_route)
+    .map_or(0, |m| m.address);
+    mmio_write32(entry(2, 0), foreign);
+    mmio_write32(entry(2, 2), 0);
+    mmio_write32(entry(2, 3), 0);
+    let quiet = !pending(apic, u32::from(edu_host.0));
+    mmio_write32(registers.wrapping_add(E1000E_ICS), CAUSE_RXQ0);
+    let blocked = quiet && !pending(apic, u32::from(edu_host.0));
+    let faults = vtd::report_faults();
+    kprintln!(
+        "vtd probe: the owner points e1000e's MSI-X entry 2 at edu's remapping entry {}: {}, {faults} fault(s) reported",
+        edu_route.irq.0,
+        if blocked { "blocked" } else { "DELIVERED" }
+    );
+    delivered && blocked
 }

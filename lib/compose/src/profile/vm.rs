@@ -7,9 +7,14 @@
 //! a triple fault still exits and is the subject's fault), and CR0/CR4
 //! except the bits isolation needs: CR0.PE/NE/PG (leaving long mode or
 //! native FPU errors), CR0.CD/NW (caching is the EPT's and the host's),
-//! CR4.VMXE/SMXE (no nested VMX or SMX). A write that changes an owned bit
-//! exits; the kernel's `vm` exit handling keeps the guest's view in the
-//! read shadow for CD/NW and faults the subject for the others.
+//! CR4.VMXE/SMXE (no nested VMX or SMX), and CR4.OSXSAVE/PKE/CET/PKS: the
+//! VM's CPUID view hides XSAVE, PKU, CET and PKS, and the state they guard
+//! (XCR0-managed registers, PKRU, shadow-stack pointers) is not saved per
+//! subject, so a guest that sets them regardless gets the #GP a processor
+//! without them gives. A write that changes an owned bit exits; the
+//! kernel's `vm` exit handling keeps the guest's view in the read shadow
+//! for CD/NW, raises #GP for the CR4 bits and faults the subject for the
+//! others.
 //!
 //! Everything that reaches beyond the VM exits: interrupts and NMIs (the
 //! host's), HLT, MONITOR/MWAIT, RDPMC, CR8 (the real TPR), debug registers
@@ -35,7 +40,8 @@ use crate::vmx::{cr, entry, exit, pin, proc, proc2};
 /// CR0 bits the kernel owns for a VM.
 pub const CR0_MASK: u64 = cr::CR0_PE | cr::CR0_NE | cr::CR0_PG | cr::CR0_CD | cr::CR0_NW;
 /// CR4 bits the kernel owns for a VM.
-pub const CR4_MASK: u64 = cr::CR4_VMXE | cr::CR4_SMXE;
+pub const CR4_MASK: u64 =
+    cr::CR4_VMXE | cr::CR4_SMXE | cr::CR4_OSXSAVE | cr::CR4_PKE | cr::CR4_CET | cr::CR4_PKS;
 /// Guest CR0 at entry: protected mode, paging, native FPU errors, WP.
 pub const GUEST_CR0: u64 =
     cr::CR0_PE | cr::CR0_MP | cr::CR0_ET | cr::CR0_NE | cr::CR0_WP | cr::CR0_PG;
@@ -105,7 +111,7 @@ mod tests {
         assert_eq!(c.proc2 & proc2::DESCRIPTOR_TABLE_EXITING, 0);
         assert_ne!(c.proc & proc::HLT_EXITING, 0);
         assert_eq!(c.cr0_mask, 0xe000_0021);
-        assert_eq!(c.cr4_mask, 0x6000);
+        assert_eq!(c.cr4_mask, 0x01c4_6000);
     }
 
     #[test]

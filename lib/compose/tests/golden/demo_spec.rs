@@ -142,7 +142,15 @@ pub static INTERRUPTS: septum_kerncore::irq::InterruptSpec = septum_kerncore::ir
     routes: &[],
     event_vectors: &[
         septum_kerncore::irq::EventVector { subject: septum_abi::SubjectId(1), target_event: 5, vector: septum_kerncore::irq::Vector(40) },
+        septum_kerncore::irq::EventVector { subject: septum_abi::SubjectId(1), target_event: 0, vector: septum_kerncore::irq::Vector(49) },
     ],
+};
+/// MSI routes of owned PCI devices (docs/kernel.md, "MSI and MSI-X").
+#[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
+pub static MSI: septum_kerncore::msi::MsiSpec = septum_kerncore::msi::MsiSpec {
+    remapped: false,
+    routes: &[],
+    windows: &[],
 };
 /// The VT-d tables and remapping units (docs/kernel.md, VT-d).
 #[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
@@ -162,3 +170,6 @@ pub static VTD: septum_kerncore::vtd::VtdSpec = septum_kerncore::vtd::VtdSpec {
 pub static PCI_CONFIG: septum_kerncore::pcicfg::PciConfigSpec = septum_kerncore::pcicfg::PciConfigSpec {
     grants: &[],
 };
+/// The VM that receives what is typed on the kernel's console (`<kernel consoleInput>`; docs/kernel.md, "Console input").
+#[allow(dead_code, reason = "the kernel reads it; host tests compiling a spec do not")]
+pub const CONSOLE_INPUT: Option<septum_abi::SubjectId> = None;

@@ -83,6 +83,10 @@ fn every_fault_action() -> Vec<FaultAction> {
             event: 62,
             state: PhysAddr(0x50_0000),
             exits: ExitSet::EMPTY.with(0).with(30).with(127),
+            virtio_console: Some(VirtioConsoleSpec {
+                port: 0xc000,
+                irq: 5,
+            }),
         }),
     ];
     for action in &all {

@@ -1,6 +1,7 @@
 //! MOV to and from control and debug registers in a VM.
 //!
-//! The `vm` profile owns CR0.PE/NE/PG/CD/NW and CR4.VMXE/SMXE (see the
+//! The `vm` profile owns CR0.PE/NE/PG/CD/NW and CR4.VMXE/SMXE/OSXSAVE/PKE/
+//! CET/PKS (see the
 //! composer's `profile::vm`), makes CR8 exit (it is the real TPR), and
 //! makes debug-register accesses exit (DR0-3 and DR6 are not in the VMCS,
 //! so a guest's breakpoints would reach other subjects). [`cr_write`]
@@ -22,6 +23,10 @@ const CR0_PG: u64 = 1 << 31;
 const CR4_VMXE: u64 = 1 << 13;
 /// CR4.SMXE.
 const CR4_SMXE: u64 = 1 << 14;
+/// CR4 bits of features the VM's CPUID view hides (OSXSAVE, PKE, CET,
+/// PKS): their state is not kept per subject, so a guest may not turn
+/// them on (a processor without them raises #GP).
+const CR4_HIDDEN: u64 = (1 << 18) | (1 << 22) | (1 << 23) | (1 << 24);
 
 /// A control-register access exit, decoded from its qualification (SDM
 /// Table 28-3).
@@ -96,7 +101,7 @@ pub const fn cr_write(cr: u8, value: u64) -> CrWrite {
             real: value & !(CR0_CD | CR0_NW),
             shadow: value,
         },
-        4 if value & (CR4_VMXE | CR4_SMXE) != 0 => CrWrite::GeneralProtection,
+        4 if value & (CR4_VMXE | CR4_SMXE | CR4_HIDDEN) != 0 => CrWrite::GeneralProtection,
         4 => CrWrite::Set {
             real: value | CR4_VMXE,
             shadow: value,
@@ -156,6 +161,12 @@ mod tests {
         assert_eq!(cr_write(0, 0x33), CrWrite::Forbidden);
         assert_eq!(cr_write(0, 0x8000_0011), CrWrite::Forbidden);
         assert_eq!(cr_write(4, 0x20 | CR4_VMXE), CrWrite::GeneralProtection);
+        for hidden in [18, 22, 23, 24] {
+            assert_eq!(
+                cr_write(4, 0x20 | (1 << hidden)),
+                CrWrite::GeneralProtection
+            );
+        }
         assert_eq!(
             cr_write(4, 0x6f0),
             CrWrite::Set {

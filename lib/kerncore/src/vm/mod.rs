@@ -15,15 +15,21 @@
 //! - [`msr`]: what a RDMSR/WRMSR of a VM does (a value, a VMCS field, the
 //!   real MSR, a #GP, or a fault of the subject);
 //! - [`platform`]: the emulated I/O ports (16550 UART, 8259 PIC, 8254 PIT,
-//!   CMOS/RTC, PCI configuration "no devices", absent legacy ports);
-//! - [`control`]: MOV to/from CR0/CR4/CR8 and debug registers.
+//!   CMOS/RTC, PCI configuration, absent legacy ports);
+//! - [`pci`]: the PCI configuration space ("no devices", or a virtio
+//!   console's header);
+//! - [`control`]: MOV to/from CR0/CR4/CR8 and debug registers;
+//! - [`console_input`]: the ring of bytes typed on the kernel's console
+//!   for the VM that owns console input.
 //!
 //! Which subjects are VMs is read from their controls ([`is_vm`]), so the
 //! spec needs no new field.
 
+pub mod console_input;
 pub mod control;
 pub mod cpuid;
 pub mod msr;
+pub mod pci;
 pub mod platform;
 
 use crate::spec::{SubjectSpec, SystemSpec, VmxControls};

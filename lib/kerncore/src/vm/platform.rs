@@ -5,9 +5,14 @@
 //!   ready to send: the line status register never makes the guest wait,
 //!   so a verbose boot does not poll it hundreds of thousands of times.
 //!   Bytes written are collected into lines ([`Line`]) that the kernel
-//!   prints on its console with the subject's name. Its transmitter
-//!   interrupt (IRQ 4) is raised on the PIC when enabled, as the 8250
-//!   driver expects;
+//!   prints on its console with the subject's name. The receive side has
+//!   the 16450's one receiver buffer register: the kernel hands it the next
+//!   byte typed on its console ([`Uart::receive`]) whenever the guest has
+//!   read the previous one, so the guest never sees an overrun (the
+//!   kernel's ring counts those; docs/kernel.md, "Console input"). Its
+//!   interrupt (IRQ 4) follows the 16550's rules: received data (IER bit 0)
+//!   before transmitter empty (IER bit 1), both reported in IIR, as the
+//!   8250 driver expects;
 //! - the two 8259 PICs (0x20-0x21, 0xa0-0xa1): initialisation words, the
 //!   mask, end of interrupt, IRR/ISR reads; the master delivers IRQ 0 (PIT)
 //!   and IRQ 4 (UART) at its programmed vector base;
@@ -16,7 +21,10 @@
 //! - CMOS/RTC (0x70-0x71): a fixed date, 2026-01-01 00:00:00, in BCD with
 //!   the update-in-progress bit clear;
 //! - PCI configuration mechanism 1 (0xcf8, 0xcfc-0xcff): the address
-//!   register reads back, every configuration read is all ones: no device;
+//!   register reads back; configuration reads are all ones (no device),
+//!   or, for a VM with a virtio console ([`Platform::virtio_console`]),
+//!   its header ([`crate::vm::pci`]); the console's I/O BAR is not
+//!   emulated here: its accesses are its monitor's;
 //! - ports of devices a PC has but this VM does not (the keyboard
 //!   controller, the other COM ports, the POST/delay port 0x80, ELCR,
 //!   port B, the reset and A20 registers): reads all ones, writes ignored;
@@ -24,6 +32,9 @@
 //!   [`Platform::port_out`] say so) and is a fault of the subject.
 
 use septum_abi::TscCycles;
+
+use crate::spec::VirtioConsoleSpec;
+use crate::vm::pci::PciConfig;
 
 /// UART base port (COM1).
 pub const UART_BASE: u16 = 0x3f8;
@@ -267,8 +278,12 @@ pub struct Uart {
     mcr: u8,
     scratch: u8,
     divisor: u16,
-    /// A transmitter-empty interrupt is pending (cleared by reading IIR).
+    /// A transmitter-empty interrupt is pending (cleared by reading IIR
+    /// while it is the one reported, or by writing THR again).
     thre_pending: bool,
+    /// The receiver buffer register: a byte received and not yet read
+    /// (LSR bit 0, "data ready").
+    rbr: Option<u8>,
 }
 
 impl Uart {
@@ -281,6 +296,7 @@ impl Uart {
             scratch: 0,
             divisor: 12,
             thre_pending: false,
+            rbr: None,
         }
     }
 
@@ -290,27 +306,68 @@ impl Uart {
 
     /// Whether the UART asserts its interrupt line.
     pub const fn interrupt(&self) -> bool {
+        self.receive_interrupt() || self.transmit_interrupt()
+    }
+
+    /// Received data available, and its interrupt enabled (IER bit 0).
+    const fn receive_interrupt(&self) -> bool {
+        self.rbr.is_some() && self.ier & 0x01 != 0
+    }
+
+    /// Transmitter holding register empty, and its interrupt enabled (IER
+    /// bit 1).
+    const fn transmit_interrupt(&self) -> bool {
         self.thre_pending && self.ier & 0x02 != 0
+    }
+
+    /// Whether the receiver buffer register is empty, so the UART can
+    /// take the next byte typed ([`Uart::receive`]).
+    pub const fn can_receive(&self) -> bool {
+        self.rbr.is_none()
+    }
+
+    /// A byte arrives on the line. The caller hands one over only when
+    /// [`Uart::can_receive`]; a byte that arrives while the register is
+    /// full is dropped (a 16450 overrun) and `false` returned.
+    pub fn receive(&mut self, byte: u8) -> bool {
+        if self.rbr.is_some() {
+            return false;
+        }
+        self.rbr = Some(byte);
+        true
+    }
+
+    /// The line status register: data ready (bit 0) as received,
+    /// transmitter holding and shift registers always empty.
+    const fn line_status(&self) -> u8 {
+        0x60 | self.rbr.is_some() as u8
+    }
+
+    /// The interrupt identification register (no FIFO, so bits 7:6 clear):
+    /// received data available (0x04) before transmitter empty (0x02);
+    /// 0x01 "none pending". Reading it while it reports the transmitter
+    /// clears that interrupt, as on a 16550.
+    fn identify(&mut self) -> u8 {
+        if self.receive_interrupt() {
+            0x04
+        } else if self.transmit_interrupt() {
+            self.thre_pending = false;
+            0x02
+        } else {
+            0x01
+        }
     }
 
     fn read(&mut self, offset: u16) -> u8 {
         match offset {
             0 if self.dlab() => self.divisor.to_le_bytes()[0],
-            0 => 0,
+            0 => self.rbr.take().unwrap_or(0),
             1 if self.dlab() => self.divisor.to_le_bytes()[1],
             1 => self.ier,
-            2 => {
-                if self.interrupt() {
-                    self.thre_pending = false;
-                    0x02
-                } else {
-                    0x01
-                }
-            }
+            2 => self.identify(),
             3 => self.lcr,
             4 => self.mcr,
-            // Transmitter holding register and shift register empty.
-            5 => 0x60,
+            5 => self.line_status(),
             6 => {
                 if self.mcr & 0x10 != 0 {
                     // Loopback: CTS=RTS, DSR=DTR, RI=OUT1, DCD=OUT2.
@@ -336,6 +393,8 @@ impl Uart {
                 if self.mcr & 0x10 == 0 {
                     return Some(value);
                 }
+                // Loopback: the byte comes back on the receive side.
+                self.receive(value);
             }
             1 if self.dlab() => {
                 self.divisor = u16::from_le_bytes([self.divisor.to_le_bytes()[0], value]);
@@ -441,8 +500,11 @@ pub struct Platform {
     pub pit: Pit,
     /// Selected CMOS register.
     cmos_index: u8,
-    /// PCI configuration address register.
-    pci_address: u32,
+    /// PCI configuration mechanism.
+    pci: PciConfig,
+    /// The VM's virtio console, if it has one (the kernel sets it from the
+    /// spec before each port access).
+    pub virtio_console: Option<VirtioConsoleSpec>,
 }
 
 impl Platform {
@@ -454,7 +516,8 @@ impl Platform {
             slave: Pic::new(),
             pit: Pit::new(),
             cmos_index: 0,
-            pci_address: 0,
+            pci: PciConfig::new(),
+            virtio_console: None,
         }
     }
 
@@ -473,8 +536,9 @@ impl Platform {
             0x40..=0x43 => 0,
             0x70 => u32::from(self.cmos_index),
             0x71 => u32::from(cmos(self.cmos_index & 0x7f)),
-            0xcf8 if size == 4 => self.pci_address,
-            0xcf8..=0xcff => u32::MAX,
+            0xcf8 if size == 4 => self.pci.address,
+            0xcfc..=0xcff => self.pci.read_data(port, self.virtio_console),
+            0xcf8..=0xcfb => u32::MAX,
             _ if absent(port) => u32::MAX,
             _ => return None,
         };
@@ -506,8 +570,9 @@ impl Platform {
             0x43 => self.pit.control(byte),
             0x70 => self.cmos_index = byte,
             0x71 => {}
-            0xcf8 if size == 4 => self.pci_address = value,
-            0xcf8..=0xcff => {}
+            0xcf8 if size == 4 => self.pci.address = value,
+            0xcfc..=0xcff => self.pci.write_data(port, size, value, self.virtio_console),
+            0xcf8..=0xcfb => {}
             _ if absent(port) => {}
             _ => return Out::NotEmulated,
         }
@@ -523,6 +588,12 @@ impl Platform {
         if self.uart.interrupt() {
             self.master.raise(IRQ_UART);
         }
+    }
+
+    /// Raise master-PIC line `irq` (a device's interrupt, e.g. the virtio
+    /// console's, asserted by its monitor): pending until delivered.
+    pub fn raise_line(&mut self, irq: u8) {
+        self.master.raise(irq);
     }
 
     /// The vector to inject now, if any (without delivering it).
@@ -610,6 +681,54 @@ mod tests {
         assert!(p.uart.interrupt());
         out(&mut p, 0x3f9, 0);
         assert!(!p.uart.interrupt());
+    }
+
+    #[test]
+    fn received_bytes_are_read_and_interrupt_before_thre() {
+        let mut p = Platform::new();
+        for (port, value) in [(0x20, 0x11), (0x21, 0x30), (0x21, 0x04), (0x21, 0x01)] {
+            out(&mut p, port, value);
+        }
+        out(&mut p, 0x21, 0x00);
+        // Polled: no interrupt enabled, LSR.DR says a byte is there.
+        assert_eq!(p.port_in(0x3fd, 1), Some(0x60));
+        assert!(p.uart.can_receive());
+        assert!(p.uart.receive(b'a'));
+        assert!(!p.uart.can_receive());
+        assert!(!p.uart.receive(b'b'), "one receiver buffer register");
+        assert!(!p.uart.interrupt(), "IER bit 0 clear");
+        assert_eq!(p.port_in(0x3fd, 1), Some(0x61));
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x01));
+        assert_eq!(p.port_in(0x3f8, 1), Some(u32::from(b'a')));
+        assert_eq!(p.port_in(0x3fd, 1), Some(0x60));
+        assert_eq!(p.port_in(0x3f8, 1), Some(0), "empty RBR");
+        // Interrupt-driven: received data before the transmitter; reading
+        // IIR does not clear the data interrupt, reading RBR does.
+        out(&mut p, 0x3f9, 0x03);
+        assert!(p.uart.receive(b'c'));
+        p.update(T0);
+        assert_eq!(p.acknowledge(), Some(0x34), "IRQ 4");
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x04));
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x04));
+        assert_eq!(p.port_in(0x3f8, 1), Some(u32::from(b'c')));
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x02), "then THRE");
+        assert_eq!(p.port_in(0x3fa, 1), Some(0x01));
+        assert!(!p.uart.interrupt());
+        // DLAB hides RBR: the divisor reads back, the byte stays.
+        assert!(p.uart.receive(b'd'));
+        out(&mut p, 0x3fb, 0x80);
+        assert_eq!(p.port_in(0x3f8, 1), Some(12));
+        out(&mut p, 0x3fb, 0x03);
+        assert_eq!(p.port_in(0x3f8, 1), Some(u32::from(b'd')));
+    }
+
+    #[test]
+    fn loopback_returns_sent_bytes_to_the_receiver() {
+        let mut p = Platform::new();
+        out(&mut p, 0x3fc, 0x10);
+        assert_eq!(out(&mut p, 0x3f8, b'z'), Out::Done, "not on the wire");
+        assert_eq!(p.port_in(0x3fd, 1), Some(0x61));
+        assert_eq!(p.port_in(0x3f8, 1), Some(u32::from(b'z')));
     }
 
     #[test]

@@ -99,6 +99,9 @@ fn resolve_references(policy: &mut Policy) {
         .collect();
 
     link(&mut policy.kernel.debug_console, &devices);
+    if let Some(owner) = &mut policy.kernel.console_input {
+        link(owner, &subjects);
+    }
     for subject in &mut policy.subjects {
         for map in &mut subject.maps {
             link(&mut map.physical, &regions);

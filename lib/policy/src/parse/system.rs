@@ -241,13 +241,14 @@ fn hardware_element(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Hardware {
     result
 }
 
-/// `<kernel debugConsole>`.
+/// `<kernel debugConsole consoleInput>`.
 fn kernel(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Kernel {
-    ctx.attributes(el, &["debugConsole"]);
+    ctx.attributes(el, &["debugConsole", "consoleInput"]);
     ctx.no_children(el);
     Kernel {
         span: el.span(),
         debug_console: unresolved(ctx.string(el, "debugConsole")),
+        console_input: ctx.optional(el, "consoleInput").map(unresolved),
     }
 }
 
@@ -370,12 +371,14 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
         linux: None,
         monitor: None,
         timed_event: None,
+        virtio_console: None,
         crash_audit: None,
     };
     let (mut seen_memory, mut seen_devices, mut seen_events, mut seen_channels) =
         (None, None, None, None);
     let mut seen_linux = None;
     let mut seen_monitor = None;
+    let mut seen_virtio = None;
     let mut seen_timed = None;
     let mut seen_crash_audit = None;
     ctx.each_child(el, false, &mut |ctx, child| match child.name() {
@@ -434,6 +437,11 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
                 subject.monitor = Some(monitor(ctx, child));
             }
         }
+        "virtioConsole" => {
+            if ctx.first_time(&mut seen_virtio, child, "subject") {
+                subject.virtio_console = Some(virtio_console(ctx, child));
+            }
+        }
         "timedEvent" => {
             if ctx.first_time(&mut seen_timed, child, "subject") {
                 subject.timed_event = Some(timed_event(ctx, child));
@@ -454,6 +462,7 @@ fn subject(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> Subject {
                 "channels",
                 "linux",
                 "monitor",
+                "virtioConsole",
                 "timedEvent",
                 "crashAudit",
             ],
@@ -524,6 +533,18 @@ fn timed_event(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> TimedEvent {
         span: el.span(),
         page: unresolved(ctx.string(el, "page")),
         event: ctx.string(el, "event"),
+    }
+}
+
+/// `<virtioConsole port irq guestMemory>`.
+fn virtio_console(ctx: &mut Ctx<'_>, el: El<'_, '_>) -> VirtioConsole {
+    ctx.attributes(el, &["port", "irq", "guestMemory"]);
+    ctx.no_children(el);
+    VirtioConsole {
+        span: el.span(),
+        port: ctx.number(el, "port"),
+        irq: ctx.number(el, "irq"),
+        guest_memory: ctx.number(el, "guestMemory"),
     }
 }
 

@@ -8,7 +8,9 @@
 //! an event (an id in its source space) and readers get a vector; without it
 //! neither may be given. Like every event, a channel's event has exactly one
 //! target, so a channel with an event has exactly one reader. The event mode
-//! constrains that reader the same way it constrains an event's target.
+//! constrains that reader the same way it constrains an event's target. A
+//! reader's written `vector` is injected by the channel's event (the
+//! composer's `interrupts`), which only a native subject can take.
 
 use std::collections::HashMap;
 
@@ -19,7 +21,7 @@ use super::common::{
     memberships,
 };
 use crate::diag::Diagnostics;
-use crate::model::{EventMode, Policy};
+use crate::model::{EventMode, Policy, Profile};
 use crate::rule::{Category, Rule};
 use crate::source::Span;
 
@@ -314,6 +316,38 @@ rule! {
                         "add hasEvent=\"async\" (or ipi, switch) to the channel, or remove vector",
                     );
                 }
+            }
+        }
+    }
+}
+
+rule! {
+    /// A `vm` subject's reader gives no `vector`: the kernel injects a
+    /// written reader vector like an `<inject_interrupt>`, and a VM takes
+    /// interrupts only from the platform the kernel emulates for it.
+    VECTOR_VM = "channels-vector-vm" in Channels;
+    fn vector_vm(policy, out) {
+        for subject in policy
+            .subjects
+            .iter()
+            .filter(|s| s.profile.value == Profile::Vm)
+        {
+            for end in &subject.channels {
+                let Some(vector) = end.vector.as_ref().filter(|v| !v.auto) else {
+                    continue;
+                };
+                out.error(
+                    VECTOR_VM.id,
+                    vector.span,
+                    format!(
+                        "reader \"{}\" of vm subject \"{}\" gives vector {}, but a vm subject takes \
+                         interrupts only from its emulated platform",
+                        end.logical.as_str(),
+                        subject.name.as_str(),
+                        vector.value.0
+                    ),
+                )
+                .help("remove vector (the VM polls the channel), or read it in a native subject");
             }
         }
     }

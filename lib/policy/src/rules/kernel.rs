@@ -5,12 +5,17 @@
 //! with such a range, of the size a 16550 UART decodes, and no subject may
 //! own it: a subject could otherwise forge or swallow the kernel's crash
 //! reports. The kernel's own windows must be real RAM.
+//!
+//! What is typed on that UART goes to the `consoleInput` subject, if the
+//! policy names one: a subject of the policy, and a VM, because the kernel
+//! hands the bytes to a VM's emulated UART (a native subject has none). The
+//! attribute names one subject, so there is never a second owner.
 
 use septum_abi::layout;
 
 use super::common::{DiagnosticExt, Range};
 use crate::diag::Diagnostics;
-use crate::model::Policy;
+use crate::model::{Policy, Profile};
 use crate::rule::{Category, Rule};
 
 /// Registers a 16550-compatible UART decodes.
@@ -111,6 +116,48 @@ rule! {
                 .label(console.name.span, "the kernel's debug console")
                 .help("give the subject another UART, or choose another debugConsole");
             }
+        }
+    }
+}
+
+rule! {
+    /// The console input owner names a subject of the policy.
+    CONSOLE_INPUT_UNKNOWN = "kernel-console-input-unknown" in Kernel;
+    fn console_input_unknown(policy, out) {
+        let Some(owner) = &policy.kernel.console_input else { return };
+        if owner.target.is_none() {
+            out.error(
+                CONSOLE_INPUT_UNKNOWN.id,
+                owner.name.span,
+                format!(
+                    "console input owner \"{}\" is not a subject of the policy",
+                    owner.name.as_str()
+                ),
+            );
+        }
+    }
+}
+
+rule! {
+    /// The console input owner is a VM subject (`profile="vm"`): the kernel
+    /// delivers console input through a VM's emulated UART.
+    CONSOLE_INPUT_NOT_VM = "kernel-console-input-not-vm" in Kernel;
+    fn console_input_not_vm(policy, out) {
+        let Some(owner) = &policy.kernel.console_input else { return };
+        let Some(subject) = owner.get().map(|s| policy.subject(s)) else {
+            return;
+        };
+        if subject.profile.value != Profile::Vm {
+            out.error(
+                CONSOLE_INPUT_NOT_VM.id,
+                owner.name.span,
+                format!(
+                    "console input owner \"{}\" is not a VM subject",
+                    owner.name.as_str()
+                ),
+            )
+            .label(subject.profile.span, "its profile")
+            .help("console input reaches a VM's emulated UART at 0x3f8; a native subject reads a UART it owns");
         }
     }
 }

@@ -51,8 +51,10 @@ pub mod monitor;
 pub mod names;
 pub mod platform;
 pub mod scheduling;
+pub mod shared_lines;
 pub mod subjects;
 pub mod timed;
+pub mod virtio;
 
 /// Whether `rule` checks the hardware description alone (the rules
 /// `septum validate --hardware` runs): the hardware and device rules (those
@@ -138,6 +140,7 @@ pub static ALL: &[Rule] = &[
     devices::MEMORY_OVERLAP,
     devices::MEMORY_IN_RAM,
     devices::MEMORY_WRITE_BACK,
+    shared_lines::IRQ_LINE_FOREIGN,
     platform::PLATFORM_DEVICE_GRANTED,
     platform::DMA_UNCONFINED,
     platform::DMA_ACCEPT_UNUSED,
@@ -198,6 +201,7 @@ pub static ALL: &[Rule] = &[
     channels::PROTOCOL_ZERO,
     channels::EVENT_WITHOUT_HAS_EVENT,
     channels::VECTOR_WITHOUT_HAS_EVENT,
+    channels::VECTOR_VM,
     channels::IPI_SAME_CPU,
     channels::EVENT_MULTIPLE_READERS,
     channels::SWITCH_READERS,
@@ -227,6 +231,8 @@ pub static ALL: &[Rule] = &[
     monitor::GROUP,
     monitor::EXITS,
     monitor::STATE,
+    virtio::PLACE,
+    virtio::RESOURCES,
     timed::PAGE,
     timed::EVENT,
     crash_audit::READER,
@@ -254,6 +260,8 @@ pub static ALL: &[Rule] = &[
     kernel::DEBUG_CONSOLE_NO_PORTS,
     kernel::DEBUG_CONSOLE_PORT_COUNT,
     kernel::DEBUG_CONSOLE_OWNED,
+    kernel::CONSOLE_INPUT_UNKNOWN,
+    kernel::CONSOLE_INPUT_NOT_VM,
     kernel::WINDOWS_OUTSIDE_RAM,
     flows::DENY_UNKNOWN,
     flows::DENY_SELF,
