@@ -17,6 +17,12 @@
 //! the earlier of the frame's deadline and the PIT's next expiry, so the
 //! preemption timer brings the guest back in time for its tick.
 //!
+//! An idle guest sleeps: a HLT with interrupts on completes and the VM is
+//! entered in the HLT activity state ([`halt`]), so the CPU waits in the
+//! guest until the preemption timer (the PIT's next expiry or the frame's
+//! end) or an injected interrupt wakes it; [`before_entry`] puts it back
+//! in the active state with every event it injects.
+//!
 //! Each VM's device state lives in one of [`MAX_VMS`] slots, touched only
 //! by the CPU the subject runs on (the same discipline as the subject
 //! contexts of `exit.rs`).
@@ -73,6 +79,16 @@ const PROC_INTERRUPT_WINDOW: u64 = 1 << 2;
 const RFLAGS_IF: u64 = 1 << 9;
 /// Interruption information: valid.
 const INFO_VALID: u64 = 1 << 31;
+/// Guest activity state (SDM 25.4.2): active.
+const ACTIVITY_ACTIVE: u64 = 0;
+/// Guest activity state: HLT.
+const ACTIVITY_HLT: u64 = 1;
+/// IA32_VMX_MISC.
+const IA32_VMX_MISC: u32 = 0x485;
+/// IA32_VMX_MISC bit 6: VM entry accepts the HLT activity state.
+const MISC_ACTIVITY_HLT: u64 = 1 << 6;
+/// Interruptibility state: blocking by STI (bit 0) and by MOV SS (bit 1).
+const BLOCKING_STI_MOV_SS: u64 = 3;
 
 /// What [`handle`] did with an exit.
 pub enum Outcome {
@@ -98,6 +114,10 @@ struct VmState {
     exits: [u32; COUNTED_REASONS],
     /// Console input bytes handed to the emulated UART.
     received: u32,
+    /// Whether [`halt`] put the VM in the HLT activity state and no event
+    /// has been injected since (a VM restart's VMCS sets the state active
+    /// again: a stale `true` only costs a redundant write).
+    sleeping: bool,
 }
 
 /// Most VM subjects a system may have (one per CPU: the composer refuses
@@ -121,6 +141,7 @@ static VMS: VmSlots = VmSlots(
             line: Line::new(),
             exits: [0; COUNTED_REASONS],
             received: 0,
+            sleeping: false,
         })
     }; MAX_VMS],
 );
@@ -348,18 +369,21 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
 }
 
 /// HLT: with interrupts enabled the guest waits for its next interrupt,
-/// which [`before_entry`] injects when due, so HLT completes at once (the
-/// guest's idle loop halts again). With interrupts disabled it can never
+/// which [`before_entry`] injects when due: HLT completes and the VM is
+/// entered asleep ([`sleep`]), unless its monitor chose HLT exits. With
+/// interrupts disabled it can never
 /// wake: Linux's last act after `poweroff`/`halt`. That raises the VM's
 /// `poweroff` kernel event if the policy gives it one (it is then the
 /// subject asking for poweroff, like a native subject's hypercall);
 /// otherwise it is a fault of the subject.
-fn halt(subject: &SubjectSpec, state: &VmState, overruns: u32) -> Result<Outcome, VmxError> {
+fn halt(subject: &SubjectSpec, state: &mut VmState, overruns: u32) -> Result<Outcome, VmxError> {
     if read(field::GUEST_RFLAGS)? & RFLAGS_IF != 0 {
         if halts_to_monitor(subject) {
             return Ok(Outcome::Unhandled);
         }
-        return skip();
+        let outcome = skip()?;
+        sleep(state)?;
+        return Ok(outcome);
     }
     report_exits(subject, state);
     if state.received != 0 || overruns != 0 {
@@ -380,6 +404,35 @@ fn halt(subject: &SubjectSpec, state: &VmState, overruns: u32) -> Result<Outcome
         }),
         None => Outcome::Unhandled,
     })
+}
+
+/// After a completed HLT with interrupts on: enter the VM in the HLT
+/// activity state, so that it waits in the CPU until the preemption timer
+/// ([`before_entry`]'s deadline: the PIT's next expiry or the frame's
+/// end) or an external interrupt exits, and an injected event wakes it.
+/// A CPU whose VM entry does not accept the HLT state (IA32_VMX_MISC bit
+/// 6), or a HLT not at CPL 0 (which cannot exit: HLT faults there first),
+/// leaves the VM active: it is re-entered at once, as before.
+fn sleep(state: &mut VmState) -> Result<(), VmxError> {
+    if cpu::rdmsr(IA32_VMX_MISC) & MISC_ACTIVITY_HLT == 0
+        || vm::cpl(read(field::GUEST_SS_ACCESS)?) != 0
+    {
+        return Ok(());
+    }
+    let interruptibility = read(field::GUEST_INTERRUPTIBILITY)?;
+    // Safety: HLT completed (RIP is past it), so the STI or MOV SS
+    // blocking it executed under has ended; with that blocking clear and
+    // SS.DPL 0 (checked above), the HLT state is one VM entry accepts (SDM
+    // 27.3.1.5), and IA32_VMX_MISC says this CPU supports it.
+    unsafe {
+        write(
+            field::GUEST_INTERRUPTIBILITY,
+            interruptibility & !BLOCKING_STI_MOV_SS,
+        )?;
+        write(field::GUEST_ACTIVITY_STATE, ACTIVITY_HLT)?;
+    }
+    state.sleeping = true;
+    Ok(())
 }
 
 /// Print the VM's exit counts by reason (the exits [`handle`] saw: not
@@ -556,11 +609,27 @@ pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
         }
     }
     inject_pending(state).unwrap_or(());
-    match state.platform.pit.deadline {
+    let wake = match state.platform.pit.deadline {
         Some(tick) if tick < deadline => tick,
         _ => deadline,
+    };
+    if state.sleeping && CONSOLE_INPUT == Some(id) {
+        // The owner of console input sleeps at most one poll interval: a
+        // byte typed meanwhile is seen at the next check point.
+        let poll = TscCycles(
+            rdtsc()
+                .get()
+                .saturating_add(CONSOLE_POLL_MS.saturating_mul(SPEC.kernel.tsc_khz)),
+        );
+        return wake.min(poll);
     }
+    wake
 }
+
+/// How long the console input owner may sleep in the HLT activity state
+/// before the kernel looks at the console's receive side again, in
+/// milliseconds of TSC time.
+const CONSOLE_POLL_MS: u64 = 1;
 
 fn inject_pending(state: &mut VmState) -> Result<(), VmxError> {
     let vectoring = read(IDT_VECTORING_INFO)?;
@@ -579,6 +648,7 @@ fn inject_pending(state: &mut VmState) -> Result<(), VmxError> {
             write(field::ENTRY_INTERRUPTION_INFO, vectoring & !(1 << 12))?;
         }
     }
+    let mut event = entry & INFO_VALID != 0 || vectoring & INFO_VALID != 0;
     state.platform.update(rdtsc());
     let proc = read(field::PROC_CONTROLS)?;
     let mut want_window = false;
@@ -599,6 +669,7 @@ fn inject_pending(state: &mut VmState) -> Result<(), VmxError> {
                         u64::from(vector) | INFO_VALID,
                     )?
                 };
+                event = true;
             }
         } else {
             want_window = true;
@@ -613,6 +684,13 @@ fn inject_pending(state: &mut VmState) -> Result<(), VmxError> {
         // Safety: only the interrupt-window exiting bit changes, a control
         // every VMX processor allows either way; it only adds an exit.
         unsafe { write(field::PROC_CONTROLS, wanted)? };
+    }
+    if state.sleeping && (event || want_window) {
+        // Safety: the active state is valid for any guest state; the
+        // guest wakes to take the event (or to open its interrupt
+        // window), without relying on the CPU leaving HLT on injection.
+        unsafe { write(field::GUEST_ACTIVITY_STATE, ACTIVITY_ACTIVE)? };
+        state.sleeping = false;
     }
     Ok(())
 }
