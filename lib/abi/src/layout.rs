@@ -40,12 +40,12 @@ pub const KERNEL_TEXT: Window = Window {
 /// Kernel read-only data (read).
 pub const KERNEL_RODATA: Window = Window {
     start: PhysAddr(0x0020_0000),
-    size: 0x0008_0000,
+    size: 0x0004_0000,
 };
 /// Kernel data, bss and stacks (read, write, no execute).
 pub const KERNEL_DATA: Window = Window {
-    start: PhysAddr(0x0028_0000),
-    size: 0x0008_0000,
+    start: PhysAddr(0x0024_0000),
+    size: 0x000c_0000,
 };
 
 /// First physical address the composer may allocate from (everything below

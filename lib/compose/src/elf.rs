@@ -310,7 +310,7 @@ pub mod build {
                     flags: 4,
                 },
                 SegmentSpec {
-                    vaddr: 0x28_0000,
+                    vaddr: 0x24_0000,
                     data: &[7; 8],
                     mem_size: 0x4000,
                     flags: 6,

@@ -518,7 +518,7 @@ fn pack_refuses_misplaced_kernels_and_overlaps() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("overlaps"), "{err}");
-    regions.regions[1].start = 0x28_1000;
+    regions.regions[1].start = 0x24_1000;
     let err = pack::pack("k.elf", &build::sample_kernel(), &regions, &blob)
         .unwrap_err()
         .to_string();

@@ -526,6 +526,25 @@ struct TablePointer {
     base: u64,
 }
 
+/// Route every vector in `taken` (as [`take_interrupts`] returns them) as
+/// the exit path does: whether `host` was among them, and the subject its
+/// route named.
+fn route_taken(taken: &[u64; 4], host: u8) -> (bool, Option<septum_abi::SubjectId>) {
+    let was_taken = |v: u8| {
+        taken
+            .get(usize::from(v / 64))
+            .is_some_and(|b| b & 1 << (v % 64) != 0)
+    };
+    let mut routed_to = None;
+    for vector in (0..=255u8).filter(|&v| was_taken(v)) {
+        let to = interrupts::route(vector);
+        if vector == host {
+            routed_to = to;
+        }
+    }
+    (was_taken(host), routed_to)
+}
+
 /// Opens an interrupt window in root mode with the probe's IDT: every
 /// requested interrupt is taken and noted; returns the vectors taken.
 fn take_interrupts(apic: u64) -> [u64; 4] {
@@ -696,21 +715,9 @@ fn routed_msi(source: SourceId, bar: u64, apic: u64) -> bool {
     let arrived = pending(apic, u32::from(host.0));
     let taken = take_interrupts(apic);
     mmio_write32(bar.wrapping_add(EDU_ACK), 1);
-    let was_taken = |v: u8| {
-        taken
-            .get(usize::from(v / 64))
-            .is_some_and(|b| b & 1 << (v % 64) != 0)
-    };
-    let mut routed_to = None;
-    for vector in (0..=255u8).filter(|&v| was_taken(v)) {
-        let to = interrupts::route(vector);
-        if vector == host.0 {
-            routed_to = to;
-        }
-    }
+    let (host_taken, routed_to) = route_taken(&taken, host.0);
     let at_vector = interrupts::PENDING.highest(owner) == Some(route.vector);
-    let delivered =
-        quiet_before && arrived && was_taken(host.0) && routed_to == Some(owner) && at_vector;
+    let delivered = quiet_before && arrived && host_taken && routed_to == Some(owner) && at_vector;
     kprintln!(
         "vtd probe: edu's MSI arrived at host vector {} and is pending for \"{name}\" at vector {}: {}",
         host.0,
@@ -866,20 +873,9 @@ fn msix_delivery(
     mmio_write32(registers.wrapping_add(E1000E_ICS), CAUSE_OTHER);
     let arrived = pending(apic, u32::from(host.0));
     let taken = take_interrupts(apic);
-    let was_taken = |v: u8| {
-        taken
-            .get(usize::from(v / 64))
-            .is_some_and(|b| b & 1 << (v % 64) != 0)
-    };
-    let mut routed_to = None;
-    for vector in (0..=255u8).filter(|&v| was_taken(v)) {
-        let to = interrupts::route(vector);
-        if vector == host.0 {
-            routed_to = to;
-        }
-    }
+    let (host_taken, routed_to) = route_taken(&taken, host.0);
     let at_vector = interrupts::PENDING.highest(owner) == Some(route.vector);
-    let delivered = quiet_before && arrived && routed_to == Some(owner) && at_vector;
+    let delivered = quiet_before && arrived && host_taken && routed_to == Some(owner) && at_vector;
     let name = SPEC.subjects.get(owner.index()).map_or("?", |s| s.name);
     kprintln!(
         "vtd probe: e1000e's MSI-X entry 1 (IRQ {}) arrived at host vector {} and is pending for \"{name}\" at vector {}: {}",

@@ -100,8 +100,8 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
     ],
     image_regions: &[
         septum_kerncore::spec::ImageRegion { name: "kernel|text", start: septum_abi::PhysAddr(0x100000), size: 0x100000 },
-        septum_kerncore::spec::ImageRegion { name: "kernel|rodata", start: septum_abi::PhysAddr(0x200000), size: 0x80000 },
-        septum_kerncore::spec::ImageRegion { name: "kernel|data", start: septum_abi::PhysAddr(0x280000), size: 0x80000 },
+        septum_kerncore::spec::ImageRegion { name: "kernel|rodata", start: septum_abi::PhysAddr(0x200000), size: 0x40000 },
+        septum_kerncore::spec::ImageRegion { name: "kernel|data", start: septum_abi::PhysAddr(0x240000), size: 0xc0000 },
         septum_kerncore::spec::ImageRegion { name: "kernel|vmxon|0", start: septum_abi::PhysAddr(0x300000), size: 0x1000 },
         septum_kerncore::spec::ImageRegion { name: "producer|vmcs", start: septum_abi::PhysAddr(0x301000), size: 0x1000 },
         septum_kerncore::spec::ImageRegion { name: "producer|iobm", start: septum_abi::PhysAddr(0x302000), size: 0x2000 },

@@ -238,7 +238,7 @@ test("memory-physical-device-overlap",
 
 test("memory-physical-kernel-overlap",
      one(buf_map(), memory='<memory name="buf" size="0x1000" caching="WB" $1physicalAddress="0x0020_0000"/>'),
-     ("$1", "memory region \"buf\" overlaps the kernel's read-only data window 0x200000..0x280000"))
+     ("$1", "memory region \"buf\" overlaps the kernel's read-only data window 0x200000..0x240000"))
 
 test("memory-physical-low-overlap",
      one(buf_map(), memory='<memory name="buf" size="0x1000" caching="WB" $1physicalAddress="0x000a_0000"/>'),
