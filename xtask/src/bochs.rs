@@ -412,17 +412,31 @@ enum Serial {
 /// The write side of one port's socket (`None` until Bochs connects).
 type Writer = Arc<Mutex<Option<TcpStream>>>;
 
-/// Writes `bytes` into `writer`'s port; false if Bochs is not connected or
-/// the write failed.
+/// Pause between two typed bytes. The kernel reads the console UART's
+/// receive side only while the console input owner runs (another
+/// partition must not learn when keys are typed), and the UART holds 16
+/// bytes meanwhile: a line written at once could overflow it during a
+/// neighbour's frame. Typed like a fast typist, a byte per 5 ms, nothing is
+/// lost (docs/kernel.md, "Console input").
+const TYPE_GAP: Duration = Duration::from_millis(5);
+
+/// Writes `bytes` into `writer`'s port, one byte per [`TYPE_GAP`]; false if
+/// Bochs is not connected or a write failed.
 fn type_into(writer: &Writer, bytes: &[u8]) -> bool {
     let Ok(mut guard) = writer.lock() else {
         return false;
     };
     guard.as_mut().is_some_and(|stream| {
-        stream
-            .write_all(bytes)
-            .and_then(|()| stream.flush())
-            .is_ok()
+        let _ = stream.set_nodelay(true);
+        bytes.iter().enumerate().all(|(i, byte)| {
+            if i > 0 {
+                thread::sleep(TYPE_GAP);
+            }
+            stream
+                .write_all(&[*byte])
+                .and_then(|()| stream.flush())
+                .is_ok()
+        })
     })
 }
 

@@ -3,12 +3,14 @@
 //! "Console input"; the ring and its bounds are kerncore's
 //! `vm::console_input`).
 //!
-//! Only the owner's CPU reads the UART's receive side and the ring: at
-//! every VM entry it makes ([`check_point`], called by `vm::before_entry`)
-//! and in its idle loop, at most `BYTES_PER_CHECK` bytes each time. The
-//! owner alone gets bytes from the ring ([`deliver`]): bytes typed while
-//! another subject runs wait in the ring, and no other subject can read
-//! them (the debug console is never granted to a subject; the composer
+//! Only the owner reads the UART's receive side and the ring: at each of
+//! its own VM entries ([`check_point`], called by `vm::before_entry` when
+//! the owner is the subject entered), at most `BYTES_PER_CHECK` bytes each
+//! time. Never at another subject's entry or in the idle loop: the number
+//! of port reads depends on whether keys were typed, and another partition
+//! on the CPU could time it. Bytes typed while another subject runs wait
+//! in the UART's 16-byte FIFO. The owner alone gets bytes from the ring
+//! ([`deliver`]), and no other subject can read them (the debug console is never granted to a subject; the composer
 //! refuses an owner that is not a VM). Without `consoleInput` every
 //! function here returns at once and the kernel never reads the receive
 //! side.

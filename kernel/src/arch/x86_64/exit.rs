@@ -832,7 +832,6 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
     let deadline = cpu.scheduler.deadline();
     while rdtsc() < deadline {
         super::timed::check_point(cpu);
-        super::console_rx::check_point(cpu);
         if interrupts::ROUTES {
             let apic = smp::apic_id(cpu.number);
             interrupts::requested_owners(apic, &mut |owner| cpu.scheduler.interrupt_for(owner));

@@ -591,14 +591,16 @@ fn dr_access(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
 /// interrupt-window exit). Returns the deadline to arm the preemption
 /// timer for: `deadline`, or the PIT's next expiry if that is earlier.
 pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
-    if CONSOLE_INPUT.is_some() {
-        super::console_rx::check_point(cpu);
-    }
     let Some((id, _, state)) = loaded_vm(cpu) else {
         return deadline;
     };
-    if CONSOLE_INPUT.is_some() && super::console_rx::deliver(cpu, id, &mut state.platform.uart) {
-        state.received = state.received.saturating_add(1);
+    // Only at the owner's own entries: the port reads depend on whether
+    // keys were typed, and another subject of the CPU could time them.
+    if CONSOLE_INPUT == Some(id) {
+        super::console_rx::check_point(cpu);
+        if super::console_rx::deliver(cpu, id, &mut state.platform.uart) {
+            state.received = state.received.saturating_add(1);
+        }
     }
     if let Some(slot) = REQUESTED_LINES.get(slot_index(id)) {
         let lines = slot.swap(0, Ordering::Relaxed);
