@@ -26,8 +26,9 @@
 //!   device is a PCI device;
 //! - a device's messages come from one granted `<irq>` (message numbers
 //!   and IRQ numbers then run in step);
-//! - no MSI's IRQ number is also a routed I/O APIC line (both would arrive
-//!   at the same host vector);
+//! - no MSI's IRQ number is also a routed I/O APIC line or another routed
+//!   device's MSI (both would arrive at the same host vector, and the
+//!   kernel would hand both to the first route's owner);
 //! - each `vector + k` is a usable vector (at most 255, not 253/254) and
 //!   not one the subject is already given for something else;
 //! - the owner's APIC id fits 8 bits (the xAPIC destination format of
@@ -135,6 +136,19 @@ pub fn routes(
                         irq::MAX_LINE
                     )));
                 };
+                if let Some(other) = routes.iter().find(|r| r.irq == IrqLine(irq)) {
+                    let other = input
+                        .hardware
+                        .devices
+                        .iter()
+                        .find(|d| d.pci == Some(other.device))
+                        .map_or("?", |d| d.name.as_str());
+                    return Err(located(format!(
+                        "device \"{device}\": MSI IRQ number {number} is also an MSI of device \
+                         \"{other}\"; both would arrive at host vector {} and go to one owner",
+                        32 + u32::from(irq)
+                    )));
+                }
                 if lines.iter().any(|l| l.line == IrqLine(irq)) {
                     return Err(located(format!(
                         "device \"{device}\": MSI IRQ number {number} is also a routed I/O APIC \
