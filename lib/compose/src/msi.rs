@@ -231,11 +231,16 @@ pub fn windows(input: &SystemInput, routes: &[MsiRoute], remapped: bool) -> Vec<
         };
         for &(start, size) in &device.memory {
             let first = start.get() & !(PAGE_SIZE - 1);
-            let end = start.get().saturating_add(size).next_multiple_of(PAGE_SIZE);
+            // In u128: memory that ends at the top of the address space
+            // (hostile input) must not overflow; such a window is refused
+            // later, as beyond the kernel's address space.
+            let end = (u128::from(start.get()) + u128::from(size))
+                .next_multiple_of(u128::from(PAGE_SIZE));
+            let size = u64::try_from(end - u128::from(first)).unwrap_or(!(PAGE_SIZE - 1));
             out.push(DeviceWindow {
                 device: route.device,
                 start: septum_abi::PhysAddr(first),
-                size: end - first,
+                size,
             });
         }
     }

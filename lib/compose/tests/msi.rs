@@ -20,14 +20,23 @@ const NIC: SourceId = SourceId::new(0, 3, 0);
 /// `dma.xml` with the nic's IRQ granted by name at `vector` (instead of
 /// the whole device), on the two-CPU machine whose nic IRQ has `msis`.
 fn compose(vector: u32, msis: &str, iommu: bool) -> Result<Composed, String> {
+    compose_edited(vector, msis, iommu, |hardware| hardware)
+}
+
+/// [`compose`] on the hardware description as `edit` changes it.
+fn compose_edited(
+    vector: u32,
+    msis: &str,
+    iommu: bool,
+    edit: impl Fn(String) -> String,
+) -> Result<Composed, String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy/tests/valid");
-    let mut hardware = std::fs::read_to_string(dir.join("hardware/two-cpus.xml"))
-        .expect("hardware")
-        .replacen(
-            "<irq name=\"irq\" number=\"11\"/>",
-            &format!("<irq name=\"irq\" number=\"11\">{msis}</irq>"),
-            1,
-        );
+    let hardware = std::fs::read_to_string(dir.join("hardware/two-cpus.xml")).expect("hardware");
+    let mut hardware = edit(hardware).replacen(
+        "<irq name=\"irq\" number=\"11\"/>",
+        &format!("<irq name=\"irq\" number=\"11\">{msis}</irq>"),
+        1,
+    );
     let mut policy = POLICY.replace(
         "<device logical=\"nic\" physical=\"nic\"/>\n      </devices>\n    </subject>",
         &format!(
@@ -325,4 +334,20 @@ fn two_devices_never_share_an_msi_irq_number() {
             && error.contains("also an MSI of device \\\"nic\\\""),
         "{error}"
     );
+}
+
+#[test]
+fn device_memory_at_the_top_of_the_address_space_is_refused_not_a_panic() {
+    // The nic's memory is its last page of the 64-bit physical space: the
+    // kernel's window for its MSI-X table would end at 2^64.
+    let error = match compose_edited(100, TWO, true, |hardware| {
+        hardware.replacen("16#feb0_0000#", "16#ffff_ffff_ffff_f000#", 1)
+    }) {
+        Ok(composed) => panic!(
+            "composed: {:?}",
+            composed.composition.interrupts.msi_windows
+        ),
+        Err(error) => error,
+    };
+    assert!(error.contains("beyond the 47-bit address space"), "{error}");
 }
