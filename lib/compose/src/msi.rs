@@ -26,8 +26,9 @@
 //!   device is a PCI device;
 //! - a device's messages come from one granted `<irq>` (message numbers
 //!   and IRQ numbers then run in step);
-//! - no MSI's IRQ number is also a routed I/O APIC line (both would arrive
-//!   at the same host vector);
+//! - no MSI's IRQ number is also a routed I/O APIC line or another routed
+//!   device's MSI (both would arrive at the same host vector, and the
+//!   kernel would hand both to the first route's owner);
 //! - each `vector + k` is a usable vector (at most 255, not 253/254) and
 //!   not one the subject is already given for something else;
 //! - the owner's APIC id fits 8 bits (the xAPIC destination format of
@@ -135,6 +136,19 @@ pub fn routes(
                         irq::MAX_LINE
                     )));
                 };
+                if let Some(other) = routes.iter().find(|r| r.irq == IrqLine(irq)) {
+                    let other = input
+                        .hardware
+                        .devices
+                        .iter()
+                        .find(|d| d.pci == Some(other.device))
+                        .map_or("?", |d| d.name.as_str());
+                    return Err(located(format!(
+                        "device \"{device}\": MSI IRQ number {number} is also an MSI of device \
+                         \"{other}\"; both would arrive at host vector {} and go to one owner",
+                        32 + u32::from(irq)
+                    )));
+                }
                 if lines.iter().any(|l| l.line == IrqLine(irq)) {
                     return Err(located(format!(
                         "device \"{device}\": MSI IRQ number {number} is also a routed I/O APIC \
@@ -217,11 +231,16 @@ pub fn windows(input: &SystemInput, routes: &[MsiRoute], remapped: bool) -> Vec<
         };
         for &(start, size) in &device.memory {
             let first = start.get() & !(PAGE_SIZE - 1);
-            let end = start.get().saturating_add(size).next_multiple_of(PAGE_SIZE);
+            // In u128: memory that ends at the top of the address space
+            // (hostile input) must not overflow; such a window is refused
+            // later, as beyond the kernel's address space.
+            let end = (u128::from(start.get()) + u128::from(size))
+                .next_multiple_of(u128::from(PAGE_SIZE));
+            let size = u64::try_from(end - u128::from(first)).unwrap_or(!(PAGE_SIZE - 1));
             out.push(DeviceWindow {
                 device: route.device,
                 start: septum_abi::PhysAddr(first),
-                size: end - first,
+                size,
             });
         }
     }

@@ -20,14 +20,23 @@ const NIC: SourceId = SourceId::new(0, 3, 0);
 /// `dma.xml` with the nic's IRQ granted by name at `vector` (instead of
 /// the whole device), on the two-CPU machine whose nic IRQ has `msis`.
 fn compose(vector: u32, msis: &str, iommu: bool) -> Result<Composed, String> {
+    compose_edited(vector, msis, iommu, |hardware| hardware)
+}
+
+/// [`compose`] on the hardware description as `edit` changes it.
+fn compose_edited(
+    vector: u32,
+    msis: &str,
+    iommu: bool,
+    edit: impl Fn(String) -> String,
+) -> Result<Composed, String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy/tests/valid");
-    let mut hardware = std::fs::read_to_string(dir.join("hardware/two-cpus.xml"))
-        .expect("hardware")
-        .replacen(
-            "<irq name=\"irq\" number=\"11\"/>",
-            &format!("<irq name=\"irq\" number=\"11\">{msis}</irq>"),
-            1,
-        );
+    let hardware = std::fs::read_to_string(dir.join("hardware/two-cpus.xml")).expect("hardware");
+    let mut hardware = edit(hardware).replacen(
+        "<irq name=\"irq\" number=\"11\"/>",
+        &format!("<irq name=\"irq\" number=\"11\">{msis}</irq>"),
+        1,
+    );
     let mut policy = POLICY.replace(
         "<device logical=\"nic\" physical=\"nic\"/>\n      </devices>\n    </subject>",
         &format!(
@@ -243,4 +252,102 @@ fn an_owner_cpu_beyond_8_bit_apic_ids_is_refused() {
     };
     let e = format!("{e:?}");
     assert!(e.contains("CPU 0 has APIC id 256"), "{e}");
+}
+
+/// Two subjects, each granted one nic's IRQ by name, whose hardware gives
+/// both nics an MSI with IRQ number `first` and `second`.
+fn compose_two_owners(first: u32, second: u32) -> Result<Composed, String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy/tests/valid");
+    let msi = |number: u32, line: u32| {
+        (
+            format!("<irq name=\"irq\" number=\"{line}\"/>"),
+            format!(
+                "<irq name=\"irq\" number=\"{line}\"><msi name=\"m0\" number=\"{number}\"/></irq>"
+            ),
+        )
+    };
+    let (nic, nic_msi) = msi(first, 11);
+    let (nic2, nic2_msi) = msi(second, 16);
+    let hardware = std::fs::read_to_string(dir.join("hardware/two-cpus.xml"))
+        .expect("hardware")
+        .replacen(&nic, &nic_msi, 1)
+        .replacen(&nic2, &nic2_msi, 1);
+    let grant = |name: &str, device: &str, vector: u32| {
+        format!(
+            "<subject name=\"{name}\" profile=\"native\" binary=\"driver\"><devices><device \
+             logical=\"nic\" physical=\"{device}\" acceptUnconfinedDma=\"true\"><irq logical=\"irq\" \
+             physical=\"irq\" vector=\"{vector}\"/></device></devices></subject>"
+        )
+    };
+    let policy = format!(
+        "<system><hardware href=\"hardware/two-cpus.xml\"/><kernel debugConsole=\"com2\"/>\
+         <subjects>{}{}</subjects><scheduling tickRate=\"1000\"><partitions>\
+         <partition name=\"p\"><group><subject name=\"a\"/></group></partition>\
+         <partition name=\"q\"><group><subject name=\"b\"/></group></partition></partitions>\
+         <majorFrame><cpu id=\"0\"><minorFrame partition=\"p\" ticks=\"10\"/>\
+         <minorFrame partition=\"q\" ticks=\"10\"/></cpu></majorFrame></scheduling></system>",
+        grant("a", "nic", 40),
+        grant("b", "nic2", 41)
+    );
+    let mut files = septum_policy::MemoryFiles::new();
+    files.insert("valid/hardware/two-cpus.xml", hardware);
+    let loaded = septum_policy::check_str("valid/msi2.xml", &policy, &files);
+    let Some(valid) = loaded.valid_policy() else {
+        panic!(
+            "{:#?}",
+            loaded
+                .diagnostics
+                .iter()
+                .map(|d| septum_policy::diag::headline(d, &loaded.sources))
+                .collect::<Vec<_>>()
+        )
+    };
+    let binaries: HashMap<String, Vec<u8>> =
+        [("driver".to_owned(), build::sample_subject())].into();
+    compose_policy(valid, &binaries).map_err(|e| format!("{e:?}"))
+}
+
+#[test]
+fn two_devices_never_share_an_msi_irq_number() {
+    // Distinct numbers: each device's message goes to its own owner.
+    let composed = compose_two_owners(64, 65).expect("composes");
+    let owners: Vec<_> = composed
+        .composition
+        .interrupts
+        .msis
+        .iter()
+        .map(|r| (r.irq, r.owner))
+        .collect();
+    assert_eq!(
+        owners,
+        [(IrqLine(64), SubjectId(0)), (IrqLine(65), SubjectId(1))]
+    );
+    // The same number: the kernel finds a route by its IRQ number, so b's
+    // device would interrupt a. Refused, naming b and both devices.
+    let error = match compose_two_owners(64, 64) {
+        Ok(composed) => panic!("composed: {:?}", composed.composition.interrupts.msis),
+        Err(error) => error,
+    };
+    assert!(
+        error.contains("subject \\\"b\\\"")
+            && error.contains("nic2")
+            && error.contains("also an MSI of device \\\"nic\\\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn device_memory_at_the_top_of_the_address_space_is_refused_not_a_panic() {
+    // The nic's memory is its last page of the 64-bit physical space: the
+    // kernel's window for its MSI-X table would end at 2^64.
+    let error = match compose_edited(100, TWO, true, |hardware| {
+        hardware.replacen("16#feb0_0000#", "16#ffff_ffff_ffff_f000#", 1)
+    }) {
+        Ok(composed) => panic!(
+            "composed: {:?}",
+            composed.composition.interrupts.msi_windows
+        ),
+        Err(error) => error,
+    };
+    assert!(error.contains("beyond the 47-bit address space"), "{error}");
 }

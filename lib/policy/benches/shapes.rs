@@ -8,7 +8,8 @@
 //! quadratic: attributes of one element, namespace declarations, one very
 //! long line with an error per element, many lines, nesting at and past the
 //! limit, a huge attribute value, many errors of the number parser, a large
-//! valid policy (so every rule runs), and many includes.
+//! valid policy (so every rule runs), many includes, and one device with
+//! many IRQs on a line another subject's device routes.
 
 #![allow(dead_code)]
 
@@ -125,6 +126,7 @@ pub fn all(size: usize) -> Vec<Shape> {
             format!("<system name=\"{}\"/>", "a".repeat(body)),
         ),
         shape("valid-many-subjects", valid(body)),
+        shared_line(body),
         shape("denies-on-a-long-chain", denies(body)),
     ];
     let mut includes = shape(
@@ -204,4 +206,47 @@ fn denies(budget: usize) -> String {
         "</scheduling></system>",
         &format!("</scheduling>{flows}</system>"),
     )
+}
+
+/// A third of the budget a hardware description whose device "big" has many
+/// `<irq>`s on line 16, the line of device "nic2" that subject "a" routes;
+/// subject "b" granting every one of them by name (the
+/// shared-line rules look at each IRQ of "big" against each of b's
+/// grants).
+fn shared_line(budget: usize) -> Shape {
+    const TWO_CPUS: &str = include_str!("../tests/valid/hardware/two-cpus.xml");
+    let irqs = fill(budget / 3, |i| {
+        format!("<irq name=\"i{i}\" number=\"16\"/>")
+    });
+    let count = irqs.matches("<irq").count();
+    let hardware = TWO_CPUS.replacen(
+        "</devices>",
+        &format!(
+            "<device name=\"big\"><pci bus=\"0\" device=\"6\" function=\"0\"/>{irqs}</device>\n\
+             </devices>"
+        ),
+        1,
+    );
+    let grants: String = (0..count)
+        .map(|i| {
+            format!(
+                "<irq logical=\"i{i}\" physical=\"i{i}\" vector=\"{}\"/>",
+                40 + i % 100
+            )
+        })
+        .collect();
+    let root = format!(
+        "{HEAD}<subjects><subject name=\"a\" profile=\"native\" binary=\"s\"><devices><device \
+         logical=\"nic\" physical=\"nic2\"><irq logical=\"irq\" physical=\"irq\" vector=\"40\"/>\
+         </device></devices></subject><subject name=\"b\" profile=\"native\" binary=\"s\"><devices>\
+         <device logical=\"big\" physical=\"big\">{grants}</device></devices></subject></subjects>\
+         <scheduling tickRate=\"1000\"><partitions><partition name=\"p\"><group><subject \
+         name=\"a\"/></group></partition><partition name=\"q\"><group><subject name=\"b\"/>\
+         </group></partition></partitions><majorFrame><cpu id=\"0\"><minorFrame partition=\"p\" \
+         ticks=\"1\"/><minorFrame partition=\"q\" ticks=\"1\"/></cpu></majorFrame></scheduling>\
+         </system>\n"
+    );
+    let mut shape = shape("irqs-on-a-routed-line", root);
+    shape.files.insert("hw.xml", hardware);
+    shape
 }

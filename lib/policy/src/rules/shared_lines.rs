@@ -13,7 +13,7 @@
 //! (an `<irq>` grant or a whole-device grant); this rule refuses the grants
 //! that leave the line out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::common::{DiagnosticExt, subjects};
 use crate::diag::Diagnostics;
@@ -62,16 +62,20 @@ rule! {
                 let Some(device) = policy.hardware.devices.get(d.index()) else {
                     continue;
                 };
+                // The device's IRQs this grant names (a set: a device may
+                // have very many, and each is looked up once).
+                let granted: HashSet<usize> = grant
+                    .irqs
+                    .iter()
+                    .filter_map(|i| i.physical.get().map(|i| i.index()))
+                    .collect();
                 for (index, line) in device.irqs.iter().enumerate() {
                     let number = line.number.value;
                     let Some(&(owner, owner_device, owner_span)) = routed.get(&number) else {
                         continue;
                     };
                     // Granting the line itself is `devices-irq-shared`'s.
-                    let grants_line = grant
-                        .irqs
-                        .iter()
-                        .any(|i| i.physical.get().is_some_and(|i| i.index() == index));
+                    let grants_line = granted.contains(&index);
                     if owner == s || owner_device == d.index() || grants_line {
                         continue;
                     }
