@@ -35,6 +35,11 @@
 //! state page and switches), and a timed event that fires at or around
 //! the deadline, while it spins or while it sleeps.
 //!
+//! In `silence_ipi` the neighbour `ipi_sender` raises an `ipi` event at
+//! `ipi_target`, a subject on another CPU, as fast as it can
+//! ([`ipi_sender`]): the kernel's interrupt to the other CPU in flight at
+//! the deadline.
+//!
 //! In the `silence_fault` system the neighbour is named `restarter`
 //! (`onFault="restartSubject"`) and faults again and again: each of its
 //! lives spins through one frame (which tells it where its deadlines lie),
@@ -81,6 +86,8 @@ fn main(info: Info<'static>) -> ! {
         None if info.name().starts_with("switch_") => switcher(&info),
         None if info.name() == "exits" => exits(&info),
         None if info.name() == "exits_monitor" => exits_monitor(&info),
+        None if info.name() == "ipi_sender" => ipi_sender(&info),
+        None if info.name() == "ipi_target" => ipi_target(&info),
         None => neighbour(&info),
     }
 }
@@ -322,6 +329,44 @@ fn exits_monitor(info: &Info<'static>) -> ! {
         }
         state.rip = state.gpr(Gpr::R15);
         let _ = target.set_state(&state);
+    }
+}
+
+/// The `silence_ipi` neighbour: raises its `poke` event (mode `ipi`, to
+/// `ipi_target` on another CPU) up to the deadline, after 0 to 96 spin
+/// turns, a different number every frame.
+fn ipi_sender(info: &Info<'static>) -> ! {
+    let poke = info.source_event("poke");
+    let mut frame: u64 = 0;
+    loop {
+        let turns = frame.wrapping_mul(37) % 97;
+        until_next_frame(|| {
+            spin_turns(turns);
+            if let Some(event) = poke {
+                raise(event);
+            }
+        });
+        frame = frame.wrapping_add(1);
+    }
+}
+
+/// Injections of the `poke` vector into `ipi_target`.
+static POKES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn on_poke(_vector: u8) {
+    POKES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The receiver of `silence_ipi`'s pokes: takes the injected vector with
+/// interrupts enabled, nothing else.
+fn ipi_target(info: &Info<'static>) -> ! {
+    if let Some(vector) = info.target_event("poke").and_then(|t| t.vector) {
+        septum_sdk::interrupt::register(vector, on_poke);
+        septum_sdk::interrupt::install();
+        septum_sdk::interrupt::enable();
+    }
+    loop {
+        septum_sdk::arch::pause();
     }
 }
 
