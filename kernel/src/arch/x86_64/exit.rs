@@ -689,8 +689,8 @@ fn execute(
             Decision::Resume => 0,
             Decision::Run(subject) => {
                 let launch = switch_to(cpu, frame, subject);
-                if let Some(trap) = super::late_entry::owed(subject) {
-                    decision = trap;
+                if let Some(next) = super::late_entry::owed(cpu, frame, subject) {
+                    decision = next;
                     continue;
                 }
                 launch

@@ -42,6 +42,7 @@ use septum_kerncore::exits::Decision;
 use septum_kerncore::plan::MAX_SUBJECTS;
 
 use super::cpu::rdtsc;
+use super::exit::GuestRegs;
 use super::percpu::CpuCore;
 
 /// Whether the entry about to be made (`launch`: 1 for a VMLAUNCH) comes
@@ -103,19 +104,25 @@ pub(super) fn trap_at_deadline(
     }
 }
 
-/// `subject` was just made the loaded one: the trap it owes, if any (its
-/// VMCS still holds the exit, its registers are in the frame: nothing ran
-/// it since), as the decision to execute before it is entered.
-pub(super) fn owed(subject: SubjectId) -> Option<Decision> {
+/// `subject` was just made the loaded one: the trap it owes, if any, is
+/// handed to its monitor now (its VMCS still holds the exit, its
+/// registers are in `frame`: nothing ran it since); returns what runs
+/// next. Not checked against the deadline again: in a frame shorter than
+/// [`TRAP_BUDGET`] the trap would otherwise be owed forever.
+pub(super) fn owed(cpu: &mut CpuCore, frame: &GuestRegs, subject: SubjectId) -> Option<Decision> {
     let word = OWED.get(subject.index())?.swap(0, Ordering::Relaxed);
     if word & OWED_FLAG == 0 {
         return None;
     }
-    Some(Decision::Trap {
-        by: subject,
-        monitor: SubjectId((word >> 8) as u16),
-        event: word as u8,
-    })
+    let monitor = SubjectId((word >> 8) as u16);
+    let event = word as u8;
+    Some(crate::monitor::trap(
+        &mut cpu.scheduler,
+        frame,
+        subject,
+        monitor,
+        event,
+    ))
 }
 
 /// `subject` is being restarted: the trap it owed is void, like its
