@@ -88,6 +88,7 @@ pub fn on_enter(subject: SubjectId, frame: &mut GuestRegs) {
 /// `subject` is being restarted: it is no longer trapped, so no later
 /// entry loads its state page.
 pub fn untrap(subject: SubjectId) {
+    crate::arch::x86_64::late_entry::forget(subject);
     if let Some(flag) = TRAPPED.get(subject.index()) {
         flag.store(false, Ordering::Relaxed);
     }

@@ -28,6 +28,18 @@
 //! group and hand the CPU to each other with `switch` events up to the
 //! deadline ([`switcher`]).
 //!
+//! In `silence_exits` the neighbour `exits` makes, frame by frame, the
+//! exits the kernel handles for it without a hypercall ([`exits`]): PCI
+//! configuration reads (ports 0xCF8/0xCFC, emulated), traps handed to its
+//! monitor `exits_monitor` ([`exits_monitor`]: the kernel writes the
+//! state page and switches), and a timed event that fires at or around
+//! the deadline, while it spins or while it sleeps.
+//!
+//! In `silence_ipi` the neighbour `ipi_sender` raises an `ipi` event at
+//! `ipi_target`, a subject on another CPU, as fast as it can
+//! ([`ipi_sender`]): the kernel's interrupt to the other CPU in flight at
+//! the deadline.
+//!
 //! In the `silence_fault` system the neighbour is named `restarter`
 //! (`onFault="restartSubject"`) and faults again and again: each of its
 //! lives spins through one frame (which tells it where its deadlines lie),
@@ -72,6 +84,10 @@ fn main(info: Info<'static>) -> ! {
         Some(uart) => observe(&info, uart),
         None if info.name() == "restarter" => restarter(&info),
         None if info.name().starts_with("switch_") => switcher(&info),
+        None if info.name() == "exits" => exits(&info),
+        None if info.name() == "exits_monitor" => exits_monitor(&info),
+        None if info.name() == "ipi_sender" => ipi_sender(&info),
+        None if info.name() == "ipi_target" => ipi_target(&info),
         None => neighbour(&info),
     }
 }
@@ -177,6 +193,180 @@ fn switcher(info: &Info<'static>) -> ! {
             }
         });
         frame = frame.wrapping_add(1);
+    }
+}
+
+/// What `exits` does in one of its frames (frame number modulo 4).
+#[derive(Clone, Copy)]
+enum ExitKind {
+    /// Configuration reads of its PCI device, emulated by the kernel.
+    Pci,
+    /// A `ud2` mark, trapped to its monitor, which resumes it past it.
+    Trap,
+    /// A timed event armed near the deadline, then spin.
+    TimedSpin,
+    /// A timed event armed near the deadline, then sleep (`wait`).
+    TimedSleep,
+}
+
+/// Its PCI device in `silence_exits` (the PIIX3 IDE controller, 00:01.1).
+const EXITS_DEVICE: septum_sdk::pci::ConfigSpace = septum_sdk::pci::ConfigSpace::new(0, 1, 1);
+/// Gap that means "off the CPU" for `exits`: a trap's round trip through
+/// the monitor takes longer than [`GAP`]; the other partition's frame is
+/// 20000 ticks.
+const EXITS_GAP: u64 = 8000;
+
+/// [`until_next_frame`] with gap `gap`.
+fn until_gap(gap: u64, mut between: impl FnMut()) -> u64 {
+    let mut last = rdtsc();
+    loop {
+        between();
+        let now = rdtsc();
+        if now.wrapping_sub(last) > gap {
+            return last;
+        }
+        last = now;
+    }
+}
+
+/// Spins `turns` turns (a few ticks each).
+fn spin_turns(turns: u64) {
+    for _ in 0..turns {
+        core::hint::black_box(rdtsc());
+    }
+}
+
+/// The `silence_exits` neighbour (module doc): one [`ExitKind`] per
+/// frame, with a different number of spin turns (0 to 96) between the
+/// exits every frame, or the timed event at a different distance from
+/// the deadline (-960 to +960 ticks), so that the deadline falls at every
+/// point of each exit's path.
+fn exits(info: &Info<'static>) -> ! {
+    let period = info.major_frame_cycles().map_or(1, |p| p.get().max(1));
+    let kernel = info.kernel();
+    let timer = info
+        .memory_region("timer")
+        .map(septum_sdk::timed::TimedEvent::new);
+    // Frame 0: spin to the deadline, which gives the phase of the rest.
+    let mut deadline = until_gap(EXITS_GAP, || {}).wrapping_add(period);
+    let mut frame: u64 = 1;
+    loop {
+        let turns = frame.wrapping_mul(37) % 97;
+        // -960 to +960 ticks from the deadline, in steps of 40.
+        let target = deadline
+            .wrapping_sub(960)
+            .wrapping_add(frame.wrapping_mul(29) % 49 * 40);
+        let kind = match frame % 4 {
+            0 => ExitKind::Pci,
+            1 => ExitKind::Trap,
+            2 => ExitKind::TimedSpin,
+            _ => ExitKind::TimedSleep,
+        };
+        match kind {
+            ExitKind::Pci => {
+                until_gap(EXITS_GAP, || {
+                    spin_turns(turns);
+                    core::hint::black_box(EXITS_DEVICE.read(0));
+                });
+            }
+            ExitKind::Trap => {
+                until_gap(EXITS_GAP, || {
+                    spin_turns(turns);
+                    septum_sdk::probe::mark(frame, turns);
+                });
+            }
+            ExitKind::TimedSpin | ExitKind::TimedSleep => {
+                if let Some(timer) = &timer {
+                    let _ = timer.arm(target);
+                }
+                if matches!(kind, ExitKind::TimedSleep) {
+                    // Woken by the timed event, in this frame or at the
+                    // start of its next.
+                    let _ = kernel.wait();
+                }
+                while rdtsc() < deadline {
+                    core::hint::spin_loop();
+                }
+            }
+        }
+        // Resynchronise: the frame just ended lies one period behind.
+        let now = rdtsc();
+        while deadline <= now {
+            deadline = deadline.wrapping_add(period);
+            frame = frame.wrapping_add(1);
+        }
+    }
+}
+
+/// The monitor of `exits`: resumes it, and at every trap (its `ud2`
+/// mark) resumes it past the mark (at R15, `probe::mark`). Every trap must
+/// be the next one (the kernel's count one higher than the last) and a
+/// mark (invalid opcode): otherwise the monitor faults, which stops the
+/// system (the test forbids that), so a trap lost or doubled at the
+/// deadline shows.
+fn exits_monitor(info: &Info<'static>) -> ! {
+    use septum_sdk::monitor::{Gpr, Monitored, STATE_MAGIC};
+    /// VT-x basic exit reason of an exception.
+    const EXCEPTION: u16 = 0;
+    /// Invalid opcode.
+    const INVALID_OPCODE: u8 = 6;
+    let Some(target) = Monitored::open(info, "target", "resume") else {
+        park(&info.kernel())
+    };
+    let mut traps: u64 = 0;
+    loop {
+        target.resume();
+        traps = traps.wrapping_add(1);
+        let Ok(mut state) = target.state() else {
+            septum_sdk::arch::invalid_opcode()
+        };
+        if state.magic != STATE_MAGIC
+            || state.traps != traps
+            || state.basic_exit_reason() != EXCEPTION
+            || state.vector() != Some(INVALID_OPCODE)
+        {
+            septum_sdk::arch::invalid_opcode()
+        }
+        state.rip = state.gpr(Gpr::R15);
+        let _ = target.set_state(&state);
+    }
+}
+
+/// The `silence_ipi` neighbour: raises its `poke` event (mode `ipi`, to
+/// `ipi_target` on another CPU) up to the deadline, after 0 to 96 spin
+/// turns, a different number every frame.
+fn ipi_sender(info: &Info<'static>) -> ! {
+    let poke = info.source_event("poke");
+    let mut frame: u64 = 0;
+    loop {
+        let turns = frame.wrapping_mul(37) % 97;
+        until_next_frame(|| {
+            spin_turns(turns);
+            if let Some(event) = poke {
+                raise(event);
+            }
+        });
+        frame = frame.wrapping_add(1);
+    }
+}
+
+/// Injections of the `poke` vector into `ipi_target`.
+static POKES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn on_poke(_vector: u8) {
+    POKES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The receiver of `silence_ipi`'s pokes: takes the injected vector with
+/// interrupts enabled, nothing else.
+fn ipi_target(info: &Info<'static>) -> ! {
+    if let Some(vector) = info.target_event("poke").and_then(|t| t.vector) {
+        septum_sdk::interrupt::register(vector, on_poke);
+        septum_sdk::interrupt::install();
+        septum_sdk::interrupt::enable();
+    }
+    loop {
+        septum_sdk::arch::pause();
     }
 }
 

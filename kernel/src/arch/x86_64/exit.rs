@@ -687,7 +687,14 @@ fn execute(
         }
         let launch = match decision {
             Decision::Resume => 0,
-            Decision::Run(subject) => switch_to(cpu, frame, subject),
+            Decision::Run(subject) => {
+                let launch = switch_to(cpu, frame, subject);
+                if let Some(next) = super::late_entry::owed(cpu, frame, subject) {
+                    decision = next;
+                    continue;
+                }
+                launch
+            }
             Decision::Wake { subject, pending } => {
                 let launch = switch_to(cpu, frame, subject);
                 // The frame now holds the woken subject's registers: its
@@ -755,6 +762,9 @@ fn execute(
             // A monitored subject's chosen exit (no fault line: its
             // monitor reads the state page).
             Decision::Trap { by, monitor, event } => {
+                if let Some(now) = super::late_entry::trap_at_deadline(cpu, by, monitor, event) {
+                    return timer_exit_at(cpu, frame, now);
+                }
                 decision = crate::monitor::trap(&mut cpu.scheduler, frame, by, monitor, event);
                 continue;
             }
@@ -769,6 +779,11 @@ fn execute(
                 continue;
             }
         };
+        if boundary.is_none()
+            && let Some(now) = super::late_entry::passed(cpu, launch)
+        {
+            return timer_exit_at(cpu, frame, now);
+        }
         interrupts::before_entry(cpu);
         if let Some(boundary) = boundary {
             enter_at(cpu, frame, launch, boundary)
@@ -903,6 +918,17 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
     } else {
         context.launched = true;
         1
+    }
+}
+
+/// The loaded subject's VMCS needs VMLAUNCH again: `switch_to` marked it
+/// launched for an entry that is not made (`late_entry`).
+pub(super) fn unlaunch(cpu: &mut CpuCore) {
+    if let Some(loaded) = cpu.loaded
+        // Safety: `loaded` comes from `cpu.loaded`.
+        && let Some(context) = unsafe { context(cpu, &loaded) }
+    {
+        context.launched = false;
     }
 }
 

@@ -46,6 +46,7 @@ pub mod exit;
 pub mod interrupts;
 pub mod ioapic;
 pub mod ipi;
+pub mod late_entry;
 pub mod monitor;
 pub mod msi;
 pub mod nmi;
