@@ -316,6 +316,13 @@ CALLEE_SAVED = {
     **{f"r{n}": (f"r{n}", f"r{n}d", f"r{n}w", f"r{n}b") for n in (12, 13, 14, 15)},
 }
 IMPLICIT_WRITERS = {"rbx": ("cpuid",), "rbp": ("leave", "enter")}
+# RAX is caller-saved and written implicitly by many instructions: a call
+# through it is resolved only when every instruction between the load and
+# the call is a plain `mov` or `lea` (explicit destination), so no call and
+# no implicit write can come between (LLVM loads memcpy's GOT entry into
+# RAX this way for a large struct copy).
+CALLER_SAVED = {"rax": ("rax", "eax", "ax", "al", "ah")}
+SCAN_REGS = {**CALLEE_SAVED, **CALLER_SAVED}
 
 
 def branch_targets(body: list[tuple[int, str, str]], elf: Elf, start: int, end: int) -> set[int]:
@@ -353,39 +360,60 @@ def resolve_register_calls(
     sites: dict[int, int] = {}
     for index, (addr, mnemonic, ops) in enumerate(body):
         m = re.fullmatch(r"\*%(\w+)", ops)
-        if not mnemonic.startswith(("call", "jmp")) or not m or m.group(1) not in CALLEE_SAVED:
+        if not mnemonic.startswith(("call", "jmp")) or not m or m.group(1) not in SCAN_REGS:
             continue
         reg = m.group(1)
-        pattern = re.compile(r"%(" + "|".join(CALLEE_SAVED[reg]) + r")\b")
-        for back in range(index - 1, -1, -1):
-            b_addr, b_mnemonic, b_ops = body[back]
-            if body[back + 1][0] in targets:
-                break  # another path joins: give up
-            if b_mnemonic.startswith(IMPLICIT_WRITERS.get(reg, ())) or (
-                    b_mnemonic.startswith(("xchg", "xadd", "cmpxchg"))
-                    and pattern.search(b_ops)):
+        back = index
+        while True:  # follows register copies (`movq %rax, %r14`) back
+            value, copied = _load_before(body, back, reg, targets, elf)
+            if copied is None:
                 break
-            dest = b_ops.split("#", 1)[0].rsplit(",", 1)[-1].strip()
-            if not re.fullmatch(pattern, dest) or b_mnemonic.startswith(
-                    ("cmp", "test", "push", "bt", "call", "jmp")):
-                continue
-            imm = IMM.match(b_ops)
-            rip = RIP_REL.search(b_ops)
-            value = None
-            if b_mnemonic.startswith("mov") and imm and dest == f"%{reg}":
-                value = int(imm.group(1), 0) & 0xFFFF_FFFF_FFFF_FFFF
-            elif b_mnemonic.startswith("mov") and imm and b_mnemonic == "movl":
-                value = int(imm.group(1), 0) & 0xFFFF_FFFF
-            elif b_mnemonic.startswith("lea") and rip:
-                value = int(rip.group(2), 16)
-            elif b_mnemonic == "movq" and rip and b_ops.startswith(rip.group(1) + "(%rip)"):
-                where = int(rip.group(2), 16)
-                if any(lo <= where and where + 8 <= hi for lo, hi in elf.readonly):
-                    value = elf.read_u64(where)
-            if value in by_start:
-                sites[addr] = value
-            break
+            back, reg = copied
+        if value in by_start:
+            sites[addr] = value
     return sites
+
+
+def _load_before(body: list[tuple[int, str, str]], index: int, reg: str,
+                 targets: set[int], elf: "Elf") -> tuple[int | None, tuple[int, str] | None]:
+    """The value the nearest write of `reg` before `body[index]` loads, if
+    it is a constant (an immediate, a RIP-relative `lea`, a read-only GOT
+    entry): `(value, None)`; or, if that write copies another scanned
+    register, `(None, (position of the copy, that register))`; else
+    `(None, None)`."""
+    pattern = re.compile(r"%(" + "|".join(SCAN_REGS[reg]) + r")\b")
+    for back in range(index - 1, -1, -1):
+        b_addr, b_mnemonic, b_ops = body[back]
+        if body[back + 1][0] in targets:
+            return None, None  # another path joins: give up
+        if reg in CALLER_SAVED and not b_mnemonic.startswith(("mov", "lea")):
+            return None, None  # a call or an implicit write may come between
+        if b_mnemonic.startswith(IMPLICIT_WRITERS.get(reg, ())) or (
+                b_mnemonic.startswith(("xchg", "xadd", "cmpxchg"))
+                and pattern.search(b_ops)):
+            return None, None
+        dest = b_ops.split("#", 1)[0].rsplit(",", 1)[-1].strip()
+        if not re.fullmatch(pattern, dest) or b_mnemonic.startswith(
+                ("cmp", "test", "push", "bt", "call", "jmp")):
+            continue
+        imm = IMM.match(b_ops)
+        rip = RIP_REL.search(b_ops)
+        if b_mnemonic.startswith("mov") and imm and dest == f"%{reg}":
+            return int(imm.group(1), 0) & 0xFFFF_FFFF_FFFF_FFFF, None
+        if b_mnemonic.startswith("mov") and imm and b_mnemonic == "movl":
+            return int(imm.group(1), 0) & 0xFFFF_FFFF, None
+        if b_mnemonic.startswith("lea") and rip:
+            return int(rip.group(2), 16), None
+        if b_mnemonic == "movq" and rip and b_ops.startswith(rip.group(1) + "(%rip)"):
+            where = int(rip.group(2), 16)
+            if any(lo <= where and where + 8 <= hi for lo, hi in elf.readonly):
+                return elf.read_u64(where), None
+            return None, None
+        copy = re.fullmatch(r"%(\w+),\s*%" + reg, b_ops.strip())
+        if b_mnemonic == "movq" and copy and copy.group(1) in SCAN_REGS:
+            return None, (back, copy.group(1))
+        return None, None
+    return None, None
 
 
 @dataclass

@@ -488,13 +488,36 @@ fn timer_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
 /// (a hypercall in flight at the deadline, docs/kernel.md).
 #[inline(never)]
 fn timer_exit_at(cpu: &mut CpuCore, frame: &mut GuestRegs, now: TscCycles) -> u64 {
+    note_miss(cpu, now);
+    decide_and_execute(cpu, frame, Exit::TimerExpired { now })
+}
+
+/// A missed deadline of the frame's subject, if the frame ends at `now`:
+/// held back for the partition's next frame (`deferred`), else printed.
+fn note_miss(cpu: &mut CpuCore, now: TscCycles) {
     if now >= cpu.scheduler.deadline()
         && let Some((subject, count)) = crate::subject_report::frame_end(cpu.scheduler.current())
         && !super::deferred::missed(cpu, subject, count)
     {
         crate::subject_report::print_miss(subject, count);
     }
-    decide_and_execute(cpu, frame, Exit::TimerExpired { now })
+}
+
+/// The frame ends at `now` inside [`execute`] (a trap owed at the deadline,
+/// an entry that would come after it): what [`timer_exit_at`] decides,
+/// returned to `execute`'s loop instead of calling back into it, so the
+/// exit path has no recursion (the stack-depth gate).
+fn frame_end_in_execute(cpu: &mut CpuCore, now: TscCycles) -> (Decision, Option<TscCycles>) {
+    note_miss(cpu, now);
+    let frame_deadline = cpu.scheduler.deadline();
+    let boundary = (now >= frame_deadline).then_some(frame_deadline);
+    if boundary.is_some() {
+        frame_ending(cpu);
+    }
+    (
+        dispatch(&mut cpu.scheduler, Exit::TimerExpired { now }),
+        boundary,
+    )
 }
 
 /// Every exit but a hypercall or a timer expiry (`reason`: the full
@@ -763,7 +786,8 @@ fn execute(
             // monitor reads the state page).
             Decision::Trap { by, monitor, event } => {
                 if let Some(now) = super::late_entry::trap_at_deadline(cpu, by, monitor, event) {
-                    return timer_exit_at(cpu, frame, now);
+                    (decision, boundary) = frame_end_in_execute(cpu, now);
+                    continue;
                 }
                 decision = crate::monitor::trap(&mut cpu.scheduler, frame, by, monitor, event);
                 continue;
@@ -782,7 +806,8 @@ fn execute(
         if boundary.is_none()
             && let Some(now) = super::late_entry::passed(cpu, launch)
         {
-            return timer_exit_at(cpu, frame, now);
+            (decision, boundary) = frame_end_in_execute(cpu, now);
+            continue;
         }
         interrupts::before_entry(cpu);
         if let Some(boundary) = boundary {
