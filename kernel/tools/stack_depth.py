@@ -347,15 +347,18 @@ def resolve_register_calls(
     body: list[tuple[int, str, str]], elf: Elf, by_start: dict[int, Function],
     start: int, end: int,
 ) -> dict[int, int]:
-    """Calls through a callee-saved register that holds a function address.
+    """Calls through a register that holds a function address.
 
     LLVM often loads a function's address (an immediate, a RIP-relative
     `lea`, or a GOT entry in read-only data) into a callee-saved register
     and calls through it several times. Such a call is resolved when the
     nearest earlier write of the register is such a load of a function
     start and no jump target lies between the load and the call (straight-
-    line code; calls in between keep a callee-saved register). Anything
-    else stays an indirect call (and must be allowed)."""
+    line code; calls in between keep a callee-saved register). The write
+    may also be a `movq` from another such register, followed back in the
+    same way; RAX counts only with nothing but `mov`/`lea` between its load
+    and its use (`CALLER_SAVED`). Anything else stays an indirect call (and
+    must be allowed)."""
     targets = branch_targets(body, elf, start, end)
     sites: dict[int, int] = {}
     for index, (addr, mnemonic, ops) in enumerate(body):
