@@ -12,8 +12,8 @@
 //! - [`on_enter`] (every time the arch makes a subject the loaded one): a
 //!   trapped subject gets the registers its monitor may have changed,
 //!   read from the page, before it runs, and a VM the interrupt its device
-//!   monitor asserted (`vm::assert_device_interrupt`); the mark is
-//!   cleared. A subject that was not trapped is not touched, so the page is
+//!   monitor asserted (`vm::assert_device_interrupt`) and the HLT state it
+//!   asked for (`vm::resume_halted`); the mark is cleared. A subject that was not trapped is not touched, so the page is
 //!   read once per trap, never on the ordinary switch path.
 //!
 //! - [`untrap`] (a restart, `arch::x86_64::restart`): a restarted subject
@@ -81,6 +81,9 @@ pub fn on_enter(subject: SubjectId, frame: &mut GuestRegs) {
         page::load(frame, &state);
         if state.device_interrupt != 0 {
             crate::arch::x86_64::vm::assert_device_interrupt(subject);
+        }
+        if state.resume_halted != 0 {
+            crate::arch::x86_64::vm::resume_halted(subject);
         }
     }
 }

@@ -155,7 +155,8 @@ fn init_script() -> String {
 }
 
 /// Makes sure the binaries directory holds the Linux files if the policy
-/// `policy` boots Linux (it has a `<linux` element).
+/// `policy` boots Debian's Linux (it names [`KERNEL`] or [`INITRD`]), and
+/// the tiny VM probes if it boots one of those (`crate::vm_probe`).
 pub fn prepare(
     paths: &Paths,
     policy: &Path,
@@ -163,7 +164,8 @@ pub fn prepare(
     output: Output<'_>,
 ) -> Result<(), Error> {
     let text = fs::read_to_string(policy).unwrap_or_default();
-    if !text.contains("<linux") {
+    crate::vm_probe::prepare(&text, binaries)?;
+    if !text.contains(KERNEL) && !text.contains(INITRD) {
         return Ok(());
     }
     let cache = util::create_dir(&paths.build.join("linux-packages"))?;

@@ -39,6 +39,7 @@ mod steps;
 mod systest;
 mod tutorial_check;
 mod util;
+mod vm_probe;
 
 use std::process::ExitCode;
 

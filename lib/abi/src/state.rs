@@ -41,8 +41,16 @@
 //! 0x108   segment bases[6]    CS SS DS ES FS GS
 //! 0x138   device interrupt    written by the monitor (below); the kernel
 //!                             writes 0 on every trap
-//! 0x140   end (the rest of the page is reserved, 0)
+//! 0x140   resume halted       written by the monitor (below); the kernel
+//!                             writes 0 on every trap (version 2)
+//! 0x148   end (the rest of the page is reserved, 0)
 //! ```
+//!
+//! An I/O exit's port and width are in the exit qualification (bits 31:16
+//! and 2:0, SDM Vol. 3C table 28-5): the kernel hands a monitor only
+//! accesses whose every byte is in the monitor's ports (docs/kernel.md,
+//! "I/O access width"), so a monitor that serves a port range needs no
+//! other check than the qualification's.
 //!
 //! `device interrupt` is how a VM's device monitor raises the VM's
 //! interrupt (docs/kernel.md, "Virtio console"): non-zero when the monitor
@@ -50,6 +58,19 @@
 //! console (the policy's `irq`, which the monitor need not know) on the
 //! VM's PIC, and the kernel injects it as soon as the guest can take it.
 //! For a subject without a virtio console the field is ignored.
+//!
+//! `resume halted` is how a VM's monitor resumes it idle (docs/kernel.md,
+//! "Virtio console"): non-zero when the monitor resumes a VM makes the
+//! kernel enter it in the HLT activity state, as it does after a HLT it
+//! completes itself, so the VM waits in the CPU for its next interrupt
+//! (its PIT, the line `device interrupt` raises, console input) instead of
+//! running on at once. The monitor sets it after a trapped HLT it has
+//! completed (RIP past the HLT). The kernel honours it only for a VM at
+//! CPL 0 with interrupts enabled, on a CPU that supports the HLT activity
+//! state; otherwise, and for a subject that is not a VM, it is ignored and
+//! the subject resumes running.
+//!
+//! Versions: 1 ended at 0x140; 2 added `resume halted` (0x140).
 //!
 //! The kernel writes every field on a trap. On resume it loads only these
 //! fields back: the general-purpose registers (RSP included),
@@ -62,7 +83,7 @@
 /// `"SEPTSTAT"` as a little-endian `u64`.
 pub const STATE_MAGIC: u64 = u64::from_le_bytes(*b"SEPTSTAT");
 /// Layout version of the page.
-pub const STATE_VERSION: u64 = 1;
+pub const STATE_VERSION: u64 = 2;
 /// Size of the region that holds the page.
 pub const STATE_PAGE_SIZE: u64 = 4096;
 
@@ -168,13 +189,17 @@ pub struct SubjectState {
     /// Non-zero: the monitor asserts the VM's device interrupt line at
     /// resume (see the module doc). 0 after every trap.
     pub device_interrupt: u64,
+    /// Non-zero: the monitor resumes the VM in the HLT activity state
+    /// (see the module doc). 0 after every trap.
+    pub resume_halted: u64,
 }
 
 /// Size of [`SubjectState`] in bytes.
 pub const STATE_SIZE: usize = core::mem::size_of::<SubjectState>();
 
-const _: () = assert!(STATE_SIZE == 0x140);
+const _: () = assert!(STATE_SIZE == 0x148);
 const _: () = assert!(core::mem::offset_of!(SubjectState, device_interrupt) == 0x138);
+const _: () = assert!(core::mem::offset_of!(SubjectState, resume_halted) == 0x140);
 const _: () = assert!(core::mem::offset_of!(SubjectState, gprs) == 0x50);
 const _: () = assert!(core::mem::offset_of!(SubjectState, rip) == 0xd0);
 const _: () = assert!(core::mem::offset_of!(SubjectState, efer) == 0x100);
@@ -269,6 +294,7 @@ impl SubjectState {
             j += 1;
         }
         words[i + 6] = self.device_interrupt;
+        words[i + 7] = self.resume_halted;
         words
     }
 
@@ -307,6 +333,7 @@ impl SubjectState {
             efer: w[32],
             segment_bases,
             device_interrupt: w[39],
+            resume_halted: w[40],
         }
     }
 }
@@ -392,10 +419,12 @@ mod tests {
             words[core::mem::offset_of!(SubjectState, gprs) / 8 + 15],
             0xf
         );
-        assert_eq!(words[STATE_WORDS - 2], 0x6);
+        assert_eq!(words[STATE_WORDS - 3], 0x6);
         state.device_interrupt = 1;
+        state.resume_halted = 2;
         let words = state.to_words();
         assert_eq!(words[0x138 / 8], 1);
+        assert_eq!(words[0x140 / 8], 2);
         assert_eq!(SubjectState::from_words(&words), state);
         state.advance_rip();
         assert_eq!(state.rip, 0x1002);

@@ -101,8 +101,9 @@ pub struct FaultInfo {
 pub enum FaultDetail {
     /// Nothing more.
     None,
-    /// An I/O instruction: the port.
-    Port(u16),
+    /// An I/O instruction: its first port and width
+    /// ([`crate::ioport::IoAccess`]).
+    Port(crate::ioport::IoAccess),
     /// An exception: the vector.
     Vector(u8),
 }

@@ -72,9 +72,9 @@ impl fmt::Display for FaultLine<'_> {
             info.code, info.qualification, info.rip
         )?;
         match info.detail {
-            FaultDetail::Port(port) => fmt::Display::fmt(
+            FaultDetail::Port(access) => fmt::Display::fmt(
                 &IoTail {
-                    port,
+                    port: access.port,
                     qualification: info.qualification,
                 },
                 f,
@@ -278,6 +278,7 @@ fn ept_violation_tail(f: &mut fmt::Formatter<'_>, info: &FaultInfo) -> fmt::Resu
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::ioport::IoAccess;
     use crate::vmx::EXIT_IO_INSTRUCTION;
     use std::string::{String, ToString};
 
@@ -352,7 +353,7 @@ mod tests {
         let read = line(fault(
             EXIT_IO_INSTRUCTION,
             0x3fd_0008,
-            FaultDetail::Port(0x3fd),
+            FaultDetail::Port(IoAccess::from_qualification(0x3fd_0008)),
         ));
         assert_eq!(
             read,
@@ -362,7 +363,7 @@ mod tests {
         let rep_out = line(fault(
             EXIT_IO_INSTRUCTION,
             0x80_0031,
-            FaultDetail::Port(0x80),
+            FaultDetail::Port(IoAccess::from_qualification(0x80_0031)),
         ));
         assert!(rep_out.ends_with("port=0x80 (out, 2 bytes, string, rep)"));
     }

@@ -37,6 +37,7 @@ pub mod emit;
 pub mod events;
 pub mod exits;
 pub mod fault;
+pub mod ioport;
 pub mod ipi;
 pub mod irq;
 pub mod lifecycle;

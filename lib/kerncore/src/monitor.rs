@@ -104,14 +104,17 @@ pub fn trap(
 }
 
 /// Whether an exit of a chosen reason is the monitor's: for a VM with a
-/// virtio console, an I/O exit only if its port is in the console's BAR
-/// (the kernel emulated every port it knows before this; any other port
-/// is a fault the monitor did not choose); every other exit, yes.
+/// virtio console, an I/O exit only if every port it touches is in the
+/// console's BAR (`out dx, eax` at its last port reaches three ports
+/// beyond it; the kernel emulated every access it knows before this; any
+/// other access is a fault the monitor did not choose); every other exit,
+/// yes. A monitor without a console chose every port: its subject's I/O
+/// bitmap already makes an access exit if any of its bytes is not owned.
 fn chosen(spec: &MonitorSpec, reason: u16, detail: FaultDetail) -> bool {
     match (spec.virtio_console, detail) {
-        (Some(console), FaultDetail::Port(port)) if reason == EXIT_IO => port
-            .checked_sub(console.port)
-            .is_some_and(|offset| offset < VIRTIO_BAR_SIZE),
+        (Some(console), FaultDetail::Port(access)) if reason == EXIT_IO => {
+            access.within(console.port, VIRTIO_BAR_SIZE)
+        }
         _ => true,
     }
 }
@@ -207,6 +210,10 @@ mod tests {
         image_regions: &[],
     };
 
+    fn port(port: u16, size: u8) -> FaultDetail {
+        FaultDetail::Port(crate::ioport::IoAccess { port, size })
+    }
+
     fn fault(code: u16) -> Exit {
         Exit::Fault(FaultInfo {
             code,
@@ -288,7 +295,7 @@ mod tests {
             Decision::StopSystem { by: Some(A) }
         );
         assert_eq!(
-            trap(None, &WATCH, Some(IO), FaultDetail::Port(0x3f8)),
+            trap(None, &WATCH, Some(IO), port(0x3f8, 1)),
             Decision::StopSystem { by: None }
         );
     }
@@ -308,25 +315,31 @@ mod tests {
             event: TRAP,
         };
         let stop = Decision::StopSystem { by: Some(A) };
-        for (port, decision) in [
-            (0xc000, trapped),
-            (0xc01f, trapped),
-            (0xc020, stop),
-            (0xbfff, stop),
-            (0x1f0, stop),
+        for (first, size, decision) in [
+            (0xc000, 1, trapped),
+            (0xc000, 4, trapped),
+            (0xc01c, 4, trapped),
+            (0xc01e, 2, trapped),
+            (0xc01f, 1, trapped),
+            // Straddling the BAR's end: ports 0xc020.. are not the
+            // monitor's (they fail without the width check).
+            (0xc01f, 4, stop),
+            (0xc01f, 2, stop),
+            (0xc01d, 4, stop),
+            (0xc020, 1, stop),
+            (0xbfff, 1, stop),
+            (0xbfff, 4, stop),
+            (0x1f0, 1, stop),
         ] {
             assert_eq!(
-                trap(Some(A), &console, Some(IO), FaultDetail::Port(port)),
+                trap(Some(A), &console, Some(IO), port(first, size)),
                 decision,
-                "{port:#x}"
+                "{first:#x}/{size}"
             );
         }
         // Without a console every port is the monitor's; other chosen
         // exits are unaffected.
-        assert_eq!(
-            trap(Some(A), &WATCH, Some(IO), FaultDetail::Port(0x1f0)),
-            trapped
-        );
+        assert_eq!(trap(Some(A), &WATCH, Some(IO), port(0x1f0, 4)), trapped);
         assert_eq!(
             trap(Some(A), &console, Some(0), FaultDetail::Vector(6)),
             trapped

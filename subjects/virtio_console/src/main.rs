@@ -21,7 +21,12 @@
 //!    ([`Console::receive`]): data that arrives while the guest idles is
 //!    delivered at its next halt, which wakes it;
 //! 4. asserts the VM's interrupt (the state page's `device_interrupt`) when
-//!    [`Console::take_interrupt`] says so, and resumes the VM.
+//!    [`Console::take_interrupt`] says so, and resumes the VM; after a HLT
+//!    it resumes it halted (`resume_halted`): the kernel enters it in the
+//!    HLT activity state, so it sleeps until its next interrupt (its timer
+//!    tick, or the interrupt just asserted) instead of halting into the
+//!    monitor again at once. Input that arrives while it sleeps is
+//!    delivered at the halt after its next wake-up.
 //!
 //! An exit it does not expect (string I/O, any exit but I/O and HLT) is not
 //! emulated: the monitor keeps the VM stopped and yields its frames from
@@ -140,6 +145,7 @@ fn main(info: Info<'static>) -> ! {
         let Ok(mut state) = vm.state() else {
             continue;
         };
+        let halted = state.basic_exit_reason() == EXIT_HLT;
         let handled = match state.basic_exit_reason() {
             EXIT_IO => io(&mut console, &mut state),
             EXIT_HLT => true,
@@ -173,6 +179,10 @@ fn main(info: Info<'static>) -> ! {
             delivered = delivered.saturating_add(console.receive(&ram, rest));
         }
         state.device_interrupt = u64::from(console.take_interrupt());
+        // The guest halted: it stays halted until its next interrupt (the
+        // one just asserted wakes it at once), rather than halting into
+        // this monitor again straight away.
+        state.resume_halted = u64::from(halted);
         let _ = vm.set_state(&state);
     }
 }

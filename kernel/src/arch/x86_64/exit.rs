@@ -48,6 +48,7 @@ use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::events::PendingTable;
 use septum_kerncore::exits::{Decision, Exit, FaultDetail, FaultInfo, dispatch};
 use septum_kerncore::fault::FaultLine;
+use septum_kerncore::ioport::IoAccess;
 use septum_kerncore::plan::{MAX_SUBJECTS, Scheduler};
 use septum_kerncore::vmx::{
     EXIT_EPT_MISCONFIGURATION, EXIT_EPT_VIOLATION, EXIT_EXCEPTION_OR_NMI, EXIT_EXTERNAL_INTERRUPT,
@@ -627,7 +628,7 @@ fn fault_info(basic: u16) -> FaultInfo {
     let qualification = vmread(field::EXIT_QUALIFICATION).unwrap_or(0);
     let mut error_code = None;
     let detail = match basic {
-        EXIT_IO_INSTRUCTION => FaultDetail::Port((qualification >> 16) as u16),
+        EXIT_IO_INSTRUCTION => FaultDetail::Port(IoAccess::from_qualification(qualification)),
         EXIT_EXCEPTION_OR_NMI => {
             let info = vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0);
             if info & (1 << 11) != 0 {

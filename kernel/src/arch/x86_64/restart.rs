@@ -4,7 +4,8 @@
 //!
 //! A monitored subject that was trapped comes back untrapped
 //! (`crate::monitor::untrap`): its registers are the spec's, not those its
-//! monitor left in the state page.
+//! monitor left in the state page. A VM's emulated platform (its state
+//! slot in `vm.rs`) is reset to its first-boot state (`vm::reset`).
 //!
 //! Runs on the subject's own CPU, when the CPU is about to enter the
 //! subject and a restart was requested ([`restart_if_requested`], called
@@ -48,6 +49,7 @@ pub(super) fn restart_if_requested(
         return;
     }
     crate::monitor::untrap(id);
+    super::vm::reset(id);
     // The crash record of the fault that caused this restart, if its
     // report was held back (`deferred`): the VMCS still holds the exit.
     if crate::lifecycle::RECORDS_OWED.take(id) {

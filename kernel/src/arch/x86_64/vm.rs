@@ -32,7 +32,7 @@
 //! becomes a #GP for the guest instead), and the interrupt-window control.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::exits::Exit;
@@ -115,9 +115,29 @@ struct VmState {
     /// Console input bytes handed to the emulated UART.
     received: u32,
     /// Whether [`halt`] put the VM in the HLT activity state and no event
-    /// has been injected since (a VM restart's VMCS sets the state active
-    /// again: a stale `true` only costs a redundant write).
+    /// has been injected since.
     sleeping: bool,
+    /// Whether an exit of this boot went through [`handle`] (every exit
+    /// but a hypercall or a preemption-timer expiry does, and those two
+    /// never happen during event delivery). Until then the VMCS's
+    /// IDT-vectoring information is not this boot's: a restart writes the
+    /// VMCS again, but the read-only exit fields keep the last exit of the
+    /// previous boot, and its interrupted event must not be re-injected
+    /// into the new one.
+    exited: bool,
+}
+
+impl VmState {
+    /// The state of a VM at its first boot, and after every restart
+    /// ([`reset`]).
+    const POWER_ON: Self = Self {
+        platform: Platform::new(),
+        line: Line::new(),
+        exits: [0; COUNTED_REASONS],
+        received: 0,
+        sleeping: false,
+        exited: false,
+    };
 }
 
 /// Most VM subjects a system may have (one per CPU: the composer refuses
@@ -134,22 +154,17 @@ struct VmSlots([UnsafeCell<VmState>; MAX_VMS]);
 // nest. So no two references to one slot exist at once.
 unsafe impl Sync for VmSlots {}
 
-static VMS: VmSlots = VmSlots(
-    [const {
-        UnsafeCell::new(VmState {
-            platform: Platform::new(),
-            line: Line::new(),
-            exits: [0; COUNTED_REASONS],
-            received: 0,
-            sleeping: false,
-        })
-    }; MAX_VMS],
-);
+static VMS: VmSlots = VmSlots([const { UnsafeCell::new(VmState::POWER_ON) }; MAX_VMS]);
 
 /// Interrupt lines each VM's device monitor asserted when it last resumed
 /// the VM (bit `n`: master-PIC line `n`), raised on its PIC before its
 /// next entry. Set and taken only on the VM's CPU (the monitor shares it).
 static REQUESTED_LINES: [AtomicU8; MAX_VMS] = [const { AtomicU8::new(0) }; MAX_VMS];
+
+/// Whether each VM's device monitor resumed it halted (the state page's
+/// `resume_halted`): it is entered in the HLT activity state at its next
+/// entry. Set and taken only on the VM's CPU, like [`REQUESTED_LINES`].
+static REQUESTED_HALT: [AtomicBool; MAX_VMS] = [const { AtomicBool::new(false) }; MAX_VMS];
 
 /// The slot index of VM `id`: how many VMs come before it.
 fn slot_index(id: SubjectId) -> usize {
@@ -321,12 +336,58 @@ pub fn assert_device_interrupt(id: SubjectId) {
     }
 }
 
+/// The monitor of VM `id` resumed it asking for the HLT activity state
+/// (the state page's `resume_halted`, after a trapped HLT it completed):
+/// [`before_entry`] enters it asleep, as [`halt`] does for a HLT the
+/// kernel completes, so it waits for its next interrupt instead of
+/// halting into the monitor again at once. Nothing for a subject that is
+/// not a VM.
+pub fn resume_halted(id: SubjectId) {
+    if !PRESENT || !SPEC.subjects.get(id.index()).is_some_and(vm::is_vm) {
+        return;
+    }
+    if let Some(flag) = REQUESTED_HALT.get(slot_index(id)) {
+        flag.store(true, Ordering::Relaxed);
+    }
+}
+
+/// VM `id` is being restarted (`restart.rs`, on its own CPU, in
+/// `switch_to`): its whole state slot, and every request its monitor left
+/// for it, go back to their first-boot values (`VmState::POWER_ON`), so
+/// nothing the previous boot left in the emulated platform (PIC, PIT,
+/// UART, CMOS index, PCI address, a pending interrupt or line, the HLT
+/// state, the exit counts) reaches the new boot. Bytes typed for the
+/// console input owner and not yet handed to its UART stay in the CPU's
+/// ring (`console_rx`): they are the operator's, not the old boot's, and
+/// the new boot reads them (docs/kernel.md, "VM restart"). Nothing for a
+/// subject that is not a VM.
+pub fn reset(id: SubjectId) {
+    if !PRESENT || !SPEC.subjects.get(id.index()).is_some_and(vm::is_vm) {
+        return;
+    }
+    let index = slot_index(id);
+    if let Some(slot) = VMS.0.get(index) {
+        // Safety: the slot of VM `id`, on the CPU that restarts it (its
+        // own, see `restart.rs`); `switch_to`, the only caller's caller,
+        // holds no reference from `loaded_vm`, and exits on one CPU never
+        // nest, so this is the only reference to the slot (see `VmSlots`).
+        unsafe { *slot.get() = VmState::POWER_ON };
+    }
+    if let Some(lines) = REQUESTED_LINES.get(index) {
+        lines.store(0, Ordering::Relaxed);
+    }
+    if let Some(halt) = REQUESTED_HALT.get(index) {
+        halt.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Handle exit `basic` of the loaded subject if it is a VM's to handle.
 pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
     let overruns = super::console_rx::overruns(cpu);
     let Some((_, subject, state)) = loaded_vm(cpu) else {
         return Outcome::Unhandled;
     };
+    state.exited = true;
     if let Some(count) = state.exits.get_mut(usize::from(basic)) {
         *count = count.saturating_add(1);
     }
@@ -406,7 +467,8 @@ fn halt(subject: &SubjectSpec, state: &mut VmState, overruns: u32) -> Result<Out
     })
 }
 
-/// After a completed HLT with interrupts on: enter the VM in the HLT
+/// After a completed HLT with interrupts on (the kernel's, or one its
+/// monitor completed and resumed with `resume_halted`): enter the VM in the HLT
 /// activity state, so that it waits in the CPU until the preemption timer
 /// ([`before_entry`]'s deadline: the PIT's next expiry or the frame's
 /// end) or an external interrupt exits, and an injected event wakes it.
@@ -420,10 +482,12 @@ fn sleep(state: &mut VmState) -> Result<(), VmxError> {
         return Ok(());
     }
     let interruptibility = read(field::GUEST_INTERRUPTIBILITY)?;
-    // Safety: HLT completed (RIP is past it), so the STI or MOV SS
-    // blocking it executed under has ended; with that blocking clear and
-    // SS.DPL 0 (checked above), the HLT state is one VM entry accepts (SDM
-    // 27.3.1.5), and IA32_VMX_MISC says this CPU supports it.
+    // Safety: HLT completed (RIP is past it; for a monitor's
+    // `resume_halted` the monitor completed it, or chose to halt the guest
+    // where it stands), so the STI or MOV SS blocking it executed under
+    // has ended; with that blocking clear and SS.DPL 0 (checked above),
+    // the HLT state is one VM entry accepts (SDM 27.3.1.5), and
+    // IA32_VMX_MISC says this CPU supports it.
     unsafe {
         write(
             field::GUEST_INTERRUPTIBILITY,
@@ -433,6 +497,16 @@ fn sleep(state: &mut VmState) -> Result<(), VmxError> {
     }
     state.sleeping = true;
     Ok(())
+}
+
+/// A monitor's `resume_halted`: [`sleep`] if the guest can be woken (its
+/// interrupts are on; with them off only an NMI could wake it, and the
+/// kernel injects none), else resume it running.
+fn sleep_if_interruptible(state: &mut VmState) -> Result<(), VmxError> {
+    if read(field::GUEST_RFLAGS)? & RFLAGS_IF == 0 {
+        return Ok(());
+    }
+    sleep(state)
 }
 
 /// Print the VM's exit counts by reason (the exits [`handle`] saw: not
@@ -610,6 +684,12 @@ pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
             }
         }
     }
+    if REQUESTED_HALT
+        .get(slot_index(id))
+        .is_some_and(|flag| flag.swap(false, Ordering::Relaxed))
+    {
+        sleep_if_interruptible(state).unwrap_or(());
+    }
     inject_pending(state).unwrap_or(());
     let wake = match state.platform.pit.deadline {
         Some(tick) if tick < deadline => tick,
@@ -634,7 +714,11 @@ pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
 const CONSOLE_POLL_MS: u64 = 1;
 
 fn inject_pending(state: &mut VmState) -> Result<(), VmxError> {
-    let vectoring = read(IDT_VECTORING_INFO)?;
+    let vectoring = if state.exited {
+        read(IDT_VECTORING_INFO)?
+    } else {
+        0
+    };
     let entry = read(field::ENTRY_INTERRUPTION_INFO)?;
     if vectoring & INFO_VALID != 0 && entry & INFO_VALID == 0 {
         // Safety: the event the CPU was delivering when the exit happened,

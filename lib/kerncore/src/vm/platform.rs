@@ -30,9 +30,23 @@
 //!   port B, the reset and A20 registers): reads all ones, writes ignored;
 //! - any other port is not emulated ([`Platform::port_in`] and
 //!   [`Platform::port_out`] say so) and is a fault of the subject.
+//!
+//! Width: an access of 2 or 4 bytes is emulated only if every port it
+//! touches lies in the block of its first port (one device's registers,
+//! or one absent range): `out dx, eax` at 0x3ff, the UART's last port,
+//! would also write 0x400-0x402, so it is not emulated (a fault of the
+//! subject, or its monitor's if the monitor chose those ports) and changes
+//! nothing. Inside a byte-wide device a wide access is split into
+//! byte accesses at consecutive ports, as a PC's bus does; PCI's address
+//! register (0xcf8, 4 bytes) and data window (0xcfc-0xcff) take it whole.
+//!
+//! [`Platform::new`] is the power-on state, and the state a restarted VM
+//! gets back (the kernel resets the VM's whole state slot,
+//! `kernel/src/arch/x86_64/vm.rs`).
 
 use septum_abi::TscCycles;
 
+use crate::ioport::IoAccess;
 use crate::spec::VirtioConsoleSpec;
 use crate::vm::pci::PciConfig;
 
@@ -521,31 +535,53 @@ impl Platform {
         }
     }
 
-    /// IN of `size` bytes from `port`: the value, or `None` if the port is
-    /// not emulated.
+    /// IN of `size` bytes from `port`: the value, or `None` if the access
+    /// is not emulated: a port the kernel does not emulate, or an access
+    /// that reaches past the block of its first port ([`block_of`]). A
+    /// wide access to a byte-wide device reads its ports one after the
+    /// other (as the bus splits it on a PC); PCI's address and data
+    /// registers take the access whole.
     pub fn port_in(&mut self, port: u16, size: u8) -> Option<u32> {
-        let mask = size_mask(size);
+        if !in_one_block(port, size) {
+            return None;
+        }
         let value = match port {
-            0x3f8..=0x3ff => u32::from(self.uart.read(port.wrapping_sub(UART_BASE))),
-            0x20 => u32::from(self.master.read_command()),
-            0x21 => u32::from(self.master.imr),
-            0xa0 => u32::from(self.slave.read_command()),
-            0xa1 => u32::from(self.slave.imr),
-            // Counter reads: not modelled (Linux does not calibrate with
-            // the PIT when CPUID gives the TSC rate).
-            0x40..=0x43 => 0,
-            0x70 => u32::from(self.cmos_index),
-            0x71 => u32::from(cmos(self.cmos_index & 0x7f)),
             0xcf8 if size == 4 => self.pci.address,
             0xcfc..=0xcff => self.pci.read_data(port, self.virtio_console),
             0xcf8..=0xcfb => u32::MAX,
-            _ if absent(port) => u32::MAX,
-            _ => return None,
+            _ => (0..size).fold(0u32, |value, byte| {
+                let at = port.wrapping_add(u16::from(byte));
+                let shift = u32::from(byte).wrapping_mul(8);
+                value
+                    | u32::from(self.read_byte(at))
+                        .checked_shl(shift)
+                        .unwrap_or(0)
+            }),
         };
-        Some(value & mask)
+        Some(value & size_mask(size))
     }
 
-    /// OUT of `value` (`size` bytes) to `port` at time `now`.
+    /// IN of one byte from `port` of a byte-wide device ([`block_of`]).
+    fn read_byte(&mut self, port: u16) -> u8 {
+        match port {
+            0x3f8..=0x3ff => self.uart.read(port.wrapping_sub(UART_BASE)),
+            0x20 => self.master.read_command(),
+            0x21 => self.master.imr,
+            0xa0 => self.slave.read_command(),
+            0xa1 => self.slave.imr,
+            // Counter reads: not modelled (Linux does not calibrate with
+            // the PIT when CPUID gives the TSC rate).
+            0x40..=0x43 => 0,
+            0x70 => self.cmos_index,
+            0x71 => cmos(self.cmos_index & 0x7f),
+            // Absent devices.
+            _ => 0xff,
+        }
+    }
+
+    /// OUT of `value` (`size` bytes) to `port` at time `now`; as
+    /// [`Platform::port_in`], an access that is not wholly inside one
+    /// emulated block is not emulated, and changes nothing.
     pub fn port_out(
         &mut self,
         port: u16,
@@ -554,29 +590,48 @@ impl Platform {
         now: TscCycles,
         tsc_khz: u64,
     ) -> Out {
-        let byte = value as u8;
+        if !in_one_block(port, size) {
+            return Out::NotEmulated;
+        }
         match port {
-            0x3f8..=0x3ff => {
-                if let Some(sent) = self.uart.write(port.wrapping_sub(UART_BASE), byte) {
-                    return Out::Sent(sent);
+            0xcf8 if size == 4 => self.pci.address = value,
+            0xcfc..=0xcff => self.pci.write_data(port, size, value, self.virtio_console),
+            0xcf8..=0xcfb => {}
+            _ => {
+                // At most one byte of an access reaches THR (port 0x3f8).
+                let mut sent = None;
+                for byte in 0..size {
+                    let at = port.wrapping_add(u16::from(byte));
+                    let shift = u32::from(byte).wrapping_mul(8);
+                    let part = value.checked_shr(shift).unwrap_or(0) as u8;
+                    if let Some(out) = self.write_byte(at, part, now, tsc_khz) {
+                        sent = Some(out);
+                    }
+                }
+                if let Some(byte) = sent {
+                    return Out::Sent(byte);
                 }
             }
+        }
+        Out::Done
+    }
+
+    /// OUT of one byte to `port` of a byte-wide device ([`block_of`]);
+    /// returns the byte the UART sent, if any.
+    fn write_byte(&mut self, port: u16, byte: u8, now: TscCycles, tsc_khz: u64) -> Option<u8> {
+        match port {
+            0x3f8..=0x3ff => return self.uart.write(port.wrapping_sub(UART_BASE), byte),
             PIC_MASTER => self.master.command(byte),
             0x21 => self.master.data(byte),
             PIC_SLAVE => self.slave.command(byte),
             0xa1 => self.slave.data(byte),
             0x40 => self.pit.counter(byte, now, tsc_khz),
-            0x41 | 0x42 => {}
             0x43 => self.pit.control(byte),
             0x70 => self.cmos_index = byte,
-            0x71 => {}
-            0xcf8 if size == 4 => self.pci.address = value,
-            0xcfc..=0xcff => self.pci.write_data(port, size, value, self.virtio_console),
-            0xcf8..=0xcfb => {}
-            _ if absent(port) => {}
-            _ => return Out::NotEmulated,
+            // PIT channels 1 and 2, CMOS data, absent devices.
+            _ => {}
         }
-        Out::Done
+        None
     }
 
     /// Raise the interrupts whose sources fired by `now` (the PIT's expiry,
@@ -614,10 +669,35 @@ impl Default for Platform {
     }
 }
 
-fn absent(port: u16) -> bool {
-    ABSENT
+/// The blocks of ports the kernel emulates besides [`ABSENT`]: each
+/// device's registers, as (first, last). PCI's address register and data
+/// window are two blocks.
+const EMULATED: [(u16, u16); 7] = [
+    (PIC_MASTER, 0x21),
+    (PIC_SLAVE, 0xa1),
+    (0x40, 0x43),
+    (0x70, 0x71),
+    (UART_BASE, 0x3ff),
+    (0xcf8, 0xcfb),
+    (0xcfc, 0xcff),
+];
+
+/// The emulated block that holds `port`, as (first, last), if any.
+fn block_of(port: u16) -> Option<(u16, u16)> {
+    EMULATED
         .iter()
-        .any(|&(first, last)| (first..=last).contains(&port))
+        .chain(ABSENT.iter())
+        .find(|&&(first, last)| (first..=last).contains(&port))
+        .copied()
+}
+
+/// Whether the `size`-byte access at `port` lies wholly in one emulated
+/// block: an access that reaches past its block (`out dx, eax` at 0x3ff
+/// also writes 0x400-0x402) is not emulated, whatever its first port.
+fn in_one_block(port: u16, size: u8) -> bool {
+    block_of(port).is_some_and(|(first, last)| {
+        IoAccess { port, size }.within(first, last.wrapping_sub(first).saturating_add(1))
+    })
 }
 
 /// A CMOS register: the fixed date 2026-01-01 00:00:00 (a Thursday) in BCD,
@@ -803,6 +883,116 @@ mod tests {
         assert_eq!(out(&mut p, 0x80, 0), Out::Done);
         assert_eq!(p.port_in(0x1f0, 1), None);
         assert_eq!(out(&mut p, 0x1f0, 0), Out::NotEmulated);
+    }
+
+    #[test]
+    fn accesses_past_the_end_of_a_block_are_not_emulated() {
+        let mut p = Platform::new();
+        out(&mut p, 0x3ff, 0x11);
+        // `out dx, eax` / `out dx, ax` at the UART's last port reach
+        // 0x400..: not emulated, and the scratch register keeps its value.
+        for size in [2, 4] {
+            assert_eq!(
+                p.port_out(0x3ff, size, 0xa5a5_a5a5, T0, 1),
+                Out::NotEmulated
+            );
+            assert_eq!(p.port_in(0x3ff, size), None);
+        }
+        assert_eq!(p.port_in(0x3ff, 1), Some(0x11));
+        // The same at the ends of the other blocks.
+        for (port, size) in [
+            (0x21, 2),
+            (0xa1, 2),
+            (0x43, 2),
+            (0x42, 4),
+            (0x71, 2),
+            (0xcfb, 2),
+            (0xcfd, 4),
+            (0xcfe, 4),
+            (0xcff, 2),
+            (0x80, 2),
+            (0x4d1, 2),
+            (0x3f7, 2),
+            (0x1f, 2),
+        ] {
+            assert_eq!(p.port_in(port, size), None, "in {port:#x}/{size}");
+            assert_eq!(
+                p.port_out(port, size, 0, T0, 1),
+                Out::NotEmulated,
+                "out {port:#x}/{size}"
+            );
+        }
+        // Inside one block a wide access is emulated.
+        p.port_out(0xcf8, 4, 0x8000_0000, T0, 1);
+        assert_eq!(p.port_in(0xcfc, 4), Some(u32::MAX));
+        assert_eq!(p.port_in(0xcfe, 2), Some(0xffff));
+        assert_eq!(p.port_in(0x4d0, 2), Some(0xffff));
+        assert_eq!(p.port_in(0xcfa, 2), Some(0xffff));
+    }
+
+    #[test]
+    fn wide_accesses_to_byte_devices_are_split_into_bytes() {
+        let mut p = Platform::new();
+        // `out dx, ax` at 0x3fe: MSR (read-only) gets the low byte, the
+        // scratch register the high one.
+        assert_eq!(p.port_out(0x3fe, 2, 0x5a_00, T0, 1), Out::Done);
+        assert_eq!(p.port_in(0x3ff, 1), Some(0x5a), "the second byte");
+        // A word write to the PIC's command and data ports is ICW1 then
+        // ICW2.
+        assert_eq!(p.port_out(0x20, 2, 0x30_11, T0, 1), Out::Done);
+        assert_eq!(p.master.base, 0x30);
+        // Reads concatenate: master IRR (0) and IMR.
+        out(&mut p, 0x21, 0x04);
+        out(&mut p, 0x21, 0x01);
+        out(&mut p, 0x21, 0xa5);
+        assert_eq!(p.port_in(0x20, 2), Some(0xa5_00));
+        // A THR write inside a wide OUT is sent.
+        assert_eq!(p.port_out(0x3f8, 2, 0x00_41, T0, 1), Out::Sent(b'A'));
+    }
+
+    #[test]
+    fn power_on_is_what_a_restarted_vm_finds() {
+        // What the kernel's reset writes (`Platform::new`): every device
+        // a guest can program reads its power-on value again.
+        let mut p = Platform::new();
+        for (port, value) in [
+            (0x20, 0x11),
+            (0x21, 0x30),
+            (0x21, 0x04),
+            (0x21, 0x01),
+            (0x21, 0x5a),
+            (0xa1, 0x3c),
+            (0x3f9, 0x0f),
+            (0x3ff, 0xa5),
+            (0x3fb, 0x83),
+            (0x70, 0x0b),
+            (0x43, 0x34),
+            (0x40, 0x00),
+            (0x40, 0x10),
+        ] {
+            out(&mut p, port, value);
+        }
+        p.port_out(0xcf8, 4, 0x8000_1234, T0, 1);
+        assert!(p.uart.receive(b'x'));
+        p.raise_line(5);
+        assert_ne!(p, Platform::new());
+        let fresh = Platform::new();
+        assert_eq!(fresh.master, Pic::new());
+        assert_eq!(fresh.pit.deadline, None);
+        let mut p = fresh;
+        for (port, value) in [
+            (0x21, 0xff),
+            (0xa1, 0xff),
+            (0x3f9, 0),
+            (0x3fb, 0),
+            (0x3ff, 0),
+            (0x70, 0),
+        ] {
+            assert_eq!(p.port_in(port, 1), Some(value), "{port:#x}");
+        }
+        assert_eq!(p.port_in(0xcf8, 4), Some(0));
+        assert_eq!(p.port_in(0x3fd, 1), Some(0x60), "no byte received");
+        assert_eq!(p.pending(), None);
     }
 
     #[test]

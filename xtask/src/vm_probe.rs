@@ -1,0 +1,230 @@
+//! Tiny VM guests for system tests of the VM platform (`profile="vm"`)
+//! that need no Linux: each is a few hundred bytes of 64-bit code wrapped
+//! in the smallest bzImage the composer accepts (`lib/compose/src/linux.rs`
+//! checks the header), so it boots through the same `<linux kernel=...>`
+//! path as Debian's kernel, in well under a second of Bochs time.
+//!
+//! The code is hand-assembled here (GNU `as` syntax in the comments; the
+//! guest starts in 64-bit mode with interrupts off and an identity map, as
+//! the Linux boot protocol's 64-bit entry does) and writes its result on
+//! the VM's emulated UART at 0x3f8, whose lines the kernel prints as
+//! `NAME: text`. [`prepare`] writes every probe into the composer's
+//! binaries directory when a policy names one:
+//!
+//! - [`RESTART`] (`systems/vm_restart.xml`): checks that the emulated
+//!   platform has its power-on values (PIC masks, UART IER/LCR/scratch,
+//!   CMOS index, PCI address latch), prints
+//!   `vm-probe: platform at power-on values` or `... STALE ...`, then
+//!   programs all of them to other values (PIC initialised at vector 0x30
+//!   with mask 0x5a, slave mask 0x3c, UART IER 0x0f, scratch 0xa5, LCR
+//!   0x83, CMOS index 0x0b, PIT periodic, PCI address 0x8000_1234) and
+//!   reads port 0x1f0, which no VM owns: a fault, so its `onFault`
+//!   restarts it, and the next boot checks again.
+//! - [`STRADDLE_UART`], [`STRADDLE_BAR`] (`systems/vm_straddle*.xml`):
+//!   print `vm-probe: 4-byte OUT at the end of a port range`, execute
+//!   `out dx, eax` at the last port of the kernel's UART (0x3ff) or of a
+//!   virtio console's BAR at 0xc000 (0xc01f), whose other three bytes are
+//!   outside the range, then print `vm-probe: straddling OUT survived`.
+//!   The kernel must treat the access as a fault of the subject.
+
+use std::fs;
+use std::path::Path;
+
+use crate::util::Error;
+
+/// File name of the restart probe.
+pub const RESTART: &str = "vm-probe-restart";
+/// File name of the probe with a 4-byte OUT at port 0x3ff.
+pub const STRADDLE_UART: &str = "vm-probe-straddle-uart";
+/// File name of the probe with a 4-byte OUT at port 0xc01f.
+pub const STRADDLE_BAR: &str = "vm-probe-straddle-bar";
+
+/// Code of the restart probe.
+///
+/// ```text
+///     in al, 0x21; cmp al, 0xff; jne stale     # master IMR
+///     in al, 0xa1; cmp al, 0xff; jne stale     # slave IMR
+///     mov dx, 0x3f9; in al, dx; test al, al; jne stale   # UART IER
+///     mov dx, 0x3fb; in al, dx; test al, al; jne stale   # UART LCR
+///     mov dx, 0x3ff; in al, dx; test al, al; jne stale   # scratch
+///     in al, 0x70; test al, al; jne stale      # CMOS index
+///     mov dx, 0xcf8; in eax, dx; test eax, eax; jne stale # PCI address
+///     lea rsi, [rip + fresh_text]; jmp print
+/// stale:
+///     lea rsi, [rip + stale_text]
+/// print:
+///     mov dx, 0x3f8
+/// 1:  mov al, [rsi]; test al, al; je 2f; out dx, al; inc rsi; jmp 1b
+/// 2:  lea rsi, [rip + writes]
+/// 3:  mov dx, [rsi]; test dx, dx; je 4f
+///     mov al, [rsi + 2]; out dx, al; add rsi, 3; jmp 3b
+/// 4:  mov dx, 0xcf8; mov eax, 0x80001234; out dx, eax
+///     mov dx, 0x1f0; in al, dx                 # not owned: a fault
+///     hlt
+/// fresh_text: .asciz "vm-probe: platform at power-on values\n"
+/// stale_text: .asciz "vm-probe: STALE platform state from the previous boot\n"
+/// writes:     (port: u16, value: u8) triples, ended by port 0
+/// ```
+const RESTART_CODE: [u8; 0xdd] = [
+    0xe4, 0x21, 0x3c, 0xff, 0x75, 0x39, 0xe4, 0xa1, 0x3c, 0xff, 0x75, 0x33, 0x66, 0xba, 0xf9, 0x03,
+    0xec, 0x84, 0xc0, 0x75, 0x2a, 0x66, 0xba, 0xfb, 0x03, 0xec, 0x84, 0xc0, 0x75, 0x21, 0x66, 0xba,
+    0xff, 0x03, 0xec, 0x84, 0xc0, 0x75, 0x18, 0xe4, 0x70, 0x84, 0xc0, 0x75, 0x12, 0x66, 0xba, 0xf8,
+    0x0c, 0xed, 0x85, 0xc0, 0x75, 0x09, 0x48, 0x8d, 0x35, 0x42, 0x00, 0x00, 0x00, 0xeb, 0x07, 0x48,
+    0x8d, 0x35, 0x60, 0x00, 0x00, 0x00, 0x66, 0xba, 0xf8, 0x03, 0x8a, 0x06, 0x84, 0xc0, 0x74, 0x06,
+    0xee, 0x48, 0xff, 0xc6, 0xeb, 0xf4, 0x48, 0x8d, 0x35, 0x80, 0x00, 0x00, 0x00, 0x66, 0x8b, 0x16,
+    0x66, 0x85, 0xd2, 0x74, 0x0a, 0x8a, 0x46, 0x02, 0xee, 0x48, 0x83, 0xc6, 0x03, 0xeb, 0xee, 0x66,
+    0xba, 0xf8, 0x0c, 0xb8, 0x34, 0x12, 0x00, 0x80, 0xef, 0x66, 0xba, 0xf0, 0x01, 0xec, 0xf4,
+    // fresh_text (0x7f)
+    b'v', b'm', b'-', b'p', b'r', b'o', b'b', b'e', b':', b' ', b'p', b'l', b'a', b't', b'f', b'o',
+    b'r', b'm', b' ', b'a', b't', b' ', b'p', b'o', b'w', b'e', b'r', b'-', b'o', b'n', b' ', b'v',
+    b'a', b'l', b'u', b'e', b's', b'\n', 0, // stale_text (0xa6)
+    b'v', b'm', b'-', b'p', b'r', b'o', b'b', b'e', b':', b' ', b'S', b'T', b'A', b'L', b'E', b' ',
+    b'p', b'l', b'a', b't', b'f', b'o', b'r', b'm', b' ', b's', b't', b'a', b't', b'e', b' ', b'f',
+    b'r', b'o', b'm', b' ', b't', b'h', b'e', b' ', b'p', b'r', b'e', b'v', b'i', b'o', b'u', b's',
+    b' ', b'b', b'o', b'o', b't', b'\n', 0,
+];
+
+/// The writes of the restart probe, after its code: (port, value) pairs.
+const RESTART_WRITES: [(u16, u8); 14] = [
+    // PIC: ICW1-4 (vector base 0x30), then OCW1 mask 0x5a; slave mask.
+    (0x20, 0x11),
+    (0x21, 0x30),
+    (0x21, 0x04),
+    (0x21, 0x01),
+    (0x21, 0x5a),
+    (0xa1, 0x3c),
+    // UART: IER, scratch, then LCR with DLAB set.
+    (0x3f9, 0x0f),
+    (0x3ff, 0xa5),
+    (0x3fb, 0x83),
+    // CMOS index.
+    (0x70, 0x0b),
+    // PIT channel 0: mode 2, lo/hi, count 0x1000.
+    (0x43, 0x34),
+    (0x40, 0x00),
+    (0x40, 0x10),
+    // End.
+    (0, 0),
+];
+
+/// Code of the straddle probes; the port of the OUT is at
+/// [`STRADDLE_PORT_AT`].
+///
+/// ```text
+///     lea rsi, [rip + before]; mov dx, 0x3f8
+/// 1:  mov al, [rsi]; test al, al; je 2f; out dx, al; inc rsi; jmp 1b
+/// 2:  mov dx, PORT; mov eax, 0x5a5a5a5a; out dx, eax
+///     lea rsi, [rip + after]; mov dx, 0x3f8
+/// 3:  mov al, [rsi]; test al, al; je 4f; out dx, al; inc rsi; jmp 3b
+/// 4:  hlt; jmp 4b
+/// before: .asciz "vm-probe: 4-byte OUT at the end of a port range\n"
+/// after:  .asciz "vm-probe: straddling OUT survived\n"
+/// ```
+const STRADDLE_CODE: [u8; 0x3b] = [
+    0x48, 0x8d, 0x35, 0x34, 0x00, 0x00, 0x00, 0x66, 0xba, 0xf8, 0x03, 0x8a, 0x06, 0x84, 0xc0, 0x74,
+    0x06, 0xee, 0x48, 0xff, 0xc6, 0xeb, 0xf4, 0x66, 0xba, 0x00, 0x00, 0xb8, 0x5a, 0x5a, 0x5a, 0x5a,
+    0xef, 0x48, 0x8d, 0x35, 0x44, 0x00, 0x00, 0x00, 0x66, 0xba, 0xf8, 0x03, 0x8a, 0x06, 0x84, 0xc0,
+    0x74, 0x06, 0xee, 0x48, 0xff, 0xc6, 0xeb, 0xf4, 0xf4, 0xeb, 0xfd,
+];
+/// Offset of the OUT's port (`mov dx, PORT`'s immediate) in
+/// [`STRADDLE_CODE`].
+const STRADDLE_PORT_AT: usize = 0x19;
+const STRADDLE_BEFORE: &[u8] = b"vm-probe: 4-byte OUT at the end of a port range\n\0";
+const STRADDLE_AFTER: &[u8] = b"vm-probe: straddling OUT survived\n\0";
+
+/// The restart probe's code and data.
+fn restart_code() -> Vec<u8> {
+    let mut code = RESTART_CODE.to_vec();
+    for (port, value) in RESTART_WRITES {
+        code.extend_from_slice(&port.to_le_bytes());
+        code.push(value);
+    }
+    code
+}
+
+/// A straddle probe's code and data, with its OUT at `port`.
+fn straddle_code(port: u16) -> Vec<u8> {
+    let mut code = STRADDLE_CODE.to_vec();
+    code[STRADDLE_PORT_AT..STRADDLE_PORT_AT + 2].copy_from_slice(&port.to_le_bytes());
+    code.extend_from_slice(STRADDLE_BEFORE);
+    code.extend_from_slice(STRADDLE_AFTER);
+    code
+}
+
+/// The smallest bzImage around `code`: a boot sector and one setup sector
+/// holding the setup header (protocol 2.15, relocatable, 64-bit entry,
+/// 4 KiB alignment), then the protected-mode part with `code` at its
+/// 64-bit entry (+0x200).
+pub fn bzimage(code: &[u8]) -> Vec<u8> {
+    let mut image = vec![0u8; 1024 + 0x200];
+    image[0x1f1] = 1; // setup_sects
+    image[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
+    image[0x201] = 0x6a; // the header ends at 0x26c
+    image[0x202..0x206].copy_from_slice(b"HdrS");
+    image[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    image[0x22c..0x230].copy_from_slice(&0x7fff_ffffu32.to_le_bytes()); // initrd_addr_max
+    image[0x230..0x234].copy_from_slice(&0x1000u32.to_le_bytes()); // kernel_alignment
+    image[0x234] = 1; // relocatable_kernel
+    image[0x236..0x238].copy_from_slice(&1u16.to_le_bytes()); // XLF_KERNEL_64
+    image[0x238..0x23c].copy_from_slice(&0xffu32.to_le_bytes()); // cmdline_size
+    image[0x258..0x260].copy_from_slice(&0x10_0000u64.to_le_bytes()); // pref_address
+    image[0x260..0x264].copy_from_slice(&0x1_0000u32.to_le_bytes()); // init_size
+    image.extend_from_slice(code);
+    image
+}
+
+/// Every probe, by file name.
+pub fn probes() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (RESTART, bzimage(&restart_code())),
+        (STRADDLE_UART, bzimage(&straddle_code(0x3ff))),
+        (STRADDLE_BAR, bzimage(&straddle_code(0xc01f))),
+    ]
+}
+
+/// Write every probe into `binaries` if the policy text names one.
+pub fn prepare(policy_text: &str, binaries: &Path) -> Result<(), Error> {
+    if !policy_text.contains("vm-probe-") {
+        return Ok(());
+    }
+    for (name, image) in probes() {
+        let path = binaries.join(name);
+        fs::write(&path, image).map_err(|e| format!("write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_bzimages_with_code_at_the_64_bit_entry() {
+        for (name, image) in probes() {
+            assert_eq!(&image[0x202..0x206], b"HdrS", "{name}");
+            assert_eq!(image[0x1fe..0x200], [0x55, 0xaa], "{name}");
+            assert!(image.len() - 1024 <= 0x1_0000, "{name}: within init_size");
+        }
+        let restart = restart_code();
+        // The RIP-relative LEAs point at the texts and the write table.
+        let target = |at: usize| {
+            let rel = u32::from_le_bytes(restart[at + 3..at + 7].try_into().unwrap()) as usize;
+            at + 7 + rel
+        };
+        assert!(restart[target(0x36)..].starts_with(b"vm-probe: platform at power-on"));
+        assert!(restart[target(0x3f)..].starts_with(b"vm-probe: STALE"));
+        assert_eq!(target(0x56), RESTART_CODE.len());
+        assert_eq!(restart[RESTART_CODE.len()..][..3], [0x20, 0, 0x11]);
+        let straddle = straddle_code(0xc01f);
+        assert_eq!(
+            straddle[STRADDLE_PORT_AT - 2..][..4],
+            [0x66, 0xba, 0x1f, 0xc0]
+        );
+        let lea = |at: usize| {
+            let rel = u32::from_le_bytes(straddle[at + 3..at + 7].try_into().unwrap()) as usize;
+            at + 7 + rel
+        };
+        assert_eq!(lea(0), STRADDLE_CODE.len());
+        assert_eq!(lea(0x21), STRADDLE_CODE.len() + STRADDLE_BEFORE.len());
+    }
+}
