@@ -64,6 +64,8 @@ say "memory: $(grep MemTotal /proc/meminfo | tr -s ' ')"
 say "sum: $(echo $((6 * 7)))"
 say "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 say "uptime: $(cut -d' ' -f1 /proc/uptime)"
+say "clockevent: $(cat /sys/devices/system/clockevents/clockevent0/current_device)"
+say "interrupts: $(grep -E '^ *(0|4|LOC|CAL|IWI):' /proc/interrupts | tr -s ' ' | tr '\n' ';')"
 /bin/vmcall-probe
 say "vmcall from user space: exit status $?"
 # Isolation checks (systems/linux_isolation*.xml): each is stopped by the
