@@ -82,6 +82,22 @@ case "$(cat /proc/cmdline)" in
     /bin/attack-msr
     say "attack: MSR write survived"
     ;;
+*septum_attack=apic*)
+    say "attack: IPIs and an EOI through the VM's APIC page, which must not reach the real local APIC"
+    devmem 0xfee00310 32 0x05000000
+    devmem 0xfee00300 32 0x00000040
+    devmem 0xfee00310 32 0
+    devmem 0xfee00300 32 0x000c0500
+    devmem 0xfee00300 32 0x000c0600
+    devmem 0xfee00300 32 0x00080400
+    devmem 0xfee00300 32 0x00080200
+    devmem 0xfee000b0 32 0
+    sleep 1
+    say "attack: APIC writes survived, timer: $(grep LOC /proc/interrupts | tr -s ' ')"
+    say "attack: writing the APIC version register, which is read-only"
+    devmem 0xfee00030 32 0
+    say "attack: read-only APIC write survived"
+    ;;
 *septum_attack=memory*)
     say "attack: writing guest-physical 0x50000000, which the VM does not own"
     devmem 0x50000000 32 0x5eb7
