@@ -92,8 +92,9 @@ case "$(cat /proc/cmdline)" in
     devmem 0xfee00300 32 0x00080400
     devmem 0xfee00300 32 0x00080200
     devmem 0xfee000b0 32 0
+    devmem 0xfee00300 32 0x000400f6
     sleep 1
-    say "attack: APIC writes survived, timer: $(grep LOC /proc/interrupts | tr -s ' ')"
+    say "attack: APIC writes survived: $(grep -E '^ *(LOC|IWI):' /proc/interrupts | tr -s ' ' | tr '\n' ';')"
     say "attack: writing the APIC version register, which is read-only"
     devmem 0xfee00030 32 0
     say "attack: read-only APIC write survived"
