@@ -64,6 +64,8 @@ say "memory: $(grep MemTotal /proc/meminfo | tr -s ' ')"
 say "sum: $(echo $((6 * 7)))"
 say "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 say "uptime: $(cut -d' ' -f1 /proc/uptime)"
+say "clockevent: $(cat /sys/devices/system/clockevents/clockevent0/current_device)"
+say "interrupts: $(grep -E '^ *(0|4|LOC|CAL|IWI):' /proc/interrupts | tr -s ' ' | tr '\n' ';')"
 /bin/vmcall-probe
 say "vmcall from user space: exit status $?"
 # Isolation checks (systems/linux_isolation*.xml): each is stopped by the
@@ -79,6 +81,23 @@ case "$(cat /proc/cmdline)" in
     say "attack: writing MSR 0x1b (APIC base), which the VM may not write"
     /bin/attack-msr
     say "attack: MSR write survived"
+    ;;
+*septum_attack=apic*)
+    say "attack: IPIs and an EOI through the VM's APIC page, which must not reach the real local APIC"
+    devmem 0xfee00310 32 0x05000000
+    devmem 0xfee00300 32 0x00000040
+    devmem 0xfee00310 32 0
+    devmem 0xfee00300 32 0x000c0500
+    devmem 0xfee00300 32 0x000c0600
+    devmem 0xfee00300 32 0x00080400
+    devmem 0xfee00300 32 0x00080200
+    devmem 0xfee000b0 32 0
+    devmem 0xfee00300 32 0x000400f6
+    sleep 1
+    say "attack: APIC writes survived: $(grep -E '^ *(LOC|IWI):' /proc/interrupts | tr -s ' ' | tr '\n' ';')"
+    say "attack: writing the APIC version register, which is read-only"
+    devmem 0xfee00030 32 0
+    say "attack: read-only APIC write survived"
     ;;
 *septum_attack=memory*)
     say "attack: writing guest-physical 0x50000000, which the VM does not own"

@@ -294,8 +294,12 @@ fn check_subject(
             ));
         }
     }
+    // A VM's APIC-access page is in its EPT only (step 4 checks the host
+    // page).
+    let apic_page =
+        |gpa: u64| subject.apic_access.is_some() && gpa == septum_kerncore::vm::lapic::XAPIC_GPA;
     for &gpa in ept_pages.keys() {
-        if !guest_physical.contains(&gpa) && !tables.contains_key(&gpa) {
+        if !guest_physical.contains(&gpa) && !tables.contains_key(&gpa) && !apic_page(gpa) {
             violation(format!(
                 "EPT maps guest-physical {gpa:#x}, which is neither a guest mapping nor a \
                  guest page-table page"
@@ -497,6 +501,20 @@ fn placement_problem(
         | RegionKind::VtdTables => Some(format!(
             "host page lies in {:?} region \"{}\"",
             region.kind, region.name
+        )),
+        // A VM's APIC-access page: its own, at the xAPIC's address only,
+        // never executable (the CPU virtualises every access to it).
+        RegionKind::ApicAccess
+            if own
+                && gpa == septum_kerncore::vm::lapic::XAPIC_GPA
+                && offset == 0
+                && !executable =>
+        {
+            None
+        }
+        RegionKind::ApicAccess => Some(format!(
+            "host page lies in APIC-access page \"{}\" at the wrong place or with execute",
+            region.name
         )),
         RegionKind::GuestPageTables if !own => Some(format!(
             "host page lies in another subject's page tables \"{}\"",

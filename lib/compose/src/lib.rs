@@ -28,6 +28,7 @@
 //! inputs always give the same bytes.
 #![forbid(unsafe_code)]
 
+pub mod acpi;
 pub mod alloc;
 pub mod bitmaps;
 pub mod contract;

@@ -10,7 +10,9 @@
 //! - the boot segment, the low megabyte: the zero page (`boot_params`, with
 //!   the setup header copied from the image and an e820 map generated from
 //!   the subject's RAM) at [`BOOT_BASE`], the command line and a 20-byte
-//!   entry stub after it, zeros elsewhere;
+//!   entry stub after it, the ACPI tables that describe the local APIC
+//!   ([`crate::acpi`], named by the zero page's `acpi_rsdp_addr`) at the
+//!   start of the reserved range, zeros elsewhere;
 //! - the RAM segment at [`RAM_BASE`]: the initramfs at its start, the
 //!   protected-mode kernel at the next `kernel_alignment` boundary after it,
 //!   the rest zero. Its size is the policy's `ramSize`. The e820 map has it
@@ -68,6 +70,7 @@ const BP_E820_TABLE: usize = 0x2d0;
 const BP_EXT_RAMDISK_IMAGE: usize = 0x0c0;
 const BP_EXT_RAMDISK_SIZE: usize = 0x0c4;
 const BP_EXT_CMD_LINE_PTR: usize = 0x0c8;
+const BP_ACPI_RSDP_ADDR: usize = 0x070;
 /// e820 type of usable RAM.
 const E820_RAM: u32 = 1;
 /// e820 type of reserved memory.
@@ -336,6 +339,11 @@ pub fn boot_image(
         put(&mut entry, 16, &kind.to_le_bytes());
         put(boot, BP_E820_TABLE + 20 * index, &entry);
     }
+    put(
+        boot,
+        BP_ACPI_RSDP_ADDR,
+        &crate::acpi::ACPI_BASE.to_le_bytes(),
+    );
     put(boot, CMDLINE_OFFSET as usize, cmdline);
     // Entry stub: mov rsi, rdi; movabs rax, kernel_entry; jmp rax.
     let mut stub = vec![0x48, 0x89, 0xfe, 0x48, 0xb8];
@@ -344,6 +352,8 @@ pub fn boot_image(
     put(boot, STUB_OFFSET as usize, &stub);
     let mut low = vec![0u8; BOOT_BASE as usize];
     low.extend_from_slice(&page);
+    low.resize(crate::acpi::ACPI_BASE as usize, 0);
+    low.extend_from_slice(&crate::acpi::tables());
 
     let kernel_offset = (kernel_load - RAM_BASE) as usize;
     let mut ram = vec![0u8; kernel_offset + kernel.kernel.len()];

@@ -25,7 +25,7 @@ use crate::bitmaps;
 use crate::crash_audit::{self, CrashAudit};
 use crate::elf::round_up;
 use crate::error::{ComposeError, Origin};
-use crate::input::{Caching, RegionInput, SystemInput};
+use crate::input::{Caching, Profile, RegionInput, SystemInput};
 use crate::system::{Region, RegionIndex, RegionKind, RegionOwner};
 
 /// A region to place: what it is, whose, how big, its initial bytes.
@@ -201,6 +201,9 @@ pub struct SubjectRegions {
     pub io_bitmaps: RegionIndex,
     /// MSR bitmap.
     pub msr_bitmap: RegionIndex,
+    /// A VM's APIC-access page (`crate::profile::vm`); `None` for the
+    /// other profiles.
+    pub apic_access: Option<RegionIndex>,
     /// Info page (filled once the subject is composed).
     pub info: RegionIndex,
     /// Stack.
@@ -284,6 +287,11 @@ pub fn place_regions(
         let msr_bitmap = placer.place(
             own("msrbm", RegionKind::MsrBitmap, PAGE_SIZE).with_content(bitmaps::msr_bitmap()),
         )?;
+        let apic_access = if s.profile == Profile::Vm {
+            Some(placer.place(own("apic", RegionKind::ApicAccess, PAGE_SIZE))?)
+        } else {
+            None
+        };
         let info = placer.place(own("info", RegionKind::InfoPage, PAGE_SIZE))?;
         let stack = placer.place(own("stack", RegionKind::Stack, s.stack_size))?;
         let mut segments: Vec<PlacedSegment> = Vec::new();
@@ -306,6 +314,7 @@ pub fn place_regions(
             vmcs,
             io_bitmaps,
             msr_bitmap,
+            apic_access,
             info,
             stack,
             segments,

@@ -272,6 +272,7 @@ fn kind_name(kind: MappingKind) -> &'static str {
         MappingKind::ChannelWriter => "channel_writer",
         MappingKind::ChannelReader => "channel_reader",
         MappingKind::PageTables => "page_tables",
+        MappingKind::ApicAccess => "apic_access",
     }
 }
 

@@ -88,6 +88,7 @@ fn subject_spec(s: &SubjectOut) -> SubjectSpec<Owned> {
         io_bitmap_a: s.io_bitmap_a,
         io_bitmap_b: s.io_bitmap_b,
         msr_bitmap: s.msr_bitmap,
+        apic_access: s.apic_access,
         controls: s.controls,
         guest: s.guest,
         source_events,

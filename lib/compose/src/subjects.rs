@@ -35,6 +35,7 @@ use crate::system::{
     DeviceGrant, Mapping, MappingKind, PortRange, RegionIndex, RegionKind, SubjectOut,
 };
 use crate::vmx;
+use septum_kerncore::vm::lapic::XAPIC_GPA;
 
 /// What every subject's composition reads: the input, where steps 1 and 2
 /// placed everything, and who receives each event.
@@ -215,6 +216,12 @@ pub fn compose_subject(
             what: "stack guard page".into(),
         });
     }
+    if own.apic_access.is_some() {
+        used.push(Occupied {
+            range: XAPIC_GPA..XAPIC_GPA + PAGE_SIZE,
+            what: "local APIC page".into(),
+        });
+    }
     used.sort_by(|a, b| {
         (a.range.start, a.range.end, &a.what).cmp(&(b.range.start, b.range.end, &b.what))
     });
@@ -289,6 +296,23 @@ pub fn compose_subject(
         executable: false,
         kind: MappingKind::PageTables,
     });
+    // A VM's local APIC: its APIC-access page at the xAPIC's address, in
+    // the EPT only (the guest maps it itself), read-write so that the CPU
+    // virtualises the guest's accesses (`septum_kerncore::vm::lapic`).
+    if let Some(apic) = own.apic_access {
+        let page = placer.region(apic);
+        mappings.push(Mapping {
+            name: "apic".into(),
+            region: apic,
+            virtual_address: None,
+            guest_physical: GuestPhysAddr(XAPIC_GPA),
+            physical: page.start,
+            size: page.size,
+            writable: true,
+            executable: false,
+            kind: MappingKind::ApicAccess,
+        });
+    }
 
     let mut ept = EptTables::new(Format::Ept, true);
     for m in &mappings {
@@ -355,6 +379,7 @@ pub fn compose_subject(
         io_bitmap_a,
         io_bitmap_b: PhysAddr(io_bitmap_a.get() + PAGE_SIZE),
         msr_bitmap: placer.region(own.msr_bitmap).start,
+        apic_access: own.apic_access.map(|r| placer.region(r).start),
         controls: crate::monitor::controls(s, vmx_state.controls),
         guest: vmx_state.guest,
         default_fault_action: s.default_fault_action,

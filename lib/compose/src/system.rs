@@ -54,6 +54,10 @@ pub enum RegionKind {
     IoBitmaps,
     /// A subject's MSR bitmap.
     MsrBitmap,
+    /// A VM's APIC-access page: its EPT maps guest-physical 0xFEE0_0000
+    /// there and the CPU virtualises every access to it (the virtual-APIC
+    /// page it reads instead is in the kernel's per-VM state).
+    ApicAccess,
     /// A subject's info page.
     InfoPage,
     /// A subject's stack.
@@ -135,6 +139,8 @@ pub enum MappingKind {
     /// The subject's own page tables (EPT only, read-only, not in its
     /// virtual address space).
     PageTables,
+    /// A VM's APIC-access page (EPT only, at guest-physical 0xFEE0_0000).
+    ApicAccess,
 }
 
 impl MappingKind {
@@ -147,6 +153,7 @@ impl MappingKind {
             MappingKind::Memory => "memory",
             MappingKind::ChannelWriter | MappingKind::ChannelReader => "channel",
             MappingKind::PageTables => "page tables",
+            MappingKind::ApicAccess => "APIC page",
         }
     }
 }
@@ -232,6 +239,8 @@ pub struct SubjectOut {
     pub io_bitmap_b: PhysAddr,
     /// MSR bitmap.
     pub msr_bitmap: PhysAddr,
+    /// A VM's APIC-access page.
+    pub apic_access: Option<PhysAddr>,
     /// VMX controls, as the subject's profile chose them.
     pub controls: VmxControls,
     /// Initial guest state (entry point, stack, info page pointer, CR3 =

@@ -33,6 +33,8 @@ pub mod proc {
     pub const CR8_LOAD_EXITING: u32 = 1 << 19;
     /// CR8-store exiting.
     pub const CR8_STORE_EXITING: u32 = 1 << 20;
+    /// Use TPR shadow (the virtual-APIC page).
+    pub const USE_TPR_SHADOW: u32 = 1 << 21;
     /// MOV-DR exiting.
     pub const MOV_DR_EXITING: u32 = 1 << 23;
     /// Unconditional I/O exiting (left clear: the I/O bitmaps decide).
@@ -49,6 +51,8 @@ pub mod proc {
 
 /// Secondary processor-based VM-execution controls (SDM 25.6.2, Table 25-7).
 pub mod proc2 {
+    /// Virtualize APIC accesses (the APIC-access page).
+    pub const VIRTUALIZE_APIC_ACCESSES: u32 = 1 << 0;
     /// Enable EPT.
     pub const ENABLE_EPT: u32 = 1 << 1;
     /// Descriptor-table exiting.
@@ -57,6 +61,10 @@ pub mod proc2 {
     pub const ENABLE_VPID: u32 = 1 << 5;
     /// WBINVD exiting.
     pub const WBINVD_EXITING: u32 = 1 << 6;
+    /// APIC-register virtualization.
+    pub const APIC_REGISTER_VIRTUALIZATION: u32 = 1 << 8;
+    /// Virtual-interrupt delivery.
+    pub const VIRTUAL_INTERRUPT_DELIVERY: u32 = 1 << 9;
 }
 
 /// Primary VM-exit controls (SDM 25.7.1, Table 25-13).

@@ -121,3 +121,57 @@ fn the_console_input_owner_reaches_the_spec() {
             .contains(&format!("{line} = None;"))
     );
 }
+
+#[test]
+fn the_vm_gets_an_apic_access_page_and_nothing_may_overlap_it() {
+    let text = std::fs::read_to_string(fixture()).unwrap();
+    let binaries = || -> HashMap<String, Vec<u8>> {
+        [
+            ("bzImage".to_owned(), bzimage(0x3000)),
+            ("initrd".to_owned(), vec![0x30; 0x1000]),
+        ]
+        .into()
+    };
+    let loaded = septum_policy::check(&fixture());
+    let composed = compose_policy(loaded.valid_policy().unwrap(), &binaries()).unwrap();
+    let vm = &composed.composition.subjects[0];
+    let page = vm.apic_access.expect("a VM has an APIC-access page");
+    assert!(
+        composed.spec.contains(&format!(
+            "apic_access: Some(septum_abi::PhysAddr({:#x}))",
+            page.get()
+        )),
+        "the spec names it"
+    );
+    let apic = vm
+        .mappings
+        .iter()
+        .find(|m| m.name == "apic")
+        .expect("EPT-mapped");
+    assert_eq!(apic.guest_physical.get(), 0xfee0_0000);
+    assert_eq!(
+        (apic.physical, apic.writable, apic.executable),
+        (page, true, false)
+    );
+    assert_eq!(apic.virtual_address, None, "not in the guest's boot tables");
+
+    let overlapping = text
+        .replace(
+            "  <subjects>",
+            r#"  <memory><memory name="m" size="0x1000" caching="WB"/></memory>
+  <subjects>"#,
+        )
+        .replace(
+            "      </events>\n    </subject>",
+            r#"      </events>
+      <memory><map logical="m" physical="m" virtualAddress="0xfee0_0000" writable="true"/></memory>
+    </subject>"#,
+        );
+    let path = fixture().with_file_name("linux-apic-overlap.generated.xml");
+    std::fs::write(&path, overlapping).unwrap();
+    let errors = compose(&path, bzimage(0x3000));
+    let _ = std::fs::remove_file(&path);
+    let errors = errors.unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("overlaps local APIC page"), "{errors:?}");
+}

@@ -20,6 +20,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             io_bitmap_a: septum_abi::PhysAddr(0x101000),
             io_bitmap_b: septum_abi::PhysAddr(0x102000),
             msr_bitmap: septum_abi::PhysAddr(0x103000),
+            apic_access: None,
             controls: septum_kerncore::spec::VmxControls { pin: 0x49, proc: 0xb2998e80, proc2: 0x66, exit: 0x308200, entry: 0x8200, exception_bitmap: 0xffffffff, cr0_mask: 0xffffffffffffffff, cr4_mask: 0xffffffffffffffff },
             guest: septum_kerncore::spec::GuestState {
                 rip: septum_abi::VirtAddr(0x200000),
@@ -66,6 +67,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             io_bitmap_a: septum_abi::PhysAddr(0x201000),
             io_bitmap_b: septum_abi::PhysAddr(0x202000),
             msr_bitmap: septum_abi::PhysAddr(0x203000),
+            apic_access: Some(septum_abi::PhysAddr(0x204000)),
             controls: septum_kerncore::spec::VmxControls { pin: 0x49, proc: 0xb2998e80, proc2: 0x66, exit: 0x308200, entry: 0x8200, exception_bitmap: 0xffffffff, cr0_mask: 0xffffffffffffffff, cr4_mask: 0xffffffffffffffff },
             guest: septum_kerncore::spec::GuestState {
                 rip: septum_abi::VirtAddr(0x200000),
@@ -97,6 +99,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             io_bitmap_a: septum_abi::PhysAddr(0x301000),
             io_bitmap_b: septum_abi::PhysAddr(0x302000),
             msr_bitmap: septum_abi::PhysAddr(0x303000),
+            apic_access: None,
             controls: septum_kerncore::spec::VmxControls { pin: 0x49, proc: 0xb2998e80, proc2: 0x66, exit: 0x308200, entry: 0x8200, exception_bitmap: 0xffffffff, cr0_mask: 0xffffffffffffffff, cr4_mask: 0xffffffffffffffff },
             guest: septum_kerncore::spec::GuestState {
                 rip: septum_abi::VirtAddr(0x200000),
@@ -128,6 +131,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             io_bitmap_a: septum_abi::PhysAddr(0x401000),
             io_bitmap_b: septum_abi::PhysAddr(0x402000),
             msr_bitmap: septum_abi::PhysAddr(0x403000),
+            apic_access: None,
             controls: septum_kerncore::spec::VmxControls { pin: 0x49, proc: 0xb2998e80, proc2: 0x66, exit: 0x308200, entry: 0x8200, exception_bitmap: 0xffffffff, cr0_mask: 0xffffffffffffffff, cr4_mask: 0xffffffffffffffff },
             guest: septum_kerncore::spec::GuestState {
                 rip: septum_abi::VirtAddr(0x200000),

@@ -437,6 +437,7 @@ impl<S: Storage> EmitRust for SubjectSpec<S> {
             io_bitmap_a,
             io_bitmap_b,
             msr_bitmap,
+            apic_access,
             controls,
             guest,
             source_events,
@@ -456,6 +457,7 @@ impl<S: Storage> EmitRust for SubjectSpec<S> {
                 ("io_bitmap_a", io_bitmap_a),
                 ("io_bitmap_b", io_bitmap_b),
                 ("msr_bitmap", msr_bitmap),
+                ("apic_access", &ApicAccess(apic_access)),
                 ("controls", controls),
                 ("guest", guest),
                 ("source_events", &EventTable(source_events)),
@@ -465,6 +467,22 @@ impl<S: Storage> EmitRust for SubjectSpec<S> {
                 ("ipi_events", &Hex(*ipi_events)),
             ],
         );
+    }
+}
+
+/// A VM's APIC-access page: `None` or `Some(PhysAddr(..))`.
+struct ApicAccess<'a>(&'a Option<PhysAddr>);
+
+impl EmitRust for ApicAccess<'_> {
+    fn emit_rust(&self, w: &mut RustWriter) {
+        match self.0 {
+            None => w.out.push_str("None"),
+            Some(page) => {
+                w.out.push_str("Some(");
+                page.emit_rust(w);
+                w.out.push(')');
+            }
+        }
     }
 }
 

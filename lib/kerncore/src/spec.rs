@@ -266,6 +266,10 @@ pub struct SubjectSpec<S: Storage = Static> {
     pub io_bitmap_b: PhysAddr,
     /// 4 KiB MSR bitmap (bit set: access exits).
     pub msr_bitmap: PhysAddr,
+    /// A VM's APIC-access page (VMCS "APIC-access address"; its EPT maps
+    /// guest-physical 0xFEE0_0000 there, see `crate::vm::lapic`); `None`
+    /// for every other subject.
+    pub apic_access: Option<PhysAddr>,
     /// VM-execution, exit and entry controls the subject needs. The kernel
     /// checks each bit against the VMX capability MSRs and refuses to start,
     /// naming the feature, if one is not supported.

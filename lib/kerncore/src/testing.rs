@@ -48,6 +48,7 @@ pub(crate) const fn subject(
         io_bitmap_a: PhysAddr(0),
         io_bitmap_b: PhysAddr(0),
         msr_bitmap: PhysAddr(0),
+        apic_access: None,
         controls: VmxControls {
             pin: 0,
             proc: 0,

@@ -60,6 +60,7 @@ pub mod serial;
 pub mod smp;
 pub mod timed;
 pub mod vm;
+pub mod vm_apic;
 pub mod vmcs;
 pub mod vmx;
 pub mod vtd;

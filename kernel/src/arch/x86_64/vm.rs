@@ -17,6 +17,10 @@
 //! the earlier of the frame's deadline and the PIT's next expiry, so the
 //! preemption timer brings the guest back in time for its tick.
 //!
+//! The VM's local APIC is `vm_apic`'s (APIC-write exits, the TSC-deadline
+//! MSR, the timer check in [`before_entry`]); the PIC's interrupts are
+//! injected as before, beside it (see kerncore `vm::lapic` on LINT0).
+//!
 //! An idle guest sleeps: a HLT with interrupts on completes and the VM is
 //! entered in the HLT activity state ([`halt`]), so the CPU waits in the
 //! guest until the preemption timer (the PIT's next expiry or the frame's
@@ -34,12 +38,13 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use septum_abi::{SubjectId, TscCycles};
+use septum_abi::{PhysAddr, SubjectId, TscCycles};
 use septum_kerncore::exits::Exit;
 use septum_kerncore::spec::{
     FaultAction, KernelAction, SourceEvent, SubjectSpec, VirtioConsoleSpec,
 };
 use septum_kerncore::vm::control::{self, CrAccess, CrWrite, DrAccess};
+use septum_kerncore::vm::lapic::Lapic;
 use septum_kerncore::vm::msr::{self, GuestField};
 use septum_kerncore::vm::platform::{Line, Out, Platform};
 use septum_kerncore::vm::{self, Inject, cpuid};
@@ -68,6 +73,7 @@ const EXIT_INVEPT: u16 = 50;
 const EXIT_INVVPID: u16 = 53;
 const EXIT_WBINVD: u16 = 54;
 const EXIT_XSETBV: u16 = 55;
+const EXIT_APIC_WRITE: u16 = 56;
 
 const ENTRY_EXCEPTION_ERROR_CODE: u64 = 0x4018;
 const ENTRY_INSTRUCTION_LENGTH: u64 = 0x401a;
@@ -107,6 +113,8 @@ const COUNTED_REASONS: usize = 80;
 
 /// One VM's device state.
 struct VmState {
+    /// The local APIC, its virtual-APIC page included (`vm_apic`).
+    lapic: Lapic,
     platform: Platform,
     line: Line,
     /// Exits [`handle`] saw, by basic exit reason (printed when the VM
@@ -131,6 +139,7 @@ impl VmState {
     /// The state of a VM at its first boot, and after every restart
     /// ([`reset`]).
     const POWER_ON: Self = Self {
+        lapic: Lapic::new(),
         platform: Platform::new(),
         line: Line::new(),
         exits: [0; COUNTED_REASONS],
@@ -408,8 +417,9 @@ pub fn handle(cpu: &mut CpuCore, frame: &mut GuestRegs, basic: u16) -> Outcome {
         }
         EXIT_HLT => halt(subject, state, overruns),
         EXIT_IO => io(subject, state, frame),
-        EXIT_RDMSR => rdmsr(frame),
-        EXIT_WRMSR => wrmsr(frame),
+        EXIT_RDMSR => rdmsr(state, frame),
+        EXIT_WRMSR => wrmsr(state, frame),
+        EXIT_APIC_WRITE => apic_write(state),
         EXIT_CR_ACCESS => cr_access(frame),
         EXIT_DR_ACCESS => dr_access(frame),
         EXIT_WBINVD | EXIT_INVD => skip(),
@@ -579,10 +589,11 @@ fn guest_field(field_of: GuestField) -> u64 {
     }
 }
 
-fn rdmsr(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
+fn rdmsr(state: &VmState, frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
     let number = frame.rcx as u32;
     let value = match msr::read(number) {
         msr::Read::Value(value) => value,
+        msr::Read::TscDeadline => state.lapic.deadline(),
         msr::Read::Field(which) => read(guest_field(which))?,
         msr::Read::Real => cpu::rdmsr(number),
         msr::Read::Fault => return inject(Inject::GeneralProtection),
@@ -592,7 +603,7 @@ fn rdmsr(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
     skip()
 }
 
-fn wrmsr(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
+fn wrmsr(state: &mut VmState, frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
     let number = frame.rcx as u32;
     let value = (frame.rdx << 32) | (frame.rax & 0xffff_ffff);
     match msr::write(number, value, read(field::GUEST_EFER)?) {
@@ -610,21 +621,47 @@ fn wrmsr(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
             // read these MSRs (their bitmaps).
             unsafe { cpu::wrmsr(number, value) };
         }
+        msr::Write::TscDeadline(deadline) => state.lapic.set_deadline(deadline),
         msr::Write::GeneralProtection => return inject(Inject::GeneralProtection),
         msr::Write::Forbidden => return Ok(Outcome::Unhandled),
     }
     skip()
 }
 
+/// An APIC-write exit: the local APIC's (`vm_apic`); a write to a
+/// register the VM may not write is a fault of the subject.
+fn apic_write(state: &mut VmState) -> Result<Outcome, VmxError> {
+    Ok(
+        if super::vm_apic::write_exit(&mut state.lapic, &mut state.sleeping)? {
+            Outcome::Resume
+        } else {
+            Outcome::Unhandled
+        },
+    )
+}
+
+/// Point the current VMCS, VM `id`'s, at its local APIC (reset) and at its
+/// APIC-access page `access`; called by `vmcs::init` (boot and restart),
+/// on the VM's CPU.
+///
+/// # Safety
+/// The current VMCS must be VM `id`'s, with the `vm` profile's controls
+/// written, on the CPU the VM runs on, with no reference to its slot held
+/// (the exit path is not inside `handle` or `before_entry`).
+pub unsafe fn init_apic(id: SubjectId, access: PhysAddr) -> Result<(), VmxError> {
+    let Some(slot) = VMS.0.get(slot_index(id)) else {
+        return Ok(());
+    };
+    // Safety: the caller's contract: this CPU owns the slot and no other
+    // reference to it is live (see `VmSlots`).
+    let state = unsafe { &mut *slot.get() };
+    // Safety: the caller's contract, and `access` is the spec's page.
+    unsafe { super::vm_apic::init(&mut state.lapic, access) }
+}
+
 fn cr_access(frame: &mut GuestRegs) -> Result<Outcome, VmxError> {
     let access = CrAccess::decode(read(field::EXIT_QUALIFICATION)?);
     match (access.cr, access.kind) {
-        // CR8 is the real TPR: reads 0, writes ignored (no local APIC).
-        (8, 1) => {
-            set_gpr(frame, access.gpr, 0)?;
-            skip()
-        }
-        (8, 0) => skip(),
         (0 | 4, 0) => {
             let value = gpr(frame, access.gpr)?;
             match control::cr_write(access.cr, value) {
@@ -695,6 +732,8 @@ pub fn before_entry(cpu: &CpuCore, deadline: TscCycles) -> TscCycles {
         Some(tick) if tick < deadline => tick,
         _ => deadline,
     };
+    let wake =
+        super::vm_apic::before_entry(&mut state.lapic, &mut state.sleeping, wake).unwrap_or(wake);
     if state.sleeping && CONSOLE_INPUT == Some(id) {
         // The owner of console input sleeps at most one poll interval: a
         // byte typed meanwhile is seen at the next check point.

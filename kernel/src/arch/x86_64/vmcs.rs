@@ -130,6 +130,12 @@ pub fn init(vmcs: Vmcs, caps: &Capabilities, cpu: CpuNumber) -> Result<(), Bring
     // its composer-built EPT, bitmaps, masks and shadows), a fixed constant,
     // or `!0` for the unused VMCS link pointer.
     unsafe { write_controls(subject, &controls)? };
+    if let Some(access) = subject.apic_access {
+        // Safety: the VM's VMCS is current with its controls written, on
+        // its CPU (`Vmcs::of`), at boot or at a restart: no reference to
+        // its VM slot is live.
+        unsafe { super::vm::init_apic(vmcs.id(), access)? };
+    }
     // Safety: the subject's VMCS is current; the host state is the kernel's
     // own on `cpu` (see `write_host_state`).
     unsafe { write_host_state(&controls, cpu)? };

@@ -16,8 +16,16 @@
 //! for CD/NW, raises #GP for the CR4 bits and faults the subject for the
 //! others.
 //!
+//! The local APIC is virtualised by the CPU (`septum_kerncore::vm::lapic`):
+//! "use TPR shadow", "virtualize APIC accesses" (the APIC-access page the
+//! EPT maps at 0xFEE0_0000), "APIC-register virtualization" and
+//! "virtual-interrupt delivery": APIC reads, TPR writes (MOV to CR8
+//! included: it is the virtual TPR) and EOIs stay in the guest; other
+//! APIC register writes exit after the fact (APIC write), and accesses to
+//! registers the CPU does not virtualise exit before (APIC access).
+//!
 //! Everything that reaches beyond the VM exits: interrupts and NMIs (the
-//! host's), HLT, MONITOR/MWAIT, RDPMC, CR8 (the real TPR), debug registers
+//! host's), HLT, MONITOR/MWAIT, RDPMC, debug registers
 //! (not in the VMCS), WBINVD, every I/O port and MSR (all-ones bitmaps:
 //! the kernel emulates the small platform Linux needs and faults the rest),
 //! and the VMX-preemption timer bounds the minor frame as for every
@@ -55,14 +63,18 @@ pub const fn controls() -> VmxControls {
         proc: proc::HLT_EXITING
             | proc::MWAIT_EXITING
             | proc::RDPMC_EXITING
-            | proc::CR8_LOAD_EXITING
-            | proc::CR8_STORE_EXITING
+            | proc::USE_TPR_SHADOW
             | proc::MOV_DR_EXITING
             | proc::USE_IO_BITMAPS
             | proc::USE_MSR_BITMAPS
             | proc::MONITOR_EXITING
             | proc::ACTIVATE_SECONDARY_CONTROLS,
-        proc2: proc2::ENABLE_EPT | proc2::ENABLE_VPID | proc2::WBINVD_EXITING,
+        proc2: proc2::ENABLE_EPT
+            | proc2::ENABLE_VPID
+            | proc2::WBINVD_EXITING
+            | proc2::VIRTUALIZE_APIC_ACCESSES
+            | proc2::APIC_REGISTER_VIRTUALIZATION
+            | proc2::VIRTUAL_INTERRUPT_DELIVERY,
         exit: exit::HOST_ADDRESS_SPACE_SIZE
             | exit::SAVE_IA32_EFER
             | exit::LOAD_IA32_EFER
@@ -110,6 +122,13 @@ mod tests {
         assert_eq!(c.proc & (proc::CR3_LOAD_EXITING | proc::INVLPG_EXITING), 0);
         assert_eq!(c.proc2 & proc2::DESCRIPTOR_TABLE_EXITING, 0);
         assert_ne!(c.proc & proc::HLT_EXITING, 0);
+        assert_eq!(
+            c.proc & (proc::CR8_LOAD_EXITING | proc::CR8_STORE_EXITING),
+            0,
+            "CR8 is the virtual TPR"
+        );
+        assert_ne!(c.proc & proc::USE_TPR_SHADOW, 0);
+        assert_eq!(c.proc2 & 0x311, 0x301, "APIC virtualised, no x2APIC mode");
         assert_eq!(c.cr0_mask, 0xe000_0021);
         assert_eq!(c.cr4_mask, 0x01c4_6000);
     }

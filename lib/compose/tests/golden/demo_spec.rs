@@ -20,6 +20,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             io_bitmap_a: septum_abi::PhysAddr(0x302000),
             io_bitmap_b: septum_abi::PhysAddr(0x303000),
             msr_bitmap: septum_abi::PhysAddr(0x304000),
+            apic_access: None,
             controls: septum_kerncore::spec::VmxControls { pin: 0x49, proc: 0xb2998e80, proc2: 0x66, exit: 0x308200, entry: 0x8200, exception_bitmap: 0xffffffff, cr0_mask: 0xffffffffffffffff, cr4_mask: 0xffffffffffffffff },
             guest: septum_kerncore::spec::GuestState {
                 rip: septum_abi::VirtAddr(0x200000),
@@ -56,6 +57,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
             io_bitmap_a: septum_abi::PhysAddr(0x30f000),
             io_bitmap_b: septum_abi::PhysAddr(0x310000),
             msr_bitmap: septum_abi::PhysAddr(0x311000),
+            apic_access: None,
             controls: septum_kerncore::spec::VmxControls { pin: 0x49, proc: 0xb2998e80, proc2: 0x62, exit: 0x308200, entry: 0x8200, exception_bitmap: 0xffffffff, cr0_mask: 0xffffffffffffffff, cr4_mask: 0xffffffffffffffff },
             guest: septum_kerncore::spec::GuestState {
                 rip: septum_abi::VirtAddr(0x200000),

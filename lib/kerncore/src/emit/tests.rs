@@ -123,6 +123,7 @@ fn subject(
         io_bitmap_a: PhysAddr(base + 0x1000),
         io_bitmap_b: PhysAddr(base + 0x2000),
         msr_bitmap: PhysAddr(base + 0x3000),
+        apic_access: (vpid == 2).then_some(PhysAddr(base + 0x4000)),
         controls: VmxControls {
             pin: 0x49,
             proc: 0xb299_8e80,
@@ -306,6 +307,7 @@ fn the_compiled_golden_spec_holds_every_variant() {
         assert_eq!(c.fault_action, b.fault_action);
         assert_eq!(c.minor_frame_deadline, b.minor_frame_deadline);
         assert_eq!(c.timed_event, b.timed_event);
+        assert_eq!(c.apic_access, b.apic_access);
         assert_eq!(c.ipi_events, b.ipi_events);
         assert_eq!(c.controls, b.controls);
         assert_eq!(c.guest, b.guest);

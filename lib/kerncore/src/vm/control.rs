@@ -2,12 +2,12 @@
 //!
 //! The `vm` profile owns CR0.PE/NE/PG/CD/NW and CR4.VMXE/SMXE/OSXSAVE/PKE/
 //! CET/PKS (see the
-//! composer's `profile::vm`), makes CR8 exit (it is the real TPR), and
-//! makes debug-register accesses exit (DR0-3 and DR6 are not in the VMCS,
-//! so a guest's breakpoints would reach other subjects). [`cr_write`]
-//! decides a MOV to CR0/CR4 that touched an owned bit; reads of CR8 give 0
-//! and writes are ignored (no local APIC, no priorities); debug registers
-//! read as after reset and ignore writes ([`dr_read`]).
+//! composer's `profile::vm`) and makes debug-register accesses exit (DR0-3
+//! and DR6 are not in the VMCS, so a guest's breakpoints would reach other
+//! subjects); CR8 does not exit: with the TPR shadow it is the VM's virtual
+//! TPR ([`crate::vm::lapic`]). [`cr_write`] decides a MOV to CR0/CR4 that
+//! touched an owned bit; debug registers read as after reset and ignore
+//! writes ([`dr_read`]).
 
 /// CR0.PE.
 const CR0_PE: u64 = 1;

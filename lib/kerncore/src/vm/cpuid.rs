@@ -12,8 +12,11 @@
 //! - FSRM (leaf 7 EDX[4]): Bochs advertises it but reads IA32_MISC_ENABLE
 //!   as 0, after which Linux 6.1's memmove miscopies short buffers
 //!   (docs/kernel.md); the kernel's MISC_ENABLE reports fast strings on;
-//! - the local APIC, x2APIC and TSC deadline (leaf 1): there is no local
-//!   APIC in the VM; Linux then runs in PIC mode with the PIT as its timer;
+//! - x2APIC (leaf 1 ECX[21]): the VM's local APIC is an xAPIC only
+//!   (`crate::vm::lapic`); the local APIC (EDX[9]) and its TSC-deadline
+//!   timer (ECX[24]) are shown, and leaf 6 shows only ARAT (the APIC timer
+//!   keeps running in every idle state: it is the kernel's), so Linux uses
+//!   the "lapic-deadline" clock event device;
 //! - VMX and SMX, MONITOR/MWAIT (they exit), PCID/INVPCID, RDTSCP/RDPID
 //!   (their VM-execution controls are off), MTRR, MCE/MCA, thermal and
 //!   power management, performance monitoring, debug store, TSC_ADJUST,
@@ -32,7 +35,8 @@
 pub type Registers = [u32; 4];
 
 /// Leaf 1 ECX bits kept: SSE3, PCLMULQDQ, SSSE3, CX16, SSE4.1, SSE4.2,
-/// MOVBE, POPCNT, AES, RDRAND (FMA and F16C need AVX: hidden).
+/// MOVBE, POPCNT, TSC deadline, AES, RDRAND (FMA and F16C need AVX:
+/// hidden).
 const LEAF1_ECX_KEEP: u32 = (1 << 0)
     | (1 << 1)
     | (1 << 9)
@@ -41,12 +45,13 @@ const LEAF1_ECX_KEEP: u32 = (1 << 0)
     | (1 << 20)
     | (1 << 22)
     | (1 << 23)
+    | (1 << 24)
     | (1 << 25)
     | (1 << 30);
 /// Leaf 1 ECX: hypervisor present.
 const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
-/// Leaf 1 EDX bits kept: FPU, VME, DE, PSE, TSC, MSR, PAE, CX8, SEP, PGE,
-/// CMOV, PAT, PSE-36, CLFLUSH, MMX, FXSR, SSE, SSE2.
+/// Leaf 1 EDX bits kept: FPU, VME, DE, PSE, TSC, MSR, PAE, CX8, APIC, SEP,
+/// PGE, CMOV, PAT, PSE-36, CLFLUSH, MMX, FXSR, SSE, SSE2.
 const LEAF1_EDX_KEEP: u32 = (1 << 0)
     | (1 << 1)
     | (1 << 2)
@@ -55,6 +60,7 @@ const LEAF1_EDX_KEEP: u32 = (1 << 0)
     | (1 << 5)
     | (1 << 6)
     | (1 << 8)
+    | (1 << 9)
     | (1 << 11)
     | (1 << 13)
     | (1 << 15)
@@ -65,6 +71,8 @@ const LEAF1_EDX_KEEP: u32 = (1 << 0)
     | (1 << 24)
     | (1 << 25)
     | (1 << 26);
+/// Leaf 6 EAX: ARAT (the APIC timer runs in every C-state).
+const LEAF6_EAX_ARAT: u32 = 1 << 2;
 /// Leaf 7.0 EBX bits kept: FSGSBASE, BMI1, SMEP, BMI2, ERMS, ADX, SMAP,
 /// CLFLUSHOPT, CLWB, SHA.
 const LEAF7_EBX_KEEP: u32 = (1 << 0)
@@ -106,6 +114,8 @@ pub fn filter(leaf: u32, subleaf: u32, raw: Registers, tsc_khz: u64) -> Register
             (ecx & LEAF1_ECX_KEEP) | LEAF1_ECX_HYPERVISOR,
             edx & LEAF1_EDX_KEEP,
         ],
+        // Thermal and power management: only "always-running APIC timer".
+        6 => [LEAF6_EAX_ARAT, 0, 0, 0],
         // Cache parameters: one core, no sharing.
         4 => [eax & 0x3ff, ebx, ecx, edx],
         7 if subleaf == 0 => [0, ebx & LEAF7_EBX_KEEP, ecx & LEAF7_ECX_KEEP, 0],
@@ -128,10 +138,11 @@ mod tests {
         assert_eq!(one[2] & (1 << 27), 0, "OSXSAVE");
         assert_eq!(one[2] & (1 << 28), 0, "AVX");
         assert_eq!(one[2] & (1 << 21), 0, "x2APIC");
-        assert_eq!(one[2] & (1 << 24), 0, "TSC deadline");
+        assert_ne!(one[2] & (1 << 24), 0, "TSC deadline");
         assert_eq!(one[2] & (1 << 5), 0, "VMX");
         assert_ne!(one[2] & LEAF1_ECX_HYPERVISOR, 0);
-        assert_eq!(one[3] & (1 << 9), 0, "APIC");
+        assert_ne!(one[3] & (1 << 9), 0, "APIC");
+        assert_eq!(filter(6, 0, ALL, KHZ), [LEAF6_EAX_ARAT, 0, 0, 0]);
         assert_eq!(one[3] & (1 << 12), 0, "MTRR");
         assert_eq!(one[3] & (1 << 28), 0, "HTT");
         assert_eq!(one[1] >> 16, 0, "one logical CPU, APIC id 0");

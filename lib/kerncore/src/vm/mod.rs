@@ -10,8 +10,10 @@
 //! (`kernel/src/arch/x86_64/vm.rs`) reads the exit, calls these, and
 //! applies the result to the VMCS and the register frame:
 //!
-//! - [`cpuid`]: the filtered CPUID view (no XSAVE/AVX, no FSRM, no local
-//!   APIC, hypervisor bit set);
+//! - [`cpuid`]: the filtered CPUID view (no XSAVE/AVX, no FSRM, no
+//!   x2APIC, hypervisor bit set);
+//! - [`lapic`]: the VM's local APIC (xAPIC registers, TSC-deadline timer,
+//!   self-IPIs) on top of the CPU's APIC virtualization;
 //! - [`msr`]: what a RDMSR/WRMSR of a VM does (a value, a VMCS field, the
 //!   real MSR, a #GP, or a fault of the subject);
 //! - [`platform`]: the emulated I/O ports (16550 UART, 8259 PIC, 8254 PIT,
@@ -28,6 +30,7 @@
 pub mod console_input;
 pub mod control;
 pub mod cpuid;
+pub mod lapic;
 pub mod msr;
 pub mod pci;
 pub mod platform;

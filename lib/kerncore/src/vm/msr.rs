@@ -17,6 +17,12 @@
 //!   revision (0x8b, which Linux first writes with 0) reads 0, the platform
 //!   id (0x17) 0, FEATURE_CONTROL (0x3a) "locked, no VMX", DEBUGCTL 0; the
 //!   TSC reads the real TSC;
+//! - the local APIC's MSRs (`crate::vm::lapic`): IA32_APIC_BASE (0x1b)
+//!   reads 0xFEE0_0900 (xAPIC at the default base, enabled, bootstrap
+//!   processor) and every write to it is a fault of the subject (no
+//!   relocation, no x2APIC, no disabling: Linux 6.1 on x86-64 never writes
+//!   it in xAPIC mode); IA32_TSC_DEADLINE (0x6e0) is the APIC timer's
+//!   deadline, read and written through the VM's APIC state;
 //! - any other read is a #GP, as for an MSR the CPU does not have (Linux
 //!   probes with `rdmsr_safe`);
 //! - any other write, or a write of a fixed MSR with a value the VM may not
@@ -31,6 +37,10 @@ pub const PLATFORM_ID: u32 = 0x17;
 pub const FEATURE_CONTROL: u32 = 0x3a;
 /// IA32_BIOS_SIGN_ID (microcode revision).
 pub const UCODE_REV: u32 = 0x8b;
+/// IA32_APIC_BASE.
+pub const APIC_BASE: u32 = 0x1b;
+/// IA32_TSC_DEADLINE.
+pub const TSC_DEADLINE: u32 = 0x6e0;
 /// IA32_SYSENTER_CS.
 pub const SYSENTER_CS: u32 = 0x174;
 /// IA32_SYSENTER_ESP.
@@ -99,6 +109,8 @@ pub enum Read {
     Field(GuestField),
     /// The real MSR (the same number).
     Real,
+    /// The APIC timer's TSC deadline (`crate::vm::lapic::Lapic::deadline`).
+    TscDeadline,
     /// A #GP in the guest.
     Fault,
 }
@@ -112,6 +124,9 @@ pub enum Write {
     Field(GuestField, u64),
     /// Write the real MSR (the same number) with the value.
     Real(u64),
+    /// Arm the APIC timer for this TSC value
+    /// (`crate::vm::lapic::Lapic::set_deadline`).
+    TscDeadline(u64),
     /// A #GP in the guest (a value the CPU would refuse).
     GeneralProtection,
     /// A fault of the subject: an MSR it may not write.
@@ -136,6 +151,8 @@ pub fn valid_pat(value: u64) -> bool {
 pub const fn read(msr: u32) -> Read {
     match msr {
         TSC => Read::Real,
+        APIC_BASE => Read::Value(crate::vm::lapic::APIC_BASE_VALUE),
+        TSC_DEADLINE => Read::TscDeadline,
         MISC_ENABLE => Read::Value(MISC_ENABLE_VALUE),
         FEATURE_CONTROL => Read::Value(FEATURE_CONTROL_VALUE),
         UCODE_REV | PLATFORM_ID | DEBUGCTL => Read::Value(0),
@@ -160,6 +177,7 @@ pub fn write(msr: u32, value: u64, efer: u64) -> Write {
         // accepted; nothing it could set does anything here.
         MISC_ENABLE if value & !MISC_ENABLE_VALUE == 0 => Write::Ignore,
         DEBUGCTL if value == 0 => Write::Ignore,
+        TSC_DEADLINE => Write::TscDeadline(value),
         EFER => {
             if value & !(EFER_WRITABLE | EFER_LONG_MODE) != 0
                 || value & EFER_LONG_MODE != efer & EFER_LONG_MODE
@@ -203,8 +221,8 @@ mod tests {
 
     #[test]
     fn unknown_reads_are_a_gp_and_unknown_writes_a_fault() {
-        assert_eq!(read(0x1b), Read::Fault);
         assert_eq!(read(0x48), Read::Fault);
+        assert_eq!(read(0x802), Read::Fault, "no x2APIC registers");
         assert_eq!(write(0x1b, 0xfee0_0900, LONG), Write::Forbidden);
         assert_eq!(write(0x3a, 5, LONG), Write::Forbidden);
         assert_eq!(write(UCODE_REV, 1, LONG), Write::Forbidden);
@@ -240,6 +258,20 @@ mod tests {
             write(LSTAR, 0xffff_ffff_8100_0000, LONG),
             Write::Real(0xffff_ffff_8100_0000)
         );
+    }
+
+    #[test]
+    fn apic_msrs() {
+        assert_eq!(read(APIC_BASE), Read::Value(0xfee0_0900));
+        // Every write, the value read included, is a fault: no relocation,
+        // no x2APIC, no disable.
+        for value in [0xfee0_0900, 0xfee0_0d00, 0xfee0_0000, 0xfed0_0900, 0] {
+            assert_eq!(write(APIC_BASE, value, LONG), Write::Forbidden);
+        }
+        assert_eq!(read(TSC_DEADLINE), Read::TscDeadline);
+        for value in [0, 1, u64::MAX] {
+            assert_eq!(write(TSC_DEADLINE, value, LONG), Write::TscDeadline(value));
+        }
     }
 
     #[test]
