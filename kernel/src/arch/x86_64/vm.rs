@@ -649,6 +649,11 @@ fn apic_write(state: &mut VmState) -> Result<Outcome, VmxError> {
 /// written, on the CPU the VM runs on, with no reference to its slot held
 /// (the exit path is not inside `handle` or `before_entry`).
 pub unsafe fn init_apic(id: SubjectId, access: PhysAddr) -> Result<(), VmxError> {
+    // Only a VM has a slot (a spec naming an APIC-access page for another
+    // subject is inconsistent: its entry then fails, fail-closed).
+    if !PRESENT || !SPEC.subjects.get(id.index()).is_some_and(vm::is_vm) {
+        return Ok(());
+    }
     let Some(slot) = VMS.0.get(slot_index(id)) else {
         return Ok(());
     };
