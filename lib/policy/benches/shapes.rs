@@ -8,8 +8,10 @@
 //! quadratic: attributes of one element, namespace declarations, one very
 //! long line with an error per element, many lines, nesting at and past the
 //! limit, a huge attribute value, many errors of the number parser, a large
-//! valid policy (so every rule runs), many includes, and one device with
-//! many IRQs on a line another subject's device routes.
+//! valid policy (so every rule runs), many includes, one device with
+//! many IRQs on a line another subject's device routes, and one partition
+//! on as many CPUs as a processor with 2^32-1 cores allows, or as many
+//! major frames as fit, each on a CPU of its own.
 
 #![allow(dead_code)]
 
@@ -128,6 +130,8 @@ pub fn all(size: usize) -> Vec<Shape> {
         shape("valid-many-subjects", valid(body)),
         shared_line(body),
         shape("denies-on-a-long-chain", denies(body)),
+        cpus_one_partition(body),
+        major_frames_one_cpu_each(body),
     ];
     let mut includes = shape(
         "includes",
@@ -248,5 +252,49 @@ fn shared_line(budget: usize) -> Shape {
     );
     let mut shape = shape("irqs-on-a-routed-line", root);
     shape.files.insert("hw.xml", hardware);
+    shape
+}
+
+/// A processor of 2^32-1 cores and one major frame with as many `<cpu>`s
+/// as fit, each giving its minor frame to the same partition: the
+/// scheduling rules look at every CPU of a partition and of the plan.
+fn cpus_one_partition(budget: usize) -> Shape {
+    // Room for the rest of the root and the hardware file: all files
+    // together stay under the input cap, so the rules run.
+    let frames = fill(budget.saturating_sub(4096), |i| {
+        format!("<cpu id=\"{i}\"><minorFrame partition=\"p\" ticks=\"1\"/></cpu>")
+    });
+    let root = format!(
+        "{HEAD}<subjects><subject name=\"s\" profile=\"native\" binary=\"s\"/></subjects>\
+         <scheduling tickRate=\"1000\"><partitions><partition name=\"p\"><group><subject \
+         name=\"s\"/></group></partition></partitions><majorFrame>{frames}</majorFrame>\
+         </scheduling></system>\n"
+    );
+    let mut shape = shape("cpus-one-partition", root);
+    shape.files.insert(
+        "hw.xml",
+        HARDWARE.replacen("cpuCores=\"1\"", "cpuCores=\"4294967295\"", 1),
+    );
+    shape
+}
+
+/// The processor of [`cpus_one_partition`] and as many major frames as
+/// fit, each with one `<cpu>` of its own: every major frame lacks every
+/// other frame's CPU, so "CPU missing" holds for every pair.
+fn major_frames_one_cpu_each(budget: usize) -> Shape {
+    let mut shape = cpus_one_partition(budget);
+    let frames = fill(budget.saturating_sub(4096), |i| {
+        format!(
+            "<majorFrame><cpu id=\"{i}\"><minorFrame partition=\"p\" ticks=\"1\"/></cpu>\
+             </majorFrame>"
+        )
+    });
+    let start = shape.root.find("<majorFrame>").unwrap_or(0);
+    let end = shape
+        .root
+        .rfind("</majorFrame>")
+        .map_or(start, |e| e + "</majorFrame>".len());
+    shape.root.replace_range(start..end, &frames);
+    shape.name = "major-frames-one-cpu-each";
     shape
 }

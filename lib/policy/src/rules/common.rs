@@ -7,7 +7,7 @@
 //! rule a plain function of the policy with no shared state, and each view is
 //! one linear pass, so validation stays linear in the size of the policy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use septum_abi::layout;
 
@@ -276,11 +276,15 @@ pub(crate) fn partition_cpus(policy: &Policy) -> Vec<Vec<(CpuId, Span)>> {
         .iter()
         .map(|_| Vec::new())
         .collect();
+    // (partition, CPU) pairs already listed: one partition may be on very
+    // many CPUs, so no scan of its list.
+    let mut seen: HashSet<(usize, u32)> = HashSet::new();
     for major in &policy.scheduling.major_frames {
         for cpu in &major.cpus {
             for minor in &cpu.minor_frames {
-                if let Some(slot) = minor.partition.get().and_then(|p| out.get_mut(p.index()))
-                    && !slot.iter().any(|(c, _)| *c == cpu.id.value)
+                if let Some(p) = minor.partition.get()
+                    && let Some(slot) = out.get_mut(p.index())
+                    && seen.insert((p.index(), cpu.id.value.0))
                 {
                     slot.push((cpu.id.value, minor.partition.name.span));
                 }
