@@ -46,6 +46,7 @@ pub mod flows;
 pub mod hardware;
 pub mod kernel;
 pub mod lifecycle;
+pub mod limits;
 pub mod memory;
 pub mod monitor;
 pub mod names;
@@ -256,6 +257,8 @@ pub static ALL: &[Rule] = &[
     scheduling::CPU_NO_APIC,
     scheduling::GROUP_UNREACHABLE,
     scheduling::PLAN_SWITCH_SINGLE,
+    limits::TOO_MANY,
+    limits::CPU_KERNEL_LIMIT,
     kernel::DEBUG_CONSOLE_UNKNOWN,
     kernel::DEBUG_CONSOLE_NO_PORTS,
     kernel::DEBUG_CONSOLE_PORT_COUNT,
