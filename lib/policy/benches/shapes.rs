@@ -11,7 +11,9 @@
 //! valid policy (so every rule runs), many includes, one device with
 //! many IRQs on a line another subject's device routes, and one partition
 //! on as many CPUs as a processor with 2^32-1 cores allows, or as many
-//! major frames as fit, each on a CPU of its own.
+//! major frames as fit, each on a CPU of its own, and one range of every
+//! kind (device memory, I/O ports, memory blocks, fixed regions, mappings)
+//! repeated until it fills the budget, every copy overlapping every other.
 
 #![allow(dead_code)]
 
@@ -132,6 +134,7 @@ pub fn all(size: usize) -> Vec<Shape> {
         shape("denies-on-a-long-chain", denies(body)),
         cpus_one_partition(body),
         major_frames_one_cpu_each(body),
+        everything_overlaps(body),
     ];
     let mut includes = shape(
         "includes",
@@ -296,5 +299,52 @@ fn major_frames_one_cpu_each(budget: usize) -> Shape {
         .map_or(start, |e| e + "</majorFrame>".len());
     shape.root.replace_range(start..end, &frames);
     shape.name = "major-frames-one-cpu-each";
+    shape
+}
+
+/// A quarter of the budget each: devices with the same memory and I/O
+/// ports, memory blocks at the same address, and fixed regions at the same
+/// address that one subject maps at the same virtual address. Every pair
+/// of each kind overlaps.
+fn everything_overlaps(budget: usize) -> Shape {
+    let part = budget / 4;
+    let devices = fill(part, |i| {
+        format!(
+            "<device name=\"d{i}\"><memory name=\"m\" physicalAddress=\"16#f000_0000#\" \
+             size=\"16#1000#\" caching=\"UC\"/><ioPort name=\"p\" start=\"16#1000#\" \
+             end=\"16#1fff#\"/></device>"
+        )
+    });
+    let blocks = fill(part, |i| {
+        format!(
+            "<memoryBlock allocatable=\"true\" name=\"b{i}\" physicalAddress=\"16#0010_0000#\" \
+             size=\"16#0fef_0000#\"/>"
+        )
+    });
+    let regions = fill(part, |i| {
+        format!(
+            "<memory name=\"r{i}\" size=\"0x1000\" caching=\"WB\" physicalAddress=\"0x200_0000\"/>"
+        )
+    });
+    let count = regions.matches("<memory").count();
+    let maps: String = (0..count)
+        .map(|i| {
+            format!("<map logical=\"r{i}\" physical=\"r{i}\" virtualAddress=\"0x5000_0000\"/>")
+        })
+        .collect();
+    let root = format!(
+        "{HEAD}<memory>{regions}</memory><subjects><subject name=\"s\" profile=\"native\" \
+         binary=\"s\"><memory>{maps}</memory></subject></subjects><scheduling \
+         tickRate=\"1000\"><partitions><partition name=\"p\"><group><subject name=\"s\"/>\
+         </group></partition></partitions><majorFrame><cpu id=\"0\"><minorFrame partition=\"p\" \
+         ticks=\"1\"/></cpu></majorFrame></scheduling></system>\n"
+    );
+    let mut shape = shape("everything-overlaps", root);
+    shape.files.insert(
+        "hw.xml",
+        HARDWARE
+            .replacen("</devices>", &format!("{devices}</devices>"), 1)
+            .replacen("</memory>", &format!("{blocks}</memory>"), 1),
+    );
     shape
 }

@@ -119,3 +119,30 @@ fn the_cpu_shapes_stay_fast_at_one_mebibyte() {
     }
     assert!(slow.is_empty(), "too slow:\n{}", slow.join("\n"));
 }
+
+#[test]
+fn the_overlap_shape_loads_so_the_overlap_rules_run() {
+    let shape = shapes::all(64 << 10)
+        .into_iter()
+        .find(|s| s.name == "everything-overlaps")
+        .expect("shape");
+    let mut files = shape.files.clone();
+    files.insert("shape.xml", shape.root.as_str());
+    let loaded = check_with(Path::new("shape.xml"), &files);
+    assert!(
+        loaded.rules_run,
+        "loading failed: the rules never saw the ranges"
+    );
+    for rule in [
+        "devices-memory-overlap",
+        "devices-ioport-overlap",
+        "hardware-memory-block-overlap",
+        "memory-physical-overlap",
+        "memory-virtual-overlap",
+    ] {
+        assert!(
+            loaded.diagnostics.iter().any(|d| d.rule == rule),
+            "{rule} did not fire"
+        );
+    }
+}

@@ -127,6 +127,88 @@ impl std::fmt::Display for Range {
     }
 }
 
+/// Overlapping ranges, at most two pairs per range: `items` are (range,
+/// owner, index in document order). Each range that overlaps a range of
+/// another owner starting no later is paired with the one of those that
+/// reaches furthest; a range still in no pair after that, but overlapping a
+/// later-starting range of another owner, is paired with the first of
+/// those. Returns (later, earlier) indexes, sorted and without duplicates.
+///
+/// So every range that overlaps one of another owner is in some pair (each
+/// mistake is reported in one run), yet `n` ranges that all overlap give
+/// about `n` pairs, not `n (n - 1) / 2`: hostile input cannot make an
+/// overlap rule quadratic. O(n log n): a sweep by start that keeps the
+/// range reaching furthest and the one reaching furthest among the other
+/// owners, then one pass for the next range of another owner.
+pub(crate) fn overlap_pairs(mut items: Vec<(Range, usize, usize)>) -> Vec<(usize, usize)> {
+    items.sort_unstable_by_key(|&(r, owner, index)| (r.start, owner, index));
+    // (end, owner, index) of the range reaching furthest, and of the one
+    // reaching furthest among owners other than `best`'s.
+    let mut best: Option<(u64, usize, usize)> = None;
+    let mut second: Option<(u64, usize, usize)> = None;
+    let mut pairs = Vec::new();
+    let mut paired = vec![false; items.len()];
+    for (at, &(range, owner, index)) in items.iter().enumerate() {
+        let partner = [best, second]
+            .into_iter()
+            .flatten()
+            .find(|&(end, o, _)| o != owner && end > range.start);
+        if let Some((_, _, other_at)) = partner {
+            for k in [at, other_at] {
+                if let Some(p) = paired.get_mut(k) {
+                    *p = true;
+                }
+            }
+            if let Some(&(_, _, other)) = items.get(other_at) {
+                pairs.push((index.max(other), index.min(other)));
+            }
+        }
+        let candidate = (range.end, owner, at);
+        match best {
+            None => best = Some(candidate),
+            Some(b) if b.1 == owner => {
+                if range.end > b.0 {
+                    best = Some(candidate);
+                }
+            }
+            Some(b) => {
+                if range.end > b.0 {
+                    second = Some(b);
+                    best = Some(candidate);
+                } else if second.is_none_or(|s| range.end > s.0) {
+                    second = Some(candidate);
+                }
+            }
+        }
+    }
+    // The first later range of another owner, from the back: the next
+    // range, or the next range's own answer if it has this range's owner.
+    let mut next_other: Vec<Option<usize>> = vec![None; items.len()];
+    for at in (0..items.len()).rev() {
+        let next = at.saturating_add(1);
+        let (Some(&(range, owner, index)), Some(&done)) = (items.get(at), paired.get(at)) else {
+            continue;
+        };
+        let answer = match items.get(next) {
+            Some(&(_, next_owner, _)) if next_owner != owner => Some(next),
+            Some(_) => next_other.get(next).copied().flatten(),
+            None => None,
+        };
+        if let Some(slot) = next_other.get_mut(at) {
+            *slot = answer;
+        }
+        if !done
+            && let Some(&(other_range, _, other)) = answer.and_then(|n| items.get(n))
+            && other_range.start < range.end
+        {
+            pairs.push((index.max(other), index.min(other)));
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
 /// `size` rounded up to whole pages (saturating: sizes that large are
 /// reported by other rules).
 pub(crate) fn page_round(size: u64) -> u64 {
@@ -553,5 +635,35 @@ mod tests {
             first_definitions(names.into_iter()),
             [true, true, false, true, false]
         );
+    }
+
+    proptest::proptest! {
+        /// Against all pairs: every pair overlaps and has two owners, each
+        /// range that overlaps another owner's is in a pair, and there are
+        /// at most two pairs per range.
+        #[test]
+        fn overlap_pairs_cover_every_overlapping_range(
+            raw in proptest::collection::vec((0u64..64, 1u64..16, 0usize..4), 0..24)
+        ) {
+            let items: Vec<(Range, usize, usize)> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(start, len, owner))| (Range { start, end: start + len }, owner, i))
+                .collect();
+            let pairs = overlap_pairs(items.clone());
+            proptest::prop_assert!(pairs.len() <= 2 * items.len());
+            for &(later, earlier) in &pairs {
+                let (a, b) = (items[later], items[earlier]);
+                proptest::prop_assert!(later > earlier);
+                proptest::prop_assert!(a.0.overlaps(&b.0) && a.1 != b.1);
+            }
+            for (i, a) in items.iter().enumerate() {
+                let overlaps = items
+                    .iter()
+                    .any(|b| b.1 != a.1 && a.0.overlaps(&b.0));
+                let paired = pairs.iter().any(|&(l, e)| l == i || e == i);
+                proptest::prop_assert_eq!(overlaps, paired, "range {}", i);
+            }
+        }
     }
 }

@@ -20,7 +20,7 @@ use septum_abi::layout;
 
 use super::common::{
     DiagnosticExt, MappingKind, PAGE, PHYS_LIMIT, Range, VIRT_LIMIT, first_definitions, hex,
-    hex_size, image_range, info_page_range, mappings, page_round, stack_range,
+    hex_size, image_range, info_page_range, mappings, overlap_pairs, page_round, stack_range,
 };
 use crate::diag::Diagnostics;
 use crate::model::{Map, Policy, Region};
@@ -228,26 +228,15 @@ rule! {
     PHYSICAL_OVERLAP = "memory-physical-overlap" in Memory;
     fn physical_overlap(policy, out) {
         let first = first_definitions(policy.regions.iter().map(|r| r.name.as_str()));
-        let mut placed: Vec<(Range, usize)> = policy
+        let placed: Vec<(Range, usize, usize)> = policy
             .regions
             .iter()
             .enumerate()
             .zip(first)
             .filter(|(_, first)| *first)
-            .filter_map(|((i, r), _)| fixed_range(r).map(|range| (range, i)))
+            .filter_map(|((i, r), _)| fixed_range(r).map(|range| (range, i, i)))
             .collect();
-        placed.sort_by_key(|(range, i)| (range.start, *i));
-        // Sorted by start, each region meets only the earlier ones still
-        // open, which is linear when nothing overlaps.
-        let mut open: Vec<(Range, usize)> = Vec::new();
-        let mut pairs: Vec<(usize, usize)> = Vec::new();
-        for (range, i) in placed {
-            open.retain(|(r, _)| r.end > range.start);
-            pairs.extend(open.iter().map(|&(_, j)| (i.max(j), i.min(j))));
-            open.push((range, i));
-        }
-        pairs.sort_unstable();
-        for (later, earlier) in pairs {
+        for (later, earlier) in overlap_pairs(placed) {
             let (Some(region), Some(other)) =
                 (policy.regions.get(later), policy.regions.get(earlier))
             else {
@@ -786,27 +775,16 @@ rule! {
     VIRTUAL_OVERLAP = "memory-virtual-overlap" in Memory;
     fn virtual_overlap(policy, out) {
         for subject in &policy.subjects {
-            let mut all: Vec<(Range, usize)> = Vec::new();
+            let mut all: Vec<(Range, usize, usize)> = Vec::new();
             let maps = mappings(policy, subject);
             for (i, mapping) in maps.iter().enumerate() {
                 if let Some(range) = mapping.range().filter(|r| r.end <= VIRT_LIMIT) {
-                    all.push((range, i));
+                    all.push((range, i, i));
                 }
             }
             // Report at the later mapping in document order, against the
             // earlier one.
-            all.sort_by_key(|(range, i)| (range.start, *i));
-            let mut open: Vec<(Range, usize)> = Vec::new();
-            let mut pairs: Vec<(usize, usize)> = Vec::new();
-            for (range, i) in all {
-                open.retain(|(r, _)| r.end > range.start);
-                for &(_, j) in &open {
-                    pairs.push((i.max(j), i.min(j)));
-                }
-                open.push((range, i));
-            }
-            pairs.sort_unstable();
-            for (later, earlier) in pairs {
+            for (later, earlier) in overlap_pairs(all) {
                 let (Some(later), Some(earlier)) = (maps.get(later), maps.get(earlier)) else {
                     continue;
                 };
