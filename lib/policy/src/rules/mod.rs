@@ -38,6 +38,7 @@ macro_rules! rule {
 
 pub mod channels;
 mod common;
+pub mod config_ports;
 pub mod crash_audit;
 pub mod devices;
 pub mod domains;
@@ -144,6 +145,7 @@ pub static ALL: &[Rule] = &[
     shared_lines::IRQ_LINE_FOREIGN,
     platform::PLATFORM_DEVICE_GRANTED,
     platform::DMA_UNCONFINED,
+    config_ports::CONFIG_PORTS,
     platform::DMA_ACCEPT_UNUSED,
     domains::DUPLICATE,
     domains::UNKNOWN_REFERENCE,

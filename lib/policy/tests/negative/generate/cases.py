@@ -870,6 +870,19 @@ test("scheduling-cpu-kernel-limit",
                              '  <cpu $1id="4"><minorFrame partition="p_b" ticks="10"/></cpu>\n</majorFrame>')),
      ("$1", 'CPU 4 is beyond the 4 CPUs the kernel starts (CPUs 0 to 3)'))
 
+test("devices-pci-config-ports",
+     system([S("a", devs('<device logical="cfg" physical="cfgdata">\n  $1<ioPort logical="data" physical="data"/>\n</device>')),
+             S("b", devs('$2<device logical="cfg" physical="cfgaddr"/>'))],
+            hardware=hw(("  </devices>",
+                         '    <device name="cfgaddr">\n'
+                         '      <ioPort name="address" start="16#0cf8#" end="16#0cfb#"/>\n'
+                         '    </device>\n'
+                         '    <device name="cfgdata">\n'
+                         '      <ioPort name="data" start="16#0cfc#" end="16#0cff#"/>\n'
+                         '    </device>\n  </devices>'))),
+     ("$1", 'subject "a" is granted I/O ports 0xcfc..=0xcff of device "cfgdata", which hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the kernel\'s'),
+     ("$2", 'subject "b" is granted I/O ports 0xcf8..=0xcfb of device "cfgaddr", which hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the kernel\'s'))
+
 # ----------------------------------------------------------------- kernel
 
 test("kernel-debug-console-unknown", system(A, kernel='<kernel $1debugConsole="nope"/>'),
