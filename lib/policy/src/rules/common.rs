@@ -127,6 +127,59 @@ impl std::fmt::Display for Range {
     }
 }
 
+/// Ranges sorted by start with the running furthest end, to ask in
+/// O(log n) whether any of them overlaps or contains a given range (the
+/// same answers as [`Range::overlaps`] and [`Range::contains`] over every
+/// one of them). Rules that check each of one kind of range against all of
+/// another (regions against device memory or memory blocks) use it, so a
+/// hostile description with many of both stays linear.
+pub(crate) struct RangeIndex {
+    /// (range, caller's id), by start.
+    sorted: Vec<(Range, usize)>,
+    /// For each position, the position at or before it that reaches
+    /// furthest.
+    reach: Vec<usize>,
+}
+
+impl RangeIndex {
+    /// The index of `ranges` (range, caller's id).
+    pub fn new(ranges: impl IntoIterator<Item = (Range, usize)>) -> Self {
+        let mut sorted: Vec<(Range, usize)> = ranges.into_iter().collect();
+        sorted.sort_unstable_by_key(|&(r, id)| (r.start, id));
+        let mut reach = Vec::with_capacity(sorted.len());
+        let mut best: Option<(u64, usize)> = None;
+        for (at, (range, _)) in sorted.iter().enumerate() {
+            if best.is_none_or(|(end, _)| range.end > end) {
+                best = Some((range.end, at));
+            }
+            reach.push(best.map_or(at, |(_, b)| b));
+        }
+        Self { sorted, reach }
+    }
+
+    /// The range reaching furthest among those starting before `end`.
+    fn furthest_before(&self, starts_before: impl Fn(&Range) -> bool) -> Option<(Range, usize)> {
+        let count = self.sorted.partition_point(|(r, _)| starts_before(r));
+        let at = *self.reach.get(count.checked_sub(1)?)?;
+        self.sorted.get(at).copied()
+    }
+
+    /// The id of a range that overlaps `query` (the one reaching furthest),
+    /// if any does.
+    pub fn overlapping(&self, query: &Range) -> Option<usize> {
+        self.furthest_before(|r| r.start < query.end)
+            .filter(|(r, _)| r.overlaps(query))
+            .map(|(_, id)| id)
+    }
+
+    /// The id of a range that contains `query`, if any does.
+    pub fn containing(&self, query: &Range) -> Option<usize> {
+        self.furthest_before(|r| r.start <= query.start)
+            .filter(|(r, _)| r.contains(query))
+            .map(|(_, id)| id)
+    }
+}
+
 /// Overlapping ranges, at most two pairs per range: `items` are (range,
 /// owner, index in document order). Each range that overlaps a range of
 /// another owner starting no later is paired with the one of those that
@@ -664,6 +717,28 @@ mod tests {
                 let paired = pairs.iter().any(|&(l, e)| l == i || e == i);
                 proptest::prop_assert_eq!(overlaps, paired, "range {}", i);
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The index answers as a scan of every range would.
+        #[test]
+        fn range_index_answers_as_a_scan(
+            raw in proptest::collection::vec((0u64..64, 0u64..16), 0..24),
+            query in (0u64..64, 0u64..16),
+        ) {
+            let ranges: Vec<Range> = raw
+                .iter()
+                .map(|&(start, len)| Range { start, end: start + len })
+                .collect();
+            let index = RangeIndex::new(ranges.iter().copied().zip(0..));
+            let q = Range { start: query.0, end: query.0 + query.1 };
+            let overlaps = index.overlapping(&q);
+            proptest::prop_assert_eq!(overlaps.is_some(), ranges.iter().any(|r| r.overlaps(&q)));
+            proptest::prop_assert!(overlaps.is_none_or(|i| ranges[i].overlaps(&q)));
+            let contains = index.containing(&q);
+            proptest::prop_assert_eq!(contains.is_some(), ranges.iter().any(|r| r.contains(&q)));
+            proptest::prop_assert!(contains.is_none_or(|i| ranges[i].contains(&q)));
         }
     }
 }

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use super::common::{
-    DiagnosticExt, PAGE, Range, hex, hex_size, overlap_pairs, owned_irqs, subjects,
+    DiagnosticExt, PAGE, Range, RangeIndex, hex, hex_size, overlap_pairs, owned_irqs, subjects,
 };
 use crate::diag::Diagnostics;
 use crate::model::{Caching, Policy, SubjectIdx};
@@ -759,25 +759,26 @@ rule! {
     MEMORY_IN_RAM = "devices-memory-in-ram" in Devices;
     fn memory_in_ram(policy, out) {
         let blocks = allocatable(policy);
+        let index = RangeIndex::new(blocks.iter().map(|b| b.0).zip(0..));
         for device in &policy.hardware.devices {
             for memory in &device.memory {
                 let Some(range) = Range::new(memory.physical_address.value.0, memory.size.value)
                 else {
                     continue;
                 };
-                for (block, name) in &blocks {
-                    if block.overlaps(&range) {
-                        out.error(
-                            MEMORY_IN_RAM.id,
-                            memory.physical_address.span,
-                            format!(
-                                "memory \"{}\" of device \"{}\" overlaps allocatable memory block \
-                                 \"{name}\"",
-                                memory.name.as_str(),
-                                device.name.as_str()
-                            ),
-                        );
-                    }
+                // One block per device memory (the one reaching furthest):
+                // overlapping blocks are a mistake of their own.
+                if let Some((_, name)) = index.overlapping(&range).and_then(|i| blocks.get(i)) {
+                    out.error(
+                        MEMORY_IN_RAM.id,
+                        memory.physical_address.span,
+                        format!(
+                            "memory \"{}\" of device \"{}\" overlaps allocatable memory block \
+                             \"{name}\"",
+                            memory.name.as_str(),
+                            device.name.as_str()
+                        ),
+                    );
                 }
             }
         }

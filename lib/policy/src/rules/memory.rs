@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use septum_abi::layout;
 
 use super::common::{
-    DiagnosticExt, MappingKind, PAGE, PHYS_LIMIT, Range, VIRT_LIMIT, first_definitions, hex,
-    hex_size, image_range, info_page_range, mappings, overlap_pairs, page_round, stack_range,
+    DiagnosticExt, MappingKind, PAGE, PHYS_LIMIT, Range, RangeIndex, VIRT_LIMIT, first_definitions,
+    hex, hex_size, image_range, info_page_range, mappings, overlap_pairs, page_round, stack_range,
 };
 use crate::diag::Diagnostics;
 use crate::model::{Map, Policy, Region};
@@ -267,24 +267,27 @@ rule! {
     PHYSICAL_DEVICE_OVERLAP = "memory-physical-device-overlap" in Memory;
     fn physical_device_overlap(policy, out) {
         let devices = device_memory(policy);
+        let index = RangeIndex::new(devices.iter().map(|d| d.0).zip(0..));
         for region in &policy.regions {
             let (Some(range), Some(address)) = (fixed_range(region), &region.physical_address)
             else {
                 continue;
             };
-            for (device_range, device, memory, span) in &devices {
-                if range.overlaps(device_range) {
-                    out.error(
-                        PHYSICAL_DEVICE_OVERLAP.id,
-                        address.span,
-                        format!(
-                            "memory region \"{}\" overlaps memory \"{memory}\" of device \
-                             \"{device}\"",
-                            region.name.as_str()
-                        ),
-                    )
-                    .label(*span, "the device memory");
-                }
+            // One device memory per region (the one reaching furthest): a
+            // region over many device ranges is one mistake.
+            if let Some((_, device, memory, span)) =
+                index.overlapping(&range).and_then(|i| devices.get(i))
+            {
+                out.error(
+                    PHYSICAL_DEVICE_OVERLAP.id,
+                    address.span,
+                    format!(
+                        "memory region \"{}\" overlaps memory \"{memory}\" of device \
+                         \"{device}\"",
+                        region.name.as_str()
+                    ),
+                )
+                .label(*span, "the device memory");
             }
         }
     }
@@ -350,6 +353,10 @@ rule! {
     }
 }
 
+/// Most allocatable memory blocks `memory-physical-outside-ram` lists in
+/// its help; the rest are counted.
+const MAX_BLOCKS_LISTED: usize = 8;
+
 rule! {
     /// A fixed region lies inside one allocatable memory block of the
     /// hardware, so it is real RAM nobody else uses.
@@ -362,27 +369,36 @@ rule! {
             .filter(|b| b.allocatable.value)
             .filter_map(|b| Range::new(b.physical_address.value.0, b.size.value))
             .collect();
-        let devices = device_memory(policy);
+        let devices = RangeIndex::new(device_memory(policy).into_iter().map(|d| d.0).zip(0..));
+        let blocks = RangeIndex::new(blocks.into_iter().zip(0..));
+        // The allocatable blocks for the help, once, at most
+        // `MAX_BLOCKS_LISTED` of them: each diagnostic stays short however
+        // many blocks the hardware has.
+        let mut list: Vec<String> = policy
+            .hardware
+            .memory_blocks
+            .iter()
+            .filter(|b| b.allocatable.value)
+            .filter_map(|b| {
+                Range::new(b.physical_address.value.0, b.size.value)
+                    .map(|r| format!("{} {r}", b.name.as_str()))
+            })
+            .collect();
+        if list.len() > MAX_BLOCKS_LISTED {
+            let more = list.len() - MAX_BLOCKS_LISTED;
+            list.truncate(MAX_BLOCKS_LISTED);
+            list.push(format!("and {more} more"));
+        }
         for region in &policy.regions {
             let (Some(range), Some(address)) = (fixed_range(region), &region.physical_address)
             else {
                 continue;
             };
             // Reported by the kernel, low-memory and device overlap rules.
-            if range.overlaps(&reserved_low()) || devices.iter().any(|d| d.0.overlaps(&range)) {
+            if range.overlaps(&reserved_low()) || devices.overlapping(&range).is_some() {
                 continue;
             }
-            if !blocks.iter().any(|b| b.contains(&range)) {
-                let list: Vec<String> = policy
-                    .hardware
-                    .memory_blocks
-                    .iter()
-                    .filter(|b| b.allocatable.value)
-                    .filter_map(|b| {
-                        Range::new(b.physical_address.value.0, b.size.value)
-                            .map(|r| format!("{} {r}", b.name.as_str()))
-                    })
-                    .collect();
+            if blocks.containing(&range).is_none() {
                 let d = out.error(
                     PHYSICAL_OUTSIDE_RAM.id,
                     address.span,
