@@ -228,18 +228,21 @@ rule! {
     CPU_MISSING = "scheduling-cpu-missing" in Scheduling;
     fn cpu_missing(policy, out) {
         let used = plan_cpus(policy);
+        // CPUs named one by one in the whole plan so far.
+        let mut named_total = 0usize;
         for (n, major) in policy.scheduling.major_frames.iter().enumerate() {
             let here: HashSet<u32> = major.cpus.iter().map(|c| c.id.value.0).collect();
             // Every CPU of `here` is in `used`: the rest are missing. Finding
             // the first few skips at most `here.len()` CPUs, so a plan of
             // many major frames on CPUs of their own costs linear time and
-            // gives a bounded number of diagnostics per frame.
+            // gives a bounded number of diagnostics per frame (one, once the
+            // plan's budget of named CPUs is spent).
             let missing = used.len().saturating_sub(here.len());
-            for cpu in used
-                .iter()
-                .filter(|c| !here.contains(c))
-                .take(MAX_MISSING_CPUS_SHOWN)
-            {
+            let named = missing
+                .min(MAX_MISSING_CPUS_SHOWN)
+                .min(MAX_MISSING_CPUS_NAMED.saturating_sub(named_total));
+            named_total = named_total.saturating_add(named);
+            for cpu in used.iter().filter(|c| !here.contains(c)).take(named) {
                 out.error(
                     CPU_MISSING.id,
                     major.span,
@@ -249,14 +252,15 @@ rule! {
                     ),
                 );
             }
-            if missing > MAX_MISSING_CPUS_SHOWN {
+            let rest = missing.saturating_sub(named);
+            if rest > 0 {
                 out.error(
                     CPU_MISSING.id,
                     major.span,
                     format!(
-                        "major frame {} has no minor frames for {} more CPUs the plan uses",
+                        "major frame {} has no minor frames for {rest} {}CPUs the plan uses",
                         n + 1,
-                        missing - MAX_MISSING_CPUS_SHOWN
+                        if named > 0 { "more " } else { "" }
                     ),
                 );
             }
@@ -267,6 +271,9 @@ rule! {
 /// Most CPUs `scheduling-cpu-missing` names one by one per major frame; one
 /// more diagnostic counts the rest.
 const MAX_MISSING_CPUS_SHOWN: usize = 8;
+/// Most CPUs it names one by one in the whole plan; past that, one
+/// diagnostic per major frame counts its missing CPUs.
+const MAX_MISSING_CPUS_NAMED: usize = 64;
 
 rule! {
     /// Within a major frame every CPU's minor frames add up to the same
