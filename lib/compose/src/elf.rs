@@ -116,6 +116,9 @@ pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> 
         .program_headers(endian, data)
         .map_err(|e| refuse(file, format!("bad program header table ({e})")))?;
     let mut segments: Vec<Segment> = Vec::new();
+    // (start, end, program header index) of each segment, for the overlap
+    // check after the loop.
+    let mut placed: Vec<(u64, u64, usize)> = Vec::new();
     for (index, ph) in program_headers.iter().enumerate() {
         if ph.p_type(endian) != elf::PT_LOAD {
             continue;
@@ -167,18 +170,7 @@ pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> 
                 format!("segment {index} at {vaddr:#x} is not readable"),
             ));
         }
-        if let Some(other) = segments
-            .iter()
-            .find(|s| s.virtual_address.get() < end && vaddr < s.virtual_address.get() + s.mem_size)
-        {
-            return Err(refuse(
-                file,
-                format!(
-                    "segment {index} at {vaddr:#x} overlaps the segment at {}",
-                    other.virtual_address
-                ),
-            ));
-        }
+        placed.push((vaddr, end, index));
         segments.push(Segment {
             virtual_address: VirtAddr(vaddr),
             mem_size,
@@ -187,6 +179,12 @@ pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> 
             executable: flags & elf::PF_X.0 != 0,
         });
     }
+    if let Some((index, vaddr, other)) = first_overlap(placed) {
+        return Err(refuse(
+            file,
+            format!("segment {index} at {vaddr:#x} overlaps the segment at {other:#x}"),
+        ));
+    }
     if segments.is_empty() {
         return Err(refuse(file, "ELF file has no loadable segment"));
     }
@@ -194,6 +192,28 @@ pub fn parse_subject(file: &str, data: &[u8]) -> Result<SubjectImage, ElfError> 
         entry: VirtAddr(header.e_entry(endian)),
         segments,
     })
+}
+
+/// The overlap to report among `placed` (start, end, program header index):
+/// of the overlapping pairs of neighbours by address, the one whose later
+/// segment (by index) comes first, as (that index, its start, the other's
+/// start). Sorting, not comparing every pair: a file may hold 65,535
+/// program headers (more with `PN_XNUM`), and comparing each segment with
+/// all earlier ones took seconds there. Any overlap shows between
+/// neighbours: if `a` overlaps `c` and `b` starts between them, `a`
+/// overlaps `b`.
+fn first_overlap(mut placed: Vec<(u64, u64, usize)>) -> Option<(usize, u64, u64)> {
+    placed.sort_unstable_by_key(|&(start, _, index)| (start, index));
+    placed
+        .windows(2)
+        .filter_map(|pair| match pair {
+            [a, b] if a.1 > b.0 => {
+                let (later, earlier) = if a.2 > b.2 { (a, b) } else { (b, a) };
+                Some((later.2, later.0, earlier.0))
+            }
+            _ => None,
+        })
+        .min_by_key(|&(index, _, _)| index)
 }
 
 fn header<'d>(
@@ -658,6 +678,52 @@ mod tests {
         assert!(
             err.starts_with("p: segment 1 at 0x40000000-0x40001000 lies outside"),
             "{err}"
+        );
+    }
+
+    /// 30,000 one-page segments, highest address first: each was compared
+    /// with every earlier one (4.5 * 10^8 comparisons); now they are
+    /// sorted. Under 2 s even in a debug build, and the overlap of the
+    /// last two segments is still found and named.
+    #[test]
+    fn many_segments_are_checked_in_bounded_time() {
+        let count: u64 = 30_000;
+        let specs: Vec<build::SegmentSpec<'_>> = (0..count)
+            .map(|i| build::SegmentSpec {
+                vaddr: 0x20_0000 + (count - 1 - i) * 0x1000,
+                data: &[],
+                mem_size: 0x1000,
+                flags: 4,
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        let image = parse_subject("many", &build::executable(0x20_0000, &specs)).expect("parses");
+        assert_eq!(image.segments.len(), 30_000);
+        let mut overlapping: Vec<build::SegmentSpec<'_>> = (0..count)
+            .map(|i| build::SegmentSpec {
+                vaddr: 0x20_0000 + (count - 1 - i) * 0x1000,
+                data: &[],
+                mem_size: 0x1000,
+                flags: 4,
+            })
+            .collect();
+        overlapping.push(build::SegmentSpec {
+            vaddr: 0x20_0000,
+            data: &[],
+            mem_size: 0x1000,
+            flags: 4,
+        });
+        let err = parse_subject("many", &build::executable(0x20_0000, &overlapping))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("segment 30000 at 0x200000 overlaps the segment at 0x200000"),
+            "{err}"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
         );
     }
 

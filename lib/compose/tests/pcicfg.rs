@@ -71,8 +71,31 @@ fn configuration_ports_granted_to_the_owner_are_refused() {
             1,
         )
     };
-    let error = compose_with(POLICY, machine)
+    // Validation refuses it first (any subject, PCI owner or not) ...
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy/tests/valid");
+    let hardware =
+        machine(std::fs::read_to_string(dir.join("hardware/two-cpus.xml")).expect("hardware"));
+    let mut files = septum_policy::MemoryFiles::new();
+    files.insert("valid/hardware/two-cpus.xml", hardware);
+    let checked = septum_policy::check_str("valid/dma.xml", POLICY, &files);
+    assert!(
+        checked
+            .diagnostics
+            .iter()
+            .any(|d| d.rule == "devices-pci-config-ports"),
+        "validation lets the configuration ports through"
+    );
+    // ... and the composer, given the policy as loaded (no rules), too.
+    let loaded = septum_policy::load_str("valid/dma.xml", POLICY, &files);
+    let policy = loaded.policy.as_ref().expect("loads");
+    let binaries: HashMap<String, Vec<u8>> = [(
+        "driver".to_owned(),
+        septum_compose::elf::build::sample_subject(),
+    )]
+    .into();
+    let error = compose_policy(policy, &binaries)
         .err()
+        .map(|e| format!("{e:?}"))
         .expect("the composer refuses the grant");
     assert!(error.contains("configuration ports"), "{error}");
 }

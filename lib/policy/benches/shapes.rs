@@ -8,8 +8,12 @@
 //! quadratic: attributes of one element, namespace declarations, one very
 //! long line with an error per element, many lines, nesting at and past the
 //! limit, a huge attribute value, many errors of the number parser, a large
-//! valid policy (so every rule runs), many includes, and one device with
-//! many IRQs on a line another subject's device routes.
+//! valid policy (so every rule runs), many includes, one device with
+//! many IRQs on a line another subject's device routes, and one partition
+//! on as many CPUs as a processor with 2^32-1 cores allows, or as many
+//! major frames as fit, each on a CPU of its own, and one range of every
+//! kind (device memory, I/O ports, memory blocks, fixed regions, mappings)
+//! repeated until it fills the budget, every copy overlapping every other.
 
 #![allow(dead_code)]
 
@@ -128,6 +132,9 @@ pub fn all(size: usize) -> Vec<Shape> {
         shape("valid-many-subjects", valid(body)),
         shared_line(body),
         shape("denies-on-a-long-chain", denies(body)),
+        cpus_one_partition(body),
+        major_frames_one_cpu_each(body),
+        everything_overlaps(body),
     ];
     let mut includes = shape(
         "includes",
@@ -248,5 +255,96 @@ fn shared_line(budget: usize) -> Shape {
     );
     let mut shape = shape("irqs-on-a-routed-line", root);
     shape.files.insert("hw.xml", hardware);
+    shape
+}
+
+/// A processor of 2^32-1 cores and one major frame with as many `<cpu>`s
+/// as fit, each giving its minor frame to the same partition: the
+/// scheduling rules look at every CPU of a partition and of the plan.
+fn cpus_one_partition(budget: usize) -> Shape {
+    // Room for the rest of the root and the hardware file: all files
+    // together stay under the input cap, so the rules run.
+    let frames = fill(budget.saturating_sub(4096), |i| {
+        format!("<cpu id=\"{i}\"><minorFrame partition=\"p\" ticks=\"1\"/></cpu>")
+    });
+    let root = format!(
+        "{HEAD}<subjects><subject name=\"s\" profile=\"native\" binary=\"s\"/></subjects>\
+         <scheduling tickRate=\"1000\"><partitions><partition name=\"p\"><group><subject \
+         name=\"s\"/></group></partition></partitions><majorFrame>{frames}</majorFrame>\
+         </scheduling></system>\n"
+    );
+    let mut shape = shape("cpus-one-partition", root);
+    shape.files.insert(
+        "hw.xml",
+        HARDWARE.replacen("cpuCores=\"1\"", "cpuCores=\"4294967295\"", 1),
+    );
+    shape
+}
+
+/// The processor of [`cpus_one_partition`] and as many major frames as
+/// fit, each with one `<cpu>` of its own: every major frame lacks every
+/// other frame's CPU, so "CPU missing" holds for every pair.
+fn major_frames_one_cpu_each(budget: usize) -> Shape {
+    let mut shape = cpus_one_partition(budget);
+    let frames = fill(budget.saturating_sub(4096), |i| {
+        format!(
+            "<majorFrame><cpu id=\"{i}\"><minorFrame partition=\"p\" ticks=\"1\"/></cpu>\
+             </majorFrame>"
+        )
+    });
+    let start = shape.root.find("<majorFrame>").unwrap_or(0);
+    let end = shape
+        .root
+        .rfind("</majorFrame>")
+        .map_or(start, |e| e + "</majorFrame>".len());
+    shape.root.replace_range(start..end, &frames);
+    shape.name = "major-frames-one-cpu-each";
+    shape
+}
+
+/// A quarter of the budget each: devices with the same memory and I/O
+/// ports, memory blocks at the same address, and fixed regions at the same
+/// address that one subject maps at the same virtual address. Every pair
+/// of each kind overlaps.
+fn everything_overlaps(budget: usize) -> Shape {
+    let part = budget / 4;
+    let devices = fill(part, |i| {
+        format!(
+            "<device name=\"d{i}\"><memory name=\"m\" physicalAddress=\"16#f000_0000#\" \
+             size=\"16#1000#\" caching=\"UC\"/><ioPort name=\"p\" start=\"16#1000#\" \
+             end=\"16#1fff#\"/></device>"
+        )
+    });
+    let blocks = fill(part, |i| {
+        format!(
+            "<memoryBlock allocatable=\"true\" name=\"b{i}\" physicalAddress=\"16#0010_0000#\" \
+             size=\"16#0fef_0000#\"/>"
+        )
+    });
+    let regions = fill(part, |i| {
+        format!(
+            "<memory name=\"r{i}\" size=\"0x1000\" caching=\"WB\" physicalAddress=\"0x200_0000\"/>"
+        )
+    });
+    let count = regions.matches("<memory").count();
+    let maps: String = (0..count)
+        .map(|i| {
+            format!("<map logical=\"r{i}\" physical=\"r{i}\" virtualAddress=\"0x5000_0000\"/>")
+        })
+        .collect();
+    let root = format!(
+        "{HEAD}<memory>{regions}</memory><subjects><subject name=\"s\" profile=\"native\" \
+         binary=\"s\"><memory>{maps}</memory></subject></subjects><scheduling \
+         tickRate=\"1000\"><partitions><partition name=\"p\"><group><subject name=\"s\"/>\
+         </group></partition></partitions><majorFrame><cpu id=\"0\"><minorFrame partition=\"p\" \
+         ticks=\"1\"/></cpu></majorFrame></scheduling></system>\n"
+    );
+    let mut shape = shape("everything-overlaps", root);
+    shape.files.insert(
+        "hw.xml",
+        HARDWARE
+            .replacen("</devices>", &format!("{devices}</devices>"), 1)
+            .replacen("</memory>", &format!("{blocks}</memory>"), 1),
+    );
     shape
 }

@@ -74,3 +74,75 @@ fn the_valid_shape_is_valid_so_every_rule_runs() {
         .collect();
     assert!(load_errors.is_empty(), "{load_errors:#?}");
 }
+
+#[test]
+fn the_cpus_shape_loads_so_the_scheduling_rules_run() {
+    let shape = shapes::all(64 << 10)
+        .into_iter()
+        .find(|s| s.name == "cpus-one-partition")
+        .expect("shape");
+    let mut files = shape.files.clone();
+    files.insert("shape.xml", shape.root.as_str());
+    let loaded = check_with(Path::new("shape.xml"), &files);
+    assert!(
+        loaded.rules_run,
+        "loading failed: the rules never saw the CPUs"
+    );
+    assert!(
+        loaded
+            .diagnostics
+            .iter()
+            .any(|d| d.rule == "scheduling-partition-multi-cpu"),
+        "the partition is on many CPUs"
+    );
+}
+
+/// The CPU shapes at 1 MiB even in a debug build: a step quadratic in the
+/// number of CPUs (one partition on 20,000 of them) takes 10 s or more there,
+/// where the linear rules take well under the bound.
+#[test]
+fn the_cpu_shapes_stay_fast_at_one_mebibyte() {
+    let mut slow = Vec::new();
+    for shape in shapes::all(1 << 20)
+        .into_iter()
+        .filter(|s| s.name.contains("cpu"))
+    {
+        let mut files = shape.files.clone();
+        files.insert("shape.xml", shape.root.as_str());
+        let start = Instant::now();
+        let loaded = check_with(Path::new("shape.xml"), &files);
+        let elapsed = start.elapsed();
+        assert!(loaded.rules_run, "{}", shape.name);
+        if elapsed > Duration::from_secs(4) {
+            slow.push(format!("{}: {elapsed:?}", shape.name));
+        }
+    }
+    assert!(slow.is_empty(), "too slow:\n{}", slow.join("\n"));
+}
+
+#[test]
+fn the_overlap_shape_loads_so_the_overlap_rules_run() {
+    let shape = shapes::all(64 << 10)
+        .into_iter()
+        .find(|s| s.name == "everything-overlaps")
+        .expect("shape");
+    let mut files = shape.files.clone();
+    files.insert("shape.xml", shape.root.as_str());
+    let loaded = check_with(Path::new("shape.xml"), &files);
+    assert!(
+        loaded.rules_run,
+        "loading failed: the rules never saw the ranges"
+    );
+    for rule in [
+        "devices-memory-overlap",
+        "devices-ioport-overlap",
+        "hardware-memory-block-overlap",
+        "memory-physical-overlap",
+        "memory-virtual-overlap",
+    ] {
+        assert!(
+            loaded.diagnostics.iter().any(|d| d.rule == rule),
+            "{rule} did not fire"
+        );
+    }
+}

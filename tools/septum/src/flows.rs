@@ -123,11 +123,15 @@ pub fn text(policy: &Policy, all: &[Flow], sources: &SourceMap) -> String {
     }
     let names: Vec<&str> = policy.subjects.iter().map(|s| s.name.as_str()).collect();
     let first = names.iter().map(|s| s.len()).max().unwrap_or(0).max(4);
-    let width = |j: usize| {
-        let column = names.get(j).map_or(0, |s| s.len());
-        let widest = cells.iter().filter_map(|r| r.get(j)).map(String::len).max();
-        column.max(widest.unwrap_or(0)).max(1)
-    };
+    // Each column's width, once: the matrix is n x n, so a width computed
+    // per cell (a pass over the column) made the text cubic in n.
+    let mut widths: Vec<usize> = names.iter().map(|s| s.len().max(1)).collect();
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let width = |j: usize| widths.get(j).copied().unwrap_or(1);
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -233,3 +233,55 @@ fn a_policy_that_does_not_load_gives_no_flows() {
     assert_eq!(text(&out.stdout), "");
     assert!(text(&out.stderr).contains("loading failed, so no flows were derived"));
 }
+
+/// 1,000 subjects, each alone on a CPU of its own and stopping alone on a
+/// fault, so no flow at all: the text is just the 1,000 x 1,000 matrix of
+/// dots (3 MB). Computing each column's width once per cell made it cubic
+/// (10^9 steps, minutes in a debug build); now it takes well under the
+/// bound. The policy breaks kernel limits; flows are printed all the same.
+#[test]
+fn a_wide_matrix_is_printed_in_bounded_time() {
+    let n = 1000;
+    let dir = std::env::temp_dir().join(format!("septum-flows-wide-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let hardware = std::fs::read_to_string(repo().join("hardware/bochs-tigerlake.xml"))
+        .expect("hardware")
+        .replacen("cpuCores=\"1\"", &format!("cpuCores=\"{n}\""), 1);
+    std::fs::write(dir.join("hw.xml"), hardware).expect("write");
+    let mut subjects = String::new();
+    let mut partitions = String::new();
+    let mut cpus = String::new();
+    for i in 0..n {
+        subjects.push_str(&format!(
+            "<subject name=\"s{i}\" profile=\"native\" binary=\"s\" cpu=\"{i}\" \
+             onFault=\"stopSubject\"/>\n"
+        ));
+        partitions.push_str(&format!(
+            "<partition name=\"p{i}\"><group><subject name=\"s{i}\"/></group></partition>\n"
+        ));
+        cpus.push_str(&format!(
+            "<cpu id=\"{i}\"><minorFrame partition=\"p{i}\" ticks=\"1\"/></cpu>\n"
+        ));
+    }
+    let policy = format!(
+        "<system name=\"wide\"><hardware href=\"hw.xml\"/><kernel debugConsole=\"com2\"/>\
+         <subjects>{subjects}</subjects><scheduling tickRate=\"1000\"><partitions>{partitions}\
+         </partitions><majorFrame>{cpus}</majorFrame></scheduling></system>\n"
+    );
+    std::fs::write(dir.join("wide.xml"), policy).expect("write");
+    let start = std::time::Instant::now();
+    let out = flows(&[dir.join("wide.xml").to_str().expect("utf-8 path")]);
+    let elapsed = start.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("flows of wide (1000 subjects, 0 flows)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("s999 ")).count(), 1);
+    assert!(
+        elapsed < std::time::Duration::from_secs(10),
+        "{elapsed:?} for a 1000-subject matrix"
+    );
+}

@@ -7,7 +7,7 @@
 //! rule a plain function of the policy with no shared state, and each view is
 //! one linear pass, so validation stays linear in the size of the policy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use septum_abi::layout;
 
@@ -125,6 +125,141 @@ impl std::fmt::Display for Range {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:#x}..{:#x}", self.start, self.end)
     }
+}
+
+/// Ranges sorted by start with the running furthest end, to ask in
+/// O(log n) whether any of them overlaps or contains a given range (the
+/// same answers as [`Range::overlaps`] and [`Range::contains`] over every
+/// one of them). Rules that check each of one kind of range against all of
+/// another (regions against device memory or memory blocks) use it, so a
+/// hostile description with many of both stays linear.
+pub(crate) struct RangeIndex {
+    /// (range, caller's id), by start.
+    sorted: Vec<(Range, usize)>,
+    /// For each position, the position at or before it that reaches
+    /// furthest.
+    reach: Vec<usize>,
+}
+
+impl RangeIndex {
+    /// The index of `ranges` (range, caller's id).
+    pub fn new(ranges: impl IntoIterator<Item = (Range, usize)>) -> Self {
+        let mut sorted: Vec<(Range, usize)> = ranges.into_iter().collect();
+        sorted.sort_unstable_by_key(|&(r, id)| (r.start, id));
+        let mut reach = Vec::with_capacity(sorted.len());
+        let mut best: Option<(u64, usize)> = None;
+        for (at, (range, _)) in sorted.iter().enumerate() {
+            if best.is_none_or(|(end, _)| range.end > end) {
+                best = Some((range.end, at));
+            }
+            reach.push(best.map_or(at, |(_, b)| b));
+        }
+        Self { sorted, reach }
+    }
+
+    /// The range reaching furthest among those starting before `end`.
+    fn furthest_before(&self, starts_before: impl Fn(&Range) -> bool) -> Option<(Range, usize)> {
+        let count = self.sorted.partition_point(|(r, _)| starts_before(r));
+        let at = *self.reach.get(count.checked_sub(1)?)?;
+        self.sorted.get(at).copied()
+    }
+
+    /// The id of a range that overlaps `query` (the one reaching furthest),
+    /// if any does.
+    pub fn overlapping(&self, query: &Range) -> Option<usize> {
+        self.furthest_before(|r| r.start < query.end)
+            .filter(|(r, _)| r.overlaps(query))
+            .map(|(_, id)| id)
+    }
+
+    /// The id of a range that contains `query`, if any does.
+    pub fn containing(&self, query: &Range) -> Option<usize> {
+        self.furthest_before(|r| r.start <= query.start)
+            .filter(|(r, _)| r.contains(query))
+            .map(|(_, id)| id)
+    }
+}
+
+/// Overlapping ranges, at most two pairs per range: `items` are (range,
+/// owner, index in document order). Each range that overlaps a range of
+/// another owner starting no later is paired with the one of those that
+/// reaches furthest; a range still in no pair after that, but overlapping a
+/// later-starting range of another owner, is paired with the first of
+/// those. Returns (later, earlier) indexes, sorted and without duplicates.
+///
+/// So every range that overlaps one of another owner is in some pair (each
+/// mistake is reported in one run), yet `n` ranges that all overlap give
+/// about `n` pairs, not `n (n - 1) / 2`: hostile input cannot make an
+/// overlap rule quadratic. O(n log n): a sweep by start that keeps the
+/// range reaching furthest and the one reaching furthest among the other
+/// owners, then one pass for the next range of another owner.
+pub(crate) fn overlap_pairs(mut items: Vec<(Range, usize, usize)>) -> Vec<(usize, usize)> {
+    items.sort_unstable_by_key(|&(r, owner, index)| (r.start, owner, index));
+    // (end, owner, index) of the range reaching furthest, and of the one
+    // reaching furthest among owners other than `best`'s.
+    let mut best: Option<(u64, usize, usize)> = None;
+    let mut second: Option<(u64, usize, usize)> = None;
+    let mut pairs = Vec::new();
+    let mut paired = vec![false; items.len()];
+    for (at, &(range, owner, index)) in items.iter().enumerate() {
+        let partner = [best, second]
+            .into_iter()
+            .flatten()
+            .find(|&(end, o, _)| o != owner && end > range.start);
+        if let Some((_, _, other_at)) = partner {
+            for k in [at, other_at] {
+                if let Some(p) = paired.get_mut(k) {
+                    *p = true;
+                }
+            }
+            if let Some(&(_, _, other)) = items.get(other_at) {
+                pairs.push((index.max(other), index.min(other)));
+            }
+        }
+        let candidate = (range.end, owner, at);
+        match best {
+            None => best = Some(candidate),
+            Some(b) if b.1 == owner => {
+                if range.end > b.0 {
+                    best = Some(candidate);
+                }
+            }
+            Some(b) => {
+                if range.end > b.0 {
+                    second = Some(b);
+                    best = Some(candidate);
+                } else if second.is_none_or(|s| range.end > s.0) {
+                    second = Some(candidate);
+                }
+            }
+        }
+    }
+    // The first later range of another owner, from the back: the next
+    // range, or the next range's own answer if it has this range's owner.
+    let mut next_other: Vec<Option<usize>> = vec![None; items.len()];
+    for at in (0..items.len()).rev() {
+        let next = at.saturating_add(1);
+        let (Some(&(range, owner, index)), Some(&done)) = (items.get(at), paired.get(at)) else {
+            continue;
+        };
+        let answer = match items.get(next) {
+            Some(&(_, next_owner, _)) if next_owner != owner => Some(next),
+            Some(_) => next_other.get(next).copied().flatten(),
+            None => None,
+        };
+        if let Some(slot) = next_other.get_mut(at) {
+            *slot = answer;
+        }
+        if !done
+            && let Some(&(other_range, _, other)) = answer.and_then(|n| items.get(n))
+            && other_range.start < range.end
+        {
+            pairs.push((index.max(other), index.min(other)));
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
 }
 
 /// `size` rounded up to whole pages (saturating: sizes that large are
@@ -276,11 +411,15 @@ pub(crate) fn partition_cpus(policy: &Policy) -> Vec<Vec<(CpuId, Span)>> {
         .iter()
         .map(|_| Vec::new())
         .collect();
+    // (partition, CPU) pairs already listed: one partition may be on very
+    // many CPUs, so no scan of its list.
+    let mut seen: HashSet<(usize, u32)> = HashSet::new();
     for major in &policy.scheduling.major_frames {
         for cpu in &major.cpus {
             for minor in &cpu.minor_frames {
-                if let Some(slot) = minor.partition.get().and_then(|p| out.get_mut(p.index()))
-                    && !slot.iter().any(|(c, _)| *c == cpu.id.value)
+                if let Some(p) = minor.partition.get()
+                    && let Some(slot) = out.get_mut(p.index())
+                    && seen.insert((p.index(), cpu.id.value.0))
                 {
                     slot.push((cpu.id.value, minor.partition.name.span));
                 }
@@ -549,5 +688,57 @@ mod tests {
             first_definitions(names.into_iter()),
             [true, true, false, true, false]
         );
+    }
+
+    proptest::proptest! {
+        /// Against all pairs: every pair overlaps and has two owners, each
+        /// range that overlaps another owner's is in a pair, and there are
+        /// at most two pairs per range.
+        #[test]
+        fn overlap_pairs_cover_every_overlapping_range(
+            raw in proptest::collection::vec((0u64..64, 1u64..16, 0usize..4), 0..24)
+        ) {
+            let items: Vec<(Range, usize, usize)> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(start, len, owner))| (Range { start, end: start + len }, owner, i))
+                .collect();
+            let pairs = overlap_pairs(items.clone());
+            proptest::prop_assert!(pairs.len() <= 2 * items.len());
+            for &(later, earlier) in &pairs {
+                let (a, b) = (items[later], items[earlier]);
+                proptest::prop_assert!(later > earlier);
+                proptest::prop_assert!(a.0.overlaps(&b.0) && a.1 != b.1);
+            }
+            for (i, a) in items.iter().enumerate() {
+                let overlaps = items
+                    .iter()
+                    .any(|b| b.1 != a.1 && a.0.overlaps(&b.0));
+                let paired = pairs.iter().any(|&(l, e)| l == i || e == i);
+                proptest::prop_assert_eq!(overlaps, paired, "range {}", i);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The index answers as a scan of every range would.
+        #[test]
+        fn range_index_answers_as_a_scan(
+            raw in proptest::collection::vec((0u64..64, 0u64..16), 0..24),
+            query in (0u64..64, 0u64..16),
+        ) {
+            let ranges: Vec<Range> = raw
+                .iter()
+                .map(|&(start, len)| Range { start, end: start + len })
+                .collect();
+            let index = RangeIndex::new(ranges.iter().copied().zip(0..));
+            let q = Range { start: query.0, end: query.0 + query.1 };
+            let overlaps = index.overlapping(&q);
+            proptest::prop_assert_eq!(overlaps.is_some(), ranges.iter().any(|r| r.overlaps(&q)));
+            proptest::prop_assert!(overlaps.is_none_or(|i| ranges[i].overlaps(&q)));
+            let contains = index.containing(&q);
+            proptest::prop_assert_eq!(contains.is_some(), ranges.iter().any(|r| r.contains(&q)));
+            proptest::prop_assert!(contains.is_none_or(|i| ranges[i].contains(&q)));
+        }
     }
 }

@@ -10,7 +10,9 @@
 
 use std::collections::HashMap;
 
-use super::common::{DiagnosticExt, PAGE, Range, hex, hex_size, owned_irqs, subjects};
+use super::common::{
+    DiagnosticExt, PAGE, Range, RangeIndex, hex, hex_size, overlap_pairs, owned_irqs, subjects,
+};
 use crate::diag::Diagnostics;
 use crate::model::{Caching, Policy, SubjectIdx};
 use crate::platform;
@@ -226,43 +228,43 @@ rule! {
     /// grants part of another.
     IOPORT_OVERLAP = "devices-ioport-overlap" in Devices;
     fn ioport_overlap(policy, out) {
-        // Ports are 16 bits: an owner table is simpler than sorting.
-        let mut owner: HashMap<u16, (usize, Span)> = HashMap::new();
-        for (d, device) in policy.hardware.devices.iter().enumerate() {
+        // (device, range) of each range, in document order. Sorting the
+        // ranges, not walking their ports: a range may hold 65,536 ports.
+        let devices = &policy.hardware.devices;
+        let mut at = Vec::new();
+        let mut all: Vec<(Range, usize, usize)> = Vec::new();
+        for (d, device) in devices.iter().enumerate() {
             for range in device
                 .io_ports
                 .iter()
                 .filter(|p| p.start.value <= p.end.value)
             {
-                let mut reported = false;
-                for port in range.start.value..=range.end.value {
-                    match owner.get(&port) {
-                        Some(&(other, span)) if other != d && !reported => {
-                            reported = true;
-                            let Some(other) = policy.hardware.devices.get(other) else {
-                                continue;
-                            };
-                            out.error(
-                                IOPORT_OVERLAP.id,
-                                range.start.span,
-                                format!(
-                                    "I/O ports {}..={} of device \"{}\" overlap I/O ports of \
-                                     device \"{}\"",
-                                    hex(u64::from(range.start.value)),
-                                    hex(u64::from(range.end.value)),
-                                    device.name.as_str(),
-                                    other.name.as_str()
-                                ),
-                            )
-                            .label(span, "the other device's ports");
-                        }
-                        Some(_) => {}
-                        None => {
-                            owner.insert(port, (d, range.start.span));
-                        }
-                    }
-                }
+                let start = u64::from(range.start.value);
+                let end = u64::from(range.end.value).saturating_add(1);
+                all.push((Range { start, end }, d, at.len()));
+                at.push((d, range));
             }
+        }
+        for (later, earlier) in overlap_pairs(all) {
+            let (Some(&(d, range)), Some(&(od, other_range))) = (at.get(later), at.get(earlier))
+            else {
+                continue;
+            };
+            let (Some(device), Some(other)) = (devices.get(d), devices.get(od)) else {
+                continue;
+            };
+            out.error(
+                IOPORT_OVERLAP.id,
+                range.start.span,
+                format!(
+                    "I/O ports {}..={} of device \"{}\" overlap I/O ports of device \"{}\"",
+                    hex(u64::from(range.start.value)),
+                    hex(u64::from(range.end.value)),
+                    device.name.as_str(),
+                    other.name.as_str()
+                ),
+            )
+            .label(other_range.start.span, "the other device's ports");
         }
     }
 }
@@ -708,29 +710,22 @@ rule! {
     /// Memory of different devices does not overlap.
     MEMORY_OVERLAP = "devices-memory-overlap" in Devices;
     fn memory_overlap(policy, out) {
+        // (device, memory) of each range, in document order.
+        let mut at: Vec<(usize, usize)> = Vec::new();
         let mut all: Vec<(Range, usize, usize)> = Vec::new();
         for (d, device) in policy.hardware.devices.iter().enumerate() {
             for (m, memory) in device.memory.iter().enumerate() {
                 let range = Range::new(memory.physical_address.value.0, memory.size.value);
                 if let Some(range) = range.filter(|r| r.start < r.end) {
-                    all.push((range, d, m));
+                    all.push((range, d, at.len()));
+                    at.push((d, m));
                 }
             }
         }
-        all.sort_by_key(|&(r, d, m)| (r.start, d, m));
-        let mut open: Vec<(Range, usize, usize)> = Vec::new();
-        let mut pairs = Vec::new();
-        for (range, d, m) in all {
-            open.retain(|(r, _, _)| r.end > range.start);
-            for &(_, od, om) in &open {
-                if od != d {
-                    pairs.push(((d, m).max((od, om)), (d, m).min((od, om))));
-                }
-            }
-            open.push((range, d, m));
-        }
-        pairs.sort_unstable();
-        for ((d, m), (od, om)) in pairs {
+        for (later, earlier) in overlap_pairs(all) {
+            let (Some(&(d, m)), Some(&(od, om))) = (at.get(later), at.get(earlier)) else {
+                continue;
+            };
             let devices = &policy.hardware.devices;
             let (Some(device), Some(other)) = (devices.get(d), devices.get(od)) else {
                 continue;
@@ -764,25 +759,26 @@ rule! {
     MEMORY_IN_RAM = "devices-memory-in-ram" in Devices;
     fn memory_in_ram(policy, out) {
         let blocks = allocatable(policy);
+        let index = RangeIndex::new(blocks.iter().map(|b| b.0).zip(0..));
         for device in &policy.hardware.devices {
             for memory in &device.memory {
                 let Some(range) = Range::new(memory.physical_address.value.0, memory.size.value)
                 else {
                     continue;
                 };
-                for (block, name) in &blocks {
-                    if block.overlaps(&range) {
-                        out.error(
-                            MEMORY_IN_RAM.id,
-                            memory.physical_address.span,
-                            format!(
-                                "memory \"{}\" of device \"{}\" overlaps allocatable memory block \
-                                 \"{name}\"",
-                                memory.name.as_str(),
-                                device.name.as_str()
-                            ),
-                        );
-                    }
+                // One block per device memory (the one reaching furthest):
+                // overlapping blocks are a mistake of their own.
+                if let Some((_, name)) = index.overlapping(&range).and_then(|i| blocks.get(i)) {
+                    out.error(
+                        MEMORY_IN_RAM.id,
+                        memory.physical_address.span,
+                        format!(
+                            "memory \"{}\" of device \"{}\" overlaps allocatable memory block \
+                             \"{name}\"",
+                            memory.name.as_str(),
+                            device.name.as_str()
+                        ),
+                    );
                 }
             }
         }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::common::{DiagnosticExt, PAGE, PHYS_LIMIT, Range, hex_size};
+use super::common::{DiagnosticExt, PAGE, PHYS_LIMIT, Range, hex_size, overlap_pairs};
 use crate::diag::Diagnostics;
 use crate::model::Policy;
 use crate::rule::{Category, Rule};
@@ -20,24 +20,15 @@ rule! {
     MEMORY_BLOCK_OVERLAP = "hardware-memory-block-overlap" in Hardware;
     fn memory_block_overlap(policy, out) {
         let blocks = &policy.hardware.memory_blocks;
-        let mut all: Vec<(Range, usize)> = blocks
+        let all: Vec<(Range, usize, usize)> = blocks
             .iter()
             .enumerate()
             .filter_map(|(i, b)| {
-                Range::new(b.physical_address.value.0, b.size.value).map(|r| (r, i))
+                Range::new(b.physical_address.value.0, b.size.value).map(|r| (r, i, i))
             })
-            .filter(|(r, _)| r.start < r.end)
+            .filter(|(r, _, _)| r.start < r.end)
             .collect();
-        all.sort_by_key(|&(r, i)| (r.start, i));
-        let mut open: Vec<(Range, usize)> = Vec::new();
-        let mut pairs = Vec::new();
-        for (range, i) in all {
-            open.retain(|(r, _)| r.end > range.start);
-            pairs.extend(open.iter().map(|&(_, j)| (i.max(j), i.min(j))));
-            open.push((range, i));
-        }
-        pairs.sort_unstable();
-        for (later, earlier) in pairs {
+        for (later, earlier) in overlap_pairs(all) {
             let (Some(block), Some(other)) = (blocks.get(later), blocks.get(earlier)) else {
                 continue;
             };

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use septum_abi::layout;
 
 use super::common::{
-    DiagnosticExt, MappingKind, PAGE, PHYS_LIMIT, Range, VIRT_LIMIT, first_definitions, hex,
-    hex_size, image_range, info_page_range, mappings, page_round, stack_range,
+    DiagnosticExt, MappingKind, PAGE, PHYS_LIMIT, Range, RangeIndex, VIRT_LIMIT, first_definitions,
+    hex, hex_size, image_range, info_page_range, mappings, overlap_pairs, page_round, stack_range,
 };
 use crate::diag::Diagnostics;
 use crate::model::{Map, Policy, Region};
@@ -228,26 +228,15 @@ rule! {
     PHYSICAL_OVERLAP = "memory-physical-overlap" in Memory;
     fn physical_overlap(policy, out) {
         let first = first_definitions(policy.regions.iter().map(|r| r.name.as_str()));
-        let mut placed: Vec<(Range, usize)> = policy
+        let placed: Vec<(Range, usize, usize)> = policy
             .regions
             .iter()
             .enumerate()
             .zip(first)
             .filter(|(_, first)| *first)
-            .filter_map(|((i, r), _)| fixed_range(r).map(|range| (range, i)))
+            .filter_map(|((i, r), _)| fixed_range(r).map(|range| (range, i, i)))
             .collect();
-        placed.sort_by_key(|(range, i)| (range.start, *i));
-        // Sorted by start, each region meets only the earlier ones still
-        // open, which is linear when nothing overlaps.
-        let mut open: Vec<(Range, usize)> = Vec::new();
-        let mut pairs: Vec<(usize, usize)> = Vec::new();
-        for (range, i) in placed {
-            open.retain(|(r, _)| r.end > range.start);
-            pairs.extend(open.iter().map(|&(_, j)| (i.max(j), i.min(j))));
-            open.push((range, i));
-        }
-        pairs.sort_unstable();
-        for (later, earlier) in pairs {
+        for (later, earlier) in overlap_pairs(placed) {
             let (Some(region), Some(other)) =
                 (policy.regions.get(later), policy.regions.get(earlier))
             else {
@@ -278,24 +267,27 @@ rule! {
     PHYSICAL_DEVICE_OVERLAP = "memory-physical-device-overlap" in Memory;
     fn physical_device_overlap(policy, out) {
         let devices = device_memory(policy);
+        let index = RangeIndex::new(devices.iter().map(|d| d.0).zip(0..));
         for region in &policy.regions {
             let (Some(range), Some(address)) = (fixed_range(region), &region.physical_address)
             else {
                 continue;
             };
-            for (device_range, device, memory, span) in &devices {
-                if range.overlaps(device_range) {
-                    out.error(
-                        PHYSICAL_DEVICE_OVERLAP.id,
-                        address.span,
-                        format!(
-                            "memory region \"{}\" overlaps memory \"{memory}\" of device \
-                             \"{device}\"",
-                            region.name.as_str()
-                        ),
-                    )
-                    .label(*span, "the device memory");
-                }
+            // One device memory per region (the one reaching furthest): a
+            // region over many device ranges is one mistake.
+            if let Some((_, device, memory, span)) =
+                index.overlapping(&range).and_then(|i| devices.get(i))
+            {
+                out.error(
+                    PHYSICAL_DEVICE_OVERLAP.id,
+                    address.span,
+                    format!(
+                        "memory region \"{}\" overlaps memory \"{memory}\" of device \
+                         \"{device}\"",
+                        region.name.as_str()
+                    ),
+                )
+                .label(*span, "the device memory");
             }
         }
     }
@@ -361,6 +353,10 @@ rule! {
     }
 }
 
+/// Most allocatable memory blocks `memory-physical-outside-ram` lists in
+/// its help; the rest are counted.
+const MAX_BLOCKS_LISTED: usize = 8;
+
 rule! {
     /// A fixed region lies inside one allocatable memory block of the
     /// hardware, so it is real RAM nobody else uses.
@@ -373,27 +369,36 @@ rule! {
             .filter(|b| b.allocatable.value)
             .filter_map(|b| Range::new(b.physical_address.value.0, b.size.value))
             .collect();
-        let devices = device_memory(policy);
+        let devices = RangeIndex::new(device_memory(policy).into_iter().map(|d| d.0).zip(0..));
+        let blocks = RangeIndex::new(blocks.into_iter().zip(0..));
+        // The allocatable blocks for the help, once, at most
+        // `MAX_BLOCKS_LISTED` of them: each diagnostic stays short however
+        // many blocks the hardware has.
+        let mut list: Vec<String> = policy
+            .hardware
+            .memory_blocks
+            .iter()
+            .filter(|b| b.allocatable.value)
+            .filter_map(|b| {
+                Range::new(b.physical_address.value.0, b.size.value)
+                    .map(|r| format!("{} {r}", b.name.as_str()))
+            })
+            .collect();
+        if list.len() > MAX_BLOCKS_LISTED {
+            let more = list.len() - MAX_BLOCKS_LISTED;
+            list.truncate(MAX_BLOCKS_LISTED);
+            list.push(format!("and {more} more"));
+        }
         for region in &policy.regions {
             let (Some(range), Some(address)) = (fixed_range(region), &region.physical_address)
             else {
                 continue;
             };
             // Reported by the kernel, low-memory and device overlap rules.
-            if range.overlaps(&reserved_low()) || devices.iter().any(|d| d.0.overlaps(&range)) {
+            if range.overlaps(&reserved_low()) || devices.overlapping(&range).is_some() {
                 continue;
             }
-            if !blocks.iter().any(|b| b.contains(&range)) {
-                let list: Vec<String> = policy
-                    .hardware
-                    .memory_blocks
-                    .iter()
-                    .filter(|b| b.allocatable.value)
-                    .filter_map(|b| {
-                        Range::new(b.physical_address.value.0, b.size.value)
-                            .map(|r| format!("{} {r}", b.name.as_str()))
-                    })
-                    .collect();
+            if blocks.containing(&range).is_none() {
                 let d = out.error(
                     PHYSICAL_OUTSIDE_RAM.id,
                     address.span,
@@ -786,27 +791,16 @@ rule! {
     VIRTUAL_OVERLAP = "memory-virtual-overlap" in Memory;
     fn virtual_overlap(policy, out) {
         for subject in &policy.subjects {
-            let mut all: Vec<(Range, usize)> = Vec::new();
+            let mut all: Vec<(Range, usize, usize)> = Vec::new();
             let maps = mappings(policy, subject);
             for (i, mapping) in maps.iter().enumerate() {
                 if let Some(range) = mapping.range().filter(|r| r.end <= VIRT_LIMIT) {
-                    all.push((range, i));
+                    all.push((range, i, i));
                 }
             }
             // Report at the later mapping in document order, against the
             // earlier one.
-            all.sort_by_key(|(range, i)| (range.start, *i));
-            let mut open: Vec<(Range, usize)> = Vec::new();
-            let mut pairs: Vec<(usize, usize)> = Vec::new();
-            for (range, i) in all {
-                open.retain(|(r, _)| r.end > range.start);
-                for &(_, j) in &open {
-                    pairs.push((i.max(j), i.min(j)));
-                }
-                open.push((range, i));
-            }
-            pairs.sort_unstable();
-            for (later, earlier) in pairs {
+            for (later, earlier) in overlap_pairs(all) {
                 let (Some(later), Some(earlier)) = (maps.get(later), maps.get(earlier)) else {
                     continue;
                 };

@@ -38,6 +38,7 @@ macro_rules! rule {
 
 pub mod channels;
 mod common;
+pub mod config_ports;
 pub mod crash_audit;
 pub mod devices;
 pub mod domains;
@@ -46,6 +47,7 @@ pub mod flows;
 pub mod hardware;
 pub mod kernel;
 pub mod lifecycle;
+pub mod limits;
 pub mod memory;
 pub mod monitor;
 pub mod names;
@@ -143,6 +145,7 @@ pub static ALL: &[Rule] = &[
     shared_lines::IRQ_LINE_FOREIGN,
     platform::PLATFORM_DEVICE_GRANTED,
     platform::DMA_UNCONFINED,
+    config_ports::CONFIG_PORTS,
     platform::DMA_ACCEPT_UNUSED,
     domains::DUPLICATE,
     domains::UNKNOWN_REFERENCE,
@@ -256,6 +259,8 @@ pub static ALL: &[Rule] = &[
     scheduling::CPU_NO_APIC,
     scheduling::GROUP_UNREACHABLE,
     scheduling::PLAN_SWITCH_SINGLE,
+    limits::TOO_MANY,
+    limits::CPU_KERNEL_LIMIT,
     kernel::DEBUG_CONSOLE_UNKNOWN,
     kernel::DEBUG_CONSOLE_NO_PORTS,
     kernel::DEBUG_CONSOLE_PORT_COUNT,

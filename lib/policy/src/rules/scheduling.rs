@@ -228,22 +228,52 @@ rule! {
     CPU_MISSING = "scheduling-cpu-missing" in Scheduling;
     fn cpu_missing(policy, out) {
         let used = plan_cpus(policy);
+        // CPUs named one by one in the whole plan so far.
+        let mut named_total = 0usize;
         for (n, major) in policy.scheduling.major_frames.iter().enumerate() {
-            for cpu in &used {
-                if !major.cpus.iter().any(|c| c.id.value.0 == *cpu) {
-                    out.error(
-                        CPU_MISSING.id,
-                        major.span,
-                        format!(
-                            "major frame {} has no minor frames for CPU {cpu}, which the plan uses",
-                            n + 1
-                        ),
-                    );
-                }
+            let here: HashSet<u32> = major.cpus.iter().map(|c| c.id.value.0).collect();
+            // Every CPU of `here` is in `used`: the rest are missing. Finding
+            // the first few skips at most `here.len()` CPUs, so a plan of
+            // many major frames on CPUs of their own costs linear time and
+            // gives a bounded number of diagnostics per frame (one, once the
+            // plan's budget of named CPUs is spent).
+            let missing = used.len().saturating_sub(here.len());
+            let named = missing
+                .min(MAX_MISSING_CPUS_SHOWN)
+                .min(MAX_MISSING_CPUS_NAMED.saturating_sub(named_total));
+            named_total = named_total.saturating_add(named);
+            for cpu in used.iter().filter(|c| !here.contains(c)).take(named) {
+                out.error(
+                    CPU_MISSING.id,
+                    major.span,
+                    format!(
+                        "major frame {} has no minor frames for CPU {cpu}, which the plan uses",
+                        n + 1
+                    ),
+                );
+            }
+            let rest = missing.saturating_sub(named);
+            if rest > 0 {
+                out.error(
+                    CPU_MISSING.id,
+                    major.span,
+                    format!(
+                        "major frame {} has no minor frames for {rest} {}CPUs the plan uses",
+                        n + 1,
+                        if named > 0 { "more " } else { "" }
+                    ),
+                );
             }
         }
     }
 }
+
+/// Most CPUs `scheduling-cpu-missing` names one by one per major frame; one
+/// more diagnostic counts the rest.
+const MAX_MISSING_CPUS_SHOWN: usize = 8;
+/// Most CPUs it names one by one in the whole plan; past that, one
+/// diagnostic per major frame counts its missing CPUs.
+const MAX_MISSING_CPUS_NAMED: usize = 64;
 
 rule! {
     /// Within a major frame every CPU's minor frames add up to the same
@@ -481,14 +511,13 @@ rule! {
             return;
         };
         let listed = policy.hardware.processor.cpus.len();
-        let mut reported: Vec<u32> = Vec::new();
+        let mut reported: HashSet<u32> = HashSet::new();
         for major in &policy.scheduling.major_frames {
             for cpu in &major.cpus {
                 let id = cpu.id.value.0;
                 // CPU 0 is the boot CPU: the firmware started it, so it
                 // needs no APIC id (older descriptions list no `<cpu>`).
-                if id != 0 && id < cores && id as usize >= listed && !reported.contains(&id) {
-                    reported.push(id);
+                if id != 0 && id < cores && id as usize >= listed && reported.insert(id) {
                     out.error(
                         CPU_NO_APIC.id,
                         cpu.id.span,

@@ -843,6 +843,46 @@ test("scheduling-group-unreachable",
                                                '<majorFrame>\n  <cpu id="0"><minorFrame partition="p" ticks="10"/></cpu>\n</majorFrame>')),
      ("$1", "warning", 'subject "b" shares a scheduling group with "a" but no switch event hands it the CPU'))
 
+def too_many():
+    """257 subjects, each alone in a group of its own partition."""
+    n = 257
+    subjects = [S(f"s{i}") for i in range(n)]
+    subjects[-1] = ("s256", 0, '<subject $1name="s256" profile="native" binary="s256"/>')
+    parts = [f'<partition name="p_s{i}"><group><subject name="s{i}"/></group></partition>' for i in range(n)]
+    parts[-1] = '<partition $3name="p_s256">$2<group><subject name="s256"/></group></partition>'
+    frames = "\n".join(f'  <minorFrame partition="p_s{i}" ticks="10"/>' for i in range(n))
+    return system(subjects, scheduling=sched("\n".join(parts),
+                                             f'<majorFrame>\n  <cpu id="0">\n{frames}\n  </cpu>\n</majorFrame>'))
+
+
+test("scheduling-too-many", too_many(),
+     ("$1", 'subject "s256" is the 257th subject: the kernel\'s tables hold at most 256 subjects'),
+     ("$2", 'this group of partition "p_s256" is the 257th scheduling group: the kernel\'s tables hold at most 256 scheduling groups'),
+     ("$3", 'partition "p_s256" is the 257th partition: the kernel\'s tables hold at most 256 partitions'))
+
+test("scheduling-cpu-kernel-limit",
+     system([S("a"), S("b", cpu=4)],
+            hardware=hw(('cpuCores="2"', 'cpuCores="8"'),
+                        ('    <cpu apicId="2"/>\n',
+                         "".join(f'    <cpu apicId="{2 * i}"/>\n' for i in range(1, 8)))),
+            scheduling=sched(PA + "\n" + PB,
+                             '<majorFrame>\n  <cpu id="0"><minorFrame partition="p_a" ticks="10"/></cpu>\n'
+                             '  <cpu $1id="4"><minorFrame partition="p_b" ticks="10"/></cpu>\n</majorFrame>')),
+     ("$1", 'CPU 4 is beyond the 4 CPUs the kernel starts (CPUs 0 to 3)'))
+
+test("devices-pci-config-ports",
+     system([S("a", devs('<device logical="cfg" physical="cfgdata">\n  $1<ioPort logical="data" physical="data"/>\n</device>')),
+             S("b", devs('$2<device logical="cfg" physical="cfgaddr"/>'))],
+            hardware=hw(("  </devices>",
+                         '    <device name="cfgaddr">\n'
+                         '      <ioPort name="address" start="16#0cf8#" end="16#0cfb#"/>\n'
+                         '    </device>\n'
+                         '    <device name="cfgdata">\n'
+                         '      <ioPort name="data" start="16#0cfc#" end="16#0cff#"/>\n'
+                         '    </device>\n  </devices>'))),
+     ("$1", 'subject "a" is granted I/O ports 0xcfc..=0xcff of device "cfgdata", which hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the kernel\'s'),
+     ("$2", 'subject "b" is granted I/O ports 0xcf8..=0xcfb of device "cfgaddr", which hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the kernel\'s'))
+
 # ----------------------------------------------------------------- kernel
 
 test("kernel-debug-console-unknown", system(A, kernel='<kernel $1debugConsole="nope"/>'),
