@@ -271,14 +271,20 @@ pub fn boot_image(
             config.ram_size
         )));
     }
-    let ram_end = RAM_BASE + config.ram_size;
+    let ram_end = RAM_BASE
+        .checked_add(config.ram_size)
+        .ok_or_else(|| error(format!("ramSize {:#x} ends above 2^64", config.ram_size)))?;
     let initrd_len = config.initrd.len() as u64;
     let initrd = RAM_BASE;
     let kernel_load = round_up(RAM_BASE + initrd_len, kernel.kernel_alignment)
         .ok_or_else(|| error("initramfs too large".into()))?;
     // A relocatable kernel below its preferred address decompresses to
     // `pref_address` (LOAD_PHYSICAL_ADDR), so that area must be RAM too.
-    let needed = kernel_load.max(kernel.pref_address) + kernel.init_size;
+    // Both fields come from the image: a hostile header must not wrap.
+    let needed = kernel_load
+        .max(kernel.pref_address)
+        .checked_add(kernel.init_size)
+        .unwrap_or(u64::MAX);
     if needed > ram_end {
         return Err(error(format!(
             "needs RAM up to {needed:#x} (initramfs {initrd_len:#x} bytes, init_size \
@@ -288,7 +294,7 @@ pub fn boot_image(
             config.ram_size
         )));
     }
-    if initrd + initrd_len > kernel.initrd_addr_max.saturating_add(1) {
+    if initrd.saturating_add(initrd_len) > kernel.initrd_addr_max.saturating_add(1) {
         return Err(error(format!(
             "initramfs ends above initrd_addr_max (0x22c) {:#x}",
             kernel.initrd_addr_max
@@ -503,6 +509,32 @@ mod tests {
         assert_eq!(ram.mem_size, 0x200_0000);
         assert_eq!(&ram.data[..0x1234], &initrd[..]);
         assert_eq!(&ram.data[0x10_0000..], k.kernel);
+    }
+
+    #[test]
+    fn header_and_ram_sizes_at_the_top_of_the_address_space_are_refused() {
+        // A hostile header: decompression at the last page of the address
+        // space (pref_address + init_size wraps) must be refused, not wrap
+        // into a RAM check that passes (and must not panic a debug build).
+        let mut d = sample(0x3000);
+        d[0x258..0x260].copy_from_slice(&0xffff_ffff_ffff_f000u64.to_le_bytes());
+        let k = parse("vmlinuz", &d).unwrap();
+        let config = BootConfig {
+            initrd: &[],
+            cmdline: "",
+            ram_size: 0x200_0000,
+        };
+        let e = boot_image("vmlinuz", &k, &config).unwrap_err();
+        assert!(e.message.contains("needs RAM up to"), "{e}");
+        let d = sample(0x3000);
+        let k = parse("vmlinuz", &d).unwrap();
+        let huge = BootConfig {
+            initrd: &[],
+            cmdline: "",
+            ram_size: u64::MAX & !0xfff,
+        };
+        let e = boot_image("vmlinuz", &k, &huge).unwrap_err();
+        assert!(e.message.contains("ends above 2^64"), "{e}");
     }
 
     #[test]
