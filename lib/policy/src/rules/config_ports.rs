@@ -11,6 +11,13 @@
 //! would bypass the emulation and interleave its accesses with the
 //! kernel's. The composer refused this only for subjects that also own a
 //! PCI function; any subject is refused here.
+//!
+//! The 8259 PICs (0x20-0x21, 0xA0-0xA1, and their edge/level registers
+//! 0x4D0-0x4D1) are the kernel's too: it masks every line at boot and takes
+//! device interrupts only through the I/O APIC or MSIs. An owner of those
+//! ports could unmask them; the legacy timer's interrupts would then arrive
+//! through the local APIC's LINT0 as external-interrupt exits in whatever
+//! subject runs on CPU 0 (a neighbour's time, and a channel into it).
 
 use septum_kerncore::pcicfg::{CONFIG_ADDRESS, CONFIG_DATA};
 
@@ -27,6 +34,80 @@ fn holds_config_port(range: &IoPortRange) -> bool {
     (start..=end).contains(&CONFIG_ADDRESS) || (start <= data_end && CONFIG_DATA <= end)
 }
 
+/// The 8259 PICs' ports: command/data of the master and the slave, and
+/// the edge/level control registers.
+const PIC_PORTS: [(u16, u16); 3] = [(0x20, 0x21), (0xa0, 0xa1), (0x4d0, 0x4d1)];
+
+/// Whether `range` holds a port of the 8259 PICs.
+fn holds_pic_port(range: &IoPortRange) -> bool {
+    let (start, end) = (range.start.value, range.end.value);
+    PIC_PORTS
+        .iter()
+        .any(|&(first, last)| start <= last && first <= end)
+}
+
+/// The port ranges of `device` that `grant` gives its subject.
+fn granted_ranges<'p>(
+    policy: &'p Policy,
+    grant: &'p crate::model::DeviceGrant,
+) -> Vec<(&'p IoPortRange, Span, &'p str)> {
+    let Some(device) = grant.physical.get().map(|d| policy.device(d)) else {
+        return Vec::new();
+    };
+    let name = device.name.as_str();
+    if grant.is_whole_device() {
+        device
+            .io_ports
+            .iter()
+            .map(|r| (r, grant.span, name))
+            .collect()
+    } else {
+        grant
+            .io_ports
+            .iter()
+            .filter_map(|g| {
+                let range = device.io_ports.get(g.physical.get()?.index())?;
+                Some((range, g.span, name))
+            })
+            .collect()
+    }
+}
+
+rule! {
+    /// No subject is granted a port of the 8259 PICs (0x20-0x21,
+    /// 0xA0-0xA1, 0x4D0-0x4D1): the kernel keeps them masked; an owner
+    /// could unmask them and send the legacy timer into the partition
+    /// running on CPU 0.
+    PIC_PORTS_GRANTED = "devices-pic-ports" in Devices;
+    fn pic_ports(policy, out) {
+        for subject in &policy.subjects {
+            for grant in &subject.devices {
+                for (range, span, device) in granted_ranges(policy, grant)
+                    .into_iter()
+                    .filter(|(r, _, _)| holds_pic_port(r))
+                {
+                    out.error(
+                        PIC_PORTS_GRANTED.id,
+                        span,
+                        format!(
+                            "subject \"{}\" is granted I/O ports {}..={} of device \"{device}\", \
+                             which hold ports of the 8259 interrupt controllers (0x20-0x21, \
+                             0xa0-0xa1, 0x4d0-0x4d1): the kernel's",
+                            subject.name.as_str(),
+                            hex(u64::from(range.start.value)),
+                            hex(u64::from(range.end.value)),
+                        ),
+                    )
+                    .help(
+                        "device interrupts reach subjects through the I/O APIC or MSIs: grant \
+                         the device's <irq> instead",
+                    );
+                }
+            }
+        }
+    }
+}
+
 rule! {
     /// No subject is granted the PCI configuration ports 0xCF8 or
     /// 0xCFC-0xCFF: through them it could rewrite any device's BARs and
@@ -36,32 +117,20 @@ rule! {
     fn config_ports(policy, out) {
         for subject in &policy.subjects {
             for grant in &subject.devices {
-                let Some(device) = grant.physical.get().map(|d| policy.device(d)) else {
-                    continue;
-                };
-                let ranges: Vec<(&IoPortRange, Span)> = if grant.is_whole_device() {
-                    device.io_ports.iter().map(|r| (r, grant.span)).collect()
-                } else {
-                    grant
-                        .io_ports
-                        .iter()
-                        .filter_map(|g| {
-                            let range = device.io_ports.get(g.physical.get()?.index())?;
-                            Some((range, g.span))
-                        })
-                        .collect()
-                };
-                for (range, span) in ranges.into_iter().filter(|(r, _)| holds_config_port(r)) {
+                for (range, span, device) in granted_ranges(policy, grant)
+                    .into_iter()
+                    .filter(|(r, _, _)| holds_config_port(r))
+                {
                     out.error(
                         CONFIG_PORTS.id,
                         span,
                         format!(
-                            "subject \"{}\" is granted I/O ports {}..={} of device \"{}\", which \
-                             hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the kernel's",
+                            "subject \"{}\" is granted I/O ports {}..={} of device \"{device}\", \
+                             which hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the \
+                             kernel's",
                             subject.name.as_str(),
                             hex(u64::from(range.start.value)),
                             hex(u64::from(range.end.value)),
-                            device.name.as_str()
                         ),
                     )
                     .help(

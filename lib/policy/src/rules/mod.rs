@@ -146,6 +146,7 @@ pub static ALL: &[Rule] = &[
     platform::PLATFORM_DEVICE_GRANTED,
     platform::DMA_UNCONFINED,
     config_ports::CONFIG_PORTS,
+    config_ports::PIC_PORTS_GRANTED,
     platform::DMA_ACCEPT_UNUSED,
     domains::DUPLICATE,
     domains::UNKNOWN_REFERENCE,

@@ -883,6 +883,19 @@ test("devices-pci-config-ports",
      ("$1", 'subject "a" is granted I/O ports 0xcfc..=0xcff of device "cfgdata", which hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the kernel\'s'),
      ("$2", 'subject "b" is granted I/O ports 0xcf8..=0xcfb of device "cfgaddr", which hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the kernel\'s'))
 
+test("devices-pic-ports",
+     system([S("a", devs('$1<device logical="pic" physical="pic1"/>')),
+             S("b", devs('<device logical="elcr" physical="elcr">\n  $2<ioPort logical="elcr" physical="elcr"/>\n</device>'))],
+            hardware=hw(("  </devices>",
+                         '    <device name="pic1">\n'
+                         '      <ioPort name="ports" start="16#0020#" end="16#0021#"/>\n'
+                         '    </device>\n'
+                         '    <device name="elcr">\n'
+                         '      <ioPort name="elcr" start="16#04d0#" end="16#04d1#"/>\n'
+                         '    </device>\n  </devices>'))),
+     ("$1", 'subject "a" is granted I/O ports 0x20..=0x21 of device "pic1", which hold ports of the 8259 interrupt controllers (0x20-0x21, 0xa0-0xa1, 0x4d0-0x4d1): the kernel\'s'),
+     ("$2", 'subject "b" is granted I/O ports 0x4d0..=0x4d1 of device "elcr", which hold ports of the 8259 interrupt controllers (0x20-0x21, 0xa0-0xa1, 0x4d0-0x4d1): the kernel\'s'))
+
 # ----------------------------------------------------------------- kernel
 
 test("kernel-debug-console-unknown", system(A, kernel='<kernel $1debugConsole="nope"/>'),
