@@ -283,8 +283,7 @@ pub fn boot_image(
     // Both fields come from the image: a hostile header must not wrap.
     let needed = kernel_load
         .max(kernel.pref_address)
-        .checked_add(kernel.init_size)
-        .unwrap_or(u64::MAX);
+        .saturating_add(kernel.init_size);
     if needed > ram_end {
         return Err(error(format!(
             "needs RAM up to {needed:#x} (initramfs {initrd_len:#x} bytes, init_size \
@@ -531,7 +530,7 @@ mod tests {
         let huge = BootConfig {
             initrd: &[],
             cmdline: "",
-            ram_size: u64::MAX & !0xfff,
+            ram_size: !0xfff,
         };
         let e = boot_image("vmlinuz", &k, &huge).unwrap_err();
         assert!(e.message.contains("ends above 2^64"), "{e}");
