@@ -510,6 +510,24 @@ mod tests {
     }
 
     #[test]
+    fn a_switch_not_entered_is_a_run_at_the_next_pick() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        // a switches to c, but the frame ends before c is entered (the
+        // arch layer's budget at the deadline): c stays the active subject
+        // of its group, and when that group's turn comes it is entered
+        // with a Run (a Resume would resume a, still loaded).
+        // b sleeps, so the next frame's pick comes to a's group at once.
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        assert_eq!(s.give_up(B, SubjectState::Sleeping), Decision::Run(A));
+        assert_eq!(hypercall(&mut s, 2), Decision::Run(C));
+        s.not_entered();
+        assert_eq!(s.current(), None);
+        assert_eq!(s.on_frame_end(TscCycles(200)), Decision::Run(C));
+    }
+
+    #[test]
     fn switch_changes_the_active_subject_of_the_group() {
         let events = PendingTable::new();
         let mut s = scheduler(&SHARED_PARTITION, &events);

@@ -495,6 +495,15 @@ impl<'e> Scheduler<'e> {
         self.begin_minor_frame()
     }
 
+    /// The subject just chosen (by a switch, a wake, a pick inside the
+    /// frame) is not entered: its frame ends first. Nobody has the CPU
+    /// then, so the next pick enters whoever it chooses (a `Run`, not a
+    /// `Resume` of a subject that never got the CPU); the choice itself
+    /// stands (the group's active subject, a woken sleeper's state).
+    pub fn not_entered(&mut self) {
+        self.current = None;
+    }
+
     /// The running subject gives up the rest of its minor frame, as
     /// `Yielded` or `Sleeping`; the next runnable group of the partition
     /// gets the CPU.

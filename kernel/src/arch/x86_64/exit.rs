@@ -842,16 +842,6 @@ fn execute(
 /// read, 16 port writes (measured in Bochs: 142).
 const PUMP_BUDGET: TscCycles = TscCycles(200);
 
-/// Ticks from the end of the padded spin to the completed VM entry, which
-/// starts the preemption timer: the ladder (15 instructions) and
-/// `septum_vmx_enter` up to VMRESUME (20): 35 in Bochs, one tick per
-/// instruction; more on hardware. The timer is armed for what is left
-/// after them, so the frame ends at its deadline instead of that much
-/// after it (which the next transition would carry). Less than the real
-/// path: a timer that expires before the deadline costs a resume and a
-/// second exit.
-const PADDED_ENTRY_TAIL: TscCycles = TscCycles(30);
-
 /// Enter the loaded subject, the first of the minor frame that began at
 /// `boundary`, at `boundary + FRAME_ENTRY_PAD` (never earlier, and, within
 /// the pad, never later): the time the previous subject's frame ended and
@@ -872,10 +862,7 @@ fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycl
     // An entry later than `entry` (the subject's own restart before it, a
     // transition longer than the pad) is made at once: the timer counts
     // from then, or the frame would overrun its deadline by the delay.
-    arm_timer_from(
-        cpu,
-        TscCycles(entry.max(now).get().wrapping_add(PADDED_ENTRY_TAIL.get())),
-    );
+    arm_timer_from(cpu, entry.max(now));
     let frame_pointer = core::ptr::from_mut(frame);
     // Safety: `frame` is the register frame at the top of this CPU's exit
     // stack (every caller of `execute` passes it), holding the loaded

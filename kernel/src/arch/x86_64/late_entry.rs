@@ -114,6 +114,9 @@ pub(super) fn switch_at_deadline(
     if let Some(pending) = pending {
         super::exit::deliver_wake(cpu, frame, subject, pending);
     }
+    // The subject still loaded is not the one chosen: the frame end must
+    // not resume it as if it were.
+    cpu.scheduler.not_entered();
     Some(wait_for(deadline))
 }
 
