@@ -530,6 +530,12 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
     if reason & (1 << 31) != 0 {
         return decide_and_execute(cpu, frame, Exit::EntryFailure(fault_info(basic)));
     }
+    // Not handled at the deadline: the instruction runs again at the
+    // subject's next entry (`late_entry::exit_at_deadline`).
+    if let Some(now) = super::late_entry::exit_at_deadline(cpu, basic) {
+        return timer_exit_at(cpu, frame, now);
+    }
+    super::late_entry::handled(cpu);
     match super::vm::handle(cpu, frame, basic) {
         super::vm::Outcome::Resume => {
             arm_timer(cpu);
@@ -538,12 +544,6 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
         super::vm::Outcome::Raise(exit) => return decide_and_execute(cpu, frame, exit),
         super::vm::Outcome::Unhandled => {}
     }
-    // Not handled at the deadline: the instruction runs again at the
-    // subject's next entry (`late_entry::exit_at_deadline`).
-    if let Some(now) = super::late_entry::exit_at_deadline(cpu, basic) {
-        return timer_exit_at(cpu, frame, now);
-    }
-    super::late_entry::handled(cpu);
     match basic {
         EXIT_EXTERNAL_INTERRUPT => {
             if let Some(owner) = interrupts::acknowledge() {

@@ -14,7 +14,8 @@
 //! tell when its neighbour trapped (`silence_exits`; docs/kernel.md,
 //! "Constant-time frame transitions").
 //!
-//! Three rules:
+//! Four rules (the first two since session 6, docs/kernel.md "Bounded
+//! work at the deadline (session 6)"):
 //!
 //! - [`switch_at_deadline`]: a subject switch inside a frame (a `switch`
 //!   event, a yield or sleep handing the frame to the next group, a wake,
@@ -31,7 +32,12 @@
 //!   `sleep` still returns them. A switch to a subject with a restart
 //!   pending is always left to the partition's next frame (its restart
 //!   takes tens of thousands of ticks, no budget holds it).
-//!
+//! - [`exit_at_deadline`]: an exit whose instruction runs again (I/O,
+//!   CPUID, MSR and CR accesses, EPT violations, fault-like exceptions such
+//!   as a monitor's trap mark, [`reexecutes`]) that arrives less than its
+//!   budget before the deadline is not handled: guest RIP stays on the
+//!   instruction, the CPU waits for the deadline, the frame ends there,
+//!   and the instruction exits again at the subject's next entry.
 //! - [`passed`]: an entry inside a frame (not the padded first entry of a
 //!   frame) that would come after the deadline is not made; the frame ends
 //!   now, as the hypercall path already does (`exit::decide_and_execute`).
