@@ -535,7 +535,7 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
     if let Some(now) = super::late_entry::exit_at_deadline(cpu, basic) {
         return timer_exit_at(cpu, frame, now);
     }
-    super::late_entry::handled(cpu);
+    super::late_entry::handled(cpu, basic);
     match super::vm::handle(cpu, frame, basic) {
         super::vm::Outcome::Resume => {
             arm_timer(cpu);

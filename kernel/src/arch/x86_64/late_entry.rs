@@ -158,6 +158,11 @@ const IDT_VECTORING_INFO: u64 = 0x4408;
 /// mode and the time read then is returned (the frame ends there, like a
 /// timer expiry). `None`: handle it now.
 pub(super) fn exit_at_deadline(cpu: &CpuCore, basic: u16) -> Option<TscCycles> {
+    // An exit no instruction raises (an interrupt, an NMI, an interrupt
+    // window) is always handled and pays only this compare.
+    if !instruction_exit(basic) {
+        return None;
+    }
     let deadline = cpu.scheduler.deadline();
     let budget = if basic == EXIT_IO_INSTRUCTION {
         EMULATION_BUDGET
@@ -175,12 +180,40 @@ pub(super) fn exit_at_deadline(cpu: &CpuCore, basic: u16) -> Option<TscCycles> {
     Some(wait_for(deadline))
 }
 
-/// The subject's exit was handled: a later one may be left again.
+/// The subject's exit `basic` was handled: if an instruction raised it, a
+/// later one may be left again.
 #[inline(always)]
-pub(super) fn handled(cpu: &CpuCore) {
-    if let Some(left) = cpu.loaded.and_then(|vmcs| LEFT.get(vmcs.id().index())) {
+pub(super) fn handled(cpu: &CpuCore, basic: u16) {
+    if instruction_exit(basic)
+        && let Some(left) = cpu.loaded.and_then(|vmcs| LEFT.get(vmcs.id().index()))
+    {
         left.store(false, Ordering::Relaxed);
     }
+}
+
+/// Whether the basic exit reason `basic` may be one that [`reexecutes`]
+/// (decided by the reason alone, without a VMCS read): an exception, or
+/// CPUID, HLT, INVD, INVLPG, RDPMC, RDTSC, RSM, VMX instructions, CR and
+/// DR moves, I/O, RDMSR, WRMSR, MWAIT, MONITOR, PAUSE, descriptor-table
+/// accesses, EPT violation and misconfiguration, INVEPT, RDTSCP, INVVPID,
+/// WBINVD, XSETBV, RDRAND, INVPCID, VMFUNC, ENCLS, RDSEED, XSAVES,
+/// XRSTORS (SDM Vol. 3D, appendix C).
+#[inline(always)]
+fn instruction_exit(basic: u16) -> bool {
+    matches!(
+        basic,
+        EXIT_EXCEPTION_OR_NMI
+            | 10
+            | 12..=32
+            | 36
+            | 39
+            | 40
+            | 46..=51
+            | 53..=55
+            | 57..=61
+            | 63
+            | 64
+    )
 }
 
 /// Whether the exit `basic` is raised again, the same, when the subject
@@ -199,13 +232,7 @@ fn reexecutes(basic: u16) -> bool {
             // INTO: guest RIP is the instruction's).
             (kind == 3 && vector != 1 && vector != 18 || kind == 6) && !nmi_unblocked
         }
-        // CPUID, HLT, INVD, INVLPG, RDPMC, RDTSC, RSM, VMX instructions,
-        // CR and DR moves, I/O, RDMSR, WRMSR, MWAIT, MONITOR, PAUSE,
-        // descriptor-table accesses, EPT violation and misconfiguration,
-        // INVEPT, RDTSCP, INVVPID, WBINVD, XSETBV, RDRAND, INVPCID,
-        // VMFUNC, ENCLS, RDSEED, XSAVES, XRSTORS.
-        10 | 12..=32 | 36 | 39 | 40 | 46..=51 | 53..=55 | 57..=61 | 63 | 64 => true,
-        _ => false,
+        _ => instruction_exit(basic),
     };
     instruction && vmread(IDT_VECTORING_INFO).unwrap_or(1 << 31) & (1 << 31) == 0
 }
