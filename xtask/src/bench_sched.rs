@@ -149,7 +149,7 @@ pub fn scheduling(paths: &Paths, doc_path: &Path) -> Result<bool, Error> {
          | major-frame barrier skew: latest leave after the last arrival opened it | {leave} |\n\
          | `ipi` event: sender's TSC before its `vmcall` (CPU 0) to the target's interrupt handler (CPU 1), 5 events (`ipi`) | {} |\n\
          | timed event: deadline to the owner's return from `wait`, 5 rounds (`timed`) | {} |\n\n\
-         The switch includes the fixed frame entry pad of 1000 ticks\n\
+         The switch includes the fixed frame entry pad of {pad} ticks\n\
          (`FRAME_ENTRY_PAD`, docs/kernel.md \"Constant-time frame transitions\"). The\n\
          `ipi` target spins with no exit of its own: without the IPI its vector would\n\
          wait for its next frame (docs/kernel.md, \"ipi events\").",
@@ -157,6 +157,7 @@ pub fn scheduling(paths: &Paths, doc_path: &Path) -> Result<bool, Error> {
         range(on_ap),
         range(ipi),
         range(timed),
+        pad = septum_abi::timing::FRAME_ENTRY_PAD.get(),
     );
     let doc = fs::read_to_string(doc_path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
     fs::write(doc_path, replace_section(&doc, "## Scheduling", &body))

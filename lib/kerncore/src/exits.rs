@@ -370,6 +370,35 @@ mod tests {
     }
 
     #[test]
+    fn a_yield_holds_for_its_own_frame_only() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        // A yields in frame 0 and B in frame 1: each is yielded only in
+        // the frame it yielded in (the frame end resets no table).
+        assert_eq!(hypercall(&mut s, 0), Decision::Run(B));
+        assert_eq!(s.state(A), Some(SubjectState::Yielded));
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(A));
+        assert_eq!(s.state(A), Some(SubjectState::Runnable));
+        assert_eq!(s.state(B), Some(SubjectState::Runnable));
+        assert_eq!(hypercall(&mut s, 0), Decision::Run(B));
+        assert_eq!(hypercall(&mut s, 0), Decision::Idle);
+        assert_eq!(s.state(B), Some(SubjectState::Yielded));
+        for frame in 2..10u64 {
+            let Decision::Run(first) = s.on_frame_end(TscCycles(frame * 100)) else {
+                panic!("frame {frame}: nobody runs");
+            };
+            assert_eq!(s.state(A), Some(SubjectState::Runnable));
+            assert_eq!(s.state(B), Some(SubjectState::Runnable));
+            // A yield hands the frame to the other group, whose own yield
+            // of an earlier frame no longer counts.
+            let other = if first == A { B } else { A };
+            assert_eq!(hypercall(&mut s, 0), Decision::Run(other));
+            assert_eq!(hypercall(&mut s, 0), Decision::Idle);
+        }
+    }
+
+    #[test]
     fn a_yield_in_a_single_group_partition_idles() {
         let events = PendingTable::new();
         let mut s = scheduler(&TWO_PARTITIONS, &events);
@@ -479,6 +508,24 @@ mod tests {
                 pending: 1 << 1
             }
         );
+    }
+
+    #[test]
+    fn a_switch_not_entered_is_a_run_at_the_next_pick() {
+        let events = PendingTable::new();
+        let mut s = scheduler(&SHARED_PARTITION, &events);
+        s.start(TscCycles(0));
+        // a switches to c, but the frame ends before c is entered (the
+        // arch layer's budget at the deadline): c stays the active subject
+        // of its group, and when that group's turn comes it is entered
+        // with a Run (a Resume would resume a, still loaded).
+        // b sleeps, so the next frame's pick comes to a's group at once.
+        assert_eq!(s.on_frame_end(TscCycles(100)), Decision::Run(B));
+        assert_eq!(s.give_up(B, SubjectState::Sleeping), Decision::Run(A));
+        assert_eq!(hypercall(&mut s, 2), Decision::Run(C));
+        s.not_entered();
+        assert_eq!(s.current(), None);
+        assert_eq!(s.on_frame_end(TscCycles(200)), Decision::Run(C));
     }
 
     #[test]

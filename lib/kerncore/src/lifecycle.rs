@@ -147,6 +147,14 @@ impl RestartRequests {
         }
     }
 
+    /// Whether a restart of `subject` is asked for (the request stays).
+    pub fn is_requested(&self, subject: SubjectId) -> bool {
+        let (word, bit) = Self::word_and_bit(subject);
+        self.words
+            .get(word)
+            .is_some_and(|word| word.load(Ordering::Acquire) & bit != 0)
+    }
+
     /// Whether a restart of `subject` was asked for, clearing the request.
     /// Called before every entry of a subject, so the common case (no
     /// request) is one load; only a set bit costs a read-modify-write.

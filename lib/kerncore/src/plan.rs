@@ -53,7 +53,7 @@ use septum_abi::{SubjectId, TscCycles};
 
 use crate::events::PendingTable;
 use crate::exits::Decision;
-use crate::spec::{MajorFrameSpec, PartitionId, SourceEvent, SystemSpec};
+use crate::spec::{MajorFrameSpec, MinorFrameSpec, PartitionId, SourceEvent, SystemSpec};
 use crate::sync::PlanSwitch;
 
 /// Most subjects a system may have.
@@ -138,9 +138,23 @@ pub struct Scheduler<'e> {
     /// Absolute end of the current minor frame (cached: read on every VM
     /// entry).
     deadline: TscCycles,
+    /// This CPU's minor frames in the current major frame, and that major
+    /// frame's length (cached when the major frame begins: the frame end
+    /// at a boundary reads them without walking the spec, docs/kernel.md
+    /// "A lean frame end").
+    minors: &'static [MinorFrameSpec],
+    /// Length of the current major frame in TSC cycles.
+    major_length: u64,
+    /// Minor frames ended so far on this CPU: a subject whose
+    /// [`Scheduler::yielded_in`] is not this count yielded in an earlier
+    /// frame and is runnable again, so a frame end resets no table.
+    frame_count: u64,
     /// Subject currently given the CPU, if any.
     current: Option<SubjectId>,
     state: [SubjectState; MAX_SUBJECTS],
+    /// Per subject: the [`Scheduler::frame_count`] of the frame it last
+    /// yielded in (its `Yielded` state holds only within that frame).
+    yielded_in: [u64; MAX_SUBJECTS],
     /// Per subject: a device interrupt for it arrived while it slept (see
     /// [`Scheduler::interrupt_for`]); it wakes like a sleeper with an event.
     interrupted: [bool; MAX_SUBJECTS],
@@ -190,8 +204,12 @@ impl<'e> Scheduler<'e> {
             minor: 0,
             major_start: TscCycles(0),
             deadline: TscCycles(0),
+            minors: &[],
+            major_length: 0,
+            frame_count: 0,
             current: None,
             state: [SubjectState::Runnable; MAX_SUBJECTS],
+            yielded_in: [0; MAX_SUBJECTS],
             interrupted: [false; MAX_SUBJECTS],
             group_of: [u16::MAX; MAX_SUBJECTS],
             active: [SubjectId(0); MAX_GROUPS],
@@ -309,19 +327,14 @@ impl<'e> Scheduler<'e> {
         self.minor = 0;
         self.major_start = now;
         self.current = None;
+        self.cache_major();
         self.begin_minor_frame()
     }
 
     /// Partition of the current minor frame (`None` only for a CPU
     /// without minor frames, which never runs a subject).
     pub fn partition(&self) -> Option<PartitionId> {
-        self.spec
-            .major_frames
-            .get(self.major)?
-            .cpus
-            .get(self.cpu)?
-            .get(self.minor)
-            .map(|minor| minor.partition)
+        self.minors.get(self.minor).map(|minor| minor.partition)
     }
 
     /// The subject that has the CPU, if any.
@@ -343,8 +356,22 @@ impl<'e> Scheduler<'e> {
     /// with an event pending reads as `Runnable`: it runs when its group's
     /// turn comes.
     pub fn state(&self, subject: SubjectId) -> Option<SubjectState> {
-        let state = self.state.get(subject.index()).copied()?;
+        let state = self.own_state(subject)?;
         if state == SubjectState::Sleeping && self.woken(subject) {
+            Some(SubjectState::Runnable)
+        } else {
+            Some(state)
+        }
+    }
+
+    /// The state of `subject` as the scheduler keeps it, with a yield of an
+    /// earlier frame read as `Runnable` (the frame end resets nothing).
+    #[inline]
+    fn own_state(&self, subject: SubjectId) -> Option<SubjectState> {
+        let state = self.state.get(subject.index()).copied()?;
+        if state == SubjectState::Yielded
+            && self.yielded_in.get(subject.index()) != Some(&self.frame_count)
+        {
             Some(SubjectState::Runnable)
         } else {
             Some(state)
@@ -410,11 +437,18 @@ impl<'e> Scheduler<'e> {
 
     /// Minor frames of the current major frame on this CPU.
     fn minor_count(&self) -> usize {
-        self.spec
-            .major_frames
-            .get(self.major)
+        self.minors.len()
+    }
+
+    /// Cache this CPU's minor frames and the length of the major frame
+    /// [`Scheduler::major`] (at the start and whenever a major frame
+    /// begins).
+    fn cache_major(&mut self) {
+        let major = self.spec.major_frames.get(self.major);
+        self.minors = major
             .and_then(|major| major.cpus.get(self.cpu))
-            .map_or(0, |minors| minors.len())
+            .map_or(&[], |minors| *minors);
+        self.major_length = major.map_or(0, |major| major.length.get());
     }
 
     /// While the CPU idles in the current minor frame: the subject that has
@@ -434,11 +468,8 @@ impl<'e> Scheduler<'e> {
 
     fn compute_deadline(&self) -> TscCycles {
         let end = self
-            .spec
-            .major_frames
-            .get(self.major)
-            .and_then(|major| major.cpus.get(self.cpu))
-            .and_then(|minors| minors.get(self.minor))
+            .minors
+            .get(self.minor)
             .map_or(0, |minor| minor.end.get());
         TscCycles(self.major_start.get().wrapping_add(end))
     }
@@ -446,34 +477,31 @@ impl<'e> Scheduler<'e> {
     /// The current minor frame ended (its deadline has passed): move to the
     /// next one and pick its subject.
     pub fn on_frame_end(&mut self, _now: TscCycles) -> Decision {
-        let (minor_count, length) =
-            self.spec
-                .major_frames
-                .get(self.major)
-                .map_or((0, 0), |major| {
-                    (
-                        major.cpus.get(self.cpu).map_or(0, |m| m.len()),
-                        major.length.get(),
-                    )
-                });
-        let next = next_index(self.minor, minor_count);
+        let next = next_index(self.minor, self.minors.len());
         if next == 0 {
-            self.major_start = TscCycles(self.major_start.get().wrapping_add(length));
+            self.major_start = TscCycles(self.major_start.get().wrapping_add(self.major_length));
             // Only here, where a major frame ends, may the plan change.
-            self.major = self.next_major;
+            if self.major != self.next_major {
+                self.major = self.next_major;
+                self.cache_major();
+            }
         }
         self.minor = next;
-        // Yielded subjects get their next frame; a sleeper waits on for an
-        // event (`pick_in_frame` takes it when one is pending).
-        for (index, state) in self.state.iter_mut().enumerate() {
-            if index >= self.spec.subjects.len() {
-                break;
-            }
-            if *state == SubjectState::Yielded {
-                *state = SubjectState::Runnable;
-            }
-        }
+        // Yielded subjects get their next frame (`own_state`: a yield
+        // holds only in the frame it was made in, so nothing is reset
+        // here, whatever the number of subjects); a sleeper waits on for
+        // an event (`pick_in_frame` takes it when one is pending).
+        self.frame_count = self.frame_count.wrapping_add(1);
         self.begin_minor_frame()
+    }
+
+    /// The subject just chosen (by a switch, a wake, a pick inside the
+    /// frame) is not entered: its frame ends first. Nobody has the CPU
+    /// then, so the next pick enters whoever it chooses (a `Run`, not a
+    /// `Resume` of a subject that never got the CPU); the choice itself
+    /// stands (the group's active subject, a woken sleeper's state).
+    pub fn not_entered(&mut self) {
+        self.current = None;
     }
 
     /// The running subject gives up the rest of its minor frame, as
@@ -548,6 +576,11 @@ impl<'e> Scheduler<'e> {
         if let Some(slot) = self.state.get_mut(subject.index()) {
             *slot = state;
         }
+        if state == SubjectState::Yielded
+            && let Some(frame) = self.yielded_in.get_mut(subject.index())
+        {
+            *frame = self.frame_count;
+        }
     }
 
     /// A `switch` event: `target` becomes the active subject of the caller's
@@ -564,7 +597,7 @@ impl<'e> Scheduler<'e> {
         if let Some(active) = caller_group.and_then(|g| self.active.get_mut(usize::from(g))) {
             *active = target;
         }
-        if self.state.get(target.index()) == Some(&SubjectState::Yielded) {
+        if self.own_state(target) == Some(SubjectState::Yielded) {
             self.set_state(target, SubjectState::Runnable);
         }
         self.enter(target)
@@ -593,11 +626,8 @@ impl<'e> Scheduler<'e> {
     }
 
     fn minor_partition(&self) -> Option<usize> {
-        self.spec
-            .major_frames
-            .get(self.major)
-            .and_then(|major| major.cpus.get(self.cpu))
-            .and_then(|minors| minors.get(self.minor))
+        self.minors
+            .get(self.minor)
             .map(|minor| usize::from(minor.partition.0))
     }
 
@@ -647,7 +677,7 @@ impl<'e> Scheduler<'e> {
     /// pending.
     #[inline]
     fn is_runnable(&self, subject: SubjectId) -> bool {
-        match self.state.get(subject.index()) {
+        match self.own_state(subject) {
             Some(SubjectState::Runnable) => true,
             Some(SubjectState::Sleeping) => self.woken(subject),
             _ => false,

@@ -308,13 +308,19 @@ pub fn root_fault_probe() {
     // the read cannot fault. The write stores back the byte just read: it must
     // fault (W^X); should it not, the kernel's code is unchanged. The asm
     // is opaque to the compiler, so no Rust object is written through.
+    // The TEST of 1 clears the arithmetic flags, so the reported RFLAGS
+    // (0x10002: RF and the fixed bit) does not depend on whatever code
+    // the compiler put before the probe.
     unsafe {
         asm!(
             "mov {byte}, byte ptr [{target}]",
+            "mov {one:e}, 1",
+            "test {one:e}, {one:e}",
             "mov byte ptr [{target}], {byte}",
             target = in(reg) target.get(),
             byte = out(reg_byte) _,
-            options(nostack, preserves_flags)
+            one = out(reg) _,
+            options(nostack)
         );
     }
 }

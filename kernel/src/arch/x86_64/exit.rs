@@ -531,6 +531,12 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
     if reason & (1 << 31) != 0 {
         return decide_and_execute(cpu, frame, Exit::EntryFailure(fault_info(basic)));
     }
+    // Not handled at the deadline: the instruction runs again at the
+    // subject's next entry (`late_entry::exit_at_deadline`).
+    if let Some(now) = super::late_entry::exit_at_deadline(cpu, basic) {
+        return timer_exit_at(cpu, frame, now);
+    }
+    super::late_entry::handled(cpu, basic);
     match super::vm::handle(cpu, frame, basic) {
         super::vm::Outcome::Resume => {
             arm_timer(cpu);
@@ -712,6 +718,13 @@ fn execute(
         let launch = match decision {
             Decision::Resume => 0,
             Decision::Run(subject) => {
+                if boundary.is_none()
+                    && let Some(now) =
+                        super::late_entry::switch_at_deadline(cpu, frame, subject, None)
+                {
+                    (decision, boundary) = frame_end_in_execute(cpu, now);
+                    continue;
+                }
                 let launch = switch_to(cpu, frame, subject);
                 if let Some(next) = super::late_entry::owed(cpu, frame, subject) {
                     decision = next;
@@ -720,6 +733,13 @@ fn execute(
                 launch
             }
             Decision::Wake { subject, pending } => {
+                if boundary.is_none()
+                    && let Some(now) =
+                        super::late_entry::switch_at_deadline(cpu, frame, subject, Some(pending))
+                {
+                    (decision, boundary) = frame_end_in_execute(cpu, now);
+                    continue;
+                }
                 let launch = switch_to(cpu, frame, subject);
                 // The frame now holds the woken subject's registers: its
                 // `sleep` hypercall returns the pending events in RAX.
@@ -944,6 +964,26 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
     } else {
         context.launched = true;
         1
+    }
+}
+
+/// A woken sleeper that is not entered now (`late_entry`): its `sleep`
+/// hypercall's result, the pending events taken for it, goes into its
+/// saved RAX (the exit frame if it is the loaded subject, else its
+/// context slot), so it returns them whenever it is entered next.
+pub(super) fn deliver_wake(
+    cpu: &mut CpuCore,
+    frame: &mut GuestRegs,
+    subject: SubjectId,
+    pending: u64,
+) {
+    if cpu.loaded.map(|loaded| loaded.id()) == Some(subject) {
+        frame.rax = pending;
+    } else if let Some(vmcs) = Vmcs::of(subject, cpu.number)
+        // Safety: `vmcs` was made by `Vmcs::of(subject, cpu.number)`.
+        && let Some(context) = unsafe { context(cpu, &vmcs) }
+    {
+        context.regs.rax = pending;
     }
 }
 

@@ -14,8 +14,30 @@
 //! tell when its neighbour trapped (`silence_exits`; docs/kernel.md,
 //! "Constant-time frame transitions").
 //!
-//! Two rules:
+//! Four rules (the first two since session 6, docs/kernel.md "Bounded
+//! work at the deadline (session 6)"):
 //!
+//! - [`switch_at_deadline`]: a subject switch inside a frame (a `switch`
+//!   event, a yield or sleep handing the frame to the next group, a wake,
+//!   a monitor's entry after a trap, the rest of the frame after a stop)
+//!   that could not reach its VM entry [`SWITCH_BUDGET`] before the
+//!   deadline is not made in this frame: the CPU waits in root mode for
+//!   the deadline (the switching partition's own time) and the frame ends
+//!   there, like a timer expiry. So the transition at the boundary is the
+//!   plain frame end whatever was in flight, and the pad need not hold a
+//!   switch on top of it (`silence_switch`, docs/kernel.md "Bounded work
+//!   at the deadline"). The scheduler's choice stands: the chosen subject
+//!   is the group's active one and runs at the partition's next turn; a
+//!   woken sleeper's pending events go into its saved RAX now, so its
+//!   `sleep` still returns them. A switch to a subject with a restart
+//!   pending is always left to the partition's next frame (its restart
+//!   takes tens of thousands of ticks, no budget holds it).
+//! - [`exit_at_deadline`]: an exit whose instruction runs again (I/O,
+//!   CPUID, MSR and CR accesses, EPT violations, fault-like exceptions such
+//!   as a monitor's trap mark, [`reexecutes`]) that arrives less than its
+//!   budget before the deadline is not handled: guest RIP stays on the
+//!   instruction, the CPU waits for the deadline, the frame ends there,
+//!   and the instruction exits again at the subject's next entry.
 //! - [`passed`]: an entry inside a frame (not the padded first entry of a
 //!   frame) that would come after the deadline is not made; the frame ends
 //!   now, as the hypercall path already does (`exit::decide_and_execute`).
@@ -35,15 +57,17 @@
 //!   state page and trap count. A restart voids the owed trap ([`forget`],
 //!   from `crate::monitor::untrap`), as it voids the trapped mark.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::exits::Decision;
 use septum_kerncore::plan::MAX_SUBJECTS;
+use septum_kerncore::vmx::{EXIT_EXCEPTION_OR_NMI, EXIT_IO_INSTRUCTION};
 
 use super::cpu::rdtsc;
 use super::exit::GuestRegs;
 use super::percpu::CpuCore;
+use super::vmx::{field, vmread};
 
 /// Whether the entry about to be made (`launch`: 1 for a VMLAUNCH) comes
 /// after the current frame's deadline; if so, the time read, and the
@@ -66,6 +90,163 @@ pub(super) fn passed(cpu: &mut CpuCore, launch: u64) -> Option<TscCycles> {
 /// page, the switch (measured in Bochs with a temporary counter: at most
 /// 608 in `silence_exits`), with margin.
 const TRAP_BUDGET: u64 = 800;
+
+/// Most TSC ticks from the check in [`switch_at_deadline`] to the VM entry
+/// of the subject switched to: `switch_to` (FXSAVE, FXRSTOR, CR2,
+/// KERNEL_GS_BASE, VMPTRLD, the register frame twice), an owed trap's
+/// check, an injection, the timer (measured in Bochs with a temporary
+/// counter, docs/kernel.md "Bounded work at the deadline"), with margin.
+const SWITCH_BUDGET: u64 = 400;
+
+/// Whether a subject switch inside the frame (to `subject`, woken with
+/// `pending` if `Some`) would reach its VM entry less than
+/// [`SWITCH_BUDGET`] before the deadline, or `subject` has a restart
+/// pending: then it is not made, a woken subject's pending events are
+/// written into its saved RAX (`exit::deliver_wake`), the CPU waits for
+/// the deadline in root mode, and the time read then is returned (the
+/// frame ends there). `None`: switch now.
+pub(super) fn switch_at_deadline(
+    cpu: &mut CpuCore,
+    frame: &mut GuestRegs,
+    subject: SubjectId,
+    pending: Option<u64>,
+) -> Option<TscCycles> {
+    let deadline = cpu.scheduler.deadline();
+    if rdtsc().get().saturating_add(SWITCH_BUDGET) < deadline.get()
+        && !crate::lifecycle::REQUESTS.is_requested(subject)
+    {
+        return None;
+    }
+    if let Some(pending) = pending {
+        super::exit::deliver_wake(cpu, frame, subject, pending);
+    }
+    // The subject still loaded is not the one chosen: the frame end must
+    // not resume it as if it were.
+    cpu.scheduler.not_entered();
+    Some(wait_for(deadline))
+}
+
+/// Most TSC ticks from the check in [`exit_at_deadline`] to the VM entry
+/// that resumes the subject after the kernel emulated its I/O instruction
+/// (a PCI configuration access: measured in Bochs with a temporary
+/// counter, docs/kernel.md "Bounded work at the deadline"), with margin.
+const EMULATION_BUDGET: u64 = 400;
+
+/// The same for every other exit [`exit_at_deadline`] may leave: a fault
+/// (the exit data read, the report queued, the next group's switch) or a
+/// monitored subject's trap (the state page, the switch to the monitor:
+/// up to 608 measured from `trap_at_deadline`'s later check), with margin.
+const FAULT_BUDGET: u64 = 1000;
+
+/// Per subject: its last exit was left to run again ([`exit_at_deadline`]);
+/// its next exit is handled whatever the time, so a subject whose frame
+/// is shorter than the budget still makes progress.
+static LEFT: [AtomicBool; MAX_SUBJECTS] = [const { AtomicBool::new(false) }; MAX_SUBJECTS];
+
+/// IDT-vectoring information (SDM 24.9.3): valid if the exit happened
+/// while an event was being delivered.
+const IDT_VECTORING_INFO: u64 = 0x4408;
+
+/// An instruction-caused exit (`basic`: the basic exit reason) that
+/// arrives less than its budget ([`EMULATION_BUDGET`] for an I/O
+/// instruction, else [`FAULT_BUDGET`]) before the deadline is not handled
+/// in this frame: guest RIP stays on the instruction, which runs again
+/// (and exits again) at the subject's next entry; nothing was done for it,
+/// so nothing is lost. Only exits that a re-executed instruction raises
+/// again qualify ([`reexecutes`]); an exit during an event's delivery does
+/// not (the event would be lost). The CPU waits for the deadline in root
+/// mode and the time read then is returned (the frame ends there, like a
+/// timer expiry). `None`: handle it now.
+pub(super) fn exit_at_deadline(cpu: &CpuCore, basic: u16) -> Option<TscCycles> {
+    // An exit no instruction raises (an interrupt, an NMI, an interrupt
+    // window) is always handled and pays only this compare.
+    if !instruction_exit(basic) {
+        return None;
+    }
+    let deadline = cpu.scheduler.deadline();
+    let budget = if basic == EXIT_IO_INSTRUCTION {
+        EMULATION_BUDGET
+    } else {
+        FAULT_BUDGET
+    };
+    if rdtsc().get().saturating_add(budget) < deadline.get() {
+        return None;
+    }
+    let left = LEFT.get(cpu.loaded?.id().index())?;
+    if left.swap(false, Ordering::Relaxed) || !reexecutes(basic) {
+        return None;
+    }
+    left.store(true, Ordering::Relaxed);
+    Some(wait_for(deadline))
+}
+
+/// The subject's exit `basic` was handled: if an instruction raised it, a
+/// later one may be left again.
+#[inline(always)]
+pub(super) fn handled(cpu: &CpuCore, basic: u16) {
+    if instruction_exit(basic)
+        && let Some(left) = cpu.loaded.and_then(|vmcs| LEFT.get(vmcs.id().index()))
+    {
+        left.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Whether the basic exit reason `basic` may be one that [`reexecutes`]
+/// (decided by the reason alone, without a VMCS read): an exception, or
+/// CPUID, HLT, INVD, INVLPG, RDPMC, RDTSC, RSM, VMX instructions, CR and
+/// DR moves, I/O, RDMSR, WRMSR, MWAIT, MONITOR, PAUSE, descriptor-table
+/// accesses, EPT violation and misconfiguration, INVEPT, RDTSCP, INVVPID,
+/// WBINVD, XSETBV, RDRAND, INVPCID, VMFUNC, ENCLS, RDSEED, XSAVES,
+/// XRSTORS (SDM Vol. 3D, appendix C).
+#[inline(always)]
+fn instruction_exit(basic: u16) -> bool {
+    matches!(
+        basic,
+        EXIT_EXCEPTION_OR_NMI
+            | 10
+            | 12..=32
+            | 36
+            | 39
+            | 40
+            | 46..=51
+            | 53..=55
+            | 57..=61
+            | 63
+            | 64
+    )
+}
+
+/// Whether the exit `basic` is raised again, the same, when the subject
+/// is entered again without handling it: a fault-like exception (not a
+/// trap-like #DB, not #MC, not one whose IRET unblocked NMIs) or an
+/// instruction that exits before it executes (SDM 25.1.2, 27.2), and no
+/// event was being delivered.
+fn reexecutes(basic: u16) -> bool {
+    let instruction = match basic {
+        EXIT_EXCEPTION_OR_NMI => {
+            let info = vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0);
+            let kind = (info >> 8) & 7;
+            let vector = info & 0xff;
+            let nmi_unblocked = info & (1 << 12) != 0;
+            // Type 3: hardware exception; 6: software exception (INT3,
+            // INTO: guest RIP is the instruction's).
+            (kind == 3 && vector != 1 && vector != 18 || kind == 6) && !nmi_unblocked
+        }
+        _ => instruction_exit(basic),
+    };
+    instruction && vmread(IDT_VECTORING_INFO).unwrap_or(1 << 31) & (1 << 31) == 0
+}
+
+/// Spin in root mode until `deadline`; returns the time read then.
+fn wait_for(deadline: TscCycles) -> TscCycles {
+    loop {
+        let now = rdtsc();
+        if now >= deadline {
+            return now;
+        }
+        super::cpu::pause();
+    }
+}
 
 /// A trap owed per monitored subject: 0 for none, else
 /// `OWED_FLAG | monitor << 8 | event`.
@@ -95,13 +276,7 @@ pub(super) fn trap_at_deadline(
         OWED_FLAG | u32::from(monitor.0) << 8 | u32::from(event),
         Ordering::Relaxed,
     );
-    loop {
-        let now = rdtsc();
-        if now >= deadline {
-            return Some(now);
-        }
-        super::cpu::pause();
-    }
+    Some(wait_for(deadline))
 }
 
 /// `subject` was just made the loaded one: the trap it owes, if any, is
