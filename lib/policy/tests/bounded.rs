@@ -14,7 +14,22 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use septum_policy::diag::{render_json, render_text_capped};
-use septum_policy::{MAX_INPUT_BYTES, check_with};
+use septum_policy::{Loaded, MAX_INPUT_BYTES, check_with};
+
+/// Load and validate `shape` (its root as `shape.xml`, beside its files).
+fn check_shape(shape: &shapes::Shape) -> Loaded {
+    let mut files = shape.files.clone();
+    files.insert("shape.xml", shape.root.as_str());
+    check_with(Path::new("shape.xml"), &files)
+}
+
+/// The shape called `name`, at 64 KiB.
+fn shape_named(name: &str) -> shapes::Shape {
+    shapes::all(64 << 10)
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("shape")
+}
 
 #[test]
 fn every_shape_validates_and_renders_in_bounded_time() {
@@ -25,10 +40,8 @@ fn every_shape_validates_and_renders_in_bounded_time() {
     };
     let mut slow = Vec::new();
     for shape in shapes::all(size) {
-        let mut files = shape.files.clone();
-        files.insert("shape.xml", shape.root.as_str());
         let start = Instant::now();
-        let loaded = check_with(Path::new("shape.xml"), &files);
+        let loaded = check_shape(&shape);
         let json = render_json(loaded.diagnostics.iter(), &loaded.sources);
         let text = render_text_capped(loaded.diagnostics.as_slice(), &loaded.sources, 50);
         let elapsed = start.elapsed();
@@ -55,13 +68,7 @@ fn every_shape_validates_and_renders_in_bounded_time() {
 
 #[test]
 fn the_valid_shape_is_valid_so_every_rule_runs() {
-    let shape = shapes::all(64 << 10)
-        .into_iter()
-        .find(|s| s.name == "valid-many-subjects")
-        .expect("shape");
-    let mut files = shape.files.clone();
-    files.insert("shape.xml", shape.root.as_str());
-    let loaded = check_with(Path::new("shape.xml"), &files);
+    let loaded = check_shape(&shape_named("valid-many-subjects"));
     let load_errors: Vec<_> = loaded
         .diagnostics
         .iter()
@@ -77,13 +84,7 @@ fn the_valid_shape_is_valid_so_every_rule_runs() {
 
 #[test]
 fn the_cpus_shape_loads_so_the_scheduling_rules_run() {
-    let shape = shapes::all(64 << 10)
-        .into_iter()
-        .find(|s| s.name == "cpus-one-partition")
-        .expect("shape");
-    let mut files = shape.files.clone();
-    files.insert("shape.xml", shape.root.as_str());
-    let loaded = check_with(Path::new("shape.xml"), &files);
+    let loaded = check_shape(&shape_named("cpus-one-partition"));
     assert!(
         loaded.rules_run,
         "loading failed: the rules never saw the CPUs"
@@ -107,10 +108,8 @@ fn the_cpu_shapes_stay_fast_at_one_mebibyte() {
         .into_iter()
         .filter(|s| s.name.contains("cpu"))
     {
-        let mut files = shape.files.clone();
-        files.insert("shape.xml", shape.root.as_str());
         let start = Instant::now();
-        let loaded = check_with(Path::new("shape.xml"), &files);
+        let loaded = check_shape(&shape);
         let elapsed = start.elapsed();
         assert!(loaded.rules_run, "{}", shape.name);
         if elapsed > Duration::from_secs(4) {
@@ -122,13 +121,7 @@ fn the_cpu_shapes_stay_fast_at_one_mebibyte() {
 
 #[test]
 fn the_overlap_shape_loads_so_the_overlap_rules_run() {
-    let shape = shapes::all(64 << 10)
-        .into_iter()
-        .find(|s| s.name == "everything-overlaps")
-        .expect("shape");
-    let mut files = shape.files.clone();
-    files.insert("shape.xml", shape.root.as_str());
-    let loaded = check_with(Path::new("shape.xml"), &files);
+    let loaded = check_shape(&shape_named("everything-overlaps"));
     assert!(
         loaded.rules_run,
         "loading failed: the rules never saw the ranges"
