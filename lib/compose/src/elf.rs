@@ -688,25 +688,22 @@ mod tests {
     #[test]
     fn many_segments_are_checked_in_bounded_time() {
         let count: u64 = 30_000;
-        let specs: Vec<build::SegmentSpec<'_>> = (0..count)
-            .map(|i| build::SegmentSpec {
-                vaddr: 0x20_0000 + (count - 1 - i) * 0x1000,
-                data: &[],
-                mem_size: 0x1000,
-                flags: 4,
-            })
-            .collect();
+        // One page each, highest address first.
+        let descending = || -> Vec<build::SegmentSpec<'_>> {
+            (0..count)
+                .map(|i| build::SegmentSpec {
+                    vaddr: 0x20_0000 + (count - 1 - i) * 0x1000,
+                    data: &[],
+                    mem_size: 0x1000,
+                    flags: 4,
+                })
+                .collect()
+        };
+        let specs = descending();
         let start = std::time::Instant::now();
         let image = parse_subject("many", &build::executable(0x20_0000, &specs)).expect("parses");
         assert_eq!(image.segments.len(), 30_000);
-        let mut overlapping: Vec<build::SegmentSpec<'_>> = (0..count)
-            .map(|i| build::SegmentSpec {
-                vaddr: 0x20_0000 + (count - 1 - i) * 0x1000,
-                data: &[],
-                mem_size: 0x1000,
-                flags: 4,
-            })
-            .collect();
+        let mut overlapping = descending();
         overlapping.push(build::SegmentSpec {
             vaddr: 0x20_0000,
             data: &[],

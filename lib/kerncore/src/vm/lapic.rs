@@ -109,6 +109,15 @@ pub mod reg {
     pub const LVT_LINT1: u16 = 0x360;
     /// LVT error.
     pub const LVT_ERROR: u16 = 0x370;
+    /// Every LVT entry (the version register's "max LVT entry" is 5).
+    pub const LVTS: [u16; 6] = [
+        LVT_TIMER,
+        LVT_THERMAL,
+        LVT_PMC,
+        LVT_LINT0,
+        LVT_LINT1,
+        LVT_ERROR,
+    ];
     /// Timer initial count.
     pub const TIMER_INITIAL: u16 = 0x380;
     /// Timer current count.
@@ -312,14 +321,7 @@ impl Lapic {
 
     /// Set the mask bit of every LVT entry (the APIC was software-disabled).
     fn mask_all(&mut self) {
-        for offset in [
-            reg::LVT_TIMER,
-            reg::LVT_THERMAL,
-            reg::LVT_PMC,
-            reg::LVT_LINT0,
-            reg::LVT_LINT1,
-            reg::LVT_ERROR,
-        ] {
+        for offset in reg::LVTS {
             let entry = self.page.get(offset);
             self.page.set(offset, entry | LVT_MASKED);
         }
