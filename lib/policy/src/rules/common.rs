@@ -13,8 +13,8 @@ use septum_abi::layout;
 
 use crate::diag::{Diagnostic, Diagnostics, Label};
 use crate::model::{
-    ChannelEnd, ChannelRole, CpuId, PartitionIdx, Policy, Ref, SourceEvent, Spanned, Subject,
-    SubjectIdx, TargetEvent,
+    ChannelEnd, ChannelRole, CpuId, IoPortRange, PartitionIdx, Policy, Ref, SourceEvent, Spanned,
+    Subject, SubjectIdx, TargetEvent,
 };
 use crate::source::Span;
 
@@ -620,6 +620,30 @@ pub(crate) fn owned_irqs(policy: &Policy, subject: &Subject) -> Vec<(u32, usize,
                     out.push((line.number.value, d.index(), irq.physical.name.span));
                 }
             }
+        }
+    }
+    out
+}
+
+/// The I/O port ranges `subject` owns through its device grants, each
+/// with the span of the grant that gives it and the device's name.
+pub(crate) fn owned_ports<'p>(
+    policy: &'p Policy,
+    subject: &'p Subject,
+) -> Vec<(&'p IoPortRange, Span, &'p str)> {
+    let mut out = Vec::new();
+    for grant in &subject.devices {
+        let Some(device) = grant.physical.get().map(|d| policy.device(d)) else {
+            continue;
+        };
+        let name = device.name.as_str();
+        if grant.is_whole_device() {
+            out.extend(device.io_ports.iter().map(|r| (r, grant.span, name)));
+        } else {
+            out.extend(grant.io_ports.iter().filter_map(|g| {
+                let range = device.io_ports.get(g.physical.get()?.index())?;
+                Some((range, g.span, name))
+            }));
         }
     }
     out

@@ -21,56 +21,28 @@
 
 use septum_kerncore::pcicfg::{CONFIG_ADDRESS, CONFIG_DATA};
 
-use super::common::{DiagnosticExt, hex};
+use super::common::{DiagnosticExt, hex, owned_ports};
 use crate::diag::Diagnostics;
 use crate::model::{IoPortRange, Policy};
 use crate::rule::{Category, Rule};
-use crate::source::Span;
 
-/// Whether `range` holds CONFIG_ADDRESS or a byte of CONFIG_DATA.
-fn holds_config_port(range: &IoPortRange) -> bool {
-    let (start, end) = (range.start.value, range.end.value);
-    let data_end = CONFIG_DATA.saturating_add(3);
-    (start..=end).contains(&CONFIG_ADDRESS) || (start <= data_end && CONFIG_DATA <= end)
-}
+/// CONFIG_ADDRESS (0xCF9, the reset control, is a register of its own)
+/// and the four bytes of CONFIG_DATA.
+const CONFIG_PORTS_HELD: [(u16, u16); 2] = [
+    (CONFIG_ADDRESS, CONFIG_ADDRESS),
+    (CONFIG_DATA, CONFIG_DATA + 3),
+];
 
 /// The 8259 PICs' ports: command/data of the master and the slave, and
 /// the edge/level control registers.
 const PIC_PORTS: [(u16, u16); 3] = [(0x20, 0x21), (0xa0, 0xa1), (0x4d0, 0x4d1)];
 
-/// Whether `range` holds a port of the 8259 PICs.
-fn holds_pic_port(range: &IoPortRange) -> bool {
+/// Whether `range` holds a port of one of the inclusive ranges `ports`.
+fn holds_any(range: &IoPortRange, ports: &[(u16, u16)]) -> bool {
     let (start, end) = (range.start.value, range.end.value);
-    PIC_PORTS
+    ports
         .iter()
         .any(|&(first, last)| start <= last && first <= end)
-}
-
-/// The port ranges of `device` that `grant` gives its subject.
-fn granted_ranges<'p>(
-    policy: &'p Policy,
-    grant: &'p crate::model::DeviceGrant,
-) -> Vec<(&'p IoPortRange, Span, &'p str)> {
-    let Some(device) = grant.physical.get().map(|d| policy.device(d)) else {
-        return Vec::new();
-    };
-    let name = device.name.as_str();
-    if grant.is_whole_device() {
-        device
-            .io_ports
-            .iter()
-            .map(|r| (r, grant.span, name))
-            .collect()
-    } else {
-        grant
-            .io_ports
-            .iter()
-            .filter_map(|g| {
-                let range = device.io_ports.get(g.physical.get()?.index())?;
-                Some((range, g.span, name))
-            })
-            .collect()
-    }
 }
 
 rule! {
@@ -81,28 +53,26 @@ rule! {
     PIC_PORTS_GRANTED = "devices-pic-ports" in Devices;
     fn pic_ports(policy, out) {
         for subject in &policy.subjects {
-            for grant in &subject.devices {
-                for (range, span, device) in granted_ranges(policy, grant)
-                    .into_iter()
-                    .filter(|(r, _, _)| holds_pic_port(r))
-                {
-                    out.error(
-                        PIC_PORTS_GRANTED.id,
-                        span,
-                        format!(
-                            "subject \"{}\" is granted I/O ports {}..={} of device \"{device}\", \
-                             which hold ports of the 8259 interrupt controllers (0x20-0x21, \
-                             0xa0-0xa1, 0x4d0-0x4d1): the kernel's",
-                            subject.name.as_str(),
-                            hex(u64::from(range.start.value)),
-                            hex(u64::from(range.end.value)),
-                        ),
-                    )
-                    .help(
-                        "device interrupts reach subjects through the I/O APIC or MSIs: grant \
-                         the device's <irq> instead",
-                    );
-                }
+            for (range, span, device) in owned_ports(policy, subject)
+                .into_iter()
+                .filter(|(r, _, _)| holds_any(r, &PIC_PORTS))
+            {
+                out.error(
+                    PIC_PORTS_GRANTED.id,
+                    span,
+                    format!(
+                        "subject \"{}\" is granted I/O ports {}..={} of device \"{device}\", \
+                         which hold ports of the 8259 interrupt controllers (0x20-0x21, \
+                         0xa0-0xa1, 0x4d0-0x4d1): the kernel's",
+                        subject.name.as_str(),
+                        hex(u64::from(range.start.value)),
+                        hex(u64::from(range.end.value)),
+                    ),
+                )
+                .help(
+                    "device interrupts reach subjects through the I/O APIC or MSIs: grant \
+                     the device's <irq> instead",
+                );
             }
         }
     }
@@ -116,28 +86,26 @@ rule! {
     CONFIG_PORTS = "devices-pci-config-ports" in Devices;
     fn config_ports(policy, out) {
         for subject in &policy.subjects {
-            for grant in &subject.devices {
-                for (range, span, device) in granted_ranges(policy, grant)
-                    .into_iter()
-                    .filter(|(r, _, _)| holds_config_port(r))
-                {
-                    out.error(
-                        CONFIG_PORTS.id,
-                        span,
-                        format!(
-                            "subject \"{}\" is granted I/O ports {}..={} of device \"{device}\", \
-                             which hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the \
-                             kernel's",
-                            subject.name.as_str(),
-                            hex(u64::from(range.start.value)),
-                            hex(u64::from(range.end.value)),
-                        ),
-                    )
-                    .help(
-                        "grant the PCI device itself: the kernel then emulates its configuration \
-                         space",
-                    );
-                }
+            for (range, span, device) in owned_ports(policy, subject)
+                .into_iter()
+                .filter(|(r, _, _)| holds_any(r, &CONFIG_PORTS_HELD))
+            {
+                out.error(
+                    CONFIG_PORTS.id,
+                    span,
+                    format!(
+                        "subject \"{}\" is granted I/O ports {}..={} of device \"{device}\", \
+                         which hold the PCI configuration ports 0xcf8 or 0xcfc-0xcff: the \
+                         kernel's",
+                        subject.name.as_str(),
+                        hex(u64::from(range.start.value)),
+                        hex(u64::from(range.end.value)),
+                    ),
+                )
+                .help(
+                    "grant the PCI device itself: the kernel then emulates its configuration \
+                     space",
+                );
             }
         }
     }
