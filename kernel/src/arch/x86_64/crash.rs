@@ -26,9 +26,6 @@ const RECORD_CHECKSUM: core::ops::Range<usize> = 16..20;
 /// VMCS encodings the crash record reads that the VM-exit path does not
 /// (SDM Vol. 3D, appendix B).
 mod extra_field {
-    pub const EXIT_INTERRUPTION_ERROR: u64 = 0x4406;
-    pub const IDT_VECTORING_INFO: u64 = 0x4408;
-    pub const IDT_VECTORING_ERROR: u64 = 0x440a;
     pub const EXIT_INSTRUCTION_INFO: u64 = 0x440e;
     pub const GUEST_LINEAR_ADDRESS: u64 = 0x640a;
 }
@@ -129,9 +126,9 @@ pub fn exit_info() -> ExitInfo {
         guest_physical: read(field::GUEST_PHYSICAL_ADDRESS),
         guest_linear: read(extra_field::GUEST_LINEAR_ADDRESS),
         interruption_info: read32(field::EXIT_INTERRUPTION_INFO),
-        interruption_error: read32(extra_field::EXIT_INTERRUPTION_ERROR),
-        idt_vectoring_info: read32(extra_field::IDT_VECTORING_INFO),
-        idt_vectoring_error: read32(extra_field::IDT_VECTORING_ERROR),
+        interruption_error: read32(field::EXIT_INTERRUPTION_ERROR_CODE),
+        idt_vectoring_info: read32(field::IDT_VECTORING_INFO),
+        idt_vectoring_error: read32(field::IDT_VECTORING_ERROR_CODE),
         instruction_length: read32(field::EXIT_INSTRUCTION_LENGTH),
         instruction_info: read32(extra_field::EXIT_INSTRUCTION_INFO),
         reserved: 0,

@@ -143,10 +143,6 @@ const FAULT_BUDGET: u64 = 1000;
 /// is shorter than the budget still makes progress.
 static LEFT: [AtomicBool; MAX_SUBJECTS] = [const { AtomicBool::new(false) }; MAX_SUBJECTS];
 
-/// IDT-vectoring information (SDM 24.9.3): valid if the exit happened
-/// while an event was being delivered.
-const IDT_VECTORING_INFO: u64 = 0x4408;
-
 /// An instruction-caused exit (`basic`: the basic exit reason) that
 /// arrives less than its budget ([`EMULATION_BUDGET`] for an I/O
 /// instruction, else [`FAULT_BUDGET`]) before the deadline is not handled
@@ -234,7 +230,7 @@ fn reexecutes(basic: u16) -> bool {
         }
         _ => instruction_exit(basic),
     };
-    instruction && vmread(IDT_VECTORING_INFO).unwrap_or(1 << 31) & (1 << 31) == 0
+    instruction && vmread(field::IDT_VECTORING_INFO).unwrap_or(1 << 31) & (1 << 31) == 0
 }
 
 /// Spin in root mode until `deadline`; returns the time read then.

@@ -77,8 +77,6 @@ const EXIT_APIC_WRITE: u16 = 56;
 
 const ENTRY_EXCEPTION_ERROR_CODE: u64 = 0x4018;
 const ENTRY_INSTRUCTION_LENGTH: u64 = 0x401a;
-const IDT_VECTORING_INFO: u64 = 0x4408;
-const IDT_VECTORING_ERROR_CODE: u64 = 0x440a;
 /// Primary processor-based control "interrupt-window exiting".
 const PROC_INTERRUPT_WINDOW: u64 = 1 << 2;
 /// RFLAGS.IF.
@@ -759,7 +757,7 @@ const CONSOLE_POLL_MS: u64 = 1;
 
 fn inject_pending(state: &mut VmState) -> Result<(), VmxError> {
     let vectoring = if state.exited {
-        read(IDT_VECTORING_INFO)?
+        read(field::IDT_VECTORING_INFO)?
     } else {
         0
     };
@@ -770,7 +768,10 @@ fn inject_pending(state: &mut VmState) -> Result<(), VmxError> {
         // and instruction length: re-injecting it is what the SDM asks
         // (28.2.4).
         unsafe {
-            write(ENTRY_EXCEPTION_ERROR_CODE, read(IDT_VECTORING_ERROR_CODE)?)?;
+            write(
+                ENTRY_EXCEPTION_ERROR_CODE,
+                read(field::IDT_VECTORING_ERROR_CODE)?,
+            )?;
             write(
                 ENTRY_INSTRUCTION_LENGTH,
                 read(field::EXIT_INSTRUCTION_LENGTH)?,
@@ -816,11 +817,19 @@ fn inject_pending(state: &mut VmState) -> Result<(), VmxError> {
         unsafe { write(field::PROC_CONTROLS, wanted)? };
     }
     if state.sleeping && (event || want_window) {
-        // Safety: the active state is valid for any guest state; the
-        // guest wakes to take the event (or to open its interrupt
-        // window), without relying on the CPU leaving HLT on injection.
-        unsafe { write(field::GUEST_ACTIVITY_STATE, ACTIVITY_ACTIVE)? };
-        state.sleeping = false;
+        // The guest wakes to take the event (or to open its interrupt
+        // window).
+        wake(&mut state.sleeping)?;
     }
+    Ok(())
+}
+
+/// Make a VM that [`halt`] put to sleep active again (its `sleeping`
+/// flag), without relying on the CPU leaving HLT on an injection or a
+/// posted interrupt.
+pub(super) fn wake(sleeping: &mut bool) -> Result<(), VmxError> {
+    // Safety: the active state is valid for any guest state.
+    unsafe { write(field::GUEST_ACTIVITY_STATE, ACTIVITY_ACTIVE)? };
+    *sleeping = false;
     Ok(())
 }

@@ -18,8 +18,8 @@
 //!
 //! The VMCS writes here are the APIC-virtualization pointers and the
 //! guest-interrupt status (RVI, the highest vector pending in the page's
-//! IRR) of the current VM's VMCS, and its activity state (active) when a
-//! posted vector wakes it.
+//! IRR) of the current VM's VMCS; a halted VM is woken (`vm::wake`) by a
+//! posted vector.
 
 use septum_abi::{PhysAddr, TscCycles};
 use septum_kerncore::vm::lapic::{Lapic, Written};
@@ -37,8 +37,6 @@ const EOI_EXIT_BITMAPS: [u64; 4] = [0x201c, 0x201e, 0x2020, 0x2022];
 const GUEST_INTERRUPT_STATUS: u64 = 0x0810;
 /// VMCS: TPR threshold (unused with virtual-interrupt delivery).
 const TPR_THRESHOLD: u64 = 0x401c;
-/// Guest activity state: active.
-const ACTIVITY_ACTIVE: u64 = 0;
 
 /// Reset `lapic` and point the current VMCS at it and at the APIC-access
 /// page `access`: nothing pending, nothing in service, every EOI
@@ -99,7 +97,7 @@ pub fn before_entry(
     } else if *sleeping && lapic.deliverable() {
         // A vector left pending when the guest halted (its STI; HLT
         // window): wake it to take it.
-        activate(sleeping)?;
+        super::vm::wake(sleeping)?;
     }
     Ok(match lapic.wake_at() {
         Some(deadline) if deadline < wake.get() => TscCycles(deadline),
@@ -118,15 +116,7 @@ fn post(lapic: &Lapic, sleeping: &mut bool) -> Result<(), VmxError> {
     // expects; any value is valid for VM entry.
     unsafe { vmwrite(GUEST_INTERRUPT_STATUS, (status & 0xff00) | rvi)? };
     if *sleeping {
-        activate(sleeping)?;
+        super::vm::wake(sleeping)?;
     }
-    Ok(())
-}
-
-fn activate(sleeping: &mut bool) -> Result<(), VmxError> {
-    // Safety: the active state is valid for any guest state; the guest
-    // wakes to take its interrupt.
-    unsafe { vmwrite(field::GUEST_ACTIVITY_STATE, ACTIVITY_ACTIVE)? };
-    *sleeping = false;
     Ok(())
 }

@@ -72,6 +72,8 @@ pub mod field {
     pub const EXIT_REASON: u64 = 0x4402;
     pub const EXIT_INTERRUPTION_INFO: u64 = 0x4404;
     pub const EXIT_INTERRUPTION_ERROR_CODE: u64 = 0x4406;
+    pub const IDT_VECTORING_INFO: u64 = 0x4408;
+    pub const IDT_VECTORING_ERROR_CODE: u64 = 0x440a;
     pub const EXIT_INSTRUCTION_LENGTH: u64 = 0x440c;
     pub const GUEST_ES_LIMIT: u64 = 0x4800;
     pub const GUEST_CS_LIMIT: u64 = 0x4802;
