@@ -426,6 +426,8 @@ extern "C" fn septum_vmexit(frame_pointer: *mut GuestRegs) -> u64 {
     // the core; the exit path is one of the CPU's two root-mode entry
     // points, which never nest.
     let cpu = unsafe { percpu::this_cpu(frame_pointer) };
+    #[cfg(feature = "count-transition")]
+    super::transition_probe::mark(cpu, super::transition_probe::Point::Exit);
     #[cfg(feature = "count-vmcs")]
     vmx::VMCS_ACCESSES.store(0, Ordering::Relaxed);
     super::timed::check_point(cpu);
@@ -713,6 +715,8 @@ fn execute(
 ) -> u64 {
     loop {
         if boundary.is_some() {
+            #[cfg(feature = "count-transition")]
+            super::transition_probe::mark(cpu, super::transition_probe::Point::Decided);
             super::deferred::run_due(cpu);
         }
         let launch = match decision {
@@ -726,6 +730,8 @@ fn execute(
                     continue;
                 }
                 let launch = switch_to(cpu, frame, subject);
+                #[cfg(feature = "count-transition")]
+                super::transition_probe::mark(cpu, super::transition_probe::Point::Switched);
                 if let Some(next) = super::late_entry::owed(cpu, frame, subject) {
                     decision = next;
                     continue;
@@ -758,6 +764,8 @@ fn execute(
                 super::deferred::before_stop(cpu);
                 kprintln!("septum: poweroff requested by \"{}\"", subject_name(by));
                 smp::barrier_report();
+                #[cfg(feature = "count-transition")]
+                super::transition_probe::report();
                 super::nmi::report();
                 interrupts::report();
                 crate::subject_report::miss_totals();
@@ -853,6 +861,8 @@ const PUMP_BUDGET: TscCycles = TscCycles(200);
 /// the first entry (`start`).
 fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycles) -> ! {
     let entry = TscCycles(boundary.get().wrapping_add(FRAME_ENTRY_PAD.get()));
+    #[cfg(feature = "count-transition")]
+    super::transition_probe::close(cpu, boundary);
     let now = rdtsc();
     // Kernel output moves to the UART here, only if it fits in what is
     // left of the pad (`console::pump`: bounded), so it never lengthens
@@ -878,6 +888,8 @@ fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycl
 /// all begin next (`smp`).
 #[inline(always)]
 fn frame_ending(cpu: &mut CpuCore) {
+    #[cfg(feature = "count-transition")]
+    super::transition_probe::mark(cpu, super::transition_probe::Point::FrameEnd);
     if cpu.scheduler.at_major_frame_end() {
         let plan =
             smp::major_frame_barrier(cpu.number, cpu.scheduler.plan(), cpu.scheduler.plan_count());

@@ -34,6 +34,8 @@
 //! - `vtd`: the VT-d remapping units (enable at boot, fault records);
 //!   `vtd_probe` (feature `vtd-probe`): the QEMU test that drives a DMA
 //!   device against them.
+//! - `transition_probe` (feature `count-transition`): where a minor-frame
+//!   transition's ticks go, printed at poweroff.
 
 pub mod apic;
 pub mod boot;
@@ -59,6 +61,8 @@ pub mod restart;
 pub mod serial;
 pub mod smp;
 pub mod timed;
+#[cfg(feature = "count-transition")]
+pub mod transition_probe;
 pub mod vm;
 pub mod vm_apic;
 pub mod vmcs;

@@ -129,7 +129,7 @@ impl CpuNumber {
         self.0
     }
 
-    fn index(self) -> usize {
+    pub(super) fn index(self) -> usize {
         // Below MAX_CPUS (checked by `new`): fits in usize.
         self.0 as usize
     }

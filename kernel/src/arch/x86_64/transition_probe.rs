@@ -1,0 +1,73 @@
+//! Feature `count-transition`: where the time of a minor-frame transition
+//! goes. Each marked point of the exit path stores the TSC; the padded
+//! entry of the next frame (`exit::enter_at`) turns every mark of this
+//! transition into ticks after the boundary and keeps, per point, the
+//! largest seen on any CPU. Printed at poweroff: the figures behind
+//! `FRAME_ENTRY_PAD` (septum_abi::timing, docs/kernel.md).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use septum_abi::TscCycles;
+
+use super::cpu::rdtsc;
+use super::percpu::{CpuCore, MAX_CPUS};
+
+/// The marked points, in path order.
+#[derive(Clone, Copy)]
+pub enum Point {
+    /// First instruction of `septum_vmexit` (the exit stub has run).
+    Exit = 0,
+    /// The frame end begins (`frame_ending`: the major-frame barrier).
+    FrameEnd = 1,
+    /// The scheduler decided what runs next.
+    Decided = 2,
+    /// `switch_to` has loaded the next subject.
+    Switched = 3,
+    /// `enter_at` begins: the rest is the padded spin.
+    Enter = 4,
+}
+
+const POINTS: usize = 5;
+const NAMES: [&str; POINTS] = ["exit", "frame-end", "decided", "switched", "enter"];
+
+/// This transition's marks, per CPU.
+static MARKS: [[AtomicU64; POINTS]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; POINTS] }; MAX_CPUS];
+/// Largest ticks after the boundary, per point.
+static MAX: [AtomicU64; POINTS] = [const { AtomicU64::new(0) }; POINTS];
+
+/// Notes the time at `point` on `cpu`.
+#[inline(always)]
+pub fn mark(cpu: &CpuCore, point: Point) {
+    if let Some(slot) = MARKS
+        .get(cpu.number.index())
+        .and_then(|marks| marks.get(point as usize))
+    {
+        slot.store(rdtsc().get(), Ordering::Relaxed);
+    }
+}
+
+/// The transition after `boundary` reached `enter_at`: every mark at or
+/// after the boundary counts; all are cleared.
+pub fn close(cpu: &CpuCore, boundary: TscCycles) {
+    mark(cpu, Point::Enter);
+    let Some(marks) = MARKS.get(cpu.number.index()) else {
+        return;
+    };
+    for (slot, max) in marks.iter().zip(&MAX) {
+        let at = slot.swap(0, Ordering::Relaxed);
+        if at >= boundary.get() {
+            max.fetch_max(at - boundary.get(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Prints the largest tick counts per point.
+pub fn report() {
+    for (name, max) in NAMES.iter().zip(&MAX) {
+        crate::kprintln!(
+            "septum: transition {name}: at most {} ticks after the boundary",
+            max.load(Ordering::Relaxed)
+        );
+    }
+}
