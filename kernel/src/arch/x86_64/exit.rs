@@ -540,10 +540,7 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
     }
     super::late_entry::handled(cpu, basic);
     match super::vm::handle(cpu, frame, basic) {
-        super::vm::Outcome::Resume => {
-            arm_timer(cpu);
-            return 0;
-        }
+        super::vm::Outcome::Resume => return resume(cpu, frame),
         super::vm::Outcome::Raise(exit) => return decide_and_execute(cpu, frame, exit),
         super::vm::Outcome::Unhandled => {}
     }
@@ -559,11 +556,7 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
             decide_and_execute(cpu, frame, Exit::InterruptWindow)
         }
         // A PCI device owner's configuration-space access (`pcicfg`).
-        EXIT_IO_INSTRUCTION if super::pcicfg::emulated(cpu, frame) => {
-            interrupts::before_entry(cpu);
-            arm_timer(cpu);
-            0
-        }
+        EXIT_IO_INSTRUCTION if super::pcicfg::emulated(cpu, frame) => resume(cpu, frame),
         // A hardware NMI (interruption type 2) is not the subject's doing.
         EXIT_EXCEPTION_OR_NMI if is_nmi() => decide_and_execute(cpu, frame, Exit::Nmi),
         _ => decide_and_execute(cpu, frame, Exit::Fault(fault_info(basic))),
@@ -607,12 +600,15 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         }
     }
     if decision == Decision::Resume && boundary.is_none() {
-        // The deadline passed while the kernel handled this exit (a
-        // hypercall just before it): end the frame now, checked before
-        // an interrupt is injected for the entry that then does not come.
+        // The deadline passed, or is too close for an entry that would
+        // only take the timer exit (a hypercall just before it): end the
+        // frame at the deadline, checked before an interrupt is injected
+        // for the entry that then does not come.
         let now = rdtsc();
-        if now >= frame_deadline {
-            return timer_exit_at(cpu, frame, now);
+        // (`wrapping_add`: one instruction on the hypercall's path; the
+        // TSC does not come within the margin of 2^64 in centuries.)
+        if now.get().wrapping_add(RESUME_MARGIN) >= frame_deadline.get() {
+            return timer_exit_at(cpu, frame, super::late_entry::wait_for(frame_deadline));
         }
         interrupts::before_entry(cpu);
         // The same TSC read arms the timer (one read on the hypercall's
@@ -625,6 +621,30 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
     } else {
         execute(cpu, frame, decision, boundary)
     }
+}
+
+/// Ticks before the deadline under which an exit handled in the frame
+/// does not resume the subject: the frame ends at the deadline instead
+/// (the CPU waits for it in root mode, in the subject's own time). An entry
+/// that close to the deadline would only take the timer exit at once, and
+/// that exit, coming after the deadline, would lengthen the transition to
+/// the next partition by the whole entry and exit (up to 170 ticks seen in
+/// `silence_irq` and `silence_ipi`, `count-transition`). The entry's path
+/// after this check (an injection, arming the timer, the stub) and the
+/// exit's stub take about 120 ticks in Bochs.
+pub(super) const RESUME_MARGIN: u64 = 200;
+
+/// Resume the loaded subject after an exit the kernel handled in the
+/// frame, or, under [`RESUME_MARGIN`] before the deadline, end the frame
+/// at the deadline (as in [`decide_and_execute`]).
+fn resume(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
+    let deadline = cpu.scheduler.deadline();
+    if rdtsc().get().saturating_add(RESUME_MARGIN) >= deadline.get() {
+        return timer_exit_at(cpu, frame, super::late_entry::wait_for(deadline));
+    }
+    interrupts::before_entry(cpu);
+    arm_timer(cpu);
+    0
 }
 
 /// What the fault report needs from the VMCS (unreadable fields read 0).
@@ -873,7 +893,14 @@ fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycl
     // An entry later than `entry` (the subject's own restart before it, a
     // transition longer than the pad) is made at once: the timer counts
     // from then, or the frame would overrun its deadline by the delay.
-    arm_timer_from(cpu, entry.max(now));
+    if now <= entry {
+        arm_timer_from(
+            cpu,
+            TscCycles(entry.get().wrapping_add(PADDED_ENTRY_LATENCY)),
+        );
+    } else {
+        arm_timer_from(cpu, now);
+    }
     let frame_pointer = core::ptr::from_mut(frame);
     // Safety: `frame` is the register frame at the top of this CPU's exit
     // stack (every caller of `execute` passes it), holding the loaded
@@ -1031,6 +1058,19 @@ pub(super) fn fxrstor(area: &FpuState) {
 fn arm_timer(cpu: &CpuCore) {
     arm_timer_from(cpu, rdtsc());
 }
+
+/// Ticks from the padded entry's `not_before` to its VM entry, which
+/// starts the VMX-preemption timer: the spin's evening ladder and jump (15
+/// ticks, see `septum_vmx_enter_padded`), then `septum_vmx_enter` (15
+/// pops, the flag test, the stack fix-up, the branch, VMRESUME: 20).
+/// Counting the timer from the entry itself ends the frame at its deadline
+/// rather than this much after it (where one tick is one instruction, as
+/// in Bochs; on hardware, where these instructions take longer, an expiry
+/// before the deadline is an early expiry: the subject resumes with the
+/// timer re-armed). At a major-frame barrier every CPU waits for the
+/// latest, so a late frame end on one CPU delays them all. Only here: on
+/// the hypercall's path the same correction would cost it a tick.
+const PADDED_ENTRY_LATENCY: u64 = 35;
 
 /// Program the VMX-preemption timer for the current deadline, counted from
 /// `entry` (the time of the VM entry that follows). A frame longer than

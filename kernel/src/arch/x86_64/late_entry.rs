@@ -39,8 +39,9 @@
 //!   instruction, the CPU waits for the deadline, the frame ends there,
 //!   and the instruction exits again at the subject's next entry.
 //! - [`passed`]: an entry inside a frame (not the padded first entry of a
-//!   frame) that would come after the deadline is not made; the frame ends
-//!   now, as the hypercall path already does (`exit::decide_and_execute`).
+//!   frame) that would come after the deadline, or less than
+//!   `exit::RESUME_MARGIN` before it, is not made; the frame ends at the
+//!   deadline, as on the hypercall path (`exit::decide_and_execute`).
 //!   Checked before any interrupt is injected for that entry. The switch
 //!   target stays loaded: its registers are in the exit's frame and move
 //!   into its context at the next switch, as after any exit, and a VMCS
@@ -70,19 +71,20 @@ use super::percpu::CpuCore;
 use super::vmx::{field, vmread};
 
 /// Whether the entry about to be made (`launch`: 1 for a VMLAUNCH) comes
-/// after the current frame's deadline; if so, the time read, and the
-/// loaded subject's VMCS is marked unlaunched again if `launch` said this
-/// entry would have launched it.
+/// less than `exit::RESUME_MARGIN` before the current frame's deadline
+/// (or after it); if so, the CPU waits for the deadline, the time read
+/// then is returned, and the loaded subject's VMCS is marked unlaunched
+/// again if `launch` said this entry would have launched it.
 #[inline(always)]
 pub(super) fn passed(cpu: &mut CpuCore, launch: u64) -> Option<TscCycles> {
-    let now = rdtsc();
-    if now < cpu.scheduler.deadline() {
+    let deadline = cpu.scheduler.deadline();
+    if rdtsc().get().saturating_add(super::exit::RESUME_MARGIN) < deadline.get() {
         return None;
     }
     if launch != 0 {
         super::exit::unlaunch(cpu);
     }
-    Some(now)
+    Some(wait_for(deadline))
 }
 
 /// Most TSC ticks from the check in [`trap_at_deadline`] to the entry of
@@ -234,7 +236,7 @@ fn reexecutes(basic: u16) -> bool {
 }
 
 /// Spin in root mode until `deadline`; returns the time read then.
-fn wait_for(deadline: TscCycles) -> TscCycles {
+pub(super) fn wait_for(deadline: TscCycles) -> TscCycles {
     loop {
         let now = rdtsc();
         if now >= deadline {
