@@ -179,8 +179,9 @@ global_asm!(
     // septum_vmexit_stub: host RSP is the end of the loaded subject's
     // register frame (`regs.rs`): the pushes fill it; the word at host RSP
     // is the top of this CPU's exit stack (its per-CPU block), the stack
-    // Rust runs on. After Rust, the frame to pop is the one the block names
-    // (`CpuCore::frame`: the subject loaded now, perhaps another one).
+    // Rust runs on; Rust gets the block's core. After Rust, the frame to
+    // pop is the one the block names (`CpuCore::frame`: the subject loaded
+    // now, perhaps another one than the one that exited).
     ".global septum_vmexit_stub",
     "septum_vmexit_stub:",
     "push %r15",
@@ -198,9 +199,8 @@ global_asm!(
     "push %rdx",
     "push %rcx",
     "push %rax",
-    "mov %rsp, %rdi",
     "mov {regs_size}(%rsp), %rsp",
-    "mov %rsp, %rsi",
+    "lea {core_at}(%rsp), %rdi",
     "call septum_vmexit",
     "mov %rax, %rsi",
     "mov {loaded_frame}(%rsp), %rdi",
@@ -237,6 +237,7 @@ global_asm!(
     "call septum_vmentry_failed",
     "ud2",
     regs_size = const super::regs::REGS_SIZE,
+    core_at = const percpu::CORE_AT,
     loaded_frame = const percpu::LOADED_FRAME_AT,
     options(att_syntax)
 );
@@ -426,20 +427,23 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
     unsafe { septum_vmx_enter(core.frame, launch) }
 }
 
-/// Called by the exit stub with the exiting subject's register frame (the
-/// loaded subject's) and this CPU's block. `frame` is not used after
-/// `handle_exit`: a switch in it makes another frame the loaded one.
+/// Called by the exit stub with this CPU's core, after it pushed the
+/// exiting subject's registers into that subject's frame. `frame` is not
+/// used after `handle_exit`: a switch in it makes another frame the loaded
+/// one.
 #[unsafe(no_mangle)]
-extern "C" fn septum_vmexit(frame_pointer: *mut GuestRegs, block: *mut percpu::PerCpu) -> u64 {
-    // Safety: the stub passes the frame it just filled, the loaded
-    // subject's slot (`regs.rs`); the previous exit's references to it are
-    // gone (the stub entered after they died), so this is the only one.
-    let frame = unsafe { &mut *frame_pointer };
-    // Safety: `block` is the word after the frame, this CPU's exit-stack
-    // top; a VM exit follows a VM entry, which `start` makes only after
-    // writing the core; the exit path is one of the CPU's two root-mode
-    // entry points, which never nest.
-    let cpu = unsafe { percpu::this_cpu(block) };
+extern "C" fn septum_vmexit(core: *mut CpuCore) -> u64 {
+    // Safety: `core` is in the block the word after the frame names, this
+    // CPU's exit-stack top; a VM exit follows a VM entry, which `start`
+    // makes only after writing the core; the exit path is one of the CPU's
+    // two root-mode entry points, which never nest.
+    let cpu = unsafe { percpu::this_cpu(core) };
+    // Safety: `cpu.frame` is the loaded subject's frame (`switch_to` sets
+    // it with the VMCS it loads, and only that VMCS is ever entered), the
+    // one the stub just filled through that VMCS's host RSP; the previous
+    // exit's references to it died when the stub entered, so this is the
+    // only one.
+    let frame = unsafe { &mut *cpu.frame };
     #[cfg(feature = "count-transition")]
     super::transition_probe::mark(cpu, super::transition_probe::Point::Exit);
     #[cfg(feature = "count-vmcs")]

@@ -13,10 +13,9 @@
 //! The [`PerCpu`] block starts exactly at the top of the CPU's exit stack.
 //! The exit stub pushes the guest registers into the subject's own frame
 //! slot (host RSP of its VMCS, `regs.rs`), then loads RSP from the word
-//! after that frame: this CPU's exit-stack top, the block's address, which
-//! it passes to `septum_vmexit`: [`this_cpu`] makes the core from it
-//! without reading an MSR, and the stub pops the frame the block names
-//! ([`LOADED_FRAME_AT`]) at entry.
+//! after that frame: this CPU's exit-stack top, the block's address; it
+//! passes the block's core to `septum_vmexit` ([`this_cpu`]: no MSR read),
+//! and pops the frame the block names ([`LOADED_FRAME_AT`]) at entry.
 //!
 //! What is per CPU: the exit stack, the IST stacks, the TSS and IDT, and
 //! the [`CpuCore`]: the CPU's number, its [`Scheduler`], the subject whose
@@ -200,9 +199,13 @@ pub fn tss_selector(cpu: CpuNumber) -> u16 {
     0x18u16.wrapping_add((cpu.get() as u16).wrapping_mul(16))
 }
 
+/// Offset of the core in the block: the exit stub passes the block's
+/// address plus this to `septum_vmexit`.
+pub(super) const CORE_AT: usize = offset_of!(PerCpu, core);
+
 /// Offset of `CpuCore::frame` in the block: the exit stub, whose RSP is
 /// the block after Rust returns, loads the frame to pop from there.
-pub(super) const LOADED_FRAME_AT: usize = offset_of!(PerCpu, core) + offset_of!(CpuCore, frame);
+pub(super) const LOADED_FRAME_AT: usize = CORE_AT + offset_of!(CpuCore, frame);
 
 /// Tops of `cpu`'s IST stacks: double fault, NMI, machine check.
 pub fn ist_stack_tops(cpu: CpuNumber) -> [u64; 3] {
@@ -221,23 +224,19 @@ pub fn idt_address(cpu: CpuNumber) -> u64 {
     (block(cpu) as u64).wrapping_add(offset_of!(PerCpu, idt) as u64)
 }
 
-/// The core of the CPU that took the VM exit, from its block.
+/// The core of the CPU that took the VM exit.
 ///
 /// # Safety
-/// `block` must be the address the exit stub passes: the word after the
-/// loaded subject's frame, the current CPU's exit-stack top (`regs.rs`:
-/// written for each of the CPU's subjects before its first entry), the
-/// CPU's core must have been written (`exit::start` does so before the
+/// `core` must be the address the exit stub passes: [`CORE_AT`] past the
+/// word after the loaded subject's frame, the current CPU's exit-stack
+/// top (`regs.rs`: written for each of the CPU's subjects before its first
+/// entry), the CPU's core must have been written (`exit::start` does so before the
 /// CPU's first VM entry, and a VM exit needs an entry first), and no other
 /// reference to the core may be live: the exit path is one of a CPU's two
 /// root-mode entry points, which never nest, and other CPUs never reach
 /// this CPU's block.
 #[inline(always)]
-pub unsafe fn this_cpu<'a>(block: *mut PerCpu) -> &'a mut CpuCore {
-    let core = block
-        .cast::<u8>()
-        .wrapping_add(offset_of!(PerCpu, core))
-        .cast::<CpuCore>();
+pub unsafe fn this_cpu<'a>(core: *mut CpuCore) -> &'a mut CpuCore {
     // Safety: the contract above.
     unsafe { &mut *core }
 }
