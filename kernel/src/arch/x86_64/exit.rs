@@ -4,8 +4,9 @@
 //! register frame (`regs.rs`). The stub pushes the guest's general-purpose
 //! registers there, forming its [`GuestRegs`] in place, switches to the
 //! CPU's exit stack (whose top is the CPU's per-CPU block, `percpu.rs`)
-//! and calls [`septum_vmexit`] with the frame and the block. Rust does
-//! three things, in order:
+//! and calls [`septum_vmexit`] with the block's core, which names the
+//! loaded subject's frame (`CpuCore::frame`). Rust does three things, in
+//! order:
 //!
 //! 1. `handle_exit` reads the VMCS into kerncore's vendor-neutral [`Exit`]
 //!    (for VMCALL it also moves guest RIP past the instruction: every
@@ -23,12 +24,12 @@
 //!
 //! Nothing here chooses a subject or interprets the policy. It returns 1
 //! for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the stub
-//! pops the loaded subject's frame and enters. Before every entry the VMX-preemption
-//! timer is set to `(deadline - entry) >> IA32_VMX_MISC[4:0]`. The first
-//! entry of a minor frame does not return: `enter_at` enters at the fixed
-//! time `boundary + FRAME_ENTRY_PAD`, so when the next subject starts says
-//! nothing about what the previous one did (docs/kernel.md,
-//! "Constant-time frame transitions").
+//! pops the loaded subject's frame and enters. Before every entry the
+//! VMX-preemption timer is set to `(deadline - entry) >>
+//! IA32_VMX_MISC[4:0]`. The first entry of a minor frame does not return:
+//! `enter_at` enters at the fixed time `boundary + FRAME_ENTRY_PAD`, so
+//! when the next subject starts says nothing about what the previous one
+//! did (docs/kernel.md, "Constant-time frame transitions").
 //!
 //! A VMCALL exit costs 5 VMCS accesses: exit reason, instruction length,
 //! guest RIP (read and write back, advanced past VMCALL) and the
