@@ -96,8 +96,7 @@ NOT_CALLED = {
 }
 
 # An AP's boot path starts this many bytes below the top of its exit stack
-# (`percpu::ap_boot_stack_top`: the exit frame and the per-CPU block are
-# above it).
+# (`percpu::ap_boot_stack_top`; the per-CPU block is above the top).
 AP_BOOT_STACK_GAP = 4096
 
 
@@ -121,11 +120,19 @@ ASM = {
     "septum_ap_start64": AsmNode(0, "sets RSP to the AP's boot stack "
                                  "(septum_ap_stack), then calls "
                                  "septum_ap_main"),
-    "septum_vmx_enter": AsmNode(0, "sets RSP to the register frame at the top "
-                                "of the exit stack, pops it and enters the "
-                                "guest; on failure it calls "
-                                "septum_vmentry_failed from the top of the "
-                                "exit stack", switches_stack=True),
+    "septum_vmexit_stub": AsmNode(0, "pushes the guest registers into the "
+                                  "subject's register frame (host RSP, "
+                                  "regs.rs), not onto a stack, then sets RSP "
+                                  "to the top of the exit stack (the word "
+                                  "after the frame) and calls septum_vmexit; "
+                                  "falls through to septum_vmx_enter",
+                                  ["septum_vmx_enter"]),
+    "septum_vmx_enter": AsmNode(0, "sets RSP to the loaded subject's register "
+                                "frame, pops it and enters the guest; on "
+                                "failure it sets RSP to the top of the exit "
+                                "stack (the word after the frame) and calls "
+                                "septum_vmentry_failed there",
+                                switches_stack=True),
 }
 
 # A root-mode exception: the CPU pushes SS, RSP, RFLAGS, CS, RIP (40 bytes;

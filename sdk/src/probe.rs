@@ -26,6 +26,11 @@
 //! [`crate::arch::inb`] are safe because the I/O bitmap decides what they
 //! do.
 //!
+//! [`gpr_mark`] is for the register isolation test (`gpr_isolation`): it
+//! fills the general-purpose registers with markers around a `vmcall` and
+//! reports what came back; only its own stack slots and its result array
+//! are written.
+//!
 //! The CR2 probes ([`read_cr2`], [`write_cr2`]) are for the state isolation
 //! test: MOV to and from CR2 does not exit in VMX non-root mode and CR2 is
 //! not part of the VMCS, so the kernel must keep it per subject. A subject
@@ -262,6 +267,102 @@ pub fn vmxoff() {
 /// range check: the kernel must ignore numbers the policy does not define.
 pub fn raw_hypercall(number: u64) {
     crate::arch::vmcall(number);
+}
+
+/// What [`gpr_mark`] saw after its `vmcall` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GprSeen {
+    /// RAX: the hypercall's result (the pending events of a `sleep`), else
+    /// its number.
+    pub rax: u64,
+    /// RCX, RDX, RBX, RBP, RSI, RDI, R8..R15, in this order.
+    pub regs: [u64; 14],
+}
+
+impl GprSeen {
+    /// How many of the 14 registers do not hold what [`gpr_mark`] loaded
+    /// for `seed` (register `i` of [`GprSeen::regs`]: `seed + i + 1`).
+    pub fn mismatches(&self, seed: u64) -> u32 {
+        let mut count = 0;
+        for (expected, seen) in (1u64..).map(|i| seed.wrapping_add(i)).zip(self.regs) {
+            if seen != expected {
+                count += 1;
+            }
+        }
+        count
+    }
+}
+
+/// Loads every general-purpose register but RAX and RSP with a marker made
+/// from `seed` (RCX `seed + 1`, RDX `+ 2`, RBX `+ 3`, RBP `+ 4`, RSI `+ 5`,
+/// RDI `+ 6`, R8..R15 `+ 7`..`+ 14`), executes `vmcall` with `number` in
+/// RAX and returns what the 15 registers hold right after it: the register
+/// isolation test's probe (whatever ran on the CPU meanwhile, the kernel
+/// changes no register but RAX).
+pub fn gpr_mark(number: u64, seed: u64) -> GprSeen {
+    let mut regs = [0u64; 14];
+    let rax: u64;
+    // Safety: RBX and RBP (which Rust reserves) are saved on the stack and
+    // restored; every other register the block writes is declared. The
+    // only memory written is `regs` (14 words, through the pointer kept on
+    // the stack across the `vmcall`).
+    unsafe {
+        core::arch::asm!(
+            "push rbx",
+            "push rbp",
+            "push rdi",
+            "mov rbx, rsi",
+            "lea rcx, [rbx + 1]",
+            "lea rdx, [rbx + 2]",
+            "lea rbp, [rbx + 4]",
+            "lea rsi, [rbx + 5]",
+            "lea rdi, [rbx + 6]",
+            "lea r8, [rbx + 7]",
+            "lea r9, [rbx + 8]",
+            "lea r10, [rbx + 9]",
+            "lea r11, [rbx + 10]",
+            "lea r12, [rbx + 11]",
+            "lea r13, [rbx + 12]",
+            "lea r14, [rbx + 13]",
+            "lea r15, [rbx + 14]",
+            "add rbx, 3",
+            "vmcall",
+            "push rax",
+            "mov rax, [rsp + 8]",
+            "mov [rax], rcx",
+            "mov [rax + 8], rdx",
+            "mov [rax + 16], rbx",
+            "mov [rax + 24], rbp",
+            "mov [rax + 32], rsi",
+            "mov [rax + 40], rdi",
+            "mov [rax + 48], r8",
+            "mov [rax + 56], r9",
+            "mov [rax + 64], r10",
+            "mov [rax + 72], r11",
+            "mov [rax + 80], r12",
+            "mov [rax + 88], r13",
+            "mov [rax + 96], r14",
+            "mov [rax + 104], r15",
+            "pop rax",
+            "add rsp, 8",
+            "pop rbp",
+            "pop rbx",
+            inout("rax") number => rax,
+            inout("rdi") regs.as_mut_ptr() => _,
+            inout("rsi") seed => _,
+            out("rcx") _,
+            out("rdx") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+        );
+    }
+    GprSeen { rax, regs }
 }
 
 /// Reads CR2 (`mov rax, cr2`; no exit in VMX non-root mode).

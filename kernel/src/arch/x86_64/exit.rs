@@ -1,19 +1,22 @@
 //! The VM-exit path (the hot path) and the execution of scheduler decisions.
 //!
-//! Host RIP is `septum_vmexit_stub` and host RSP the top of the CPU's exit
-//! stack. The stub pushes the guest's general-purpose registers there,
-//! forming the [`GuestRegs`] frame right below the CPU's per-CPU block
-//! (`percpu.rs`), and calls [`septum_vmexit`] with its address, from which
-//! `percpu::this_cpu` finds the block. Rust does three things, in order:
+//! Host RIP is `septum_vmexit_stub` and host RSP the end of the subject's
+//! register frame (`regs.rs`). The stub pushes the guest's general-purpose
+//! registers there, forming its [`GuestRegs`] in place, switches to the
+//! CPU's exit stack (whose top is the CPU's per-CPU block, `percpu.rs`)
+//! and calls [`septum_vmexit`] with the block's core, which names the
+//! loaded subject's frame (`CpuCore::frame`). Rust does three things, in
+//! order:
 //!
 //! 1. `handle_exit` reads the VMCS into kerncore's vendor-neutral [`Exit`]
 //!    (for VMCALL it also moves guest RIP past the instruction: every
 //!    hypercall completes, even an ignored one);
 //! 2. [`dispatch`] (kerncore) decides, with this CPU's [`Scheduler`];
 //! 3. `execute` carries out the [`Decision`]: resume, switch subject
-//!    (VMPTRLD of the other subject's VMCS and an exchange of the register
-//!    frame, the x87/SSE state and CR2 with its save slot: the state a
-//!    subject can write that the VMCS does not hold), wake a sleeper (enter it, switching if it is
+//!    (VMPTRLD of the other subject's VMCS, its register frame made the
+//!    loaded one, and an exchange of the x87/SSE state and CR2 with its
+//!    save slot: the state a subject can write that the VMCS does not
+//!    hold), wake a sleeper (enter it, switching if it is
 //!    another subject, with the pending events kerncore took for it written
 //!    into RAX of its register frame: the result of its `sleep` hypercall,
 //!    no VMCS access), idle in root mode until the frame deadline, report a
@@ -21,12 +24,12 @@
 //!
 //! Nothing here chooses a subject or interprets the policy. It returns 1
 //! for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the stub
-//! restores the frame and enters. Before every entry the VMX-preemption
-//! timer is set to `(deadline - entry) >> IA32_VMX_MISC[4:0]`. The first
-//! entry of a minor frame does not return: `enter_at` enters at the fixed
-//! time `boundary + FRAME_ENTRY_PAD`, so when the next subject starts says
-//! nothing about what the previous one did (docs/kernel.md,
-//! "Constant-time frame transitions").
+//! pops the loaded subject's frame and enters. Before every entry the
+//! VMX-preemption timer is set to `(deadline - entry) >>
+//! IA32_VMX_MISC[4:0]`. The first entry of a minor frame does not return:
+//! `enter_at` enters at the fixed time `boundary + FRAME_ENTRY_PAD`, so
+//! when the next subject starts says nothing about what the previous one
+//! did (docs/kernel.md, "Constant-time frame transitions").
 //!
 //! A VMCALL exit costs 5 VMCS accesses: exit reason, instruction length,
 //! guest RIP (read and write back, advanced past VMCALL) and the
@@ -63,7 +66,8 @@ use crate::system::SPEC;
 use crate::{kprintln, stop};
 
 /// Guest general-purpose registers, in the order the stub pushes them
-/// (lowest address first). RSP and RIP live in the VMCS.
+/// (lowest address first). RSP and RIP live in the VMCS. Each subject's
+/// live in its frame slot (`regs.rs`), which the stub fills and pops.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct GuestRegs {
@@ -97,8 +101,6 @@ pub struct GuestRegs {
     pub r14: u64,
     /// R15.
     pub r15: u64,
-    /// Keeps the frame a multiple of 16 bytes (stack alignment for calls).
-    pub padding: u64,
 }
 
 impl GuestRegs {
@@ -119,7 +121,6 @@ impl GuestRegs {
         r13: 0,
         r14: 0,
         r15: 0,
-        padding: 0,
     };
 }
 
@@ -176,9 +177,14 @@ global_asm!(
     "nop",
     "jmp septum_vmx_enter",
     ".balign 16",
+    // septum_vmexit_stub: host RSP is the end of the loaded subject's
+    // register frame (`regs.rs`): the pushes fill it; the word at host RSP
+    // is the top of this CPU's exit stack (its per-CPU block), the stack
+    // Rust runs on; Rust gets the block's core. After Rust, the frame to
+    // pop is the one the block names (`CpuCore::frame`: the subject loaded
+    // now, perhaps another one than the one that exited).
     ".global septum_vmexit_stub",
     "septum_vmexit_stub:",
-    "sub $8, %rsp",
     "push %r15",
     "push %r14",
     "push %r13",
@@ -194,12 +200,13 @@ global_asm!(
     "push %rdx",
     "push %rcx",
     "push %rax",
-    "mov %rsp, %rdi",
+    "mov {regs_size}(%rsp), %rsp",
+    "lea {core_at}(%rsp), %rdi",
     "call septum_vmexit",
     "mov %rax, %rsi",
-    "mov %rsp, %rdi",
-    // septum_vmx_enter(frame, launch): the frame sits at the top of the exit
-    // stack; POP and LEA leave the flags of the TEST intact.
+    "mov {loaded_frame}(%rsp), %rdi",
+    // septum_vmx_enter(frame, launch): `frame` is the loaded subject's
+    // register frame; POP leaves the flags of the TEST intact.
     ".global septum_vmx_enter",
     "septum_vmx_enter:",
     "mov %rdi, %rsp",
@@ -219,15 +226,20 @@ global_asm!(
     "pop %r13",
     "pop %r14",
     "pop %r15",
-    "lea 8(%rsp), %rsp",
     "jnz 1f",
     "vmresume",
     "jmp 2f",
     "1:",
     "vmlaunch",
+    // A failed entry: RSP is at the word after the frame, the top of
+    // this CPU's exit stack, where the report runs.
     "2:",
+    "mov (%rsp), %rsp",
     "call septum_vmentry_failed",
     "ud2",
+    regs_size = const super::regs::REGS_SIZE,
+    core_at = const percpu::CORE_AT,
+    loaded_frame = const percpu::LOADED_FRAME_AT,
     options(att_syntax)
 );
 
@@ -275,11 +287,10 @@ impl FpuState {
     }
 }
 
-/// What the kernel keeps of a subject while it is not loaded. All zero at
-/// boot, so the slots live in `.bss` and cost nothing in the image.
+/// What the kernel keeps of a subject while it is not loaded, beyond its
+/// register frame (`regs.rs`, where its registers always are). All zero
+/// at boot, so the slots live in `.bss` and cost nothing in the image.
 pub(super) struct SubjectContext {
-    /// Registers, while the subject is not in the exit frame.
-    pub(super) regs: GuestRegs,
     /// x87/MMX/SSE state (FXSAVE format).
     pub(super) fpu: FpuState,
     /// CR2: MOV to and from CR2 does not exit in VMX non-root mode and the
@@ -308,7 +319,6 @@ unsafe impl Sync for SubjectSlots {}
 static SUBJECTS: SubjectSlots = SubjectSlots(
     [const {
         UnsafeCell::new(SubjectContext {
-            regs: GuestRegs::ZERO,
             fpu: FpuState([0; 512]),
             cr2: 0,
             kernel_gs_base: 0,
@@ -374,6 +384,7 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
             number: cpu,
             scheduler,
             loaded: None,
+            frame: core::ptr::null_mut(),
             timer_shift,
         });
     }
@@ -395,37 +406,45 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
         // Safety: `vmcs` was made by `Vmcs::of(id, cpu)`, and `core` is
         // `cpu`'s (its `number` is `cpu`, written above).
         if let Some(context) = unsafe { context(core, &vmcs) } {
-            context.regs = GuestRegs {
-                rdi: subject.guest.rdi,
-                ..GuestRegs::ZERO
-            };
             fxsave(&mut context.fpu);
             context.fpu.reset_sse();
         }
+        // Safety: `cpu`'s boot path before its first entry, `vmcs` one of
+        // its subjects (`Vmcs::of(id, cpu)`).
+        unsafe { super::regs::prepare(&vmcs, cpu, subject.guest.rdi) };
     }
+    // Safety: `cpu`'s boot path before its first entry, the only call.
+    let Some(spare) = (unsafe { super::regs::spare(cpu) }) else {
+        kprintln!("septum: system stopped (fail-closed)");
+        stop()
+    };
+    core.frame = core::ptr::from_mut(spare);
     // Every plan CPU starts its first major frame at the same TSC.
     let decision = core.scheduler.start(smp::plan_start_time());
-    let frame_pointer = percpu::exit_frame(cpu);
-    // Safety: the frame lies at the top of `cpu`'s exit stack, which nothing
-    // uses before the first entry (this code runs on the boot stack).
-    let frame = unsafe { &mut *frame_pointer };
-    let launch = execute(core, frame, decision, None);
-    // Safety: the frame holds the subject's registers, its VMCS is current
+    let launch = execute(core, spare, decision, None);
+    // Safety: `execute` made a subject the loaded one (it returns only to
+    // enter one): `core.frame` is its register frame, its VMCS is current
     // and fully initialised; the stub enters it and never returns here.
-    unsafe { septum_vmx_enter(frame_pointer, launch) }
+    unsafe { septum_vmx_enter(core.frame, launch) }
 }
 
-/// Called by the exit stub with the guest's register frame.
+/// Called by the exit stub with this CPU's core, after it pushed the
+/// exiting subject's registers into that subject's frame. `frame` is not
+/// used after `handle_exit`: a switch in it makes another frame the loaded
+/// one.
 #[unsafe(no_mangle)]
-extern "C" fn septum_vmexit(frame_pointer: *mut GuestRegs) -> u64 {
-    // Safety: the stub passes the frame it just pushed at the top of this
-    // CPU's exit stack; nothing else refers to it while this runs.
-    let frame = unsafe { &mut *frame_pointer };
-    // Safety: the frame is the stub's, at the top of this CPU's exit stack;
-    // a VM exit follows a VM entry, which `start` makes only after writing
-    // the core; the exit path is one of the CPU's two root-mode entry
-    // points, which never nest.
-    let cpu = unsafe { percpu::this_cpu(frame_pointer) };
+extern "C" fn septum_vmexit(core: *mut CpuCore) -> u64 {
+    // Safety: `core` is in the block the word after the frame names, this
+    // CPU's exit-stack top; a VM exit follows a VM entry, which `start`
+    // makes only after writing the core; the exit path is one of the CPU's
+    // two root-mode entry points, which never nest.
+    let cpu = unsafe { percpu::this_cpu(core) };
+    // Safety: `cpu.frame` is the loaded subject's frame (`switch_to` sets
+    // it with the VMCS it loads, and only that VMCS is ever entered), the
+    // one the stub just filled through that VMCS's host RSP; the previous
+    // exit's references to it died when the stub entered, so this is the
+    // only one.
+    let frame = unsafe { &mut *cpu.frame };
     #[cfg(feature = "count-transition")]
     super::transition_probe::mark(cpu, super::transition_probe::Point::Exit);
     #[cfg(feature = "count-vmcs")]
@@ -726,10 +745,12 @@ pub(super) fn print_fault(subject: &str, frame: &GuestRegs, info: &FaultInfo) {
 /// run. `boundary`: the minor-frame boundary just crossed, if the decision
 /// starts a new frame; the entry that follows one is made at the fixed
 /// time `boundary + FRAME_ENTRY_PAD` ([`enter_at`], which does not return
-/// here).
+/// here). `frame` is the loaded subject's register frame; after a switch
+/// it is the new one's (`switch_to` returns it), so the caller's own
+/// reference, the old subject's, must not be used after this returns.
 fn execute(
     cpu: &mut CpuCore,
-    frame: &mut GuestRegs,
+    mut frame: &mut GuestRegs,
     mut decision: Decision,
     mut boundary: Option<TscCycles>,
 ) -> u64 {
@@ -749,7 +770,8 @@ fn execute(
                     (decision, boundary) = frame_end_in_execute(cpu, now);
                     continue;
                 }
-                let launch = switch_to(cpu, frame, subject);
+                let launch;
+                (launch, frame) = switch_to(cpu, frame, subject);
                 #[cfg(feature = "count-transition")]
                 super::transition_probe::mark(cpu, super::transition_probe::Point::Switched);
                 if let Some(next) = super::late_entry::owed(cpu, frame, subject) {
@@ -766,9 +788,10 @@ fn execute(
                     (decision, boundary) = frame_end_in_execute(cpu, now);
                     continue;
                 }
-                let launch = switch_to(cpu, frame, subject);
-                // The frame now holds the woken subject's registers: its
-                // `sleep` hypercall returns the pending events in RAX.
+                let launch;
+                (launch, frame) = switch_to(cpu, frame, subject);
+                // `frame` is now the woken subject's: its `sleep`
+                // hypercall returns the pending events in RAX.
                 frame.rax = pending;
                 launch
             }
@@ -860,7 +883,7 @@ fn execute(
         }
         interrupts::before_entry(cpu);
         if let Some(boundary) = boundary {
-            enter_at(cpu, frame, launch, boundary)
+            enter_at(cpu, launch, boundary)
         }
         arm_timer(cpu);
         return launch;
@@ -879,7 +902,7 @@ const PUMP_BUDGET: TscCycles = TscCycles(200);
 /// next one starts. The timer is armed for the time of entry, not for now.
 /// Enters from here: the Rust frames of this exit are abandoned, like at
 /// the first entry (`start`).
-fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycles) -> ! {
+fn enter_at(cpu: &CpuCore, launch: u64, boundary: TscCycles) -> ! {
     let entry = TscCycles(boundary.get().wrapping_add(FRAME_ENTRY_PAD.get()));
     #[cfg(feature = "count-transition")]
     super::transition_probe::close(cpu, boundary);
@@ -901,13 +924,12 @@ fn enter_at(cpu: &CpuCore, frame: &mut GuestRegs, launch: u64, boundary: TscCycl
     } else {
         arm_timer_from(cpu, now);
     }
-    let frame_pointer = core::ptr::from_mut(frame);
-    // Safety: `frame` is the register frame at the top of this CPU's exit
-    // stack (every caller of `execute` passes it), holding the loaded
-    // subject's registers; its VMCS is current with the timer armed. The
-    // stub resets RSP to the frame, so the Rust frames above it are simply
-    // abandoned: nothing in them needs dropping.
-    unsafe { septum_vmx_enter_padded(frame_pointer, launch, entry) }
+    // Safety: `cpu.frame` is the loaded subject's register frame
+    // (`switch_to` sets it with `cpu.loaded`); its VMCS is current with the
+    // timer armed. The stub sets RSP to the frame, so the Rust frames on
+    // the exit stack are simply abandoned (and with them every reference
+    // to the frame): nothing in them needs dropping.
+    unsafe { septum_vmx_enter_padded(cpu.frame, launch, entry) }
 }
 
 /// A minor frame's deadline passed, before the scheduler moves on: at the
@@ -951,9 +973,17 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
     (decision, Some(deadline))
 }
 
-/// Make `subject` the loaded one: save the frame of the previous one, load
-/// its VMCS and registers. Returns whether its VMCS still needs VMLAUNCH.
-fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u64 {
+/// Make `subject` the loaded one: save the FPU state, CR2 and
+/// KERNEL_GS_BASE of the previous one, load its VMCS and that state, and
+/// make its register frame the one the stub pops (no register is copied:
+/// each subject's stay in its own frame, `regs.rs`). Takes the previous
+/// subject's `frame` and returns `subject`'s, with whether its VMCS still
+/// needs VMLAUNCH.
+fn switch_to<'f>(
+    cpu: &mut CpuCore,
+    frame: &'f mut GuestRegs,
+    subject: SubjectId,
+) -> (u64, &'f mut GuestRegs) {
     let Some(vmcs) = Vmcs::of(subject, cpu.number) else {
         kprintln!("septum: scheduler chose unknown subject {}", subject.0);
         kprintln!("septum: system stopped (fail-closed)");
@@ -962,19 +992,33 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
     let number = cpu.number;
     let previous = cpu.loaded;
     let switching = previous.map(|loaded| loaded.id()) != Some(subject);
-    if switching {
+    let frame = if switching {
         if let Some(previous) = previous
             // Safety: `previous` comes from `cpu.loaded`.
             && let Some(context) = unsafe { context(cpu, &previous) }
         {
-            context.regs = *frame;
             fxsave(&mut context.fpu);
             context.cr2 = cpu::read_cr2();
             context.kernel_gs_base = cpu::read_kernel_gs_base();
         }
+        // Safety: `vmcs` was made by `Vmcs::of(subject, cpu.number)`; the
+        // exit path's only frame reference is `frame`, the previous
+        // subject's (or the spare), which is given up here for this one.
+        let (Some(next), Some(pointer)) = (
+            unsafe { super::regs::frame(&vmcs) },
+            super::regs::pointer(&vmcs),
+        ) else {
+            kprintln!("septum: scheduler chose unknown subject {}", subject.0);
+            kprintln!("septum: system stopped (fail-closed)");
+            stop()
+        };
         or_stop(vmcs.load());
         cpu.loaded = Some(vmcs);
-    }
+        cpu.frame = pointer;
+        next
+    } else {
+        frame
+    };
     // Safety: `vmcs` was made by `Vmcs::of(subject, cpu.number)` above.
     let Some(context) = (unsafe { context(cpu, &vmcs) }) else {
         kprintln!("septum: scheduler chose unknown subject {}", subject.0);
@@ -984,7 +1028,6 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
     if switching {
         // The FPU registers and CR2 are not part of the VMCS: without this
         // a subject could read what the previous one left in them.
-        *frame = context.regs;
         fxrstor(&context.fpu);
         // Safety: CR2 only reports the last page-fault address; no
         // translation or protection depends on it, and root mode reads it
@@ -998,18 +1041,19 @@ fn switch_to(cpu: &mut CpuCore, frame: &mut GuestRegs, subject: SubjectId) -> u6
         crate::monitor::on_enter(subject, frame);
     }
     super::restart::restart_if_requested(number, vmcs, context, frame);
-    if context.launched {
+    let launch = if context.launched {
         0
     } else {
         context.launched = true;
         1
-    }
+    };
+    (launch, frame)
 }
 
 /// A woken sleeper that is not entered now (`late_entry`): its `sleep`
-/// hypercall's result, the pending events taken for it, goes into its
-/// saved RAX (the exit frame if it is the loaded subject, else its
-/// context slot), so it returns them whenever it is entered next.
+/// hypercall's result, the pending events taken for it, goes into RAX of
+/// its register frame (`frame` if it is the loaded subject), so it
+/// returns them whenever it is entered next.
 pub(super) fn deliver_wake(
     cpu: &mut CpuCore,
     frame: &mut GuestRegs,
@@ -1019,10 +1063,12 @@ pub(super) fn deliver_wake(
     if cpu.loaded.map(|loaded| loaded.id()) == Some(subject) {
         frame.rax = pending;
     } else if let Some(vmcs) = Vmcs::of(subject, cpu.number)
-        // Safety: `vmcs` was made by `Vmcs::of(subject, cpu.number)`.
-        && let Some(context) = unsafe { context(cpu, &vmcs) }
+        // Safety: `vmcs` was made by `Vmcs::of(subject, cpu.number)` and is
+        // not the loaded subject's, so `frame` is another slot and no
+        // reference to this one is live; this one dies at once.
+        && let Some(regs) = unsafe { super::regs::frame(&vmcs) }
     {
-        context.regs.rax = pending;
+        regs.rax = pending;
     }
 }
 
@@ -1061,8 +1107,9 @@ fn arm_timer(cpu: &CpuCore) {
 
 /// Ticks from the padded entry's `not_before` to its VM entry, which
 /// starts the VMX-preemption timer: the spin's evening ladder and jump (15
-/// ticks, see `septum_vmx_enter_padded`), then `septum_vmx_enter` (15
-/// pops, the flag test, the stack fix-up, the branch, VMRESUME: 20).
+/// ticks, see `septum_vmx_enter_padded`), then `septum_vmx_enter` (the
+/// frame's address into RSP, the flag test, 15 pops, the branch,
+/// VMRESUME: 19).
 /// Counting the timer from the entry itself ends the frame at its deadline
 /// rather than this much after it (where one tick is one instruction, as
 /// in Bochs; on hardware, where these instructions take longer, an expiry
@@ -1070,7 +1117,7 @@ fn arm_timer(cpu: &CpuCore) {
 /// timer re-armed). At a major-frame barrier every CPU waits for the
 /// latest, so a late frame end on one CPU delays them all. Only here: on
 /// the hypercall's path the same correction would cost it a tick.
-const PADDED_ENTRY_LATENCY: u64 = 35;
+const PADDED_ENTRY_LATENCY: u64 = 34;
 
 /// Program the VMX-preemption timer for the current deadline, counted from
 /// `entry` (the time of the VM entry that follows). A frame longer than

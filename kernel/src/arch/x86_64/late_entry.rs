@@ -43,8 +43,8 @@
 //!   `exit::RESUME_MARGIN` before it, is not made; the frame ends at the
 //!   deadline, as on the hypercall path (`exit::decide_and_execute`).
 //!   Checked before any interrupt is injected for that entry. The switch
-//!   target stays loaded: its registers are in the exit's frame and move
-//!   into its context at the next switch, as after any exit, and a VMCS
+//!   target stays loaded (its registers stay in its own frame, `regs.rs`,
+//!   as after any exit), and a VMCS
 //!   that `switch_to` marked launched for this entry is marked unlaunched
 //!   again, so its first real entry is a VMLAUNCH.
 //! - [`trap_at_deadline`]: a trap that arrives less than [`TRAP_BUDGET`]
@@ -53,7 +53,7 @@
 //!   time) and the frame ends there, like a timer expiry. The trap is owed
 //!   ([`owed`]) and handled at the start of the partition's next frame,
 //!   when the scheduler makes the trapped subject the loaded one again:
-//!   nothing ran it since, so its VMCS still holds the exit and the frame
+//!   nothing ran it since, so its VMCS still holds the exit and its frame
 //!   its registers; the monitor then gets the CPU as usual, with the same
 //!   state page and trap count. A restart voids the owed trap ([`forget`],
 //!   from `crate::monitor::untrap`), as it voids the trapped mark.
@@ -95,7 +95,8 @@ const TRAP_BUDGET: u64 = 800;
 
 /// Most TSC ticks from the check in [`switch_at_deadline`] to the VM entry
 /// of the subject switched to: `switch_to` (FXSAVE, FXRSTOR, CR2,
-/// KERNEL_GS_BASE, VMPTRLD, the register frame twice), an owed trap's
+/// KERNEL_GS_BASE, VMPTRLD; the register frame was copied twice before
+/// session 6's in-place frames), an owed trap's
 /// check, an injection, the timer (measured in Bochs with a temporary
 /// counter, docs/kernel.md "Bounded work at the deadline"), with margin.
 const SWITCH_BUDGET: u64 = 400;

@@ -57,6 +57,7 @@ pub mod no_panic;
 pub mod pcicfg;
 pub mod percpu;
 pub mod pit;
+pub mod regs;
 pub mod restart;
 pub mod serial;
 pub mod smp;

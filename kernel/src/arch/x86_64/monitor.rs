@@ -169,7 +169,6 @@ pub fn load(frame: &mut GuestRegs, state: &SubjectState) {
         r13,
         r14,
         r15,
-        padding: frame.padding,
     };
     let _ = write_guest(GuestField::Rsp, rsp);
     if let Ok(old) = vmread(field::GUEST_RIP) {

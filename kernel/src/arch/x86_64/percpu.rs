@@ -11,11 +11,11 @@
 //! ```
 //!
 //! The [`PerCpu`] block starts exactly at the top of the CPU's exit stack.
-//! Host RSP of every VMCS a CPU initialises is that CPU's exit-stack top,
-//! and the exit stub pushes the guest registers right below it, so on the
-//! exit path the block is at `frame + size_of::<GuestRegs>()`: [`this_cpu`]
-//! finds it from the frame pointer the stub passes, without reading a
-//! register or an MSR, and the hot path pays nothing for it.
+//! The exit stub pushes the guest registers into the subject's own frame
+//! slot (host RSP of its VMCS, `regs.rs`), then loads RSP from the word
+//! after that frame: this CPU's exit-stack top, the block's address; it
+//! passes the block's core to `septum_vmexit` ([`this_cpu`]: no MSR read),
+//! and pops the frame the block names ([`LOADED_FRAME_AT`]) at entry.
 //!
 //! What is per CPU: the exit stack, the IST stacks, the TSS and IDT, and
 //! the [`CpuCore`]: the CPU's number, its [`Scheduler`], the subject whose
@@ -34,10 +34,9 @@
 //! on its subject's CPU (`vmx::Vmcs::of` checks).
 //!
 //! An application processor's boot path runs on its own exit stack, at
-//! [`ap_boot_stack_top`], one page below the top: the exit frame
-//! (`exit::start` writes the first subject's registers there) and the block
-//! lie above it, and the boot path's frames are abandoned when the CPU
-//! enters its first subject (the stub then runs from the frame).
+//! [`ap_boot_stack_top`], one page below the top (the block lies above
+//! it), and the boot path's frames are abandoned when the CPU enters its
+//! first subject (the exit path then runs from the top).
 
 use core::arch::global_asm;
 use core::mem::{MaybeUninit, offset_of, size_of};
@@ -154,9 +153,12 @@ pub struct CpuCore {
     pub(super) number: CpuNumber,
     /// The CPU's walk of the plan.
     pub(super) scheduler: Scheduler<'static>,
-    /// The subject whose VMCS is current and whose registers are in the
-    /// exit frame.
+    /// The subject whose VMCS is current.
     pub(super) loaded: Option<Vmcs>,
+    /// The register frame the exit stub pops at entry: the loaded
+    /// subject's (`regs::pointer`), set with `loaded` by `exit::switch_to`
+    /// (before the first switch, the CPU's spare frame).
+    pub(super) frame: *mut GuestRegs,
     /// IA32_VMX_MISC[4:0]: the preemption timer counts TSC >> this.
     pub(super) timer_shift: u32,
 }
@@ -197,13 +199,13 @@ pub fn tss_selector(cpu: CpuNumber) -> u16 {
     0x18u16.wrapping_add((cpu.get() as u16).wrapping_mul(16))
 }
 
-/// Where the exit stub leaves the guest registers on `cpu`'s exit stack.
-pub fn exit_frame(cpu: CpuNumber) -> *mut GuestRegs {
-    block(cpu)
-        .cast::<u8>()
-        .wrapping_sub(size_of::<GuestRegs>())
-        .cast::<GuestRegs>()
-}
+/// Offset of the core in the block: the exit stub passes the block's
+/// address plus this to `septum_vmexit`.
+pub(super) const CORE_AT: usize = offset_of!(PerCpu, core);
+
+/// Offset of `CpuCore::frame` in the block: the exit stub, whose RSP is
+/// the block after Rust returns, loads the frame to pop from there.
+pub(super) const LOADED_FRAME_AT: usize = CORE_AT + offset_of!(CpuCore, frame);
 
 /// Tops of `cpu`'s IST stacks: double fault, NMI, machine check.
 pub fn ist_stack_tops(cpu: CpuNumber) -> [u64; 3] {
@@ -222,24 +224,19 @@ pub fn idt_address(cpu: CpuNumber) -> u64 {
     (block(cpu) as u64).wrapping_add(offset_of!(PerCpu, idt) as u64)
 }
 
-/// The core of the CPU that took the VM exit whose register frame is
-/// `frame`.
+/// The core of the CPU that took the VM exit.
 ///
 /// # Safety
-/// `frame` must be the frame the exit stub pushed at the top of the
-/// current CPU's exit stack (host RSP of every VMCS is its CPU's exit-stack
-/// top), the CPU's core must have been written (`exit::start` does so
-/// before the CPU's first VM entry, and a VM exit needs an entry first),
-/// and no other reference to the core may be live: the exit path is one
-/// of a CPU's two root-mode entry points, which never nest, and other CPUs
-/// never reach this CPU's block.
+/// `core` must be the address the exit stub passes: [`CORE_AT`] past the
+/// word after the loaded subject's frame, the current CPU's exit-stack
+/// top (`regs.rs`: written for each of the CPU's subjects before its first
+/// entry), the CPU's core must have been written (`exit::start` does so before the
+/// CPU's first VM entry, and a VM exit needs an entry first), and no other
+/// reference to the core may be live: the exit path is one of a CPU's two
+/// root-mode entry points, which never nest, and other CPUs never reach
+/// this CPU's block.
 #[inline(always)]
-pub unsafe fn this_cpu<'a>(frame: *mut GuestRegs) -> &'a mut CpuCore {
-    let core = frame
-        .cast::<u8>()
-        .wrapping_add(size_of::<GuestRegs>())
-        .wrapping_add(offset_of!(PerCpu, core))
-        .cast::<CpuCore>();
+pub unsafe fn this_cpu<'a>(core: *mut CpuCore) -> &'a mut CpuCore {
     // Safety: the contract above.
     unsafe { &mut *core }
 }

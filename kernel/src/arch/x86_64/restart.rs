@@ -36,8 +36,9 @@ use crate::{kprintln, stop};
 
 /// If a restart of `vmcs`'s subject was requested, re-initialise it:
 /// memory, VMCS (cleared, so the next entry is a VMLAUNCH), registers in
-/// `frame` and `context`, FPU and CR2. `vmcs` must be current on `cpu` and
-/// `context` its subject's slot; `frame` holds what the next entry loads.
+/// `frame`, FPU and CR2 (`context`). `vmcs` must be current on `cpu`,
+/// `context` its subject's slot and `frame` its register frame (the one
+/// the next entry pops).
 pub(super) fn restart_if_requested(
     cpu: CpuNumber,
     vmcs: Vmcs,
@@ -76,7 +77,6 @@ pub(super) fn restart_if_requested(
         rdi: vmcs.subject().guest.rdi,
         ..GuestRegs::ZERO
     };
-    context.regs = *frame;
     // The live FPU state is this subject's (it is being entered): reset
     // it and keep the FNINIT state, with MXCSR and the XMM registers at
     // their reset values, as its saved and live one, as at boot.

@@ -15,7 +15,7 @@
 //! block says which.
 
 use septum_kerncore::spec::{Segment, SubjectSpec};
-use septum_kerncore::vmx::FinalControls;
+use septum_kerncore::vmx::{Feature, FinalControls};
 
 use super::boot;
 use super::cpu::{self, rdmsr};
@@ -136,9 +136,15 @@ pub fn init(vmcs: Vmcs, caps: &Capabilities, cpu: CpuNumber) -> Result<(), Bring
         // its VM slot is live.
         unsafe { super::vm::init_apic(vmcs.id(), access)? };
     }
+    // Host RSP: the end of the subject's register frame (`regs.rs`).
+    // Beyond the frame table only for more subjects than the scheduler
+    // accepts (`MAX_SUBJECTS`).
+    let host_rsp = super::regs::host_rsp(&vmcs).ok_or(BringUpError::Missing(Feature::Named(
+        "a register frame for every subject",
+    )))?;
     // Safety: the subject's VMCS is current; the host state is the kernel's
     // own on `cpu` (see `write_host_state`).
-    unsafe { write_host_state(&controls, cpu)? };
+    unsafe { write_host_state(&controls, cpu, host_rsp)? };
     // Safety: the subject's VMCS is current; its guest state comes from its
     // spec (see `write_guest_state`).
     unsafe { write_guest_state(subject, caps, &controls)? };
@@ -196,19 +202,24 @@ unsafe fn write_controls(subject: &SubjectSpec, controls: &FinalControls) -> Res
     }
 }
 
-/// Host state, the same for every subject of a CPU (SDM 25.5, checked per
-/// 27.2.2-3): the kernel's control registers, flat selectors, the GDT and
-/// the CPU's IDT/TSS, the exit stub as RIP and the top of the CPU's exit
-/// stack (where its per-CPU block begins) as RSP.
+/// Host state (SDM 25.5, checked per 27.2.2-3): the kernel's control
+/// registers, flat selectors, the GDT and the CPU's IDT/TSS, the exit stub
+/// as RIP, the same for every subject of a CPU, and `host_rsp`, the end of
+/// the subject's own register frame (`regs.rs`), as RSP.
 ///
 /// # Safety
-/// A VMCS must be current, `controls` the ones written into it, and `cpu`
-/// the CPU this runs on.
-unsafe fn write_host_state(controls: &FinalControls, cpu: CpuNumber) -> Result<(), VmxError> {
+/// A VMCS must be current, `controls` the ones written into it, `cpu` the
+/// CPU this runs on and `host_rsp` the current VMCS's subject's
+/// `regs::host_rsp`.
+unsafe fn write_host_state(
+    controls: &FinalControls,
+    cpu: CpuNumber,
+    host_rsp: u64,
+) -> Result<(), VmxError> {
     // Safety: every value is the kernel's own running state on `cpu`
     // (control registers, selectors and tables it loaded, EFER/PAT as they
-    // are), its exit stub and the top of `cpu`'s exit stack, which nothing
-    // else uses.
+    // are), its exit stub and the end of the subject's register frame,
+    // which only this CPU's exit path uses.
     unsafe {
         vmwrite(field::HOST_CR0, cpu::read_cr0())?;
         vmwrite(field::HOST_CR3, cpu::read_cr3())?;
@@ -235,7 +246,7 @@ unsafe fn write_host_state(controls: &FinalControls, cpu: CpuNumber) -> Result<(
         vmwrite(field::HOST_SYSENTER_CS, 0)?;
         vmwrite(field::HOST_SYSENTER_ESP, 0)?;
         vmwrite(field::HOST_SYSENTER_EIP, 0)?;
-        vmwrite(field::HOST_RSP, percpu::exit_stack_top(cpu))?;
+        vmwrite(field::HOST_RSP, host_rsp)?;
         vmwrite(field::HOST_RIP, septum_vmexit_stub as *const () as u64)?;
         if controls.exit & EXIT_LOAD_EFER != 0 {
             vmwrite(field::HOST_EFER, rdmsr(cpu::IA32_EFER))?;
