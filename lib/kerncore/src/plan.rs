@@ -466,14 +466,6 @@ impl<'e> Scheduler<'e> {
         }
     }
 
-    fn compute_deadline(&self) -> TscCycles {
-        let end = self
-            .minors
-            .get(self.minor)
-            .map_or(0, |minor| minor.end.get());
-        TscCycles(self.major_start.get().wrapping_add(end))
-    }
-
     /// The current minor frame ended (its deadline has passed): move to the
     /// next one and pick its subject.
     pub fn on_frame_end(&mut self, _now: TscCycles) -> Decision {
@@ -631,9 +623,16 @@ impl<'e> Scheduler<'e> {
             .map(|minor| usize::from(minor.partition.0))
     }
 
+    /// The current minor frame begins: its deadline, then its subject. One
+    /// lookup of the minor frame serves both (the frame end's hot path,
+    /// docs/kernel.md "A lean frame end").
     fn begin_minor_frame(&mut self) -> Decision {
-        self.deadline = self.compute_deadline();
-        self.pick_in_frame()
+        let Some(minor) = self.minors.get(self.minor) else {
+            self.deadline = self.major_start;
+            return self.idle();
+        };
+        self.deadline = TscCycles(self.major_start.get().wrapping_add(minor.end.get()));
+        self.pick_in_partition(usize::from(minor.partition.0))
     }
 
     /// Give the rest of the current minor frame to the next runnable group
@@ -642,9 +641,23 @@ impl<'e> Scheduler<'e> {
         let Some(partition_index) = self.minor_partition() else {
             return self.idle();
         };
+        self.pick_in_partition(partition_index)
+    }
+
+    /// [`Scheduler::pick_in_frame`] for the frame's partition
+    /// `partition_index`. A partition of one group (the common case) has
+    /// nothing to take turns with: its cursor stays 0, and only the group's
+    /// active subject is asked.
+    fn pick_in_partition(&mut self, partition_index: usize) -> Decision {
         let Some(partition) = self.spec.partitions.get(partition_index) else {
             return self.idle();
         };
+        if let [group] = partition.groups {
+            return match self.active.get(usize::from(group.0)).copied() {
+                Some(subject) if self.is_runnable(subject) => self.enter(subject),
+                _ => self.idle(),
+            };
+        }
         let group_count = partition.groups.len();
         let mut position = self
             .cursor
@@ -677,8 +690,12 @@ impl<'e> Scheduler<'e> {
     /// pending.
     #[inline]
     fn is_runnable(&self, subject: SubjectId) -> bool {
-        match self.own_state(subject) {
+        match self.state.get(subject.index()) {
             Some(SubjectState::Runnable) => true,
+            // A yield holds only in the frame it was made in (`own_state`).
+            Some(SubjectState::Yielded) => {
+                self.yielded_in.get(subject.index()) != Some(&self.frame_count)
+            }
             Some(SubjectState::Sleeping) => self.woken(subject),
             _ => false,
         }
