@@ -133,6 +133,9 @@ pub struct Scheduler<'e> {
     next_major: usize,
     /// Index of the current minor frame on this CPU.
     minor: usize,
+    /// Partition of the current minor frame (cached when the frame begins:
+    /// the frame's first entry asks for it, `deferred::run_due`).
+    partition: Option<PartitionId>,
     /// TSC value at which the current major frame began.
     major_start: TscCycles,
     /// Absolute end of the current minor frame (cached: read on every VM
@@ -202,6 +205,7 @@ impl<'e> Scheduler<'e> {
             major: 0,
             next_major: 0,
             minor: 0,
+            partition: None,
             major_start: TscCycles(0),
             deadline: TscCycles(0),
             minors: &[],
@@ -334,7 +338,7 @@ impl<'e> Scheduler<'e> {
     /// Partition of the current minor frame (`None` only for a CPU
     /// without minor frames, which never runs a subject).
     pub fn partition(&self) -> Option<PartitionId> {
-        self.minors.get(self.minor).map(|minor| minor.partition)
+        self.partition
     }
 
     /// The subject that has the CPU, if any.
@@ -398,8 +402,8 @@ impl<'e> Scheduler<'e> {
     /// end is a major-frame boundary, where the plan CPUs meet and a plan
     /// switch may take effect.
     pub fn at_major_frame_end(&self) -> bool {
-        let count = self.minor_count();
-        self.minor.checked_add(1).is_none_or(|next| next >= count)
+        // `minor` is below the frame count: `minor + 1` cannot wrap.
+        self.minor.wrapping_add(1) >= self.minor_count()
     }
 
     /// Index of the running plan (major frame of the spec).
@@ -469,8 +473,11 @@ impl<'e> Scheduler<'e> {
     /// The current minor frame ended (its deadline has passed): move to the
     /// next one and pick its subject.
     pub fn on_frame_end(&mut self, _now: TscCycles) -> Decision {
-        let next = next_index(self.minor, self.minors.len());
-        if next == 0 {
+        // `next_index` without its overflow test: `minor` is below the
+        // frame count, so `minor + 1` cannot wrap.
+        let mut next = self.minor.wrapping_add(1);
+        if next >= self.minors.len() {
+            next = 0;
             self.major_start = TscCycles(self.major_start.get().wrapping_add(self.major_length));
             // Only here, where a major frame ends, may the plan change.
             if self.major != self.next_major {
@@ -617,10 +624,18 @@ impl<'e> Scheduler<'e> {
         }
     }
 
+    /// [`Scheduler::enter`] for a subject known to be `Runnable` (not
+    /// asleep): nothing to wake, no pending events to take.
+    fn enter_runnable(&mut self, subject: SubjectId) -> Decision {
+        if self.current.replace(subject) == Some(subject) {
+            Decision::Resume
+        } else {
+            Decision::Run(subject)
+        }
+    }
+
     fn minor_partition(&self) -> Option<usize> {
-        self.minors
-            .get(self.minor)
-            .map(|minor| usize::from(minor.partition.0))
+        self.partition.map(|partition| usize::from(partition.0))
     }
 
     /// The current minor frame begins: its deadline, then its subject. One
@@ -629,35 +644,34 @@ impl<'e> Scheduler<'e> {
     fn begin_minor_frame(&mut self) -> Decision {
         let Some(minor) = self.minors.get(self.minor) else {
             self.deadline = self.major_start;
+            self.partition = None;
             return self.idle();
         };
         self.deadline = TscCycles(self.major_start.get().wrapping_add(minor.end.get()));
-        self.pick_in_partition(usize::from(minor.partition.0))
+        self.partition = Some(minor.partition);
+        // The common case: a partition of one group (nothing to take
+        // turns with, its cursor is always 0) whose active subject is
+        // runnable. Anything else takes the general pick.
+        if let Some(partition) = self.spec.partitions.get(usize::from(minor.partition.0))
+            && let [group] = partition.groups
+            && let Some(subject) = self.active.get(usize::from(group.0)).copied()
+            && self.state.get(subject.index()) == Some(&SubjectState::Runnable)
+        {
+            return self.enter_runnable(subject);
+        }
+        self.pick_in_frame()
     }
 
     /// Give the rest of the current minor frame to the next runnable group
     /// of its partition, starting at the partition's round-robin cursor.
+    #[inline(never)]
     fn pick_in_frame(&mut self) -> Decision {
         let Some(partition_index) = self.minor_partition() else {
             return self.idle();
         };
-        self.pick_in_partition(partition_index)
-    }
-
-    /// [`Scheduler::pick_in_frame`] for the frame's partition
-    /// `partition_index`. A partition of one group (the common case) has
-    /// nothing to take turns with: its cursor stays 0, and only the group's
-    /// active subject is asked.
-    fn pick_in_partition(&mut self, partition_index: usize) -> Decision {
         let Some(partition) = self.spec.partitions.get(partition_index) else {
             return self.idle();
         };
-        if let [group] = partition.groups {
-            return match self.active.get(usize::from(group.0)).copied() {
-                Some(subject) if self.is_runnable(subject) => self.enter(subject),
-                _ => self.idle(),
-            };
-        }
         let group_count = partition.groups.len();
         let mut position = self
             .cursor
