@@ -606,21 +606,24 @@ impl<'e> Scheduler<'e> {
     /// hypercall, so its pending events are taken now, to be delivered with
     /// it ([`Decision::Wake`]).
     fn enter(&mut self, subject: SubjectId) -> Decision {
-        let previous = self.current.replace(subject);
         if self.state.get(subject.index()) == Some(&SubjectState::Sleeping) {
-            self.set_state(subject, SubjectState::Runnable);
-            if let Some(flag) = self.interrupted.get_mut(subject.index()) {
-                *flag = false;
-            }
-            return Decision::Wake {
-                subject,
-                pending: self.events.take(subject),
-            };
-        }
-        if previous == Some(subject) {
-            Decision::Resume
+            self.wake_sleeper(subject)
         } else {
-            Decision::Run(subject)
+            self.enter_runnable(subject)
+        }
+    }
+
+    /// [`Scheduler::enter`] for a sleeping subject: it becomes runnable and
+    /// its pending events are taken, to be delivered with it.
+    fn wake_sleeper(&mut self, subject: SubjectId) -> Decision {
+        self.current = Some(subject);
+        self.set_state(subject, SubjectState::Runnable);
+        if let Some(flag) = self.interrupted.get_mut(subject.index()) {
+            *flag = false;
+        }
+        Decision::Wake {
+            subject,
+            pending: self.events.take(subject),
         }
     }
 
@@ -649,15 +652,28 @@ impl<'e> Scheduler<'e> {
         };
         self.deadline = TscCycles(self.major_start.get().wrapping_add(minor.end.get()));
         self.partition = Some(minor.partition);
-        // The common case: a partition of one group (nothing to take
-        // turns with, its cursor is always 0) whose active subject is
-        // runnable. Anything else takes the general pick.
+        // The common case: a partition of one group has nothing to take
+        // turns with (its cursor is always 0): its active subject runs if
+        // it may, else the CPU idles. A partition of several groups takes
+        // the general pick.
         if let Some(partition) = self.spec.partitions.get(usize::from(minor.partition.0))
             && let [group] = partition.groups
-            && let Some(subject) = self.active.get(usize::from(group.0)).copied()
-            && self.state.get(subject.index()) == Some(&SubjectState::Runnable)
         {
-            return self.enter_runnable(subject);
+            let Some(subject) = self.active.get(usize::from(group.0)).copied() else {
+                return self.idle();
+            };
+            let index = subject.index();
+            return match self.state.get(index) {
+                Some(SubjectState::Runnable) => self.enter_runnable(subject),
+                // A yield holds only in the frame it was made in.
+                Some(SubjectState::Yielded)
+                    if self.yielded_in.get(index) != Some(&self.frame_count) =>
+                {
+                    self.enter_runnable(subject)
+                }
+                Some(SubjectState::Sleeping) if self.woken(subject) => self.wake_sleeper(subject),
+                _ => self.idle(),
+            };
         }
         self.pick_in_frame()
     }
