@@ -53,7 +53,7 @@ use septum_abi::{SubjectId, TscCycles};
 
 use crate::events::PendingTable;
 use crate::exits::Decision;
-use crate::spec::{MajorFrameSpec, MinorFrameSpec, PartitionId, SourceEvent, SystemSpec};
+use crate::spec::{GroupId, MajorFrameSpec, MinorFrameSpec, PartitionId, SourceEvent, SystemSpec};
 use crate::sync::PlanSwitch;
 
 /// Most subjects a system may have.
@@ -652,43 +652,54 @@ impl<'e> Scheduler<'e> {
         };
         self.deadline = TscCycles(self.major_start.get().wrapping_add(minor.end.get()));
         self.partition = Some(minor.partition);
-        // The common case: a partition of one group has nothing to take
-        // turns with (its cursor is always 0): its active subject runs if
-        // it may, else the CPU idles. A partition of several groups takes
-        // the general pick.
-        if let Some(partition) = self.spec.partitions.get(usize::from(minor.partition.0))
-            && let [group] = partition.groups
-        {
-            let Some(subject) = self.active.get(usize::from(group.0)).copied() else {
-                return self.idle();
-            };
-            let index = subject.index();
-            return match self.state.get(index) {
-                Some(SubjectState::Runnable) => self.enter_runnable(subject),
-                // A yield holds only in the frame it was made in.
-                Some(SubjectState::Yielded)
-                    if self.yielded_in.get(index) != Some(&self.frame_count) =>
-                {
-                    self.enter_runnable(subject)
-                }
-                Some(SubjectState::Sleeping) if self.woken(subject) => self.wake_sleeper(subject),
-                _ => self.idle(),
-            };
-        }
-        self.pick_in_frame()
+        self.pick_in_partition(usize::from(minor.partition.0))
     }
 
     /// Give the rest of the current minor frame to the next runnable group
     /// of its partition, starting at the partition's round-robin cursor.
-    #[inline(never)]
     fn pick_in_frame(&mut self) -> Decision {
         let Some(partition_index) = self.minor_partition() else {
             return self.idle();
         };
+        self.pick_in_partition(partition_index)
+    }
+
+    /// [`Scheduler::pick_in_frame`] in the frame's partition
+    /// `partition_index`. The common case inline: a partition of one group
+    /// has nothing to take turns with (its cursor is always 0), so its
+    /// active subject runs if it may, else the CPU idles; one state lookup.
+    /// A partition of several groups takes the round-robin walk.
+    #[inline(always)]
+    fn pick_in_partition(&mut self, partition_index: usize) -> Decision {
         let Some(partition) = self.spec.partitions.get(partition_index) else {
             return self.idle();
         };
-        let group_count = partition.groups.len();
+        let [group] = partition.groups else {
+            return self.pick_round_robin(partition_index, partition.groups);
+        };
+        let Some(subject) = self.active.get(usize::from(group.0)).copied() else {
+            return self.idle();
+        };
+        let index = subject.index();
+        match self.state.get(index) {
+            Some(SubjectState::Runnable) => self.enter_runnable(subject),
+            // A yield holds only in the frame it was made in.
+            Some(SubjectState::Yielded)
+                if self.yielded_in.get(index) != Some(&self.frame_count) =>
+            {
+                self.enter_runnable(subject)
+            }
+            Some(SubjectState::Sleeping) if self.woken(subject) => self.wake_sleeper(subject),
+            _ => self.idle(),
+        }
+    }
+
+    /// The round-robin walk over the `groups` of partition
+    /// `partition_index`, from its cursor: the first group whose active
+    /// subject may run gets the CPU, and the cursor moves past it.
+    #[inline(never)]
+    fn pick_round_robin(&mut self, partition_index: usize, groups: &'static [GroupId]) -> Decision {
+        let group_count = groups.len();
         let mut position = self
             .cursor
             .get(partition_index)
@@ -697,8 +708,7 @@ impl<'e> Scheduler<'e> {
             if position >= group_count {
                 position = 0;
             }
-            let candidate = partition
-                .groups
+            let candidate = groups
                 .get(position)
                 .and_then(|group| self.active.get(usize::from(group.0)))
                 .copied();
@@ -1411,6 +1421,142 @@ mod tests {
             }
             let switches = histories[0].windows(2).filter(|w| w[0] != w[1]).count();
             assert_eq!(switches, (0..rounds - 1).filter(|r| r % 3 == 1).count());
+        }
+    }
+
+    /// The one-group pick (`pick_in_partition`'s inline case) against a
+    /// model built only from the public view: after any sequence of yields,
+    /// sleeps, events, device interrupts, stops, idle wake checks and frame
+    /// ends, the subject of a one-group partition is entered exactly when
+    /// `state` calls it runnable, as a `Wake` carrying its pending events
+    /// if it slept, else as a `Run`; otherwise the CPU idles.
+    mod one_group {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// What the scheduler must decide for `subject`, given whether the
+        /// model knows it asleep.
+        fn expected(s: &Scheduler<'_>, subject: SubjectId, asleep: bool) -> Decision {
+            match s.state(subject) {
+                Some(SubjectState::Runnable) if asleep => Decision::Wake {
+                    subject,
+                    pending: s.pending(subject),
+                },
+                Some(SubjectState::Runnable) => Decision::Run(subject),
+                _ => Decision::Idle,
+            }
+        }
+
+        /// The subject of the current frame's partition (p_a holds A,
+        /// p_b holds B).
+        fn of_frame(s: &Scheduler<'_>) -> SubjectId {
+            if s.partition() == Some(PartitionId(0)) {
+                A
+            } else {
+                B
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: if cfg!(miri) { 4 } else { 256 },
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn a_one_group_partition_enters_its_subject_exactly_when_it_may_run(
+                ops in proptest::collection::vec((0u8..7, any::<bool>(), 0u8..64), 1..80),
+            ) {
+                let events = PendingTable::new();
+                let mut s = Scheduler::new(&TWO_PARTITIONS, 0, &events).unwrap();
+                let mut asleep = [false; 2];
+                prop_assert_eq!(s.start(TscCycles(0)), Decision::Run(A));
+                for (op, pick_b, bit) in ops {
+                    let other = if pick_b { B } else { A };
+                    match op {
+                        0 | 1 => {
+                            let Some(caller) = s.current() else { continue };
+                            let state = if op == 0 {
+                                SubjectState::Yielded
+                            } else {
+                                SubjectState::Sleeping
+                            };
+                            asleep[caller.index()] = op == 1;
+                            let want = expected_after_give_up(&s, caller, state);
+                            let got = s.give_up(caller, state);
+                            prop_assert_eq!(got, want);
+                            if matches!(got, Decision::Wake { .. }) {
+                                asleep[caller.index()] = false;
+                            }
+                        }
+                        2 => events.set(other, bit),
+                        3 => s.interrupt_for(other),
+                        4 => {
+                            if let Some(stopped) = s.stop_current() {
+                                asleep[stopped.index()] = false;
+                                prop_assert_eq!(s.continue_frame(), Decision::Idle);
+                            }
+                        }
+                        5 => {
+                            let subject = of_frame(&s);
+                            let want = if s.current().is_some() {
+                                None
+                            } else {
+                                match expected(&s, subject, asleep[subject.index()]) {
+                                    Decision::Idle => None,
+                                    decision => Some(decision),
+                                }
+                            };
+                            let got = s.wake();
+                            prop_assert_eq!(got, want);
+                            if got.is_some() {
+                                asleep[subject.index()] = false;
+                            }
+                        }
+                        _ => {
+                            let before = s.current();
+                            let next = if of_frame(&s) == A { B } else { A };
+                            // A yield of an earlier frame no longer holds
+                            // once this frame ends: seen from the next one.
+                            let mut want = expected(&s, next, asleep[next.index()]);
+                            if s.state(next) == Some(SubjectState::Yielded) {
+                                want = Decision::Run(next);
+                            }
+                            if want == Decision::Run(next) && before == Some(next) {
+                                want = Decision::Resume;
+                            }
+                            let got = s.on_frame_end(s.deadline());
+                            prop_assert_eq!(got, want);
+                            prop_assert_eq!(of_frame(&s), next);
+                            if matches!(got, Decision::Wake { .. }) {
+                                asleep[next.index()] = false;
+                            }
+                            let entered = !matches!(got, Decision::Idle);
+                            prop_assert_eq!(s.current(), entered.then_some(next));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// What `give_up(caller, state)` must decide in a one-group
+        /// partition: the caller's own group is the only one, so a
+        /// yielder idles and a sleeper with something pending wakes at
+        /// once.
+        fn expected_after_give_up(
+            s: &Scheduler<'_>,
+            caller: SubjectId,
+            state: SubjectState,
+        ) -> Decision {
+            let interrupted = s.interrupted.get(caller.index()).copied().unwrap_or(false);
+            match state {
+                SubjectState::Sleeping if s.pending(caller) != 0 || interrupted => Decision::Wake {
+                    subject: caller,
+                    pending: s.pending(caller),
+                },
+                _ => Decision::Idle,
+            }
         }
     }
 }
