@@ -53,7 +53,7 @@ use septum_abi::{SubjectId, TscCycles};
 
 use crate::events::PendingTable;
 use crate::exits::Decision;
-use crate::spec::{MajorFrameSpec, MinorFrameSpec, PartitionId, SourceEvent, SystemSpec};
+use crate::spec::{GroupId, MajorFrameSpec, MinorFrameSpec, PartitionId, SourceEvent, SystemSpec};
 use crate::sync::PlanSwitch;
 
 /// Most subjects a system may have.
@@ -133,6 +133,9 @@ pub struct Scheduler<'e> {
     next_major: usize,
     /// Index of the current minor frame on this CPU.
     minor: usize,
+    /// Partition of the current minor frame (cached when the frame begins:
+    /// the frame's first entry asks for it, `deferred::run_due`).
+    partition: Option<PartitionId>,
     /// TSC value at which the current major frame began.
     major_start: TscCycles,
     /// Absolute end of the current minor frame (cached: read on every VM
@@ -202,6 +205,7 @@ impl<'e> Scheduler<'e> {
             major: 0,
             next_major: 0,
             minor: 0,
+            partition: None,
             major_start: TscCycles(0),
             deadline: TscCycles(0),
             minors: &[],
@@ -334,7 +338,7 @@ impl<'e> Scheduler<'e> {
     /// Partition of the current minor frame (`None` only for a CPU
     /// without minor frames, which never runs a subject).
     pub fn partition(&self) -> Option<PartitionId> {
-        self.minors.get(self.minor).map(|minor| minor.partition)
+        self.partition
     }
 
     /// The subject that has the CPU, if any.
@@ -398,8 +402,8 @@ impl<'e> Scheduler<'e> {
     /// end is a major-frame boundary, where the plan CPUs meet and a plan
     /// switch may take effect.
     pub fn at_major_frame_end(&self) -> bool {
-        let count = self.minor_count();
-        self.minor.checked_add(1).is_none_or(|next| next >= count)
+        // `minor` is below the frame count: `minor + 1` cannot wrap.
+        self.minor.wrapping_add(1) >= self.minor_count()
     }
 
     /// Index of the running plan (major frame of the spec).
@@ -466,19 +470,14 @@ impl<'e> Scheduler<'e> {
         }
     }
 
-    fn compute_deadline(&self) -> TscCycles {
-        let end = self
-            .minors
-            .get(self.minor)
-            .map_or(0, |minor| minor.end.get());
-        TscCycles(self.major_start.get().wrapping_add(end))
-    }
-
     /// The current minor frame ended (its deadline has passed): move to the
     /// next one and pick its subject.
     pub fn on_frame_end(&mut self, _now: TscCycles) -> Decision {
-        let next = next_index(self.minor, self.minors.len());
-        if next == 0 {
+        // `next_index` without its overflow test: `minor` is below the
+        // frame count, so `minor + 1` cannot wrap.
+        let mut next = self.minor.wrapping_add(1);
+        if next >= self.minors.len() {
+            next = 0;
             self.major_start = TscCycles(self.major_start.get().wrapping_add(self.major_length));
             // Only here, where a major frame ends, may the plan change.
             if self.major != self.next_major {
@@ -607,18 +606,31 @@ impl<'e> Scheduler<'e> {
     /// hypercall, so its pending events are taken now, to be delivered with
     /// it ([`Decision::Wake`]).
     fn enter(&mut self, subject: SubjectId) -> Decision {
-        let previous = self.current.replace(subject);
         if self.state.get(subject.index()) == Some(&SubjectState::Sleeping) {
-            self.set_state(subject, SubjectState::Runnable);
-            if let Some(flag) = self.interrupted.get_mut(subject.index()) {
-                *flag = false;
-            }
-            return Decision::Wake {
-                subject,
-                pending: self.events.take(subject),
-            };
+            self.wake_sleeper(subject)
+        } else {
+            self.enter_runnable(subject)
         }
-        if previous == Some(subject) {
+    }
+
+    /// [`Scheduler::enter`] for a sleeping subject: it becomes runnable and
+    /// its pending events are taken, to be delivered with it.
+    fn wake_sleeper(&mut self, subject: SubjectId) -> Decision {
+        self.current = Some(subject);
+        self.set_state(subject, SubjectState::Runnable);
+        if let Some(flag) = self.interrupted.get_mut(subject.index()) {
+            *flag = false;
+        }
+        Decision::Wake {
+            subject,
+            pending: self.events.take(subject),
+        }
+    }
+
+    /// [`Scheduler::enter`] for a subject known to be `Runnable` (not
+    /// asleep): nothing to wake, no pending events to take.
+    fn enter_runnable(&mut self, subject: SubjectId) -> Decision {
+        if self.current.replace(subject) == Some(subject) {
             Decision::Resume
         } else {
             Decision::Run(subject)
@@ -626,14 +638,21 @@ impl<'e> Scheduler<'e> {
     }
 
     fn minor_partition(&self) -> Option<usize> {
-        self.minors
-            .get(self.minor)
-            .map(|minor| usize::from(minor.partition.0))
+        self.partition.map(|partition| usize::from(partition.0))
     }
 
+    /// The current minor frame begins: its deadline, then its subject. One
+    /// lookup of the minor frame serves both (the frame end's hot path,
+    /// docs/kernel.md "A lean frame end").
     fn begin_minor_frame(&mut self) -> Decision {
-        self.deadline = self.compute_deadline();
-        self.pick_in_frame()
+        let Some(minor) = self.minors.get(self.minor) else {
+            self.deadline = self.major_start;
+            self.partition = None;
+            return self.idle();
+        };
+        self.deadline = TscCycles(self.major_start.get().wrapping_add(minor.end.get()));
+        self.partition = Some(minor.partition);
+        self.pick_in_partition(usize::from(minor.partition.0))
     }
 
     /// Give the rest of the current minor frame to the next runnable group
@@ -642,10 +661,45 @@ impl<'e> Scheduler<'e> {
         let Some(partition_index) = self.minor_partition() else {
             return self.idle();
         };
+        self.pick_in_partition(partition_index)
+    }
+
+    /// [`Scheduler::pick_in_frame`] in the frame's partition
+    /// `partition_index`. The common case inline: a partition of one group
+    /// has nothing to take turns with (its cursor is always 0), so its
+    /// active subject runs if it may, else the CPU idles; one state lookup.
+    /// A partition of several groups takes the round-robin walk.
+    #[inline(always)]
+    fn pick_in_partition(&mut self, partition_index: usize) -> Decision {
         let Some(partition) = self.spec.partitions.get(partition_index) else {
             return self.idle();
         };
-        let group_count = partition.groups.len();
+        let [group] = partition.groups else {
+            return self.pick_round_robin(partition_index, partition.groups);
+        };
+        let Some(subject) = self.active.get(usize::from(group.0)).copied() else {
+            return self.idle();
+        };
+        let index = subject.index();
+        match self.state.get(index) {
+            Some(SubjectState::Runnable) => self.enter_runnable(subject),
+            // A yield holds only in the frame it was made in.
+            Some(SubjectState::Yielded)
+                if self.yielded_in.get(index) != Some(&self.frame_count) =>
+            {
+                self.enter_runnable(subject)
+            }
+            Some(SubjectState::Sleeping) if self.woken(subject) => self.wake_sleeper(subject),
+            _ => self.idle(),
+        }
+    }
+
+    /// The round-robin walk over the `groups` of partition
+    /// `partition_index`, from its cursor: the first group whose active
+    /// subject may run gets the CPU, and the cursor moves past it.
+    #[inline(never)]
+    fn pick_round_robin(&mut self, partition_index: usize, groups: &'static [GroupId]) -> Decision {
+        let group_count = groups.len();
         let mut position = self
             .cursor
             .get(partition_index)
@@ -654,8 +708,7 @@ impl<'e> Scheduler<'e> {
             if position >= group_count {
                 position = 0;
             }
-            let candidate = partition
-                .groups
+            let candidate = groups
                 .get(position)
                 .and_then(|group| self.active.get(usize::from(group.0)))
                 .copied();
@@ -677,8 +730,12 @@ impl<'e> Scheduler<'e> {
     /// pending.
     #[inline]
     fn is_runnable(&self, subject: SubjectId) -> bool {
-        match self.own_state(subject) {
+        match self.state.get(subject.index()) {
             Some(SubjectState::Runnable) => true,
+            // A yield holds only in the frame it was made in (`own_state`).
+            Some(SubjectState::Yielded) => {
+                self.yielded_in.get(subject.index()) != Some(&self.frame_count)
+            }
             Some(SubjectState::Sleeping) => self.woken(subject),
             _ => false,
         }
@@ -1364,6 +1421,142 @@ mod tests {
             }
             let switches = histories[0].windows(2).filter(|w| w[0] != w[1]).count();
             assert_eq!(switches, (0..rounds - 1).filter(|r| r % 3 == 1).count());
+        }
+    }
+
+    /// The one-group pick (`pick_in_partition`'s inline case) against a
+    /// model built only from the public view: after any sequence of yields,
+    /// sleeps, events, device interrupts, stops, idle wake checks and frame
+    /// ends, the subject of a one-group partition is entered exactly when
+    /// `state` calls it runnable, as a `Wake` carrying its pending events
+    /// if it slept, else as a `Run`; otherwise the CPU idles.
+    mod one_group {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// What the scheduler must decide for `subject`, given whether the
+        /// model knows it asleep.
+        fn expected(s: &Scheduler<'_>, subject: SubjectId, asleep: bool) -> Decision {
+            match s.state(subject) {
+                Some(SubjectState::Runnable) if asleep => Decision::Wake {
+                    subject,
+                    pending: s.pending(subject),
+                },
+                Some(SubjectState::Runnable) => Decision::Run(subject),
+                _ => Decision::Idle,
+            }
+        }
+
+        /// The subject of the current frame's partition (p_a holds A,
+        /// p_b holds B).
+        fn of_frame(s: &Scheduler<'_>) -> SubjectId {
+            if s.partition() == Some(PartitionId(0)) {
+                A
+            } else {
+                B
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: if cfg!(miri) { 4 } else { 256 },
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn a_one_group_partition_enters_its_subject_exactly_when_it_may_run(
+                ops in proptest::collection::vec((0u8..7, any::<bool>(), 0u8..64), 1..80),
+            ) {
+                let events = PendingTable::new();
+                let mut s = Scheduler::new(&TWO_PARTITIONS, 0, &events).unwrap();
+                let mut asleep = [false; 2];
+                prop_assert_eq!(s.start(TscCycles(0)), Decision::Run(A));
+                for (op, pick_b, bit) in ops {
+                    let other = if pick_b { B } else { A };
+                    match op {
+                        0 | 1 => {
+                            let Some(caller) = s.current() else { continue };
+                            let state = if op == 0 {
+                                SubjectState::Yielded
+                            } else {
+                                SubjectState::Sleeping
+                            };
+                            asleep[caller.index()] = op == 1;
+                            let want = expected_after_give_up(&s, caller, state);
+                            let got = s.give_up(caller, state);
+                            prop_assert_eq!(got, want);
+                            if matches!(got, Decision::Wake { .. }) {
+                                asleep[caller.index()] = false;
+                            }
+                        }
+                        2 => events.set(other, bit),
+                        3 => s.interrupt_for(other),
+                        4 => {
+                            if let Some(stopped) = s.stop_current() {
+                                asleep[stopped.index()] = false;
+                                prop_assert_eq!(s.continue_frame(), Decision::Idle);
+                            }
+                        }
+                        5 => {
+                            let subject = of_frame(&s);
+                            let want = if s.current().is_some() {
+                                None
+                            } else {
+                                match expected(&s, subject, asleep[subject.index()]) {
+                                    Decision::Idle => None,
+                                    decision => Some(decision),
+                                }
+                            };
+                            let got = s.wake();
+                            prop_assert_eq!(got, want);
+                            if got.is_some() {
+                                asleep[subject.index()] = false;
+                            }
+                        }
+                        _ => {
+                            let before = s.current();
+                            let next = if of_frame(&s) == A { B } else { A };
+                            // A yield of an earlier frame no longer holds
+                            // once this frame ends: seen from the next one.
+                            let mut want = expected(&s, next, asleep[next.index()]);
+                            if s.state(next) == Some(SubjectState::Yielded) {
+                                want = Decision::Run(next);
+                            }
+                            if want == Decision::Run(next) && before == Some(next) {
+                                want = Decision::Resume;
+                            }
+                            let got = s.on_frame_end(s.deadline());
+                            prop_assert_eq!(got, want);
+                            prop_assert_eq!(of_frame(&s), next);
+                            if matches!(got, Decision::Wake { .. }) {
+                                asleep[next.index()] = false;
+                            }
+                            let entered = !matches!(got, Decision::Idle);
+                            prop_assert_eq!(s.current(), entered.then_some(next));
+                        }
+                    }
+                }
+            }
+        }
+
+        /// What `give_up(caller, state)` must decide in a one-group
+        /// partition: the caller's own group is the only one, so a
+        /// yielder idles and a sleeper with something pending wakes at
+        /// once.
+        fn expected_after_give_up(
+            s: &Scheduler<'_>,
+            caller: SubjectId,
+            state: SubjectState,
+        ) -> Decision {
+            let interrupted = s.interrupted.get(caller.index()).copied().unwrap_or(false);
+            match state {
+                SubjectState::Sleeping if s.pending(caller) != 0 || interrupted => Decision::Wake {
+                    subject: caller,
+                    pending: s.pending(caller),
+                },
+                _ => Decision::Idle,
+            }
         }
     }
 }

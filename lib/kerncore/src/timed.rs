@@ -77,29 +77,84 @@ pub fn of(spec: &SystemSpec, subject: SubjectId) -> Option<TimedEventSpec> {
     spec.subjects.get(subject.index())?.timed_event
 }
 
+/// A subject with a timed event: what a check point needs of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedSubject {
+    /// The owner.
+    pub subject: SubjectId,
+    /// The CPU it runs on (only that CPU's check points look at it).
+    pub cpu: u32,
+    /// Its page and target event.
+    pub event: TimedEventSpec,
+}
+
+/// How many subjects of `spec` have a timed event (the length of
+/// [`list`]).
+pub const fn count(spec: &SystemSpec) -> usize {
+    let mut count = 0usize;
+    let mut rest = spec.subjects;
+    while let [first, tail @ ..] = rest {
+        if first.timed_event.is_some() {
+            count = count.saturating_add(1);
+        }
+        rest = tail;
+    }
+    count
+}
+
+/// The subjects of `spec` with a timed event, in id order, for
+/// [`check`]; `N` is [`count`] (a larger `N` leaves the rest `None`, a
+/// smaller one leaves subjects out). A constant for the kernel's spec, so
+/// a check point walks the timed events only, not every subject of the
+/// system: an exit, the frame end's among them, costs the same however
+/// many subjects there are.
+pub const fn list<const N: usize>(spec: &SystemSpec) -> [Option<TimedSubject>; N] {
+    let mut list = [None; N];
+    let mut free: &mut [Option<TimedSubject>] = &mut list;
+    let mut rest = spec.subjects;
+    let mut id = 0u16;
+    while let [slot, more @ ..] = free {
+        let mut found = None;
+        while let [first, tail @ ..] = rest {
+            rest = tail;
+            let subject = SubjectId(id);
+            id = id.wrapping_add(1);
+            if let Some(event) = first.timed_event {
+                found = Some(TimedSubject {
+                    subject,
+                    cpu: first.cpu,
+                    event,
+                });
+                break;
+            }
+        }
+        *slot = found;
+        free = more;
+    }
+    list
+}
+
 /// A check point of `cpu` at `now`: trigger every due timed event of the
-/// subjects that run on `cpu` (mark its target event pending in `events`
-/// and disarm it). `page` gives the deadline word of a timed-event page
-/// (`None`: not accessible, nothing happens). Returns how many triggered.
+/// subjects in `timed` ([`list`]) that run on `cpu` (mark its target event
+/// pending in `events` and disarm it). `page` gives the deadline word of a
+/// timed-event page (`None`: not accessible, nothing happens). Returns how
+/// many triggered.
 pub fn check<'p>(
-    spec: &SystemSpec,
+    timed: &[Option<TimedSubject>],
     cpu: u32,
     now: TscCycles,
     events: &PendingTable,
     page: impl Fn(PhysAddr) -> Option<&'p AtomicU64>,
 ) -> u32 {
     let mut fired = 0u32;
-    for (id, subject) in (0u16..).map(SubjectId).zip(spec.subjects) {
-        let Some(timed) = subject.timed_event else {
-            continue;
-        };
-        if subject.cpu != cpu {
+    for timed in timed.iter().flatten() {
+        if timed.cpu != cpu {
             continue;
         }
-        if let Some(word) = page(timed.page)
+        if let Some(word) = page(timed.event.page)
             && take_due(word, now)
         {
-            events.set(id, timed.event);
+            events.set(timed.subject, timed.event.event);
             fired = fired.saturating_add(1);
         }
     }
@@ -213,15 +268,24 @@ mod tests {
             image_regions: &[],
         };
         assert!(present(&spec));
+        assert_eq!(count(&spec), 2);
+        let timed = list::<2>(&spec);
+        assert_eq!(
+            timed.map(|t| t.map(|t| (t.subject, t.cpu))),
+            [Some((SubjectId(0), 0)), Some((SubjectId(1), 1))]
+        );
+        // A longer list ends in `None`, a shorter one leaves the last out.
+        assert_eq!(list::<3>(&spec)[2], None);
+        assert_eq!(list::<1>(&spec), [timed[0]]);
         let table = PendingTable::new();
         let page = |at: PhysAddr| pages.get(usize::try_from(at.get() / 0x1000).ok()? - 1);
-        assert_eq!(check(&spec, 0, TscCycles(49), &table, page), 0);
+        assert_eq!(check(&timed, 0, TscCycles(49), &table, page), 0);
         assert_eq!(table.peek(SubjectId(0)), 0);
-        assert_eq!(check(&spec, 0, TscCycles(50), &table, page), 1);
+        assert_eq!(check(&timed, 0, TscCycles(50), &table, page), 1);
         assert_eq!(table.peek(SubjectId(0)), 1 << 7);
         assert_eq!(table.peek(SubjectId(1)), 0);
-        assert_eq!(check(&spec, 0, TscCycles(60), &table, page), 0);
-        assert_eq!(check(&spec, 1, TscCycles(60), &table, page), 1);
+        assert_eq!(check(&timed, 0, TscCycles(60), &table, page), 0);
+        assert_eq!(check(&timed, 1, TscCycles(60), &table, page), 1);
         assert_eq!(table.peek(SubjectId(1)), 1 << 3);
         assert_eq!(of(&spec, SubjectId(2)), None);
     }

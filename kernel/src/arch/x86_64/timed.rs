@@ -11,7 +11,9 @@
 //! `DISARMED` with a compare-exchange, so any value is harmless.
 //!
 //! Without a timed event in the spec ([`timed::present`], a constant) every
-//! function here returns at once: the exit path costs nothing more.
+//! function here returns at once: the exit path costs nothing more. With
+//! some, a check point walks only the subjects that have one
+//! ([`TIMED`], a constant table), not every subject of the system.
 
 use core::sync::atomic::AtomicU64;
 
@@ -27,6 +29,9 @@ use crate::system::SPEC;
 
 /// Whether the spec has any timed event.
 const PRESENT: bool = timed::present(&SPEC);
+
+/// The subjects with a timed event, built at compile time from the spec.
+static TIMED: [Option<timed::TimedSubject>; timed::count(&SPEC)] = timed::list(&SPEC);
 
 /// The deadline word of the timed-event page at `page` (an address from
 /// the spec's `timed_event`).
@@ -52,7 +57,7 @@ pub fn check_point(cpu: &CpuCore) {
     if !PRESENT {
         return;
     }
-    timed::check(&SPEC, cpu.number.get(), rdtsc(), &EVENTS, deadline_word);
+    timed::check(&TIMED, cpu.number.get(), rdtsc(), &EVENTS, deadline_word);
 }
 
 /// The time the VMX-preemption timer is armed for, given the frame's

@@ -2,8 +2,12 @@
 //! goes. Each marked point of the exit path stores the TSC; the padded
 //! entry of the next frame (`exit::enter_at`) turns every mark of this
 //! transition into ticks after the boundary and keeps, per point, the
-//! largest seen on any CPU. Printed at poweroff: the figures behind
-//! `FRAME_ENTRY_PAD` (septum_abi::timing, docs/kernel.md).
+//! largest seen on any CPU, and, per pair of consecutive points both
+//! marked in the same transition, the largest stretch between them (the
+//! points' own maxima may come from different transitions, so their
+//! differences say little where the CPUs wait for each other). Printed at
+//! poweroff: the figures behind `FRAME_ENTRY_PAD` (septum_abi::timing,
+//! docs/kernel.md).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,6 +39,9 @@ static MARKS: [[AtomicU64; POINTS]; MAX_CPUS] =
     [const { [const { AtomicU64::new(0) }; POINTS] }; MAX_CPUS];
 /// Largest ticks after the boundary, per point.
 static MAX: [AtomicU64; POINTS] = [const { AtomicU64::new(0) }; POINTS];
+/// Largest ticks from one point to the next, per point (the stretch that
+/// ends there), where both were marked in the same transition.
+static STRETCH: [AtomicU64; POINTS] = [const { AtomicU64::new(0) }; POINTS];
 
 /// Notes the time at `point` on `cpu`.
 #[inline(always)]
@@ -54,10 +61,17 @@ pub fn close(cpu: &CpuCore, boundary: TscCycles) {
     let Some(marks) = MARKS.get(cpu.number.index()) else {
         return;
     };
-    for (slot, max) in marks.iter().zip(&MAX) {
+    let mut previous = None;
+    for ((slot, max), stretch) in marks.iter().zip(&MAX).zip(&STRETCH) {
         let at = slot.swap(0, Ordering::Relaxed);
         if at >= boundary.get() {
-            max.fetch_max(at - boundary.get(), Ordering::Relaxed);
+            max.fetch_max(at.saturating_sub(boundary.get()), Ordering::Relaxed);
+            if let Some(before) = previous {
+                stretch.fetch_max(at.saturating_sub(before), Ordering::Relaxed);
+            }
+            previous = Some(at);
+        } else {
+            previous = None;
         }
     }
 }
@@ -68,6 +82,16 @@ pub fn report() {
         crate::kprintln!(
             "septum: transition {name}: at most {} ticks after the boundary",
             max.load(Ordering::Relaxed)
+        );
+    }
+    for ((from, to), stretch) in NAMES
+        .iter()
+        .zip(NAMES.iter().skip(1))
+        .zip(STRETCH.iter().skip(1))
+    {
+        crate::kprintln!(
+            "septum: transition {from} -> {to}: at most {} ticks",
+            stretch.load(Ordering::Relaxed)
         );
     }
 }

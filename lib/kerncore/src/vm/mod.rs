@@ -35,6 +35,7 @@ pub mod msr;
 pub mod pci;
 pub mod platform;
 
+use crate::plan::MAX_SUBJECTS;
 use crate::spec::{SubjectSpec, SystemSpec, VmxControls};
 
 /// Primary processor-based control "CR3-load exiting" (SDM 25.6.2).
@@ -63,6 +64,29 @@ pub const fn present(spec: &SystemSpec) -> bool {
 /// Whether `subject` is a VM (see [`is_vm_controls`]).
 pub fn is_vm(subject: &SubjectSpec) -> bool {
     is_vm_controls(&subject.controls)
+}
+
+/// For every subject id below [`MAX_SUBJECTS`], how many VMs of `spec`
+/// come before it: a VM's slot in the kernel's per-VM tables (for an id
+/// beyond the spec's subjects, the number of VMs). A constant table for
+/// the kernel's spec, so finding a VM's slot on its exits and entries is
+/// one load, not a walk over every subject before it.
+pub const fn slots(spec: &SystemSpec) -> [u16; MAX_SUBJECTS] {
+    let mut table = [0u16; MAX_SUBJECTS];
+    let mut free: &mut [u16] = &mut table;
+    let mut rest = spec.subjects;
+    let mut vms = 0u16;
+    while let [slot, more @ ..] = free {
+        *slot = vms;
+        if let [first, tail @ ..] = rest {
+            if is_vm_controls(&first.controls) {
+                vms = vms.saturating_add(1);
+            }
+            rest = tail;
+        }
+        free = more;
+    }
+    table
 }
 
 /// An exception the arch layer injects into the guest at the next entry
@@ -99,6 +123,41 @@ mod tests {
     fn injection_words() {
         assert_eq!(Inject::InvalidOpcode.interruption_info(), 0x8000_0306);
         assert_eq!(Inject::GeneralProtection.interruption_info(), 0x8000_0b0d);
+    }
+
+    #[test]
+    #[allow(clippy::indexing_slicing)]
+    fn a_vm_slot_counts_the_vms_before_it() {
+        use crate::spec::FaultAction;
+        use crate::testing::{KERNEL, NO_EVENTS, TWO_PARTITIONS, subject};
+        const fn native(name: &'static str) -> SubjectSpec {
+            let mut spec = subject(name, FaultAction::StopSystem, NO_EVENTS);
+            spec.controls.proc = PROC_CR3_LOAD_EXITING;
+            spec
+        }
+        static SUBJECTS: [SubjectSpec; 4] = [
+            native("n0"),
+            subject("v0", FaultAction::StopSystem, NO_EVENTS),
+            native("n1"),
+            subject("v1", FaultAction::StopSystem, NO_EVENTS),
+        ];
+        let spec = SystemSpec {
+            name: "vms",
+            kernel: KERNEL,
+            subjects: SUBJECTS.as_slice(),
+            partitions: TWO_PARTITIONS.partitions,
+            groups: TWO_PARTITIONS.groups,
+            major_frames: TWO_PARTITIONS.major_frames,
+            image_regions: &[],
+        };
+        let table = slots(&spec);
+        assert_eq!(table[..6], [0, 0, 1, 1, 2, 2]);
+        assert!(table.iter().skip(4).all(|&slot| slot == 2));
+        // The table agrees with counting the VMs before each id.
+        for (id, slot) in table.iter().enumerate().take(SUBJECTS.len()) {
+            let before = SUBJECTS.iter().take(id).filter(|s| is_vm(s)).count();
+            assert_eq!(usize::from(*slot), before);
+        }
     }
 
     #[test]
