@@ -19,8 +19,8 @@
 //! (`timing: off-CPU gap min=A max=B`). A gap is the other partitions'
 //! share of the major frame (from the composer's report: the major frame's
 //! length minus `p_timing`'s minor frame) plus one switch. In Bochs one
-//! tick is one instruction, so the figure is exact: 1012 ticks with the
-//! 1000-tick pad (docs/benchmarks.md, "Minor-frame switch").
+//! tick is one instruction, so the figure is exact: 742 ticks with the
+//! 700-tick pad (docs/benchmarks.md, "Minor-frame switch").
 
 use septum_abi::timing::FRAME_ENTRY_PAD;
 
@@ -33,9 +33,11 @@ const SYSTEM: &str = "timing";
 /// The measuring subject's partition in [`SYSTEM`].
 const PARTITION: &str = "p_timing";
 
-/// Ticks the entry path may take after the padded spin: the VM entry
-/// itself and the subject's first `rdtsc` (measured: 12 on CPU 0, up to 20
-/// on an application processor).
+/// Ticks the switch may take beyond the pad: the spin's evening ladder,
+/// the VM entry and the subject's first `rdtsc` after it, and the part of
+/// the frame end the measuring subject's last read does not see (measured
+/// since session 7, where the frame ends at its deadline: 42 on CPU 0, up
+/// to 45 on an application processor; 12 and 20 before).
 pub const ENTRY_PATH_SLACK: u64 = 64;
 
 /// One minor-frame switch, timer exit to the next subject's first

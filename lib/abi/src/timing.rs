@@ -11,14 +11,11 @@ use crate::units::TscCycles;
 
 /// TSC cycles after a minor-frame boundary (the old frame's deadline) at
 /// which the next subject's first instruction runs, whatever the previous
-/// subject did. The longest transition measured in Bochs is 630 cycles to
-/// the padded entry (a four-CPU barrier after `ipi` events up to the
-/// deadline) plus about 40 of the entry's own preparation; the silence
-/// tests pass with 750 and `silence_ipi` fails with 600. The pad stays 1000
-/// because `irq_storm` and `level_*` (the timing subject beside a device
-/// interrupt storm) see their resumes move by up to 10 cycles with every
-/// pad from 750 to 950 tried, also without session 6's changes
-/// (docs/kernel.md, "Bounded work at the deadline (session 6)"). The whole
-/// off-CPU gap, timer exit to the next subject, is 1012 cycles (`cargo
-/// xtask bench`, docs/benchmarks.md).
-pub const FRAME_ENTRY_PAD: TscCycles = TscCycles(1000);
+/// subject did. The longest transition measured in Bochs starts the padded
+/// spin about 565 cycles after the boundary (`silence_ipi`: a four-CPU
+/// barrier after `ipi` events up to the deadline; with a pad of 550 it is
+/// the only silence test that fails, by 5 to 15 cycles), so 700 leaves 135
+/// for what the tests do not reach (docs/kernel.md, "The pad at 700
+/// (session 7)"). The whole off-CPU gap, timer exit to the next subject,
+/// is 742 cycles (`cargo xtask bench`, docs/benchmarks.md).
+pub const FRAME_ENTRY_PAD: TscCycles = TscCycles(700);

@@ -62,7 +62,7 @@ const GAP: u64 = 1000;
 /// made at a fixed time after its boundary, docs/kernel.md "Constant-time
 /// frame transitions"), -5 to 5 on an application processor (the
 /// major-frame barrier); before that entry was padded, -8 to 2 cycles. The
-/// bound is well below one major frame's switch overhead (1012 cycles: the
+/// bound is well below one major frame's switch overhead (742 cycles: the
 /// off-CPU gap minus the load's 60 000-cycle frame; 362 before the pad),
 /// so a kernel whose frame ends slipped by its exit cost would exceed it
 /// within the first frame.

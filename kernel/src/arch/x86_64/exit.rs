@@ -129,51 +129,37 @@ global_asm!(
     ".balign 16",
     // septum_vmx_enter_padded(frame, launch, not_before): the entry of
     // the first subject of a minor frame (see `enter_at`). Spins until the
-    // TSC reaches `not_before`, then evens out the spin's granularity: the
-    // loop reads the TSC every 5 instructions, so the read that ends it
-    // lies d = 0 to 4 ticks past `not_before`. A ladder of compares (two
-    // instructions per step) leads to NOPs such that compares, NOPs and
-    // the jump to `septum_vmx_enter` take 15 - d instructions (d = 4: 8
-    // + 2 + 1; d < 4: 2d + 2, then 12 - 3d NOPs, then 1): VMRESUME runs
-    // the same time after `not_before` whatever d was (exactly so where
-    // one tick is one instruction, as in Bochs). Only direct branches. A
-    // read later than that (d > 4: arrived late) takes the d = 4 path.
+    // TSC reaches `not_before`, then evens out the spin's granularity. The
+    // loop is three instructions (RDTSC; SUB of the low 32 bits of
+    // `not_before`; JS while the 32-bit difference is negative: exact for a
+    // target less than 2^31 ticks away, and the pad is a few hundred), so
+    // the read that ends it lies d = 0 to 2 ticks past `not_before`. A
+    // ladder of compares (two instructions per step) and NOPs makes the
+    // path from that read to `septum_vmx_enter` the same length whatever
+    // d was: SUB, JS, then 5 - d instructions (d = 2: two compares and
+    // branches, the jump; d = 1: 4, one NOP, the jump; d = 0: 2, three NOPs
+    // and one, the jump), so `septum_vmx_enter` starts 9 ticks after
+    // `not_before` and VMRESUME runs at the same time after it (exactly so
+    // where one tick is one instruction, as in Bochs). Only direct
+    // branches. A read later than that (arrived late) takes the d = 2
+    // path.
     ".global septum_vmx_enter_padded",
     "septum_vmx_enter_padded:",
-    "mov %rdx, %r8",
+    "mov %edx, %r8d",
     "3:",
     "rdtsc",
-    "shl $32, %rdx",
-    "or %rdx, %rax",
-    "cmp %r8, %rax",
-    "jb 3b",
-    "sub %r8, %rax",
-    "cmp $1, %rax",
+    "sub %r8d, %eax",
+    "js 3b",
+    "cmp $1, %eax",
     "jb 10f",
-    "cmp $2, %rax",
+    "cmp $2, %eax",
     "jb 11f",
-    "cmp $3, %rax",
-    "jb 12f",
-    "cmp $4, %rax",
-    "jb 13f",
-    "nop",
-    "nop",
     "jmp septum_vmx_enter",
     "10:",
     "nop",
     "nop",
     "nop",
     "11:",
-    "nop",
-    "nop",
-    "nop",
-    "12:",
-    "nop",
-    "nop",
-    "nop",
-    "13:",
-    "nop",
-    "nop",
     "nop",
     "jmp septum_vmx_enter",
     ".balign 16",
@@ -500,7 +486,18 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
 /// running (`subject_report::frame_end`).
 #[inline(never)]
 fn timer_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
-    timer_exit_at(cpu, frame, rdtsc())
+    let now = rdtsc();
+    let deadline = cpu.scheduler.deadline();
+    // A VM asleep at its frame's end has its timer armed `HALT_SLACK`
+    // early (`vm::before_entry`): its frame ends at the deadline, waited
+    // for here.
+    if now < deadline
+        && now.get().saturating_add(super::vm::HALT_SLACK) >= deadline.get()
+        && super::vm::asleep(cpu)
+    {
+        return timer_exit_at(cpu, frame, super::late_entry::wait_for(deadline));
+    }
+    timer_exit_at(cpu, frame, now)
 }
 
 /// [`timer_exit`] at `now`; also the end of a frame whose deadline passed
@@ -635,7 +632,15 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         // later; an injection of an event vector alone takes a few dozen
         // ticks, which the frame then runs past its deadline and the pad
         // absorbs.
-        arm_timer_from(cpu, if interrupts::ROUTES { rdtsc() } else { now });
+        let deadline = timer_deadline(cpu);
+        // A VM's entry work (`vm::before_entry`) runs in `timer_deadline`:
+        // the timer counts from after it.
+        let entry = if interrupts::ROUTES || super::vm::PRESENT {
+            rdtsc()
+        } else {
+            now
+        };
+        write_timer(cpu, deadline, entry);
         0
     } else {
         execute(cpu, frame, decision, boundary)
@@ -835,6 +840,8 @@ fn execute(
             // The fault report is already printed (`septum_vmexit`).
             Decision::StopSystem { .. } => {
                 super::deferred::before_stop(cpu);
+                #[cfg(feature = "count-transition")]
+                super::transition_probe::report();
                 crate::crash::exit_stop(cpu, frame);
                 kprintln!("septum: system stopped (fail-closed)");
                 stop()
@@ -1102,11 +1109,12 @@ pub(super) fn fxrstor(area: &FpuState) {
 /// Program the VMX-preemption timer for the current deadline.
 #[inline(always)]
 fn arm_timer(cpu: &CpuCore) {
-    arm_timer_from(cpu, rdtsc());
+    let deadline = timer_deadline(cpu);
+    write_timer(cpu, deadline, rdtsc());
 }
 
 /// Ticks from the padded entry's `not_before` to its VM entry, which
-/// starts the VMX-preemption timer: the spin's evening ladder and jump (15
+/// starts the VMX-preemption timer: the spin's evening ladder and jump (9
 /// ticks, see `septum_vmx_enter_padded`), then `septum_vmx_enter` (the
 /// frame's address into RSP, the flag test, 15 pops, the branch,
 /// VMRESUME: 19).
@@ -1117,7 +1125,7 @@ fn arm_timer(cpu: &CpuCore) {
 /// timer re-armed). At a major-frame barrier every CPU waits for the
 /// latest, so a late frame end on one CPU delays them all. Only here: on
 /// the hypercall's path the same correction would cost it a tick.
-const PADDED_ENTRY_LATENCY: u64 = 34;
+const PADDED_ENTRY_LATENCY: u64 = 28;
 
 /// Program the VMX-preemption timer for the current deadline, counted from
 /// `entry` (the time of the VM entry that follows). A frame longer than
@@ -1125,7 +1133,22 @@ const PADDED_ENTRY_LATENCY: u64 = 34;
 /// the subject and re-arms (kerncore `dispatch`).
 #[inline(always)]
 fn arm_timer_from(cpu: &CpuCore, entry: TscCycles) {
-    let deadline = super::timed::clamp(cpu, super::vm::before_entry(cpu, cpu.scheduler.deadline()));
+    let deadline = timer_deadline(cpu);
+    write_timer(cpu, deadline, entry);
+}
+
+/// When the timer of the loaded subject's entry must expire: the frame's
+/// deadline, or earlier for a timed event or a VM's own timer; a VM's
+/// entry work (injections, its sleep) runs here (`vm::before_entry`).
+#[inline(always)]
+fn timer_deadline(cpu: &CpuCore) -> TscCycles {
+    super::timed::clamp(cpu, super::vm::before_entry(cpu, cpu.scheduler.deadline()))
+}
+
+/// Program the VMX-preemption timer to expire at `deadline`, counted from
+/// `entry`.
+#[inline(always)]
+fn write_timer(cpu: &CpuCore, deadline: TscCycles, entry: TscCycles) {
     let remaining = deadline.get().saturating_sub(entry.get()) >> cpu.timer_shift;
     let value = u32::try_from(remaining).unwrap_or(u32::MAX);
     or_stop(write_guest(GuestField::PreemptionTimer, u64::from(value)));

@@ -361,8 +361,8 @@ const PAD: u128 = FRAME_ENTRY_PAD.0 as u128;
 
 /// Shortest minor frame in TSC cycles: the pad plus as long again for the
 /// subject, so a subject gets about as much of its frame as the switch into
-/// it takes (measured: 1012 cycles off the CPU, the pad and 12 cycles of
-/// timer exit; docs/benchmarks.md, "Minor-frame switch").
+/// it takes (measured: 742 cycles off the CPU, the pad and 42 cycles of
+/// the VM entry and exit; docs/benchmarks.md, "Minor-frame switch").
 const UNUSABLE_BELOW: u128 = 2 * PAD;
 
 /// Minor frames shorter than this many TSC cycles lose more than a tenth to
@@ -398,8 +398,8 @@ fn ticks_for(policy: &Policy, cycles: u128) -> u128 {
 }
 
 rule! {
-    /// A minor frame lasts at least twice the kernel's frame entry pad (2000 TSC
-    /// cycles): its subject starts 1000 cycles after the boundary, and the rest
+    /// A minor frame lasts at least twice the kernel's frame entry pad (1400 TSC
+    /// cycles): its subject starts 700 cycles after the boundary, and the rest
     /// of the frame is at least as long.
     MINOR_FRAME_UNUSABLE = "scheduling-minor-frame-unusable" in Scheduling;
     fn minor_frame_unusable(policy, out) {
@@ -427,7 +427,7 @@ rule! {
 
 rule! {
     /// Warning: a minor frame lasts at least ten times the kernel's frame entry
-    /// pad (10000 TSC cycles), so the switch into it takes at most a tenth of it.
+    /// pad (7000 TSC cycles), so the switch into it takes at most a tenth of it.
     MINOR_FRAME_SHORT = "scheduling-minor-frame-short" in Scheduling;
     fn minor_frame_short(policy, out) {
         for (minor, cycles) in minor_frame_cycles(policy) {

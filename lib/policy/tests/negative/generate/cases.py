@@ -930,25 +930,25 @@ test("subjects-name-reserved",
      ("$1", 'subject name "kernel" is reserved for the kernel'))
 
 # At tickRate 1000000 and 10000 kHz a tick is 10 TSC cycles. The kernel's
-# frame entry pad is 1000 cycles: below 2000 a frame is unusable (error),
-# below 10000 short (warning); each file shows both edges of its band.
+# frame entry pad is 700 cycles: below 1400 a frame is unusable (error),
+# below 7000 short (warning); each file shows both edges of its band.
 test("scheduling-minor-frame-unusable",
      system(A, scheduling=sched(PA, '<majorFrame>\n  <cpu id="0">'
                                     '<minorFrame partition="p_a" $1ticks="1"/>'
-                                    '<minorFrame partition="p_a" $2ticks="199"/>'
+                                    '<minorFrame partition="p_a" $2ticks="139"/>'
                                     '<minorFrame partition="p_a" ticks="1000"/></cpu>\n</majorFrame>',
                                 rate="1000000")),
-     ("$1", 'minor frame of partition "p_a" lasts 10 TSC cycles; its subject starts 1000 cycles after the boundary, so the frame needs at least 2000'),
-     ("$2", 'minor frame of partition "p_a" lasts 1990 TSC cycles; its subject starts 1000 cycles after the boundary, so the frame needs at least 2000'))
+     ("$1", 'minor frame of partition "p_a" lasts 10 TSC cycles; its subject starts 700 cycles after the boundary, so the frame needs at least 1400'),
+     ("$2", 'minor frame of partition "p_a" lasts 1390 TSC cycles; its subject starts 700 cycles after the boundary, so the frame needs at least 1400'))
 
 test("scheduling-minor-frame-short",
      system(A, scheduling=sched(PA, '<majorFrame>\n  <cpu id="0">'
-                                    '<minorFrame partition="p_a" $1ticks="200"/>'
-                                    '<minorFrame partition="p_a" $2ticks="999"/>'
+                                    '<minorFrame partition="p_a" $1ticks="140"/>'
+                                    '<minorFrame partition="p_a" $2ticks="699"/>'
                                     '<minorFrame partition="p_a" ticks="1000"/></cpu>\n</majorFrame>',
                                 rate="1000000")),
-     ("$1", "warning", 'minor frame of partition "p_a" lasts 2000 TSC cycles, of which the first 1000 (50%) go to the switch into it'),
-     ("$2", "warning", 'minor frame of partition "p_a" lasts 9990 TSC cycles, of which the first 1000 (11%) go to the switch into it'))
+     ("$1", "warning", 'minor frame of partition "p_a" lasts 1400 TSC cycles, of which the first 700 (50%) go to the switch into it'),
+     ("$2", "warning", 'minor frame of partition "p_a" lasts 6990 TSC cycles, of which the first 700 (11%) go to the switch into it'))
 
 LOGICAL27 = "serial_port_number_one_xxxx"
 test("subjects-port-name-too-long",
