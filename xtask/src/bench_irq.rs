@@ -12,11 +12,13 @@
 //!   Its last report carries the min..max over every interrupt that came
 //!   while it ran.
 //! - `systems/irq_storm.xml`: the RTC at 8192 Hz for a driver in one
-//!   partition, the timing subject in the other; timing prints its
-//!   off-CPU gap (the other partition's frame plus the switch) and its
-//!   largest deviation from `resume_0 + k * P`, the kernel the number of
-//!   interrupts it acknowledged. With no cost to the neighbour both equal
-//!   those of `systems/timing.xml` (61012 and 0 when measured).
+//!   partition, the timing subject in the other; timing (granted `yield`:
+//!   it gives up each frame halfway and reads its resume right after the
+//!   yield returns) prints its off-CPU gap (the other partition's frame,
+//!   the switch and the half of its own frame it yields) and its largest
+//!   deviation from `resume_0 + k * P`, the kernel the number of
+//!   interrupts it acknowledged. With no cost to the neighbour the gap is
+//!   the same every major frame and the deviation 0.
 //!
 //! The numbers replace the "Interrupts" section of docs/benchmarks.md.
 
@@ -122,9 +124,11 @@ pub fn interrupts(paths: &Paths, doc_path: &Path) -> Result<bool, Error> {
          handler (kernel acknowledge and EOI, injection, IDT delivery, the SDK's entry stub;\n\
          exact up to the driver loop's length). Cost to a neighbour partition when the owner\n\
          does not run: `systems/irq_storm.xml`, the RTC at 8192 Hz for a driver in one\n\
-         partition beside the timing subject (4 + 6 ticks, P = 100000 cycles); its off-CPU\n\
-         gap and its deviation from `resume_0 + k * P` are those of `systems/timing.xml`\n\
-         (61012 and 0) unless the storm takes time from it.\n\n\
+         partition beside the timing subject (4 + 6 ticks, P = 100000 cycles), which gives up\n\
+         each frame halfway and reads its resume right after its yield returns; its off-CPU\n\
+         gap (the storm's frame, the switch and the half frame it yields) is the same every\n\
+         major frame and its deviation from `resume_0 + k * P` is 0 unless the storm takes\n\
+         time from it.\n\n\
          | measurement | min | max |\n\
          |---|---|---|\n\
          | IRQ to handler, owner running (ticks) | {} | {} |\n\
