@@ -929,7 +929,9 @@ fn enter_at(cpu: &CpuCore, launch: u64, boundary: TscCycles) -> ! {
             TscCycles(entry.get().wrapping_add(PADDED_ENTRY_LATENCY)),
         );
     } else {
-        arm_timer_from(cpu, now);
+        // Read after the pump and a VM's entry work, like every other
+        // unpadded entry.
+        arm_timer(cpu);
     }
     // Safety: `cpu.frame` is the loaded subject's register frame
     // (`switch_to` sets it with `cpu.loaded`); its VMCS is current with the
