@@ -88,6 +88,8 @@ INDIRECT_ALLOWED = [
 NOT_CALLED = {
     "septum_start32": "the ELF entry point (GRUB jumps to it)",
     "septum_exception_stubs": "the IDT gates point into it",
+    "septum_interrupt_stubs": "IDT vectors 32 to 255 point into it (taken "
+                              "only in interrupts::take_requested's window)",
     "septum_root_nmi": "IDT vector 2 points at it (nmi.rs: one locked "
                        "increment and IRETQ on the NMI IST stack, no call)",
     "septum_vmexit_stub": "HOST_RIP of every VMCS (the CPU enters it)",
@@ -133,6 +135,9 @@ ASM = {
                                 "stack (the word after the frame) and calls "
                                 "septum_vmentry_failed there",
                                 switches_stack=True),
+    "septum_interrupt_stubs": AsmNode(8, "one push of the vector per stub, "
+                                      "then septum_interrupt_common: XCHG, "
+                                      "BTS, POP, IRETQ; no call"),
 }
 
 # A root-mode exception: the CPU pushes SS, RSP, RFLAGS, CS, RIP (40 bytes;
@@ -656,6 +661,10 @@ def analyse(elf_path: Path, verbose: bool) -> int:
     if enter.bytes > exit_path.bytes:
         exit_path = enter
     exception = walker.root("septum_exception_stubs", EXCEPTION_CPU_FRAME)
+    # A root-mode interrupt comes only inside take_requested's window (on
+    # the exit path, or on a boot path that idles before its first entry;
+    # no nesting: the gate clears IF).
+    interrupt = walker.root("septum_interrupt_stubs", EXCEPTION_CPU_FRAME)
     checks = [
         ("boot path", boot.bytes, "boot"),
         ("exit path", exit_path.bytes, "exit"),
@@ -663,6 +672,9 @@ def analyse(elf_path: Path, verbose: bool) -> int:
         ("AP boot path", ap_boot.bytes, "ap boot"),
         ("AP boot path + root-mode exception", ap_boot.bytes + exception.bytes, "ap boot"),
         ("exit path + root-mode exception", exit_path.bytes + exception.bytes, "exit"),
+        ("exit path + root-mode interrupt", exit_path.bytes + interrupt.bytes, "exit"),
+        ("boot path + root-mode interrupt", boot.bytes + interrupt.bytes, "boot"),
+        ("AP boot path + root-mode interrupt", ap_boot.bytes + interrupt.bytes, "ap boot"),
         ("root-mode exception on an IST stack", exception.bytes, "ist"),
     ]
     print(f"stack depth of {elf_path}")

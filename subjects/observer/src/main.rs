@@ -88,6 +88,10 @@ fn main(info: Info<'static>) -> ! {
         None if info.name() == "exits_monitor" => exits_monitor(&info),
         None if info.name() == "ipi_sender" => ipi_sender(&info),
         None if info.name() == "ipi_target" => ipi_target(&info),
+        None if info.name() == "ipi_clock" => ipi_clock(&info),
+        None if info.name() == "idler" => loop {
+            septum_sdk::arch::pause();
+        },
         None => neighbour(&info),
     }
 }
@@ -350,7 +354,42 @@ fn ipi_sender(info: &Info<'static>) -> ! {
     }
 }
 
-/// Injections of the `poke` vector into `ipi_target`.
+/// Ticks after its resume at which `ipi_clock` raises its event.
+const CLOCK_DELAY: u64 = 5000;
+
+/// The `silence_idle_ipi` interrupt source: once per frame, `CLOCK_DELAY`
+/// ticks after its resume, raises `poke` (mode `ipi`, at the watcher on
+/// another CPU), so the IPI reaches that CPU at the same point of every
+/// major frame, inside the neighbour's frame there.
+fn ipi_clock(info: &Info<'static>) -> ! {
+    let poke = info.source_event("poke");
+    loop {
+        until_next_frame(|| {});
+        let resumed = rdtsc();
+        while rdtsc().wrapping_sub(resumed) < CLOCK_DELAY {
+            core::hint::spin_loop();
+        }
+        if let Some(event) = poke {
+            raise(event);
+        }
+    }
+}
+
+/// If target event `name` injects a vector: take it (its handler counts
+/// it) and run with interrupts enabled from here on. In `silence_idle_ipi`
+/// the watcher and its neighbour do so, because Bochs 2.7 lets an external
+/// interrupt exit a guest only while the guest's RFLAGS.IF is set
+/// (docs/testing.md, "Bochs and external-interrupt exiting").
+fn enable_interrupts(info: &Info<'static>, name: &str) {
+    if let Some(vector) = info.target_event(name).and_then(|t| t.vector) {
+        septum_sdk::interrupt::register(vector, on_poke);
+        septum_sdk::interrupt::install();
+        septum_sdk::interrupt::enable();
+    }
+}
+
+/// Injections of a vector taken by `enable_interrupts` (`poke` into
+/// `ipi_target`).
 static POKES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 fn on_poke(_vector: u8) {
@@ -360,11 +399,7 @@ fn on_poke(_vector: u8) {
 /// The receiver of `silence_ipi`'s pokes: takes the injected vector with
 /// interrupts enabled, nothing else.
 fn ipi_target(info: &Info<'static>) -> ! {
-    if let Some(vector) = info.target_event("poke").and_then(|t| t.vector) {
-        septum_sdk::interrupt::register(vector, on_poke);
-        septum_sdk::interrupt::install();
-        septum_sdk::interrupt::enable();
-    }
+    enable_interrupts(info, "poke");
     loop {
         septum_sdk::arch::pause();
     }
@@ -372,6 +407,7 @@ fn ipi_target(info: &Info<'static>) -> ! {
 
 fn neighbour(info: &Info<'static>) -> ! {
     let kernel = info.kernel();
+    enable_interrupts(info, "kick");
     // In `silence_smp` the neighbours on CPUs 1 to 3 start later in the
     // cycle of behaviours, so that the CPUs reach the barrier from
     // different ones.
@@ -413,6 +449,7 @@ fn neighbour(info: &Info<'static>) -> ! {
 
 fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
     uart.init();
+    enable_interrupts(info, "poke");
     let kernel = info.kernel();
     // `silence_smp` has one neighbour per frame to kick, on every CPU.
     let kicks = ["kick", "kick1", "kick2", "kick3", "kick4", "kick5", "kick6"]

@@ -8,8 +8,13 @@
 //! stack table: double fault, NMI and machine check run on their own stacks,
 //! so they are reported even when the kernel stack is the problem.
 //!
-//! Root mode runs with interrupts off, so the IDT has only the 32 exception
-//! vectors. An NMI (vector 2) is counted and returned from (`nmi.rs`). Any
+//! Root mode runs with interrupts off, except in the one-instruction
+//! windows of `interrupts::take_requested` (the CPU idling or waiting for a
+//! deadline takes the interrupts requested meanwhile there). Vectors 32 to
+//! 255 therefore have a handler that only notes the vector in the bitmap
+//! the window names in R11 and returns; the window's caller acknowledges
+//! and routes what was noted. An NMI (vector 2) is counted and returned
+//! from (`nmi.rs`). Any
 //! other exception in root mode is a kernel bug or a hardware fault:
 //! the handler prints vector, error code, RIP, CS, RFLAGS, RSP, CR2 and CR3
 //! on the debug console and resets the machine through port 0xCF9 (fail
@@ -48,9 +53,12 @@ struct IdtEntry {
     high: u64,
 }
 
-/// The IDT: the 32 exception vectors. One per CPU, in its per-CPU block.
+/// Vectors in the IDT: the 32 exceptions and the 224 interrupt vectors.
+const IDT_VECTORS: usize = 256;
+
+/// The IDT. One per CPU, in its per-CPU block.
 #[repr(C, align(16))]
-pub struct Idt([IdtEntry; 32]);
+pub struct Idt([IdtEntry; IDT_VECTORS]);
 
 /// Pseudo-descriptor for LGDT/LIDT.
 #[repr(C, packed)]
@@ -125,11 +133,35 @@ global_asm!(
     "and $-16, %rsp",
     "call septum_root_exception",
     "ud2",
+    // One 16-byte stub per interrupt vector 32..=255 (stub N at
+    // septum_interrupt_stubs + 16 * (N - 32)) pushes its vector. An
+    // interrupt reaches root mode only inside `take_requested`'s window
+    // (`sti; nop; cli`), whose R11 points at a 256-bit bitmap: the common
+    // part sets the vector's bit there and returns, all registers as they
+    // were (the interrupt gate cleared IF; IRETQ sets it again, so every
+    // requested vector the local APIC may deliver is taken before the
+    // window's CLI).
+    ".balign 16",
+    ".global septum_interrupt_stubs",
+    "septum_interrupt_stubs:",
+    ".set septum_vector, 32",
+    ".rept 224",
+    ".balign 16",
+    "pushq $septum_vector",
+    "jmp septum_interrupt_common",
+    ".set septum_vector, septum_vector + 1",
+    ".endr",
+    "septum_interrupt_common:",
+    "xchg %rax, (%rsp)",
+    "bts %rax, (%r11)",
+    "pop %rax",
+    "iretq",
     options(att_syntax)
 );
 
 unsafe extern "C" {
     static septum_exception_stubs: u8;
+    static septum_interrupt_stubs: u8;
 }
 
 /// What the CPU and the stub leave on the stack.
@@ -231,7 +263,8 @@ pub fn init(cpu: CpuNumber) {
     unsafe { (&raw mut (*block).tss).write_volatile(Tss(tss_words)) };
 
     let stubs = (&raw const septum_exception_stubs) as u64;
-    let mut idt = [IdtEntry { low: 0, high: 0 }; 32];
+    let interrupt_stubs = (&raw const septum_interrupt_stubs) as u64;
+    let mut idt = [IdtEntry { low: 0, high: 0 }; IDT_VECTORS];
     for (vector, entry) in (0u64..).zip(idt.iter_mut()) {
         let ist = match vector {
             8 => 1,
@@ -242,7 +275,8 @@ pub fn init(cpu: CpuNumber) {
         let handler = match vector {
             // An NMI is noted and returned from, not reported (`nmi.rs`).
             2 => super::nmi::handler_address(),
-            _ => stubs.wrapping_add(vector.wrapping_mul(16)),
+            0..32 => stubs.wrapping_add(vector.wrapping_mul(16)),
+            _ => interrupt_stubs.wrapping_add(vector.wrapping_sub(32).wrapping_mul(16)),
         };
         *entry = gate(handler, ist);
     }
@@ -272,7 +306,7 @@ pub fn init(cpu: CpuNumber) {
         base: boot::gdt_address(),
     };
     let idt_pointer = TablePointer {
-        limit: 32 * 16 - 1,
+        limit: (IDT_VECTORS * 16 - 1) as u16,
         base: percpu::idt_address(cpu),
     };
     // Safety: both tables are fully initialised static data that live for

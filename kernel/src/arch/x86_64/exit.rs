@@ -495,7 +495,8 @@ fn timer_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
         && now.get().saturating_add(super::vm::HALT_SLACK) >= deadline.get()
         && super::vm::asleep(cpu)
     {
-        return timer_exit_at(cpu, frame, super::late_entry::wait_for(deadline));
+        let now = super::late_entry::wait_for(cpu, deadline);
+        return timer_exit_at(cpu, frame, now);
     }
     timer_exit_at(cpu, frame, now)
 }
@@ -624,7 +625,8 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         // (`wrapping_add`: one instruction on the hypercall's path; the
         // TSC does not come within the margin of 2^64 in centuries.)
         if now.get().wrapping_add(RESUME_MARGIN) >= frame_deadline.get() {
-            return timer_exit_at(cpu, frame, super::late_entry::wait_for(frame_deadline));
+            let now = super::late_entry::wait_for(cpu, frame_deadline);
+            return timer_exit_at(cpu, frame, now);
         }
         interrupts::before_entry(cpu);
         // The same TSC read arms the timer (one read on the hypercall's
@@ -664,7 +666,8 @@ pub(super) const RESUME_MARGIN: u64 = 200;
 fn resume(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
     let deadline = cpu.scheduler.deadline();
     if rdtsc().get().saturating_add(RESUME_MARGIN) >= deadline.get() {
-        return timer_exit_at(cpu, frame, super::late_entry::wait_for(deadline));
+        let now = super::late_entry::wait_for(cpu, deadline);
+        return timer_exit_at(cpu, frame, now);
     }
     interrupts::before_entry(cpu);
     arm_timer(cpu);
@@ -963,10 +966,7 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
     let deadline = cpu.scheduler.deadline();
     while rdtsc() < deadline {
         super::timed::check_point(cpu);
-        if interrupts::ROUTES {
-            let apic = smp::apic_id(cpu.number);
-            interrupts::requested_owners(apic, &mut |owner| cpu.scheduler.interrupt_for(owner));
-        }
+        interrupts::take_requested(cpu);
         if let Some(woken) = cpu.scheduler.wake() {
             return (woken, None);
         }

@@ -43,7 +43,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use septum_abi::SubjectId;
 use septum_kerncore::irq::{
-    self, Acknowledge, Injection, PendingVectors, Vector, XAPIC_BASE, event_target,
+    Acknowledge, Injection, PendingVectors, Vector, XAPIC_BASE, event_target,
 };
 use septum_kerncore::vtd;
 
@@ -79,14 +79,10 @@ const APIC_BASE_MASK: u64 = 0x000f_ffff_ffff_f000;
 /// xAPIC register offsets: task priority, end of interrupt, spurious vector.
 const XAPIC_TPR: u64 = 0x80;
 const XAPIC_EOI: u64 = 0xb0;
-/// xAPIC IRR: eight 32-bit registers, 16 bytes apart.
-const XAPIC_IRR: u64 = 0x200;
 const XAPIC_SVR: u64 = 0xf0;
 
 /// x2APIC end-of-interrupt register.
 const X2APIC_EOI: u32 = 0x80b;
-/// x2APIC IRR: eight MSRs of 32 vectors each.
-const X2APIC_IRR: u32 = 0x820;
 /// x2APIC spurious-interrupt vector register.
 const X2APIC_SVR: u32 = 0x80f;
 /// x2APIC task-priority register.
@@ -226,46 +222,72 @@ pub fn route(vector: u8) -> Option<SubjectId> {
     owner
 }
 
-/// While the CPU idles in root mode (interrupts off, so a device interrupt
-/// stays requested in the local APIC): the owners of this CPU's routed
-/// lines whose host vector is requested, handed to `wake`. The interrupt
-/// itself is taken as an exit right after the owner's next VM entry and
-/// injected then. Does nothing without routes.
-pub fn requested_owners(cpu_apic: u32, wake: &mut dyn FnMut(SubjectId)) {
-    if !ROUTES {
+/// Whether an interrupt can reach a CPU at all: routed lines or MSIs,
+/// `ipi` events, an IOMMU's fault events. A constant: without any, the
+/// root-mode waits pay nothing for [`take_requested`].
+pub const TAKES: bool = ROUTES || super::ipi::PRESENT || !VTD.iommus.is_empty();
+
+/// Rounds of [`take_requested`]: the local APIC delivers a vector only
+/// above the priority class of those in service, so one window takes the
+/// requested vectors of rising classes and the next, after their
+/// end-of-interrupt, the rest (each class at most once per round).
+const TAKE_ROUNDS: usize = 4;
+
+/// While the CPU waits in root mode (an idle frame, the wait for a
+/// deadline): take the interrupts requested meanwhile, as an exit of a
+/// running subject would, in the waiting partition's own time. Each is
+/// acknowledged and routed like an external-interrupt exit
+/// ([`route`]: the owner's vector pending, a level line masked, a VT-d
+/// fault reported; the owner's scheduler told, which wakes it if it
+/// sleeps on this CPU); an `ipi` is only acknowledged (the event it
+/// announces is already pending). Without this an interrupt requested
+/// while the CPU idled stayed in the local APIC and exited the next
+/// subject entered, right after its entry, perhaps the next partition's,
+/// whose start then depended on whether this partition had idled
+/// (docs/kernel.md, "Interrupts taken in root mode"; system test
+/// `silence_idle_ipi`).
+pub fn take_requested(cpu: &mut CpuCore) {
+    if !TAKES {
         return;
     }
-    for route in INTERRUPTS.routes {
-        if route.apic_id.0 != cpu_apic {
-            continue;
+    for _ in 0..TAKE_ROUNDS {
+        let mut taken = [0u64; 4];
+        // Safety: the only place where root mode runs with RFLAGS.IF set,
+        // for the one instruction after STI's shadow: every requested
+        // vector the local APIC may deliver now is taken through its IDT
+        // stub (`descriptors.rs`, vectors 32 to 255), which sets the
+        // vector's bit in the 256-bit `taken` that R11 points at and
+        // returns with every register intact. The stubs run on this stack
+        // (no red zone in this target), and no other root-mode code runs
+        // with IF set, so no stub ever sees another R11. CLI restores the
+        // state every other root-mode path relies on.
+        unsafe {
+            core::arch::asm!(
+                "sti",
+                "nop",
+                "cli",
+                in("r11") taken.as_mut_ptr(),
+            );
         }
-        if let Some(host) = irq::host_vector(route.line)
-            && irr_bit(host.0)
-        {
-            wake(route.owner);
+        if taken.iter().fold(0, |any, word| any | word) == 0 {
+            return;
+        }
+        for (word, mut bits) in (0u8..).zip(taken) {
+            while bits != 0 {
+                // Below 64: fits in u8, and word * 64 + bit below 256.
+                let bit = bits.trailing_zeros() as u8;
+                bits &= bits.wrapping_sub(1);
+                let vector = word.wrapping_mul(64).wrapping_add(bit);
+                if vector == SPURIOUS {
+                    continue;
+                }
+                if let Some(owner) = route(vector) {
+                    cpu.scheduler.interrupt_for(owner);
+                }
+                end_of_interrupt();
+            }
         }
     }
-    for route in MSI.routes {
-        if route.apic_id.0 == cpu_apic
-            && let Some(host) = irq::host_vector(route.irq)
-            && irr_bit(host.0)
-        {
-            wake(route.owner);
-        }
-    }
-}
-
-/// Whether the local APIC's IRR holds `vector` (x2APIC MSR 0x800 + 0x20 +
-/// vector / 32, or the xAPIC page's IRR registers).
-fn irr_bit(vector: u8) -> bool {
-    let word = u32::from(vector / 32);
-    let bit = u32::from(vector % 32);
-    let value = if XAPIC.load(Ordering::Relaxed) {
-        xapic_read(XAPIC_IRR.wrapping_add(u64::from(word).wrapping_mul(0x10)))
-    } else {
-        cpu::rdmsr(X2APIC_IRR.wrapping_add(word)) as u32
-    };
-    value & 1u32.wrapping_shl(bit) != 0
 }
 
 /// The end-of-interrupt for the vector the exit acknowledged: it only lets
@@ -287,15 +309,6 @@ fn xapic_write(offset: u64, value: u32) {
     // only case in which this runs), and `init_cpu` checked the local APIC
     // is there; TPR, EOI and SVR are aligned 32-bit registers in it.
     unsafe { register.write_volatile(value) };
-}
-
-/// Read an xAPIC register (xAPIC mode only, see `init_cpu`).
-fn xapic_read(offset: u64) -> u32 {
-    let register = XAPIC_BASE.get().wrapping_add(offset) as *const u32;
-    // Safety: as for `xapic_write`: the page is mapped whenever a line is
-    // routed (the only case in which this runs); IRR registers are aligned
-    // 32-bit registers in it, and reading them has no side effect.
-    unsafe { register.read_volatile() }
 }
 
 /// A hypercall of the loaded subject (before it is dispatched): if its

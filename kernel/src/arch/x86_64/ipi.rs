@@ -8,9 +8,9 @@
 //! profile's controls) it is a VM exit, `interrupts::acknowledge` finds no
 //! route for `IPI_VECTOR`, sends the end-of-interrupt, and whoever ran
 //! resumes, with its pending `<inject_interrupt>` vector injected before
-//! the entry. While the CPU idles in root mode (interrupts off) the IPI
-//! waits in its local APIC; the idle loop sees the pending event by itself
-//! and the IPI becomes one short exit after the next entry.
+//! the entry. While the CPU idles or waits for a deadline in root mode,
+//! the wait takes the IPI (`interrupts::take_requested`) and the idle loop
+//! sees the pending event.
 //!
 //! Without an `ipi` event in the spec ([`ipi::present`], a constant) every
 //! function here returns at once.
@@ -23,7 +23,7 @@ use super::{apic, cpu};
 use crate::system::SPEC;
 
 /// Whether the spec has any `ipi` event.
-const PRESENT: bool = ipi::present(&SPEC);
+pub(super) const PRESENT: bool = ipi::present(&SPEC);
 /// x2APIC interrupt command register.
 const X2APIC_ICR: u32 = 0x830;
 /// x2APIC spurious-interrupt vector register.

@@ -84,7 +84,7 @@ pub(super) fn passed(cpu: &mut CpuCore, launch: u64) -> Option<TscCycles> {
     if launch != 0 {
         super::exit::unlaunch(cpu);
     }
-    Some(wait_for(deadline))
+    Some(wait_for(cpu, deadline))
 }
 
 /// Most TSC ticks from the check in [`trap_at_deadline`] to the entry of
@@ -126,7 +126,7 @@ pub(super) fn switch_at_deadline(
     // The subject still loaded is not the one chosen: the frame end must
     // not resume it as if it were.
     cpu.scheduler.not_entered();
-    Some(wait_for(deadline))
+    Some(wait_for(cpu, deadline))
 }
 
 /// Most TSC ticks from the check in [`exit_at_deadline`] to the VM entry
@@ -156,7 +156,7 @@ static LEFT: [AtomicBool; MAX_SUBJECTS] = [const { AtomicBool::new(false) }; MAX
 /// not (the event would be lost). The CPU waits for the deadline in root
 /// mode and the time read then is returned (the frame ends there, like a
 /// timer expiry). `None`: handle it now.
-pub(super) fn exit_at_deadline(cpu: &CpuCore, basic: u16) -> Option<TscCycles> {
+pub(super) fn exit_at_deadline(cpu: &mut CpuCore, basic: u16) -> Option<TscCycles> {
     // An exit no instruction raises (an interrupt, an NMI, an interrupt
     // window) is always handled and pays only this compare.
     if !instruction_exit(basic) {
@@ -176,7 +176,7 @@ pub(super) fn exit_at_deadline(cpu: &CpuCore, basic: u16) -> Option<TscCycles> {
         return None;
     }
     left.store(true, Ordering::Relaxed);
-    Some(wait_for(deadline))
+    Some(wait_for(cpu, deadline))
 }
 
 /// The subject's exit `basic` was handled: if an instruction raised it, a
@@ -236,13 +236,16 @@ fn reexecutes(basic: u16) -> bool {
     instruction && vmread(field::IDT_VECTORING_INFO).unwrap_or(1 << 31) & (1 << 31) == 0
 }
 
-/// Spin in root mode until `deadline`; returns the time read then.
-pub(super) fn wait_for(deadline: TscCycles) -> TscCycles {
+/// Spin in root mode until `deadline`, taking the interrupts requested
+/// meanwhile (`interrupts::take_requested`: the waiting partition's time,
+/// as if its subject ran); returns the time read then.
+pub(super) fn wait_for(cpu: &mut CpuCore, deadline: TscCycles) -> TscCycles {
     loop {
         let now = rdtsc();
         if now >= deadline {
             return now;
         }
+        super::interrupts::take_requested(cpu);
         super::cpu::pause();
     }
 }
@@ -261,7 +264,7 @@ const OWED_FLAG: u32 = 1 << 31;
 /// returned; the CPU waits for the deadline in root mode, in the trapping
 /// partition's own time). `None`: the trap fits, handle it now.
 pub(super) fn trap_at_deadline(
-    cpu: &CpuCore,
+    cpu: &mut CpuCore,
     by: SubjectId,
     monitor: SubjectId,
     event: u8,
@@ -275,7 +278,7 @@ pub(super) fn trap_at_deadline(
         OWED_FLAG | u32::from(monitor.0) << 8 | u32::from(event),
         Ordering::Relaxed,
     );
-    Some(wait_for(deadline))
+    Some(wait_for(cpu, deadline))
 }
 
 /// `subject` was just made the loaded one: the trap it owes, if any, is
