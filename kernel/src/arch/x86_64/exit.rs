@@ -630,14 +630,15 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         }
         interrupts::before_entry(cpu);
         // The same TSC read arms the timer (one read on the hypercall's
-        // path, as before) unless routed interrupts may make the entry
-        // later; an injection of an event vector alone takes a few dozen
-        // ticks, which the frame then runs past its deadline and the pad
-        // absorbs.
+        // path, as before) unless an injection or a VM's entry work may
+        // make the entry later (below).
         let deadline = timer_deadline(cpu);
         // A VM's entry work (`vm::before_entry`) runs in `timer_deadline`:
-        // the timer counts from after it.
-        let entry = if interrupts::ROUTES || super::vm::PRESENT {
+        // the timer counts from after it, and from after an injection
+        // (`interrupts::before_entry`): counted from before it, the frame
+        // ran past its deadline by the injection's time, 190 ticks on a
+        // four-CPU Bochs (`silence_ipi`, `count-transition`).
+        let entry = if interrupts::ROUTES || interrupts::EVENT_VECTORS || super::vm::PRESENT {
             rdtsc()
         } else {
             now

@@ -56,7 +56,7 @@ use crate::system::{INTERRUPTS, MSI, SPEC, VTD};
 /// injects a vector: constants, so a system without either pays nothing on
 /// its hypercall and entry paths.
 pub const ROUTES: bool = !INTERRUPTS.routes.is_empty() || !MSI.routes.is_empty();
-const EVENT_VECTORS: bool = !INTERRUPTS.event_vectors.is_empty();
+pub const EVENT_VECTORS: bool = !INTERRUPTS.event_vectors.is_empty();
 
 /// Vectors pending for each subject (set on the owner's CPU or, for
 /// events, on any CPU).
