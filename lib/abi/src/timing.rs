@@ -19,3 +19,26 @@ use crate::units::TscCycles;
 /// (session 7)"). The whole off-CPU gap, timer exit to the next subject,
 /// is 742 cycles (`cargo xtask bench`, docs/benchmarks.md).
 pub const FRAME_ENTRY_PAD: TscCycles = TscCycles(700);
+
+/// TSC cycles before the padded entry at which a kernel that can take
+/// interrupts in root mode (routed device lines, `ipi` events, an IOMMU)
+/// takes those requested since the previous partition's last exit or wait,
+/// then does the entry's work (an injection, a VM's entry work, the
+/// timer). At a fixed time, so which interrupts reach the entered subject
+/// as an injection and which as an exit after its entry does not depend
+/// on whether the previous partition ran to its deadline or idled
+/// (docs/kernel.md, "Interrupts taken in root mode"). The take with one
+/// routed vector and the entry's work measured 250 cycles in Bochs
+/// (`silence_edge_ipi`).
+pub const INTERRUPT_TAKE_LEAD: TscCycles = TscCycles(450);
+
+/// The pad of a kernel that takes interrupts in root mode (`takes`) or
+/// not: [`FRAME_ENTRY_PAD`], plus [`INTERRUPT_TAKE_LEAD`] after it for the
+/// take, so the transition keeps all of the base pad.
+pub const fn frame_entry_pad(takes: bool) -> TscCycles {
+    if takes {
+        TscCycles(FRAME_ENTRY_PAD.0 + INTERRUPT_TAKE_LEAD.0)
+    } else {
+        FRAME_ENTRY_PAD
+    }
+}

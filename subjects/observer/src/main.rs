@@ -89,6 +89,7 @@ fn main(info: Info<'static>) -> ! {
         None if info.name() == "ipi_sender" => ipi_sender(&info),
         None if info.name() == "ipi_target" => ipi_target(&info),
         None if info.name() == "ipi_clock" => ipi_clock(&info),
+        None if info.name() == "edge_clock" => edge_clock(&info),
         None if info.name() == "idler" => loop {
             septum_sdk::arch::pause();
         },
@@ -372,6 +373,50 @@ fn ipi_clock(info: &Info<'static>) -> ! {
         if let Some(event) = poke {
             raise(event);
         }
+    }
+}
+
+/// Where `edge_clock` raises its event: the watcher's boundary lies
+/// half a major frame after the clock's (`silence_edge_ipi.xml`), and the
+/// clock resumes the pad and the entry's ladder (about 42 ticks) after its
+/// own boundary.
+const EDGE_LADDER: u64 = 42;
+/// The `edge_clock`'s sweep: starts its raise `EDGE_FIRST` ticks before
+/// the watcher's boundary (the kernel sends the IPI about 185 ticks later,
+/// so about 115 before the boundary), then later by `EDGE_STEP` every four
+/// frames (so every point meets each of the neighbour's four behaviours),
+/// over `EDGE_POINTS` points, then again.
+const EDGE_FIRST: u64 = 300;
+const EDGE_STEP: u64 = 25;
+const EDGE_POINTS: u64 = 24;
+
+/// The `silence_edge_ipi` interrupt source: once per major frame raises
+/// `poke` (mode `ipi`, at the watcher on CPU 0) at a point that moves over
+/// the boundary between the neighbour's frame and the watcher's there (the
+/// IPI leaves from about 115 ticks before it to 460 after, measured with a
+/// temporary kernel probe), so the IPI reaches CPU 0 while
+/// the neighbour still runs, at its timer exit, in the transition, or
+/// while the CPU idled through the neighbour's frame and waits in the pad.
+fn edge_clock(info: &Info<'static>) -> ! {
+    let poke = info.source_event("poke");
+    let period = info.major_frame_cycles().map_or(0, |p| p.get());
+    let to_boundary = (period / 2)
+        .wrapping_sub(septum_abi::timing::frame_entry_pad(true).get())
+        .wrapping_sub(EDGE_LADDER);
+    let mut frame: u64 = 0;
+    loop {
+        until_next_frame(|| {});
+        let resumed = rdtsc();
+        let delay = to_boundary
+            .wrapping_sub(EDGE_FIRST)
+            .wrapping_add(frame / 4 % EDGE_POINTS * EDGE_STEP);
+        while rdtsc().wrapping_sub(resumed) < delay {
+            core::hint::spin_loop();
+        }
+        if let Some(event) = poke {
+            raise(event);
+        }
+        frame = frame.wrapping_add(1);
     }
 }
 

@@ -99,6 +99,25 @@ pub fn rdtsc() -> TscCycles {
     TscCycles((u64::from(high) << 32) | u64::from(low))
 }
 
+/// Spin until the TSC reaches `target`, which must lie less than 2^31
+/// ticks ahead (a pad): the loop of the padded entry's stub (RDTSC, SUB of
+/// the low 32 bits, JS), three instructions, with no PAUSE.
+pub fn spin_until(target: TscCycles) {
+    // Safety: RDTSC and arithmetic on registers only.
+    unsafe {
+        asm!(
+            "2:",
+            "rdtsc",
+            "sub {target:e}, %eax",
+            "js 2b",
+            target = in(reg) target.get() as u32,
+            out("eax") _,
+            out("edx") _,
+            options(att_syntax, nomem, nostack),
+        )
+    }
+}
+
 /// CPUID leaf/subleaf: (EAX, EBX, ECX, EDX).
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     let result = core::arch::x86_64::__cpuid_count(leaf, subleaf);

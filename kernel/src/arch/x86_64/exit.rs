@@ -46,7 +46,7 @@ use core::cell::UnsafeCell;
 #[cfg(feature = "count-vmcs")]
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use septum_abi::timing::FRAME_ENTRY_PAD;
+use septum_abi::timing::{INTERRUPT_TAKE_LEAD, frame_entry_pad};
 use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::events::PendingTable;
 use septum_kerncore::exits::{Decision, Exit, FaultDetail, FaultInfo, dispatch};
@@ -892,10 +892,10 @@ fn execute(
             (decision, boundary) = frame_end_in_execute(cpu, now);
             continue;
         }
-        interrupts::before_entry(cpu);
         if let Some(boundary) = boundary {
             enter_at(cpu, launch, boundary)
         }
+        interrupts::before_entry(cpu);
         arm_timer(cpu);
         return launch;
     }
@@ -911,30 +911,46 @@ const PUMP_BUDGET: TscCycles = TscCycles(200);
 /// the work it left the kernel (a timer exit, a hypercall just before the
 /// deadline, an idle loop, a stopped subject) leave no trace in when the
 /// next one starts. The timer is armed for the time of entry, not for now.
+/// Interrupts requested since the previous partition's last exit or wait
+/// are taken at the fixed time `INTERRUPT_TAKE_LEAD` before the entry, so which of
+/// them reach the entered subject as an exit does not depend on whether
+/// the previous partition ran to its deadline or idled.
 /// Enters from here: the Rust frames of this exit are abandoned, like at
 /// the first entry (`start`).
-fn enter_at(cpu: &CpuCore, launch: u64, boundary: TscCycles) -> ! {
-    let entry = TscCycles(boundary.get().wrapping_add(FRAME_ENTRY_PAD.get()));
+fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
+    let entry = TscCycles(boundary.get().wrapping_add(PAD.get()));
     #[cfg(feature = "count-transition")]
     super::transition_probe::close(cpu, boundary);
-    let now = rdtsc();
+    let take_at = if interrupts::TAKES {
+        entry.get().wrapping_sub(INTERRUPT_TAKE_LEAD.get())
+    } else {
+        entry.get()
+    };
     // Kernel output moves to the UART here, only if it fits in what is
     // left of the pad (`console::pump`: bounded), so it never lengthens
     // the transition.
-    if now.get().saturating_add(PUMP_BUDGET.get()) <= entry.get() {
+    if rdtsc().get().saturating_add(PUMP_BUDGET.get()) <= take_at {
         crate::console::pump();
     }
+    // The stub's own loop (`cpu::spin_until`): with a loop around
+    // `rdtsc()` the entries on a multi-CPU Bochs, whose TSC moves in steps,
+    // came one step apart from frame to frame (docs/kernel.md).
+    if interrupts::TAKES {
+        cpu::spin_until(TscCycles(take_at));
+        interrupts::take_requested(cpu);
+    }
+    interrupts::before_entry(cpu);
     // An entry later than `entry` (the subject's own restart before it, a
     // transition longer than the pad) is made at once: the timer counts
     // from then, or the frame would overrun its deadline by the delay.
-    if now <= entry {
+    if rdtsc() <= entry {
         arm_timer_from(
             cpu,
             TscCycles(entry.get().wrapping_add(PADDED_ENTRY_LATENCY)),
         );
     } else {
-        // Read after the pump and a VM's entry work, like every other
-        // unpadded entry.
+        // Read after the pump, the take and a VM's entry work, like every
+        // other unpadded entry.
         arm_timer(cpu);
     }
     // Safety: `cpu.frame` is the loaded subject's register frame
@@ -944,6 +960,11 @@ fn enter_at(cpu: &CpuCore, launch: u64, boundary: TscCycles) -> ! {
     // to the frame): nothing in them needs dropping.
     unsafe { septum_vmx_enter_padded(cpu.frame, launch, entry) }
 }
+
+/// This kernel's pad: `FRAME_ENTRY_PAD`, and `INTERRUPT_TAKE_LEAD` more if
+/// it takes interrupts in root mode (`interrupts::TAKES`), for the take
+/// before the entry ([`enter_at`]).
+const PAD: TscCycles = frame_entry_pad(interrupts::TAKES);
 
 /// A minor frame's deadline passed, before the scheduler moves on: at the
 /// end of a major frame, wait for every plan CPU and take the plan they
