@@ -101,8 +101,13 @@ pub fn rdtsc() -> TscCycles {
 
 /// Spin until the TSC reaches `target`, which must lie less than 2^31
 /// ticks ahead (a pad): the loop of the padded entry's stub (RDTSC, SUB of
-/// the low 32 bits, JS), three instructions, with no PAUSE.
+/// the low 32 bits, JS), three instructions, with no PAUSE. A target
+/// already passed returns at once, however long ago (the 32-bit compare
+/// alone would spin for up to 2^31 ticks after one passed by more).
 pub fn spin_until(target: TscCycles) {
+    if rdtsc() >= target {
+        return;
+    }
     // Safety: RDTSC and arithmetic on registers only.
     unsafe {
         asm!(

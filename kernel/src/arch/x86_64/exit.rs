@@ -943,22 +943,27 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
     // An entry later than `entry` (the subject's own restart before it, a
     // transition longer than the pad) is made at once: the timer counts
     // from then, or the frame would overrun its deadline by the delay.
-    if rdtsc() <= entry {
+    let now = rdtsc();
+    let not_before = if now <= entry {
         arm_timer_from(
             cpu,
             TscCycles(entry.get().wrapping_add(PADDED_ENTRY_LATENCY)),
         );
+        entry
     } else {
         // Read after the pump, the take and a VM's entry work, like every
         // other unpadded entry.
         arm_timer(cpu);
-    }
+        // The stub compares 32 bits: given `entry`, an entry later by more
+        // than 2^31 ticks (a long restart) would spin that long again.
+        now
+    };
     // Safety: `cpu.frame` is the loaded subject's register frame
     // (`switch_to` sets it with `cpu.loaded`); its VMCS is current with the
     // timer armed. The stub sets RSP to the frame, so the Rust frames on
     // the exit stack are simply abandoned (and with them every reference
     // to the frame): nothing in them needs dropping.
-    unsafe { septum_vmx_enter_padded(cpu.frame, launch, entry) }
+    unsafe { septum_vmx_enter_padded(cpu.frame, launch, not_before) }
 }
 
 /// This kernel's pad: `FRAME_ENTRY_PAD`, and `INTERRUPT_TAKE_LEAD` more if
