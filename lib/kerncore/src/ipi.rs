@@ -3,21 +3,21 @@
 //! An `ipi` event marks its target event pending like an `async` one
 //! (`exits::dispatch`); afterwards the kernel sends the target's CPU an
 //! inter-processor interrupt (vector `septum_abi::hypercall::IPI_VECTOR`)
-//! if that CPU is another one than the sender's. There it is an
-//! external-interrupt exit (or, if the CPU idles in root mode, it waits in
-//! the local APIC until the next entry, while the idle loop sees the
-//! pending event by itself): the running subject is resumed, with any
-//! `<inject_interrupt>` vector of the event injected at once instead of at
-//! its next frame. Nothing else changes on the target CPU: no subject is
-//! preempted, the plan is not touched.
+//! if that CPU is another one than the sender's and the target's partition
+//! has that CPU ([`Destination`]). There it is an external-interrupt exit
+//! (or, if the CPU idles or waits in root mode, the wait takes it, while
+//! the idle loop sees the pending event by itself): the running subject is
+//! resumed, with any `<inject_interrupt>` vector of the event injected at
+//! once instead of at its next frame. Nothing else changes on the target
+//! CPU: no subject is preempted, the plan is not touched.
 //!
 //! The decision is here ([`destination`]); the arch layer only writes the
 //! x2APIC ICR.
 
-use septum_abi::SubjectId;
 use septum_abi::hypercall::MAX_EVENTS;
+use septum_abi::{SubjectId, TscCycles};
 
-use crate::spec::{ApicId, SourceEvent, SystemSpec};
+use crate::spec::{ApicId, PartitionId, SourceEvent, SystemSpec};
 
 /// Whether any subject of `spec` has an `ipi` event (a constant for the
 /// kernel's spec: without one, the hypercall path costs nothing more).
@@ -32,11 +32,29 @@ pub const fn present(spec: &SystemSpec) -> bool {
     false
 }
 
-/// The APIC id to interrupt after `caller` raised source event `event`: the
-/// CPU of the event's target, if the event is an `ipi` event of the caller
-/// and the target runs on another CPU than the caller. `None` otherwise
-/// (an unknown subject or event, another mode, the same CPU).
-pub fn destination(spec: &SystemSpec, caller: SubjectId, event: u64) -> Option<ApicId> {
+/// Where an `ipi` event goes: the target CPU's APIC id, and the partition
+/// of the target subject. The kernel interrupts that CPU only while the
+/// plan gives it to that partition ([`holds_cpu`]): an IPI that came while
+/// another partition ran would cost that partition an exit, time the
+/// sender could modulate and the other partition measure, a flow the
+/// policy never granted. The target misses nothing: its event is pending,
+/// and its partition's next entry injects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destination {
+    /// The target CPU's local APIC id.
+    pub apic: ApicId,
+    /// The target CPU (the index of the plan's per-CPU state).
+    pub cpu: u32,
+    /// The target subject's partition (`None` for a subject in no
+    /// partition, which never runs: then no IPI is needed).
+    pub partition: Option<PartitionId>,
+}
+
+/// Where to send the IPI after `caller` raised source event `event`: to
+/// the CPU of the event's target, if the event is an `ipi` event of the
+/// caller and the target runs on another CPU than the caller. `None`
+/// otherwise (an unknown subject or event, another mode, the same CPU).
+pub fn destination(spec: &SystemSpec, caller: SubjectId, event: u64) -> Option<Destination> {
     let number = usize::try_from(event).ok().filter(|&n| n < MAX_EVENTS)?;
     let subject = spec.subjects.get(caller.index())?;
     if (subject.ipi_events >> number) & 1 == 0 {
@@ -50,10 +68,65 @@ pub fn destination(spec: &SystemSpec, caller: SubjectId, event: u64) -> Option<A
     if cpu == subject.cpu {
         return None;
     }
-    spec.kernel
+    let apic = spec
+        .kernel
         .apic_ids
         .get(usize::try_from(cpu).ok()?)
-        .copied()
+        .copied()?;
+    Some(Destination {
+        apic,
+        cpu,
+        partition: partition_of(spec, target),
+    })
+}
+
+/// Whether the plan gives CPU `cpu` to `partition` at `now`, in plan
+/// `plan` whose current major frame began at `major_start` (the sender's
+/// own, the same on every plan CPU). From the plan and the time alone, not
+/// from what the target CPU is doing: whether an IPI is sent (and what
+/// the send costs the sender) says nothing about how long that CPU's last
+/// transition took. An IPI sent near either end of the frame reaches the
+/// CPU in a transition, where the kernel takes it before the next entry.
+pub fn holds_cpu(
+    spec: &SystemSpec,
+    plan: usize,
+    major_start: TscCycles,
+    cpu: u32,
+    partition: PartitionId,
+    now: TscCycles,
+) -> bool {
+    let Some(major) = spec.major_frames.get(plan) else {
+        return false;
+    };
+    let Some(frames) = usize::try_from(cpu).ok().and_then(|c| major.cpus.get(c)) else {
+        return false;
+    };
+    let Some(offset) = now.get().checked_sub(major_start.get()) else {
+        return false;
+    };
+    frames
+        .iter()
+        .find(|minor| offset < minor.end.get())
+        .is_some_and(|minor| minor.partition == partition)
+}
+
+/// The partition whose groups hold `subject` (each subject is in at most
+/// one group of one partition: a policy rule).
+pub fn partition_of(spec: &SystemSpec, subject: SubjectId) -> Option<PartitionId> {
+    let mut number: u16 = 0;
+    for partition in spec.partitions {
+        for group in partition.groups {
+            if spec
+                .groups
+                .get(usize::from(group.0))
+                .is_some_and(|g| g.subjects.contains(&subject))
+            {
+                return Some(PartitionId(number));
+            }
+        }
+        number = number.checked_add(1)?;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -111,7 +184,15 @@ mod tests {
         let spec = spec();
         assert!(present(&spec));
         let a = SubjectId(0);
-        assert_eq!(destination(&spec, a, 1), Some(ApicId(6)));
+        // b is in partition p_b of the test plan.
+        assert_eq!(
+            destination(&spec, a, 1),
+            Some(Destination {
+                apic: ApicId(6),
+                cpu: 1,
+                partition: Some(PartitionId(1))
+            })
+        );
         assert_eq!(destination(&spec, a, 2), None, "async");
         assert_eq!(destination(&spec, a, 3), None, "same CPU");
         assert_eq!(destination(&spec, a, 4), None, "kernel event");
@@ -121,5 +202,63 @@ mod tests {
         assert_eq!(destination(&spec, SubjectId(1), 1), None);
         assert_eq!(destination(&spec, SubjectId(9), 1), None);
         assert!(!present(&TWO_PARTITIONS));
+    }
+
+    #[test]
+    fn the_partition_of_a_subject_is_the_one_whose_group_holds_it() {
+        assert_eq!(
+            partition_of(&TWO_PARTITIONS, SubjectId(0)),
+            Some(PartitionId(0))
+        );
+        assert_eq!(
+            partition_of(&TWO_PARTITIONS, SubjectId(1)),
+            Some(PartitionId(1))
+        );
+        assert_eq!(partition_of(&TWO_PARTITIONS, SubjectId(7)), None);
+    }
+
+    #[test]
+    fn the_plan_and_the_time_say_which_partition_holds_a_cpu() {
+        // TWO_PARTITIONS, CPU 0: p_a until 100, p_b until 300.
+        let start = TscCycles(1000);
+        let at = |offset: u64, p: u16| {
+            holds_cpu(
+                &TWO_PARTITIONS,
+                0,
+                start,
+                0,
+                PartitionId(p),
+                TscCycles(1000 + offset),
+            )
+        };
+        assert!(at(0, 0) && at(99, 0) && !at(100, 0));
+        assert!(!at(99, 1) && at(100, 1) && at(299, 1));
+        // After the major frame (a transition) or before it: nobody.
+        assert!(!at(300, 1) && !at(300, 0));
+        assert!(!holds_cpu(
+            &TWO_PARTITIONS,
+            0,
+            start,
+            0,
+            PartitionId(0),
+            TscCycles(999)
+        ));
+        // No such plan or CPU.
+        assert!(!holds_cpu(
+            &TWO_PARTITIONS,
+            1,
+            start,
+            0,
+            PartitionId(0),
+            start
+        ));
+        assert!(!holds_cpu(
+            &TWO_PARTITIONS,
+            0,
+            start,
+            1,
+            PartitionId(0),
+            start
+        ));
     }
 }

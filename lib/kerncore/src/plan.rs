@@ -406,6 +406,11 @@ impl<'e> Scheduler<'e> {
         self.minor.wrapping_add(1) >= self.minor_count()
     }
 
+    /// Start of the current major frame (the same TSC on every plan CPU).
+    pub fn major_start(&self) -> TscCycles {
+        self.major_start
+    }
+
     /// Index of the running plan (major frame of the spec).
     pub fn plan(&self) -> usize {
         self.major

@@ -81,6 +81,7 @@ const UNDEFINED_EVENT: u64 = 63;
 
 fn main(info: Info<'static>) -> ! {
     match Uart::from_info(&info, "uart") {
+        Some(uart) if info.name() == "ipi_victim" => ipi_victim(&info, uart),
         Some(uart) => observe(&info, uart),
         None if info.name() == "restarter" => restarter(&info),
         None if info.name().starts_with("switch_") => switcher(&info),
@@ -359,18 +360,18 @@ fn ipi_sender(info: &Info<'static>) -> ! {
 const CLOCK_DELAY: u64 = 5000;
 
 /// The `silence_idle_ipi` interrupt source: once per frame, `CLOCK_DELAY`
-/// ticks after its resume, raises `poke` (mode `ipi`, at the watcher on
+/// ticks after its resume, raises `poke` (mode `ipi`, at the neighbour on
 /// another CPU), so the IPI reaches that CPU at the same point of every
 /// major frame, inside the neighbour's frame there.
 fn ipi_clock(info: &Info<'static>) -> ! {
-    let poke = info.source_event("poke");
+    let events = ["poke", "tick"].map(|name| info.source_event(name));
     loop {
         until_next_frame(|| {});
         let resumed = rdtsc();
         while rdtsc().wrapping_sub(resumed) < CLOCK_DELAY {
             core::hint::spin_loop();
         }
-        if let Some(event) = poke {
+        for event in events.into_iter().flatten() {
             raise(event);
         }
     }
@@ -391,14 +392,16 @@ const EDGE_STEP: u64 = 25;
 const EDGE_POINTS: u64 = 24;
 
 /// The `silence_edge_ipi` interrupt source: once per major frame raises
-/// `poke` (mode `ipi`, at the watcher on CPU 0) at a point that moves over
+/// `poke` and `prod` (mode `ipi`, at the watcher and at the neighbour on
+/// CPU 0; the kernel sends each IPI only while the plan gives CPU 0 to its
+/// target's partition) at a point that moves over
 /// the boundary between the neighbour's frame and the watcher's there (the
 /// IPI leaves from about 115 ticks before it to 460 after, measured with a
 /// temporary kernel probe), so the IPI reaches CPU 0 while
 /// the neighbour still runs, at its timer exit, in the transition, or
 /// while the CPU idled through the neighbour's frame and waits in the pad.
 fn edge_clock(info: &Info<'static>) -> ! {
-    let poke = info.source_event("poke");
+    let events = ["poke", "prod"].map(|name| info.source_event(name));
     let period = info.major_frame_cycles().map_or(0, |p| p.get());
     let to_boundary = (period / 2)
         .wrapping_sub(septum_abi::timing::frame_entry_pad(true).get())
@@ -413,7 +416,7 @@ fn edge_clock(info: &Info<'static>) -> ! {
         while rdtsc().wrapping_sub(resumed) < delay {
             core::hint::spin_loop();
         }
-        if let Some(event) = poke {
+        for event in events.into_iter().flatten() {
             raise(event);
         }
         frame = frame.wrapping_add(1);
@@ -453,6 +456,9 @@ fn ipi_target(info: &Info<'static>) -> ! {
 fn neighbour(info: &Info<'static>) -> ! {
     let kernel = info.kernel();
     enable_interrupts(info, "kick");
+    // `silence_idle_ipi` and `silence_edge_ipi` interrupt it too.
+    enable_interrupts(info, "poke");
+    enable_interrupts(info, "prod");
     // In `silence_smp` the neighbours on CPUs 1 to 3 start later in the
     // cycle of behaviours, so that the CPUs reach the barrier from
     // different ones.
@@ -495,6 +501,8 @@ fn neighbour(info: &Info<'static>) -> ! {
 fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
     uart.init();
     enable_interrupts(info, "poke");
+    // `silence_idle_ipi`: only to run with interrupts enabled (Bochs).
+    enable_interrupts(info, "tick");
     let kernel = info.kernel();
     // `silence_smp` has one neighbour per frame to kick, on every CPU.
     let kicks = ["kick", "kick1", "kick2", "kick3", "kick4", "kick5", "kick6"]
@@ -609,6 +617,55 @@ fn observe(info: &Info<'static>, mut uart: Uart) -> ! {
         );
     }
     let _ = writeln!(uart, "observer: done");
+    uart.flush();
+    let _ = kernel.poweroff();
+    park(&kernel)
+}
+
+/// Frames `ipi_victim` measures.
+const VICTIM_FRAMES: u32 = 30;
+/// A step between two reads of `ipi_victim`'s loop longer than this (and
+/// at most [`GAP`]) is an exit inside its frame: the loop reads the TSC
+/// every few ticks, an exit and its entry take a few hundred.
+const EXIT_STEP: u64 = 100;
+
+/// The victim of `ipi_confined`: a partition on the CPU of an `ipi`
+/// event's target that has nothing to do with the event. It runs with
+/// interrupts enabled (Bochs 2.7 lets an external interrupt exit only such
+/// a guest, docs/testing.md) and counts the steps in its TSC reads that
+/// are exits inside its own frames. Every IPI that reached the CPU while
+/// it ran would be one: time the sender chose, stolen from a partition the
+/// policy gave no flow from it. Prints
+/// `ipi_victim: <n> exits inside <N> frames (longest <t> ticks)`.
+fn ipi_victim(info: &Info<'static>, mut uart: Uart) -> ! {
+    uart.init();
+    let kernel = info.kernel();
+    // No IDT (the policy gives it no vector, so nothing is ever injected
+    // and loading one would be a fault): only RFLAGS.IF.
+    septum_sdk::interrupt::enable();
+    until_next_frame(|| {});
+    let mut exits: u32 = 0;
+    let mut longest: u64 = 0;
+    for _ in 0..VICTIM_FRAMES {
+        let mut last = rdtsc();
+        loop {
+            let now = rdtsc();
+            let step = now.wrapping_sub(last);
+            if step > GAP {
+                break;
+            }
+            if step > EXIT_STEP {
+                exits = exits.saturating_add(1);
+                longest = longest.max(step);
+            }
+            last = now;
+        }
+    }
+    let _ = writeln!(
+        uart,
+        "ipi_victim: {exits} exits inside {VICTIM_FRAMES} frames (longest {longest} ticks)"
+    );
+    let _ = writeln!(uart, "ipi_victim: done");
     uart.flush();
     let _ = kernel.poweroff();
     park(&kernel)

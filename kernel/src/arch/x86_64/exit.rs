@@ -601,7 +601,7 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
     if let Exit::Hypercall { event } = exit {
         // Here, not after the entry: a hypercall's exit may end in a
         // padded frame entry, which does not return.
-        super::ipi::after_hypercall(caller, event);
+        super::ipi::after_hypercall(&cpu.scheduler, caller, event);
     }
     if let Exit::Fault(info) | Exit::EntryFailure(info) = exit
         && !matches!(decision, Decision::Trap { .. })

@@ -18,6 +18,7 @@
 use septum_abi::SubjectId;
 use septum_abi::hypercall::IPI_VECTOR;
 use septum_kerncore::ipi;
+use septum_kerncore::plan::Scheduler;
 
 use super::{apic, cpu};
 use crate::system::SPEC;
@@ -54,24 +55,44 @@ pub fn init_cpu() {
     }
 }
 
-/// After `caller`'s hypercall for source event `event` was dispatched: if
-/// it is an `ipi` event whose target runs on another CPU, interrupt that
-/// CPU.
+/// After `caller`'s hypercall for source event `event` was dispatched (on
+/// `scheduler`'s CPU): if it is an `ipi` event whose target runs on another
+/// CPU, and the plan gives that CPU to the target's partition now,
+/// interrupt it. Otherwise the target's partition does not run there, and
+/// its event waits, pending, for its next entry: an IPI now would exit
+/// whichever other partition runs, time the sender could modulate and that
+/// partition measure (`ipi_confined`, docs/kernel.md "ipi events"). The
+/// test is on the plan and the time (`ipi::holds_cpu`), not on the target
+/// CPU's state, so it tells the sender nothing about that CPU.
 #[inline(always)]
-pub fn after_hypercall(caller: Option<SubjectId>, event: u64) {
+pub fn after_hypercall(scheduler: &Scheduler<'_>, caller: Option<SubjectId>, event: u64) {
     if !PRESENT {
         return;
     }
-    if let Some(destination) = caller.and_then(|by| ipi::destination(&SPEC, by, event)) {
-        // Safety: a fixed IPI with the kernel's own vector to a plan CPU's
-        // APIC id from the spec, through the x2APIC ICR (x2APIC mode: the
-        // plan has several CPUs, which `smp` only starts in that mode). The
-        // receiver acknowledges it on its exit (module doc).
-        unsafe {
-            cpu::wrmsr(
-                X2APIC_ICR,
-                (u64::from(destination.0) << 32) | ICR_FIXED | u64::from(IPI_VECTOR),
-            );
-        }
+    let Some(to) = caller.and_then(|by| ipi::destination(&SPEC, by, event)) else {
+        return;
+    };
+    let Some(partition) = to.partition else {
+        return;
+    };
+    if !ipi::holds_cpu(
+        &SPEC,
+        scheduler.plan(),
+        scheduler.major_start(),
+        to.cpu,
+        partition,
+        cpu::rdtsc(),
+    ) {
+        return;
+    }
+    // Safety: a fixed IPI with the kernel's own vector to a plan CPU's
+    // APIC id from the spec, through the x2APIC ICR (x2APIC mode: the
+    // plan has several CPUs, which `smp` only starts in that mode). The
+    // receiver acknowledges it on its exit (module doc).
+    unsafe {
+        cpu::wrmsr(
+            X2APIC_ICR,
+            (u64::from(to.apic.0) << 32) | ICR_FIXED | u64::from(IPI_VECTOR),
+        );
     }
 }
