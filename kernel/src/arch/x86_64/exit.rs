@@ -958,6 +958,8 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
         // than 2^31 ticks (a long restart) would spin that long again.
         now
     };
+    #[cfg(feature = "count-transition")]
+    super::transition_probe::armed(boundary);
     // Safety: `cpu.frame` is the loaded subject's register frame
     // (`switch_to` sets it with `cpu.loaded`); its VMCS is current with the
     // timer armed. The stub sets RSP to the frame, so the Rust frames on

@@ -27,12 +27,18 @@ pub enum Point {
     Decided = 2,
     /// `switch_to` has loaded the next subject.
     Switched = 3,
-    /// `enter_at` begins: the rest is the padded spin.
+    /// `enter_at` begins.
     Enter = 4,
+    /// `enter_at` has taken the interrupts requested meanwhile (a kernel
+    /// that takes them, at `INTERRUPT_TAKE_LEAD` before the entry), made
+    /// the injection and armed the timer: the rest is the padded spin. Its
+    /// ticks after the boundary, minus the pad less the lead, are the part
+    /// of the lead that was used.
+    Armed = 5,
 }
 
-const POINTS: usize = 5;
-const NAMES: [&str; POINTS] = ["exit", "frame-end", "decided", "switched", "enter"];
+const POINTS: usize = 6;
+const NAMES: [&str; POINTS] = ["exit", "frame-end", "decided", "switched", "enter", "armed"];
 
 /// This transition's marks, per CPU.
 static MARKS: [[AtomicU64; POINTS]; MAX_CPUS] =
@@ -76,6 +82,19 @@ pub fn close(cpu: &CpuCore, boundary: TscCycles) {
     }
 }
 
+/// `enter_at` is ready to enter the frame that began at `boundary` (see
+/// [`Point::Armed`]): only its largest ticks after the boundary are kept,
+/// one compare, so that the probe costs the pad's spin little (`close`
+/// runs before the take).
+pub fn armed(boundary: TscCycles) {
+    if let Some(max) = MAX.get(Point::Armed as usize) {
+        max.fetch_max(
+            rdtsc().get().saturating_sub(boundary.get()),
+            Ordering::Relaxed,
+        );
+    }
+}
+
 /// Prints the largest tick counts per point.
 pub fn report() {
     for (name, max) in NAMES.iter().zip(&MAX) {
@@ -84,10 +103,12 @@ pub fn report() {
             max.load(Ordering::Relaxed)
         );
     }
+    // `armed` has no stretch (`armed`).
     for ((from, to), stretch) in NAMES
         .iter()
         .zip(NAMES.iter().skip(1))
         .zip(STRETCH.iter().skip(1))
+        .take(Point::Armed as usize - 1)
     {
         crate::kprintln!(
             "septum: transition {from} -> {to}: at most {} ticks",
