@@ -108,7 +108,7 @@ pub fn report() {
         .iter()
         .zip(NAMES.iter().skip(1))
         .zip(STRETCH.iter().skip(1))
-        .take(Point::Armed as usize - 1)
+        .take(Point::Enter as usize)
     {
         crate::kprintln!(
             "septum: transition {from} -> {to}: at most {} ticks",
