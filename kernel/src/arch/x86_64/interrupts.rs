@@ -234,8 +234,10 @@ pub const TAKES: bool = ROUTES || super::ipi::PRESENT || !VTD.iommus.is_empty();
 const TAKE_ROUNDS: usize = 4;
 
 /// While the CPU waits in root mode (an idle frame, the wait for a
-/// deadline): take the interrupts requested meanwhile, as an exit of a
-/// running subject would, in the waiting partition's own time. Each is
+/// deadline), and once at a fixed time before every padded entry
+/// (`exit::enter_at`): take the interrupts requested meanwhile, as an exit
+/// of a running subject would, in the waiting partition's own time or
+/// inside the pad. Each is
 /// acknowledged and routed like an external-interrupt exit
 /// ([`route`]: the owner's vector pending, a level line masked, a VT-d
 /// fault reported; the owner's scheduler told, which wakes it if it
@@ -244,8 +246,8 @@ const TAKE_ROUNDS: usize = 4;
 /// while the CPU idled stayed in the local APIC and exited the next
 /// subject entered, right after its entry, perhaps the next partition's,
 /// whose start then depended on whether this partition had idled
-/// (docs/kernel.md, "Interrupts taken in root mode"; system test
-/// `silence_idle_ipi`).
+/// (docs/kernel.md, "Interrupts taken in root mode"; system tests
+/// `silence_idle_ipi`, `silence_edge_ipi`).
 pub fn take_requested(cpu: &mut CpuCore) {
     if !TAKES {
         return;

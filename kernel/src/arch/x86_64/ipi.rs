@@ -1,7 +1,8 @@
 //! Hardware side of `ipi` events (`septum_kerncore::ipi`): the local APIC
 //! made ready to accept the fixed IPI, and the IPI sent through the x2APIC
 //! ICR after an `ipi` hypercall was dispatched (its target event is then
-//! already pending).
+//! already pending), only while the plan gives the target's CPU to the
+//! target's partition ([`after_hypercall`]).
 //!
 //! The receiving CPU takes the IPI like a device interrupt: with
 //! external-interrupt exiting and acknowledge-interrupt-on-exit (the native
@@ -10,7 +11,8 @@
 //! resumes, with its pending `<inject_interrupt>` vector injected before
 //! the entry. While the CPU idles or waits for a deadline in root mode,
 //! the wait takes the IPI (`interrupts::take_requested`) and the idle loop
-//! sees the pending event.
+//! sees the pending event; in a frame transition, the take before the
+//! entry does.
 //!
 //! Without an `ipi` event in the spec ([`ipi::present`], a constant) every
 //! function here returns at once.
