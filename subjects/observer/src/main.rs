@@ -366,14 +366,21 @@ const CLOCK_DELAY: u64 = 5000;
 fn ipi_clock(info: &Info<'static>) -> ! {
     let events = ["poke", "tick"].map(|name| info.source_event(name));
     loop {
-        until_next_frame(|| {});
-        let resumed = rdtsc();
-        while rdtsc().wrapping_sub(resumed) < CLOCK_DELAY {
-            core::hint::spin_loop();
-        }
-        for event in events.into_iter().flatten() {
-            raise(event);
-        }
+        raise_after_resume(&events, CLOCK_DELAY);
+    }
+}
+
+/// Waits for this subject's next frame, then raises each of `events`
+/// `delay` ticks after its resume (the interrupt sources of
+/// `silence_idle_ipi` and `silence_edge_ipi`).
+fn raise_after_resume(events: &[Option<septum_sdk::SourceEventId>], delay: u64) {
+    until_next_frame(|| {});
+    let resumed = rdtsc();
+    while rdtsc().wrapping_sub(resumed) < delay {
+        core::hint::spin_loop();
+    }
+    for event in events.iter().flatten() {
+        raise(*event);
     }
 }
 
@@ -408,17 +415,10 @@ fn edge_clock(info: &Info<'static>) -> ! {
         .wrapping_sub(EDGE_LADDER);
     let mut frame: u64 = 0;
     loop {
-        until_next_frame(|| {});
-        let resumed = rdtsc();
         let delay = to_boundary
             .wrapping_sub(EDGE_FIRST)
             .wrapping_add(frame / 4 % EDGE_POINTS * EDGE_STEP);
-        while rdtsc().wrapping_sub(resumed) < delay {
-            core::hint::spin_loop();
-        }
-        for event in events.into_iter().flatten() {
-            raise(event);
-        }
+        raise_after_resume(&events, delay);
         frame = frame.wrapping_add(1);
     }
 }

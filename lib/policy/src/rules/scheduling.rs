@@ -13,8 +13,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-#[cfg(test)]
-use septum_abi::timing::FRAME_ENTRY_PAD;
 use septum_abi::timing::frame_entry_pad;
 
 use super::common::{
@@ -357,26 +355,15 @@ rule! {
     }
 }
 
-/// TSC cycles of the kernel's frame entry pad: a minor frame's subject runs
-/// its first instruction this long after the boundary (in a kernel that
-/// does not take interrupts in root mode, see [`entry_pad`]). With the two
-/// thresholds below, what the rule docs spell out (tests).
-#[cfg(test)]
-const PAD: u128 = FRAME_ENTRY_PAD.0 as u128;
-
 /// Shortest minor frame, in pads: the pad plus as long again for the
 /// subject, so a subject gets about as much of its frame as the switch into
 /// it takes (measured: 742 cycles off the CPU, the pad and 42 cycles of
 /// the VM entry and exit; docs/benchmarks.md, "Minor-frame switch").
 const UNUSABLE_PADS: u128 = 2;
-#[cfg(test)]
-const UNUSABLE_BELOW: u128 = UNUSABLE_PADS * PAD;
 
 /// Minor frames shorter than this many pads lose more than a tenth to the
 /// switch into them.
 const SHORT_PADS: u128 = 10;
-#[cfg(test)]
-const SHORT_BELOW: u128 = SHORT_PADS * PAD;
 
 /// Whether the kernel built from `policy` takes interrupts in root mode,
 /// which adds `septum_abi::timing::INTERRUPT_TAKE_LEAD` to its pad: an
@@ -401,9 +388,25 @@ fn takes_interrupts(policy: &Policy) -> bool {
             })
 }
 
-/// The pad of the kernel built from `policy`, in TSC cycles.
-fn entry_pad(policy: &Policy) -> u128 {
-    u128::from(frame_entry_pad(takes_interrupts(policy)).0)
+/// The frame-length figures of the kernel built from `policy`, in TSC
+/// cycles: its pad, and the frame lengths below which a frame is unusable
+/// and short.
+struct FrameLimits {
+    pad: u128,
+    unusable_below: u128,
+    short_below: u128,
+}
+
+fn frame_limits(policy: &Policy) -> FrameLimits {
+    limits_for_pad(u128::from(frame_entry_pad(takes_interrupts(policy)).0))
+}
+
+fn limits_for_pad(pad: u128) -> FrameLimits {
+    FrameLimits {
+        pad,
+        unusable_below: UNUSABLE_PADS * pad,
+        short_below: SHORT_PADS * pad,
+    }
 }
 
 /// Every minor frame of the plan with at least one tick, and its length in
@@ -442,8 +445,7 @@ rule! {
     /// the pad is 1150 cycles, and the least 2300.
     MINOR_FRAME_UNUSABLE = "scheduling-minor-frame-unusable" in Scheduling;
     fn minor_frame_unusable(policy, out) {
-        let pad = entry_pad(policy);
-        let unusable_below = UNUSABLE_PADS * pad;
+        let FrameLimits { pad, unusable_below, .. } = frame_limits(policy);
         for (minor, cycles) in minor_frame_cycles(policy) {
             if cycles < unusable_below {
                 out.error(
@@ -473,9 +475,11 @@ rule! {
     /// `scheduling-minor-frame-unusable`).
     MINOR_FRAME_SHORT = "scheduling-minor-frame-short" in Scheduling;
     fn minor_frame_short(policy, out) {
-        let pad = entry_pad(policy);
-        let unusable_below = UNUSABLE_PADS * pad;
-        let short_below = SHORT_PADS * pad;
+        let FrameLimits {
+            pad,
+            unusable_below,
+            short_below,
+        } = frame_limits(policy);
         for (minor, cycles) in minor_frame_cycles(policy) {
             // Shorter frames are scheduling-minor-frame-unusable. The share
             // is rounded up, so a warned frame never shows 10%.
@@ -662,47 +666,24 @@ mod tests {
     use super::*;
 
     /// The rule docs (and the manual's rule list made from them) spell the
-    /// thresholds out; they must follow the kernel's pad if it changes.
+    /// thresholds out, for both pads; they must follow the kernel's pad if
+    /// it changes.
     #[test]
     fn frame_length_docs_give_the_thresholds_of_the_pad() {
-        assert!(
-            MINOR_FRAME_UNUSABLE
-                .doc
-                .contains(&format!("({UNUSABLE_BELOW} TSC cycles)")),
-            "{}",
-            MINOR_FRAME_UNUSABLE.doc
-        );
-        assert!(
-            MINOR_FRAME_UNUSABLE
-                .doc
-                .contains(&format!("starts {PAD} cycles after")),
-            "{}",
-            MINOR_FRAME_UNUSABLE.doc
-        );
-        assert!(
-            MINOR_FRAME_SHORT
-                .doc
-                .contains(&format!("({SHORT_BELOW} TSC cycles)")),
-            "{}",
-            MINOR_FRAME_SHORT.doc
-        );
-        let with_takes = u128::from(frame_entry_pad(true).0);
-        for doc in [MINOR_FRAME_UNUSABLE.doc, MINOR_FRAME_SHORT.doc] {
-            assert!(doc.contains(&format!("{with_takes} cycles")), "{doc}");
+        let unusable = MINOR_FRAME_UNUSABLE.doc;
+        let short = MINOR_FRAME_SHORT.doc;
+        let base = limits_for_pad(u128::from(frame_entry_pad(false).0));
+        let takes = limits_for_pad(u128::from(frame_entry_pad(true).0));
+        for (doc, text) in [
+            (unusable, format!("({} TSC cycles)", base.unusable_below)),
+            (unusable, format!("starts {} cycles after", base.pad)),
+            (short, format!("({} TSC cycles)", base.short_below)),
+            (unusable, format!("{} cycles", takes.pad)),
+            (short, format!("{} cycles", takes.pad)),
+            (unusable, format!("least {}", takes.unusable_below)),
+            (short, format!("({} cycles", takes.short_below)),
+        ] {
+            assert!(doc.contains(&text), "{text:?} not in: {doc}");
         }
-        assert!(
-            MINOR_FRAME_UNUSABLE
-                .doc
-                .contains(&format!("least {}", UNUSABLE_PADS * with_takes)),
-            "{}",
-            MINOR_FRAME_UNUSABLE.doc
-        );
-        assert!(
-            MINOR_FRAME_SHORT
-                .doc
-                .contains(&format!("({} cycles", SHORT_PADS * with_takes)),
-            "{}",
-            MINOR_FRAME_SHORT.doc
-        );
     }
 }
