@@ -1,11 +1,12 @@
 //! The minor-frame switch: the measured figure behind the policy
 //! validator's short-frame thresholds.
 //!
-//! `lib/policy` rejects a minor frame shorter than twice the kernel's frame
-//! entry pad (`scheduling-minor-frame-unusable`) and warns below ten times
-//! it (`scheduling-minor-frame-short`). Both derive from the constant
-//! itself, `septum_abi::timing::FRAME_ENTRY_PAD`, never from a copy, so a
-//! change of the pad moves them. What the pad stands for is a measurement:
+//! `lib/policy` rejects a minor frame shorter than twice its entry pad
+//! (`scheduling-minor-frame-unusable`) and warns below ten times it
+//! (`scheduling-minor-frame-short`). Both derive from the constants
+//! themselves (`septum_abi::timing`: `LEAN_ENTRY_PAD` between native
+//! partitions of one CPU, `FRAME_ENTRY_PAD` at a barrier or beside a VM),
+//! never from a copy, so a change of a pad moves them. What the pad stands for is a measurement:
 //! the kernel enters the first subject of every minor frame exactly `pad`
 //! ticks after the boundary, so one switch costs the pad plus the entry
 //! path after the padded spin. This module measures it, so that `cargo
@@ -19,10 +20,12 @@
 //! (`timing: off-CPU gap min=A max=B`). A gap is the other partitions'
 //! share of the major frame (from the composer's report: the major frame's
 //! length minus `p_timing`'s minor frame) plus one switch. In Bochs one
-//! tick is one instruction, so the figure is exact: 742 ticks with the
-//! 700-tick pad (docs/benchmarks.md, "Minor-frame switch").
+//! tick is one instruction, so the figure is exact (docs/benchmarks.md,
+//! "Minor-frame switch"). The switch measured is into `p_timing`'s frame,
+//! the first of a one-CPU plan after the native `p_load`: a boundary the
+//! lean pad covers.
 
-use septum_abi::timing::FRAME_ENTRY_PAD;
+use septum_abi::timing::LEAN_ENTRY_PAD as PAD;
 
 use crate::bochs::{self, BootOptions};
 use crate::pipeline::{self, Paths, Variant};
@@ -98,7 +101,7 @@ pub fn switch_cost(gap: (u64, u64), major: u64, own_frame: u64) -> Option<Switch
 pub fn check(switch: Switch, pad: u64) -> Result<(), String> {
     if switch.min < pad {
         return Err(format!(
-            "a minor-frame switch took {} ticks, less than FRAME_ENTRY_PAD ({pad}): the kernel \
+            "a minor-frame switch took {} ticks, less than LEAN_ENTRY_PAD ({pad}): the kernel \
              no longer enters at boundary + pad",
             switch.min
         ));
@@ -106,8 +109,8 @@ pub fn check(switch: Switch, pad: u64) -> Result<(), String> {
     let limit = pad.saturating_add(ENTRY_PATH_SLACK);
     if switch.max > limit {
         return Err(format!(
-            "a minor-frame switch took {} ticks, more than FRAME_ENTRY_PAD ({pad}) + \
-             {ENTRY_PATH_SLACK}: the transition outgrew the pad; raise FRAME_ENTRY_PAD in \
+            "a minor-frame switch took {} ticks, more than LEAN_ENTRY_PAD ({pad}) + \
+             {ENTRY_PATH_SLACK}: the transition outgrew the pad; raise LEAN_ENTRY_PAD in \
              lib/abi/src/timing.rs (the validator's short-frame thresholds follow it)",
             switch.max
         ));
@@ -140,11 +143,11 @@ pub fn run(paths: &Paths) -> Result<bool, Error> {
     })?;
     let switch =
         switch_cost(gap, major, own).ok_or("bench: the off-CPU gap is shorter than the plan")?;
-    let pad = FRAME_ENTRY_PAD.get();
+    let pad = PAD.get();
     println!();
     println!("minor-frame switch (systems/timing.xml, timer exit to the next subject):");
     println!(
-        "  measured min {} max {} ticks; FRAME_ENTRY_PAD {pad} (+ {ENTRY_PATH_SLACK} slack)",
+        "  measured min {} max {} ticks; LEAN_ENTRY_PAD {pad} (+ {ENTRY_PATH_SLACK} slack)",
         switch.min, switch.max
     );
     println!(
@@ -230,7 +233,7 @@ Schedule (tickRate 1000 Hz)
             1000,
         )
         .unwrap_err();
-        assert!(early.contains("less than FRAME_ENTRY_PAD"), "{early}");
+        assert!(early.contains("less than LEAN_ENTRY_PAD"), "{early}");
         assert_eq!(
             check(
                 Switch {

@@ -11,8 +11,10 @@
 use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::spec::{GroupId, PartitionId};
 
+use septum_policy::pads::{self, PlanCpus};
+
 use crate::error::{ComposeError, fail};
-use crate::input::SystemInput;
+use crate::input::{Profile, SystemInput};
 
 /// A minor frame with its placement in time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +29,9 @@ pub struct MinorOut {
     pub start: TscCycles,
     /// End, TSC cycles.
     pub end: TscCycles,
+    /// The base pad of the frame's entry (`septum_policy::pads`): the
+    /// lean pad, or the full one at a barrier or beside a VM.
+    pub pad: TscCycles,
 }
 
 /// A major frame.
@@ -168,6 +173,7 @@ pub fn schedule(input: &SystemInput, cpu_count: usize) -> Result<Schedule, Compo
                     end_ticks: end,
                     start: cycles(at)?,
                     end: cycles(end)?,
+                    pad: TscCycles(0),
                 });
                 at = end;
             }
@@ -189,10 +195,53 @@ pub fn schedule(input: &SystemInput, cpu_count: usize) -> Result<Schedule, Compo
             cpus,
         });
     }
+    set_pads(input, &mut major_frames);
     Ok(Schedule {
         tick_rate: sched.tick_rate,
         partitions,
         groups,
         major_frames,
     })
+}
+
+/// Every minor frame's base pad, from the boundary it begins at
+/// (`septum_policy::pads`, the walk the validator's frame-length rules
+/// use).
+fn set_pads(input: &SystemInput, major_frames: &mut [MajorOut]) {
+    let plans: Vec<PlanCpus> = major_frames
+        .iter()
+        .map(|major| {
+            (0u32..)
+                .zip(&major.cpus)
+                .filter(|(_, frames)| !frames.is_empty())
+                .map(|(cpu, frames)| {
+                    let partitions = frames.iter().map(|f| usize::from(f.partition.0)).collect();
+                    (cpu, partitions)
+                })
+                .collect()
+        })
+        .collect();
+    let vm: Vec<bool> = input
+        .scheduling
+        .partitions
+        .iter()
+        .map(|p| {
+            p.groups.iter().flatten().any(|&s| {
+                input
+                    .subjects
+                    .get(s)
+                    .is_none_or(|s| s.profile == Profile::Vm)
+            })
+        })
+        .collect();
+    let has_vm = |partition: usize| vm.get(partition).copied().unwrap_or(true);
+    let boundaries = pads::boundaries(&plans, has_vm);
+    for (major, plan) in major_frames.iter_mut().zip(&boundaries) {
+        let cpus = major.cpus.iter_mut().filter(|frames| !frames.is_empty());
+        for (frames, cpu_boundaries) in cpus.zip(plan) {
+            for (frame, boundary) in frames.iter_mut().zip(cpu_boundaries) {
+                frame.pad = boundary.base_pad();
+            }
+        }
+    }
 }

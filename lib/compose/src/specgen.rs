@@ -62,6 +62,7 @@ pub fn system_spec(c: &Composition) -> SystemSpec<Owned> {
                             .map(|f| MinorFrameSpec {
                                 partition: f.partition,
                                 end: f.end,
+                                pad: f.pad,
                             })
                             .collect()
                     })

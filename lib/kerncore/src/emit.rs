@@ -727,10 +727,14 @@ impl<S: Storage> EmitRust for MajorFrameSpec<S> {
 
 impl EmitRust for MinorFrameSpec {
     fn emit_rust(&self, w: &mut RustWriter) {
-        let MinorFrameSpec { partition, end } = self;
+        let MinorFrameSpec {
+            partition,
+            end,
+            pad,
+        } = self;
         w.inline(
             format_args!("{SPEC}::MinorFrameSpec"),
-            &[("partition", partition), ("end", end)],
+            &[("partition", partition), ("end", end), ("pad", pad)],
         );
     }
 }

@@ -770,10 +770,12 @@ mod tests {
                 &[MinorFrameSpec {
                     partition: PartitionId(0),
                     end: TscCycles(100),
+                    pad: septum_abi::TscCycles(700),
                 }],
                 &[MinorFrameSpec {
                     partition: PartitionId(1),
                     end: TscCycles(100),
+                    pad: septum_abi::TscCycles(700),
                 }],
             ],
         }],

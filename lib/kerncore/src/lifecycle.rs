@@ -469,6 +469,7 @@ mod tests {
             cpus: &[&[MinorFrameSpec {
                 partition: PartitionId(0),
                 end: TscCycles(100),
+                pad: septum_abi::TscCycles(700),
             }]],
         }],
         image_regions: &[],
@@ -556,6 +557,7 @@ mod tests {
             cpus: &[&[MinorFrameSpec {
                 partition: PartitionId(0),
                 end: TscCycles(100),
+                pad: septum_abi::TscCycles(700),
             }]],
         }],
         image_regions: &[],

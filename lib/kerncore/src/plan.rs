@@ -141,6 +141,8 @@ pub struct Scheduler<'e> {
     /// Absolute end of the current minor frame (cached: read on every VM
     /// entry).
     deadline: TscCycles,
+    /// The current minor frame's base entry pad (`MinorFrameSpec::pad`).
+    pad: TscCycles,
     /// This CPU's minor frames in the current major frame, and that major
     /// frame's length (cached when the major frame begins: the frame end
     /// at a boundary reads them without walking the spec, docs/kernel.md
@@ -208,6 +210,7 @@ impl<'e> Scheduler<'e> {
             partition: None,
             major_start: TscCycles(0),
             deadline: TscCycles(0),
+            pad: TscCycles(0),
             minors: &[],
             major_length: 0,
             frame_count: 0,
@@ -390,6 +393,12 @@ impl<'e> Scheduler<'e> {
     /// Absolute end of the current minor frame.
     pub fn deadline(&self) -> TscCycles {
         self.deadline
+    }
+
+    /// The current minor frame's base entry pad: its first subject is
+    /// entered this long after the frame's start (`MinorFrameSpec::pad`).
+    pub fn entry_pad(&self) -> TscCycles {
+        self.pad
     }
 
     /// Whether the current minor frame is the first of its major frame
@@ -652,10 +661,12 @@ impl<'e> Scheduler<'e> {
     fn begin_minor_frame(&mut self) -> Decision {
         let Some(minor) = self.minors.get(self.minor) else {
             self.deadline = self.major_start;
+            self.pad = TscCycles(0);
             self.partition = None;
             return self.idle();
         };
         self.deadline = TscCycles(self.major_start.get().wrapping_add(minor.end.get()));
+        self.pad = minor.pad;
         self.partition = Some(minor.partition);
         self.pick_in_partition(usize::from(minor.partition.0))
     }
@@ -912,6 +923,7 @@ mod tests {
             cpus: &[&[MinorFrameSpec {
                 partition: PartitionId(0),
                 end: TscCycles(100),
+                pad: septum_abi::TscCycles(700),
             }]],
         }],
         image_regions: &[],
@@ -959,10 +971,12 @@ mod tests {
                 MinorFrameSpec {
                     partition: PartitionId(0),
                     end: TscCycles(200),
+                    pad: septum_abi::TscCycles(700),
                 },
                 MinorFrameSpec {
                     partition: PartitionId(0),
                     end: TscCycles(100),
+                    pad: septum_abi::TscCycles(700),
                 },
             ]],
         }],
@@ -997,6 +1011,7 @@ mod tests {
             cpus: &[&[MinorFrameSpec {
                 partition: PartitionId(3),
                 end: TscCycles(100),
+                pad: septum_abi::TscCycles(700),
             }]],
         }],
         image_regions: &[],
@@ -1020,6 +1035,7 @@ mod tests {
             cpus: &[&[MinorFrameSpec {
                 partition: PartitionId(0),
                 end: TscCycles(100),
+                pad: septum_abi::TscCycles(700),
             }]],
         }],
         image_regions: &[],
@@ -1093,10 +1109,12 @@ mod tests {
                     MinorFrameSpec {
                         partition: PartitionId(0),
                         end: TscCycles(100),
+                        pad: septum_abi::TscCycles(700),
                     },
                     MinorFrameSpec {
                         partition: PartitionId(1),
                         end: TscCycles(300),
+                        pad: septum_abi::TscCycles(700),
                     },
                 ]],
             },
@@ -1106,10 +1124,12 @@ mod tests {
                     MinorFrameSpec {
                         partition: PartitionId(1),
                         end: TscCycles(200),
+                        pad: septum_abi::TscCycles(700),
                     },
                     MinorFrameSpec {
                         partition: PartitionId(0),
                         end: TscCycles(300),
+                        pad: septum_abi::TscCycles(700),
                     },
                 ]],
             },
@@ -1264,6 +1284,7 @@ mod tests {
                                             .map(|&end| MinorFrameSpec {
                                                 partition: PartitionId(c as u16),
                                                 end: TscCycles(end),
+                                                pad: septum_abi::TscCycles(700),
                                             })
                                             .collect(),
                                     )

@@ -544,4 +544,10 @@ pub struct MinorFrameSpec {
     /// End of the frame, relative to the start of the major frame (the
     /// deadline is absolute: major start + end, so there is no drift).
     pub end: TscCycles,
+    /// The base pad of the frame's entry: its first subject is entered
+    /// this many cycles after the frame's start (plus the take's lead in a
+    /// kernel that takes interrupts in root mode), whatever the frame
+    /// before it left the kernel to do (`septum_abi::timing::Boundary`,
+    /// chosen by the composer from the policy).
+    pub pad: TscCycles,
 }

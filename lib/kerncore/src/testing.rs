@@ -151,10 +151,12 @@ pub(crate) static TWO_PARTITIONS: SystemSpec = SystemSpec {
             MinorFrameSpec {
                 partition: PartitionId(0),
                 end: TscCycles(100),
+                pad: septum_abi::TscCycles(700),
             },
             MinorFrameSpec {
                 partition: PartitionId(1),
                 end: TscCycles(300),
+                pad: septum_abi::TscCycles(700),
             },
         ]],
     }],
@@ -237,6 +239,7 @@ pub(crate) static SHARED_PARTITION: SystemSpec = SystemSpec {
         cpus: &[&[MinorFrameSpec {
             partition: PartitionId(0),
             end: TscCycles(100),
+            pad: septum_abi::TscCycles(700),
         }]],
     }],
     image_regions: &[],

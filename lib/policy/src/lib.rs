@@ -26,6 +26,7 @@ pub mod diag;
 pub mod files;
 pub mod flows;
 pub mod model;
+pub mod pads;
 mod parse;
 pub mod parse_rules;
 pub mod platform;

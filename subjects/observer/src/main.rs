@@ -410,8 +410,11 @@ const EDGE_POINTS: u64 = 24;
 fn edge_clock(info: &Info<'static>) -> ! {
     let events = ["poke", "prod"].map(|name| info.source_event(name));
     let period = info.major_frame_cycles().map_or(0, |p| p.get());
+    // Its own frame is the first of the major frame on CPU 1 of two (a
+    // barrier): the full pad and the take's lead after it.
+    let own_pad = septum_abi::timing::entry_pad(septum_abi::timing::FRAME_ENTRY_PAD, true);
     let to_boundary = (period / 2)
-        .wrapping_sub(septum_abi::timing::frame_entry_pad(true).get())
+        .wrapping_sub(own_pad.get())
         .wrapping_sub(EDGE_LADDER);
     let mut frame: u64 = 0;
     loop {

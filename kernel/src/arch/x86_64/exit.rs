@@ -46,7 +46,7 @@ use core::cell::UnsafeCell;
 #[cfg(feature = "count-vmcs")]
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use septum_abi::timing::{INTERRUPT_TAKE_LEAD, frame_entry_pad};
+use septum_abi::timing::{INTERRUPT_TAKE_LEAD, entry_pad};
 use septum_abi::{SubjectId, TscCycles};
 use septum_kerncore::events::PendingTable;
 use septum_kerncore::exits::{Decision, Exit, FaultDetail, FaultInfo, dispatch};
@@ -918,7 +918,8 @@ const PUMP_BUDGET: TscCycles = TscCycles(200);
 /// Enters from here: the Rust frames of this exit are abandoned, like at
 /// the first entry (`start`).
 fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
-    let entry = TscCycles(boundary.get().wrapping_add(PAD.get()));
+    let pad = entry_pad(cpu.scheduler.entry_pad(), interrupts::TAKES);
+    let entry = TscCycles(boundary.get().wrapping_add(pad.get()));
     #[cfg(feature = "count-transition")]
     super::transition_probe::close(cpu, boundary);
     let take_at = if interrupts::TAKES {
@@ -930,12 +931,18 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
     // left of the pad (`console::pump`: bounded), so it never lengthens
     // the transition.
     if rdtsc().get().saturating_add(PUMP_BUDGET.get()) <= take_at {
+        #[cfg(feature = "count-transition")]
+        super::transition_probe::pump_start(cpu);
         crate::console::pump();
+        #[cfg(feature = "count-transition")]
+        super::transition_probe::pumped(cpu);
     }
     // The stub's own loop (`cpu::spin_until`): with a loop around
     // `rdtsc()` the entries on a multi-CPU Bochs, whose TSC moves in steps,
     // came one step apart from frame to frame (docs/kernel.md).
     if interrupts::TAKES {
+        #[cfg(feature = "count-transition")]
+        super::transition_probe::ready(cpu, boundary, cpu.scheduler.entry_pad());
         cpu::spin_until(TscCycles(take_at));
         interrupts::take_requested(cpu);
     }
@@ -959,6 +966,10 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
         now
     };
     #[cfg(feature = "count-transition")]
+    if !interrupts::TAKES {
+        super::transition_probe::ready(cpu, boundary, cpu.scheduler.entry_pad());
+    }
+    #[cfg(feature = "count-transition")]
     super::transition_probe::armed(boundary);
     // Safety: `cpu.frame` is the loaded subject's register frame
     // (`switch_to` sets it with `cpu.loaded`); its VMCS is current with the
@@ -967,11 +978,6 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
     // to the frame): nothing in them needs dropping.
     unsafe { septum_vmx_enter_padded(cpu.frame, launch, not_before) }
 }
-
-/// This kernel's pad: `FRAME_ENTRY_PAD`, and `INTERRUPT_TAKE_LEAD` more if
-/// it takes interrupts in root mode (`interrupts::TAKES`), for the take
-/// before the entry ([`enter_at`]).
-const PAD: TscCycles = frame_entry_pad(interrupts::TAKES);
 
 /// A minor frame's deadline passed, before the scheduler moves on: at the
 /// end of a major frame, wait for every plan CPU and take the plan they

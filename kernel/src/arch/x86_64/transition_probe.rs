@@ -64,6 +64,17 @@ pub fn mark(cpu: &CpuCore, point: Point) {
 /// after the boundary counts; all are cleared.
 pub fn close(cpu: &CpuCore, boundary: TscCycles) {
     mark(cpu, Point::Enter);
+    if let Some(slot) = CLOSE_AT.get(cpu.number.index()) {
+        slot.store(rdtsc().get(), Ordering::Relaxed);
+    }
+    close_marks(cpu, boundary);
+    exclude(cpu, &CLOSE_AT);
+}
+
+/// When [`close`] began, per CPU.
+static CLOSE_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+fn close_marks(cpu: &CpuCore, boundary: TscCycles) {
     let Some(marks) = MARKS.get(cpu.number.index()) else {
         return;
     };
@@ -95,8 +106,72 @@ pub fn armed(boundary: TscCycles) {
     }
 }
 
+/// Ticks of this transition that are not the transition's, per CPU: the
+/// probe's own [`close`] and the console pump (which runs only where it
+/// fits).
+static PUMPED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// When the pump began, per CPU.
+static PUMP_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// The base pads seen (0: slot free) and, per pad, the largest ticks
+/// after the boundary at which the transition was ready to spin.
+static READY_PAD: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+static READY_MAX: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// `enter_at` pumps the console now: the ticks until [`pumped`] do not
+/// count as the transition's (the pump runs only where it fits).
+pub fn pump_start(cpu: &CpuCore) {
+    if let Some(slot) = PUMP_AT.get(cpu.number.index()) {
+        slot.store(rdtsc().get(), Ordering::Relaxed);
+    }
+}
+
+/// The pump that began at [`pump_start`] returned.
+pub fn pumped(cpu: &CpuCore) {
+    exclude(cpu, &PUMP_AT);
+}
+
+/// The ticks since `from`'s entry for `cpu` do not count.
+fn exclude(cpu: &CpuCore, from: &[AtomicU64; MAX_CPUS]) {
+    let index = cpu.number.index();
+    if let (Some(began), Some(slot)) = (from.get(index), PUMPED.get(index)) {
+        let ticks = rdtsc().get().saturating_sub(began.load(Ordering::Relaxed));
+        slot.fetch_add(ticks, Ordering::Relaxed);
+    }
+}
+
+/// The transition after `boundary`, whose frame has the base pad `base`,
+/// is ready to spin for its take or entry (less any pump): the base pad
+/// must hold the largest of these.
+pub fn ready(cpu: &CpuCore, boundary: TscCycles, base: TscCycles) {
+    let pumped = PUMPED
+        .get(cpu.number.index())
+        .map_or(0, |slot| slot.swap(0, Ordering::Relaxed));
+    let at = rdtsc()
+        .get()
+        .saturating_sub(boundary.get())
+        .saturating_sub(pumped);
+    for (pad, max) in READY_PAD.iter().zip(&READY_MAX) {
+        let seen = pad.compare_exchange(0, base.get(), Ordering::Relaxed, Ordering::Relaxed);
+        if seen.is_ok() || seen == Err(base.get()) {
+            max.fetch_max(at, Ordering::Relaxed);
+            return;
+        }
+    }
+}
+
 /// Prints the largest tick counts per point.
 pub fn report() {
+    for (pad, max) in READY_PAD.iter().zip(&READY_MAX) {
+        let pad = pad.load(Ordering::Relaxed);
+        if pad != 0 {
+            let max = max.load(Ordering::Relaxed);
+            crate::kprintln!(
+                "septum: transition ready (base pad {pad}): at most {max} ticks after the \
+                 boundary, the console pump left out (slack {})",
+                i128::from(pad).saturating_sub(i128::from(max))
+            );
+        }
+    }
     for (name, max) in NAMES.iter().zip(&MAX) {
         crate::kprintln!(
             "septum: transition {name}: at most {} ticks after the boundary",

@@ -237,15 +237,18 @@ fn every_variant() -> SystemSpec<Owned> {
                         MinorFrameSpec {
                             partition: PartitionId(0),
                             end: TscCycles(100_000),
+                            pad: septum_abi::TscCycles(700),
                         },
                         MinorFrameSpec {
                             partition: PartitionId(0),
                             end: TscCycles(300_000),
+                            pad: septum_abi::TscCycles(700),
                         },
                     ],
                     vec![MinorFrameSpec {
                         partition: PartitionId(1),
                         end: TscCycles(300_000),
+                        pad: septum_abi::TscCycles(700),
                     }],
                 ],
             },
@@ -255,6 +258,7 @@ fn every_variant() -> SystemSpec<Owned> {
                     vec![MinorFrameSpec {
                         partition: PartitionId(0),
                         end: TscCycles(100_000),
+                        pad: septum_abi::TscCycles(700),
                     }],
                     vec![],
                 ],

@@ -8,12 +8,13 @@
 //! tickRate`; the conversion must be exact and fit 64 bits, so deadlines do
 //! not drift and never wrap. A minor frame must also be long enough to run
 //! anything: the kernel enters its subject a fixed pad after the boundary
-//! (`septum_abi::timing::FRAME_ENTRY_PAD`), so a frame barely longer than
-//! the pad leaves the subject no time, and the plan makes no progress.
+//! (`septum_abi::timing`, chosen per frame by `crate::pads`), so a frame
+//! barely longer than its pad leaves the subject no time, and the plan
+//! makes no progress.
 
 use std::collections::{HashMap, HashSet};
 
-use septum_abi::timing::frame_entry_pad;
+use septum_abi::timing::entry_pad;
 
 use super::common::{
     DiagnosticExt, core_count, cores_text, first_definitions, partition_cpus, plan_cpus,
@@ -366,14 +367,13 @@ const UNUSABLE_PADS: u128 = 2;
 const SHORT_PADS: u128 = 10;
 
 /// Whether the kernel built from `policy` takes interrupts in root mode,
-/// which adds `septum_abi::timing::INTERRUPT_TAKE_LEAD` to its pad: an
-/// `ipi` event, or a device grant that brings an interrupt (`<irq>`
-/// children, or a whole device that has IRQs). The kernel counts an
-/// IOMMU's fault events too; the validator does not see the IOMMU (the
-/// composer reads it from the platform), so such a system is checked
-/// against the smaller pad.
+/// which adds `septum_abi::timing::INTERRUPT_TAKE_LEAD` to every pad: an
+/// `ipi` event, a device grant that brings an interrupt (`<irq>`
+/// children, or a whole device that has IRQs), or an IOMMU in the
+/// hardware description (its fault events).
 fn takes_interrupts(policy: &Policy) -> bool {
     policy.events.iter().any(|e| e.mode.value == EventMode::Ipi)
+        || !crate::platform::iommus(&policy.hardware).is_empty()
         || policy
             .subjects
             .iter()
@@ -388,17 +388,12 @@ fn takes_interrupts(policy: &Policy) -> bool {
             })
 }
 
-/// The frame-length figures of the kernel built from `policy`, in TSC
-/// cycles: its pad, and the frame lengths below which a frame is unusable
-/// and short.
+/// The frame-length figures of one minor frame, in TSC cycles: its pad,
+/// and the frame lengths below which it is unusable and short.
 struct FrameLimits {
     pad: u128,
     unusable_below: u128,
     short_below: u128,
-}
-
-fn frame_limits(policy: &Policy) -> FrameLimits {
-    limits_for_pad(u128::from(frame_entry_pad(takes_interrupts(policy)).0))
 }
 
 fn limits_for_pad(pad: u128) -> FrameLimits {
@@ -409,24 +404,32 @@ fn limits_for_pad(pad: u128) -> FrameLimits {
     }
 }
 
-/// Every minor frame of the plan with at least one tick, and its length in
-/// TSC cycles (rounded down; `scheduling-inexact-ticks` reports a rest).
-/// Empty when the tick rate or the speed is 0 (other rules report those).
-fn minor_frame_cycles(policy: &Policy) -> Vec<(&MinorFrame, u128)> {
+/// Every minor frame of the plan with at least one tick, its length in
+/// TSC cycles (rounded down; `scheduling-inexact-ticks` reports a rest)
+/// and the limits of its pad (`crate::pads`: the pad of the boundary it
+/// begins at, and the take's lead if the kernel takes interrupts). Empty
+/// when the tick rate or the speed is 0 (other rules report those).
+fn minor_frame_limits(policy: &Policy) -> Vec<(&MinorFrame, u128, FrameLimits)> {
     let rate = u128::from(policy.scheduling.tick_rate.value);
     if rate == 0 || policy.hardware.processor.speed_khz.value == 0 {
         return Vec::new();
     }
-    let cpus = policy.scheduling.major_frames.iter().flat_map(|m| &m.cpus);
-    cpus.flat_map(|c| &c.minor_frames)
-        .filter(|m| m.ticks.value.0 > 0)
-        .map(|m| {
-            (
-                m,
-                cycles_numerator(policy, u128::from(m.ticks.value.0)) / rate,
-            )
-        })
-        .collect()
+    let takes = takes_interrupts(policy);
+    let boundaries = crate::pads::policy_boundaries(policy);
+    let mut frames = Vec::new();
+    for (major, plan) in policy.scheduling.major_frames.iter().zip(&boundaries) {
+        for (cpu, cpu_boundaries) in major.cpus.iter().zip(plan) {
+            for (minor, boundary) in cpu.minor_frames.iter().zip(cpu_boundaries) {
+                if minor.ticks.value.0 == 0 {
+                    continue;
+                }
+                let cycles = cycles_numerator(policy, u128::from(minor.ticks.value.0)) / rate;
+                let pad = entry_pad(boundary.base_pad(), takes);
+                frames.push((minor, cycles, limits_for_pad(u128::from(pad.0))));
+            }
+        }
+    }
+    frames
 }
 
 /// The fewest ticks that last at least `cycles` TSC cycles at the plan's
@@ -438,15 +441,19 @@ fn ticks_for(policy: &Policy, cycles: u128) -> u128 {
 }
 
 rule! {
-    /// A minor frame lasts at least twice the kernel's frame entry pad (1400 TSC
-    /// cycles): its subject starts 700 cycles after the boundary, and the rest
-    /// of the frame is at least as long. In a system whose kernel takes
-    /// interrupts in root mode (an `ipi` event, a granted device interrupt)
-    /// the pad is 1150 cycles, and the least 2300.
+    /// A minor frame lasts at least twice its entry pad: its subject starts
+    /// the pad after the boundary, and the rest of the frame is at least as
+    /// long. The pad is 650 cycles (the least 1300 TSC cycles) where
+    /// neither the frame nor the one before it on its CPU belongs to a
+    /// partition with a VM and no barrier with other CPUs begins it; else
+    /// 700 cycles (the least 1400 TSC cycles). In a system whose kernel
+    /// takes interrupts in root mode (an `ipi` event, a granted device
+    /// interrupt, an IOMMU) each pad is 450 cycles longer: 1100 and 1150,
+    /// the least 2200 and 2300.
     MINOR_FRAME_UNUSABLE = "scheduling-minor-frame-unusable" in Scheduling;
     fn minor_frame_unusable(policy, out) {
-        let FrameLimits { pad, unusable_below, .. } = frame_limits(policy);
-        for (minor, cycles) in minor_frame_cycles(policy) {
+        for (minor, cycles, limits) in minor_frame_limits(policy) {
+            let FrameLimits { pad, unusable_below, .. } = limits;
             if cycles < unusable_below {
                 out.error(
                     MINOR_FRAME_UNUSABLE.id,
@@ -469,18 +476,18 @@ rule! {
 }
 
 rule! {
-    /// Warning: a minor frame lasts at least ten times the kernel's frame entry
-    /// pad (7000 TSC cycles), so the switch into it takes at most a tenth of it
-    /// (11500 cycles where the pad is 1150 cycles, see
-    /// `scheduling-minor-frame-unusable`).
+    /// Warning: a minor frame lasts at least ten times its entry pad, so the
+    /// switch into it takes at most a tenth of it: 6500 TSC cycles where the
+    /// pad is 650, 7000 where it is 700, 11000 and 11500 where the kernel
+    /// takes interrupts in root mode (see `scheduling-minor-frame-unusable`).
     MINOR_FRAME_SHORT = "scheduling-minor-frame-short" in Scheduling;
     fn minor_frame_short(policy, out) {
-        let FrameLimits {
-            pad,
-            unusable_below,
-            short_below,
-        } = frame_limits(policy);
-        for (minor, cycles) in minor_frame_cycles(policy) {
+        for (minor, cycles, limits) in minor_frame_limits(policy) {
+            let FrameLimits {
+                pad,
+                unusable_below,
+                short_below,
+            } = limits;
             // Shorter frames are scheduling-minor-frame-unusable. The share
             // is rounded up, so a warned frame never shows 10%.
             if (unusable_below..short_below).contains(&cycles) {
@@ -663,27 +670,36 @@ rule! {
 
 #[cfg(test)]
 mod tests {
+    use septum_abi::timing::{FRAME_ENTRY_PAD, LEAN_ENTRY_PAD};
+
     use super::*;
 
     /// The rule docs (and the manual's rule list made from them) spell the
-    /// thresholds out, for both pads; they must follow the kernel's pad if
-    /// it changes.
+    /// thresholds out, for every pad; they must follow the kernel's pads if
+    /// they change.
     #[test]
-    fn frame_length_docs_give_the_thresholds_of_the_pad() {
+    fn frame_length_docs_give_the_thresholds_of_the_pads() {
         let unusable = MINOR_FRAME_UNUSABLE.doc;
         let short = MINOR_FRAME_SHORT.doc;
-        let base = limits_for_pad(u128::from(frame_entry_pad(false).0));
-        let takes = limits_for_pad(u128::from(frame_entry_pad(true).0));
-        for (doc, text) in [
-            (unusable, format!("({} TSC cycles)", base.unusable_below)),
-            (unusable, format!("starts {} cycles after", base.pad)),
-            (short, format!("({} TSC cycles)", base.short_below)),
-            (unusable, format!("{} cycles", takes.pad)),
-            (short, format!("{} cycles", takes.pad)),
-            (unusable, format!("least {}", takes.unusable_below)),
-            (short, format!("({} cycles", takes.short_below)),
-        ] {
-            assert!(doc.contains(&text), "{text:?} not in: {doc}");
+        for base in [LEAN_ENTRY_PAD, FRAME_ENTRY_PAD] {
+            let plain = limits_for_pad(u128::from(base.0));
+            let takes = limits_for_pad(u128::from(entry_pad(base, true).0));
+            for (doc, text) in [
+                (
+                    unusable,
+                    format!(
+                        "{} cycles (the least {} TSC cycles)",
+                        plain.pad, plain.unusable_below
+                    ),
+                ),
+                (unusable, takes.pad.to_string()),
+                (unusable, takes.unusable_below.to_string()),
+                (short, plain.pad.to_string()),
+                (short, plain.short_below.to_string()),
+                (short, takes.short_below.to_string()),
+            ] {
+                assert!(doc.contains(&text), "{text:?} not in: {doc}");
+            }
         }
     }
 }
