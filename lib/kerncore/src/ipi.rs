@@ -54,7 +54,13 @@ pub struct Destination {
 /// the CPU of the event's target, if the event is an `ipi` event of the
 /// caller and the target runs on another CPU than the caller. `None`
 /// otherwise (an unknown subject or event, another mode, the same CPU).
-pub fn destination(spec: &SystemSpec, caller: SubjectId, event: u64) -> Option<Destination> {
+/// `partition_of` names a subject's partition (`Scheduler::partition_of`).
+pub fn destination(
+    spec: &SystemSpec,
+    caller: SubjectId,
+    event: u64,
+    partition_of: impl Fn(SubjectId) -> Option<PartitionId>,
+) -> Option<Destination> {
     let number = usize::try_from(event).ok().filter(|&n| n < MAX_EVENTS)?;
     let subject = spec.subjects.get(caller.index())?;
     if (subject.ipi_events >> number) & 1 == 0 {
@@ -76,7 +82,7 @@ pub fn destination(spec: &SystemSpec, caller: SubjectId, event: u64) -> Option<D
     Some(Destination {
         apic,
         cpu,
-        partition: partition_of(spec, target),
+        partition: partition_of(target),
     })
 }
 
@@ -111,7 +117,9 @@ pub fn holds_cpu(
 }
 
 /// The partition whose groups hold `subject` (each subject is in at most
-/// one group of one partition: a policy rule).
+/// one group of one partition: a policy rule), by a walk over the spec:
+/// the reference for `Scheduler::partition_of`, which the kernel uses (one
+/// load on the `ipi` hypercall's path).
 pub fn partition_of(spec: &SystemSpec, subject: SubjectId) -> Option<PartitionId> {
     let mut number: u16 = 0;
     for partition in spec.partitions {
@@ -186,21 +194,46 @@ mod tests {
         let a = SubjectId(0);
         // b is in partition p_b of the test plan.
         assert_eq!(
-            destination(&spec, a, 1),
+            destination(&spec, a, 1, |s| partition_of(&spec, s)),
             Some(Destination {
                 apic: ApicId(6),
                 cpu: 1,
                 partition: Some(PartitionId(1))
             })
         );
-        assert_eq!(destination(&spec, a, 2), None, "async");
-        assert_eq!(destination(&spec, a, 3), None, "same CPU");
-        assert_eq!(destination(&spec, a, 4), None, "kernel event");
-        assert_eq!(destination(&spec, a, 0), None, "undefined");
-        assert_eq!(destination(&spec, a, 64), None);
-        assert_eq!(destination(&spec, a, u64::MAX), None);
-        assert_eq!(destination(&spec, SubjectId(1), 1), None);
-        assert_eq!(destination(&spec, SubjectId(9), 1), None);
+        assert_eq!(
+            destination(&spec, a, 2, |s| partition_of(&spec, s)),
+            None,
+            "async"
+        );
+        assert_eq!(
+            destination(&spec, a, 3, |s| partition_of(&spec, s)),
+            None,
+            "same CPU"
+        );
+        assert_eq!(
+            destination(&spec, a, 4, |s| partition_of(&spec, s)),
+            None,
+            "kernel event"
+        );
+        assert_eq!(
+            destination(&spec, a, 0, |s| partition_of(&spec, s)),
+            None,
+            "undefined"
+        );
+        assert_eq!(destination(&spec, a, 64, |s| partition_of(&spec, s)), None);
+        assert_eq!(
+            destination(&spec, a, u64::MAX, |s| partition_of(&spec, s)),
+            None
+        );
+        assert_eq!(
+            destination(&spec, SubjectId(1), 1, |s| partition_of(&spec, s)),
+            None
+        );
+        assert_eq!(
+            destination(&spec, SubjectId(9), 1, |s| partition_of(&spec, s)),
+            None
+        );
         assert!(!present(&TWO_PARTITIONS));
     }
 

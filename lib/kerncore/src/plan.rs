@@ -165,6 +165,9 @@ pub struct Scheduler<'e> {
     interrupted: [bool; MAX_SUBJECTS],
     /// Group of each subject.
     group_of: [u16; MAX_SUBJECTS],
+    /// Per subject: the partition whose group holds it (`u16::MAX`: none),
+    /// so the `ipi` hypercall finds its target's partition in one load.
+    partition_of: [u16; MAX_SUBJECTS],
     /// Active subject of each group.
     active: [SubjectId; MAX_GROUPS],
     /// Per partition: index (into the partition's groups) of the group whose
@@ -219,6 +222,7 @@ impl<'e> Scheduler<'e> {
             yielded_in: [0; MAX_SUBJECTS],
             interrupted: [false; MAX_SUBJECTS],
             group_of: [u16::MAX; MAX_SUBJECTS],
+            partition_of: [u16::MAX; MAX_SUBJECTS],
             active: [SubjectId(0); MAX_GROUPS],
             cursor: [0; MAX_PARTITIONS],
         };
@@ -253,12 +257,17 @@ impl<'e> Scheduler<'e> {
                 return Err(SpecError::GroupMembership(SubjectId(id)));
             }
         }
-        for partition in spec.partitions {
+        for (number, partition) in (0u16..).zip(spec.partitions) {
             for group_id in partition.groups {
                 let group = spec
                     .groups
                     .get(usize::from(group_id.0))
                     .ok_or(SpecError::BadReference("group in a partition"))?;
+                for member in group.subjects {
+                    if let Some(slot) = scheduler.partition_of.get_mut(member.index()) {
+                        *slot = number;
+                    }
+                }
                 // A subject only gets a VMCS on its own CPU.
                 let elsewhere = group
                     .subjects
@@ -383,6 +392,15 @@ impl<'e> Scheduler<'e> {
         } else {
             Some(state)
         }
+    }
+
+    /// The partition whose group holds `subject` (`None`: no group of a
+    /// partition holds it, or an unknown id).
+    pub fn partition_of(&self, subject: SubjectId) -> Option<PartitionId> {
+        self.partition_of
+            .get(subject.index())
+            .filter(|&&number| number != u16::MAX)
+            .map(|&number| PartitionId(number))
     }
 
     /// Pending target events of a subject (0 for an unknown id).
@@ -1071,6 +1089,28 @@ mod tests {
         let mut text = std::string::String::new();
         core::fmt::write(&mut text, format_args!("{}", SpecError::BadFrameEnds)).unwrap();
         assert!(text.contains("minor frame ends"));
+    }
+
+    #[test]
+    fn the_partition_table_agrees_with_the_walk_over_the_spec() {
+        let events = PendingTable::new();
+        for spec in [&TWO_PARTITIONS, &SHARED_PARTITION] {
+            let s = Scheduler::new(spec, 0, &events).unwrap();
+            for id in 0..=u16::try_from(spec.subjects.len()).unwrap() + 1 {
+                let subject = SubjectId(id);
+                assert_eq!(
+                    s.partition_of(subject),
+                    crate::ipi::partition_of(spec, subject),
+                    "{id}"
+                );
+            }
+        }
+        assert_eq!(
+            Scheduler::new(&TWO_PARTITIONS, 0, &events)
+                .unwrap()
+                .partition_of(SubjectId(1)),
+            Some(PartitionId(1))
+        );
     }
 
     #[test]

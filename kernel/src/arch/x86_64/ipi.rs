@@ -71,7 +71,9 @@ pub fn after_hypercall(scheduler: &Scheduler<'_>, caller: Option<SubjectId>, eve
     if !PRESENT {
         return;
     }
-    let Some(to) = caller.and_then(|by| ipi::destination(&SPEC, by, event)) else {
+    let Some(to) = caller
+        .and_then(|by| ipi::destination(&SPEC, by, event, |target| scheduler.partition_of(target)))
+    else {
         return;
     };
     let Some(partition) = to.partition else {

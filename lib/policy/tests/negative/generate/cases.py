@@ -929,26 +929,29 @@ test("subjects-name-reserved",
      system([("kernel", 0, '<subject $1name="kernel" profile="native" binary="k"/>')]),
      ("$1", 'subject name "kernel" is reserved for the kernel'))
 
-# At tickRate 1000000 and 10000 kHz a tick is 10 TSC cycles. The kernel's
-# frame entry pad is 700 cycles: below 1400 a frame is unusable (error),
-# below 7000 short (warning); each file shows both edges of its band.
+# At tickRate 1000000 and 10000 kHz a tick is 10 TSC cycles. The frames
+# are between native partitions of one CPU (the lean pad, 650), and the
+# common test machine has an IOMMU, so the kernel takes interrupts in root
+# mode: the pad is 650 + 450 = 1100 cycles. Below 2200 a frame is unusable
+# (error), below 11000 short (warning); each file shows both edges of its
+# band.
 test("scheduling-minor-frame-unusable",
      system(A, scheduling=sched(PA, '<majorFrame>\n  <cpu id="0">'
                                     '<minorFrame partition="p_a" $1ticks="1"/>'
-                                    '<minorFrame partition="p_a" $2ticks="139"/>'
-                                    '<minorFrame partition="p_a" ticks="1000"/></cpu>\n</majorFrame>',
+                                    '<minorFrame partition="p_a" $2ticks="219"/>'
+                                    '<minorFrame partition="p_a" ticks="1100"/></cpu>\n</majorFrame>',
                                 rate="1000000")),
-     ("$1", 'minor frame of partition "p_a" lasts 10 TSC cycles; its subject starts 700 cycles after the boundary, so the frame needs at least 1400'),
-     ("$2", 'minor frame of partition "p_a" lasts 1390 TSC cycles; its subject starts 700 cycles after the boundary, so the frame needs at least 1400'))
+     ("$1", 'minor frame of partition "p_a" lasts 10 TSC cycles; its subject starts 1100 cycles after the boundary, so the frame needs at least 2200'),
+     ("$2", 'minor frame of partition "p_a" lasts 2190 TSC cycles; its subject starts 1100 cycles after the boundary, so the frame needs at least 2200'))
 
 test("scheduling-minor-frame-short",
      system(A, scheduling=sched(PA, '<majorFrame>\n  <cpu id="0">'
-                                    '<minorFrame partition="p_a" $1ticks="140"/>'
-                                    '<minorFrame partition="p_a" $2ticks="699"/>'
-                                    '<minorFrame partition="p_a" ticks="1000"/></cpu>\n</majorFrame>',
+                                    '<minorFrame partition="p_a" $1ticks="220"/>'
+                                    '<minorFrame partition="p_a" $2ticks="1099"/>'
+                                    '<minorFrame partition="p_a" ticks="1100"/></cpu>\n</majorFrame>',
                                 rate="1000000")),
-     ("$1", "warning", 'minor frame of partition "p_a" lasts 1400 TSC cycles, of which the first 700 (50%) go to the switch into it'),
-     ("$2", "warning", 'minor frame of partition "p_a" lasts 6990 TSC cycles, of which the first 700 (11%) go to the switch into it'))
+     ("$1", "warning", 'minor frame of partition "p_a" lasts 2200 TSC cycles, of which the first 1100 (50%) go to the switch into it'),
+     ("$2", "warning", 'minor frame of partition "p_a" lasts 10990 TSC cycles, of which the first 1100 (11%) go to the switch into it'))
 
 LOGICAL27 = "serial_port_number_one_xxxx"
 test("subjects-port-name-too-long",
