@@ -80,12 +80,29 @@ impl Boundary {
     }
 }
 
-/// The whole pad of a minor frame whose base pad is `base`, in a kernel
-/// that takes interrupts in root mode (`takes`) or not: the base pad, then
-/// [`INTERRUPT_TAKE_LEAD`] after it for the take, so the transition keeps
-/// all of the base pad.
-pub const fn entry_pad(base: TscCycles, takes: bool) -> TscCycles {
-    if takes {
+impl Boundary {
+    /// Whether the entry gets [`INTERRUPT_TAKE_LEAD`] after the base pad:
+    /// in a kernel that takes interrupts in root mode (`takes`), for the
+    /// take; into a partition with a VM, for the VM's entry work
+    /// (injections, its local APIC timer, its sleep), which then starts at
+    /// a fixed time after the boundary instead of wherever the transition
+    /// left off.
+    pub const fn has_lead(self, takes: bool) -> bool {
+        takes || self.vm_after
+    }
+
+    /// The whole pad of the frame that begins here.
+    pub const fn pad(self, takes: bool) -> TscCycles {
+        entry_pad(self.base_pad(), self.has_lead(takes))
+    }
+}
+
+/// The whole pad of a minor frame whose base pad is `base`, with the lead
+/// ([`Boundary::has_lead`]) or without: the base pad, then
+/// [`INTERRUPT_TAKE_LEAD`] after it for the take and the entry's work, so
+/// the transition keeps all of the base pad.
+pub const fn entry_pad(base: TscCycles, lead: bool) -> TscCycles {
+    if lead {
         TscCycles(base.0 + INTERRUPT_TAKE_LEAD.0)
     } else {
         base

@@ -32,6 +32,9 @@ pub struct MinorOut {
     /// The base pad of the frame's entry (`septum_policy::pads`): the
     /// lean pad, or the full one at a barrier or beside a VM.
     pub pad: TscCycles,
+    /// Whether the entry gets the lead for its own work (a partition with
+    /// a VM, `septum_abi::timing::Boundary::has_lead`).
+    pub lead: bool,
 }
 
 /// A major frame.
@@ -174,6 +177,7 @@ pub fn schedule(input: &SystemInput, cpu_count: usize) -> Result<Schedule, Compo
                     start: cycles(at)?,
                     end: cycles(end)?,
                     pad: TscCycles(0),
+                    lead: false,
                 });
                 at = end;
             }
@@ -241,6 +245,7 @@ fn set_pads(input: &SystemInput, major_frames: &mut [MajorOut]) {
         for (frames, cpu_boundaries) in cpus.zip(plan) {
             for (frame, boundary) in frames.iter_mut().zip(cpu_boundaries) {
                 frame.pad = boundary.base_pad();
+                frame.lead = boundary.vm_after;
             }
         }
     }

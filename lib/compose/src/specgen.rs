@@ -63,6 +63,7 @@ pub fn system_spec(c: &Composition) -> SystemSpec<Owned> {
                                 partition: f.partition,
                                 end: f.end,
                                 pad: f.pad,
+                                lead: f.lead,
                             })
                             .collect()
                     })

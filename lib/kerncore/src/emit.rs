@@ -731,10 +731,16 @@ impl EmitRust for MinorFrameSpec {
             partition,
             end,
             pad,
+            lead,
         } = self;
         w.inline(
             format_args!("{SPEC}::MinorFrameSpec"),
-            &[("partition", partition), ("end", end), ("pad", pad)],
+            &[
+                ("partition", partition),
+                ("end", end),
+                ("pad", pad),
+                ("lead", lead),
+            ],
         );
     }
 }

@@ -771,11 +771,13 @@ mod tests {
                     partition: PartitionId(0),
                     end: TscCycles(100),
                     pad: septum_abi::TscCycles(700),
+                    lead: false,
                 }],
                 &[MinorFrameSpec {
                     partition: PartitionId(1),
                     end: TscCycles(100),
                     pad: septum_abi::TscCycles(700),
+                    lead: false,
                 }],
             ],
         }],

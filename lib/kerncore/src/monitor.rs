@@ -206,6 +206,7 @@ mod tests {
                 partition: PartitionId(0),
                 end: TscCycles(100),
                 pad: septum_abi::TscCycles(700),
+                lead: false,
             }]],
         }],
         image_regions: &[],

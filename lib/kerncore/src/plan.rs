@@ -143,6 +143,8 @@ pub struct Scheduler<'e> {
     deadline: TscCycles,
     /// The current minor frame's base entry pad (`MinorFrameSpec::pad`).
     pad: TscCycles,
+    /// Whether its entry gets the lead (`MinorFrameSpec::lead`).
+    lead: bool,
     /// This CPU's minor frames in the current major frame, and that major
     /// frame's length (cached when the major frame begins: the frame end
     /// at a boundary reads them without walking the spec, docs/kernel.md
@@ -214,6 +216,7 @@ impl<'e> Scheduler<'e> {
             major_start: TscCycles(0),
             deadline: TscCycles(0),
             pad: TscCycles(0),
+            lead: false,
             minors: &[],
             major_length: 0,
             frame_count: 0,
@@ -417,6 +420,12 @@ impl<'e> Scheduler<'e> {
     /// entered this long after the frame's start (`MinorFrameSpec::pad`).
     pub fn entry_pad(&self) -> TscCycles {
         self.pad
+    }
+
+    /// Whether the current minor frame's entry gets the lead for its own
+    /// work (`MinorFrameSpec::lead`: a partition with a VM).
+    pub fn entry_lead(&self) -> bool {
+        self.lead
     }
 
     /// Whether the current minor frame is the first of its major frame
@@ -680,11 +689,13 @@ impl<'e> Scheduler<'e> {
         let Some(minor) = self.minors.get(self.minor) else {
             self.deadline = self.major_start;
             self.pad = TscCycles(0);
+            self.lead = false;
             self.partition = None;
             return self.idle();
         };
         self.deadline = TscCycles(self.major_start.get().wrapping_add(minor.end.get()));
         self.pad = minor.pad;
+        self.lead = minor.lead;
         self.partition = Some(minor.partition);
         self.pick_in_partition(usize::from(minor.partition.0))
     }
@@ -942,6 +953,7 @@ mod tests {
                 partition: PartitionId(0),
                 end: TscCycles(100),
                 pad: septum_abi::TscCycles(700),
+                lead: false,
             }]],
         }],
         image_regions: &[],
@@ -990,11 +1002,13 @@ mod tests {
                     partition: PartitionId(0),
                     end: TscCycles(200),
                     pad: septum_abi::TscCycles(700),
+                    lead: false,
                 },
                 MinorFrameSpec {
                     partition: PartitionId(0),
                     end: TscCycles(100),
                     pad: septum_abi::TscCycles(700),
+                    lead: false,
                 },
             ]],
         }],
@@ -1030,6 +1044,7 @@ mod tests {
                 partition: PartitionId(3),
                 end: TscCycles(100),
                 pad: septum_abi::TscCycles(700),
+                lead: false,
             }]],
         }],
         image_regions: &[],
@@ -1054,6 +1069,7 @@ mod tests {
                 partition: PartitionId(0),
                 end: TscCycles(100),
                 pad: septum_abi::TscCycles(700),
+                lead: false,
             }]],
         }],
         image_regions: &[],
@@ -1150,11 +1166,13 @@ mod tests {
                         partition: PartitionId(0),
                         end: TscCycles(100),
                         pad: septum_abi::TscCycles(700),
+                        lead: false,
                     },
                     MinorFrameSpec {
                         partition: PartitionId(1),
                         end: TscCycles(300),
                         pad: septum_abi::TscCycles(700),
+                        lead: false,
                     },
                 ]],
             },
@@ -1165,11 +1183,13 @@ mod tests {
                         partition: PartitionId(1),
                         end: TscCycles(200),
                         pad: septum_abi::TscCycles(700),
+                        lead: false,
                     },
                     MinorFrameSpec {
                         partition: PartitionId(0),
                         end: TscCycles(300),
                         pad: septum_abi::TscCycles(700),
+                        lead: false,
                     },
                 ]],
             },
@@ -1325,6 +1345,7 @@ mod tests {
                                                 partition: PartitionId(c as u16),
                                                 end: TscCycles(end),
                                                 pad: septum_abi::TscCycles(700),
+                                                lead: false,
                                             })
                                             .collect(),
                                     )

@@ -550,4 +550,9 @@ pub struct MinorFrameSpec {
     /// before it left the kernel to do (`septum_abi::timing::Boundary`,
     /// chosen by the composer from the policy).
     pub pad: TscCycles,
+    /// The frame's partition has a VM subject: its entry's own work gets
+    /// `septum_abi::timing::INTERRUPT_TAKE_LEAD` after the base pad, as a
+    /// kernel that takes interrupts gives every frame
+    /// (`septum_abi::timing::Boundary::has_lead`).
+    pub lead: bool,
 }

@@ -141,6 +141,22 @@ fn a_vm_before_the_frame_gives_it_the_full_pad() {
 }
 
 #[test]
+fn a_vm_frame_gets_the_lead_for_its_entry_work() {
+    let vm_pad = entry_pad(FRAME_ENTRY_PAD, true).0;
+    // `b`, the VM, has the 10000-cycle frame: enough for the native `a`
+    // (700), short for the VM (1150 of 10000: 12%).
+    let text = system_with(twice(FRAME_ENTRY_PAD.0), "", "", "", "vm");
+    assert!(found(&text, "scheduling-minor-frame-unusable").is_empty());
+    let warned = found(&text, "scheduling-minor-frame-short");
+    assert!(
+        warned
+            .iter()
+            .any(|w| w.contains("\"p_b\"") && w.contains(&format!("the first {vm_pad} (12%)"))),
+        "{warned:?}"
+    );
+}
+
+#[test]
 fn an_ipi_event_makes_the_pad_longer() {
     let lean = LEAN_ENTRY_PAD.0;
     let takes = entry_pad(LEAN_ENTRY_PAD, true).0;

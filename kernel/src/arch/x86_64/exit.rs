@@ -27,7 +27,8 @@
 //! pops the loaded subject's frame and enters. Before every entry the
 //! VMX-preemption timer is set to `(deadline - entry) >>
 //! IA32_VMX_MISC[4:0]`. The first entry of a minor frame does not return:
-//! `enter_at` enters at the fixed time `boundary + FRAME_ENTRY_PAD`, so
+//! `enter_at` enters at the fixed time `boundary + pad` (the frame's own,
+//! `MinorFrameSpec::pad` and its lead), so
 //! when the next subject starts says nothing about what the previous one
 //! did (docs/kernel.md, "Constant-time frame transitions").
 //!
@@ -234,12 +235,13 @@ unsafe extern "C" {
     fn septum_vmx_enter_padded(frame: *mut GuestRegs, launch: u64, not_before: TscCycles) -> !;
 }
 
-// `FRAME_ENTRY_PAD` (septum_abi::timing): ticks after a minor-frame
-// boundary at which the next subject is entered, whatever happened before;
-// the pad covers the longest transition, so the entry time does not depend
-// on what the previous subject did (docs/kernel.md, "Constant-time frame
-// transitions"). The policy validator's short-frame rules read the same
-// constant.
+// The entry pad (septum_abi::timing, chosen per minor frame by the
+// composer): ticks after a minor-frame boundary at which the next subject
+// is entered, whatever happened before; the pad covers the longest
+// transition at that boundary, so the entry time does not depend on what
+// the previous subject did (docs/kernel.md, "Constant-time frame
+// transitions", "Pads per boundary"). The policy validator's short-frame
+// rules read the same constants.
 
 /// One FXSAVE area (SDM Vol. 1, 10.5.1): x87, MMX and SSE state (root
 /// mode runs with CR4.OSFXSR set, see `vmx::enable`).
@@ -753,7 +755,7 @@ pub(super) fn print_fault(subject: &str, frame: &GuestRegs, info: &FaultInfo) {
 /// to VMRESUME. Idles (interrupts off, in root mode) as long as nothing may
 /// run. `boundary`: the minor-frame boundary just crossed, if the decision
 /// starts a new frame; the entry that follows one is made at the fixed
-/// time `boundary + FRAME_ENTRY_PAD` ([`enter_at`], which does not return
+/// time `boundary + pad` ([`enter_at`], which does not return
 /// here). `frame` is the loaded subject's register frame; after a switch
 /// it is the new one's (`switch_to` returns it), so the caller's own
 /// reference, the old subject's, must not be used after this returns.
@@ -906,23 +908,30 @@ fn execute(
 const PUMP_BUDGET: TscCycles = TscCycles(200);
 
 /// Enter the loaded subject, the first of the minor frame that began at
-/// `boundary`, at `boundary + FRAME_ENTRY_PAD` (never earlier, and, within
-/// the pad, never later): the time the previous subject's frame ended and
-/// the work it left the kernel (a timer exit, a hypercall just before the
-/// deadline, an idle loop, a stopped subject) leave no trace in when the
-/// next one starts. The timer is armed for the time of entry, not for now.
-/// Interrupts requested since the previous partition's last exit or wait
-/// are taken at the fixed time `INTERRUPT_TAKE_LEAD` before the entry, so which of
-/// them reach the entered subject as an exit does not depend on whether
-/// the previous partition ran to its deadline or idled.
+/// `boundary`, at `boundary` plus the frame's pad (never earlier, and,
+/// within the pad, never later): the time the previous subject's frame
+/// ended and the work it left the kernel (a timer exit, a hypercall just
+/// before the deadline, an idle loop, a stopped subject) leave no trace in
+/// when the next one starts. The timer is armed for the time of entry,
+/// not for now.
+/// A frame with a lead (a kernel that takes interrupts in root mode, a
+/// partition with a VM: `Boundary::has_lead`) waits for the fixed time
+/// `INTERRUPT_TAKE_LEAD` before the entry, then takes the interrupts
+/// requested since the previous partition's last exit or wait (so which
+/// of them reach the entered subject as an exit does not depend on
+/// whether the previous partition ran to its deadline or idled) and does
+/// the entry's own work (an injection, a VM's entry work, the timer),
+/// which so starts at the same time whatever the transition before it
+/// took.
 /// Enters from here: the Rust frames of this exit are abandoned, like at
 /// the first entry (`start`).
 fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
-    let pad = entry_pad(cpu.scheduler.entry_pad(), interrupts::TAKES);
+    let lead = interrupts::TAKES || cpu.scheduler.entry_lead();
+    let pad = entry_pad(cpu.scheduler.entry_pad(), lead);
     let entry = TscCycles(boundary.get().wrapping_add(pad.get()));
     #[cfg(feature = "count-transition")]
     super::transition_probe::close(cpu, boundary);
-    let take_at = if interrupts::TAKES {
+    let take_at = if lead {
         entry.get().wrapping_sub(INTERRUPT_TAKE_LEAD.get())
     } else {
         entry.get()
@@ -940,11 +949,13 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
     // The stub's own loop (`cpu::spin_until`): with a loop around
     // `rdtsc()` the entries on a multi-CPU Bochs, whose TSC moves in steps,
     // came one step apart from frame to frame (docs/kernel.md).
-    if interrupts::TAKES {
+    if lead {
         #[cfg(feature = "count-transition")]
         super::transition_probe::ready(cpu, boundary, cpu.scheduler.entry_pad());
         cpu::spin_until(TscCycles(take_at));
-        interrupts::take_requested(cpu);
+        if interrupts::TAKES {
+            interrupts::take_requested(cpu);
+        }
     }
     interrupts::before_entry(cpu);
     // An entry later than `entry` (the subject's own restart before it, a
@@ -966,7 +977,7 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
         now
     };
     #[cfg(feature = "count-transition")]
-    if !interrupts::TAKES {
+    if !lead {
         super::transition_probe::ready(cpu, boundary, cpu.scheduler.entry_pad());
     }
     #[cfg(feature = "count-transition")]

@@ -14,8 +14,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use septum_abi::timing::entry_pad;
-
 use super::common::{
     DiagnosticExt, core_count, cores_text, first_definitions, partition_cpus, plan_cpus,
 };
@@ -424,7 +422,7 @@ fn minor_frame_limits(policy: &Policy) -> Vec<(&MinorFrame, u128, FrameLimits)> 
                     continue;
                 }
                 let cycles = cycles_numerator(policy, u128::from(minor.ticks.value.0)) / rate;
-                let pad = entry_pad(boundary.base_pad(), takes);
+                let pad = boundary.pad(takes);
                 frames.push((minor, cycles, limits_for_pad(u128::from(pad.0))));
             }
         }
@@ -446,10 +444,11 @@ rule! {
     /// long. The pad is 650 cycles (the least 1300 TSC cycles) where
     /// neither the frame nor the one before it on its CPU belongs to a
     /// partition with a VM and no barrier with other CPUs begins it; else
-    /// 700 cycles (the least 1400 TSC cycles). In a system whose kernel
-    /// takes interrupts in root mode (an `ipi` event, a granted device
-    /// interrupt, an IOMMU) each pad is 450 cycles longer: 1100 and 1150,
-    /// the least 2200 and 2300.
+    /// 700 cycles (the least 1400 TSC cycles). A frame of a partition with
+    /// a VM, and every frame in a system whose kernel takes interrupts in
+    /// root mode (an `ipi` event, a granted device interrupt, an IOMMU),
+    /// gets 450 cycles more for the take and the entry's own work: 1100 and
+    /// 1150, the least 2200 and 2300.
     MINOR_FRAME_UNUSABLE = "scheduling-minor-frame-unusable" in Scheduling;
     fn minor_frame_unusable(policy, out) {
         for (minor, cycles, limits) in minor_frame_limits(policy) {
@@ -478,8 +477,9 @@ rule! {
 rule! {
     /// Warning: a minor frame lasts at least ten times its entry pad, so the
     /// switch into it takes at most a tenth of it: 6500 TSC cycles where the
-    /// pad is 650, 7000 where it is 700, 11000 and 11500 where the kernel
-    /// takes interrupts in root mode (see `scheduling-minor-frame-unusable`).
+    /// pad is 650, 7000 where it is 700, 11000 and 11500 with the 450 cycles
+    /// for the take and the entry's own work (see
+    /// `scheduling-minor-frame-unusable`).
     MINOR_FRAME_SHORT = "scheduling-minor-frame-short" in Scheduling;
     fn minor_frame_short(policy, out) {
         for (minor, cycles, limits) in minor_frame_limits(policy) {
@@ -670,7 +670,7 @@ rule! {
 
 #[cfg(test)]
 mod tests {
-    use septum_abi::timing::{FRAME_ENTRY_PAD, LEAN_ENTRY_PAD};
+    use septum_abi::timing::{FRAME_ENTRY_PAD, LEAN_ENTRY_PAD, entry_pad};
 
     use super::*;
 
