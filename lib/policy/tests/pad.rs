@@ -143,16 +143,23 @@ fn a_vm_before_the_frame_gives_it_the_full_pad() {
 #[test]
 fn a_vm_frame_gets_the_lead_for_its_entry_work() {
     let vm_pad = entry_pad(FRAME_ENTRY_PAD, true).0;
-    // `b`, the VM, has the 10000-cycle frame: enough for the native `a`
-    // (700), short for the VM (1150 of 10000: 12%).
-    let text = system_with(twice(FRAME_ENTRY_PAD.0), "", "", "", "vm");
-    assert!(found(&text, "scheduling-minor-frame-unusable").is_empty());
-    let warned = found(&text, "scheduling-minor-frame-short");
+    // `b`, the VM, with a frame of twice its pad (usable) and a tick less.
+    let with_b_ticks = |ticks: u64| {
+        system_with(twice(FRAME_ENTRY_PAD.0), "", "", "", "vm").replace(
+            r#"partition="p_b" ticks="10000""#,
+            &format!(r#"partition="p_b" ticks="{ticks}""#),
+        )
+    };
+    let usable = with_b_ticks(2 * vm_pad / 10);
+    assert!(found(&usable, "scheduling-minor-frame-unusable").is_empty());
+    let errors = found(
+        &with_b_ticks(2 * vm_pad / 10 - 1),
+        "scheduling-minor-frame-unusable",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(
-        warned
-            .iter()
-            .any(|w| w.contains("\"p_b\"") && w.contains(&format!("the first {vm_pad} (12%)"))),
-        "{warned:?}"
+        errors[0].contains("\"p_b\"") && errors[0].contains(&format!("starts {vm_pad} cycles")),
+        "{errors:?}"
     );
 }
 
