@@ -10,8 +10,9 @@
 //!   `timing: off-CPU gap min=.. max=..`, the gap around the load's minor
 //!   frame; minus that frame ([`LOAD_FRAME_CYCLES`]) it is one minor-frame
 //!   switch, from the last instruction before the timer exit to the first
-//!   one after the entry (which includes the kernel's fixed frame entry
-//!   pad, `septum_abi::timing::FRAME_ENTRY_PAD`);
+//!   one after the entry (which includes the frame's fixed entry pad:
+//!   `septum_abi::timing::LEAN_ENTRY_PAD` on CPU 0, `FRAME_ENTRY_PAD` at
+//!   the barrier `smp_timing` measures);
 //! - `smp` (4 CPUs, 30 major frames): the kernel's poweroff line
 //!   `septum: major-frame barrier: .. longest wait W TSC ticks, latest
 //!   leave L TSC ticks after it opened`: W is how far apart the CPUs
@@ -149,8 +150,10 @@ pub fn scheduling(paths: &Paths, doc_path: &Path) -> Result<bool, Error> {
          | major-frame barrier skew: latest leave after the last arrival opened it | {leave} |\n\
          | `ipi` event: sender's TSC before its `vmcall` (CPU 0) to the target's interrupt handler (CPU 1), 5 events (`ipi`) | {} |\n\
          | timed event: deadline to the owner's return from `wait`, 5 rounds (`timed`) | {} |\n\n\
-         The switch includes the fixed frame entry pad of {pad} ticks\n\
-         (`FRAME_ENTRY_PAD`, docs/kernel.md \"Constant-time frame transitions\"). The\n\
+         The switch includes the frame's fixed entry pad: {lean} ticks on CPU 0\n\
+         (`LEAN_ENTRY_PAD`: into the first frame of a one-CPU plan after a native\n\
+         partition), {pad} on CPU 1 of `smp_timing` (`FRAME_ENTRY_PAD`: the\n\
+         barrier of a plan of several CPUs; docs/kernel.md, \"Pads per boundary\"). The\n\
          `ipi` target spins with no exit of its own: without the IPI its vector would\n\
          wait for its next frame (docs/kernel.md, \"ipi events\").",
         range(on_boot_cpu),
@@ -158,6 +161,7 @@ pub fn scheduling(paths: &Paths, doc_path: &Path) -> Result<bool, Error> {
         range(ipi),
         range(timed),
         pad = septum_abi::timing::FRAME_ENTRY_PAD.get(),
+        lean = septum_abi::timing::LEAN_ENTRY_PAD.get(),
     );
     let doc = fs::read_to_string(doc_path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
     fs::write(doc_path, replace_section(&doc, "## Scheduling", &body))
