@@ -70,6 +70,14 @@ pub fn trap(
     septum_kerncore::monitor::hand_over(scheduler, by, monitor, event)
 }
 
+/// Whether `subject` trapped and its monitor's state page is still to be
+/// loaded at its next entry ([`on_enter`]).
+pub fn is_trapped(subject: SubjectId) -> bool {
+    TRAPPED
+        .get(subject.index())
+        .is_some_and(|flag| flag.load(Ordering::Relaxed))
+}
+
 /// `subject` is now the loaded one (its registers in `frame`, its VMCS
 /// current): if it was trapped, load what its monitor may have changed.
 #[inline(always)]

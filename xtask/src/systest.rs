@@ -18,7 +18,8 @@
 //! - `last`: the last non-empty line must match this;
 //! - `same`: every line containing this text (a plain substring) must
 //!   continue with the same word (e.g. the same checksum before and after
-//!   an attack);
+//!   an attack); `same_skip`: the first this many such lines are not
+//!   compared (a first life before the ones the test is about);
 //! - `[[port.count]]`: `text` (a pattern) must match at least `min` / at
 //!   most `max` lines.
 //!
@@ -214,6 +215,9 @@ pub struct PortExpect {
     /// Lines containing this must continue identically.
     #[serde(default)]
     pub same: Option<String>,
+    /// The first this many lines containing `same` are not compared.
+    #[serde(default)]
+    pub same_skip: usize,
     /// Occurrence counts.
     #[serde(default)]
     pub count: Vec<Count>,
@@ -428,6 +432,7 @@ pub fn check_port(port: &str, expect: &PortExpect, output: &str) -> Vec<String> 
             .iter()
             .filter_map(|l| l.find(text.as_str()).map(|at| &l[at + text.len()..]))
             .map(|rest| rest.split_whitespace().next().unwrap_or(""))
+            .skip(expect.same_skip)
             .collect();
         if let Some(first) = words.first()
             && let Some(other) = words.iter().find(|w| *w != first)
@@ -530,6 +535,25 @@ max = 2
     fn passing_output() {
         let out = "alive 0\r\nchecksum=0x1 a\ngot 0\ngot 1\nalive 1\nchecksum=0x1 b\ndone\n\n";
         assert_eq!(check(&def(), out, ""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn same_skip_leaves_out_the_first_lines() {
+        let mut expect = PortExpect {
+            same: Some("offset ".to_owned()),
+            ..PortExpect::default()
+        };
+        let out = "offset 9\noffset 7\noffset 5\noffset 5\n";
+        assert_eq!(check_port("com1", &expect, out).len(), 1);
+        expect.same_skip = 2;
+        assert!(check_port("com1", &expect, out).is_empty());
+        expect.same_skip = 1;
+        let f = check_port("com1", &expect, out);
+        assert!(
+            f.iter()
+                .any(|m| m.contains("followed by `7` and later by `5`")),
+            "{f:?}"
+        );
     }
 
     #[test]

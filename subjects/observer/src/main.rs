@@ -82,6 +82,7 @@ const UNDEFINED_EVENT: u64 = 63;
 fn main(info: Info<'static>) -> ! {
     match Uart::from_info(&info, "uart") {
         Some(uart) if info.name() == "ipi_victim" => ipi_victim(&info, uart),
+        Some(uart) if info.name() == "reborn" => reborn(&info, uart),
         Some(uart) => observe(&info, uart),
         None if info.name() == "restarter" => restarter(&info),
         None if info.name().starts_with("switch_") => switcher(&info),
@@ -174,6 +175,23 @@ fn restarter(info: &Info<'static>) -> ! {
             core::hint::spin_loop();
         }
     }
+    septum_sdk::arch::invalid_opcode()
+}
+
+/// The `silence_restart` subject: every life prints its first TSC read
+/// modulo the major frame, then faults, and the kernel restarts it in its
+/// next frame. The restart is the frame's own work, done before the entry:
+/// the kernel starts it only after the frame's whole pad, so the offset is
+/// the same in every life whatever its neighbour did before the boundary
+/// (spin to the deadline, yield, sleep, hypercalls, stopped). Before
+/// session 10 the restart began wherever the neighbour's frame end left
+/// off, and the offsets differed by that.
+fn reborn(info: &Info<'static>, mut uart: Uart) -> ! {
+    let start = rdtsc();
+    let period = info.major_frame_cycles().map_or(1, |p| p.get().max(1));
+    uart.init();
+    let _ = writeln!(uart, "reborn: life offset {}", start % period);
+    uart.flush();
     septum_sdk::arch::invalid_opcode()
 }
 

@@ -123,6 +123,46 @@ pub fn spin_until(target: TscCycles) {
     }
 }
 
+/// [`spin_until`], then a ladder that makes the path out of the loop the
+/// same length whichever of the loop's three instructions the target fell
+/// on (the read that ends the loop lies d = 0 to 2 ticks past it; where
+/// one tick is one instruction, as in Bochs, the caller goes on exactly 7
+/// ticks after the target for every d), like the padded entry's stub: a
+/// wait whose end must not depend on when it began. A target already
+/// passed returns at once.
+pub fn spin_until_even(target: TscCycles) {
+    if rdtsc() >= target {
+        return;
+    }
+    // Safety: RDTSC, arithmetic on registers and direct branches to labels
+    // inside the block only.
+    unsafe {
+        asm!(
+            "2:",
+            "rdtsc",
+            "sub {target:e}, %eax",
+            "js 2b",
+            "cmp $1, %eax",
+            "jb 10f",
+            "cmp $2, %eax",
+            "jb 11f",
+            "jmp 12f",
+            "10:",
+            "nop",
+            "nop",
+            "nop",
+            "11:",
+            "nop",
+            "jmp 12f",
+            "12:",
+            target = in(reg) target.get() as u32,
+            out("eax") _,
+            out("edx") _,
+            options(att_syntax, nomem, nostack),
+        )
+    }
+}
+
 /// CPUID leaf/subleaf: (EAX, EBX, ECX, EDX).
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     let result = core::arch::x86_64::__cpuid_count(leaf, subleaf);

@@ -232,6 +232,13 @@ fn budget(_report: &Report) -> u64 {
 /// [`budget`]); the rest wait for the partition's next frame. Called
 /// before the frame's first subject is entered: the time is the
 /// partition's own, and it never runs over into the next partition's.
+/// Whether [`run_due`] has something to write for the partition whose
+/// frame begins on `cpu` (one queue lookup and a bit test).
+pub(super) fn due(cpu: &mut CpuCore) -> bool {
+    let partition = cpu.scheduler.partition();
+    queue(cpu).is_some_and(|queue| queue.partitions & partition_bit(partition) != 0)
+}
+
 pub(super) fn run_due(cpu: &mut CpuCore) {
     let partition = cpu.scheduler.partition();
     if queue(cpu).is_none_or(|queue| queue.partitions & partition_bit(partition) == 0) {

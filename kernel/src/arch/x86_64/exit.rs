@@ -765,10 +765,22 @@ fn execute(
     mut decision: Decision,
     mut boundary: Option<TscCycles>,
 ) -> u64 {
+    // The boundary whose frame's own work was checked for (`own_work`).
+    let mut checked_for = None;
     loop {
-        if boundary.is_some() {
+        if let Some(at) = boundary {
             #[cfg(feature = "count-transition")]
             super::transition_probe::mark(cpu, super::transition_probe::Point::Decided);
+            if checked_for != Some(at) {
+                checked_for = Some(at);
+                if own_work(cpu, decision) {
+                    // After the whole base pad, where the transition is
+                    // over whatever the previous partition did.
+                    cpu::spin_until_even(TscCycles(
+                        at.get().wrapping_add(cpu.scheduler.entry_pad().get()),
+                    ));
+                }
+            }
             super::deferred::run_due(cpu);
         }
         let launch = match decision {
@@ -901,6 +913,29 @@ fn execute(
         arm_timer(cpu);
         return launch;
     }
+}
+
+/// Whether the frame that begins with `decision` first does work of its
+/// own partition that may take longer than its pad: held-back reports to
+/// write (`deferred`), a restart of the subject it enters, a trapped
+/// subject's state page to load or a trap it owes its monitor. Such work
+/// then starts only at `boundary + pad` ([`execute`]), when the previous
+/// partition's transition is over whatever it did, so the late entry it
+/// causes is late by the partition's own work alone. Before, it started
+/// wherever the transition ended, and an entry later than the pad came at
+/// `boundary + transition + work`: the entered subject could measure how
+/// long the previous partition's frame end took.
+#[inline(always)]
+fn own_work(cpu: &mut CpuCore, decision: Decision) -> bool {
+    let subject = match decision {
+        Decision::Run(subject) | Decision::Wake { subject, .. } => subject,
+        Decision::Resume => return super::deferred::due(cpu),
+        _ => return false,
+    };
+    super::deferred::due(cpu)
+        || crate::lifecycle::REQUESTS.is_requested(subject)
+        || crate::monitor::is_trapped(subject)
+        || super::late_entry::owes(subject)
 }
 
 /// Most TSC ticks `console::pump` takes: one lock attempt, one status

@@ -281,6 +281,12 @@ pub(super) fn trap_at_deadline(
     Some(wait_for(cpu, deadline))
 }
 
+/// Whether `subject` owes a trap to its monitor ([`owed`]).
+pub(super) fn owes(subject: SubjectId) -> bool {
+    OWED.get(subject.index())
+        .is_some_and(|word| word.load(Ordering::Relaxed) & OWED_FLAG != 0)
+}
+
 /// `subject` was just made the loaded one: the trap it owes, if any, is
 /// handed to its monitor now (its VMCS still holds the exit, its
 /// registers are in `frame`: nothing ran it since); returns what runs
