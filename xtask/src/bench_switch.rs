@@ -63,26 +63,52 @@ pub fn parse_gap(com1: &str) -> Option<(u64, u64)> {
     Some((value("min=")?, value("max=")?))
 }
 
-/// From the composer's text report: the first major frame's length and the
-/// length of `partition`'s minor frame in it, in TSC cycles.
-pub fn parse_report(report: &str, partition: &str) -> Option<(u64, u64)> {
+/// A minor frame as the composer's text report gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planned {
+    /// The first major frame's length, TSC cycles.
+    pub major: u64,
+    /// The partition's minor frame's length, TSC cycles.
+    pub own: u64,
+    /// The frame's entry pad (`pad N` at the end of its line).
+    pub pad: u64,
+}
+
+/// From the composer's text report: the first major frame's length, and
+/// the length and entry pad of `partition`'s minor frame in it.
+pub fn parse_report(report: &str, partition: &str) -> Option<Planned> {
     let major = report.lines().find_map(|l| {
         let rest = l.trim().strip_prefix("major frame 0: ")?;
         let (_, cycles) = rest.split_once(" = ")?;
         cycles.strip_suffix(" TSC cycles")?.parse().ok()
     })?;
-    let minor = report.lines().find_map(|l| {
+    report.lines().find_map(|l| {
         let words: Vec<&str> = l.split_whitespace().collect();
         match words.as_slice() {
-            ["ticks", _, "-", _, "cycles", start, "-", end, name] if *name == partition => {
+            [
+                "ticks",
+                _,
+                "-",
+                _,
+                "cycles",
+                start,
+                "-",
+                end,
+                name,
+                "pad",
+                pad,
+            ] if *name == partition => {
                 let start: u64 = start.parse().ok()?;
                 let end: u64 = end.parse().ok()?;
-                end.checked_sub(start)
+                Some(Planned {
+                    major,
+                    own: end.checked_sub(start)?,
+                    pad: pad.parse().ok()?,
+                })
             }
             _ => None,
         }
-    })?;
-    Some((major, minor))
+    })
 }
 
 /// The switch cost from the gaps and the plan: each gap minus the other
@@ -135,15 +161,25 @@ pub fn run(paths: &Paths) -> Result<bool, Error> {
     let report_path = image.composed.join("report.txt");
     let report = std::fs::read_to_string(&report_path)
         .map_err(|e| format!("cannot read {}: {e}", report_path.display()))?;
-    let (major, own) = parse_report(&report, PARTITION).ok_or_else(|| {
+    let planned = parse_report(&report, PARTITION).ok_or_else(|| {
         format!(
             "bench: no plan for {PARTITION} in {}",
             report_path.display()
         )
     })?;
-    let switch =
-        switch_cost(gap, major, own).ok_or("bench: the off-CPU gap is shorter than the plan")?;
-    let pad = PAD.get();
+    let switch = switch_cost(gap, planned.major, planned.own)
+        .ok_or("bench: the off-CPU gap is shorter than the plan")?;
+    // The composer's pad for the frame, which must be the lean one: the
+    // boundary measured is the first frame of a one-CPU plan after a
+    // native partition.
+    let pad = planned.pad;
+    if pad != PAD.get() {
+        return Err(format!(
+            "bench: the composer gives {PARTITION}'s frame the pad {pad}, not LEAN_ENTRY_PAD ({})",
+            PAD.get()
+        )
+        .into());
+    }
     println!();
     println!("minor-frame switch (systems/timing.xml, timer exit to the next subject):");
     println!(
@@ -177,8 +213,8 @@ Schedule (tickRate 1000 Hz)
   partition p_load on cpu 0: groups [load]
   major frame 0: 10 ticks = 100000 TSC cycles
     cpu 0:
-      ticks        0 - 4        cycles            0 - 40000        p_timing
-      ticks        4 - 10       cycles        40000 - 100000       p_load
+      ticks        0 - 4        cycles            0 - 40000        p_timing  pad 650
+      ticks        4 - 10       cycles        40000 - 100000       p_load  pad 650
 ";
 
     #[test]
@@ -186,9 +222,9 @@ Schedule (tickRate 1000 Hz)
         let com1 = "timing: P=100000 periods min=100000\ntiming: off-CPU gap min=61012 max=61015\n";
         let gap = parse_gap(com1).unwrap();
         assert_eq!(gap, (61012, 61015));
-        let (major, own) = parse_report(REPORT, "p_timing").unwrap();
-        assert_eq!((major, own), (100_000, 40_000));
-        assert_eq!(parse_report(REPORT, "p_load").unwrap().1, 60_000);
+        let Planned { major, own, pad } = parse_report(REPORT, "p_timing").unwrap();
+        assert_eq!((major, own, pad), (100_000, 40_000, 650));
+        assert_eq!(parse_report(REPORT, "p_load").unwrap().own, 60_000);
         assert_eq!(parse_report(REPORT, "p_none"), None);
         let switch = switch_cost(gap, major, own).unwrap();
         assert_eq!(

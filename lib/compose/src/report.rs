@@ -393,6 +393,7 @@ pub fn json_report(c: &Composition) -> Value {
                                 "end_ticks": f.end_ticks,
                                 "start_cycles": f.start.get(),
                                 "end_cycles": f.end.get(),
+                                "entry_pad_cycles": c.entry_pad(f).get(),
                             })
                         })
                         .collect();
@@ -656,12 +657,13 @@ pub fn text_report(c: &Composition) -> String {
             for f in frames {
                 let _ = writeln!(
                     o,
-                    "      ticks {:>8} - {:<8} cycles {:>12} - {:<12} {}",
+                    "      ticks {:>8} - {:<8} cycles {:>12} - {:<12} {}  pad {}",
                     f.start_ticks,
                     f.end_ticks,
                     f.start.get(),
                     f.end.get(),
-                    c.schedule.partition(f.partition).name
+                    c.schedule.partition(f.partition).name,
+                    c.entry_pad(f).get()
                 );
             }
         }

@@ -340,6 +340,28 @@ pub struct Composition {
 }
 
 impl Composition {
+    /// Whether the kernel built from this composition takes interrupts in
+    /// root mode (the kernel's `interrupts::TAKES`: a routed line or MSI,
+    /// an `ipi` event, an IOMMU), which gives every frame the lead
+    /// (`septum_abi::timing::Boundary::has_lead`).
+    pub fn takes_interrupts(&self) -> bool {
+        !self.interrupts.routes.is_empty()
+            || !self.interrupts.msis.is_empty()
+            || self
+                .subjects
+                .iter()
+                .any(|s| crate::events::ipi_mask(&s.source_events) != 0)
+            || !self.vtd.iommus.is_empty()
+    }
+
+    /// The whole entry pad of minor frame `frame`: its base pad, and the
+    /// lead if the frame's partition has a VM or the kernel takes
+    /// interrupts (the time after the frame's start at which the kernel
+    /// enters its subject).
+    pub fn entry_pad(&self, frame: &crate::plan::MinorOut) -> septum_abi::TscCycles {
+        septum_abi::timing::entry_pad(frame.pad, frame.lead || self.takes_interrupts())
+    }
+
     /// Every region the image occupies: the kernel windows, then every
     /// composed region and the crash-audit region in address order (the
     /// kernel checks each lies in RAM).

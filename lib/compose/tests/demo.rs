@@ -541,5 +541,9 @@ fn composed_directory_round_trips() {
         report["scheduling"]["major_frames"][0]["cpus"][0]["minor_frames"][1]["end_cycles"],
         300_000
     );
+    assert_eq!(
+        report["scheduling"]["major_frames"][0]["cpus"][0]["minor_frames"][1]["entry_pad_cycles"],
+        septum_abi::timing::LEAN_ENTRY_PAD.get()
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -175,3 +175,28 @@ fn the_vm_gets_an_apic_access_page_and_nothing_may_overlap_it() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("overlaps local APIC page"), "{errors:?}");
 }
+
+/// A VM's frame gets the lead for its entry work, whatever the kernel
+/// takes: its base pad is the full one (a VM before and after the
+/// boundary), and the spec marks it.
+#[test]
+fn a_vm_frame_gets_the_full_pad_and_the_lead() {
+    let loaded = septum_policy::check(&fixture());
+    let policy = loaded.valid_policy().expect("fixture is valid");
+    let binaries: HashMap<String, Vec<u8>> = [
+        ("bzImage".to_owned(), bzimage(0x3000)),
+        ("initrd".to_owned(), vec![0x30; 0x1000]),
+    ]
+    .into();
+    let composed = compose_policy(policy, &binaries).expect("composes");
+    let frame = &composed.composition.schedule.major_frames[0].cpus[0][0];
+    assert_eq!(frame.pad, septum_abi::timing::FRAME_ENTRY_PAD);
+    assert!(frame.lead);
+    assert!(
+        composed
+            .spec
+            .contains("pad: septum_abi::TscCycles(700), lead: true")
+    );
+    let expected = septum_abi::timing::entry_pad(septum_abi::timing::FRAME_ENTRY_PAD, true);
+    assert_eq!(composed.composition.entry_pad(frame), expected);
+}
