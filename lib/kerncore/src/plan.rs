@@ -96,6 +96,10 @@ pub enum SpecError {
     /// A minor frame names a partition of another CPU, or a partition holds
     /// a subject of another CPU.
     CpuMismatch,
+    /// A minor frame's entry pad is shorter than the shortest the kernel
+    /// was measured to need (`septum_abi::timing::LEAN_ENTRY_PAD`): its
+    /// entries would come when the previous partition's transition ends.
+    PadTooShort,
 }
 
 impl fmt::Display for SpecError {
@@ -112,6 +116,9 @@ impl fmt::Display for SpecError {
             }
             Self::CpuMismatch => {
                 f.write_str("a partition and its subjects or frames differ in CPU")
+            }
+            Self::PadTooShort => {
+                f.write_str("a minor frame's entry pad is shorter than the lean pad")
             }
         }
     }
@@ -304,6 +311,9 @@ impl<'e> Scheduler<'e> {
             for minor in *minors {
                 if minor.end.get() <= previous_end {
                     return Err(SpecError::BadFrameEnds);
+                }
+                if minor.pad.get() < septum_abi::timing::LEAN_ENTRY_PAD.get() {
+                    return Err(SpecError::PadTooShort);
                 }
                 previous_end = minor.end.get();
                 let partition = spec
@@ -982,6 +992,31 @@ mod tests {
         image_regions: &[],
     };
 
+    static SHORT_PAD: SystemSpec = SystemSpec {
+        name: "pad",
+        kernel: KERNEL,
+        subjects: &[subject("a", FaultAction::StopSystem, NO_EVENTS)],
+        partitions: &[PartitionSpec {
+            name: "p",
+            cpu: 0,
+            groups: &[GroupId(0)],
+        }],
+        groups: &[GroupSpec {
+            subjects: &[A],
+            initial: A,
+        }],
+        major_frames: &[MajorFrameSpec {
+            length: TscCycles(100_000),
+            cpus: &[&[MinorFrameSpec {
+                partition: PartitionId(0),
+                end: TscCycles(100_000),
+                pad: TscCycles(0),
+                lead: false,
+            }]],
+        }],
+        image_regions: &[],
+    };
+
     static BAD_ENDS: SystemSpec = SystemSpec {
         name: "ends",
         kernel: KERNEL,
@@ -1101,6 +1136,10 @@ mod tests {
         assert_eq!(
             Scheduler::new(&TWO_PARTITIONS, 1, &events).unwrap_err(),
             SpecError::NoFrames
+        );
+        assert_eq!(
+            Scheduler::new(&SHORT_PAD, 0, &events).unwrap_err(),
+            SpecError::PadTooShort
         );
         let mut text = std::string::String::new();
         core::fmt::write(&mut text, format_args!("{}", SpecError::BadFrameEnds)).unwrap();
