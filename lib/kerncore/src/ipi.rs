@@ -192,48 +192,25 @@ mod tests {
         let spec = spec();
         assert!(present(&spec));
         let a = SubjectId(0);
+        // Where event `event` of `caller` sends its IPI.
+        let to = |caller, event| destination(&spec, caller, event, |s| partition_of(&spec, s));
         // b is in partition p_b of the test plan.
         assert_eq!(
-            destination(&spec, a, 1, |s| partition_of(&spec, s)),
+            to(a, 1),
             Some(Destination {
                 apic: ApicId(6),
                 cpu: 1,
                 partition: Some(PartitionId(1))
             })
         );
-        assert_eq!(
-            destination(&spec, a, 2, |s| partition_of(&spec, s)),
-            None,
-            "async"
-        );
-        assert_eq!(
-            destination(&spec, a, 3, |s| partition_of(&spec, s)),
-            None,
-            "same CPU"
-        );
-        assert_eq!(
-            destination(&spec, a, 4, |s| partition_of(&spec, s)),
-            None,
-            "kernel event"
-        );
-        assert_eq!(
-            destination(&spec, a, 0, |s| partition_of(&spec, s)),
-            None,
-            "undefined"
-        );
-        assert_eq!(destination(&spec, a, 64, |s| partition_of(&spec, s)), None);
-        assert_eq!(
-            destination(&spec, a, u64::MAX, |s| partition_of(&spec, s)),
-            None
-        );
-        assert_eq!(
-            destination(&spec, SubjectId(1), 1, |s| partition_of(&spec, s)),
-            None
-        );
-        assert_eq!(
-            destination(&spec, SubjectId(9), 1, |s| partition_of(&spec, s)),
-            None
-        );
+        assert_eq!(to(a, 2), None, "async");
+        assert_eq!(to(a, 3), None, "same CPU");
+        assert_eq!(to(a, 4), None, "kernel event");
+        assert_eq!(to(a, 0), None, "undefined");
+        assert_eq!(to(a, 64), None);
+        assert_eq!(to(a, u64::MAX), None);
+        assert_eq!(to(SubjectId(1), 1), None);
+        assert_eq!(to(SubjectId(9), 1), None);
         assert!(!present(&TWO_PARTITIONS));
     }
 

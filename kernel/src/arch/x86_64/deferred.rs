@@ -227,11 +227,6 @@ fn budget(_report: &Report) -> u64 {
     LINES_BUDGET
 }
 
-/// A minor frame has begun: write the reports of its partition's faults,
-/// oldest first, as long as each fits before the frame's deadline (its
-/// [`budget`]); the rest wait for the partition's next frame. Called
-/// before the frame's first subject is entered: the time is the
-/// partition's own, and it never runs over into the next partition's.
 /// Whether [`run_due`] has something to write for the partition whose
 /// frame begins on `cpu` (one queue lookup and a bit test).
 pub(super) fn due(cpu: &mut CpuCore) -> bool {
@@ -239,11 +234,16 @@ pub(super) fn due(cpu: &mut CpuCore) -> bool {
     queue(cpu).is_some_and(|queue| queue.partitions & partition_bit(partition) != 0)
 }
 
+/// A minor frame has begun: write the reports of its partition's faults,
+/// oldest first, as long as each fits before the frame's deadline (its
+/// [`budget`]); the rest wait for the partition's next frame. Called
+/// before the frame's first subject is entered: the time is the
+/// partition's own, and it never runs over into the next partition's.
 pub(super) fn run_due(cpu: &mut CpuCore) {
-    let partition = cpu.scheduler.partition();
-    if queue(cpu).is_none_or(|queue| queue.partitions & partition_bit(partition) == 0) {
+    if !due(cpu) {
         return;
     }
+    let partition = cpu.scheduler.partition();
     let deadline = cpu.scheduler.deadline().get();
     // Once one does not fit, the later ones wait too (their order stays).
     let in_time = core::cell::Cell::new(true);
