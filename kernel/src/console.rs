@@ -219,6 +219,15 @@ pub fn start_buffering() {
     BUFFERED.store(true, Ordering::Relaxed);
 }
 
+/// Whether the ring holds bytes not yet sent: two loads, for the frame
+/// transition to skip [`pump`] (and the time check before it) when there
+/// is nothing to move. A byte appended just after the check waits for the
+/// next pump.
+#[inline(always)]
+pub fn waiting() -> bool {
+    RING.head.load(Ordering::Relaxed) != RING.tail.load(Ordering::Relaxed)
+}
+
 /// Move at most one FIFO's worth of bytes from the ring to the UART, if
 /// its transmitter is empty; bounded: one lock attempt, one status read,
 /// at most [`FIFO_BYTES`] port writes. Does nothing if another CPU holds

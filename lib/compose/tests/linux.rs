@@ -195,7 +195,7 @@ fn a_vm_frame_gets_the_full_pad_and_the_lead() {
     assert!(
         composed
             .spec
-            .contains("pad: septum_abi::TscCycles(700), lead: true")
+            .contains("pad: septum_abi::TscCycles(610), lead: true")
     );
     let expected = septum_abi::timing::entry_pad(septum_abi::timing::FRAME_ENTRY_PAD, true);
     assert_eq!(composed.composition.entry_pad(frame), expected);

@@ -523,6 +523,7 @@ impl<'e> Scheduler<'e> {
 
     /// The current minor frame ended (its deadline has passed): move to the
     /// next one and pick its subject.
+    #[inline(always)]
     pub fn on_frame_end(&mut self, _now: TscCycles) -> Decision {
         // `next_index` without its overflow test: `minor` is below the
         // frame count, so `minor + 1` cannot wrap.
@@ -695,6 +696,7 @@ impl<'e> Scheduler<'e> {
     /// The current minor frame begins: its deadline, then its subject. One
     /// lookup of the minor frame serves both (the frame end's hot path,
     /// docs/kernel.md "A lean frame end").
+    #[inline(always)]
     fn begin_minor_frame(&mut self) -> Decision {
         let Some(minor) = self.minors.get(self.minor) else {
             self.deadline = self.major_start;

@@ -139,9 +139,10 @@ global_asm!(
     // path from that read to `septum_vmx_enter` the same length whatever
     // d was: SUB, JS, then 5 - d instructions (d = 2: two compares and
     // branches, the jump; d = 1: 4, one NOP, the jump; d = 0: 2, three NOPs
-    // and one, the jump), so `septum_vmx_enter` starts 9 ticks after
-    // `not_before` and VMRESUME runs at the same time after it (exactly so
-    // where one tick is one instruction, as in Bochs). Only direct
+    // and one, the jump), so `septum_vmx_enter_armed` (the entry without
+    // the stub's timer: `enter_at` wrote it for this entry's time) starts
+    // 9 ticks after `not_before` and VMRESUME runs at the same time after
+    // it (exactly so where one tick is one instruction, as in Bochs). Only direct
     // branches. A read later than that (arrived late) takes the d = 2
     // path.
     ".global septum_vmx_enter_padded",
@@ -155,14 +156,14 @@ global_asm!(
     "jb 10f",
     "cmp $2, %eax",
     "jb 11f",
-    "jmp septum_vmx_enter",
+    "jmp septum_vmx_enter_armed",
     "10:",
     "nop",
     "nop",
     "nop",
     "11:",
     "nop",
-    "jmp septum_vmx_enter",
+    "jmp septum_vmx_enter_armed",
     ".balign 16",
     // septum_vmexit_stub: host RSP is the end of the loaded subject's
     // register frame (`regs.rs`): the pushes fill it; the word at host RSP
@@ -196,6 +197,32 @@ global_asm!(
     // register frame; POP leaves the flags of the TEST intact.
     ".global septum_vmx_enter",
     "septum_vmx_enter:",
+    // The VMX-preemption timer counts from the VM entry: its value is
+    // the ticks from this TSC read to `CpuCore::timer_at` (none if past),
+    // less the read's distance to the entry (`ENTRY_TIMER_LATENCY`), in
+    // the timer's units. Branch-free up to the entry: every path takes the
+    // same number of instructions. A failed VMWRITE is a failed entry.
+    "mov {regs_size}(%rdi), %r8",
+    "mov {timer_shift_at}(%r8), %ecx",
+    "rdtsc",
+    "shl $32, %rdx",
+    "or %rax, %rdx",
+    "mov {timer_at}(%r8), %rax",
+    "sub %rdx, %rax",
+    "mov $0, %edx",
+    "cmovb %rdx, %rax",
+    "sub ${latency}, %rax",
+    "cmovb %rdx, %rax",
+    "shr %cl, %rax",
+    "mov $0xffffffff, %edx",
+    "cmp %rdx, %rax",
+    "cmova %rdx, %rax",
+    "mov ${timer_field}, %edx",
+    "vmwrite %rax, %rdx",
+    "jbe 6f",
+    // septum_vmx_enter_armed(frame, launch): the same with the timer
+    // already written (the padded entry, whose time of entry is known).
+    "septum_vmx_enter_armed:",
     "mov %rdi, %rsp",
     "test %rsi, %rsi",
     "pop %rax",
@@ -224,11 +251,33 @@ global_asm!(
     "mov (%rsp), %rsp",
     "call septum_vmentry_failed",
     "ud2",
+    // The timer's VMWRITE failed: R8 is this CPU's exit-stack top.
+    "6:",
+    "mov %r8, %rsp",
+    "call septum_vmentry_failed",
+    "ud2",
     regs_size = const super::regs::REGS_SIZE,
+    timer_at = const percpu::TIMER_AT,
+    timer_shift_at = const percpu::TIMER_SHIFT_AT,
+    latency = const ENTRY_TIMER_LATENCY,
+    timer_field = const field::PREEMPTION_TIMER_VALUE,
     core_at = const percpu::CORE_AT,
     loaded_frame = const percpu::LOADED_FRAME_AT,
     options(att_syntax)
 );
+
+/// Ticks from the entry stub's TSC read to the VM entry, which starts the
+/// VMX-preemption timer: the 14 instructions that compute and write the
+/// timer's value and check the write, the frame's address into RSP, the
+/// flag test, 15 pops, the branch and VMRESUME (where one tick is one
+/// instruction, as in Bochs). The timer so expires at its deadline
+/// whatever path led to the entry: a padded frame entry, a hypercall's
+/// return, an emulated access, a switch inside the frame. Counted from a
+/// TSC read in Rust, each path overran the deadline by its own distance
+/// to the entry (up to about 50 ticks, the frame end of `silence_exits`
+/// 30 ticks later than a plain one's), and the next partition's
+/// transition began that much later.
+const ENTRY_TIMER_LATENCY: u64 = 34;
 
 unsafe extern "C" {
     fn septum_vmx_enter(frame: *mut GuestRegs, launch: u64) -> !;
@@ -374,6 +423,7 @@ pub fn start(cpu: CpuNumber, scheduler: Scheduler<'static>, timer_shift: u32) ->
             loaded: None,
             frame: core::ptr::null_mut(),
             timer_shift,
+            timer_at: TscCycles(0),
         });
     }
     // Safety: just written; this is the only reference, and it is dead
@@ -442,6 +492,9 @@ extern "C" fn septum_vmexit(core: *mut CpuCore) -> u64 {
     let (launch, hypercall) = handle_exit(cpu, frame);
     #[cfg(feature = "count-vmcs")]
     if hypercall {
+        // The entry stub's VMWRITE of the preemption timer on the way
+        // back (`septum_vmx_enter`), which the counter does not see.
+        vmx::VMCS_ACCESSES.fetch_add(1, Ordering::Relaxed);
         MAX_VMCALL_ACCESSES.fetch_max(
             vmx::VMCS_ACCESSES.load(Ordering::Relaxed),
             Ordering::Relaxed,
@@ -631,21 +684,10 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
             return timer_exit_at(cpu, frame, now);
         }
         interrupts::before_entry(cpu);
-        // The same TSC read arms the timer (one read on the hypercall's
-        // path, as before) unless an injection or a VM's entry work may
-        // make the entry later (below).
-        let deadline = timer_deadline(cpu);
-        // A VM's entry work (`vm::before_entry`) runs in `timer_deadline`:
-        // the timer counts from after it, and from after an injection
-        // (`interrupts::before_entry`): counted from before it, the frame
-        // ran past its deadline by the injection's time, 190 ticks on a
-        // four-CPU Bochs (`silence_ipi`, `count-transition`).
-        let entry = if interrupts::ROUTES || interrupts::EVENT_VECTORS || super::vm::PRESENT {
-            rdtsc()
-        } else {
-            now
-        };
-        write_timer(cpu, deadline, entry);
+        // The stub counts the timer from the entry itself, after the
+        // injection and a VM's entry work (`vm::before_entry`, run by
+        // `timer_deadline`).
+        arm_timer(cpu);
         0
     } else {
         execute(cpu, frame, decision, boundary)
@@ -771,17 +813,28 @@ fn execute(
         if let Some(at) = boundary {
             #[cfg(feature = "count-transition")]
             super::transition_probe::mark(cpu, super::transition_probe::Point::Decided);
-            if checked_for != Some(at) {
+            // The first decision at a boundary looks at the held-back
+            // reports once (for `own_work` and `run_due`); a later one
+            // at the same boundary (after a restart or a trap) looks
+            // again: it may have held a report back since.
+            let first = checked_for != Some(at);
+            let due = !first || super::deferred::due(cpu);
+            let work = first && own_work(decision, due);
+            if first {
                 checked_for = Some(at);
-                if own_work(cpu, decision) {
-                    // After the whole base pad, where the transition is
-                    // over whatever the previous partition did.
-                    cpu::spin_until_even(TscCycles(
-                        at.get().wrapping_add(cpu.scheduler.entry_pad().get()),
-                    ));
-                }
             }
-            super::deferred::run_due(cpu);
+            if work {
+                #[cfg(feature = "count-transition")]
+                super::transition_probe::own_work(cpu);
+                // After the whole base pad, where the transition is over
+                // whatever the previous partition did.
+                cpu::spin_until_even(TscCycles(
+                    at.get().wrapping_add(cpu.scheduler.entry_pad().get()),
+                ));
+            }
+            if due {
+                super::deferred::run_due(cpu);
+            }
         }
         let launch = match decision {
             Decision::Resume => 0,
@@ -925,15 +978,16 @@ fn execute(
 /// wherever the transition ended, and an entry later than the pad came at
 /// `boundary + transition + work`: the entered subject could measure how
 /// long the previous partition's frame end took.
+/// `due`: whether the partition has held-back reports
+/// (`deferred::due`).
 #[inline(always)]
-fn own_work(cpu: &mut CpuCore, decision: Decision) -> bool {
+fn own_work(decision: Decision, due: bool) -> bool {
     let subject = match decision {
         Decision::Run(subject) | Decision::Wake { subject, .. } => subject,
-        Decision::Resume => return super::deferred::due(cpu),
+        Decision::Resume => return due,
         _ => return false,
     };
-    super::deferred::due(cpu)
-        || crate::lifecycle::REQUESTS.is_requested(subject)
+    due || crate::lifecycle::REQUESTS.is_requested(subject)
         || crate::monitor::is_trapped(subject)
         || super::late_entry::owes(subject)
 }
@@ -974,7 +1028,7 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
     // Kernel output moves to the UART here, only if it fits in what is
     // left of the pad (`console::pump`: bounded), so it never lengthens
     // the transition.
-    if rdtsc().get().saturating_add(PUMP_BUDGET.get()) <= take_at {
+    if crate::console::waiting() && rdtsc().get().saturating_add(PUMP_BUDGET.get()) <= take_at {
         #[cfg(feature = "count-transition")]
         super::transition_probe::pump_start(cpu);
         crate::console::pump();
@@ -993,36 +1047,33 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
         }
     }
     interrupts::before_entry(cpu);
-    // An entry later than `entry` (the subject's own restart before it, a
-    // transition longer than the pad) is made at once: the timer counts
-    // from then, or the frame would overrun its deadline by the delay.
-    let now = rdtsc();
-    let not_before = if now <= entry {
-        arm_timer_from(
-            cpu,
-            TscCycles(entry.get().wrapping_add(PADDED_ENTRY_LATENCY)),
-        );
-        entry
-    } else {
-        // Read after the pump, the take and a VM's entry work, like every
-        // other unpadded entry.
-        arm_timer(cpu);
-        // The stub compares 32 bits: given `entry`, an entry later by more
-        // than 2^31 ticks (a long restart) would spin that long again.
-        now
-    };
+    arm_timer(cpu);
     #[cfg(feature = "count-transition")]
     if !lead {
         super::transition_probe::ready(cpu, boundary, cpu.scheduler.entry_pad());
     }
     #[cfg(feature = "count-transition")]
     super::transition_probe::armed(boundary);
+    if rdtsc() > entry {
+        // Later than `entry` (the subject's own restart before it, a
+        // transition longer than the pad): entered at once, the stub
+        // counting the timer from the entry.
+        // Safety: as below; the stub arms the timer from `timer_at`.
+        unsafe { septum_vmx_enter(cpu.frame, launch) }
+    }
+    // The time of this entry is known: the timer is written here, counted
+    // from it, and the stub after the spin only pops and enters.
+    write_timer_from(
+        cpu,
+        TscCycles(entry.get().wrapping_add(PADDED_ENTRY_LATENCY)),
+    );
     // Safety: `cpu.frame` is the loaded subject's register frame
     // (`switch_to` sets it with `cpu.loaded`); its VMCS is current with the
     // timer armed. The stub sets RSP to the frame, so the Rust frames on
     // the exit stack are simply abandoned (and with them every reference
-    // to the frame): nothing in them needs dropping.
-    unsafe { septum_vmx_enter_padded(cpu.frame, launch, not_before) }
+    // to the frame): nothing in them needs dropping. The stub compares 32
+    // bits of the TSC: `entry` is at most the pad ahead.
+    unsafe { septum_vmx_enter_padded(cpu.frame, launch, entry) }
 }
 
 /// A minor frame's deadline passed, before the scheduler moves on: at the
@@ -1069,6 +1120,7 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
 /// each subject's stay in its own frame, `regs.rs`). Takes the previous
 /// subject's `frame` and returns `subject`'s, with whether its VMCS still
 /// needs VMLAUNCH.
+#[inline(always)]
 fn switch_to<'f>(
     cpu: &mut CpuCore,
     frame: &'f mut GuestRegs,
@@ -1189,35 +1241,33 @@ pub(super) fn fxrstor(area: &FpuState) {
     }
 }
 
-/// Program the VMX-preemption timer for the current deadline.
+/// Arm the VMX-preemption timer of the loaded subject's next entry for
+/// the current deadline (or a timed event's, or a VM's own timer:
+/// [`timer_deadline`]). The entry stub turns it into the timer's value at
+/// the entry itself ([`ENTRY_TIMER_LATENCY`]).
 #[inline(always)]
-fn arm_timer(cpu: &CpuCore) {
-    let deadline = timer_deadline(cpu);
-    write_timer(cpu, deadline, rdtsc());
+fn arm_timer(cpu: &mut CpuCore) {
+    cpu.timer_at = timer_deadline(cpu);
 }
 
 /// Ticks from the padded entry's `not_before` to its VM entry, which
 /// starts the VMX-preemption timer: the spin's evening ladder and jump (9
-/// ticks, see `septum_vmx_enter_padded`), then `septum_vmx_enter` (the
-/// frame's address into RSP, the flag test, 15 pops, the branch,
-/// VMRESUME: 19).
-/// Counting the timer from the entry itself ends the frame at its deadline
-/// rather than this much after it (where one tick is one instruction, as
-/// in Bochs; on hardware, where these instructions take longer, an expiry
-/// before the deadline is an early expiry: the subject resumes with the
-/// timer re-armed). At a major-frame barrier every CPU waits for the
-/// latest, so a late frame end on one CPU delays them all. Only here: on
-/// the hypercall's path the same correction would cost it a tick.
+/// ticks, see `septum_vmx_enter_padded`), then `septum_vmx_enter_armed`
+/// (the frame's address into RSP, the flag test, 15 pops, the branch,
+/// VMRESUME: 19), where one tick is one instruction, as in Bochs.
 const PADDED_ENTRY_LATENCY: u64 = 28;
 
-/// Program the VMX-preemption timer for the current deadline, counted from
-/// `entry` (the time of the VM entry that follows). A frame longer than
-/// the timer can count gets the largest value; its early expiry resumes
-/// the subject and re-arms (kerncore `dispatch`).
+/// Write the VMX-preemption timer of the padded entry, counted from
+/// `entry`, the time of that entry: the stub then has no timer to compute
+/// between the spin and the entry (which would lengthen every minor-frame
+/// switch by its 18 instructions). A frame longer than the timer can
+/// count gets the largest value; its early expiry resumes the subject
+/// and re-arms (kerncore `dispatch`).
 #[inline(always)]
-fn arm_timer_from(cpu: &CpuCore, entry: TscCycles) {
-    let deadline = timer_deadline(cpu);
-    write_timer(cpu, deadline, entry);
+fn write_timer_from(cpu: &CpuCore, entry: TscCycles) {
+    let remaining = cpu.timer_at.get().saturating_sub(entry.get()) >> cpu.timer_shift;
+    let value = u32::try_from(remaining).unwrap_or(u32::MAX);
+    or_stop(write_guest(GuestField::PreemptionTimer, u64::from(value)));
 }
 
 /// When the timer of the loaded subject's entry must expire: the frame's
@@ -1226,13 +1276,4 @@ fn arm_timer_from(cpu: &CpuCore, entry: TscCycles) {
 #[inline(always)]
 fn timer_deadline(cpu: &CpuCore) -> TscCycles {
     super::timed::clamp(cpu, super::vm::before_entry(cpu, cpu.scheduler.deadline()))
-}
-
-/// Program the VMX-preemption timer to expire at `deadline`, counted from
-/// `entry`.
-#[inline(always)]
-fn write_timer(cpu: &CpuCore, deadline: TscCycles, entry: TscCycles) {
-    let remaining = deadline.get().saturating_sub(entry.get()) >> cpu.timer_shift;
-    let value = u32::try_from(remaining).unwrap_or(u32::MAX);
-    or_stop(write_guest(GuestField::PreemptionTimer, u64::from(value)));
 }

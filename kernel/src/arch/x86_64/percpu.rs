@@ -41,6 +41,7 @@
 use core::arch::global_asm;
 use core::mem::{MaybeUninit, offset_of, size_of};
 
+use septum_abi::TscCycles;
 use septum_kerncore::plan::Scheduler;
 
 use super::descriptors::{Idt, Tss};
@@ -161,6 +162,10 @@ pub struct CpuCore {
     pub(super) frame: *mut GuestRegs,
     /// IA32_VMX_MISC[4:0]: the preemption timer counts TSC >> this.
     pub(super) timer_shift: u32,
+    /// When the VMX-preemption timer of the next VM entry expires: the
+    /// entry stub writes the timer's value from it at the entry itself
+    /// ([`TIMER_AT`]; `exit::arm_timer`).
+    pub(super) timer_at: TscCycles,
 }
 
 /// The block of `cpu`, as a raw pointer: turning it into a reference is
@@ -206,6 +211,12 @@ pub(super) const CORE_AT: usize = offset_of!(PerCpu, core);
 /// Offset of `CpuCore::frame` in the block: the exit stub, whose RSP is
 /// the block after Rust returns, loads the frame to pop from there.
 pub(super) const LOADED_FRAME_AT: usize = CORE_AT + offset_of!(CpuCore, frame);
+
+/// Offsets of `CpuCore::timer_at` and `CpuCore::timer_shift` in the
+/// block: the entry stub, which finds the block in the word after the
+/// frame it pops, arms the timer from them.
+pub(super) const TIMER_AT: usize = CORE_AT + offset_of!(CpuCore, timer_at);
+pub(super) const TIMER_SHIFT_AT: usize = CORE_AT + offset_of!(CpuCore, timer_shift);
 
 /// Tops of `cpu`'s IST stacks: double fault, NMI, machine check.
 pub fn ist_stack_tops(cpu: CpuNumber) -> [u64; 3] {

@@ -39,16 +39,24 @@ use crate::{kprintln, stop};
 /// `frame`, FPU and CR2 (`context`). `vmcs` must be current on `cpu`,
 /// `context` its subject's slot and `frame` its register frame (the one
 /// the next entry pops).
+/// Inline on every subject switch, where the common case (no request) is
+/// one load; the restart itself is out of line ([`restart`]).
+#[inline(always)]
 pub(super) fn restart_if_requested(
     cpu: CpuNumber,
     vmcs: Vmcs,
     context: &mut SubjectContext,
     frame: &mut GuestRegs,
 ) {
-    let id = vmcs.id();
-    if !crate::lifecycle::REQUESTS.take(id) {
-        return;
+    if crate::lifecycle::REQUESTS.take(vmcs.id()) {
+        restart(cpu, vmcs, context, frame);
     }
+}
+
+/// [`restart_if_requested`] once the request is taken.
+#[inline(never)]
+fn restart(cpu: CpuNumber, vmcs: Vmcs, context: &mut SubjectContext, frame: &mut GuestRegs) {
+    let id = vmcs.id();
     crate::monitor::untrap(id);
     super::vm::reset(id);
     // The crash record of the fault that caused this restart, if its

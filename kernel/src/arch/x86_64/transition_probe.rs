@@ -9,7 +9,7 @@
 //! poweroff: the figures behind `FRAME_ENTRY_PAD` (septum_abi::timing,
 //! docs/kernel.md).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use septum_abi::TscCycles;
 
@@ -139,13 +139,35 @@ fn exclude(cpu: &CpuCore, from: &[AtomicU64; MAX_CPUS]) {
     }
 }
 
+/// Per CPU: this transition's frame first did its own work (`exit::own_work`),
+/// which starts after the pad by design; its time is not the transition's.
+static OWN_WORK: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Transitions whose frame did its own work first (left out of `ready`).
+static OWN_WORK_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// The frame entered next does its own work first: [`ready`] leaves
+/// this transition out (and counts it).
+pub fn own_work(cpu: &CpuCore) {
+    if let Some(flag) = OWN_WORK.get(cpu.number.index()) {
+        flag.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The transition after `boundary`, whose frame has the base pad `base`,
 /// is ready to spin for its take or entry (less any pump): the base pad
-/// must hold the largest of these.
+/// must hold the largest of these. A transition into a frame that did
+/// its own work first ([`own_work`]) is left out.
 pub fn ready(cpu: &CpuCore, boundary: TscCycles, base: TscCycles) {
     let pumped = PUMPED
         .get(cpu.number.index())
         .map_or(0, |slot| slot.swap(0, Ordering::Relaxed));
+    if OWN_WORK
+        .get(cpu.number.index())
+        .is_some_and(|flag| flag.swap(false, Ordering::Relaxed))
+    {
+        OWN_WORK_COUNT.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let at = rdtsc()
         .get()
         .saturating_sub(boundary.get())
@@ -172,6 +194,10 @@ pub fn report() {
             );
         }
     }
+    crate::kprintln!(
+        "septum: transition ready: {} transitions into a frame's own work left out",
+        OWN_WORK_COUNT.load(Ordering::Relaxed)
+    );
     for (name, max) in NAMES.iter().zip(&MAX) {
         crate::kprintln!(
             "septum: transition {name}: at most {} ticks after the boundary",

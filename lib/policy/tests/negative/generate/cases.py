@@ -938,20 +938,20 @@ test("subjects-name-reserved",
 test("scheduling-minor-frame-unusable",
      system(A, scheduling=sched(PA, '<majorFrame>\n  <cpu id="0">'
                                     '<minorFrame partition="p_a" $1ticks="1"/>'
-                                    '<minorFrame partition="p_a" $2ticks="219"/>'
+                                    '<minorFrame partition="p_a" $2ticks="201"/>'
                                     '<minorFrame partition="p_a" ticks="1100"/></cpu>\n</majorFrame>',
                                 rate="1000000")),
-     ("$1", 'minor frame of partition "p_a" lasts 10 TSC cycles; its subject starts 1100 cycles after the boundary, so the frame needs at least 2200'),
-     ("$2", 'minor frame of partition "p_a" lasts 2190 TSC cycles; its subject starts 1100 cycles after the boundary, so the frame needs at least 2200'))
+     ("$1", 'minor frame of partition "p_a" lasts 10 TSC cycles; its subject starts 1010 cycles after the boundary, so the frame needs at least 2020'),
+     ("$2", 'minor frame of partition "p_a" lasts 2010 TSC cycles; its subject starts 1010 cycles after the boundary, so the frame needs at least 2020'))
 
 test("scheduling-minor-frame-short",
      system(A, scheduling=sched(PA, '<majorFrame>\n  <cpu id="0">'
                                     '<minorFrame partition="p_a" $1ticks="220"/>'
-                                    '<minorFrame partition="p_a" $2ticks="1099"/>'
+                                    '<minorFrame partition="p_a" $2ticks="1009"/>'
                                     '<minorFrame partition="p_a" ticks="1100"/></cpu>\n</majorFrame>',
                                 rate="1000000")),
-     ("$1", "warning", 'minor frame of partition "p_a" lasts 2200 TSC cycles, of which the first 1100 (50%) go to the switch into it'),
-     ("$2", "warning", 'minor frame of partition "p_a" lasts 10990 TSC cycles, of which the first 1100 (11%) go to the switch into it'))
+     ("$1", "warning", 'minor frame of partition "p_a" lasts 2200 TSC cycles, of which the first 1010 (46%) go to the switch into it'),
+     ("$2", "warning", 'minor frame of partition "p_a" lasts 10090 TSC cycles, of which the first 1010 (11%) go to the switch into it'))
 
 LOGICAL27 = "serial_port_number_one_xxxx"
 test("subjects-port-name-too-long",
