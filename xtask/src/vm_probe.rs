@@ -30,6 +30,19 @@
 //!   virtio console's BAR at 0xc000 (0xc01f), whose other three bytes are
 //!   outside the range, then print `vm-probe: straddling OUT survived`.
 //!   The kernel must treat the access as a fault of the subject.
+//! - [`OBSERVER`] (`systems/silence_vm.xml`): a VM that measures its own
+//!   resumes, for the timing silence of a VM's frame start. It spins on
+//!   RDTSC (a six-instruction loop) and takes a gap of more than 2000
+//!   ticks between two reads as a resume after a boundary. It keeps, for
+//!   20 resumes, each one's distance from the one before minus one major
+//!   frame (60000 ticks, the plan of `silence_vm.xml`), then prints the
+//!   last 19 as 16-bit hex (`vm-observer: resume deltas 0000 0000 ...`)
+//!   and spins. The first is left out: it follows the boot frame, which
+//!   the deadline cut in another loop (it reads 0001). Bochs ends a frame
+//!   at the end of the instruction trace the deadline falls in, here the
+//!   loop's, so the first read after every resume is the same instruction
+//!   after the entry, and every delta is 0 when every entry comes at the
+//!   same time after its boundary.
 
 use std::fs;
 use std::path::Path;
@@ -42,6 +55,9 @@ pub const RESTART: &str = "vm-probe-restart";
 pub const STRADDLE_UART: &str = "vm-probe-straddle-uart";
 /// File name of the probe with a 4-byte OUT at port 0xc01f.
 pub const STRADDLE_BAR: &str = "vm-probe-straddle-bar";
+
+/// File name of the VM observer.
+pub const OBSERVER: &str = "vm-probe-observer";
 
 /// Code of the restart probe.
 ///
@@ -147,6 +163,70 @@ const STRADDLE_PORT_AT: usize = 0x19;
 const STRADDLE_BEFORE: &[u8] = b"vm-probe: 4-byte OUT at the end of a port range\n\0";
 const STRADDLE_AFTER: &[u8] = b"vm-probe: straddling OUT survived\n\0";
 
+/// Code of the VM observer; its texts and its 20 deltas follow
+/// ([`observer_code`]).
+///
+/// ```text
+///     rdtsc; mov r8d, eax
+/// 1:  rdtsc; mov ecx, eax; sub ecx, r8d; mov r8d, eax
+///     cmp ecx, 2000; jb 1b                    # the first resume
+///     lea rdi, [rip + deltas]; xor r9d, r9d
+///     shl rdx, 32; or rax, rdx; mov r14, rax
+/// next:
+///     mov r8d, eax
+/// 2:  rdtsc; mov ecx, eax; sub ecx, r8d; mov r8d, eax
+///     cmp ecx, 2000; jb 2b                    # the next resume
+///     shl rdx, 32; or rax, rdx
+///     mov rcx, rax; sub rcx, r14; mov r14, rax
+///     sub rcx, 60000; mov [rdi + r9*8], rcx   # minus one major frame
+///     inc r9; cmp r9, 20; jb next
+///     mov dx, 0x3f8; lea rsi, [rip + prefix]
+/// 3:  mov al, [rsi]; test al, al; je 4f; out dx, al; inc rsi; jmp 3b
+/// 4:  lea rbx, [rip + hex]; mov r9d, 1        # the first left out
+/// 6:  mov al, 32; out dx, al
+///     mov rcx, [rdi + r9*8]; mov r10d, 4
+/// 7:  rol cx, 4; mov eax, ecx; and eax, 15; mov al, [rbx + rax]
+///     out dx, al; dec r10d; jnz 7b
+///     inc r9; cmp r9, 20; jb 6b
+///     mov al, 10; out dx, al
+/// 5:  jmp 5b                                  # HLT with interrupts off
+///                                             # would be a fault
+/// prefix: .asciz "vm-observer: resume deltas"
+/// hex:    .ascii "0123456789abcdef"
+/// deltas: .fill 20, 8, 0                      # at 0xe0, 8-aligned
+/// ```
+const OBSERVER_CODE: [u8; 0xb5] = [
+    0x0f, 0x31, 0x41, 0x89, 0xc0, 0x0f, 0x31, 0x89, 0xc1, 0x44, 0x29, 0xc1, 0x41, 0x89, 0xc0, 0x81,
+    0xf9, 0xd0, 0x07, 0x00, 0x00, 0x72, 0xee, 0x48, 0x8d, 0x3d, 0xc2, 0x00, 0x00, 0x00, 0x45, 0x31,
+    0xc9, 0x48, 0xc1, 0xe2, 0x20, 0x48, 0x09, 0xd0, 0x49, 0x89, 0xc6, 0x41, 0x89, 0xc0, 0x0f, 0x31,
+    0x89, 0xc1, 0x44, 0x29, 0xc1, 0x41, 0x89, 0xc0, 0x81, 0xf9, 0xd0, 0x07, 0x00, 0x00, 0x72, 0xee,
+    0x48, 0xc1, 0xe2, 0x20, 0x48, 0x09, 0xd0, 0x48, 0x89, 0xc1, 0x4c, 0x29, 0xf1, 0x49, 0x89, 0xc6,
+    0x48, 0x81, 0xe9, 0x60, 0xea, 0x00, 0x00, 0x4a, 0x89, 0x0c, 0xcf, 0x49, 0xff, 0xc1, 0x49, 0x83,
+    0xf9, 0x14, 0x72, 0xc7, 0x66, 0xba, 0xf8, 0x03, 0x48, 0x8d, 0x35, 0x46, 0x00, 0x00, 0x00, 0x8a,
+    0x06, 0x84, 0xc0, 0x74, 0x06, 0xee, 0x48, 0xff, 0xc6, 0xeb, 0xf4, 0x48, 0x8d, 0x1d, 0x4e, 0x00,
+    0x00, 0x00, 0x41, 0xb9, 0x01, 0x00, 0x00, 0x00, 0xb0, 0x20, 0xee, 0x4a, 0x8b, 0x0c, 0xcf, 0x41,
+    0xba, 0x04, 0x00, 0x00, 0x00, 0x66, 0xc1, 0xc1, 0x04, 0x89, 0xc8, 0x83, 0xe0, 0x0f, 0x8a, 0x04,
+    0x03, 0xee, 0x41, 0xff, 0xca, 0x75, 0xee, 0x49, 0xff, 0xc1, 0x49, 0x83, 0xf9, 0x14, 0x72, 0xd8,
+    0xb0, 0x0a, 0xee, 0xeb, 0xfe,
+];
+const OBSERVER_PREFIX: &[u8] = b"vm-observer: resume deltas\0";
+const OBSERVER_HEX: &[u8] = b"0123456789abcdef";
+/// Offset of the deltas (the first LEA's target).
+const OBSERVER_DELTAS_AT: usize = 0xe0;
+/// Offset of the major frame (`sub rcx, 60000`'s immediate) in
+/// [`OBSERVER_CODE`].
+#[cfg(test)]
+const OBSERVER_PERIOD_AT: usize = 0x53;
+
+/// The VM observer's code, texts and (zeroed) deltas.
+fn observer_code() -> Vec<u8> {
+    let mut code = OBSERVER_CODE.to_vec();
+    code.extend_from_slice(OBSERVER_PREFIX);
+    code.extend_from_slice(OBSERVER_HEX);
+    code.resize(OBSERVER_DELTAS_AT + 20 * 8, 0);
+    code
+}
+
 /// The restart probe's code and data.
 fn restart_code() -> Vec<u8> {
     let mut code = RESTART_CODE.to_vec();
@@ -196,6 +276,7 @@ pub fn probes() -> Vec<(&'static str, Vec<u8>)> {
         (RESTART, bzimage(&restart_code())),
         (STRADDLE_UART, bzimage(&straddle_code(0x3ff))),
         (STRADDLE_BAR, bzimage(&straddle_code(0xc01f))),
+        (OBSERVER, bzimage(&observer_code())),
     ]
 }
 
@@ -214,6 +295,25 @@ pub fn prepare(policy_text: &str, binaries: &Path) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_observer_points_at_its_texts_and_deltas() {
+        let code = observer_code();
+        let target = |at: usize| {
+            let rel = u32::from_le_bytes(code[at + 3..at + 7].try_into().unwrap()) as usize;
+            at + 7 + rel
+        };
+        assert_eq!(target(0x17), OBSERVER_DELTAS_AT);
+        assert!(code[target(0x68)..].starts_with(b"vm-observer: resume deltas\0"));
+        assert!(code[target(0x7b)..].starts_with(b"0123456789abcdef"));
+        assert_eq!(code.len(), OBSERVER_DELTAS_AT + 160);
+        // The major frame of `silence_vm.xml`: 3 partitions of 2 ticks at
+        // tickRate 1000 on the 10000 kHz TSC.
+        assert_eq!(
+            &code[OBSERVER_PERIOD_AT..OBSERVER_PERIOD_AT + 4],
+            &(3u32 * 2 * 10_000).to_le_bytes()
+        );
+    }
 
     #[test]
     fn probes_are_bzimages_with_code_at_the_64_bit_entry() {
