@@ -44,6 +44,12 @@
 //!   after the entry, and every delta is 0 when every entry comes at the
 //!   same time after its boundary.
 
+//! - [`PRINTER`] (`systems/silence_vm_print.xml`): prints full console
+//!   lines on the emulated UART without end (159 characters and a
+//!   newline, one OUT each), so that the OUT that completes a line, whose
+//!   emulation prints it on the kernel's console (about 3000 ticks),
+//!   comes at every distance from its frame's deadline.
+
 use std::fs;
 use std::path::Path;
 
@@ -58,6 +64,9 @@ pub const STRADDLE_BAR: &str = "vm-probe-straddle-bar";
 
 /// File name of the VM observer.
 pub const OBSERVER: &str = "vm-probe-observer";
+
+/// File name of the VM printer.
+pub const PRINTER: &str = "vm-probe-printer";
 
 /// Code of the restart probe.
 ///
@@ -227,6 +236,30 @@ fn observer_code() -> Vec<u8> {
     code
 }
 
+/// Code of the VM printer; its line follows ([`printer_code`]).
+///
+/// ```text
+///     mov dx, 0x3f8
+/// 1:  lea rsi, [rip + line]
+/// 2:  mov al, [rsi]; test al, al; je 1b; out dx, al; inc rsi; jmp 2b
+/// line: .asciz "vm-printer: abcd...\n"          # 159 characters, newline
+/// ```
+const PRINTER_CODE: [u8; 0x17] = [
+    0x66, 0xba, 0xf8, 0x03, 0x48, 0x8d, 0x35, 0x0c, 0x00, 0x00, 0x00, 0x8a, 0x06, 0x84, 0xc0, 0x74,
+    0xf3, 0xee, 0x48, 0xff, 0xc6, 0xeb, 0xf4,
+];
+
+/// The VM printer's code and line: `vm-printer: ` and the alphabet over
+/// and over, 159 characters (one under the kernel's line capacity, so the
+/// newline ends it), then the newline.
+fn printer_code() -> Vec<u8> {
+    let mut code = PRINTER_CODE.to_vec();
+    code.extend_from_slice(b"vm-printer: ");
+    code.extend((0..159 - 12).map(|i| b'a' + (i % 26) as u8));
+    code.extend_from_slice(b"\n\0");
+    code
+}
+
 /// The restart probe's code and data.
 fn restart_code() -> Vec<u8> {
     let mut code = RESTART_CODE.to_vec();
@@ -277,6 +310,7 @@ pub fn probes() -> Vec<(&'static str, Vec<u8>)> {
         (STRADDLE_UART, bzimage(&straddle_code(0x3ff))),
         (STRADDLE_BAR, bzimage(&straddle_code(0xc01f))),
         (OBSERVER, bzimage(&observer_code())),
+        (PRINTER, bzimage(&printer_code())),
     ]
 }
 
@@ -313,6 +347,16 @@ mod tests {
             &code[OBSERVER_PERIOD_AT..OBSERVER_PERIOD_AT + 4],
             &(3u32 * 2 * 10_000).to_le_bytes()
         );
+    }
+
+    #[test]
+    fn the_printer_points_at_a_full_line() {
+        let code = printer_code();
+        let rel = u32::from_le_bytes(code[7..11].try_into().unwrap()) as usize;
+        let line = &code[11 + rel..];
+        assert!(line.starts_with(b"vm-printer: abc"));
+        assert_eq!(line.len(), 161);
+        assert!(line.ends_with(b"\n\0"));
     }
 
     #[test]

@@ -189,6 +189,12 @@ fn slot_index(id: SubjectId) -> usize {
 /// every function here returns at once and the exit path pays nothing).
 pub(super) const PRESENT: bool = vm::present(&SPEC);
 
+/// Whether the loaded subject of `cpu` is a VM (`late_entry`: its port
+/// emulation may print a console line, `VM_IO_BUDGET`).
+pub(super) fn loaded_is_vm(cpu: &CpuCore) -> bool {
+    PRESENT && cpu.loaded.is_some_and(|vmcs| vm::is_vm(vmcs.subject()))
+}
+
 /// The loaded subject of `cpu` if it is a VM, with its device state.
 ///
 /// Takes the core shared because the entry path (`exit.rs`'s timer
