@@ -26,7 +26,10 @@
 //! for VMLAUNCH (first entry of that VMCS) or 0 for VMRESUME; the stub
 //! pops the loaded subject's frame and enters. Before every entry the
 //! VMX-preemption timer is set to `(deadline - entry) >>
-//! IA32_VMX_MISC[4:0]`. The first entry of a minor frame does not return:
+//! IA32_VMX_MISC[4:0]`, counted from the entry itself: Rust stores the
+//! deadline (`CpuCore::timer_at`) and the stub computes the value from its
+//! own TSC read; the padded entry, whose time is known, writes it before
+//! its spin. The first entry of a minor frame does not return:
 //! `enter_at` enters at the fixed time `boundary + pad` (the frame's own,
 //! `MinorFrameSpec::pad` and its lead), so
 //! when the next subject starts says nothing about what the previous one
@@ -34,9 +37,9 @@
 //!
 //! A VMCALL exit costs 5 VMCS accesses: exit reason, instruction length,
 //! guest RIP (read and write back, advanced past VMCALL) and the
-//! preemption-timer value. With the `count-vmcs` feature the accesses of
-//! every exit are counted and the largest count of any VMCALL exit is printed
-//! at poweroff.
+//! preemption-timer value (the stub's). With the `count-vmcs` feature the
+//! accesses of every exit are counted (the stub's write added) and the
+//! largest count of any VMCALL exit is printed at poweroff.
 //!
 //! If VMLAUNCH/VMRESUME itself fails, execution continues after it in the
 //! stub, which calls [`septum_vmentry_failed`]: it prints the VM-instruction
@@ -1001,7 +1004,7 @@ const PUMP_BUDGET: TscCycles = TscCycles(200);
 /// within the pad, never later): the time the previous subject's frame
 /// ended and the work it left the kernel (a timer exit, a hypercall just
 /// before the deadline, an idle loop, a stopped subject) leave no trace in
-/// when the next one starts. The timer is armed for the time of entry,
+/// when the next one starts. The timer is written for the time of entry,
 /// not for now.
 /// A frame with a lead (a kernel that takes interrupts in root mode, a
 /// partition with a VM: `Boundary::has_lead`) waits for the fixed time
