@@ -83,12 +83,19 @@ pub fn report_line(by: SubjectId, policy: RestartPolicy, verdict: Verdict) {
 /// (`arch::x86_64::restart`).
 pub static RECORDS_OWED: RestartRequests = RestartRequests::new();
 
-/// `by` raised an event that resets `target` (a `<reset/>` target event):
-/// request its restart, which its own CPU carries out before it next
-/// enters it (`arch::x86_64::restart`), and say so. A stopped subject is
-/// never entered again, so its reset has no effect.
-pub fn reset(by: SubjectId, target: SubjectId) {
+/// `by` raised a `reset` event at `target`: `target` restarts at its
+/// next entry (`restart::restart_if_requested`). The line saying so is
+/// written by the caller ([`print_reset`]), held back for `by`'s
+/// partition's next frame where it can (`deferred::reset`): formatted in
+/// the hypercall's exit, it ran past `by`'s deadline when the event came
+/// just before it, and the next partition started late (`silence_reset`).
+/// A stopped subject is never entered again, so its reset has no effect.
+pub fn reset(target: SubjectId) {
     REQUESTS.request(target);
+}
+
+/// The line of `by`'s reset of `target` ([`reset`]).
+pub fn print_reset(by: SubjectId, target: SubjectId) {
     let name = |id: SubjectId| SPEC.subjects.get(id.index()).map_or("?", |s| s.name);
     kprintln!(
         "septum: subject \"{}\" reset by \"{}\"; it restarts at its next entry",

@@ -85,6 +85,7 @@ fn main(info: Info<'static>) -> ! {
         Some(uart) if info.name() == "reborn" => reborn(&info, uart),
         Some(uart) => observe(&info, uart),
         None if info.name() == "restarter" => restarter(&info),
+        None if info.name() == "resetter" => resetter(&info),
         None if info.name().starts_with("switch_") => switcher(&info),
         None if info.name() == "exits" => exits(&info),
         None if info.name() == "exits_monitor" => exits_monitor(&info),
@@ -176,6 +177,36 @@ fn restarter(info: &Info<'static>) -> ! {
         }
     }
     septum_sdk::arch::invalid_opcode()
+}
+
+/// The `silence_reset` neighbour: raises its `reset` event (a `<reset/>`
+/// target event of `idler`) in every fourth frame, 0 to 2950 ticks before
+/// its deadline in steps of 50 (a scattered order, [`late_fault_margin`]'s
+/// kind), so that the kernel's handling of the reset falls over the
+/// boundary at every point of its path; spins otherwise. Every fourth
+/// frame: each reset writes two kernel lines (the reset, the
+/// re-initialisation), which the console moves to the UART 16 bytes per
+/// transition; more often, the ring would overflow.
+fn resetter(info: &Info<'static>) -> ! {
+    let period = info.major_frame_cycles().map_or(1, |p| p.get().max(1));
+    let reset = info.source_event("reset");
+    // The last read before the gap lies a few ticks before the deadline.
+    let mut end = until_next_frame(|| {});
+    loop {
+        let index = end / period;
+        if index % 4 == 0 {
+            let deadline = end.wrapping_add(period);
+            let margin = (index / 4).wrapping_mul(37) % 60 * 50;
+            let fire_at = deadline.wrapping_sub(margin);
+            while rdtsc() < fire_at {
+                core::hint::spin_loop();
+            }
+            if let Some(event) = reset {
+                raise(event);
+            }
+        }
+        end = until_next_frame(|| {});
+    }
 }
 
 /// The `silence_restart` subject: every life prints its first TSC read

@@ -22,14 +22,17 @@
 //! moves.
 //!
 //! What is deferred: the fault line (with a panic text before it), the
-//! restart or fallback line, the `stopped; system continues` line, and a
+//! restart or fallback line, the `stopped; system continues` line, a
 //! missed minor-frame deadline's line ([`missed`]: counted at the
-//! boundary, formatted there it took about 1400 ticks, beyond the pad). A
+//! boundary, formatted there it took about 1400 ticks, beyond the pad),
+//! and a `reset` event's line ([`reset`]: formatted in the hypercall's
+//! exit, it ran past the resetter's deadline when the event came just
+//! before it; `silence_reset`, up to 659 ticks). A
 //! fault
 //! that stops the system is reported at once (nothing runs afterwards),
 //! and every queued report of the CPU is written first ([`before_stop`], also
 //! before poweroff, reboot and a `panic` event). The queue holds
-//! [`QUEUE_LEN`] reports and as many missed-deadline lines per CPU, in
+//! [`QUEUE_LEN`] reports and as many missed-deadline and reset lines per CPU, in
 //! arrival order; when it is full, a report is written at once, as before
 //! this module.
 
@@ -78,6 +81,15 @@ struct Miss {
     count: u32,
 }
 
+/// A `reset` event's line to write (`lifecycle::print_reset`).
+#[derive(Clone, Copy)]
+struct Reset {
+    /// The partition of the subject that raised it.
+    partition: Option<PartitionId>,
+    by: SubjectId,
+    target: SubjectId,
+}
+
 /// A CPU's held-back reports and missed-deadline lines, oldest first, and
 /// which partitions they are for (so that the frame transition, which
 /// asks at every boundary, skips the queue at once in every other
@@ -85,6 +97,7 @@ struct Miss {
 struct Queue {
     reports: [Option<Report>; QUEUE_LEN],
     misses: [Option<Miss>; QUEUE_LEN],
+    resets: [Option<Reset>; QUEUE_LEN],
     /// Bit `p % 64` for every partition `p` with something held: a frame
     /// of another partition skips the queue after one test.
     partitions: u64,
@@ -109,6 +122,7 @@ static QUEUES: Queues = Queues(
         UnsafeCell::new(Queue {
             reports: [None; QUEUE_LEN],
             misses: [None; QUEUE_LEN],
+            resets: [None; QUEUE_LEN],
             partitions: 0,
         })
     }; MAX_CPUS],
@@ -166,6 +180,26 @@ pub(super) fn missed(cpu: &mut CpuCore, subject: SubjectId, count: u32) -> bool 
         partition,
         subject,
         count,
+    });
+    true
+}
+
+/// The loaded subject `by` raised a `reset` event at `target`: hold back
+/// its line for `by`'s partition's next frame. Returns `false` if the
+/// queue is full (the caller prints at once).
+pub(super) fn reset(cpu: &mut CpuCore, by: SubjectId, target: SubjectId) -> bool {
+    let partition = cpu.scheduler.partition();
+    let Some(queue) = queue(cpu) else {
+        return false;
+    };
+    let Some(free) = queue.resets.iter_mut().find(|slot| slot.is_none()) else {
+        return false;
+    };
+    queue.partitions |= partition_bit(partition);
+    *free = Some(Reset {
+        partition,
+        by,
+        target,
     });
     true
 }
@@ -254,11 +288,7 @@ pub(super) fn run_due(cpu: &mut CpuCore) {
         in_time.set(in_time.get() && rdtsc().get().saturating_add(budget) <= deadline);
         in_time.get()
     };
-    take_and_write(
-        cpu,
-        |miss| due(miss.partition, LINES_BUDGET),
-        |report| due(report.partition, budget(report)),
-    );
+    take_and_write(cpu, due);
 }
 
 /// The machine is about to stop (poweroff, reboot, a `panic` event, a
@@ -267,42 +297,47 @@ pub(super) fn run_due(cpu: &mut CpuCore) {
 /// follow (the final reports) synchronous, so none of them can be
 /// dropped from a full ring.
 pub(super) fn before_stop(cpu: &mut CpuCore) {
-    take_and_write(cpu, |_| true, |_| true);
+    take_and_write(cpu, |_, _| true);
     crate::console::drain();
 }
 
-/// Write and drop the missed-deadline lines and the reports the two
-/// functions select, oldest first (the lines first: a subject's miss comes
-/// before its fault, which ends its running).
-fn take_and_write(
-    cpu: &mut CpuCore,
-    mut miss_due: impl FnMut(&Miss) -> bool,
-    mut report_due: impl FnMut(&Report) -> bool,
-) {
+/// Write and drop the missed-deadline lines, the reset lines and the
+/// reports that `due` selects (given the partition each is for and what
+/// writing it may cost at most), oldest first (the lines first: a
+/// subject's miss comes before its fault, which ends its running).
+fn take_and_write(cpu: &mut CpuCore, mut due: impl FnMut(Option<PartitionId>, u64) -> bool) {
     let Some(queue) = queue(cpu) else {
         return;
     };
     for slot in &mut queue.misses {
-        if let Some(miss) = slot.take_if(|miss| miss_due(miss)) {
+        if let Some(miss) = slot.take_if(|miss| due(miss.partition, LINES_BUDGET)) {
             crate::subject_report::print_miss(miss.subject, miss.count);
         }
     }
+    for slot in &mut queue.resets {
+        if let Some(reset) = slot.take_if(|reset| due(reset.partition, LINES_BUDGET)) {
+            crate::lifecycle::print_reset(reset.by, reset.target);
+        }
+    }
     for slot in &mut queue.reports {
-        if let Some(report) = slot.take_if(|report| report_due(report)) {
+        if let Some(report) = slot.take_if(|report| due(report.partition, budget(report))) {
             write(&report);
         }
     }
     // Keep the queues in arrival order for the next run (a new entry
     // takes the first free slot).
     pack(&mut queue.misses);
+    pack(&mut queue.resets);
     pack(&mut queue.reports);
     let misses = queue.misses.iter().flatten().map(|miss| miss.partition);
+    let resets = queue.resets.iter().flatten().map(|reset| reset.partition);
     let reports = queue
         .reports
         .iter()
         .flatten()
         .map(|report| report.partition);
     queue.partitions = misses
+        .chain(resets)
         .chain(reports)
         .fold(0, |bits, partition| bits | partition_bit(partition));
 }

@@ -921,7 +921,10 @@ fn execute(
                 stop()
             }
             Decision::Reset { by, target } => {
-                crate::lifecycle::reset(by, target);
+                crate::lifecycle::reset(target);
+                if !super::deferred::reset(cpu, by, target) {
+                    crate::lifecycle::print_reset(by, target);
+                }
                 0
             }
             Decision::Restart { by, policy } => {
