@@ -194,7 +194,7 @@ fn resetter(info: &Info<'static>) -> ! {
     let mut end = until_next_frame(|| {});
     loop {
         let index = end / period;
-        if index % 4 == 0 {
+        if index.is_multiple_of(4) {
             let deadline = end.wrapping_add(period);
             let margin = (index / 4).wrapping_mul(37) % 60 * 50;
             let fire_at = deadline.wrapping_sub(margin);
