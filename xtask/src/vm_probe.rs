@@ -229,9 +229,7 @@ const OBSERVER_PERIOD_AT: usize = 0x53;
 
 /// The VM observer's code, texts and (zeroed) deltas.
 fn observer_code() -> Vec<u8> {
-    let mut code = OBSERVER_CODE.to_vec();
-    code.extend_from_slice(OBSERVER_PREFIX);
-    code.extend_from_slice(OBSERVER_HEX);
+    let mut code = [&OBSERVER_CODE[..], OBSERVER_PREFIX, OBSERVER_HEX].concat();
     code.resize(OBSERVER_DELTAS_AT + 20 * 8, 0);
     code
 }

@@ -27,7 +27,7 @@
 //! boundary, formatted there it took about 1400 ticks, beyond the pad),
 //! and a `reset` event's line ([`reset`]: formatted in the hypercall's
 //! exit, it ran past the resetter's deadline when the event came just
-//! before it; `silence_reset`, up to 659 ticks). A
+//! before it; `silence_reset`: resumes spread over 1265 ticks). A
 //! fault
 //! that stops the system is reported at once (nothing runs afterwards),
 //! and every queued report of the CPU is written first ([`before_stop`], also
@@ -144,21 +144,38 @@ pub(super) fn fault(cpu: &mut CpuCore, frame: &GuestRegs, info: &FaultInfo) -> b
         return false;
     };
     let partition = cpu.scheduler.partition();
+    hold(
+        cpu,
+        partition,
+        |queue| &mut queue.reports,
+        Report {
+            partition,
+            subject,
+            info: *info,
+            regs: *frame,
+            restart: None,
+            stopped: false,
+        },
+    )
+}
+
+/// Put `entry`, held back for `partition`'s next frame, into the first
+/// free slot of the list `slots` picks from `cpu`'s queue. Returns `false`
+/// if that list is full (the caller writes at once).
+fn hold<T>(
+    cpu: &mut CpuCore,
+    partition: Option<PartitionId>,
+    slots: impl FnOnce(&mut Queue) -> &mut [Option<T>; QUEUE_LEN],
+    entry: T,
+) -> bool {
     let Some(queue) = queue(cpu) else {
         return false;
     };
-    let Some(free) = queue.reports.iter_mut().find(|slot| slot.is_none()) else {
+    let Some(free) = slots(queue).iter_mut().find(|slot| slot.is_none()) else {
         return false;
     };
+    *free = Some(entry);
     queue.partitions |= partition_bit(partition);
-    *free = Some(Report {
-        partition,
-        subject,
-        info: *info,
-        regs: *frame,
-        restart: None,
-        stopped: false,
-    });
     true
 }
 
@@ -169,19 +186,16 @@ pub(super) fn fault(cpu: &mut CpuCore, frame: &GuestRegs, info: &FaultInfo) -> b
 /// scheduler moves on, so the current partition is the subject's.
 pub(super) fn missed(cpu: &mut CpuCore, subject: SubjectId, count: u32) -> bool {
     let partition = cpu.scheduler.partition();
-    let Some(queue) = queue(cpu) else {
-        return false;
-    };
-    let Some(free) = queue.misses.iter_mut().find(|slot| slot.is_none()) else {
-        return false;
-    };
-    queue.partitions |= partition_bit(partition);
-    *free = Some(Miss {
+    hold(
+        cpu,
         partition,
-        subject,
-        count,
-    });
-    true
+        |queue| &mut queue.misses,
+        Miss {
+            partition,
+            subject,
+            count,
+        },
+    )
 }
 
 /// The loaded subject `by` raised a `reset` event at `target`: hold back
@@ -189,19 +203,16 @@ pub(super) fn missed(cpu: &mut CpuCore, subject: SubjectId, count: u32) -> bool 
 /// queue is full (the caller prints at once).
 pub(super) fn reset(cpu: &mut CpuCore, by: SubjectId, target: SubjectId) -> bool {
     let partition = cpu.scheduler.partition();
-    let Some(queue) = queue(cpu) else {
-        return false;
-    };
-    let Some(free) = queue.resets.iter_mut().find(|slot| slot.is_none()) else {
-        return false;
-    };
-    queue.partitions |= partition_bit(partition);
-    *free = Some(Reset {
+    hold(
+        cpu,
         partition,
-        by,
-        target,
-    });
-    true
+        |queue| &mut queue.resets,
+        Reset {
+            partition,
+            by,
+            target,
+        },
+    )
 }
 
 /// The newest held-back report of `subject`, if any.

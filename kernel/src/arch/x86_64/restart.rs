@@ -39,6 +39,7 @@ use crate::{kprintln, stop};
 /// `frame`, FPU and CR2 (`context`). `vmcs` must be current on `cpu`,
 /// `context` its subject's slot and `frame` its register frame (the one
 /// the next entry pops).
+///
 /// Inline on every subject switch, where the common case (no request) is
 /// one load; the restart itself is out of line ([`restart`]).
 #[inline(always)]
