@@ -234,6 +234,13 @@ pub fn waiting() -> bool {
 /// the lock.
 #[inline(never)]
 pub fn pump() {
+    pump_at_most(FIFO_BYTES);
+}
+
+/// [`pump`], moving at most `bytes` bytes (the frame transition's pump
+/// takes only what fits in what is left of its pad).
+#[inline(never)]
+pub fn pump_at_most(bytes: usize) {
     let Some(_guard) = Guard::once() else {
         return;
     };
@@ -246,7 +253,7 @@ pub fn pump() {
     if !uart.transmitter_empty() {
         return;
     }
-    let count = waiting.min(FIFO_BYTES);
+    let count = waiting.min(FIFO_BYTES).min(bytes);
     for offset in 0..count {
         let position = tail.wrapping_add(offset);
         if let Some(slot) = RING.bytes.get(position % RING_BYTES) {

@@ -36,7 +36,11 @@ pub fn after_fault(
     by: SubjectId,
     policy: RestartPolicy,
 ) -> (Verdict, Decision) {
-    lifecycle::after_fault(scheduler, &LEDGER, &REQUESTS, by, policy)
+    let outcome = lifecycle::after_fault(scheduler, &LEDGER, &REQUESTS, by, policy);
+    if REQUESTS.is_requested(by) {
+        crate::attention::ATTENTION.raise(by);
+    }
+    outcome
 }
 
 /// Say what [`after_fault`] decided: a line, and for a restart a crash
@@ -92,6 +96,7 @@ pub static RECORDS_OWED: RestartRequests = RestartRequests::new();
 /// A stopped subject is never entered again, so its reset has no effect.
 pub fn reset(target: SubjectId) {
     REQUESTS.request(target);
+    crate::attention::ATTENTION.raise(target);
 }
 
 /// The line of `by`'s reset of `target` ([`reset`]).

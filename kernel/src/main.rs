@@ -24,6 +24,7 @@
 #![no_main]
 
 mod arch;
+mod attention;
 mod bootinfo;
 mod console;
 mod crash;

@@ -66,6 +66,7 @@ pub fn trap(
         && let Some(flag) = TRAPPED.get(by.index())
     {
         flag.store(true, Ordering::Relaxed);
+        crate::attention::ATTENTION.raise(by);
     }
     septum_kerncore::monitor::hand_over(scheduler, by, monitor, event)
 }

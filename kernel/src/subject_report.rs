@@ -16,10 +16,13 @@
 //! subject that misses every frame costs the frames after it a logarithmic
 //! number of console lines, not one per frame.
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use septum_abi::SubjectId;
 use septum_abi::panic::PanicText;
 use septum_kerncore::deadline::{self, MissCounters};
 use septum_kerncore::exits::{FaultDetail, FaultInfo};
+use septum_kerncore::plan::MAX_SUBJECTS;
 use septum_kerncore::vmx::EXIT_EXCEPTION_OR_NMI;
 
 use crate::arch::x86_64::exit::GuestRegs;
@@ -45,19 +48,53 @@ pub fn panic_text(name: &str, frame: &GuestRegs, info: &FaultInfo) {
     }
 }
 
-/// Misses of every subject so far.
+/// Misses of every subject so far, counted in the subject's partition's
+/// frame after the miss ([`count_misses`]).
 static MISSES: MissCounters = MissCounters::new();
 
+/// Misses of every subject not yet in [`MISSES`]: the frame transition
+/// only adds here (one atomic add), so that a miss costs it a few
+/// instructions, whatever its count.
+static UNCOUNTED: [AtomicU32; MAX_SUBJECTS] = [const { AtomicU32::new(0) }; MAX_SUBJECTS];
+
 /// A minor frame's timer has just ended the frame (not an early expiry)
-/// while `running` had the CPU: count a miss if it promised to finish in
-/// time; returns the subject and N if N is a power of two, for
-/// [`print_miss`]. The caller prints it in the subject's partition's next
-/// frame (`arch::x86_64::deferred`): printed here, in the frame
-/// transition, the line's formatting (about 1400 TSC ticks) delayed the
-/// next partition whenever the subject missed.
-pub fn frame_end(running: Option<SubjectId>) -> Option<(SubjectId, u32)> {
-    let subject = deadline::missed(&SPEC, running)?;
-    MISSES.record(subject).map(|count| (subject, count))
+/// while `running` had the CPU: if it promised to finish in time, one
+/// more uncounted miss, and `true`: the caller marks the subject's
+/// partition due (`arch::x86_64::deferred::missed`), whose next frame
+/// counts it and writes the line of a count that is a power of two
+/// ([`count_misses`]). Formatted here, in the frame transition, the line
+/// (about 1400 TSC ticks) delayed the next partition whenever the
+/// subject missed; counted and queued here, a power of two still cost it
+/// about 50.
+#[inline(always)]
+pub fn frame_end(running: Option<SubjectId>) -> bool {
+    let Some(counter) =
+        deadline::missed(&SPEC, running).and_then(|subject| UNCOUNTED.get(subject.index()))
+    else {
+        return false;
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+/// Whether `subject` has misses not yet counted.
+pub fn has_uncounted(subject: SubjectId) -> bool {
+    UNCOUNTED
+        .get(subject.index())
+        .is_some_and(|counter| counter.load(Ordering::Relaxed) != 0)
+}
+
+/// Count `subject`'s uncounted misses and write the line of every count
+/// among them that is a power of two ([`print_miss`]).
+pub fn count_misses(subject: SubjectId) {
+    let uncounted = UNCOUNTED
+        .get(subject.index())
+        .map_or(0, |counter| counter.swap(0, Ordering::Relaxed));
+    for _ in 0..uncounted {
+        if let Some(count) = MISSES.record(subject) {
+            print_miss(subject, count);
+        }
+    }
 }
 
 /// `septum: subject "NAME" missed its minor-frame deadline (miss N)`.
@@ -71,7 +108,12 @@ pub fn print_miss(subject: SubjectId, count: u32) {
 /// only give at powers of two).
 pub fn miss_totals() {
     for (id, subject) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
-        let count = MISSES.count(id);
+        // Misses of another CPU's subject its partition has not counted
+        // yet count too.
+        let uncounted = UNCOUNTED
+            .get(id.index())
+            .map_or(0, |counter| counter.load(Ordering::Relaxed));
+        let count = MISSES.count(id).saturating_add(uncounted);
         if count > 0 {
             kprintln!(
                 "septum: subject \"{}\" missed {count} minor-frame deadlines",

@@ -135,13 +135,6 @@ ASM = {
                                 "stack (the word after the frame) and calls "
                                 "septum_vmentry_failed there",
                                 switches_stack=True),
-    "septum_vmx_enter_armed": AsmNode(0, "the part of septum_vmx_enter after "
-                                      "its timer write (the padded entry "
-                                      "jumps here, its timer written): sets "
-                                      "RSP to the loaded subject's register "
-                                      "frame, pops it and enters the guest; "
-                                      "on failure as septum_vmx_enter",
-                                      switches_stack=True),
     "septum_interrupt_stubs": AsmNode(8, "one push of the vector per stub, "
                                       "then septum_interrupt_common: XCHG, "
                                       "BTS, POP, IRETQ; no call"),

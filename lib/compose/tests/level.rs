@@ -137,24 +137,28 @@ fn an_auto_assigned_reader_vector_is_only_shown() {
 }
 
 /// A routed line makes the kernel take interrupts in root mode: every
-/// frame's entry pad in the report gets the lead after its base pad.
+/// frame's entry pad in the report gets the lead after its base pad, or
+/// after `INTERRUPT_TAKE_EARLIEST` where the base pad is shorter (the
+/// lean pad of a kernel that takes none).
 #[test]
 fn a_routed_line_gives_every_frame_the_lead() {
+    use septum_abi::timing::{INTERRUPT_TAKE_EARLIEST, INTERRUPT_TAKE_LEAD, LEAN_ENTRY_PAD};
     let plain = compose_input(&input_from(&fixture())).unwrap();
     let routed = compose_input(&line_9(true)).unwrap();
     assert!(!plain.composition.takes_interrupts());
     assert!(routed.composition.takes_interrupts());
-    let lead = septum_abi::timing::INTERRUPT_TAKE_LEAD.get();
+    let lead = INTERRUPT_TAKE_LEAD.get();
+    let take = LEAN_ENTRY_PAD.get().max(INTERRUPT_TAKE_EARLIEST.get());
     for frame in plain.composition.schedule.major_frames[0].cpus[0].iter() {
         let with_lead = routed.composition.entry_pad(frame).get();
-        assert_eq!(with_lead, plain.composition.entry_pad(frame).get() + lead);
+        assert_eq!(with_lead, take + lead);
         assert_eq!(
             plain.composition.entry_pad(frame),
-            septum_abi::timing::LEAN_ENTRY_PAD,
+            LEAN_ENTRY_PAD,
             "the fixture's frames are between native partitions of one CPU"
         );
     }
     let report = septum_compose::report::text_report(&routed.composition);
-    let pad = septum_abi::timing::LEAN_ENTRY_PAD.get() + lead;
+    let pad = take + lead;
     assert!(report.contains(&format!("  pad {pad}\n")), "{report}");
 }

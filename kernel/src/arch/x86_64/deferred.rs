@@ -23,8 +23,11 @@
 //!
 //! What is deferred: the fault line (with a panic text before it), the
 //! restart or fallback line, the `stopped; system continues` line, a
-//! missed minor-frame deadline's line ([`missed`]: counted at the
-//! boundary, formatted there it took about 1400 ticks, beyond the pad),
+//! missed minor-frame deadline's line ([`missed`]: formatted at the
+//! boundary it took about 1400 ticks, beyond the pad; since session 12
+//! the boundary only adds one to the subject's uncounted misses, and the
+//! count, its powers of two and the lines come in the partition's next
+//! frame),
 //! and a `reset` event's line ([`reset`]: formatted in the hypercall's
 //! exit, it ran past the resetter's deadline when the event came just
 //! before it; `silence_reset`: resumes spread over 1265 ticks). A
@@ -32,9 +35,10 @@
 //! that stops the system is reported at once (nothing runs afterwards),
 //! and every queued report of the CPU is written first ([`before_stop`], also
 //! before poweroff, reboot and a `panic` event). The queue holds
-//! [`QUEUE_LEN`] reports and as many missed-deadline and reset lines per CPU, in
-//! arrival order; when it is full, a report is written at once, as before
-//! this module.
+//! [`QUEUE_LEN`] reports and as many reset lines per CPU, in arrival
+//! order; when it is full, a report is written at once, as before this
+//! module. Missed deadlines need no slot (a counter per subject,
+//! `subject_report`).
 
 use core::cell::UnsafeCell;
 
@@ -72,15 +76,6 @@ struct Report {
     stopped: bool,
 }
 
-/// A missed minor-frame deadline to report (`subject_report::print_miss`).
-#[derive(Clone, Copy)]
-struct Miss {
-    /// The partition whose frame the subject overran.
-    partition: Option<PartitionId>,
-    subject: SubjectId,
-    count: u32,
-}
-
 /// A `reset` event's line to write (`lifecycle::print_reset`).
 #[derive(Clone, Copy)]
 struct Reset {
@@ -96,7 +91,6 @@ struct Reset {
 /// partition's frame).
 struct Queue {
     reports: [Option<Report>; QUEUE_LEN],
-    misses: [Option<Miss>; QUEUE_LEN],
     resets: [Option<Reset>; QUEUE_LEN],
     /// Bit `p % 64` for every partition `p` with something held: a frame
     /// of another partition skips the queue after one test.
@@ -121,7 +115,6 @@ static QUEUES: Queues = Queues(
     [const {
         UnsafeCell::new(Queue {
             reports: [None; QUEUE_LEN],
-            misses: [None; QUEUE_LEN],
             resets: [None; QUEUE_LEN],
             partitions: 0,
         })
@@ -179,23 +172,20 @@ fn hold<T>(
     true
 }
 
-/// `subject`'s frame just ended while it ran and it promised not to
-/// (`minorFrameDeadline`): hold back the line of its `count`th miss for
-/// its partition's next frame. Returns `false` if the queue is full (the
-/// caller prints at once). Called in the frame transition, before the
-/// scheduler moves on, so the current partition is the subject's.
-pub(super) fn missed(cpu: &mut CpuCore, subject: SubjectId, count: u32) -> bool {
+/// The subject of the frame that just ended missed its deadline
+/// (`subject_report::frame_end` added it to its uncounted misses): its
+/// partition's next frame counts it and writes its line if the count is
+/// a power of two. Called in the frame transition, before the scheduler
+/// moves on, so the current partition is the subject's. One bit: the
+/// transition carries no slot search, no count, no line (a miss that was
+/// the 2nd, 4th, 8th... made the transition about 50 ticks longer than a
+/// plain one, `silence_fault`).
+#[inline(always)]
+pub(super) fn missed(cpu: &mut CpuCore) {
     let partition = cpu.scheduler.partition();
-    hold(
-        cpu,
-        partition,
-        |queue| &mut queue.misses,
-        Miss {
-            partition,
-            subject,
-            count,
-        },
-    )
+    if let Some(queue) = queue(cpu) {
+        queue.partitions |= partition_bit(partition);
+    }
 }
 
 /// The loaded subject `by` raised a `reset` event at `target`: hold back
@@ -317,14 +307,22 @@ pub(super) fn before_stop(cpu: &mut CpuCore) {
 /// writing it may cost at most), oldest first (the lines first: a
 /// subject's miss comes before its fault, which ends its running).
 fn take_and_write(cpu: &mut CpuCore, mut due: impl FnMut(Option<PartitionId>, u64) -> bool) {
+    // The subjects of this CPU with uncounted misses, and their partitions.
+    let mut missing = 0u64;
+    for (id, spec) in (0u16..).map(SubjectId).zip(SPEC.subjects) {
+        if spec.cpu != cpu.number.get() || !crate::subject_report::has_uncounted(id) {
+            continue;
+        }
+        let partition = cpu.scheduler.partition_of(id);
+        if due(partition, LINES_BUDGET) {
+            crate::subject_report::count_misses(id);
+        } else {
+            missing |= partition_bit(partition);
+        }
+    }
     let Some(queue) = queue(cpu) else {
         return;
     };
-    for slot in &mut queue.misses {
-        if let Some(miss) = slot.take_if(|miss| due(miss.partition, LINES_BUDGET)) {
-            crate::subject_report::print_miss(miss.subject, miss.count);
-        }
-    }
     for slot in &mut queue.resets {
         if let Some(reset) = slot.take_if(|reset| due(reset.partition, LINES_BUDGET)) {
             crate::lifecycle::print_reset(reset.by, reset.target);
@@ -337,20 +335,17 @@ fn take_and_write(cpu: &mut CpuCore, mut due: impl FnMut(Option<PartitionId>, u6
     }
     // Keep the queues in arrival order for the next run (a new entry
     // takes the first free slot).
-    pack(&mut queue.misses);
     pack(&mut queue.resets);
     pack(&mut queue.reports);
-    let misses = queue.misses.iter().flatten().map(|miss| miss.partition);
     let resets = queue.resets.iter().flatten().map(|reset| reset.partition);
     let reports = queue
         .reports
         .iter()
         .flatten()
         .map(|report| report.partition);
-    queue.partitions = misses
-        .chain(resets)
+    queue.partitions = resets
         .chain(reports)
-        .fold(0, |bits, partition| bits | partition_bit(partition));
+        .fold(missing, |bits, partition| bits | partition_bit(partition));
 }
 
 /// Move the entries of `slots` to its front, in their order.

@@ -132,41 +132,71 @@ global_asm!(
     ".text",
     ".balign 16",
     // septum_vmx_enter_padded(frame, launch, not_before): the entry of
-    // the first subject of a minor frame (see `enter_at`). Spins until the
-    // TSC reaches `not_before`, then evens out the spin's granularity. The
-    // loop is three instructions (RDTSC; SUB of the low 32 bits of
-    // `not_before`; JS while the 32-bit difference is negative: exact for a
-    // target less than 2^31 ticks away, and the pad is a few hundred), so
-    // the read that ends it lies d = 0 to 2 ticks past `not_before`. A
-    // ladder of compares (two instructions per step) and NOPs makes the
-    // path from that read to `septum_vmx_enter` the same length whatever
-    // d was: SUB, JS, then 5 - d instructions (d = 2: two compares and
-    // branches, the jump; d = 1: 4, one NOP, the jump; d = 0: 2, three NOPs
-    // and one, the jump), so `septum_vmx_enter_armed` (the entry without
-    // the stub's timer: `enter_at` wrote it for this entry's time) starts
-    // 9 ticks after `not_before` and VMRESUME runs at the same time after
-    // it (exactly so where one tick is one instruction, as in Bochs). Only direct
-    // branches. A read later than that (arrived late) takes the d = 2
-    // path.
+    // the first subject of a minor frame (see `enter_at`), whose timer
+    // `enter_at` wrote for this entry's time. Pops the frame's registers
+    // but RAX, RCX and RDX first (RSP ends at the word after the frame),
+    // spins until the TSC reaches `not_before`, evens out the spin's
+    // granularity, then loads the three and enters: 5 instructions
+    // between the spin and VMRESUME instead of the 19 of a whole pop.
+    // The loop is three instructions (RDTSC; SUB of the low 32 bits of
+    // `not_before`, kept in ECX; JS while the 32-bit difference is
+    // negative: exact for a target less than 2^31 ticks away, and the pad
+    // is a few hundred), so the read that ends it lies d = 0 to 2 ticks
+    // past `not_before`. A ladder of compares (two instructions per step)
+    // and NOPs makes the path from that read to label 12 the same length
+    // whatever d was: SUB, JS, then 5 - d instructions (d = 2: two
+    // compares and branches, the jump; d = 1: 4, one NOP, the jump; d = 0:
+    // 2, three NOPs and one, the jump), so label 12 runs 9 ticks after
+    // `not_before` and VMRESUME 5 instructions later (exactly so where one tick is
+    // one instruction, as in Bochs). Only direct branches. A read later
+    // than that (arrived late) takes the d = 2 path. The launch flag rides
+    // in RCX's upper half (the loop's SUB reads ECX only) and becomes CF
+    // before the loads, which leave the flags alone.
     ".global septum_vmx_enter_padded",
     "septum_vmx_enter_padded:",
-    "mov %edx, %r8d",
+    "mov %edx, %ecx",
+    "shl $32, %rsi",
+    "or %rsi, %rcx",
+    "lea 24(%rdi), %rsp",
+    "pop %rbx",
+    "pop %rbp",
+    "pop %rsi",
+    "pop %rdi",
+    "pop %r8",
+    "pop %r9",
+    "pop %r10",
+    "pop %r11",
+    "pop %r12",
+    "pop %r13",
+    "pop %r14",
+    "pop %r15",
     "3:",
     "rdtsc",
-    "sub %r8d, %eax",
+    "sub %ecx, %eax",
     "js 3b",
     "cmp $1, %eax",
     "jb 10f",
     "cmp $2, %eax",
     "jb 11f",
-    "jmp septum_vmx_enter_armed",
+    "jmp 12f",
     "10:",
     "nop",
     "nop",
     "nop",
     "11:",
     "nop",
-    "jmp septum_vmx_enter_armed",
+    "jmp 12f",
+    "12:",
+    "bt $32, %rcx",
+    "mov -120(%rsp), %rax",
+    "mov -112(%rsp), %rcx",
+    "mov -104(%rsp), %rdx",
+    "jc 13f",
+    "vmresume",
+    "jmp 2f",
+    "13:",
+    "vmlaunch",
+    "jmp 2f",
     ".balign 16",
     // septum_vmexit_stub: host RSP is the end of the loaded subject's
     // register frame (`regs.rs`): the pushes fill it; the word at host RSP
@@ -223,9 +253,6 @@ global_asm!(
     "mov ${timer_field}, %edx",
     "vmwrite %rax, %rdx",
     "jbe 6f",
-    // septum_vmx_enter_armed(frame, launch): the same with the timer
-    // already written (the padded entry, whose time of entry is known).
-    "septum_vmx_enter_armed:",
     "mov %rdi, %rsp",
     "test %rsi, %rsi",
     "pop %rax",
@@ -519,20 +546,71 @@ extern "C" fn septum_vmexit(core: *mut CpuCore) -> u64 {
 #[inline(always)]
 fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
     let reason = or_stop(vmread(field::EXIT_REASON));
+    #[cfg(feature = "count-transition")]
+    super::transition_probe::exit_reason(cpu, reason);
     if reason == u64::from(EXIT_VMCALL) && !super::vm::vmcall_refused(cpu) {
-        let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
-        let rip = or_stop(vmread(field::GUEST_RIP));
-        or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
-        interrupts::on_hypercall(cpu, frame.rax);
-        let event = frame.rax;
-        (
-            decide_and_execute(cpu, frame, Exit::Hypercall { event }),
-            true,
-        )
+        // The deadline is checked before the hypercall is handled, not
+        // after (`late_hypercall`): one that arrives at the deadline then
+        // costs the next partition's transition this compare only, not
+        // the whole hypercall. (`wrapping_add`: one instruction on the
+        // hot path; the TSC does not come within the window of 2^64 in
+        // centuries.)
+        if rdtsc().get().wrapping_add(HYPERCALL_WINDOW) >= cpu.scheduler.deadline().get() {
+            return (late_hypercall(cpu, frame), true);
+        }
+        // A hypercall handled counts as the subject's progress: an exit
+        // left earlier (`late_entry::leave`) no longer lets a later one at
+        // the deadline be handled.
+        super::late_entry::handled_any(cpu);
+        (hypercall(cpu, frame, true), true)
     } else if reason == u64::from(EXIT_PREEMPTION_TIMER) {
         (timer_exit(cpu, frame), false)
     } else {
         (other_exit(cpu, frame, reason), false)
+    }
+}
+
+/// Complete the loaded subject's VMCALL (guest RIP past it) and carry
+/// out its event. `in_window`: the hypercall arrived at least
+/// [`HYPERCALL_WINDOW`] before the deadline, so a resume needs no second
+/// look at the time (`decide_and_execute`).
+#[inline(always)]
+fn hypercall(cpu: &mut CpuCore, frame: &mut GuestRegs, in_window: bool) -> u64 {
+    let length = or_stop(vmread(field::EXIT_INSTRUCTION_LENGTH));
+    let rip = or_stop(vmread(field::GUEST_RIP));
+    or_stop(write_guest(GuestField::Rip, rip.wrapping_add(length)));
+    interrupts::on_hypercall(cpu, frame.rax);
+    let event = frame.rax;
+    decide_and_execute_with(cpu, frame, Exit::Hypercall { event }, in_window)
+}
+
+/// Ticks before the deadline from which a hypercall is not handled in the
+/// frame but left to run again at the subject's next entry (guest RIP
+/// stays on the VMCALL, like an exit `late_entry::exit_at_deadline`
+/// leaves): [`RESUME_MARGIN`], which an entry must keep from the
+/// deadline, plus the most a hypercall's handling takes before its resume
+/// (dispatch, an IPI sent, an injection; about 100 ticks in Bochs,
+/// docs/benchmarks.md "Hypercall"), with margin. So a hypercall handled
+/// in the frame always resumes its subject, and one at the deadline costs
+/// the next partition's transition only the compare: handled in full and
+/// only then checked, it made the transition up to about 100 ticks longer
+/// than a plain frame end. A subject loses at most this much of its frame
+/// when it makes a hypercall at its end (it waits for the deadline in root
+/// mode, and the event is raised at its next entry).
+const HYPERCALL_WINDOW: u64 = RESUME_MARGIN + 250;
+
+/// A hypercall that arrived less than [`HYPERCALL_WINDOW`] before the
+/// deadline: left to run again at the subject's next entry (the CPU waits
+/// for the deadline in root mode, the frame ends there), unless the
+/// subject's last exit was left already (`late_entry::leave`): then it is
+/// handled, and a resume under `RESUME_MARGIN` before the deadline is
+/// refused as after any exit, so a subject whose frame is shorter than the
+/// window still makes progress.
+#[inline(never)]
+fn late_hypercall(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
+    match super::late_entry::leave(cpu) {
+        Some(now) => timer_exit_at(cpu, frame, now),
+        None => hypercall(cpu, frame, false),
     }
 }
 
@@ -542,16 +620,40 @@ fn handle_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> (u64, bool) {
 /// anyway ([`enter_at`]), and inline its registers burdened the hypercall.
 /// A real frame end first reports a missed deadline of the subject still
 /// running (`subject_report::frame_end`).
+/// An early expiry under [`RESUME_MARGIN`] before the deadline (a timed
+/// event due just before the frame's end, a VM's own timer) would only
+/// resume the subject for less than the entry and exit take, which
+/// `decide_and_execute` refuses; a VM asleep at its frame's end has its
+/// timer armed `HALT_SLACK` early (`vm::before_entry`). Either way the
+/// frame ends at the deadline, waited for here at once. Dispatched first,
+/// as an early expiry, it went through the scheduler twice (about 100
+/// ticks), and a timed event due just before the deadline made the next
+/// partition's transition that much longer (`silence_exits`,
+/// `count-transition`: 205 ticks from the exit to the frame end, against
+/// about 100). The timed event itself was seen on the way in
+/// (`timed::check_point` in `septum_vmexit`).
 #[inline(never)]
 fn timer_exit(cpu: &mut CpuCore, frame: &mut GuestRegs) -> u64 {
     let now = rdtsc();
     let deadline = cpu.scheduler.deadline();
-    // A VM asleep at its frame's end has its timer armed `HALT_SLACK`
-    // early (`vm::before_entry`): its frame ends at the deadline, waited
-    // for here.
-    if now < deadline
-        && now.get().saturating_add(super::vm::HALT_SLACK) >= deadline.get()
-        && super::vm::asleep(cpu)
+    if now >= deadline {
+        return timer_exit_at(cpu, frame, now);
+    }
+    early_expiry(cpu, frame, now, deadline)
+}
+
+/// [`timer_exit`] before the deadline (out of line: the frame end's path
+/// does not carry it).
+#[inline(never)]
+fn early_expiry(
+    cpu: &mut CpuCore,
+    frame: &mut GuestRegs,
+    now: TscCycles,
+    deadline: TscCycles,
+) -> u64 {
+    if now.get().saturating_add(RESUME_MARGIN) >= deadline.get()
+        || now.get().saturating_add(super::vm::HALT_SLACK) >= deadline.get()
+            && super::vm::asleep(cpu)
     {
         let now = super::late_entry::wait_for(cpu, deadline);
         return timer_exit_at(cpu, frame, now);
@@ -573,11 +675,9 @@ fn timer_exit_at(cpu: &mut CpuCore, frame: &mut GuestRegs, now: TscCycles) -> u6
 /// A missed deadline of the frame's subject, if the frame ends at `now`:
 /// held back for the partition's next frame (`deferred`), else printed.
 fn note_miss(cpu: &mut CpuCore, now: TscCycles) {
-    if now >= cpu.scheduler.deadline()
-        && let Some((subject, count)) = crate::subject_report::frame_end(cpu.scheduler.current())
-        && !super::deferred::missed(cpu, subject, count)
+    if now >= cpu.scheduler.deadline() && crate::subject_report::frame_end(cpu.scheduler.current())
     {
-        crate::subject_report::print_miss(subject, count);
+        super::deferred::missed(cpu);
     }
 }
 
@@ -604,14 +704,20 @@ fn frame_end_in_execute(cpu: &mut CpuCore, now: TscCycles) -> (Decision, Option<
 /// `dispatch` is specialised per kind.
 #[inline(never)]
 fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
+    // Not handled at the deadline: the instruction runs again at the
+    // subject's next entry (`late_entry::exit_at_deadline`). The time
+    // first, before anything else: an exit that comes just before the
+    // deadline reaches the frame end that much sooner, and the next
+    // partition's transition is that much shorter.
+    let now = rdtsc();
+    if now.get().saturating_add(super::late_entry::LATE_WINDOW) >= cpu.scheduler.deadline().get()
+        && let Some(now) = super::late_entry::exit_at_deadline(cpu, reason, now)
+    {
+        return timer_exit_at(cpu, frame, now);
+    }
     let basic = reason as u16;
     if reason & (1 << 31) != 0 {
         return decide_and_execute(cpu, frame, Exit::EntryFailure(fault_info(basic)));
-    }
-    // Not handled at the deadline: the instruction runs again at the
-    // subject's next entry (`late_entry::exit_at_deadline`).
-    if let Some(now) = super::late_entry::exit_at_deadline(cpu, basic) {
-        return timer_exit_at(cpu, frame, now);
     }
     super::late_entry::handled(cpu, basic);
     match super::vm::handle(cpu, frame, basic) {
@@ -644,6 +750,19 @@ fn other_exit(cpu: &mut CpuCore, frame: &mut GuestRegs, reason: u64) -> u64 {
 /// who runs, only re-arms the timer.
 #[inline(always)]
 fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u64 {
+    decide_and_execute_with(cpu, frame, exit, false)
+}
+
+/// [`decide_and_execute`]; `in_window`: the exit came so long before the
+/// deadline that a resume needs no look at the time (a hypercall inside
+/// [`HYPERCALL_WINDOW`]).
+#[inline(always)]
+fn decide_and_execute_with(
+    cpu: &mut CpuCore,
+    frame: &mut GuestRegs,
+    exit: Exit,
+    in_window: bool,
+) -> u64 {
     let frame_deadline = cpu.scheduler.deadline();
     // An early expiry (a frame longer than the timer can count) resumes
     // the subject with the timer re-armed; only a real end is a boundary.
@@ -676,13 +795,10 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
     }
     if decision == Decision::Resume && boundary.is_none() {
         // The deadline passed, or is too close for an entry that would
-        // only take the timer exit (a hypercall just before it): end the
-        // frame at the deadline, checked before an interrupt is injected
-        // for the entry that then does not come.
-        let now = rdtsc();
-        // (`wrapping_add`: one instruction on the hypercall's path; the
-        // TSC does not come within the margin of 2^64 in centuries.)
-        if now.get().wrapping_add(RESUME_MARGIN) >= frame_deadline.get() {
+        // only take the timer exit: end the frame at the deadline, checked
+        // before an interrupt is injected for the entry that then does not
+        // come.
+        if !in_window && rdtsc().get().saturating_add(RESUME_MARGIN) >= frame_deadline.get() {
             let now = super::late_entry::wait_for(cpu, frame_deadline);
             return timer_exit_at(cpu, frame, now);
         }
@@ -692,8 +808,41 @@ fn decide_and_execute(cpu: &mut CpuCore, frame: &mut GuestRegs, exit: Exit) -> u
         // `timer_deadline`).
         arm_timer(cpu);
         0
+    } else if let Some(at) = boundary {
+        enter_frame(cpu, frame, decision, at)
     } else {
         execute(cpu, frame, decision, boundary)
+    }
+}
+
+/// The decision that begins the minor frame at `boundary`: the common
+/// case (the next subject, or the same one, entered with nothing of the
+/// frame's own to do first) straight to the padded entry; everything else
+/// through [`execute`]. Inline in the frame end: [`execute`]'s loop, with
+/// every decision's state, saved and spilled about 25 registers and slots
+/// before it looked at the decision, on every transition.
+#[inline(always)]
+fn enter_frame(
+    cpu: &mut CpuCore,
+    frame: &mut GuestRegs,
+    decision: Decision,
+    boundary: TscCycles,
+) -> u64 {
+    #[cfg(feature = "count-transition")]
+    super::transition_probe::mark(cpu, super::transition_probe::Point::Decided);
+    let due = super::deferred::due(cpu);
+    match decision {
+        Decision::Run(subject) if !own_work(decision, due) => {
+            let (launch, frame, attended) = switch_to(cpu, frame, subject);
+            #[cfg(feature = "count-transition")]
+            super::transition_probe::mark(cpu, super::transition_probe::Point::Switched);
+            if attended && let Some(next) = super::late_entry::owed(cpu, frame, subject) {
+                return execute(cpu, frame, next, Some(boundary));
+            }
+            enter_at(cpu, launch, boundary)
+        }
+        Decision::Resume if !due => enter_at(cpu, 0, boundary),
+        _ => execute(cpu, frame, decision, Some(boundary)),
     }
 }
 
@@ -849,11 +998,11 @@ fn execute(
                     (decision, boundary) = frame_end_in_execute(cpu, now);
                     continue;
                 }
-                let launch;
-                (launch, frame) = switch_to(cpu, frame, subject);
+                let (launch, attended);
+                (launch, frame, attended) = switch_to(cpu, frame, subject);
                 #[cfg(feature = "count-transition")]
                 super::transition_probe::mark(cpu, super::transition_probe::Point::Switched);
-                if let Some(next) = super::late_entry::owed(cpu, frame, subject) {
+                if attended && let Some(next) = super::late_entry::owed(cpu, frame, subject) {
                     decision = next;
                     continue;
                 }
@@ -867,8 +1016,11 @@ fn execute(
                     (decision, boundary) = frame_end_in_execute(cpu, now);
                     continue;
                 }
-                let launch;
-                (launch, frame) = switch_to(cpu, frame, subject);
+                let (launch, attended);
+                (launch, frame, attended) = switch_to(cpu, frame, subject);
+                if attended && super::late_entry::owes(subject) {
+                    crate::attention::ATTENTION.raise(subject);
+                }
                 // `frame` is now the woken subject's: its `sleep`
                 // hypercall returns the pending events in RAX.
                 frame.rax = pending;
@@ -993,14 +1145,59 @@ fn own_work(decision: Decision, due: bool) -> bool {
         Decision::Resume => return due,
         _ => return false,
     };
-    due || crate::lifecycle::REQUESTS.is_requested(subject)
-        || crate::monitor::is_trapped(subject)
-        || super::late_entry::owes(subject)
+    // One flag for the restart, the trap and the owed trap
+    // (`crate::attention`).
+    due || crate::attention::ATTENTION.is_raised(subject)
 }
 
 /// Most TSC ticks `console::pump` takes: one lock attempt, one status
 /// read, 16 port writes (measured in Bochs: 142).
 const PUMP_BUDGET: TscCycles = TscCycles(200);
+
+/// Kernel output moves to the UART at the end of a frame transition, as
+/// many bytes as fit in what is left of the pad before `until` (the take,
+/// or the entry) less `after` (the work between the pump and that time),
+/// so it never lengthens the transition (`console::pump_at_most`:
+/// bounded). After a plain transition under the lean pad that is a few
+/// bytes; at a barrier, beside a VM or before a take, a FIFO's worth.
+/// Before session 12 the pump ran only when a whole FIFO's worth fitted
+/// (`PUMP_BUDGET`), which the lean pad then no longer left.
+#[inline(always)]
+fn pump_until(cpu: &CpuCore, until: u64, after: u64) {
+    if !crate::console::waiting() {
+        return;
+    }
+    let spare = until
+        .saturating_sub(rdtsc().get())
+        .saturating_sub(PUMP_FIXED.saturating_add(after));
+    let bytes = spare.checked_div(PUMP_PER_BYTE).unwrap_or(0);
+    if bytes != 0 {
+        #[cfg(feature = "count-transition")]
+        super::transition_probe::pump_start(cpu);
+        crate::console::pump_at_most(usize::try_from(bytes).unwrap_or(usize::MAX));
+        #[cfg(feature = "count-transition")]
+        super::transition_probe::pumped(cpu);
+    }
+    #[cfg(not(feature = "count-transition"))]
+    let _ = cpu;
+}
+
+/// What `console::pump_at_most` takes at most besides its bytes (the
+/// call, the lock, the ring's positions, the status read, the unlock,
+/// the return), in TSC ticks, with margin (142 measured for 16 bytes,
+/// `PUMP_BUDGET`, is about 20 plus 7.6 per byte).
+const PUMP_FIXED: u64 = 40;
+
+/// What `console::pump_at_most` takes per byte at most (a ring load and
+/// a port write in a loop), with margin.
+const PUMP_PER_BYTE: u64 = 10;
+
+/// The padded entry's path after its pump up to the spin: the call and
+/// the stub's twelve pops before it (about 17 instructions), with margin.
+const PUMP_BEFORE_ENTRY: u64 = 25;
+
+/// The path after the pump up to the take's spin (the call), with margin.
+const PUMP_BEFORE_TAKE: u64 = 10;
 
 /// Enter the loaded subject, the first of the minor frame that began at
 /// `boundary`, at `boundary` plus the frame's pad (never earlier, and,
@@ -1031,20 +1228,11 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
     } else {
         entry.get()
     };
-    // Kernel output moves to the UART here, only if it fits in what is
-    // left of the pad (`console::pump`: bounded), so it never lengthens
-    // the transition.
-    if crate::console::waiting() && rdtsc().get().saturating_add(PUMP_BUDGET.get()) <= take_at {
-        #[cfg(feature = "count-transition")]
-        super::transition_probe::pump_start(cpu);
-        crate::console::pump();
-        #[cfg(feature = "count-transition")]
-        super::transition_probe::pumped(cpu);
-    }
     // The stub's own loop (`cpu::spin_until`): with a loop around
     // `rdtsc()` the entries on a multi-CPU Bochs, whose TSC moves in steps,
     // came one step apart from frame to frame (docs/kernel.md).
     if lead {
+        pump_until(cpu, take_at, PUMP_BEFORE_TAKE);
         #[cfg(feature = "count-transition")]
         super::transition_probe::ready(cpu, boundary, cpu.scheduler.entry_pad());
         cpu::spin_until(TscCycles(take_at));
@@ -1073,6 +1261,9 @@ fn enter_at(cpu: &mut CpuCore, launch: u64, boundary: TscCycles) -> ! {
         cpu,
         TscCycles(entry.get().wrapping_add(PADDED_ENTRY_LATENCY)),
     );
+    if !lead {
+        pump_until(cpu, entry.get(), PUMP_BEFORE_ENTRY);
+    }
     // Safety: `cpu.frame` is the loaded subject's register frame
     // (`switch_to` sets it with `cpu.loaded`); its VMCS is current with the
     // timer armed. The stub sets RSP to the frame, so the Rust frames on
@@ -1131,7 +1322,7 @@ fn switch_to<'f>(
     cpu: &mut CpuCore,
     frame: &'f mut GuestRegs,
     subject: SubjectId,
-) -> (u64, &'f mut GuestRegs) {
+) -> (u64, &'f mut GuestRegs, bool) {
     let Some(vmcs) = Vmcs::of(subject, cpu.number) else {
         kprintln!("septum: scheduler chose unknown subject {}", subject.0);
         kprintln!("septum: system stopped (fail-closed)");
@@ -1186,16 +1377,45 @@ fn switch_to<'f>(
         // would otherwise hand its value to the next subject, and any
         // subject could overwrite a VM's.
         cpu::write_kernel_gs_base(context.kernel_gs_base);
-        crate::monitor::on_enter(subject, frame);
     }
-    super::restart::restart_if_requested(number, vmcs, context, frame);
+    // A trapped subject's state page, a restart, an owed trap: looked at
+    // only when the subject's flag says one may hold (`crate::attention`).
+    let attended = crate::attention::ATTENTION.take(subject);
+    if attended {
+        attend(number, vmcs, context, frame, switching);
+    }
     let launch = if context.launched {
         0
     } else {
         context.launched = true;
         1
     };
-    (launch, frame)
+    (launch, frame, attended)
+}
+
+/// The entry of `subject` (`vmcs`, loaded, its registers in `frame`) has
+/// its attention flag taken ([`switch_to`]): load the state page its
+/// monitor may have changed after a trap (if it was switched to), restart
+/// it if that is requested, and raise the flag again for a condition that
+/// still holds. An owed trap is the caller's (`late_entry::owed`, right
+/// after the switch; a woken subject's entry raises the flag again for
+/// it).
+#[inline(never)]
+fn attend(
+    number: CpuNumber,
+    vmcs: Vmcs,
+    context: &mut SubjectContext,
+    frame: &mut GuestRegs,
+    switching: bool,
+) {
+    let subject = vmcs.id();
+    if switching {
+        crate::monitor::on_enter(subject, frame);
+    }
+    super::restart::restart_if_requested(number, vmcs, context, frame);
+    if crate::monitor::is_trapped(subject) || crate::lifecycle::REQUESTS.is_requested(subject) {
+        crate::attention::ATTENTION.raise(subject);
+    }
 }
 
 /// A woken sleeper that is not entered now (`late_entry`): its `sleep`
@@ -1258,10 +1478,15 @@ fn arm_timer(cpu: &mut CpuCore) {
 
 /// Ticks from the padded entry's `not_before` to its VM entry, which
 /// starts the VMX-preemption timer: the spin's evening ladder and jump (9
-/// ticks, see `septum_vmx_enter_padded`), then `septum_vmx_enter_armed`
-/// (the frame's address into RSP, the flag test, 15 pops, the branch,
-/// VMRESUME: 19), where one tick is one instruction, as in Bochs.
-const PADDED_ENTRY_LATENCY: u64 = 28;
+/// ticks, see `septum_vmx_enter_padded`), then the flag's test, three
+/// loads, the branch and VMRESUME (6; the other twelve pops came before
+/// the spin), where one tick is one instruction, as in Bochs; 16, not the
+/// 15 these add up to, by measurement: `silence_vm`'s VM observer, whose
+/// six-instruction loop is cut at the same instruction every frame only
+/// when its frames have the same length, reads all-zero deltas with 16
+/// (as with session 11's stub and its 28), `ffff ... 0005` with 15 and
+/// `fffe ... 0004` with 14 (its frame one and two ticks longer).
+const PADDED_ENTRY_LATENCY: u64 = 16;
 
 /// Write the VMX-preemption timer of the padded entry, counted from
 /// `entry`, the time of that entry: the stub then has no timer to compute

@@ -101,6 +101,15 @@ const TRAP_BUDGET: u64 = 800;
 /// counter, docs/kernel.md "Bounded work at the deadline"), with margin.
 const SWITCH_BUDGET: u64 = 400;
 
+/// [`SWITCH_BUDGET`] for a subject whose attention flag is raised
+/// (`crate::attention`): a trapped subject's switch also loads the state
+/// page its monitor may have changed (`monitor::on_enter`). With the
+/// plain budget, a monitor's `switch` back to its subject a little over
+/// 400 ticks before the deadline ran past it, and the next partition's
+/// first instruction came up to 44 ticks late (`silence_exits` with the
+/// lean pad at 320, session 12).
+const ATTENDED_SWITCH_BUDGET: u64 = 1200;
+
 /// Whether a subject switch inside the frame (to `subject`, woken with
 /// `pending` if `Some`) would reach its VM entry less than
 /// [`SWITCH_BUDGET`] before the deadline, or `subject` has a restart
@@ -115,7 +124,15 @@ pub(super) fn switch_at_deadline(
     pending: Option<u64>,
 ) -> Option<TscCycles> {
     let deadline = cpu.scheduler.deadline();
-    if rdtsc().get().saturating_add(SWITCH_BUDGET) < deadline.get()
+    // A subject whose entry must look at its conditions first
+    // (`crate::attention`: after a trap, its state page is loaded) takes
+    // longer to switch to.
+    let budget = if crate::attention::ATTENTION.is_raised(subject) {
+        ATTENDED_SWITCH_BUDGET
+    } else {
+        SWITCH_BUDGET
+    };
+    if rdtsc().get().saturating_add(budget) < deadline.get()
         && !crate::lifecycle::REQUESTS.is_requested(subject)
     {
         return None;
@@ -133,7 +150,12 @@ pub(super) fn switch_at_deadline(
 /// that resumes the subject after the kernel emulated its I/O instruction
 /// (a PCI configuration access: measured in Bochs with a temporary
 /// counter, docs/kernel.md "Bounded work at the deadline"), with margin.
-const EMULATION_BUDGET: u64 = 400;
+/// 400 until session 12, when the pads came down to the transition
+/// itself: `count-transition` then showed the longest transition of
+/// `silence_exits` after an I/O exit (reason 30), about 55 ticks past a
+/// plain one, an access just outside 400 whose emulation and resume
+/// check ran past the deadline (about 470 from the check).
+const EMULATION_BUDGET: u64 = 700;
 
 /// The same for a VM's I/O instruction: its port emulation includes the
 /// UART, whose write that completes a line prints it on the kernel's
@@ -154,6 +176,17 @@ const VM_IO_BUDGET: u64 = 4000;
 /// up to 608 measured from `trap_at_deadline`'s later check), with margin.
 const FAULT_BUDGET: u64 = 1000;
 
+/// The longest of the budgets [`exit_at_deadline`] applies: an exit that
+/// comes earlier than this before the deadline is handled without
+/// looking further (`exit::other_exit`).
+pub(super) const LATE_WINDOW: u64 = if super::vm::PRESENT {
+    VM_IO_BUDGET
+} else if FAULT_BUDGET > EMULATION_BUDGET {
+    FAULT_BUDGET
+} else {
+    EMULATION_BUDGET
+};
+
 /// Per subject: its last exit was left to run again ([`exit_at_deadline`]);
 /// its next exit is handled whatever the time, so a subject whose frame
 /// is shorter than the budget still makes progress.
@@ -169,10 +202,19 @@ static LEFT: [AtomicBool; MAX_SUBJECTS] = [const { AtomicBool::new(false) }; MAX
 /// not (the event would be lost). The CPU waits for the deadline in root
 /// mode and the time read then is returned (the frame ends there, like a
 /// timer expiry). `None`: handle it now.
-pub(super) fn exit_at_deadline(cpu: &mut CpuCore, basic: u16) -> Option<TscCycles> {
+/// `reason`: the full exit-reason field (a failed entry is never left);
+/// `now`: the time read when the exit came. The caller only asks inside
+/// [`LATE_WINDOW`] before the deadline.
+#[inline(always)]
+pub(super) fn exit_at_deadline(
+    cpu: &mut CpuCore,
+    reason: u64,
+    now: TscCycles,
+) -> Option<TscCycles> {
+    let basic = reason as u16;
     // An exit no instruction raises (an interrupt, an NMI, an interrupt
-    // window) is always handled and pays only this compare.
-    if !instruction_exit(basic) {
+    // window) is always handled.
+    if reason & (1 << 31) != 0 || !instruction_exit(basic) {
         return None;
     }
     let deadline = cpu.scheduler.deadline();
@@ -183,14 +225,27 @@ pub(super) fn exit_at_deadline(cpu: &mut CpuCore, basic: u16) -> Option<TscCycle
     } else {
         EMULATION_BUDGET
     };
-    if rdtsc().get().saturating_add(budget) < deadline.get() {
+    if now.get().saturating_add(budget) < deadline.get() {
         return None;
     }
+    if !reexecutes(basic) {
+        return None;
+    }
+    leave(cpu)
+}
+
+/// Leave the loaded subject's exit unhandled (its instruction runs again
+/// at its next entry: the caller knows it does), wait for the deadline
+/// and return the time read then; `None` (handle it now) if its previous
+/// exit was left already, so that a subject whose frame is shorter than
+/// the budget still makes progress. Also `exit::late_hypercall`'s.
+pub(super) fn leave(cpu: &mut CpuCore) -> Option<TscCycles> {
     let left = LEFT.get(cpu.loaded?.id().index())?;
-    if left.swap(false, Ordering::Relaxed) || !reexecutes(basic) {
+    if left.swap(false, Ordering::Relaxed) {
         return None;
     }
     left.store(true, Ordering::Relaxed);
+    let deadline = cpu.scheduler.deadline();
     Some(wait_for(cpu, deadline))
 }
 
@@ -205,6 +260,15 @@ pub(super) fn handled(cpu: &CpuCore, basic: u16) {
     }
 }
 
+/// The loaded subject's exit was handled, whatever its kind (a hypercall
+/// inside its window): a later exit may be left again.
+#[inline(always)]
+pub(super) fn handled_any(cpu: &CpuCore) {
+    if let Some(left) = cpu.loaded.and_then(|vmcs| LEFT.get(vmcs.id().index())) {
+        left.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Whether the basic exit reason `basic` may be one that [`reexecutes`]
 /// (decided by the reason alone, without a VMCS read): an exception, or
 /// CPUID, HLT, INVD, INVLPG, RDPMC, RDTSC, RSM, VMX instructions, CR and
@@ -214,20 +278,37 @@ pub(super) fn handled(cpu: &CpuCore, basic: u16) {
 /// XRSTORS (SDM Vol. 3D, appendix C).
 #[inline(always)]
 fn instruction_exit(basic: u16) -> bool {
-    matches!(
-        basic,
-        EXIT_EXCEPTION_OR_NMI
-            | 10
-            | 12..=32
-            | 36
-            | 39
-            | 40
-            | 46..=51
-            | 53..=55
-            | 57..=61
-            | 63
-            | 64
-    )
+    // One bit test, not a jump table: this runs on the way to the wait of
+    // an exit left at the deadline, which the next partition's transition
+    // carries.
+    if basic < 64 {
+        INSTRUCTION_EXITS >> basic & 1 != 0
+    } else {
+        basic == 64
+    }
+}
+
+/// The basic exit reasons below 64 that [`instruction_exit`] names, one
+/// bit each (64, XRSTORS, is tested on its own).
+const INSTRUCTION_EXITS: u64 = bits(EXIT_EXCEPTION_OR_NMI, EXIT_EXCEPTION_OR_NMI)
+    | bits(10, 10)
+    | bits(12, 32)
+    | bits(36, 36)
+    | bits(39, 40)
+    | bits(46, 51)
+    | bits(53, 55)
+    | bits(57, 61)
+    | bits(63, 63);
+
+// The same set as the `matches!` this replaced (the optimiser's own mask
+// for it read 0xbeefc191fffff401).
+const _: () = assert!(INSTRUCTION_EXITS == 0xbeef_c191_ffff_f401);
+
+/// Bits `first` to `last` (both below 64) of a `u64`.
+const fn bits(first: u16, last: u16) -> u64 {
+    let through_last = u64::MAX >> 63u16.wrapping_sub(last);
+    let below_first = (1u64 << first).wrapping_sub(1);
+    through_last & !below_first
 }
 
 /// Whether the exit `basic` is raised again, the same, when the subject
@@ -235,18 +316,16 @@ fn instruction_exit(basic: u16) -> bool {
 /// trap-like #DB, not #MC, not one whose IRET unblocked NMIs) or an
 /// instruction that exits before it executes (SDM 25.1.2, 27.2), and no
 /// event was being delivered.
+/// Only called for an [`instruction_exit`].
 fn reexecutes(basic: u16) -> bool {
-    let instruction = match basic {
-        EXIT_EXCEPTION_OR_NMI => {
-            let info = vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0);
-            let kind = (info >> 8) & 7;
-            let vector = info & 0xff;
-            let nmi_unblocked = info & (1 << 12) != 0;
-            // Type 3: hardware exception; 6: software exception (INT3,
-            // INTO: guest RIP is the instruction's).
-            (kind == 3 && vector != 1 && vector != 18 || kind == 6) && !nmi_unblocked
-        }
-        _ => instruction_exit(basic),
+    let instruction = basic != EXIT_EXCEPTION_OR_NMI || {
+        let info = vmread(field::EXIT_INTERRUPTION_INFO).unwrap_or(0);
+        let kind = (info >> 8) & 7;
+        let vector = info & 0xff;
+        let nmi_unblocked = info & (1 << 12) != 0;
+        // Type 3: hardware exception; 6: software exception (INT3,
+        // INTO: guest RIP is the instruction's).
+        (kind == 3 && vector != 1 && vector != 18 || kind == 6) && !nmi_unblocked
     };
     instruction && vmread(field::IDT_VECTORING_INFO).unwrap_or(1 << 31) & (1 << 31) == 0
 }
@@ -293,6 +372,7 @@ pub(super) fn trap_at_deadline(
         OWED_FLAG | u32::from(monitor.0) << 8 | u32::from(event),
         Ordering::Relaxed,
     );
+    crate::attention::ATTENTION.raise(by);
     Some(wait_for(cpu, deadline))
 }
 

@@ -172,25 +172,44 @@ pub fn ready(cpu: &CpuCore, boundary: TscCycles, base: TscCycles) {
         .get()
         .saturating_sub(boundary.get())
         .saturating_sub(pumped);
-    for (pad, max) in READY_PAD.iter().zip(&READY_MAX) {
+    let reason = LAST_REASON
+        .get(cpu.number.index())
+        .map_or(u64::MAX, |slot| slot.load(Ordering::Relaxed));
+    for ((pad, max), worst) in READY_PAD.iter().zip(&READY_MAX).zip(&READY_REASON) {
         let seen = pad.compare_exchange(0, base.get(), Ordering::Relaxed, Ordering::Relaxed);
         if seen.is_ok() || seen == Err(base.get()) {
-            max.fetch_max(at, Ordering::Relaxed);
+            if max.fetch_max(at, Ordering::Relaxed) < at {
+                worst.store(reason, Ordering::Relaxed);
+            }
             return;
         }
     }
 }
 
+/// Per CPU: the full exit reason of the last exit ([`exit_reason`]).
+static LAST_REASON: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per base pad of [`READY_PAD`]: the exit reason of the last exit before
+/// the transition that set its [`READY_MAX`].
+static READY_REASON: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// The exit being handled on `cpu` has the full exit reason `reason`.
+pub fn exit_reason(cpu: &CpuCore, reason: u64) {
+    if let Some(slot) = LAST_REASON.get(cpu.number.index()) {
+        slot.store(reason, Ordering::Relaxed);
+    }
+}
+
 /// Prints the largest tick counts per point.
 pub fn report() {
-    for (pad, max) in READY_PAD.iter().zip(&READY_MAX) {
+    for ((pad, max), reason) in READY_PAD.iter().zip(&READY_MAX).zip(&READY_REASON) {
         let pad = pad.load(Ordering::Relaxed);
         if pad != 0 {
             let max = max.load(Ordering::Relaxed);
             crate::kprintln!(
                 "septum: transition ready (base pad {pad}): at most {max} ticks after the \
-                 boundary, the console pump left out (slack {})",
-                i128::from(pad).saturating_sub(i128::from(max))
+                 boundary, the console pump left out (slack {}), after exit reason {:#x}",
+                i128::from(pad).saturating_sub(i128::from(max)),
+                reason.load(Ordering::Relaxed)
             );
         }
     }

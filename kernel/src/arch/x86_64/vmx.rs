@@ -220,6 +220,29 @@ pub fn instruction_error() -> u64 {
     if failed != 0 { 0 } else { value }
 }
 
+/// The error of a VMREAD, VMWRITE or VMPTRLD that failed (CF or ZF set,
+/// SDM 31.2): VMfailValid when the current VMCS holds an error number,
+/// VMfailInvalid (no current VMCS) when it cannot be read. Out of line and
+/// cold, so that the instruction's own path is one flag test and branch
+/// (the exit and entry paths run several of them: every instruction
+/// counts in the hypercall and the minor-frame switch).
+#[cold]
+#[inline(never)]
+fn failure(instruction: &'static str) -> VmxError {
+    let value: u64;
+    let failed: u8;
+    // Safety: VMREAD of a read-only field only reads the current VMCS.
+    unsafe {
+        asm!("vmread {value}, {field}", "setbe {failed}",
+             field = in(reg) field::VM_INSTRUCTION_ERROR, value = out(reg) value,
+             failed = out(reg_byte) failed, options(nostack));
+    }
+    VmxError {
+        instruction,
+        error: (failed == 0).then_some(value),
+    }
+}
+
 /// Read a field of the current VMCS.
 ///
 /// Safe for any encoding: VMREAD only copies a field into a register, and an
@@ -228,15 +251,18 @@ pub fn instruction_error() -> u64 {
 pub fn vmread(encoding: u64) -> Result<u64, VmxError> {
     count_access();
     let value: u64;
-    let (invalid, valid): (u8, u8);
+    let failed: u8;
     // Safety: VMREAD reads the current VMCS into a register; it cannot touch
-    // kernel memory. Failure is reported through the flags checked below.
+    // kernel memory. Failure is reported through the flags (CF or ZF).
     unsafe {
-        asm!("vmread {value}, {field}", "setc {invalid}", "setz {valid}",
+        asm!("vmread {value}, {field}", "setbe {failed}",
              field = in(reg) encoding, value = out(reg) value,
-             invalid = out(reg_byte) invalid, valid = out(reg_byte) valid, options(nostack));
+             failed = out(reg_byte) failed, options(nostack));
     }
-    check("VMREAD", invalid, valid).map(|()| value)
+    if failed != 0 {
+        return Err(failure("VMREAD"));
+    }
+    Ok(value)
 }
 
 /// Write any field of the current VMCS.
@@ -253,15 +279,15 @@ pub fn vmread(encoding: u64) -> Result<u64, VmxError> {
 #[inline(always)]
 pub unsafe fn vmwrite(encoding: u64, value: u64) -> Result<(), VmxError> {
     count_access();
-    let (invalid, valid): (u8, u8);
     // Safety: VMWRITE changes only the current VMCS; the caller guarantees
-    // the value is right for the field (see the contract above).
+    // the value is right for the field (see the contract above). A failure
+    // (CF or ZF) branches to the label.
     unsafe {
-        asm!("vmwrite {field}, {value}", "setc {invalid}", "setz {valid}",
+        asm!("vmwrite {field}, {value}", "jbe {fail}",
              field = in(reg) encoding, value = in(reg) value,
-             invalid = out(reg_byte) invalid, valid = out(reg_byte) valid, options(nostack));
+             fail = label { return Err(failure("VMWRITE")) }, options(nostack));
     }
-    check("VMWRITE", invalid, valid)
+    Ok(())
 }
 
 /// The VMCS fields the exit path writes: guest state whose value cannot
@@ -314,14 +340,14 @@ pub fn write_guest(field: GuestField, value: u64) -> Result<(), VmxError> {
 #[inline(always)]
 unsafe fn vmptrld(region: PhysAddr) -> Result<(), VmxError> {
     let address = region.get();
-    let (invalid, valid): (u8, u8);
     // Safety: the caller guarantees `region` is a VMCS region (contract).
+    // A failure (CF or ZF) branches to the label.
     unsafe {
-        asm!("vmptrld [{address}]", "setc {invalid}", "setz {valid}",
-             address = in(reg) &address, invalid = out(reg_byte) invalid,
-             valid = out(reg_byte) valid, options(nostack));
+        asm!("vmptrld [{address}]", "jbe {fail}",
+             address = in(reg) &address,
+             fail = label { return Err(failure("VMPTRLD")) }, options(nostack));
     }
-    check("VMPTRLD", invalid, valid)
+    Ok(())
 }
 
 /// Clear a VMCS (launch state "clear", contents flushed to memory).

@@ -441,13 +441,14 @@ fn ticks_for(policy: &Policy, cycles: u128) -> u128 {
 rule! {
     /// A minor frame lasts at least twice its entry pad: its subject starts
     /// the pad after the boundary, and the rest of the frame is at least as
-    /// long. The pad is 560 cycles (the least 1120 TSC cycles) where
+    /// long. The pad is 350 cycles (the least 700 TSC cycles) where
     /// neither the frame nor the one before it on its CPU belongs to a
     /// partition with a VM and no barrier with other CPUs begins it; else
     /// 610 cycles (the least 1220 TSC cycles). A frame of a partition with
     /// a VM, and every frame in a system whose kernel takes interrupts in
     /// root mode (an `ipi` event, a granted device interrupt, an IOMMU),
-    /// gets 450 cycles more for the take and the entry's own work: 1010 and
+    /// takes those no earlier than 560 cycles after the boundary and gets
+    /// 450 cycles more for the take and the entry's own work: 1010 and
     /// 1060, the least 2020 and 2120.
     MINOR_FRAME_UNUSABLE = "scheduling-minor-frame-unusable" in Scheduling;
     fn minor_frame_unusable(policy, out) {
@@ -476,9 +477,9 @@ rule! {
 
 rule! {
     /// Warning: a minor frame lasts at least ten times its entry pad, so the
-    /// switch into it takes at most a tenth of it: 5600 TSC cycles where the
-    /// pad is 560, 6100 where it is 610, 10100 and 10600 with the 450 cycles
-    /// for the take and the entry's own work (see
+    /// switch into it takes at most a tenth of it: 3500 TSC cycles where the
+    /// pad is 350, 6100 where it is 610, 10100 and 10600 with the take and
+    /// the entry's own work (see
     /// `scheduling-minor-frame-unusable`).
     MINOR_FRAME_SHORT = "scheduling-minor-frame-short" in Scheduling;
     fn minor_frame_short(policy, out) {
