@@ -299,6 +299,9 @@ pub(super) fn run_due(cpu: &mut CpuCore) {
 /// dropped from a full ring.
 pub(super) fn before_stop(cpu: &mut CpuCore) {
     take_and_write(cpu, |_, _| true);
+    if cpu.number.get() == 0 {
+        super::vtd::print_held(usize::MAX);
+    }
     crate::console::drain();
 }
 

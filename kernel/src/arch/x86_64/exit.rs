@@ -1304,12 +1304,25 @@ fn idle(cpu: &mut CpuCore) -> (Decision, Option<TscCycles>) {
         if rdtsc().get().saturating_add(PUMP_BUDGET.get()) <= deadline.get() {
             crate::console::pump();
         }
+        // A VT-d fault's line, held since its event (`vtd::take_faults`):
+        // the boot CPU's idle time, one line where it fits.
+        if cpu.number.get() == 0
+            && super::vtd::holds_faults()
+            && rdtsc().get().saturating_add(VTD_LINE_BUDGET) <= deadline.get()
+        {
+            super::vtd::print_held(1);
+        }
         cpu::pause();
     }
     frame_ending(cpu);
     let decision = cpu.scheduler.on_frame_end(rdtsc());
     (decision, Some(deadline))
 }
+
+/// Most TSC ticks one VT-d fault line takes to format into the console's
+/// ring (a fault line of the same kind took 3110 in Bochs, `deferred`'s
+/// `LINES_BUDGET` holds four such), with margin.
+const VTD_LINE_BUDGET: u64 = 6000;
 
 /// Make `subject` the loaded one: save the FPU state, CR2 and
 /// KERNEL_GS_BASE of the previous one, load its VMCS and that state, and

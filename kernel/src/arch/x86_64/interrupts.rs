@@ -206,7 +206,8 @@ pub fn acknowledge() -> Option<SubjectId> {
 pub fn route(vector: u8) -> Option<SubjectId> {
     let mut owner = None;
     if vtd::is_fault_event(vector) {
-        super::vtd::report_faults();
+        // Read and cleared here, printed in idle time (`vtd::print_held`).
+        super::vtd::take_faults();
     } else if let Acknowledge::Routed { owner: to, mask } =
         INTERRUPTS.on_device_interrupt(&PENDING, Vector(vector))
     {

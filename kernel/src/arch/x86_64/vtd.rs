@@ -22,15 +22,22 @@
 //! Faults while subjects run: once the boot CPU's local APIC is in x2APIC
 //! mode (`interrupts::init_cpu`), [`unmask_fault_events`] lets every unit
 //! signal a new fault at vector 253 (`vtd::FAULT_EVENT_VECTOR`); it arrives
-//! as an external-interrupt exit of whatever subject runs on the boot CPU,
-//! and `interrupts::acknowledge` calls [`report_faults`] before the
-//! end-of-interrupt. The cost falls on that subject's frame (one exit and
-//! a few uncached register reads per fault), as for any interrupt.
+//! as an external-interrupt exit of whatever subject runs on the boot CPU
+//! (or is taken in root mode before an entry), and `interrupts::route`
+//! calls [`take_faults`] before the end-of-interrupt: the records are read,
+//! cleared and held ([`HELD`], a few uncached register reads per record),
+//! not formatted. Formatting a line costs about 2000 ticks; done there, at
+//! a deadline or at the take before an entry, it ran past the deadline or
+//! the lead, and a DMA-capable driver could time its faults to move its
+//! neighbour's first instruction. The held records are printed in the
+//! boot CPU's idle time where the line fits before the deadline
+//! ([`print_held`], from the idle loop) and before the machine stops.
 //!
 //! The register pages are identity-mapped uncached in the kernel's page
 //! tables by the composer; every access below stays inside the page.
 
 use core::fmt;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use septum_kerncore::vtd::{
     self, CCMD, CCMD_BUSY, CCMD_GLOBAL_INVALIDATE, Command, FAULT_EVENT_VECTOR, FAULT_RECORD_CLEAR,
@@ -165,7 +172,10 @@ fn enable_unit(spec: &IommuSpec) -> Result<(), VtdError> {
     let unit = Unit::new(spec);
     vtd::check_unit(spec, unit.read64(vtd::CAP), unit.read64(vtd::ECAP)).map_err(VtdError::Unit)?;
     unit.write32(FECTL, FECTL_MASK);
+    // What firmware left, printed at once (the console is synchronous at
+    // boot).
     clear_faults(&unit, spec);
+    print_held(usize::MAX);
     let (address, upper) = vtd::fault_event_address(super::smp::apic_id(CpuNumber::BOOT));
     unit.write32(FEDATA, u32::from(FAULT_EVENT_VECTOR));
     unit.write32(FEADDR, address);
@@ -202,20 +212,32 @@ fn clear_faults(unit: &Unit, spec: &IommuSpec) -> usize {
         };
         let high_offset = offset.saturating_add(8);
         let (low, high) = (unit.read64(offset), unit.read64(high_offset));
-        if let Some(fault) = Fault::decode(low, high) {
+        if Fault::decode(low, high).is_some() {
             found = found.saturating_add(1);
-            crate::kprintln!(
-                "septum: {}",
-                FaultReport {
-                    fault,
-                    device: VTD.device_name(fault.source),
-                }
-            );
+            hold(low, high);
             unit.write64(high_offset, FAULT_RECORD_CLEAR);
         }
     }
     unit.write32(FSTS, FSTS_CLEAR);
     found
+}
+
+/// Keep one fault record for [`print_held`], or count it as lost.
+fn hold(low: u64, high: u64) {
+    let at = HELD_COUNT.load(Ordering::Relaxed);
+    match (
+        HELD.get(at.saturating_mul(2)),
+        HELD.get(at.saturating_mul(2).saturating_add(1)),
+    ) {
+        (Some(low_word), Some(high_word)) => {
+            low_word.store(low, Ordering::Relaxed);
+            high_word.store(high, Ordering::Relaxed);
+            HELD_COUNT.store(at.saturating_add(1), Ordering::Relaxed);
+        }
+        _ => {
+            HELD_LOST.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Let every unit signal new faults (at [`FAULT_EVENT_VECTOR`], to the
@@ -228,11 +250,37 @@ pub fn unmask_fault_events() {
     }
 }
 
-/// Prints and clears every recorded fault of every unit; returns how many
-/// there were. A normal boot reports what firmware left (in [`enable`]);
-/// while subjects run, the fault event's exit calls this
-/// (`interrupts::acknowledge`); the probe calls it directly.
+/// Prints and clears every recorded fault of every unit, with those held
+/// before ([`take_faults`]); returns how many it printed. A normal boot
+/// reports what firmware left (in [`enable`]: [`take_faults`]'s part and
+/// [`print_held`]); the probe calls it directly.
+#[cfg_attr(
+    not(feature = "vtd-probe"),
+    allow(dead_code, reason = "used by the probe")
+)]
 pub fn report_faults() -> usize {
+    take_faults();
+    print_held(usize::MAX)
+}
+
+/// Records taken from the units and not yet printed, at most
+/// [`HELD_RECORDS`] (two words each: the record's low and high 64 bits),
+/// written and read only on the boot CPU (its fault event's vector, its
+/// idle loop, its stop); [`HELD_COUNT`] says how many are valid and
+/// [`HELD_LOST`] how many more did not fit.
+static HELD: [AtomicU64; 2 * HELD_RECORDS] = [const { AtomicU64::new(0) }; 2 * HELD_RECORDS];
+/// See [`HELD`].
+static HELD_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// See [`HELD`].
+static HELD_LOST: AtomicUsize = AtomicUsize::new(0);
+/// Fault records held at most between two prints.
+const HELD_RECORDS: usize = 16;
+
+/// Reads and clears every recorded fault of every unit into [`HELD`],
+/// without formatting anything: the interrupt path's part (a status read
+/// per unit, two reads and a clear per record); returns how many there
+/// were.
+pub fn take_faults() -> usize {
     VTD.iommus
         .iter()
         .map(|spec| {
@@ -244,6 +292,48 @@ pub fn report_faults() -> usize {
             }
         })
         .fold(0, usize::saturating_add)
+}
+
+/// Whether fault records wait to be printed ([`print_held`]).
+pub fn holds_faults() -> bool {
+    HELD_COUNT.load(Ordering::Relaxed) != 0 || HELD_LOST.load(Ordering::Relaxed) != 0
+}
+
+/// Prints at most `records` of the held fault records, oldest first, and
+/// forgets them (once none is left, also how many did not fit); returns
+/// how many it printed.
+pub fn print_held(records: usize) -> usize {
+    let word = |at: usize| HELD.get(at).map_or(0, |w| w.load(Ordering::Relaxed));
+    let count = HELD_COUNT.load(Ordering::Relaxed).min(HELD_RECORDS);
+    let printed = count.min(records);
+    for record in 0..printed {
+        let low = word(record.saturating_mul(2));
+        let high = word(record.saturating_mul(2).saturating_add(1));
+        if let Some(fault) = Fault::decode(low, high) {
+            crate::kprintln!(
+                "septum: {}",
+                FaultReport {
+                    fault,
+                    device: VTD.device_name(fault.source),
+                }
+            );
+        }
+    }
+    // The rest moves to the front, in order.
+    for at in 0..count.saturating_sub(printed).saturating_mul(2) {
+        let value = word(at.saturating_add(printed.saturating_mul(2)));
+        if let Some(slot) = HELD.get(at) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+    HELD_COUNT.store(count.saturating_sub(printed), Ordering::Relaxed);
+    if printed == count {
+        let lost = HELD_LOST.swap(0, Ordering::Relaxed);
+        if lost != 0 {
+            crate::kprintln!("septum: vtd fault: {lost} more fault record(s) not shown");
+        }
+    }
+    printed
 }
 
 /// The global status register of unit `index` (for the probe's report).
