@@ -1493,12 +1493,14 @@ fn arm_timer(cpu: &mut CpuCore) {
 /// starts the VMX-preemption timer: the spin's evening ladder and jump (9
 /// ticks, see `septum_vmx_enter_padded`), then the flag's test, three
 /// loads, the branch and VMRESUME (6; the other twelve pops came before
-/// the spin), where one tick is one instruction, as in Bochs; 16, not the
-/// 15 these add up to, by measurement: `silence_vm`'s VM observer, whose
-/// six-instruction loop is cut at the same instruction every frame only
-/// when its frames have the same length, reads all-zero deltas with 16
-/// (as with session 11's stub and its 28), `ffff ... 0005` with 15 and
-/// `fffe ... 0004` with 14 (its frame one and two ticks longer).
+/// the spin), where one tick is one instruction, as in Bochs. 16, not the
+/// 15 these add up to: `silence_vm`'s VM observer, whose six-instruction
+/// loop is cut at the same instruction every frame only when its frame
+/// keeps the length it had with session 11's stub (and that stub's 28),
+/// reads all-zero deltas with 16, `ffff ... 0005` with 15 and `fffe ...
+/// 0004` with 14. So one of the two counts is one off; the observer only
+/// sees the frame's length modulo its loop (with its pad changed, none of
+/// 15 to 17 reads zeros), so the exact value is known to within that.
 const PADDED_ENTRY_LATENCY: u64 = 16;
 
 /// Write the VMX-preemption timer of the padded entry, counted from
