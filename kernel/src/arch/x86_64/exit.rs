@@ -1182,18 +1182,20 @@ fn pump_until(cpu: &CpuCore, until: u64, after: u64) {
     let _ = cpu;
 }
 
-/// What `console::pump_at_most` takes at most besides its bytes (the
-/// call, the lock, the ring's positions, the status read, the unlock,
-/// the return), in TSC ticks, with margin (142 measured for 16 bytes,
-/// `PUMP_BUDGET`, is about 20 plus 7.6 per byte).
+/// What `console::pump_at_most` takes at most besides its bytes, from the
+/// TSC read that sizes it: the arithmetic and the call (about 10), the
+/// lock, the ring's positions, the status read, the unlock and the return
+/// (24 instructions in the release build's code, `objdump -d`), with
+/// margin.
 const PUMP_FIXED: u64 = 40;
 
-/// What `console::pump_at_most` takes per byte at most (a ring load and
-/// a port write in a loop), with margin.
+/// What `console::pump_at_most` takes per byte at most (its loop: a ring
+/// load and a port write, 7 instructions), with margin.
 const PUMP_PER_BYTE: u64 = 10;
 
 /// The padded entry's path after its pump up to the spin: the call and
-/// the stub's twelve pops before it (about 17 instructions), with margin.
+/// the stub's work before it, the twelve pops among it (19
+/// instructions), with margin.
 const PUMP_BEFORE_ENTRY: u64 = 25;
 
 /// The path after the pump up to the take's spin (the call), with margin.
