@@ -65,7 +65,8 @@ pub const INTERRUPT_TAKE_EARLIEST: TscCycles = TscCycles(560);
 /// with `count-transition` the longest transition of any of them is ready
 /// 340 ticks after the boundary, probe marks included. 350 keeps about 30
 /// over the longest measured without the probe, and makes the minor-frame
-/// switch 380 ticks (`cargo xtask bench`).
+/// switch 380 ticks (`cargo xtask bench`). A major frame's last frame on
+/// each CPU gets [`CONSOLE_SLOT`] on top ([`Boundary::base_pad`]).
 pub const LEAN_ENTRY_PAD: TscCycles = TscCycles(350);
 
 /// What the kernel's work after a minor-frame boundary can depend on,
@@ -83,7 +84,22 @@ pub struct Boundary {
     /// The partition that begins here has a VM subject (its entry work:
     /// injections, its local APIC timer, a halted VM's sleep).
     pub vm_after: bool,
+    /// The last minor frame of its major frame on this CPU begins here:
+    /// a lean pad gets [`CONSOLE_SLOT`] more, so that kernel lines reach
+    /// the UART at least once per major frame and CPU even when no
+    /// partition ever idles.
+    pub console: bool,
 }
+
+/// TSC cycles added to the lean pad of one boundary per major frame and
+/// CPU ([`Boundary::console`]): room for the console pump to move a
+/// FIFO's worth of kernel output (16 bytes: about 140 ticks with the
+/// entry's path after it, `exit::pump_until`) after the longest lean
+/// transition. The lean pad alone leaves the pump nothing after the
+/// longest transitions (session 12), and a system whose CPUs never idle
+/// then held its fault and restart lines until the machine stopped.
+/// Static, from the plan alone, so it tells a subject nothing.
+pub const CONSOLE_SLOT: TscCycles = TscCycles(200);
 
 impl Boundary {
     /// Whether the lean pad covers this boundary.
@@ -94,10 +110,12 @@ impl Boundary {
     /// The pad before the take ([`INTERRUPT_TAKE_LEAD`]): the time the
     /// transition may take at this boundary, whatever came before it.
     pub const fn base_pad(self) -> TscCycles {
-        if self.is_lean() {
-            LEAN_ENTRY_PAD
-        } else {
+        if !self.is_lean() {
             FRAME_ENTRY_PAD
+        } else if self.console {
+            TscCycles(LEAN_ENTRY_PAD.0 + CONSOLE_SLOT.0)
+        } else {
+            LEAN_ENTRY_PAD
         }
     }
 }

@@ -27,6 +27,9 @@ pub type PlanCpus = Vec<(u32, Vec<usize>)>;
 /// longer pad is always safe); called once or twice per frame, so it
 /// should not walk the policy. Linear in the number of frames.
 ///
+/// The last frame of each CPU's frames in a plan gets the console slot
+/// (`Boundary::console`).
+///
 /// A major frame's first frame is a barrier when any plan has frames on
 /// more than one CPU (the kernel's barrier waits for every plan CPU); what
 /// runs before it is the last frame on the same CPU of any plan, because a
@@ -49,6 +52,7 @@ pub fn boundaries(plans: &[PlanCpus], has_vm: impl Fn(usize) -> bool) -> Vec<Vec
             plan.iter()
                 .map(|(cpu, frames)| {
                     let mut before = vm_last.contains(cpu);
+                    let last = frames.len().saturating_sub(1);
                     frames
                         .iter()
                         .enumerate()
@@ -58,6 +62,7 @@ pub fn boundaries(plans: &[PlanCpus], has_vm: impl Fn(usize) -> bool) -> Vec<Vec
                                 barrier: minor == 0 && several_cpus,
                                 vm_before: before,
                                 vm_after: after,
+                                console: minor == last,
                             };
                             before = after;
                             boundary
@@ -132,6 +137,31 @@ mod tests {
 
     fn lean(b: &Boundary) -> bool {
         b.is_lean()
+    }
+
+    #[test]
+    fn the_last_frame_of_each_cpu_gets_the_console_slot() {
+        let plans = vec![
+            vec![(0, vec![NATIVE, NATIVE_2, NATIVE]), (1, vec![NATIVE_2])],
+            vec![(0, vec![NATIVE])],
+        ];
+        let b = boundaries(&plans, has_vm);
+        let console: Vec<Vec<Vec<bool>>> = b
+            .iter()
+            .map(|plan| {
+                plan.iter()
+                    .map(|cpu| cpu.iter().map(|boundary| boundary.console).collect())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            console,
+            vec![vec![vec![false, false, true], vec![true]], vec![vec![true]]]
+        );
+        let lean = septum_abi::timing::LEAN_ENTRY_PAD;
+        let slot = septum_abi::timing::CONSOLE_SLOT;
+        assert_eq!(b[0][0][1].base_pad(), lean);
+        assert_eq!(b[0][0][2].base_pad().0, lean.0 + slot.0);
     }
 
     #[test]

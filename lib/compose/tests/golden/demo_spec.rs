@@ -96,7 +96,7 @@ pub static SPEC: septum_kerncore::spec::SystemSpec = septum_kerncore::spec::Syst
         septum_kerncore::spec::MajorFrameSpec {
             length: septum_abi::TscCycles(300000),
             cpus: &[
-                &[septum_kerncore::spec::MinorFrameSpec { partition: septum_kerncore::spec::PartitionId(0), end: septum_abi::TscCycles(100000), pad: septum_abi::TscCycles(350), lead: false }, septum_kerncore::spec::MinorFrameSpec { partition: septum_kerncore::spec::PartitionId(1), end: septum_abi::TscCycles(300000), pad: septum_abi::TscCycles(350), lead: false }],
+                &[septum_kerncore::spec::MinorFrameSpec { partition: septum_kerncore::spec::PartitionId(0), end: septum_abi::TscCycles(100000), pad: septum_abi::TscCycles(350), lead: false }, septum_kerncore::spec::MinorFrameSpec { partition: septum_kerncore::spec::PartitionId(1), end: septum_abi::TscCycles(300000), pad: septum_abi::TscCycles(550), lead: false }],
             ],
         },
     ],

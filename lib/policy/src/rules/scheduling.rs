@@ -443,8 +443,10 @@ rule! {
     /// the pad after the boundary, and the rest of the frame is at least as
     /// long. The pad is 350 cycles (the least 700 TSC cycles) where
     /// neither the frame nor the one before it on its CPU belongs to a
-    /// partition with a VM and no barrier with other CPUs begins it; else
-    /// 610 cycles (the least 1220 TSC cycles). A frame of a partition with
+    /// partition with a VM and no barrier with other CPUs begins it, and
+    /// 550 cycles (the least 1100 TSC cycles) if such a frame is the last
+    /// of its major frame on its CPU (room for the kernel's console
+    /// output); else 610 cycles (the least 1220 TSC cycles). A frame of a partition with
     /// a VM, and every frame in a system whose kernel takes interrupts in
     /// root mode (an `ipi` event, a granted device interrupt, an IOMMU),
     /// takes those no earlier than 560 cycles after the boundary and gets
@@ -478,8 +480,8 @@ rule! {
 rule! {
     /// Warning: a minor frame lasts at least ten times its entry pad, so the
     /// switch into it takes at most a tenth of it: 3500 TSC cycles where the
-    /// pad is 350, 6100 where it is 610, 10100 and 10600 with the take and
-    /// the entry's own work (see
+    /// pad is 350, 5500 where it is 550, 6100 where it is 610, 10100 and
+    /// 10600 with the take and the entry's own work (see
     /// `scheduling-minor-frame-unusable`).
     MINOR_FRAME_SHORT = "scheduling-minor-frame-short" in Scheduling;
     fn minor_frame_short(policy, out) {
@@ -671,7 +673,8 @@ rule! {
 
 #[cfg(test)]
 mod tests {
-    use septum_abi::timing::{FRAME_ENTRY_PAD, LEAN_ENTRY_PAD, entry_pad};
+    use septum_abi::TscCycles;
+    use septum_abi::timing::{CONSOLE_SLOT, FRAME_ENTRY_PAD, LEAN_ENTRY_PAD, entry_pad};
 
     use super::*;
 
@@ -682,7 +685,8 @@ mod tests {
     fn frame_length_docs_give_the_thresholds_of_the_pads() {
         let unusable = MINOR_FRAME_UNUSABLE.doc;
         let short = MINOR_FRAME_SHORT.doc;
-        for base in [LEAN_ENTRY_PAD, FRAME_ENTRY_PAD] {
+        let console = TscCycles(LEAN_ENTRY_PAD.0 + CONSOLE_SLOT.0);
+        for base in [LEAN_ENTRY_PAD, console, FRAME_ENTRY_PAD] {
             let plain = limits_for_pad(u128::from(base.0));
             let takes = limits_for_pad(u128::from(entry_pad(base, true).0));
             for (doc, text) in [
