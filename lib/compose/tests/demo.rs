@@ -549,7 +549,11 @@ fn composed_directory_round_trips() {
     let lean = septum_abi::timing::LEAN_ENTRY_PAD.get();
     let slot = septum_abi::timing::CONSOLE_SLOT.get();
     for (index, frame) in frames.iter().enumerate() {
-        let expected = if index + 1 == frames.len() { lean + slot } else { lean };
+        let expected = if index + 1 == frames.len() {
+            lean + slot
+        } else {
+            lean
+        };
         assert_eq!(frame["entry_pad_cycles"], expected, "frame {index}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
