@@ -86,6 +86,7 @@ fn main(info: Info<'static>) -> ! {
         Some(uart) => observe(&info, uart),
         None if info.name() == "restarter" => restarter(&info),
         None if info.name() == "resetter" => resetter(&info),
+        None if info.name() == "busy_resetter" => busy_resetter(&info),
         None if info.name().starts_with("switch_") => switcher(&info),
         None if info.name() == "exits" => exits(&info),
         None if info.name() == "exits_monitor" => exits_monitor(&info),
@@ -208,6 +209,40 @@ fn resetter(info: &Info<'static>) -> ! {
         end = until_next_frame(|| {});
     }
 }
+
+/// The `console_busy` subject: raises its `reset` event (a `<reset/>`
+/// target event of `idler`) in every tenth frame, [`BUSY_RESETS`] times,
+/// spinning otherwise (neither it nor the idler ever idles), then powers
+/// the system off. Each reset makes the kernel write about 135 bytes of
+/// lines (the reset, the re-initialisation): more than the console's
+/// ring holds in all, at about 13 bytes per major frame, which only the
+/// console slot at the major frame's last boundary moves to the UART
+/// (docs/kernel.md, "Pads after a leaner switch (session 12)").
+fn busy_resetter(info: &Info<'static>) -> ! {
+    let period = info.major_frame_cycles().map_or(1, |p| p.get().max(1));
+    let reset = info.source_event("reset");
+    let kernel = info.kernel();
+    let mut resets = 0u32;
+    let mut end = until_next_frame(|| {});
+    while resets < BUSY_RESETS {
+        if (end / period).is_multiple_of(10) {
+            if let Some(event) = reset {
+                raise(event);
+            }
+            resets = resets.saturating_add(1);
+        }
+        end = until_next_frame(|| {});
+    }
+    let _ = kernel.poweroff();
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Resets `busy_resetter` raises: about 135 bytes of kernel lines each,
+/// so 80 of them (10800 bytes) overflow the console's 8 KiB ring unless
+/// the console drains while the system runs.
+const BUSY_RESETS: u32 = 80;
 
 /// The `silence_restart` subject: every life prints its first TSC read
 /// modulo the major frame, then faults, and the kernel restarts it in its
