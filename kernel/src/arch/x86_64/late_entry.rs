@@ -253,10 +253,8 @@ pub(super) fn leave(cpu: &mut CpuCore) -> Option<TscCycles> {
 /// later one may be left again.
 #[inline(always)]
 pub(super) fn handled(cpu: &CpuCore, basic: u16) {
-    if instruction_exit(basic)
-        && let Some(left) = cpu.loaded.and_then(|vmcs| LEFT.get(vmcs.id().index()))
-    {
-        left.store(false, Ordering::Relaxed);
+    if instruction_exit(basic) {
+        handled_any(cpu);
     }
 }
 

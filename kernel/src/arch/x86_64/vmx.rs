@@ -209,15 +209,21 @@ fn check(instruction: &'static str, failed_invalid: u8, failed_valid: u8) -> Res
 
 /// The VM-instruction error field of the current VMCS (0 if unreadable).
 pub fn instruction_error() -> u64 {
+    read_instruction_error().unwrap_or(0)
+}
+
+/// The VM-instruction error field of the current VMCS; `None` if it
+/// cannot be read (no current VMCS).
+fn read_instruction_error() -> Option<u64> {
     let value: u64;
     let failed: u8;
     // Safety: VMREAD of a read-only field only reads the current VMCS.
     unsafe {
-        asm!("vmread {value}, {field}", "setna {failed}",
+        asm!("vmread {value}, {field}", "setbe {failed}",
              field = in(reg) field::VM_INSTRUCTION_ERROR, value = out(reg) value,
              failed = out(reg_byte) failed, options(nostack));
     }
-    if failed != 0 { 0 } else { value }
+    (failed == 0).then_some(value)
 }
 
 /// The error of a VMREAD, VMWRITE or VMPTRLD that failed (CF or ZF set,
@@ -229,17 +235,9 @@ pub fn instruction_error() -> u64 {
 #[cold]
 #[inline(never)]
 fn failure(instruction: &'static str) -> VmxError {
-    let value: u64;
-    let failed: u8;
-    // Safety: VMREAD of a read-only field only reads the current VMCS.
-    unsafe {
-        asm!("vmread {value}, {field}", "setbe {failed}",
-             field = in(reg) field::VM_INSTRUCTION_ERROR, value = out(reg) value,
-             failed = out(reg_byte) failed, options(nostack));
-    }
     VmxError {
         instruction,
-        error: (failed == 0).then_some(value),
+        error: read_instruction_error(),
     }
 }
 
